@@ -1,0 +1,81 @@
+/*
+ * mtad.h - the daemon's public interface: configuration and logging.
+ *
+ * Every other part of mtad (smtp/, queue/, the mtaq tool) reads its
+ * settings from struct mtad_config and logs through mtad_log(). The
+ * configuration parser itself is pure: it turns text into a struct and
+ * an error message naming file:line, and does no I/O beyond reading the
+ * file in mtad_config_load().
+ */
+#ifndef MTAD_MTAD_H
+#define MTAD_MTAD_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MTAD_VERSION "0.1"
+#define MTAD_MAX_LISTEN 16
+#define MTAD_HOSTNAME_MAX 255
+#define MTAD_PATH_MAX 1024
+
+/* One `listen = ADDRESS:PORT` entry. */
+struct mtad_listen {
+	char address[64];	/* numeric IPv4 or IPv6 address, no brackets */
+	int port;
+	int line;		/* where it was configured, for messages */
+};
+
+/*
+ * All settings. Each one is declared once, with its default, in the
+ * parameter table in mtad/config.c; `mtad -n` prints those that differ.
+ */
+struct mtad_config {
+	char hostname[MTAD_HOSTNAME_MAX + 1];
+	char spool_directory[MTAD_PATH_MAX];
+	struct mtad_listen listen[MTAD_MAX_LISTEN];
+	size_t nlisten;
+
+	uint64_t message_size_limit;	/* bytes; SIZE in EHLO */
+	unsigned max_recipients;	/* per message */
+	unsigned max_errors;		/* per session, then 421 */
+	unsigned max_connections;	/* whole server */
+	unsigned max_connections_per_ip;
+	unsigned command_timeout;	/* seconds idle waiting for a command */
+	unsigned data_timeout;		/* seconds idle inside DATA */
+
+	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
+	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */
+	unsigned checkpoint_interval;	/* seconds between txn checkpoints */
+};
+
+/* Fills in every default. The hostname default is the machine's FQDN. */
+void mtad_config_defaults(struct mtad_config *cfg);
+
+/*
+ * Parses configuration text on top of what is in cfg (call defaults
+ * first). On error returns -1 and writes "file:line: what" into err.
+ */
+int mtad_config_parse(struct mtad_config *cfg, const char *text, size_t len,
+		      const char *filename, char *err, size_t errlen);
+
+/* Reads and parses a file; defaults are applied first. */
+int mtad_config_load(struct mtad_config *cfg, const char *path,
+		     char *err, size_t errlen);
+
+/* Prints `key = value` for each setting that differs from its default. */
+void mtad_config_print_nondefault(const struct mtad_config *cfg, FILE *out);
+
+/*
+ * Logging: one line per event, Postfix-shaped, to stderr:
+ *   Nov 27 08:17:47 mtad[1234]: warning: ...
+ * Safe from any thread: each line is one write(2).
+ */
+enum mtad_log_level { MTAD_LOG_INFO, MTAD_LOG_WARNING, MTAD_LOG_ERROR };
+
+void mtad_log(enum mtad_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap);
+
+#endif

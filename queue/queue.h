@@ -1,0 +1,189 @@
+/*
+ * queue.h - the Berkeley DB mail queue: message records, queue ids, the
+ * environment, the writer thread that makes messages durable, and the
+ * read/modify calls that mtaq (and later the delivery runner) use.
+ *
+ * Where a message becomes durable: queue/writer.c. A message exists in
+ * the queue exactly when its envelope record is committed; body chunks
+ * are written first, and the envelope's commit plus one log flush shared
+ * by every message finishing at the same time (group commit) is what
+ * `250 Ok: queued as` waits for.
+ */
+#ifndef QUEUE_QUEUE_H
+#define QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+/* ---- queue ids (queue/qid.c) ---- */
+
+/*
+ * A queue id is 14 characters from [0-9A-Z] minus vowels, sortable by
+ * arrival: 7 characters of seconds, 4 of microseconds, 3 of a sequence
+ * number that makes ids from one process unique within a microsecond.
+ */
+#define QUEUE_ID_LEN 14
+
+struct queue_id_gen {
+	int64_t last_sec;
+	int32_t last_usec;
+	uint32_t seq;
+};
+
+/* queue_id_next - writes the next id (NUL-terminated) for time now. */
+void queue_id_next(struct queue_id_gen *gen, int64_t sec, int32_t usec,
+		   char out[QUEUE_ID_LEN + 1]);
+
+/* queue_id_valid - true when s is a well-formed queue id. */
+bool queue_id_valid(const char *s);
+
+/* ---- the message record (queue/record.c) ---- */
+
+#define QUEUE_RECORD_VERSION 1
+
+enum queue_rcpt_state { QUEUE_RCPT_PENDING = 0, QUEUE_RCPT_SENT = 1, QUEUE_RCPT_FAILED = 2 };
+
+struct queue_rcpt {
+	char *addr;
+	enum queue_rcpt_state state;
+	uint32_t attempts;
+	char *last_reply;	/* NULL until a delivery attempt */
+};
+
+/*
+ * The envelope of one queued message. Strings are NUL-terminated copies
+ * owned by the struct (queue_envelope_free releases them); they may hold
+ * any byte but NUL, the record format does not care.
+ */
+struct queue_envelope {
+	uint32_t version;
+	char qid[QUEUE_ID_LEN + 1];
+	int64_t arrival;	/* unix time, seconds */
+	int32_t arrival_usec;
+	char *sender;		/* "" for the null sender */
+	struct queue_rcpt *rcpt;
+	size_t nrcpt;
+	char *client_ip;
+	char *client_name;	/* reverse name or "unknown" */
+	char *helo;
+	char *listener;		/* "127.0.0.1:2525" */
+	char *protocol;		/* "ESMTP", "SMTP" */
+	char *auth_user;	/* NULL when not authenticated */
+	uint64_t size;		/* body bytes as stored */
+	int64_t next_attempt;	/* unix time; 0 = as soon as possible */
+	uint32_t flags;		/* QUEUE_FLAG_* */
+};
+
+#define QUEUE_FLAG_HELD 0x1
+
+/* Releases the strings and recipient array; leaves *env zeroed. */
+void queue_envelope_free(struct queue_envelope *env);
+
+/*
+ * queue_record_encode - serialises env: a version word followed by
+ * tagged, length-prefixed fields (never line-based). Unknown tags are
+ * skipped on decode, so fields can be added without a format break.
+ * Returns a malloc'd buffer and its length, or NULL on out of memory.
+ */
+unsigned char *queue_record_encode(const struct queue_envelope *env, size_t *len);
+
+/*
+ * queue_record_decode - the reverse. Returns 0, or -1 with a reason in
+ * err when the record is damaged (never reads outside buf).
+ */
+int queue_record_decode(const unsigned char *buf, size_t len,
+			struct queue_envelope *env, char *err, size_t errlen);
+
+/* ---- the environment (queue/env.c) ---- */
+
+struct queue;
+
+struct queue_options {
+	const char *spool_directory;
+	uint64_t cache_size;
+	uint64_t log_buffer_size;
+	unsigned checkpoint_interval;	/* seconds */
+};
+
+/*
+ * queue_open - opens (creating when needed) the transactional
+ * environment in the spool directory, running recovery when a process
+ * that used it died. Safe while another process (mtad, mtaq) has it
+ * open. Returns NULL with a message in err.
+ */
+struct queue *queue_open(const struct queue_options *opt, char *err, size_t errlen);
+void queue_close(struct queue *q);
+
+/* ---- writing messages from mtad (queue/writer.c) ---- */
+
+/*
+ * queue_writer_start - starts the writer thread and hooks its
+ * completions into loop. Also removes body chunks left by messages that
+ * were never committed (a crash during DATA). Returns 0 or -1.
+ */
+int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errlen);
+
+/* Stops the thread after the work already submitted is done. */
+void queue_writer_stop(struct queue *q);
+
+struct queue_incoming;
+
+/* Called on the loop thread when a commit finished: status 0 = durable. */
+typedef void (*queue_commit_cb)(void *arg, int status, const char *errmsg);
+
+/* Called on the loop thread when an incoming message can take more data. */
+typedef void (*queue_resume_cb)(void *arg);
+
+/* Starts a new message with the given id. */
+struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
+					  queue_resume_cb resume, void *arg);
+
+/*
+ * queue_incoming_write - appends body bytes. Full chunks go to the
+ * writer thread; returns 1 when the caller should stop reading until the
+ * resume callback runs (bounded memory per message), 0 otherwise, -1 on
+ * out of memory.
+ */
+int queue_incoming_write(struct queue_incoming *in, const void *data, size_t len);
+
+/*
+ * queue_incoming_commit - makes the message durable with envelope env
+ * (copied) and calls cb once the log holding it is flushed to disk, or
+ * failed. The incoming handle is consumed.
+ */
+int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope *env,
+			  queue_commit_cb cb, void *arg);
+
+/* Drops the message and the chunks already written. Consumes the handle. */
+void queue_incoming_abort(struct queue_incoming *in);
+
+/* ---- reading and changing the queue (queue/store.c) ---- */
+
+enum { QUEUE_OK = 0, QUEUE_ERROR = -1, QUEUE_NOTFOUND = -2, QUEUE_DAMAGED = -3 };
+
+/*
+ * queue_foreach - calls fn for every message in id (= arrival) order.
+ * A damaged record is passed with env == NULL and its id, so callers
+ * can report it and go on. fn returns non-zero to stop.
+ */
+typedef int (*queue_foreach_fn)(const char *qid, const struct queue_envelope *env,
+				void *arg);
+int queue_foreach(struct queue *q, queue_foreach_fn fn, void *arg);
+
+int queue_get(struct queue *q, const char *qid, struct queue_envelope *env);
+
+/* Writes the message body to out. */
+int queue_body_write(struct queue *q, const char *qid, FILE *out);
+
+/* Deletes envelope and body in one transaction. */
+int queue_delete(struct queue *q, const char *qid);
+
+/* Last error text from a failing call, for messages. */
+const char *queue_strerror(struct queue *q);
+
+#endif

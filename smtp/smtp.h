@@ -1,0 +1,133 @@
+/*
+ * smtp.h - the SMTP protocol: command parser, DATA decoder, and the
+ * server session state machine.
+ *
+ * The parsers and the decoder are pure functions over bytes (no I/O,
+ * no allocation) so they can be unit-tested and fuzzed. The session is
+ * driven by a transport (mtad/listen.c, later tls/) through
+ * smtp_session_inbuf()/smtp_session_received() and writes its replies
+ * through struct smtp_io; it never touches a socket itself.
+ */
+#ifndef SMTP_SMTP_H
+#define SMTP_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* RFC 5321 §4.5.3.1 limits. */
+#define SMTP_COMMAND_MAX 512	/* command line including CRLF */
+#define SMTP_PATH_MAX 256	/* path including < > */
+#define SMTP_DOMAIN_MAX 255
+#define SMTP_LOCAL_MAX 64
+
+/* ---- command parser (smtp/command.c) ---- */
+
+enum smtp_verb {
+	SMTP_UNKNOWN = 0,
+	SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
+	SMTP_NOOP, SMTP_QUIT, SMTP_HELP, SMTP_VRFY, SMTP_EXPN,
+	SMTP_STARTTLS, SMTP_AUTH,
+};
+
+struct smtp_command {
+	enum smtp_verb verb;
+	const char *arg;	/* points into the line, after the verb and its space(s) */
+	size_t arglen;		/* trailing spaces removed */
+};
+
+/*
+ * smtp_command_parse - splits one command line (CRLF already removed)
+ * into verb and argument. Verbs are case-insensitive. MAIL and RCPT
+ * are recognised as "MAIL FROM:" and "RCPT TO:" and arg then starts
+ * after the colon. Returns 0, or -1 when the line holds a NUL or
+ * another control character (the caller replies 500 5.5.2).
+ */
+int smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd);
+
+/* Text of a verb for logs ("MAIL", "unknown"). */
+const char *smtp_verb_name(enum smtp_verb verb);
+
+enum smtp_body_type { SMTP_BODY_UNSPECIFIED, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+
+struct smtp_path {
+	char addr[SMTP_PATH_MAX];	/* without < >, NUL-terminated; "" for <> */
+	size_t len;
+	bool null_path;			/* MAIL FROM:<> */
+};
+
+struct smtp_mail_params {
+	bool has_size;
+	uint64_t size;
+	enum smtp_body_type body;
+};
+
+/* Result of parsing a MAIL FROM / RCPT TO argument: a full reply. */
+struct smtp_parse_error {
+	int code;		/* 501, 553, 555 ... */
+	const char *enhanced;	/* "5.5.4" */
+	const char *text;	/* human text, no CRLF */
+};
+
+/*
+ * smtp_parse_mail_from / smtp_parse_rcpt_to - parse the argument after
+ * "MAIL FROM:" / "RCPT TO:" (RFC 5321 §4.1.2 path syntax, ESMTP
+ * parameters). Addresses with control characters, spaces outside
+ * quotes, or shell metacharacters in an unquoted local part are
+ * refused. Source routes are accepted and dropped (RFC 5321 C). On
+ * error returns -1 and fills err.
+ */
+int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
+			 struct smtp_mail_params *params,
+			 struct smtp_parse_error *err);
+int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
+		       struct smtp_parse_error *err);
+
+/*
+ * smtp_parse_helo - validates a HELO/EHLO argument: a domain name or an
+ * address literal ([1.2.3.4], [IPv6:...]). Returns 0 or -1.
+ */
+int smtp_parse_helo(const char *arg, size_t len);
+
+/* ---- DATA decoder (smtp/data.c) ---- */
+
+/*
+ * Decodes a DATA stream: removes dot-stuffing and finds the end marker.
+ * Only <CRLF>.<CRLF> ends the message (the CRLF of the DATA command
+ * counts as the first one). A bare LF or bare CR is passed through and
+ * flagged, and is never a line start for dot handling, so no byte
+ * sequence makes two messages out of one (SMTP smuggling). Bytes past
+ * the size limit are consumed and counted but not output.
+ */
+struct smtp_data_decoder {
+	int state;
+	uint64_t limit;		/* max decoded size */
+	uint64_t size;		/* decoded bytes seen (may exceed limit) */
+	size_t line_len;	/* current line, for long-line accounting */
+	size_t longest_line;
+	bool bare_lf, bare_cr, too_big, done;
+};
+
+void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit);
+
+/*
+ * smtp_data_decode - consumes up to inlen bytes. Decoded bytes are
+ * written to out (room for inlen bytes is enough) and counted in
+ * *outlen. Returns the number of input bytes consumed; when the end
+ * marker was consumed dec->done is set and the rest of the input
+ * (pipelined commands) is left for the caller.
+ */
+size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
+			size_t inlen, char *out, size_t *outlen);
+
+/* ---- replies (smtp/reply.c) ---- */
+
+/*
+ * smtp_reply_format - formats "CODE ENH text\r\n" into buf (enhanced
+ * code omitted when NULL). Returns the length, truncating the text to
+ * keep the reply under 512 octets.
+ */
+size_t smtp_reply_format(char *buf, size_t size, int code, const char *enhanced,
+			 const char *text);
+
+#endif
