@@ -1,0 +1,109 @@
+# 10-config.t - `mtad -c FILE -n` checks a configuration: it prints the
+# settings that differ from their defaults and exits 0, or names the
+# file and line of the first error and exits non-zero.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use File::Temp qw(tempdir);
+use MtadTest;
+
+my $dir = tempdir(CLEANUP => 1);
+my $n = 0;
+
+# check(TEXT) - writes TEXT to a new file, runs mtad -n: (rc, out, err, file)
+sub check {
+	my ($text) = @_;
+	my $file = "$dir/mtad" . ++$n . ".conf";
+	open my $fh, '>', $file or die "$file: $!";
+	print $fh $text;
+	close $fh;
+	return (MtadTest::run("$MtadTest::BUILD/mtad", '-c', $file, '-n'), $file);
+}
+
+# ---- a good configuration ----
+
+my ($rc, $out, $err) = check(<<"END");
+# mtad test configuration
+hostname = mx.campus.test
+
+spool_directory = $dir/spool
+listen = 127.0.0.1:2525
+listen = [::1]:2526
+message_size_limit   =   10000
+max_recipients = 5
+# explicitly the default: not printed
+max_errors = 20
+END
+is $rc, 0, 'good config: exit 0' or diag $err;
+is $err, '', 'good config: nothing on stderr';
+my @lines = split /\n/, $out;
+for my $want ('hostname = mx.campus.test', "spool_directory = $dir/spool",
+	      'listen = 127.0.0.1:2525', 'listen = [::1]:2526',
+	      'message_size_limit = 10000', 'max_recipients = 5') {
+	ok((grep { $_ eq $want } @lines), "-n prints '$want'") or diag $out;
+}
+for my $default (qw(max_errors max_connections max_connections_per_ip
+		    command_timeout data_timeout)) {
+	ok(!(grep { /^\Q$default\E\s*=/ } @lines), "-n does not print default $default")
+		or diag $out;
+}
+is scalar(grep { !/^[a-z_]+ = \S/ } @lines), 0, 'every printed line is `key = value`'
+	or diag $out;
+
+# Every setting in mtad.h is a known key.
+($rc, $out, $err) = check(<<"END");
+hostname = mx.campus.test
+spool_directory = $dir/spool
+listen = 127.0.0.1:2525
+message_size_limit = 52428800
+max_recipients = 100
+max_errors = 20
+max_connections = 1000
+max_connections_per_ip = 50
+command_timeout = 300
+data_timeout = 600
+db_cache_size = 16777216
+db_log_buffer_size = 4194304
+checkpoint_interval = 60
+END
+is $rc, 0, 'every documented key is accepted' or diag $err;
+for my $default (qw(message_size_limit max_recipients max_errors max_connections
+		    max_connections_per_ip command_timeout data_timeout)) {
+	unlike $out, qr/^\Q$default\E\s*=/m, "the default value of $default is not printed";
+}
+
+# ---- errors: each names FILE:LINE ----
+
+# [what, configuration text, line of the error]
+my @bad = (
+	['unknown key',                "hostname = a.test\n\n# c\nbogus_key = 1\n",  4],
+	['line without =',             "hostname = a.test\nmax_errors\n",            2],
+	['listen without port',        "listen = 127.0.0.1\n",                       1],
+	['listen port out of range',   "# x\nlisten = 127.0.0.1:70000\n",            2],
+	['listen host name',           "listen = localhost:25\n",                    1],
+	['listen bad IPv4',            "listen = 127.0.0.300:25\n",                  1],
+	['listen unclosed bracket',    "listen = [::1:2525\n",                       1],
+	['listen bad IPv6',            "listen = [::1::2]:2525\n",                   1],
+	['listen empty',               "listen =\n",                                 1],
+	['number with letters',        "\nmax_recipients = abc\n",                   2],
+	['number with suffix garbage', "message_size_limit = 12abc\n",               1],
+	['negative number',            "command_timeout = -5\n",                     1],
+	['number overflow',            "max_connections = 99999999999999999999999\n", 1],
+	['empty number',               "max_errors =\n",                             1],
+);
+for my $case (@bad) {
+	my ($what, $text, $line) = @$case;
+	my ($rc, $out, $err, $file) = check("# $what\n$text");
+	$line++;	# the comment line above
+	isnt $rc, 0, "$what: exit non-zero";
+	like $err, qr/^\Q$file\E:$line: \S/m, "$what: error names $file:$line"
+		or diag "stderr: $err";
+}
+
+($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', "$dir/missing.conf", '-n');
+isnt $rc, 0, 'missing file: exit non-zero';
+like $err, qr/\Q$dir\E\/missing\.conf/, 'missing file: error names the file';
+
+done_testing;

@@ -1,0 +1,439 @@
+# MtadTest - runs one mtad for a black-box test and talks SMTP to it.
+#
+#   my $m = MtadTest->new(max_recipients => 5);   # config, start, wait
+#   my $s = $m->raw;                               # greeting already read
+#   $m->dialog($s, <<'END');                       # a transcript, see dialog()
+#     > EHLO client.example
+#     < 250-mx.campus.test Hello client.example [127.0.0.1]
+#     ...
+#   END
+#   my ($rc, $out, $err) = $m->mtaq('list');
+#
+# Each object owns a temporary directory (mtad.conf, spool/, mtad.log)
+# removed at exit, and one mtad child process that is always stopped by
+# its PID: by stop(), by DESTROY, or by the END block below. Nothing here
+# depends on timing except generous upper bounds for waiting.
+package MtadTest;
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd ();
+use File::Basename ();
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use IO::Socket::IP;
+use Net::SMTP;
+use POSIX qw(:sys_wait_h _exit);
+use Socket qw(IPPROTO_TCP);
+use Time::HiRes qw(sleep time);
+use Test::More ();
+
+# `make check` sets MTAD_BUILD; a bare `prove t/` uses ./build.
+our $BUILD = $ENV{MTAD_BUILD}
+	// Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../build');
+our $START_TIMEOUT = $ENV{MTAD_START_TIMEOUT} || 15;	# seconds
+our $REPLY_TIMEOUT = 60;				# seconds, per reply
+our $QID = qr/[0-9A-Z]{14}/;
+
+my %live;	# objects with a running mtad, for the END block
+
+# free_port(ADDR) - a TCP port nobody listens on now, from the kernel.
+sub free_port {
+	my ($addr) = @_;
+	my $s = IO::Socket::IP->new(LocalHost => $addr // '127.0.0.1',
+				    LocalPort => 0, Listen => 1, ReuseAddr => 1)
+		or croak "cannot bind a free port on " . ($addr // '127.0.0.1') . ": $@";
+	my $port = $s->sockport;
+	close $s;
+	return $port;
+}
+
+# ipv6_loopback - true when ::1 can be bound here.
+sub ipv6_loopback {
+	my $s = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Listen => 1);
+	return defined $s;
+}
+
+# run(ARGV...) - runs a program, returns (exit code, stdout, stderr).
+sub run {
+	my (@argv) = @_;
+	my $dir = tempdir(CLEANUP => 1);
+	my $pid = fork // croak "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>', "$dir/out" or _exit(126);
+		open STDERR, '>', "$dir/err" or _exit(126);
+		exec @argv or _exit(127);
+	}
+	waitpid $pid, 0;
+	my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+	return ($rc, slurp("$dir/out"), slurp("$dir/err"));
+}
+
+sub slurp {
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or return '';
+	local $/;
+	my $text = <$fh>;
+	return $text // '';
+}
+
+# new(%config) - writes mtad.conf and starts mtad. Keys are mtad
+# settings, except: extra (text appended verbatim), listen (array of
+# listen values, replacing the default 127.0.0.1:FREEPORT), start (0 to
+# only write the config).
+sub new {
+	my ($class, %opt) = @_;
+	my $self = bless { owner => $$, pid => undef }, $class;
+	$self->{dir} = tempdir('mtad-test-XXXXXX', TMPDIR => 1,
+			       CLEANUP => !$ENV{MTAD_KEEP});
+	$self->{port} = free_port('127.0.0.1');
+	my $start = delete $opt{start} // 1;
+	my $extra = delete $opt{extra} // '';
+	my $listen = delete $opt{listen} // ["127.0.0.1:$self->{port}"];
+	mkdir $self->spool;
+
+	my $conf = "# written by t/lib/MtadTest.pm\n"
+		. "hostname = mx.campus.test\n"
+		. "spool_directory = " . $self->spool . "\n";
+	$conf .= "listen = $_\n" for @$listen;
+	$conf .= "$_ = $opt{$_}\n" for sort keys %opt;
+	$conf .= $extra;
+	$conf .= "\n" if length $extra && $extra !~ /\n\z/;
+	open my $fh, '>', $self->conf_path or croak "write config: $!";
+	print $fh $conf;
+	close $fh;
+
+	$self->start if $start;
+	return $self;
+}
+
+sub port      { $_[0]{port} }
+sub dir       { $_[0]{dir} }
+sub spool     { "$_[0]{dir}/spool" }
+sub conf_path { "$_[0]{dir}/mtad.conf" }
+sub log_path  { "$_[0]{dir}/mtad.log" }
+sub log_text  { slurp($_[0]->log_path) }
+sub pid       { $_[0]{pid} }
+
+# start - runs mtad and waits until the port answers with a greeting.
+sub start {
+	my ($self) = @_;
+	croak "mtad already running" if $self->{pid};
+	my $pid = fork // croak "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $self->log_path or _exit(126);
+		open STDERR, '>&', \*STDOUT or _exit(126);
+		exec "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
+	}
+	$self->{pid} = $pid;
+	$live{"$self"} = $self;
+
+	my $deadline = time + $START_TIMEOUT;
+	while (time < $deadline) {
+		if (waitpid($pid, WNOHANG) == $pid) {
+			my $st = $?;
+			delete $self->{pid};
+			delete $live{"$self"};
+			$self->_die_with_log("mtad exited during start-up (wait status $st)");
+		}
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+					      PeerPort => $self->{port}, Timeout => 5);
+		if ($s) {
+			# Read the greeting so we know the server serves, and
+			# say goodbye so the connection is gone quickly.
+			my $g = $self->read_reply($s, 10);
+			if (defined $g && $g =~ /^220 /) {
+				print $s "QUIT\r\n";
+				$self->read_reply($s, 10);
+				close $s;
+				return $self;
+			}
+			close $s;
+		}
+		sleep 0.1;
+	}
+	$self->stop;
+	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within ${START_TIMEOUT}s");
+}
+
+sub _die_with_log {
+	my ($self, $what) = @_;
+	my $conf = slurp($self->conf_path);
+	Test::More::diag("$what\n--- mtad.conf\n$conf--- mtad.log\n" . $self->log_text . "---");
+	croak $what;
+}
+
+# stop - SIGTERM, then SIGKILL after a while. Returns the wait status.
+sub stop {
+	my ($self, $grace) = @_;
+	my $pid = $self->{pid} or return;
+	return if $$ != $self->{owner};
+	kill 'TERM', $pid;
+	my $deadline = time + ($grace // 10);
+	while (time < $deadline) {
+		return $self->_reaped if waitpid($pid, WNOHANG) == $pid;
+		sleep 0.05;
+	}
+	Test::More::diag("mtad $pid did not exit after SIGTERM; killing it");
+	kill 'KILL', $pid;
+	waitpid $pid, 0;
+	return $self->_reaped;
+}
+
+# kill9 - SIGKILL now, as a crash would.
+sub kill9 {
+	my ($self) = @_;
+	my $pid = $self->{pid} or return;
+	kill 'KILL', $pid;
+	waitpid $pid, 0;
+	return $self->_reaped;
+}
+
+sub _reaped {
+	my ($self) = @_;
+	my $st = $?;
+	delete $self->{pid};
+	delete $live{"$self"};
+	return $st;
+}
+
+sub restart {
+	my ($self) = @_;
+	$self->stop;
+	return $self->start;
+}
+
+sub DESTROY {
+	my ($self) = @_;
+	local ($?, $@, $!);
+	$self->stop(5) if $self->{pid} && $$ == $self->{owner};
+}
+
+END {
+	local $?;
+	for my $m (values %live) {
+		next if $$ != $m->{owner};
+		my $tb = Test::More->builder;
+		if (!$tb->is_passing) {
+			my @log = split /\n/, $m->log_text;
+			splice @log, 0, @log - 60 if @log > 60;
+			Test::More::diag("--- last lines of mtad.log\n" . join("\n", @log) . "\n---");
+		}
+		$m->stop(5);
+	}
+}
+
+# mtaq(ARGS...) - runs mtaq on this spool: (exit code, stdout, stderr).
+sub mtaq {
+	my ($self, @args) = @_;
+	return run("$BUILD/mtaq", '-c', $self->conf_path, @args);
+}
+
+# queue_ids - the queue ids `mtaq list` shows, in its order.
+sub queue_ids {
+	my ($self) = @_;
+	my ($rc, $out, $err) = $self->mtaq('list');
+	croak "mtaq list failed ($rc): $err" if $rc != 0;
+	return $out =~ /^($QID)\b/mg;
+}
+
+# queue_count - the number `mtaq count` prints.
+sub queue_count {
+	my ($self) = @_;
+	my ($rc, $out, $err) = $self->mtaq('count');
+	croak "mtaq count failed ($rc): $err" if $rc != 0;
+	$out =~ /^\s*(\d+)\s*$/ or croak "mtaq count printed '$out'";
+	return $1;
+}
+
+# ---- talking SMTP ----
+
+# raw(host => ADDR, port => N) - a connected socket with the greeting
+# read. In list context also returns the greeting.
+sub raw {
+	my ($self, %o) = @_;
+	my $host = $o{host} // '127.0.0.1';
+	my $port = $o{port} // $self->{port};
+	my $s = $host =~ /:/
+		? IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Timeout => 30)
+		: IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 30);
+	croak "connect to $host port $port: $@" unless $s;
+	$s->autoflush(1);
+	my $greeting = $self->read_reply($s);
+	return wantarray ? ($s, $greeting) : $s;
+}
+
+# smtp(%opts) - a Net::SMTP client that has said EHLO client.example.
+sub smtp {
+	my ($self, %o) = @_;
+	my $smtp = Net::SMTP->new($o{host} // '127.0.0.1',
+				  Port => $o{port} // $self->{port},
+				  Hello => $o{hello} // 'client.example',
+				  Timeout => $REPLY_TIMEOUT)
+		or croak "Net::SMTP cannot connect: $@";
+	return $smtp;
+}
+
+# send_message($smtp, FROM, [TO...], BODY) - one transaction over a
+# Net::SMTP client. Returns the reply to the end of data as one line
+# ("250 2.0.0 Ok: queued as ...") or the first failing reply.
+sub send_message {
+	my ($self, $smtp, $from, $to, $body) = @_;
+	my $last = sub { $smtp->code . ' ' . join(' ', map { s/\s+\z//r } $smtp->message) };
+	$smtp->mail($from) or return $last->();
+	for my $r (@$to) {
+		$smtp->to($r) or return $last->();
+	}
+	$smtp->data or return $last->();
+	$smtp->datasend($body);
+	$smtp->dataend;
+	return $last->();
+}
+
+# send_bytes($sock, BYTES) - writes everything.
+sub send_bytes {
+	my ($self, $s, $bytes) = @_;
+	local $SIG{PIPE} = 'IGNORE';
+	while (length $bytes) {
+		my $n = syswrite $s, $bytes;
+		return 0 unless defined $n;
+		substr($bytes, 0, $n, '');
+	}
+	return 1;
+}
+
+# send_recv($sock, BYTES) - writes the bytes and reads one reply.
+sub send_recv {
+	my ($self, $s, $bytes) = @_;
+	$self->send_bytes($s, $bytes);
+	return $self->read_reply($s);
+}
+
+# read_line($sock, TIMEOUT) - one line including its CRLF, or what came
+# before EOF, or undef on EOF / timeout. Buffered per socket.
+sub read_line {
+	my ($self, $s, $timeout) = @_;
+	my $buf = \${*$s}{mtad_buf};
+	$$buf //= '';
+	my $deadline = time + ($timeout // $REPLY_TIMEOUT);
+	my $sel = IO::Select->new($s);
+	while ($$buf !~ /\n/) {
+		my $left = $deadline - time;
+		if ($left <= 0) {
+			${*$s}{mtad_why} = 'timeout';
+			return undef;
+		}
+		next unless $sel->can_read($left);
+		my $n = sysread $s, $$buf, 65536, length $$buf;
+		if (!$n) {
+			${*$s}{mtad_why} = defined $n ? 'eof' : "error: $!";
+			return length $$buf ? substr($$buf, 0, length $$buf, '') : undef;
+		}
+	}
+	$$buf =~ s/\A(.*?\n)//s;
+	return $1;
+}
+
+# read_reply($sock, TIMEOUT) - one complete reply ("250-a\r\n250 b\r\n"),
+# or undef when the connection closed or nothing came in time.
+sub read_reply {
+	my ($self, $s, $timeout) = @_;
+	my $reply = '';
+	while (defined(my $line = $self->read_line($s, $timeout))) {
+		$reply .= $line;
+		return $reply if $line =~ /^\d{3}(?: |\r?\n)/ || $line !~ /\n\z/;
+	}
+	return length $reply ? $reply : undef;
+}
+
+# closed($sock) - true when the server closed the connection (waits).
+sub closed {
+	my ($self, $s, $timeout) = @_;
+	my $extra = $self->read_line($s, $timeout // $REPLY_TIMEOUT);
+	return 0 if defined $extra;
+	return (${*$s}{mtad_why} // '') ne 'timeout';
+}
+
+# dialog($sock, SCRIPT) - plays a transcript, one test per reply.
+#
+#   > TEXT      a line sent with CRLF; consecutive > lines go in one write
+#   < TEXT      a reply line expected; `*` matches any text
+#   <~ REGEX    a reply line matching a Perl regex
+#   < [closed]  the server closes the connection
+#   # ...       a comment
+#
+# Expected lines group into replies the way SMTP does: `250-` continues,
+# `250 ` ends. Returns the replies received, in order.
+sub dialog {
+	my ($self, $s, $script) = @_;
+	my (@out, @expect, @replies);
+	my $last_sent = '(greeting)';
+	my $flush_out = sub {
+		return unless @out;
+		$self->send_bytes($s, join('', map { "$_\r\n" } @out));
+		$last_sent = $out[-1];
+		$last_sent = substr($last_sent, 0, 40) . '...' if length $last_sent > 43;
+		@out = ();
+	};
+	my $check = sub {
+		while (@expect) {
+			my @group;
+			while (@expect) {
+				my $e = shift @expect;
+				push @group, $e;
+				last unless $e->[0] eq '<' && $e->[1] =~ /^\d{3}-/;
+			}
+			push @replies, $self->_expect_reply($s, \@group, $last_sent);
+		}
+	};
+	for my $line (split /\n/, $script) {
+		$line =~ s/^\s+//;
+		next if $line eq '' || $line =~ /^#/;
+		if ($line =~ /^> ?(.*)$/) {
+			$check->();
+			push @out, $1;
+		} elsif ($line =~ /^(<~?) ?(.*)$/) {
+			$flush_out->();
+			push @expect, [$1, $2];
+		} else {
+			croak "dialog: bad script line '$line'";
+		}
+	}
+	$flush_out->();
+	$check->();
+	return @replies;
+}
+
+sub _expect_reply {
+	my ($self, $s, $group, $sent) = @_;
+	my $want = join("\n", map { $_->[0] eq '<~' ? "~/$_->[1]/" : $_->[1] } @$group);
+	my $name = "$sent -> " . ($group->[-1][1] =~ s/\s*\*$//r);
+
+	if ($group->[0][1] eq '[closed]') {
+		Test::More::ok($self->closed($s), "$sent -> connection closed")
+			or Test::More::diag("the connection is still open");
+		return '';
+	}
+	my $got = $self->read_reply($s);
+	my @lines = defined $got ? split(/\r\n/, $got) : ();
+	my $ok = defined $got && $got =~ /\r\n\z/ && @lines == @$group;
+	for my $i (0 .. $#lines) {
+		last unless $ok;
+		my ($kind, $pat) = @{ $group->[$i] };
+		my $re = $kind eq '<~' ? qr/$pat/
+			: join('.*', map { quotemeta } split(/\*/, $pat, -1));
+		$ok = $lines[$i] =~ /\A$re\z/;
+	}
+	Test::More::ok($ok, $name) or Test::More::diag(
+		"expected:\n$want\ngot:\n"
+		. (defined $got ? $got =~ s/\r\n/\\r\\n\n/gr
+			: "nothing (" . (${*$s}{mtad_why} // '?') . ")"));
+	return $got // '';
+}
+
+1;
