@@ -11,6 +11,7 @@
 #define MTAD_MTAD_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,12 @@ struct mtad_config {
 	char spool_directory[MTAD_PATH_MAX];
 	struct mtad_listen listen[MTAD_MAX_LISTEN];
 	size_t nlisten;
+	/*
+	 * false while listen[] holds the built-in default (0.0.0.0:25);
+	 * the first `listen =` line replaces the default instead of adding
+	 * to it. Users of the config just read listen[0..nlisten).
+	 */
+	bool listen_configured;
 
 	uint64_t message_size_limit;	/* bytes; SIZE in EHLO */
 	unsigned max_recipients;	/* per message */

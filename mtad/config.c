@@ -1,0 +1,521 @@
+/*
+ * config.c - mtad's configuration: the parameter table, defaults, the
+ * `key = value` parser and the printer of non-default settings.
+ *
+ * Must not: do I/O in the parser (only mtad_config_load reads a file and
+ * only mtad_config_defaults asks the resolver for the FQDN), keep global
+ * mutable state, or accept a value it cannot represent exactly: every
+ * error names FILE:LINE so an operator can fix it in one edit.
+ *
+ * Follows: RFC 1123 §2.1 / RFC 5321 §2.3.5 for the hostname syntax.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mtad/mtad.h"
+
+#define CONFIG_LINE_MAX 4096		/* longer lines are an error */
+#define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
+
+enum param_type { P_HOSTNAME, P_PATH, P_SIZE, P_UNSIGNED, P_LISTEN };
+
+/*
+ * One row per setting. Adding a setting is a field in struct mtad_config
+ * and one row here; parsing, defaults and `mtad -n` follow from the row.
+ */
+struct param {
+	const char *name;
+	enum param_type type;
+	size_t offset;		/* into struct mtad_config */
+	size_t size;		/* of a string field */
+	const char *def_str;	/* P_PATH default; P_HOSTNAME: NULL = FQDN */
+	uint64_t def_num;
+	uint64_t min, max;	/* P_SIZE, P_UNSIGNED */
+};
+
+#define OFF(f) offsetof(struct mtad_config, f)
+#define STR(f) OFF(f), sizeof(((struct mtad_config *)0)->f)
+#define KB 1024ULL
+#define MB (1024ULL * KB)
+#define GB (1024ULL * MB)
+#define TB (1024ULL * GB)
+#define DAY 86400
+
+static const struct param params[] = {
+	{ "hostname", P_HOSTNAME, STR(hostname), NULL, 0, 0, 0 },
+	{ "spool_directory", P_PATH, STR(spool_directory), "/var/spool/mtad", 0, 0, 0 },
+	{ "listen", P_LISTEN, OFF(listen), 0, NULL, 0, 0, 0 },
+	{ "message_size_limit", P_SIZE, OFF(message_size_limit), 0, NULL, 52428800, 1, TB },
+	{ "max_recipients", P_UNSIGNED, OFF(max_recipients), 0, NULL, 100, 1, 1000000 },
+	{ "max_errors", P_UNSIGNED, OFF(max_errors), 0, NULL, 20, 1, 1000000 },
+	{ "max_connections", P_UNSIGNED, OFF(max_connections), 0, NULL, 1000, 1, 1000000 },
+	{ "max_connections_per_ip", P_UNSIGNED, OFF(max_connections_per_ip), 0, NULL, 50, 1, 1000000 },
+	{ "command_timeout", P_UNSIGNED, OFF(command_timeout), 0, NULL, 300, 1, DAY },
+	{ "data_timeout", P_UNSIGNED, OFF(data_timeout), 0, NULL, 600, 1, DAY },
+	/* Berkeley DB refuses caches under 20 KB and log buffers too small for a record. */
+	{ "db_cache_size", P_SIZE, OFF(db_cache_size), 0, NULL, 67108864, 20 * KB, TB },
+	{ "db_log_buffer_size", P_SIZE, OFF(db_log_buffer_size), 0, NULL, 1048576, 64 * KB, 4 * GB - 1 },
+	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY },
+};
+
+#define NPARAMS (sizeof(params) / sizeof(params[0]))
+
+/* Where one parse is: the file name and line for messages. */
+struct parse_ctx {
+	const char *file;
+	int line;
+	char *err;
+	size_t errlen;
+	int seen[NPARAMS];	/* line a key was first set on, 0 = not yet */
+};
+
+/* perr - formats "FILE:LINE: message" into the caller's buffer; returns -1. */
+static int perr(struct parse_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int perr(struct parse_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ctx->errlen == 0)
+		return -1;
+	n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->file, ctx->line);
+	if (n < 0 || (size_t)n >= ctx->errlen)
+		return -1;
+	va_start(ap, fmt);
+	/* A truncated message is still better than none: ignore the count. */
+	if (vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap) < 0)
+		ctx->err[n] = '\0';
+	va_end(ap);
+	return -1;
+}
+
+/* field - the address of a parameter's field inside cfg. */
+static void *field(struct mtad_config *cfg, const struct param *p)
+{
+	return (char *)cfg + p->offset;
+}
+
+/* cfield - the same, read-only. */
+static const void *cfield(const struct mtad_config *cfg, const struct param *p)
+{
+	return (const char *)cfg + p->offset;
+}
+
+/* valid_hostname - RFC 1123 names: letters, digits, hyphens, dots; no empty labels. */
+static bool valid_hostname(const char *s)
+{
+	size_t label = 0, total = strlen(s);
+
+	if (total == 0 || total > MTAD_HOSTNAME_MAX)
+		return false;
+	for (; *s; s++) {
+		if (*s == '.') {
+			if (label == 0 || s[-1] == '-')
+				return false;
+			label = 0;
+		} else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			   (*s >= '0' && *s <= '9') || (*s == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0 && s[-1] != '-';
+}
+
+/* parse_u64 - decimal digits with an optional K/M/G suffix (powers of 1024). */
+static int parse_u64(const char *s, bool suffix, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -2;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (suffix && *s) {
+		switch (*s++) {
+		case 'k': case 'K': mult = KB; break;
+		case 'm': case 'M': mult = MB; break;
+		case 'g': case 'G': mult = GB; break;
+		default: return -1;
+		}
+	}
+	if (*s)
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -2;
+	*out = v * mult;
+	return 0;
+}
+
+/* set_number - P_SIZE and P_UNSIGNED: syntax, then the row's range. */
+static int set_number(struct parse_ctx *ctx, struct mtad_config *cfg,
+		      const struct param *p, const char *value)
+{
+	uint64_t v;
+	int r = parse_u64(value, p->type == P_SIZE, &v);
+
+	if (r == -1)
+		return perr(ctx, "bad number \"%s\" for %s%s", value, p->name,
+			    p->type == P_SIZE ? " (digits with optional K, M or G)" : "");
+	if (r == -2 || v < p->min || v > p->max)
+		return perr(ctx, "%s = %s is out of range (%" PRIu64 "..%" PRIu64 ")",
+			    p->name, value, p->min, p->max);
+	if (p->type == P_SIZE)
+		*(uint64_t *)field(cfg, p) = v;
+	else
+		*(unsigned *)field(cfg, p) = (unsigned)v;
+	return 0;
+}
+
+/* set_string - P_HOSTNAME and P_PATH, checked for syntax and length. */
+static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
+		      const struct param *p, const char *value)
+{
+	size_t len = strlen(value);
+
+	if (len >= p->size)
+		return perr(ctx, "%s is too long (at most %zu characters)", p->name, p->size - 1);
+	if (p->type == P_HOSTNAME && !valid_hostname(value))
+		return perr(ctx, "bad hostname \"%s\"", value);
+	/* A relative spool would depend on the directory mtad starts in. */
+	if (p->type == P_PATH && value[0] != '/')
+		return perr(ctx, "%s must be an absolute path: \"%s\"", p->name, value);
+	memcpy(field(cfg, p), value, len + 1);
+	return 0;
+}
+
+/* split_listen - "1.2.3.4:25" or "[::1]:25" into address text and port text. */
+static int split_listen(const char *value, char *addr, size_t addrlen, const char **port)
+{
+	const char *end;
+	size_t n;
+
+	if (value[0] == '[') {
+		end = strchr(value, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		value++;
+		*port = end + 2;
+	} else {
+		end = strrchr(value, ':');
+		/* An unbracketed IPv6 address would make the port ambiguous. */
+		if (end == NULL || memchr(value, ':', (size_t)(end - value)) != NULL)
+			return -1;
+		*port = end + 1;
+	}
+	n = (size_t)(end - value);
+	if (n == 0 || n >= addrlen)
+		return -1;
+	memcpy(addr, value, n);
+	addr[n] = '\0';
+	return 0;
+}
+
+/* parse_listen - one listen value into a struct mtad_listen (normalised address). */
+static int parse_listen(struct parse_ctx *ctx, const char *value, struct mtad_listen *l)
+{
+	char addr[64];
+	const char *port;
+	unsigned char bin[sizeof(struct in6_addr)];
+	uint64_t num;
+	int af;
+
+	if (split_listen(value, addr, sizeof(addr), &port) < 0)
+		return perr(ctx, "bad listen \"%s\": expected ADDRESS:PORT or [IPV6]:PORT", value);
+	af = value[0] == '[' ? AF_INET6 : AF_INET;
+	if (inet_pton(af, addr, bin) != 1)
+		return perr(ctx, "bad listen \"%s\": \"%s\" is not a numeric %s address",
+			    value, addr, af == AF_INET6 ? "IPv6" : "IPv4");
+	if (parse_u64(port, false, &num) < 0 || num < 1 || num > 65535)
+		return perr(ctx, "bad listen \"%s\": port must be 1..65535", value);
+	/* Normalised text makes "::1" and "0::1" the same duplicate. */
+	if (inet_ntop(af, bin, l->address, sizeof(l->address)) == NULL)
+		return perr(ctx, "bad listen \"%s\": %s", value, strerror(errno));
+	l->port = (int)num;
+	l->line = ctx->line;
+	return 0;
+}
+
+/* add_listen - appends a listen entry; the first one replaces the default. */
+static int add_listen(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	struct mtad_listen l;
+	size_t i;
+
+	if (parse_listen(ctx, value, &l) < 0)
+		return -1;
+	if (!cfg->listen_configured) {
+		cfg->nlisten = 0;
+		cfg->listen_configured = true;
+	}
+	for (i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].port == l.port && strcmp(cfg->listen[i].address, l.address) == 0)
+			return perr(ctx, "duplicate listen \"%s\" (first at line %d)",
+				    value, cfg->listen[i].line);
+	if (cfg->nlisten >= MTAD_MAX_LISTEN)
+		return perr(ctx, "too many listen entries (at most %d)", MTAD_MAX_LISTEN);
+	cfg->listen[cfg->nlisten++] = l;
+	return 0;
+}
+
+/* find_param - the table row for a key, or NULL. */
+static const struct param *find_param(const char *key, size_t keylen)
+{
+	size_t i;
+
+	for (i = 0; i < NPARAMS; i++)
+		if (strlen(params[i].name) == keylen && memcmp(params[i].name, key, keylen) == 0)
+			return &params[i];
+	return NULL;
+}
+
+/* set_param - applies key = value; a key other than listen may appear once. */
+static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
+		     const char *key, size_t keylen, const char *value)
+{
+	const struct param *p = find_param(key, keylen);
+	size_t i;
+
+	if (p == NULL)
+		return perr(ctx, "unknown parameter \"%.*s\"", (int)keylen, key);
+	i = (size_t)(p - params);
+	if (*value == '\0')
+		return perr(ctx, "empty value for %s", p->name);
+	if (p->type == P_LISTEN)
+		return add_listen(ctx, cfg, value);
+	/* Two settings of one key usually mean an edit went wrong: say so. */
+	if (ctx->seen[i])
+		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
+	ctx->seen[i] = ctx->line;
+	if (p->type == P_SIZE || p->type == P_UNSIGNED)
+		return set_number(ctx, cfg, p, value);
+	return set_string(ctx, cfg, p, value);
+}
+
+/* is_space - blanks inside a config line (CR too, for files edited on Windows). */
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* parse_line - one line (no newline, NUL-terminated, writable) of the file. */
+static int parse_line(struct parse_ctx *ctx, struct mtad_config *cfg, char *s)
+{
+	char *eq, *key, *end, *hash;
+
+	/* '#' starts a comment at line start or after a blank, never inside a value. */
+	for (hash = s; (hash = strchr(hash, '#')) != NULL; hash++)
+		if (hash == s || is_space(hash[-1])) {
+			*hash = '\0';
+			break;
+		}
+	while (is_space(*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && is_space(end[-1]))
+		*--end = '\0';
+	if (*s == '\0')
+		return 0;
+	eq = strchr(s, '=');
+	if (eq == NULL)
+		return perr(ctx, "missing \"=\" in \"%s\"", s);
+	key = s;
+	for (end = eq; end > key && is_space(end[-1]); end--)
+		;
+	if (end == key)
+		return perr(ctx, "missing parameter name before \"=\"");
+	for (s = eq + 1; is_space(*s); s++)
+		;
+	return set_param(ctx, cfg, key, (size_t)(end - key), s);
+}
+
+/* mtad_config_parse - parses text on top of cfg; see mtad.h. */
+int mtad_config_parse(struct mtad_config *cfg, const char *text, size_t len,
+		      const char *filename, char *err, size_t errlen)
+{
+	struct parse_ctx ctx = { filename ? filename : "(config)", 0, err, errlen, { 0 } };
+	char line[CONFIG_LINE_MAX + 1];
+	size_t pos = 0, n;
+	const char *nl;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	while (pos < len) {
+		ctx.line++;
+		nl = memchr(text + pos, '\n', len - pos);
+		n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		if (n > CONFIG_LINE_MAX)
+			return perr(&ctx, "line too long (more than %d bytes)", CONFIG_LINE_MAX);
+		if (memchr(text + pos, '\0', n) != NULL)
+			return perr(&ctx, "NUL byte in line");
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		if (parse_line(&ctx, cfg, line) < 0)
+			return -1;
+		pos += n + (nl != NULL);
+	}
+	return 0;
+}
+
+/* read_file - the whole of a small file into a malloc'd buffer. */
+static int read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t have = 0;
+	ssize_t n;
+	char *b;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((b = malloc(CONFIG_FILE_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* One byte more than allowed tells "too large" from "exactly the limit". */
+	while (have <= CONFIG_FILE_MAX) {
+		n = read(fd, b + have, CONFIG_FILE_MAX + 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+	}
+	if (have > CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "%s: file too large (more than %d bytes)", path, CONFIG_FILE_MAX);
+		goto fail;
+	}
+	close(fd);
+	*buf = b;
+	*len = have;
+	return 0;
+fail:
+	free(b);
+	close(fd);
+	return -1;
+}
+
+/* mtad_config_load - defaults, then the file's settings. */
+int mtad_config_load(struct mtad_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text;
+	size_t len;
+	int r;
+
+	mtad_config_defaults(cfg);
+	if (read_file(path, &text, &len, err, errlen) < 0)
+		return -1;
+	r = mtad_config_parse(cfg, text, len, path, err, errlen);
+	free(text);
+	return r;
+}
+
+/* default_hostname - the FQDN: gethostname(), canonicalised when it has no dot. */
+static void default_hostname(char *out, size_t size)
+{
+	struct addrinfo hints = { .ai_flags = AI_CANONNAME, .ai_family = AF_UNSPEC };
+	struct addrinfo *res = NULL;
+	char name[MTAD_HOSTNAME_MAX + 1];
+
+	/* Truncated or missing names are useless in a greeting: fall back. */
+	if (gethostname(name, sizeof(name)) != 0 || memchr(name, '\0', sizeof(name)) == NULL)
+		snprintf(name, sizeof(name), "localhost");
+	if (strchr(name, '.') == NULL && getaddrinfo(name, NULL, &hints, &res) == 0) {
+		if (res->ai_canonname && strchr(res->ai_canonname, '.') &&
+		    strlen(res->ai_canonname) < sizeof(name))
+			snprintf(name, sizeof(name), "%s", res->ai_canonname);
+		freeaddrinfo(res);
+	}
+	snprintf(out, size, "%s", name);
+}
+
+/* mtad_config_defaults - every row's default; see mtad.h. */
+void mtad_config_defaults(struct mtad_config *cfg)
+{
+	const struct param *p;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (p = params; p < params + NPARAMS; p++) {
+		if (p->type == P_HOSTNAME)
+			default_hostname(field(cfg, p), p->size);
+		else if (p->type == P_PATH)
+			snprintf(field(cfg, p), p->size, "%s", p->def_str);
+		else if (p->type == P_SIZE)
+			*(uint64_t *)field(cfg, p) = p->def_num;
+		else if (p->type == P_UNSIGNED)
+			*(unsigned *)field(cfg, p) = (unsigned)p->def_num;
+	}
+	/* Until a listen line says otherwise: all IPv4 addresses, port 25. */
+	snprintf(cfg->listen[0].address, sizeof(cfg->listen[0].address), "0.0.0.0");
+	cfg->listen[0].port = 25;
+	cfg->nlisten = 1;
+	cfg->listen_configured = false;
+}
+
+/* print_listen - the configured listen entries, in the syntax they were given in. */
+static void print_listen(const struct mtad_config *cfg, FILE *out)
+{
+	size_t i;
+
+	if (!cfg->listen_configured)
+		return;
+	for (i = 0; i < cfg->nlisten; i++)
+		fprintf(out, strchr(cfg->listen[i].address, ':') ? "listen = [%s]:%d\n"
+				: "listen = %s:%d\n", cfg->listen[i].address, cfg->listen[i].port);
+}
+
+/* print_param - one row if its value differs from the default. */
+static void print_param(const struct mtad_config *cfg, const struct mtad_config *def,
+			const struct param *p, FILE *out)
+{
+	switch (p->type) {
+	case P_HOSTNAME:
+	case P_PATH:
+		if (strcmp(cfield(cfg, p), cfield(def, p)) != 0)
+			fprintf(out, "%s = %s\n", p->name, (const char *)cfield(cfg, p));
+		break;
+	case P_SIZE:
+		if (*(const uint64_t *)cfield(cfg, p) != *(const uint64_t *)cfield(def, p))
+			fprintf(out, "%s = %" PRIu64 "\n", p->name, *(const uint64_t *)cfield(cfg, p));
+		break;
+	case P_UNSIGNED:
+		if (*(const unsigned *)cfield(cfg, p) != *(const unsigned *)cfield(def, p))
+			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)cfield(cfg, p));
+		break;
+	case P_LISTEN:
+		print_listen(cfg, out);
+		break;
+	}
+}
+
+/* mtad_config_print_nondefault - `mtad -n`: a loop over the table. */
+void mtad_config_print_nondefault(const struct mtad_config *cfg, FILE *out)
+{
+	struct mtad_config def;
+	const struct param *p;
+
+	mtad_config_defaults(&def);
+	for (p = params; p < params + NPARAMS; p++)
+		print_param(cfg, &def, p, out);
+}

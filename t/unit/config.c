@@ -1,0 +1,354 @@
+/*
+ * config.c - unit tests for mtad/config.c: defaults, every key, size
+ * suffixes, listen syntax, comments, exact FILE:LINE error texts, and
+ * the `mtad -n` printer.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mtad/mtad.h"
+#include "t/unit/tap.h"
+
+/* parse - defaults, then text; returns the parser's result. */
+static int parse(struct mtad_config *cfg, const char *text, char *err, size_t errlen)
+{
+	mtad_config_defaults(cfg);
+	return mtad_config_parse(cfg, text, strlen(text), "etc/mtad.conf", err, errlen);
+}
+
+/* test_defaults - every default from the table. */
+static void test_defaults(struct tap *t)
+{
+	struct mtad_config c;
+
+	mtad_config_defaults(&c);
+	TAP_OK(t, c.hostname[0] != '\0', "default hostname is set (%s)", c.hostname);
+	TAP_OK(t, strcmp(c.spool_directory, "/var/spool/mtad") == 0, "default spool_directory");
+	TAP_OK(t, c.nlisten == 1 && !c.listen_configured &&
+	       strcmp(c.listen[0].address, "0.0.0.0") == 0 && c.listen[0].port == 25,
+	       "default listen 0.0.0.0:25, not configured");
+	TAP_OK(t, c.message_size_limit == 52428800, "default message_size_limit");
+	TAP_OK(t, c.max_recipients == 100, "default max_recipients");
+	TAP_OK(t, c.max_errors == 20, "default max_errors");
+	TAP_OK(t, c.max_connections == 1000, "default max_connections");
+	TAP_OK(t, c.max_connections_per_ip == 50, "default max_connections_per_ip");
+	TAP_OK(t, c.command_timeout == 300, "default command_timeout");
+	TAP_OK(t, c.data_timeout == 600, "default data_timeout");
+	TAP_OK(t, c.db_cache_size == 67108864, "default db_cache_size");
+	TAP_OK(t, c.db_log_buffer_size == 1048576, "default db_log_buffer_size");
+	TAP_OK(t, c.checkpoint_interval == 60, "default checkpoint_interval");
+}
+
+/* test_every_key - one file setting every key, read back field by field. */
+static void test_every_key(struct tap *t)
+{
+	static const char text[] =
+		"# mtad test configuration\n"
+		"\n"
+		"hostname = mx.example.org\n"
+		"  spool_directory=/tmp/spool   \n"
+		"listen = 127.0.0.1:2525\n"
+		"listen = [::1]:2525   # loopback v6\n"
+		"message_size_limit = 10M\n"
+		"max_recipients = 1\n"
+		"max_errors = 5\n"
+		"max_connections = 10\n"
+		"max_connections_per_ip = 2\n"
+		"command_timeout = 30\n"
+		"data_timeout = 60\n"
+		"db_cache_size = 1g\n"
+		"db_log_buffer_size = 512K\n"
+		"checkpoint_interval = 5";	/* no final newline */
+	struct mtad_config c;
+	char err[256];
+	int r = parse(&c, text, err, sizeof(err));
+
+	TAP_OK(t, r == 0, "full file parses (%s)", err);
+	TAP_OK(t, strcmp(c.hostname, "mx.example.org") == 0, "hostname");
+	TAP_OK(t, strcmp(c.spool_directory, "/tmp/spool") == 0, "spool_directory, blanks trimmed");
+	TAP_OK(t, c.listen_configured && c.nlisten == 2, "two listen entries replace the default");
+	TAP_OK(t, strcmp(c.listen[0].address, "127.0.0.1") == 0 && c.listen[0].port == 2525 &&
+	       c.listen[0].line == 5, "listen IPv4 with line number");
+	TAP_OK(t, strcmp(c.listen[1].address, "::1") == 0 && c.listen[1].port == 2525 &&
+	       c.listen[1].line == 6, "listen IPv6, comment after value stripped");
+	TAP_OK(t, c.message_size_limit == 10485760, "message_size_limit 10M");
+	TAP_OK(t, c.max_recipients == 1, "max_recipients");
+	TAP_OK(t, c.max_errors == 5, "max_errors");
+	TAP_OK(t, c.max_connections == 10, "max_connections");
+	TAP_OK(t, c.max_connections_per_ip == 2, "max_connections_per_ip");
+	TAP_OK(t, c.command_timeout == 30, "command_timeout");
+	TAP_OK(t, c.data_timeout == 60, "data_timeout");
+	TAP_OK(t, c.db_cache_size == 1073741824, "db_cache_size 1g");
+	TAP_OK(t, c.db_log_buffer_size == 524288, "db_log_buffer_size 512K");
+	TAP_OK(t, c.checkpoint_interval == 5, "checkpoint_interval, last line without newline");
+}
+
+struct good_case {
+	const char *text;
+	uint64_t size;		/* expected message_size_limit */
+};
+
+/* test_sizes - suffixes and plain numbers. */
+static void test_sizes(struct tap *t)
+{
+	static const struct good_case cases[] = {
+		{ "message_size_limit = 1", 1 },
+		{ "message_size_limit = 1024", 1024 },
+		{ "message_size_limit = 1k", 1024 },
+		{ "message_size_limit = 2K", 2048 },
+		{ "message_size_limit = 3m", 3145728 },
+		{ "message_size_limit = 1G", 1073741824 },
+		{ "message_size_limit = 1024G", 1099511627776ULL },
+		{ "message_size_limit = 007", 7 },
+		{ "message_size_limit\t=\t9\r\n", 9 },
+	};
+	struct mtad_config c;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		TAP_OK(t, parse(&c, cases[i].text, err, sizeof(err)) == 0 &&
+		       c.message_size_limit == cases[i].size, "size: %s", cases[i].text);
+}
+
+/* test_listen - accepted listen syntaxes and their normalised form. */
+static void test_listen(struct tap *t)
+{
+	static const struct { const char *text, *addr; int port; } cases[] = {
+		{ "listen = 0.0.0.0:25", "0.0.0.0", 25 },
+		{ "listen = 192.0.2.1:65535", "192.0.2.1", 65535 },
+		{ "listen = [::]:1", "::", 1 },
+		{ "listen = [2001:DB8:0:0::1]:587", "2001:db8::1", 587 },
+		{ "listen = [::ffff:127.0.0.1]:25", "::ffff:127.0.0.1", 25 },
+	};
+	struct mtad_config c;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		TAP_OK(t, parse(&c, cases[i].text, err, sizeof(err)) == 0 && c.nlisten == 1 &&
+		       strcmp(c.listen[0].address, cases[i].addr) == 0 &&
+		       c.listen[0].port == cases[i].port, "listen: %s", cases[i].text);
+}
+
+/* test_max_listen - MTAD_MAX_LISTEN entries fit, one more does not. */
+static void test_max_listen(struct tap *t)
+{
+	char text[2048], err[256], want[256];
+	struct mtad_config c;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < MTAD_MAX_LISTEN; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "listen = 127.0.0.1:%d\n", 2000 + i);
+	TAP_OK(t, parse(&c, text, err, sizeof(err)) == 0 && c.nlisten == MTAD_MAX_LISTEN,
+	       "%d listen entries", MTAD_MAX_LISTEN);
+	snprintf(text + n, sizeof(text) - n, "listen = 127.0.0.1:3000\n");
+	snprintf(want, sizeof(want), "etc/mtad.conf:%d: too many listen entries (at most %d)",
+		 MTAD_MAX_LISTEN + 1, MTAD_MAX_LISTEN);
+	TAP_OK(t, parse(&c, text, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
+	       "one more is an error: %s", err);
+}
+
+struct bad_case {
+	const char *text;
+	const char *err;
+};
+
+/* test_errors - each kind of mistake, with the exact message. */
+static void test_errors(struct tap *t)
+{
+	static const struct bad_case cases[] = {
+		{ "\n\n\n\n\n\n\n\n\n\n\nmax_recpients = 5\n",
+		  "etc/mtad.conf:12: unknown parameter \"max_recpients\"" },
+		{ "hostname mx.example.org\n", "etc/mtad.conf:1: missing \"=\" in \"hostname mx.example.org\"" },
+		{ "= 5\n", "etc/mtad.conf:1: missing parameter name before \"=\"" },
+		{ "# c\nmax_errors =\n", "etc/mtad.conf:2: empty value for max_errors" },
+		{ "max_errors = # nothing\n", "etc/mtad.conf:1: empty value for max_errors" },
+		{ "Hostname = a.b\n", "etc/mtad.conf:1: unknown parameter \"Hostname\"" },
+		{ "max_errors = five\n", "etc/mtad.conf:1: bad number \"five\" for max_errors" },
+		{ "max_errors = -1\n", "etc/mtad.conf:1: bad number \"-1\" for max_errors" },
+		{ "max_errors = 5k\n", "etc/mtad.conf:1: bad number \"5k\" for max_errors" },
+		{ "max_errors = 5 6\n", "etc/mtad.conf:1: bad number \"5 6\" for max_errors" },
+		{ "max_recipients = 0\n",
+		  "etc/mtad.conf:1: max_recipients = 0 is out of range (1..1000000)" },
+		{ "max_recipients = 4294967297\n",
+		  "etc/mtad.conf:1: max_recipients = 4294967297 is out of range (1..1000000)" },
+		{ "command_timeout = 86401\n",
+		  "etc/mtad.conf:1: command_timeout = 86401 is out of range (1..86400)" },
+		{ "message_size_limit = 10x\n",
+		  "etc/mtad.conf:1: bad number \"10x\" for message_size_limit (digits with optional K, M or G)" },
+		{ "message_size_limit = M\n",
+		  "etc/mtad.conf:1: bad number \"M\" for message_size_limit (digits with optional K, M or G)" },
+		{ "message_size_limit = 10MB\n",
+		  "etc/mtad.conf:1: bad number \"10MB\" for message_size_limit (digits with optional K, M or G)" },
+		{ "message_size_limit = 99999999999999999999999\n",
+		  "etc/mtad.conf:1: message_size_limit = 99999999999999999999999 is out of range (1..1099511627776)" },
+		{ "message_size_limit = 18014398509481984K\n",
+		  "etc/mtad.conf:1: message_size_limit = 18014398509481984K is out of range (1..1099511627776)" },
+		{ "db_cache_size = 1k\n",
+		  "etc/mtad.conf:1: db_cache_size = 1k is out of range (20480..1099511627776)" },
+		{ "hostname = bad_host.example\n", "etc/mtad.conf:1: bad hostname \"bad_host.example\"" },
+		{ "hostname = a..b\n", "etc/mtad.conf:1: bad hostname \"a..b\"" },
+		{ "hostname = -a.b\n", "etc/mtad.conf:1: bad hostname \"-a.b\"" },
+		{ "spool_directory = spool\n",
+		  "etc/mtad.conf:1: spool_directory must be an absolute path: \"spool\"" },
+		{ "max_errors = 1\nmax_errors = 2\n", "etc/mtad.conf:2: max_errors is already set at line 1" },
+		{ "listen = 127.0.0.1\n",
+		  "etc/mtad.conf:1: bad listen \"127.0.0.1\": expected ADDRESS:PORT or [IPV6]:PORT" },
+		{ "listen = ::1:25\n",
+		  "etc/mtad.conf:1: bad listen \"::1:25\": expected ADDRESS:PORT or [IPV6]:PORT" },
+		{ "listen = [::1]25\n",
+		  "etc/mtad.conf:1: bad listen \"[::1]25\": expected ADDRESS:PORT or [IPV6]:PORT" },
+		{ "listen = :25\n",
+		  "etc/mtad.conf:1: bad listen \":25\": expected ADDRESS:PORT or [IPV6]:PORT" },
+		{ "listen = localhost:25\n",
+		  "etc/mtad.conf:1: bad listen \"localhost:25\": \"localhost\" is not a numeric IPv4 address" },
+		{ "listen = 256.0.0.1:25\n",
+		  "etc/mtad.conf:1: bad listen \"256.0.0.1:25\": \"256.0.0.1\" is not a numeric IPv4 address" },
+		{ "listen = [127.0.0.1]:25\n",
+		  "etc/mtad.conf:1: bad listen \"[127.0.0.1]:25\": \"127.0.0.1\" is not a numeric IPv6 address" },
+		{ "listen = 127.0.0.1:0\n",
+		  "etc/mtad.conf:1: bad listen \"127.0.0.1:0\": port must be 1..65535" },
+		{ "listen = 127.0.0.1:65536\n",
+		  "etc/mtad.conf:1: bad listen \"127.0.0.1:65536\": port must be 1..65535" },
+		{ "listen = 127.0.0.1:smtp\n",
+		  "etc/mtad.conf:1: bad listen \"127.0.0.1:smtp\": port must be 1..65535" },
+		{ "listen = 127.0.0.1:\n",
+		  "etc/mtad.conf:1: bad listen \"127.0.0.1:\": port must be 1..65535" },
+		{ "listen = [::1]:25\nlisten = [0::1]:25\n",
+		  "etc/mtad.conf:2: duplicate listen \"[0::1]:25\" (first at line 1)" },
+	};
+	struct mtad_config c;
+	char err[256];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = parse(&c, cases[i].text, err, sizeof(err));
+		TAP_OK(t, r == -1 && strcmp(err, cases[i].err) == 0, "error: %s", cases[i].err);
+		if (r != -1 || strcmp(err, cases[i].err) != 0)
+			printf("#   got %d \"%s\"\n", r, err);
+	}
+}
+
+/* test_limits - long lines, NUL bytes, tiny error buffers, NULL file name. */
+static void test_limits(struct tap *t)
+{
+	struct mtad_config c;
+	char *text = malloc(5000), err[256], tiny[8];
+	int r;
+
+	if (text == NULL)
+		return;
+	memset(text, ' ', 5000);
+	memcpy(text + 4096 - 12, "max_errors=3", 12);	/* exactly 4096 bytes */
+	text[4096] = '\n';
+	mtad_config_defaults(&c);
+	r = mtad_config_parse(&c, text, 4097, "f", err, sizeof(err));
+	TAP_OK(t, r == 0 && c.max_errors == 3, "4096-byte line is fine");
+	memcpy(text + 4097 - 12, "max_errors=3", 12);
+	text[4097] = '\n';
+	r = mtad_config_parse(&c, text, 4098, "f", err, sizeof(err));
+	TAP_OK(t, r == -1 && strcmp(err, "f:1: line too long (more than 4096 bytes)") == 0,
+	       "4097-byte line is an error (%s)", err);
+	free(text);
+	r = mtad_config_parse(&c, "max_errors = 1\0 x\n", 18, "f", err, sizeof(err));
+	TAP_OK(t, r == -1 && strcmp(err, "f:1: NUL byte in line") == 0, "NUL byte (%s)", err);
+	r = mtad_config_parse(&c, "nosuch = 1\n", 11, NULL, err, sizeof(err));
+	TAP_OK(t, r == -1 && strcmp(err, "(config):1: unknown parameter \"nosuch\"") == 0,
+	       "NULL file name (%s)", err);
+	r = mtad_config_parse(&c, "nosuch = 1\n", 11, "etc/mtad.conf", tiny, sizeof(tiny));
+	TAP_OK(t, r == -1 && strlen(tiny) < sizeof(tiny), "tiny error buffer stays terminated");
+	r = mtad_config_parse(&c, "nosuch = 1\n", 11, "etc/mtad.conf", NULL, 0);
+	TAP_OK(t, r == -1, "no error buffer at all");
+	r = mtad_config_parse(&c, "", 0, "f", err, sizeof(err));
+	TAP_OK(t, r == 0 && err[0] == '\0', "empty text");
+	r = mtad_config_parse(&c, "a#b = 1\n", 8, "f", err, sizeof(err));
+	TAP_OK(t, r == -1 && strcmp(err, "f:1: unknown parameter \"a#b\"") == 0,
+	       "'#' inside a word is not a comment (%s)", err);
+}
+
+/* capture - print_nondefault into a string (caller frees). */
+static char *capture(const struct mtad_config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	mtad_config_print_nondefault(c, f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* test_print - `mtad -n` shows exactly the changed settings, in table order. */
+static void test_print(struct tap *t)
+{
+	struct mtad_config c;
+	char err[256], *out;
+
+	mtad_config_defaults(&c);
+	out = capture(&c);
+	TAP_OK(t, out && strcmp(out, "") == 0, "defaults print nothing");
+	free(out);
+	TAP_OK(t, parse(&c, "max_errors = 20\nmessage_size_limit = 50M\nlisten = 0.0.0.0:25\n",
+			err, sizeof(err)) == 0, "settings equal to defaults parse");
+	out = capture(&c);
+	TAP_OK(t, out && strcmp(out, "listen = 0.0.0.0:25\n") == 0,
+	       "values equal to defaults are not printed, configured listen is");
+	free(out);
+	TAP_OK(t, parse(&c, "checkpoint_interval = 7\nlisten = [::1]:2525\nhostname = mx.example.invalid\n"
+			"listen = 127.0.0.1:2525\nspool_directory = /srv/q\nmessage_size_limit = 1k\n",
+			err, sizeof(err)) == 0, "non-default settings parse");
+	out = capture(&c);
+	TAP_OK(t, out && strcmp(out, "hostname = mx.example.invalid\nspool_directory = /srv/q\n"
+			       "listen = [::1]:2525\nlisten = 127.0.0.1:2525\n"
+			       "message_size_limit = 1024\ncheckpoint_interval = 7\n") == 0,
+	       "print_nondefault output");
+	free(out);
+}
+
+/* test_load - a real file, a missing file. */
+static void test_load(struct tap *t)
+{
+	char path[] = "/tmp/mtad-config-test-XXXXXX", err[512], want[600];
+	struct mtad_config c;
+	int fd = mkstemp(path);
+	static const char text[] = "max_errors = 9\nbogus = 1\n";
+
+	if (fd < 0 || write(fd, text, sizeof(text) - 1) != (ssize_t)(sizeof(text) - 1)) {
+		TAP_OK(t, 0, "temporary file");
+		return;
+	}
+	close(fd);
+	snprintf(want, sizeof(want), "%s:2: unknown parameter \"bogus\"", path);
+	TAP_OK(t, mtad_config_load(&c, path, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
+	       "load names the file in errors (%s)", err);
+	TAP_OK(t, c.max_errors == 9, "load applied the lines before the error");
+	unlink(path);
+	snprintf(want, sizeof(want), "%s: No such file or directory", path);
+	TAP_OK(t, mtad_config_load(&c, path, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
+	       "missing file (%s)", err);
+}
+
+int main(void)
+{
+	struct tap t = { 0, 0 };
+
+	test_defaults(&t);
+	test_every_key(&t);
+	test_sizes(&t);
+	test_listen(&t);
+	test_max_listen(&t);
+	test_errors(&t);
+	test_limits(&t);
+	test_print(&t);
+	test_load(&t);
+	return tap_done(&t);
+}
