@@ -1,0 +1,106 @@
+# 31-smuggling.t - SMTP smuggling (2023): only <CRLF>.<CRLF> ends DATA.
+# A body with a bare-LF or bare-CR "end of data" followed by a second
+# envelope must not become two messages. mtad refuses such a body
+# (550 5.6.0); here any 5xx with an enhanced code will do, as long as
+# nothing is queued.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use MtadTest;
+
+my $m = MtadTest->new;
+my $EHLO = <<'END';
+	> EHLO client.example
+	< 250-mx.campus.test Hello client.example [127.0.0.1]
+	< 250-SIZE 52428800
+	< 250-PIPELINING
+	< 250-8BITMIME
+	< 250-ENHANCEDSTATUSCODES
+	< 250 HELP
+END
+my $ENVELOPE = <<'END';
+	> MAIL FROM:<sender@b.test>
+	< 250 2.1.0 *
+	> RCPT TO:<u@campus.test>
+	< 250 2.1.5 *
+	> DATA
+	< 354 *
+END
+my $SMUGGLED = "MAIL FROM:<evil\@x.test>\r\nRCPT TO:<victim\@campus.test>\r\n"
+	. "DATA\r\nsmuggled\r\n";
+
+# [name, the fake end of data]
+my @fake_ends = (
+	['<LF>.<CRLF>',   "\n.\r\n"],
+	['<CRLF>.<LF>',   "\r\n.\n"],
+	['<LF>.<LF>',     "\n.\n"],
+	['<CR>.<CR>',     "\r.\r"],
+	['<CRLF>.<CR>',   "\r\n.\r"],
+	['<CR>.<CRLF>',   "\r.\r\n"],
+	['<CRLF>.<CR><CRLF>', "\r\n.\r\r\n"],
+);
+
+for my $case (@fake_ends) {
+	my ($name, $seq) = @$case;
+	my $s = $m->raw;
+	$m->dialog($s, $EHLO . $ENVELOPE);
+	$m->send_bytes($s, "Subject: $name\r\n\r\nhello" . $seq . $SMUGGLED . "\r\n.\r\n" . "QUIT\r\n");
+	my $r = $m->read_reply($s) // '';
+	like $r, qr/\A5\d\d 5\.\d\.\d [^\r\n]*\r\n\z/, "$name: the body is refused";
+	like $r, qr/\A550 5\.6\.0 /, "$name: ... with 550 5.6.0";
+	like $m->read_reply($s) // '', qr/\A221 /, "$name: the next reply is QUIT's 221";
+	ok $m->closed($s), "$name: closed";
+	is $m->queue_count, 0, "$name: nothing queued";
+}
+
+# The same, pipelined with the envelope in one write.
+for my $case (@fake_ends) {
+	my ($name, $seq) = @$case;
+	my $s = $m->raw;
+	$m->dialog($s, $EHLO);
+	$m->send_bytes($s, "MAIL FROM:<sender\@b.test>\r\nRCPT TO:<u\@campus.test>\r\nDATA\r\n"
+		. "hello" . $seq . $SMUGGLED . "\r\n.\r\nQUIT\r\n");
+	my @r;
+	while (defined(my $x = $m->read_reply($s))) { push @r, $x }
+	is scalar(@r), 5, "$name pipelined: five replies" or diag explain \@r;
+	like $r[3] // '', qr/\A5\d\d 5\.\d\.\d /, "$name pipelined: the body is refused";
+	like $r[4] // '', qr/\A221 /, "$name pipelined: then 221";
+	is $m->queue_count, 0, "$name pipelined: nothing queued";
+}
+
+# Legitimate bodies: a line of two dots, and command-like text that is
+# only text because it is inside one message.
+my $s = $m->raw;
+my @r = $m->dialog($s, $EHLO . $ENVELOPE . <<'END' . $ENVELOPE . <<'END');
+	> Subject: dots
+	>
+	> a
+	> ..
+	> b
+	> .
+	< 250 2.0.0 Ok: queued as *
+END
+	> Subject: looks like commands
+	>
+	> hello
+	> MAIL FROM:<evil@x.test>
+	> RCPT TO:<victim@campus.test>
+	> DATA
+	> smuggled
+	> .
+	< 250 2.0.0 Ok: queued as *
+	> QUIT
+	< 221 2.0.0 *
+END
+my @qids = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
+is scalar(@qids), 2, 'two legitimate messages queued';
+is $m->queue_count, 2, 'and only those two';
+my ($rc, $body) = $m->mtaq('show', '--body', $qids[0] // 'NONE');
+($rc, $body) = $m->mtaq('show', $qids[0] // 'NONE', '--body') if $rc != 0;
+like $body =~ s/\r\n/\n/gr, qr/\na\n\.\nb\n\z/, 'the .. line arrives as .';
+my ($list_rc, $list) = $m->mtaq('list');
+unlike $list, qr/victim\@/, 'no message is addressed to the smuggled recipient';
+
+done_testing;
