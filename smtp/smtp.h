@@ -106,6 +106,15 @@ struct smtp_data_decoder {
 	size_t line_len;	/* current line, for long-line accounting */
 	size_t longest_line;
 	bool bare_lf, bare_cr, too_big, done;
+	/*
+	 * ".\r" at a line start outputs nothing until the next byte shows
+	 * whether it was the end marker; if it was not, that byte yields two
+	 * ("\r" and itself). A byte that then does not fit in this call's
+	 * output waits here for the next call, so out never needs more than
+	 * inlen bytes.
+	 */
+	bool has_carry;
+	char carry;
 };
 
 void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit);
@@ -113,9 +122,11 @@ void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit);
 /*
  * smtp_data_decode - consumes up to inlen bytes. Decoded bytes are
  * written to out (room for inlen bytes is enough) and counted in
- * *outlen. Returns the number of input bytes consumed; when the end
- * marker was consumed dec->done is set and the rest of the input
- * (pipelined commands) is left for the caller.
+ * *outlen. Returns the number of input bytes consumed: all of them,
+ * unless the end marker was consumed; then dec->done is set and the
+ * rest of the input (pipelined commands) is left for the caller. Once
+ * done, further calls consume nothing. longest_line counts decoded
+ * octets (after unstuffing), without the CRLF.
  */
 size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
 			size_t inlen, char *out, size_t *outlen);

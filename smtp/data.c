@@ -1,0 +1,161 @@
+/*
+ * data.c - the DATA decoder: a byte-at-a-time state machine that removes
+ * dot-stuffing, finds the end of the message, and measures it.
+ *
+ * Must not: end a message on anything but <CRLF>.<CRLF> (a bare LF or CR
+ * is never a line start, so "\n.\n", "\r.\r", "\n.\r\n" and "\r\n.\n"
+ * stay inside the message: SMTP smuggling, 2023), drop or rewrite bytes
+ * other than the stuffing dot, write more than inlen bytes of output, or
+ * do I/O. State lives only in struct smtp_data_decoder, so the end
+ * marker may be split across reads at any byte.
+ *
+ * Follows: RFC 5321 §4.1.1.4 (DATA, end of mail data), §4.5.2
+ * (transparency), §4.5.3.1.6 (text line length); RFC 1870 (size).
+ */
+#include <string.h>
+
+#include "smtp/smtp.h"
+
+enum data_state {
+	D_LINE_START = 0,	/* after CRLF: a '.' here is special */
+	D_TEXT,			/* inside a line */
+	D_CR,			/* after a '\r' inside a line (already output) */
+	D_DOT,			/* line start, '.' seen and dropped */
+	D_DOT_CR,		/* line start, ".\r" seen, nothing output yet */
+};
+
+/* Where decoded bytes go in one call. */
+struct sink {
+	char *buf;
+	size_t room;		/* inlen: the caller's promise */
+	size_t len;
+};
+
+/* smtp_data_init - a decoder at the start of the body (after "DATA\r\n"). */
+void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit)
+{
+	memset(dec, 0, sizeof(*dec));
+	dec->state = D_LINE_START;
+	dec->limit = limit;
+}
+
+/* emit - one decoded byte: counted always, output only while within the limit. */
+static void emit(struct smtp_data_decoder *dec, struct sink *o, char c)
+{
+	if (++dec->size > dec->limit)
+		dec->too_big = true;
+	if (dec->too_big)
+		return;
+	if (o->len < o->room)
+		o->buf[o->len++] = c;
+	else {
+		/* Only the ".\r" case can get here; see smtp.h. */
+		dec->carry = c;
+		dec->has_carry = true;
+	}
+}
+
+/* line_octet - one more octet on the current line (CRLF is not counted). */
+static void line_octet(struct smtp_data_decoder *dec)
+{
+	if (++dec->line_len > dec->longest_line)
+		dec->longest_line = dec->line_len;
+}
+
+/* text_byte - a byte inside a line; a bare LF is data, never a line end. */
+static void text_byte(struct smtp_data_decoder *dec, struct sink *o, char c)
+{
+	emit(dec, o, c);
+	if (c == '\r') {
+		/* Counted as a line octet only once we know it is a bare CR. */
+		dec->state = D_CR;
+		return;
+	}
+	if (c == '\n')
+		dec->bare_lf = true;
+	line_octet(dec);
+	dec->state = D_TEXT;
+}
+
+/* bare_cr - the '\r' before c was not part of a CRLF. */
+static void bare_cr(struct smtp_data_decoder *dec)
+{
+	dec->bare_cr = true;
+	line_octet(dec);
+}
+
+/* after_cr - the byte after an output '\r': LF ends the line. */
+static void after_cr(struct smtp_data_decoder *dec, struct sink *o, char c)
+{
+	if (c == '\n') {
+		emit(dec, o, c);
+		dec->line_len = 0;
+		dec->state = D_LINE_START;
+		return;
+	}
+	bare_cr(dec);
+	text_byte(dec, o, c);
+}
+
+/* after_dot_cr - the byte after ".\r" at a line start: LF ends the message. */
+static void after_dot_cr(struct smtp_data_decoder *dec, struct sink *o, char c)
+{
+	if (c == '\n') {
+		dec->done = true;
+		return;
+	}
+	/* A stuffed line that starts with a bare CR: the dot goes, the CR stays. */
+	emit(dec, o, '\r');
+	bare_cr(dec);
+	text_byte(dec, o, c);
+}
+
+/* step - one input byte through the state machine. */
+static void step(struct smtp_data_decoder *dec, struct sink *o, char c)
+{
+	switch ((enum data_state)dec->state) {
+	case D_LINE_START:
+		if (c == '.')
+			dec->state = D_DOT;	/* stuffing or end marker: never output */
+		else
+			text_byte(dec, o, c);
+		break;
+	case D_TEXT:
+		text_byte(dec, o, c);
+		break;
+	case D_CR:
+		after_cr(dec, o, c);
+		break;
+	case D_DOT:
+		if (c == '\r')
+			dec->state = D_DOT_CR;
+		else
+			text_byte(dec, o, c);
+		break;
+	case D_DOT_CR:
+		after_dot_cr(dec, o, c);
+		break;
+	}
+}
+
+/* smtp_data_decode - see smtp.h. */
+size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
+			size_t inlen, char *out, size_t *outlen)
+{
+	struct sink o = { out, inlen, 0 };
+	size_t i = 0;
+
+	if (dec->has_carry && inlen > 0) {
+		out[o.len++] = dec->carry;
+		dec->has_carry = false;
+	}
+	/*
+	 * A carry only arises on the last byte of a call, so stopping on it
+	 * never leaves input behind; the check makes an overflow impossible
+	 * even if that reasoning were wrong.
+	 */
+	while (i < inlen && !dec->done && !dec->has_carry)
+		step(dec, &o, in[i++]);
+	*outlen = o.len;
+	return i;
+}
