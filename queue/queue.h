@@ -88,7 +88,9 @@ void queue_envelope_free(struct queue_envelope *env);
  * queue_record_encode - serialises env: a version word followed by
  * tagged, length-prefixed fields (never line-based). Unknown tags are
  * skipped on decode, so fields can be added without a format break.
- * Returns a malloc'd buffer and its length, or NULL on out of memory.
+ * Returns a malloc'd buffer and its length, or NULL with errno ENOMEM
+ * (out of memory) or EINVAL (a field beyond what decode accepts: more
+ * than 100000 recipients or a string over 1 MB).
  */
 unsigned char *queue_record_encode(const struct queue_envelope *env, size_t *len);
 
@@ -128,8 +130,19 @@ void queue_close(struct queue *q);
  */
 int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errlen);
 
-/* Stops the thread after the work already submitted is done. */
+/*
+ * Stops the thread after the work already submitted is done; the
+ * callbacks still owed run inside this call (on the loop thread). Call
+ * it on the loop thread, then let the loop run once more (uv_run) so the
+ * writer's async handle can finish closing, as with any libuv handle.
+ */
 void queue_writer_stop(struct queue *q);
+
+/*
+ * queue_writer_stats - messages committed and log flushes done since
+ * the writer started; commits / flushes is the group-commit batch size.
+ */
+void queue_writer_stats(struct queue *q, uint64_t *commits, uint64_t *flushes);
 
 struct queue_incoming;
 
@@ -139,7 +152,8 @@ typedef void (*queue_commit_cb)(void *arg, int status, const char *errmsg);
 /* Called on the loop thread when an incoming message can take more data. */
 typedef void (*queue_resume_cb)(void *arg);
 
-/* Starts a new message with the given id. */
+/* Starts a new message with the given id; NULL when out of memory or
+ * when the writer is not running. */
 struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
 					  queue_resume_cb resume, void *arg);
 
@@ -153,8 +167,11 @@ int queue_incoming_write(struct queue_incoming *in, const void *data, size_t len
 
 /*
  * queue_incoming_commit - makes the message durable with envelope env
- * (copied) and calls cb once the log holding it is flushed to disk, or
- * failed. The incoming handle is consumed.
+ * (copied; its qid and size are taken from the incoming message) and
+ * calls cb once the log holding it is flushed to disk, or failed. cb
+ * runs exactly once, always later on the loop thread, never inside this
+ * call; a failure leaves no chunk of the message behind. The incoming
+ * handle is consumed. Returns 0.
  */
 int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope *env,
 			  queue_commit_cb cb, void *arg);
@@ -168,8 +185,10 @@ enum { QUEUE_OK = 0, QUEUE_ERROR = -1, QUEUE_NOTFOUND = -2, QUEUE_DAMAGED = -3 }
 
 /*
  * queue_foreach - calls fn for every message in id (= arrival) order.
- * A damaged record is passed with env == NULL and its id, so callers
- * can report it and go on. fn returns non-zero to stop.
+ * A damaged record is passed with env == NULL and its id (and
+ * queue_strerror(q) says why, during the call), so callers can report
+ * it and go on. fn returns non-zero to stop. No lock is held while fn
+ * runs: it may be slow, and messages may come and go meanwhile.
  */
 typedef int (*queue_foreach_fn)(const char *qid, const struct queue_envelope *env,
 				void *arg);
@@ -177,13 +196,22 @@ int queue_foreach(struct queue *q, queue_foreach_fn fn, void *arg);
 
 int queue_get(struct queue *q, const char *qid, struct queue_envelope *env);
 
+/*
+ * queue_body_read - hands the body to fn chunk by chunk, in order; fn
+ * returns non-zero to fail the read. QUEUE_DAMAGED when the chunks do
+ * not add up to the envelope's size.
+ */
+typedef int (*queue_body_fn)(void *arg, const void *data, size_t len);
+int queue_body_read(struct queue *q, const char *qid, queue_body_fn fn, void *arg);
+
 /* Writes the message body to out. */
 int queue_body_write(struct queue *q, const char *qid, FILE *out);
 
 /* Deletes envelope and body in one transaction. */
 int queue_delete(struct queue *q, const char *qid);
 
-/* Last error text from a failing call, for messages. */
+/* Last error text from a failing call, for messages. The store calls
+ * keep it in q: use one struct queue from one thread at a time. */
 const char *queue_strerror(struct queue *q);
 
 #endif

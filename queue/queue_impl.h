@@ -1,0 +1,68 @@
+/*
+ * queue_impl.h - what env.c, writer.c and store.c share inside queue/:
+ * the struct queue layout and the body-chunk key helpers. Not for use
+ * outside queue/ (everyone else goes through queue.h).
+ */
+#ifndef QUEUE_QUEUE_IMPL_H
+#define QUEUE_QUEUE_IMPL_H
+
+#include <stdatomic.h>
+
+#include <db.h>
+
+#include "queue/queue.h"
+
+/* A body chunk stays a little under the 64 KB page so one fits a page. */
+#define QUEUE_CHUNK_SIZE (60 * 1024)
+#define QUEUE_BODY_PAGESIZE (64 * 1024)
+/* Body key: the 14 id characters then a 4-byte big-endian chunk number. */
+#define QUEUE_BODY_KEYLEN (QUEUE_ID_LEN + 4)
+/* A deadlock victim tries again this many times before giving up. */
+#define QUEUE_DEADLOCK_RETRIES 8
+
+struct queue_writer;
+
+struct queue {
+	DB_ENV *env;
+	DB *envelope;		/* envelope.db: qid -> encoded record */
+	DB *body;		/* body.db: qid + chunk number -> bytes */
+	struct queue_options opt;	/* spool_directory points at spool */
+	char *spool;
+	struct queue_writer *writer;	/* NULL unless queue_writer_start ran */
+	/* Written by the writer thread, read by queue_writer_stats anywhere. */
+	_Atomic uint64_t commits, flushes;
+	/* Last error of a store.c call; only the thread using those calls
+	 * writes it (the writer thread keeps its errors in its jobs). */
+	char err[256];
+};
+
+/* queue_body_key - fills a body key for chunk n of qid. */
+void queue_body_key(unsigned char key[QUEUE_BODY_KEYLEN], const char *qid, uint32_t n);
+
+/*
+ * queue_body_del - deletes every chunk of qid inside txn. Returns 0 or
+ * a Berkeley DB error (DB_LOCK_DEADLOCK: the caller retries).
+ */
+int queue_body_del(struct queue *q, DB_TXN *txn, const char *qid);
+
+/*
+ * queue_txn_run - runs fn inside a transaction begun with begin_flags and
+ * committed with commit_flags. When fn (or the commit) loses a deadlock
+ * the transaction is aborted and fn runs again, so fn must start from
+ * scratch each time. Any other non-zero return from fn aborts and is
+ * passed back. Returns 0 or a Berkeley DB error.
+ */
+typedef int (*queue_txn_fn)(struct queue *q, DB_TXN *txn, void *arg);
+int queue_txn_run(struct queue *q, uint32_t begin_flags, uint32_t commit_flags,
+		  queue_txn_fn fn, void *arg);
+
+/*
+ * queue_orphans_remove - deletes body chunks whose id has no envelope
+ * (a crash during DATA). Counts the messages cleaned in *removed.
+ */
+int queue_orphans_remove(struct queue *q, size_t *removed);
+
+/* queue_seterr - formats the last error of a store.c call into q->err. */
+void queue_seterr(struct queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

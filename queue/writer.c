@@ -1,0 +1,627 @@
+/*
+ * writer.c - where a message becomes durable. One writer thread owns all
+ * writes of new messages; the loop thread (SMTP sessions) hands it jobs
+ * and gets completions back through a uv_async_t.
+ *
+ * Group commit (see /work/shared/MEASUREMENTS.md): each message is its
+ * own transaction committed with DB_TXN_NOSYNC, which releases its locks
+ * at once; after running every job that was waiting, the thread calls
+ * log_flush() once and only then reports all of the batch's commits as
+ * done. One disk sync therefore covers every message that finished
+ * while the previous sync was running, and the batch grows with load.
+ *
+ * Memory per message stays bounded: body bytes fill one 60 KB chunk at
+ * a time, at most QUEUE_MAX_INFLIGHT full chunks wait for the writer,
+ * and queue_incoming_write tells the caller to stop reading until one
+ * is written.
+ *
+ * Threads: the queue_incoming_* calls, the async callback and every user
+ * callback run on the loop thread; the writer thread only touches jobs,
+ * the fields of struct queue_incoming marked "writer thread", and
+ * Berkeley DB. It must not call user callbacks or libuv (but
+ * uv_async_send), and must not block except in the database.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mtad/mtad.h"
+#include "queue/queue_impl.h"
+
+/* Full chunks waiting for the writer before the sender is paused. */
+#define QUEUE_MAX_INFLIGHT 2
+
+enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT };
+
+struct wjob {
+	struct wjob *next;
+	enum wjob_type type;
+	struct queue_incoming *in;
+	unsigned char *data;	/* CHUNK: the chunk; COMMIT: encoded envelope */
+	size_t len;
+	unsigned char *tail;	/* COMMIT: the last, partial chunk (may be NULL) */
+	size_t taillen;
+	uint32_t chunkno;	/* number of data (CHUNK) or of tail (COMMIT) */
+	queue_commit_cb cb;
+	void *cbarg;
+	int status;		/* 0 or a Berkeley DB / errno value */
+	char errmsg[200];
+};
+
+struct queue_incoming {
+	struct queue *q;
+	char qid[QUEUE_ID_LEN + 1];
+	queue_resume_cb resume;
+	void *arg;
+	struct wjob *final;	/* preallocated COMMIT/ABORT job: they cannot fail on memory */
+	/* loop thread */
+	unsigned char *buf;	/* chunk being filled */
+	size_t buflen;
+	uint32_t nchunks;	/* full chunks handed to the writer */
+	uint64_t size;
+	unsigned inflight;
+	bool blocked;		/* write returned 1: resume owed */
+	bool failed;		/* a chunk failed: commit will fail too */
+	/* writer thread */
+	uint32_t w_written;	/* chunks in body.db */
+	int w_status;		/* first chunk failure */
+	bool w_collision;	/* chunk keys held by another message: delete nothing */
+	char w_err[200];
+};
+
+struct queue_writer {
+	struct queue *q;
+	uv_async_t async;
+	uv_thread_t thread;
+	uv_mutex_t lock;
+	uv_cond_t cond;
+	/* under lock */
+	struct wjob *pending, **pending_tail;
+	struct wjob *done, **done_tail;
+	bool stopping;
+	/* loop thread: jobs submitted and not yet completed; the async
+	 * handle keeps the loop alive only while there are some */
+	size_t outstanding;
+	/* writer thread */
+	bool active;		/* work since the last checkpoint */
+	uint64_t last_checkpoint;	/* uv_hrtime() */
+};
+
+/* ---- writer thread ---- */
+
+/* writer_put_chunk - stores one chunk of in; a collision never overwrites. */
+static int writer_put_chunk(struct queue *q, DB_TXN *txn, const char *qid, uint32_t n,
+			    const void *bytes, size_t len)
+{
+	unsigned char kbuf[QUEUE_BODY_KEYLEN];
+	DBT key = { .data = kbuf, .size = sizeof(kbuf) };
+	DBT data = { .data = (void *)bytes, .size = (uint32_t)len };
+
+	queue_body_key(kbuf, qid, n);
+	return q->body->put(q->body, txn, &key, &data, DB_NOOVERWRITE);
+}
+
+/* writer_chunk_txn - the transaction of a CHUNK job. */
+static int writer_chunk_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct wjob *job = arg;
+
+	return writer_put_chunk(q, txn, job->in->qid, job->chunkno, job->data, job->len);
+}
+
+/* writer_commit_txn - the transaction of a COMMIT job: tail chunk, envelope. */
+static int writer_commit_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct wjob *job = arg;
+	DBT key = { .data = job->in->qid, .size = QUEUE_ID_LEN };
+	DBT data = { .data = job->data, .size = (uint32_t)job->len };
+	int rc;
+
+	if (job->taillen > 0 &&
+	    (rc = writer_put_chunk(q, txn, job->in->qid, job->chunkno, job->tail, job->taillen)) != 0)
+		return rc;
+	return q->envelope->put(q->envelope, txn, &key, &data, DB_NOOVERWRITE);
+}
+
+/* writer_body_del_txn - deletes every chunk of the message in arg. */
+static int writer_body_del_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct queue_incoming *in = arg;
+
+	return queue_body_del(q, txn, in->qid);
+}
+
+/* writer_forget - removes what a failed or aborted message left in body.db. */
+static void writer_forget(struct queue *q, struct queue_incoming *in)
+{
+	int rc;
+
+	if (in->w_collision || in->w_written == 0)
+		return;
+	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_body_del_txn, in);
+	if (rc != 0)	/* not fatal: the next start removes orphans */
+		mtad_log(MTAD_LOG_WARNING, "queue: %s: cannot delete body: %s", in->qid,
+			 db_strerror(rc));
+	in->w_written = 0;
+}
+
+/* writer_fail - records a job's failure text. */
+static void writer_fail(struct wjob *job, int rc, const char *what)
+{
+	job->status = rc;
+	if (rc == DB_KEYEXIST)
+		snprintf(job->errmsg, sizeof(job->errmsg), "%s: queue id %s already in use",
+			 what, job->in->qid);
+	else
+		snprintf(job->errmsg, sizeof(job->errmsg), "%s: %s", what, db_strerror(rc));
+}
+
+/* writer_do_chunk - writes one full chunk in its own transaction. */
+static void writer_do_chunk(struct queue *q, struct wjob *job)
+{
+	struct queue_incoming *in = job->in;
+	int rc;
+
+	if (in->w_status != 0) {	/* the message failed already */
+		job->status = in->w_status;
+		return;
+	}
+	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_chunk_txn, job);
+	if (rc == 0) {
+		in->w_written++;
+		return;
+	}
+	writer_fail(job, rc, "writing body");
+	in->w_status = rc;
+	in->w_collision = rc == DB_KEYEXIST;
+	memcpy(in->w_err, job->errmsg, sizeof(in->w_err));
+	mtad_log(MTAD_LOG_WARNING, "queue: %s: %s", in->qid, job->errmsg);
+}
+
+/* writer_do_commit - tail and envelope in one transaction; 1 when committed. */
+static int writer_do_commit(struct queue *q, struct wjob *job)
+{
+	struct queue_incoming *in = job->in;
+	int rc;
+
+	if (in->w_status != 0) {
+		job->status = in->w_status;
+		memcpy(job->errmsg, in->w_err, sizeof(job->errmsg));
+	} else if (job->data == NULL) {
+		job->status = ENOMEM;	/* errmsg was written by queue_incoming_commit */
+	} else if ((rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_commit_txn, job)) != 0) {
+		writer_fail(job, rc, "committing message");
+		in->w_collision |= rc == DB_KEYEXIST;
+		mtad_log(MTAD_LOG_WARNING, "queue: %s: %s", in->qid, job->errmsg);
+	} else {
+		return 1;
+	}
+	writer_forget(q, in);
+	return 0;
+}
+
+/* writer_run - runs a batch in order; returns how many messages committed. */
+static unsigned writer_run(struct queue *q, struct wjob *batch)
+{
+	unsigned committed = 0;
+
+	for (struct wjob *job = batch; job != NULL; job = job->next) {
+		switch (job->type) {
+		case WJOB_CHUNK:
+			writer_do_chunk(q, job);
+			break;
+		case WJOB_COMMIT:
+			committed += (unsigned)writer_do_commit(q, job);
+			break;
+		case WJOB_ABORT:
+			writer_forget(q, job->in);
+			break;
+		}
+	}
+	return committed;
+}
+
+/* writer_flush - the one log sync of a batch; on failure no commit counts as durable. */
+static void writer_flush(struct queue *q, struct wjob *batch)
+{
+	int rc = q->env->log_flush(q->env, NULL);
+
+	atomic_fetch_add(&q->flushes, 1);
+	if (rc == 0)
+		return;
+	mtad_log(MTAD_LOG_ERROR, "queue: log flush failed: %s", db_strerror(rc));
+	/* The transactions are committed in memory and may still reach the
+	 * disk: saying "failed" risks a duplicate, never a lost message. */
+	for (struct wjob *job = batch; job != NULL; job = job->next)
+		if (job->type == WJOB_COMMIT && job->status == 0)
+			writer_fail(job, rc, "flushing the log");
+}
+
+/* writer_take - waits for work (or the checkpoint timeout); takes all of it. */
+static struct wjob *writer_take(struct queue_writer *w, bool *stopping)
+{
+	uint64_t timeout = (uint64_t)w->q->opt.checkpoint_interval * 1000000000ull;
+	struct wjob *batch;
+
+	uv_mutex_lock(&w->lock);
+	if (w->pending == NULL && !w->stopping)
+		(void)uv_cond_timedwait(&w->cond, &w->lock, timeout);	/* timeout: checkpoint */
+	batch = w->pending;
+	w->pending = NULL;
+	w->pending_tail = &w->pending;
+	*stopping = w->stopping;
+	uv_mutex_unlock(&w->lock);
+	return batch;
+}
+
+/* writer_deliver - hands a finished batch back to the loop thread. */
+static void writer_deliver(struct queue_writer *w, struct wjob *batch)
+{
+	struct wjob *last = batch;
+
+	while (last->next != NULL)
+		last = last->next;
+	uv_mutex_lock(&w->lock);
+	*w->done_tail = batch;
+	w->done_tail = &last->next;
+	uv_mutex_unlock(&w->lock);
+	if (uv_async_send(&w->async) != 0)
+		mtad_log(MTAD_LOG_ERROR, "queue: cannot wake the event loop");
+}
+
+/* writer_checkpoint - bounds recovery time and lets old log files go. */
+static void writer_checkpoint(struct queue_writer *w, bool force)
+{
+	uint64_t now = uv_hrtime();
+	uint64_t every = (uint64_t)w->q->opt.checkpoint_interval * 1000000000ull;
+	int rc;
+
+	if (!w->active || (!force && now - w->last_checkpoint < every))
+		return;
+	if ((rc = w->q->env->txn_checkpoint(w->q->env, 0, 0, 0)) != 0)
+		mtad_log(MTAD_LOG_WARNING, "queue: checkpoint failed: %s", db_strerror(rc));
+	w->active = false;
+	w->last_checkpoint = now;
+}
+
+/* writer_main - the writer thread: take everything, run it, one flush, report. */
+static void writer_main(void *arg)
+{
+	struct queue_writer *w = arg;
+	struct queue *q = w->q;
+	bool stopping = false;
+
+	w->last_checkpoint = uv_hrtime();
+	for (;;) {
+		struct wjob *batch = writer_take(w, &stopping);
+
+		if (batch != NULL) {
+			unsigned committed = writer_run(q, batch);
+
+			if (committed > 0)
+				writer_flush(q, batch);
+			atomic_fetch_add(&q->commits, committed);
+			w->active = true;
+			writer_deliver(w, batch);
+		} else if (stopping) {
+			break;
+		}
+		writer_checkpoint(w, false);
+	}
+	writer_checkpoint(w, true);	/* a clean stop leaves little to recover */
+}
+
+/* ---- loop thread ---- */
+
+/* writer_submit - queues a job for the writer thread. */
+static void writer_submit(struct queue_writer *w, struct wjob *job)
+{
+	job->next = NULL;
+	if (w->outstanding++ == 0)
+		uv_ref((uv_handle_t *)&w->async);
+	uv_mutex_lock(&w->lock);
+	*w->pending_tail = job;
+	w->pending_tail = &job->next;
+	uv_cond_signal(&w->cond);
+	uv_mutex_unlock(&w->lock);
+}
+
+/* incoming_free - releases an incoming message and what it still holds. */
+static void incoming_free(struct queue_incoming *in)
+{
+	free(in->buf);
+	free(in->final);
+	free(in);
+}
+
+/* writer_complete_chunk - a chunk is written: maybe let the sender go on. */
+static void writer_complete_chunk(struct wjob *job)
+{
+	struct queue_incoming *in = job->in;
+
+	in->inflight--;
+	if (job->status != 0)
+		in->failed = true;
+	free(job->data);
+	free(job);
+	/* After commit/abort nobody waits for resume; in lives on until the
+	 * final job (always later in the list) completes. */
+	if (in->final != NULL && in->blocked && in->inflight < QUEUE_MAX_INFLIGHT) {
+		in->blocked = false;
+		in->resume(in->arg);
+	}
+}
+
+/* writer_complete - the loop-thread half of one finished job. */
+static void writer_complete(struct wjob *job)
+{
+	switch (job->type) {
+	case WJOB_CHUNK:
+		writer_complete_chunk(job);
+		return;
+	case WJOB_COMMIT:
+		incoming_free(job->in);
+		job->cb(job->cbarg, job->status, job->status ? job->errmsg : NULL);
+		break;
+	case WJOB_ABORT:
+		incoming_free(job->in);
+		break;
+	}
+	free(job->data);
+	free(job->tail);
+	free(job);
+}
+
+/* writer_drain - runs the completions the writer thread handed back. */
+static void writer_drain(struct queue_writer *w)
+{
+	struct wjob *list;
+
+	uv_mutex_lock(&w->lock);
+	list = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	uv_mutex_unlock(&w->lock);
+	while (list != NULL) {
+		struct wjob *job = list;
+
+		list = job->next;
+		if (--w->outstanding == 0)
+			uv_unref((uv_handle_t *)&w->async);
+		writer_complete(job);
+	}
+}
+
+/* writer_async_cb - the writer thread finished something. */
+static void writer_async_cb(uv_async_t *async)
+{
+	writer_drain(async->data);
+}
+
+/* writer_free - releases the writer once its handle is closed. */
+static void writer_free(uv_handle_t *handle)
+{
+	struct queue_writer *w = handle->data;
+
+	uv_cond_destroy(&w->cond);
+	uv_mutex_destroy(&w->lock);
+	free(w);
+}
+
+/* writer_init - the writer's lock, condition and async handle. */
+static int writer_init(struct queue_writer *w, uv_loop_t *loop)
+{
+	int rc;
+
+	if ((rc = uv_mutex_init(&w->lock)) != 0)
+		return rc;
+	if ((rc = uv_cond_init(&w->cond)) != 0) {
+		uv_mutex_destroy(&w->lock);
+		return rc;
+	}
+	if ((rc = uv_async_init(loop, &w->async, writer_async_cb)) != 0) {
+		uv_cond_destroy(&w->cond);
+		uv_mutex_destroy(&w->lock);
+		return rc;
+	}
+	w->async.data = w;
+	uv_unref((uv_handle_t *)&w->async);	/* idle writer: let the loop end */
+	w->pending_tail = &w->pending;
+	w->done_tail = &w->done;
+	return 0;
+}
+
+/* queue_writer_start - see queue.h. */
+int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errlen)
+{
+	struct queue_writer *w;
+	size_t orphans;
+	int rc;
+
+	if (q->writer != NULL) {
+		snprintf(err, errlen, "queue writer already running");
+		return -1;
+	}
+	if ((rc = queue_orphans_remove(q, &orphans)) != 0) {
+		snprintf(err, errlen, "removing orphaned bodies: %s", db_strerror(rc));
+		return -1;
+	}
+	if (orphans > 0)
+		mtad_log(MTAD_LOG_INFO, "queue: removed the bodies of %zu unfinished messages",
+			 orphans);
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->q = q;
+	if ((rc = writer_init(w, loop)) != 0) {
+		snprintf(err, errlen, "queue writer: %s", uv_strerror(rc));
+		free(w);
+		return -1;
+	}
+	if ((rc = uv_thread_create(&w->thread, writer_main, w)) != 0) {
+		snprintf(err, errlen, "queue writer thread: %s", uv_strerror(rc));
+		uv_close((uv_handle_t *)&w->async, writer_free);
+		return -1;
+	}
+	q->writer = w;
+	return 0;
+}
+
+/* queue_writer_stop - see queue.h. */
+void queue_writer_stop(struct queue *q)
+{
+	struct queue_writer *w = q->writer;
+
+	if (w == NULL)
+		return;
+	uv_mutex_lock(&w->lock);
+	w->stopping = true;
+	uv_cond_signal(&w->cond);
+	uv_mutex_unlock(&w->lock);
+	if (uv_thread_join(&w->thread) != 0)
+		mtad_log(MTAD_LOG_ERROR, "queue: cannot join the writer thread");
+	/* Callbacks below that call back into the queue find it stopped. */
+	q->writer = NULL;
+	writer_drain(w);
+	uv_close((uv_handle_t *)&w->async, writer_free);
+}
+
+/* queue_writer_stats - see queue.h. */
+void queue_writer_stats(struct queue *q, uint64_t *commits, uint64_t *flushes)
+{
+	*commits = atomic_load(&q->commits);
+	*flushes = atomic_load(&q->flushes);
+}
+
+/* ---- incoming messages (loop thread) ---- */
+
+/* queue_incoming_new - see queue.h. */
+struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
+					  queue_resume_cb resume, void *arg)
+{
+	struct queue_incoming *in;
+
+	if (q->writer == NULL || !queue_id_valid(qid))
+		return NULL;
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return NULL;
+	if ((in->final = calloc(1, sizeof(*in->final))) == NULL) {
+		free(in);
+		return NULL;
+	}
+	in->q = q;
+	memcpy(in->qid, qid, sizeof(in->qid));
+	in->resume = resume;
+	in->arg = arg;
+	in->final->in = in;
+	return in;
+}
+
+/* incoming_send_chunk - hands the full buffer to the writer. */
+static int incoming_send_chunk(struct queue_incoming *in)
+{
+	struct wjob *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return -1;
+	job->type = WJOB_CHUNK;
+	job->in = in;
+	job->data = in->buf;
+	job->len = in->buflen;
+	job->chunkno = in->nchunks++;
+	in->buf = NULL;
+	in->buflen = 0;
+	in->inflight++;
+	writer_submit(in->q->writer, job);
+	return 0;
+}
+
+/* queue_incoming_write - see queue.h; -1 also once the writer stopped. */
+int queue_incoming_write(struct queue_incoming *in, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	if (in->q->writer == NULL || in->final == NULL)
+		return -1;
+	in->size += len;
+	while (len > 0 && !in->failed) {
+		size_t n;
+
+		if (in->buf == NULL && (in->buf = malloc(QUEUE_CHUNK_SIZE)) == NULL)
+			return -1;
+		n = QUEUE_CHUNK_SIZE - in->buflen;
+		if (n > len)
+			n = len;
+		memcpy(in->buf + in->buflen, p, n);
+		in->buflen += n;
+		p += n;
+		len -= n;
+		if (in->buflen == QUEUE_CHUNK_SIZE && incoming_send_chunk(in) < 0)
+			return -1;
+	}
+	if (in->inflight < QUEUE_MAX_INFLIGHT)
+		return 0;
+	in->blocked = true;
+	return 1;
+}
+
+/* incoming_encode - the envelope to store: the caller's, with our id and size. */
+static void incoming_encode(struct queue_incoming *in, const struct queue_envelope *env,
+			    struct wjob *job)
+{
+	struct queue_envelope copy = *env;
+
+	copy.version = QUEUE_RECORD_VERSION;
+	memcpy(copy.qid, in->qid, sizeof(copy.qid));
+	copy.size = in->size;
+	job->data = queue_record_encode(&copy, &job->len);
+	if (job->data == NULL)
+		snprintf(job->errmsg, sizeof(job->errmsg), "encoding the envelope: %s",
+			 strerror(errno));
+}
+
+/* queue_incoming_commit - see queue.h. */
+int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope *env,
+			  queue_commit_cb cb, void *arg)
+{
+	struct wjob *job = in->final;
+
+	in->final = NULL;
+	job->type = WJOB_COMMIT;
+	job->cb = cb;
+	job->cbarg = arg;
+	if (in->q->writer == NULL) {
+		/* Shut down under a live session: nobody can call back later. */
+		incoming_free(in);
+		cb(arg, ESHUTDOWN, "queue writer stopped");
+		free(job);
+		return 0;
+	}
+	incoming_encode(in, env, job);
+	job->tail = in->buf;
+	job->taillen = in->buflen;
+	job->chunkno = in->nchunks;
+	in->buf = NULL;
+	writer_submit(in->q->writer, job);
+	return 0;
+}
+
+/* queue_incoming_abort - see queue.h. */
+void queue_incoming_abort(struct queue_incoming *in)
+{
+	struct wjob *job = in->final;
+
+	in->final = NULL;
+	free(in->buf);
+	in->buf = NULL;
+	/* Nothing reached the writer, or it is gone: no job to wait for
+	 * (chunks left by a stopped writer are orphans for the next start). */
+	if (in->nchunks == 0 || in->q->writer == NULL) {
+		free(job);
+		free(in);
+		return;
+	}
+	job->type = WJOB_ABORT;
+	writer_submit(in->q->writer, job);
+}
