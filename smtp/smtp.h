@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
+#include "queue/queue.h"
+
 /* RFC 5321 §4.5.3.1 limits. */
 #define SMTP_COMMAND_MAX 512	/* command line including CRLF */
 #define SMTP_PATH_MAX 256	/* path including < > */
@@ -140,5 +144,66 @@ size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
  */
 size_t smtp_reply_format(char *buf, size_t size, int code, const char *enhanced,
 			 const char *text);
+
+/* ---- the server session (smtp/session.c) ---- */
+
+struct mtad_config;
+struct queue;
+
+/*
+ * State shared by all sessions of one server; owned by the event loop
+ * (mtad/main.c). cfg may be replaced between sessions (reload).
+ */
+struct smtp_server {
+	uv_loop_t *loop;
+	const struct mtad_config *cfg;
+	struct queue *queue;
+	struct queue_id_gen ids;
+	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
+	uint64_t messages;	/* accepted since start */
+	bool stopping;		/* shutting down: no new transactions */
+};
+
+#define SMTP_READ_SIZE 16384	/* session input buffer */
+
+/*
+ * How a session reaches its connection. The transport (plain TCP in
+ * mtad/listen.c, TLS later) implements these; the session never sees a
+ * socket, so it does not care how the bytes travel.
+ */
+struct smtp_io {
+	void *ctx;
+	/* Queues bytes for sending (copied). */
+	void (*send)(void *ctx, const char *data, size_t len);
+	/* Stops (true) or restarts (false) reading from the peer. */
+	void (*pause)(void *ctx, bool paused);
+	/* Sends what is queued, then closes; the transport later calls smtp_session_free. */
+	void (*close)(void *ctx);
+};
+
+struct smtp_session;
+
+int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
+		     const struct mtad_config *cfg, struct queue *queue);
+void smtp_server_fini(struct smtp_server *srv);
+
+/* A new connection: peer is the client's address, listener its name. */
+struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp_io *io,
+				      const char *client_ip, const char *listener);
+/* Sends the greeting and starts the command timer. */
+void smtp_session_start(struct smtp_session *s);
+/* Where the transport should put the next bytes read (may be 0 bytes: pause). */
+void smtp_session_inbuf(struct smtp_session *s, char **buf, size_t *len);
+/* n bytes were put there: process them. */
+void smtp_session_received(struct smtp_session *s, size_t n);
+/* The peer closed or the connection failed. */
+void smtp_session_eof(struct smtp_session *s, const char *why);
+/* The server is stopping: 421 and close. */
+void smtp_session_shutdown(struct smtp_session *s);
+/*
+ * The transport is gone. The session frees itself now, or when the
+ * queue commit it is waiting for has finished.
+ */
+void smtp_session_free(struct smtp_session *s);
 
 #endif

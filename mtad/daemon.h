@@ -1,0 +1,55 @@
+/*
+ * daemon.h - private to mtad/: the running daemon as main.c and
+ * listen.c share it. Everything here is owned by the event loop thread.
+ */
+#ifndef MTAD_DAEMON_H
+#define MTAD_DAEMON_H
+
+#include <stdbool.h>
+
+#include <uv.h>
+
+#include "mtad/mtad.h"
+#include "queue/queue.h"
+#include "smtp/smtp.h"
+
+#define IP_BUCKETS 1024
+
+struct conn;
+struct ip_count;
+
+struct listener {
+	uv_tcp_t tcp;
+	struct daemon *d;
+	char name[80];		/* "127.0.0.1:2525", "[::1]:2525" */
+};
+
+struct daemon {
+	uv_loop_t *loop;
+	struct mtad_config cfg;
+	const char *config_path;
+	struct queue *queue;
+	struct smtp_server smtp;
+
+	struct listener listeners[MTAD_MAX_LISTEN];
+	size_t nlisteners;
+
+	struct conn *conns;		/* every open connection */
+	unsigned nconns;
+	struct ip_count *per_ip[IP_BUCKETS];	/* connections per client address */
+
+	uv_signal_t sig_term, sig_int;
+	bool stopping;
+	bool writer_started;
+	bool signals_started;
+	int lock_fd;
+};
+
+/* listen.c */
+int listen_start(struct daemon *d, char *err, size_t errlen);
+/* Stops accepting, says 421 to every session; the loop ends when all are closed. */
+void listen_stop(struct daemon *d);
+/* Called when the last connection closed during a stop. */
+void daemon_connections_gone(struct daemon *d);
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * listen.c - the listeners and the plain TCP transport under each SMTP
+ * session: accepting, connection limits (total and per client IP),
+ * reading into the session's buffer, writing its replies, and closing
+ * politely.
+ *
+ * Must not block and must not trust the peer: writes that the client
+ * does not read are bounded (reading stops until they drain), and a
+ * closing connection gets a few seconds to take our last reply before
+ * it is dropped.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mtad/daemon.h"
+
+#define WRITE_BACKLOG_MAX (256 * 1024)	/* unread replies before we stop reading */
+#define LINGER_MS 3000			/* time a closing peer gets to read our last reply */
+
+struct ip_count {
+	struct ip_count *next;
+	unsigned count;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t linger;
+	uv_shutdown_t shutdown;
+	struct daemon *d;
+	struct smtp_session *session;
+	struct conn *prev, *next;
+	struct ip_count *ip;
+	size_t write_backlog;
+	int handles_open;
+	bool paused_by_session;
+	bool paused_by_backlog;
+	bool reading;
+	bool closing;
+	char listener[80];
+	char drain[256];	/* input thrown away while lingering */
+};
+
+struct write_req {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	char data[];
+};
+
+/* ---- connections per client address ---- */
+
+/* ip_hash - FNV-1a over the address text. */
+static unsigned ip_hash(const char *ip)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *ip; ip++)
+		h = (h ^ (unsigned char)*ip) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+/* ip_find - the counter for an address, created at zero when asked. */
+static struct ip_count *ip_find(struct daemon *d, const char *ip, bool create)
+{
+	unsigned b = ip_hash(ip);
+	struct ip_count *e;
+
+	for (e = d->per_ip[b]; e; e = e->next)
+		if (strcmp(e->ip, ip) == 0)
+			return e;
+	if (!create || !(e = calloc(1, sizeof(*e))))
+		return NULL;
+	snprintf(e->ip, sizeof(e->ip), "%s", ip);
+	e->next = d->per_ip[b];
+	d->per_ip[b] = e;
+	return e;
+}
+
+/* ip_release - one connection from this address ended. */
+static void ip_release(struct daemon *d, struct ip_count *e)
+{
+	struct ip_count **pp;
+
+	if (--e->count > 0)
+		return;
+	for (pp = &d->per_ip[ip_hash(e->ip)]; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
+	}
+}
+
+/* ---- reading ---- */
+
+/* conn_update_reading - reads only when neither the session nor the backlog objects. */
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void conn_update_reading(struct conn *c)
+{
+	bool want = !c->closing && !c->paused_by_session && !c->paused_by_backlog;
+
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	char *p;
+	size_t len;
+
+	(void)suggested;
+	smtp_session_inbuf(c->session, &p, &len);
+	*buf = uv_buf_init(p, (unsigned)len);
+}
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = stream->data;
+
+	(void)buf;
+	if (nread > 0) {
+		smtp_session_received(c->session, (size_t)nread);
+		return;
+	}
+	if (nread == 0 || nread == UV_ENOBUFS)
+		return;	/* EAGAIN, or a full buffer: the session has paused us */
+	smtp_session_eof(c->session, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+}
+
+/* ---- writing ---- */
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct conn *c = w->c;
+
+	(void)status;	/* a failed write shows up as a read error too */
+	c->write_backlog -= w->len;
+	free(w);
+	if (c->paused_by_backlog && c->write_backlog < WRITE_BACKLOG_MAX / 2) {
+		c->paused_by_backlog = false;
+		conn_update_reading(c);
+	}
+}
+
+/* conn_send - the session's replies: written at once when the socket takes them. */
+static void conn_send(void *ctx, const char *data, size_t len)
+{
+	struct conn *c = ctx;
+	struct write_req *w;
+	uv_buf_t buf;
+	int n = 0;
+
+	if (c->closing || len == 0)
+		return;
+	if (c->write_backlog == 0) {
+		buf = uv_buf_init((char *)data, (unsigned)len);
+		n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+		if (n == (int)len)
+			return;
+		if (n < 0)
+			n = 0;
+	}
+	w = malloc(sizeof(*w) + len - (size_t)n);
+	if (!w) {
+		mtad_log(MTAD_LOG_WARNING, "out of memory writing to [%s]", c->ip->ip);
+		return;
+	}
+	w->c = c;
+	w->len = len - (size_t)n;
+	memcpy(w->data, data + n, w->len);
+	buf = uv_buf_init(w->data, (unsigned)w->len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb) != 0) {
+		free(w);
+		return;
+	}
+	c->write_backlog += w->len;
+	if (c->write_backlog > WRITE_BACKLOG_MAX) {
+		c->paused_by_backlog = true;
+		conn_update_reading(c);
+	}
+}
+
+static void conn_pause(void *ctx, bool paused)
+{
+	struct conn *c = ctx;
+
+	c->paused_by_session = paused;
+	conn_update_reading(c);
+}
+
+/* ---- closing ---- */
+
+/* conn_handle_closed - frees the connection once both its handles are closed. */
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct daemon *d = c->d;
+
+	if (--c->handles_open > 0)
+		return;
+	if (c->session)
+		smtp_session_free(c->session);
+	if (c->ip)
+		ip_release(d, c->ip);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	d->nconns--;
+	free(c);
+	if (d->stopping && d->nconns == 0)
+		daemon_connections_gone(d);
+}
+
+/* conn_finish - closes both handles (idempotent). */
+static void conn_finish(struct conn *c)
+{
+	if (!uv_is_closing((uv_handle_t *)&c->tcp))
+		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+	if (!uv_is_closing((uv_handle_t *)&c->linger))
+		uv_close((uv_handle_t *)&c->linger, conn_handle_closed);
+}
+
+static void conn_linger_timeout(uv_timer_t *t)
+{
+	conn_finish(t->data);
+}
+
+static void conn_drain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)suggested;
+	*buf = uv_buf_init(c->drain, sizeof(c->drain));
+}
+
+static void conn_drain_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	if (nread < 0)
+		conn_finish(stream->data);
+}
+
+/*
+ * conn_shutdown_done - our replies are out. Reading what the client still
+ * sends until it closes keeps the kernel from answering it with a reset
+ * that could destroy our last reply before the client read it.
+ */
+static void conn_shutdown_done(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	if (status != 0 ||
+	    uv_read_start((uv_stream_t *)&c->tcp, conn_drain_alloc, conn_drain_read) != 0)
+		conn_finish(c);
+}
+
+/* conn_close - the session is done with the connection. */
+static void conn_close(void *ctx)
+{
+	struct conn *c = ctx;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	conn_update_reading(c);
+	c->shutdown.data = c;
+	if (uv_timer_start(&c->linger, conn_linger_timeout, LINGER_MS, 0) != 0 ||
+	    uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, conn_shutdown_done) != 0)
+		conn_finish(c);
+}
+
+/* ---- accepting ---- */
+
+/* conn_peer - the client's address as text. */
+static int conn_peer(struct conn *c, char *ip, size_t iplen)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return uv_ip6_name((struct sockaddr_in6 *)&ss, ip, iplen);
+	return uv_ip4_name((struct sockaddr_in *)&ss, ip, iplen);
+}
+
+/* conn_refuse - over a limit: a 421 without reading anything, then close. */
+static void conn_refuse(struct conn *c, const char *ip, const char *why)
+{
+	char line[SMTP_COMMAND_MAX];
+	int n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s\r\n",
+			 c->d->cfg.hostname, why);
+	uv_buf_t buf = uv_buf_init(line, n > 0 ? (unsigned)n : 0);
+
+	mtad_log(MTAD_LOG_WARNING, "refused connection from unknown[%s]: %s", ip, why);
+	(void)uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+	c->closing = true;
+	conn_finish(c);
+}
+
+/* conn_admit - checks the connection limits and counts this one. */
+static bool conn_admit(struct conn *c, const char *ip)
+{
+	struct daemon *d = c->d;
+	struct ip_count *e;
+
+	if (d->nconns > d->cfg.max_connections) {
+		conn_refuse(c, ip, "too many connections");
+		return false;
+	}
+	e = ip_find(d, ip, true);
+	if (!e) {
+		conn_refuse(c, ip, "out of memory");
+		return false;
+	}
+	e->count++;
+	c->ip = e;
+	if (e->count > d->cfg.max_connections_per_ip) {
+		conn_refuse(c, ip, "too many connections from your address");
+		return false;
+	}
+	return true;
+}
+
+/* conn_start_session - the SMTP session on top of an admitted connection. */
+static void conn_start_session(struct conn *c, const char *ip)
+{
+	struct smtp_io io = {
+		.ctx = c, .send = conn_send, .pause = conn_pause, .close = conn_close,
+	};
+
+	c->session = smtp_session_new(&c->d->smtp, &io, ip, c->listener);
+	if (!c->session) {
+		conn_refuse(c, ip, "out of memory");
+		return;
+	}
+	(void)uv_tcp_nodelay(&c->tcp, 1);
+	conn_update_reading(c);
+	smtp_session_start(c->session);
+}
+
+/* conn_link - puts a connection on the daemon's list (conn_handle_closed takes it off). */
+static void conn_link(struct daemon *d, struct conn *c)
+{
+	c->d = d;
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	d->nconns++;
+}
+
+/* conn_new - a connection with its two handles, linked into the daemon's list. */
+static struct conn *conn_new(struct listener *l)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (uv_tcp_init(l->d->loop, &c->tcp) != 0) {
+		free(c);
+		return NULL;
+	}
+	conn_link(l->d, c);
+	c->tcp.data = c;
+	c->linger.data = c;
+	c->handles_open = 1;
+	if (uv_timer_init(l->d->loop, &c->linger) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+		return NULL;
+	}
+	c->handles_open = 2;
+	snprintf(c->listener, sizeof(c->listener), "%s", l->name);
+	return c;
+}
+
+static void listener_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	char ip[INET6_ADDRSTRLEN];
+	struct conn *c;
+
+	if (status != 0) {
+		mtad_log(MTAD_LOG_WARNING, "accept on %s: %s", l->name, uv_strerror(status));
+		return;
+	}
+	if (l->d->stopping || !(c = conn_new(l)))
+		return;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || conn_peer(c, ip, sizeof(ip)) != 0) {
+		c->closing = true;
+		conn_finish(c);
+		return;
+	}
+	if (conn_admit(c, ip))
+		conn_start_session(c, ip);
+}
+
+/* listener_bind - one configured address: bind and listen. */
+static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *err, size_t errlen)
+{
+	struct listener *l = &d->listeners[d->nlisteners];
+	struct sockaddr_storage ss;
+	bool v6 = strchr(cfg->address, ':') != NULL;
+	int r;
+
+	if (v6)
+		r = uv_ip6_addr(cfg->address, cfg->port, (struct sockaddr_in6 *)&ss);
+	else
+		r = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&ss);
+	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%d" : "%s:%d", cfg->address, cfg->port);
+	if (r == 0)
+		r = uv_tcp_init(d->loop, &l->tcp);
+	if (r != 0) {
+		snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
+		return -1;
+	}
+	l->d = d;
+	l->tcp.data = l;
+	d->nlisteners++;	/* from here on the handle must be closed */
+	r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, v6 ? UV_TCP_IPV6ONLY : 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&l->tcp, 511, listener_connection);
+	if (r != 0) {
+		snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
+		return -1;
+	}
+	mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
+	return 0;
+}
+
+/* listen_start - binds every configured listener. */
+int listen_start(struct daemon *d, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < d->cfg.nlisten; i++)
+		if (listener_bind(d, &d->cfg.listen[i], err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
+/* listen_stop - stop accepting; every session says 421 and closes. */
+void listen_stop(struct daemon *d)
+{
+	struct conn *c, *next;
+
+	for (size_t i = 0; i < d->nlisteners; i++)
+		if (!uv_is_closing((uv_handle_t *)&d->listeners[i].tcp))
+			uv_close((uv_handle_t *)&d->listeners[i].tcp, NULL);
+	for (c = d->conns; c; c = next) {
+		next = c->next;
+		if (c->session && !c->closing)
+			smtp_session_shutdown(c->session);
+	}
+	if (d->nconns == 0)
+		daemon_connections_gone(d);
+}

@@ -1,0 +1,193 @@
+/*
+ * main.c - mtad, the daemon: reads the configuration, opens the queue,
+ * starts the queue writer and the listeners, and runs the event loop
+ * until SIGTERM/SIGINT.
+ *
+ * Stopping is orderly: listeners close, every session says 421 (a
+ * session waiting for its queue commit gets its 250 first), the queue
+ * writer finishes what it was given, and mtad exits 0. A second mtad on
+ * the same spool is refused (a lock file), because the queue writer
+ * assumes it is the only one creating messages there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "mtad/daemon.h"
+
+#define DEFAULT_CONFIG "/etc/mtad/mtad.conf"
+
+/* usage - the --help text. */
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtad [-c CONFIG] [-n] [-V]\n"
+		"  -c CONFIG  configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -n         check the configuration, print the settings that differ\n"
+		"             from the defaults, and exit (0 when it is valid)\n"
+		"  -V         print the version and exit\n"
+		"mtad runs in the foreground and logs to stderr.\n");
+}
+
+/* daemon_lock - one mtad per spool directory. */
+static int daemon_lock(struct daemon *d, char *err, size_t errlen)
+{
+	char path[MTAD_PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/mtad.lock", d->cfg.spool_directory);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "%s: %s (is another mtad using this spool?)", path,
+			 errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* daemon_connections_gone - the last session of a stop has closed. */
+void daemon_connections_gone(struct daemon *d)
+{
+	if (d->writer_started) {
+		queue_writer_stop(d->queue);
+		d->writer_started = false;
+	}
+	if (d->signals_started) {
+		uv_close((uv_handle_t *)&d->sig_term, NULL);
+		uv_close((uv_handle_t *)&d->sig_int, NULL);
+		d->signals_started = false;
+	}
+}
+
+/* daemon_signal - SIGTERM or SIGINT: stop accepting and wind down. */
+static void daemon_signal(uv_signal_t *sig, int signum)
+{
+	struct daemon *d = sig->data;
+
+	if (d->stopping)
+		return;
+	mtad_log(MTAD_LOG_INFO, "terminating on signal %d", signum);
+	d->stopping = true;
+	d->smtp.stopping = true;
+	listen_stop(d);
+}
+
+/* daemon_signals - the signals the loop listens for. */
+static int daemon_signals(struct daemon *d)
+{
+	signal(SIGPIPE, SIG_IGN);	/* a write to a closed socket is an error, not death */
+	d->sig_term.data = d;
+	d->sig_int.data = d;
+	if (uv_signal_init(d->loop, &d->sig_term) != 0)
+		return -1;
+	if (uv_signal_init(d->loop, &d->sig_int) != 0) {
+		uv_close((uv_handle_t *)&d->sig_term, NULL);
+		return -1;
+	}
+	d->signals_started = true;
+	if (uv_signal_start(&d->sig_term, daemon_signal, SIGTERM) != 0 ||
+	    uv_signal_start(&d->sig_int, daemon_signal, SIGINT) != 0)
+		return -1;
+	return 0;
+}
+
+/* daemon_open_queue - environment, lock and writer thread. */
+static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
+{
+	struct queue_options qo = {
+		.spool_directory = d->cfg.spool_directory,
+		.cache_size = d->cfg.db_cache_size,
+		.log_buffer_size = d->cfg.db_log_buffer_size,
+		.checkpoint_interval = d->cfg.checkpoint_interval,
+	};
+
+	d->queue = queue_open(&qo, err, errlen);
+	if (!d->queue)
+		return -1;
+	if (daemon_lock(d, err, errlen) != 0)
+		return -1;
+	if (queue_writer_start(d->queue, d->loop, err, errlen) != 0)
+		return -1;
+	d->writer_started = true;
+	return 0;
+}
+
+/* daemon_run - everything between a valid configuration and exit. */
+static int daemon_run(struct daemon *d)
+{
+	char err[2 * MTAD_PATH_MAX] = "";
+	int status = 1;
+
+	if (daemon_open_queue(d, err, sizeof(err)) != 0 ||
+	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue) != 0 ||
+	    daemon_signals(d) != 0 || listen_start(d, err, sizeof(err)) != 0) {
+		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
+		d->stopping = true;
+		d->smtp.stopping = true;
+		listen_stop(d);
+	} else {
+		mtad_log(MTAD_LOG_INFO, "daemon started -- version %s, configuration %s",
+			 MTAD_VERSION, d->config_path);
+		status = 0;
+	}
+	uv_run(d->loop, UV_RUN_DEFAULT);
+	return status;
+}
+
+/* daemon_cleanup - releases what daemon_run took (the loop is idle). */
+static void daemon_cleanup(struct daemon *d)
+{
+	smtp_server_fini(&d->smtp);
+	if (d->queue)
+		queue_close(d->queue);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+	for (size_t b = 0; b < IP_BUCKETS; b++)
+		if (d->per_ip[b])
+			mtad_log(MTAD_LOG_WARNING, "connection counts left at exit");
+	if (uv_loop_close(d->loop) != 0)
+		mtad_log(MTAD_LOG_WARNING, "event loop still had handles at exit");
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .config_path = DEFAULT_CONFIG, .lock_fd = -1 };
+	char err[1024];
+	bool check_only = false;
+	int opt, status;
+
+	while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+		switch (opt) {
+		case 'c': d.config_path = optarg; break;
+		case 'n': check_only = true; break;
+		case 'V': printf("mtad %s\n", MTAD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (mtad_config_load(&d.cfg, d.config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mtad: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		mtad_config_print_nondefault(&d.cfg, stdout);
+		return 0;
+	}
+	d.loop = uv_default_loop();
+	status = daemon_run(&d);
+	daemon_cleanup(&d);
+	return status;
+}

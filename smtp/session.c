@@ -1,0 +1,590 @@
+/*
+ * session.c - the SMTP server session: input buffering, pipelining,
+ * the DATA phase, the queue commit, timeouts and the session's lifetime.
+ *
+ * RFC 5321 (session), RFC 2920 (PIPELINING: every complete command in
+ * the buffer is processed in order, replies are gathered and flushed
+ * before waiting for input or for the queue).
+ *
+ * This file must not block: the only slow step, making a message
+ * durable, is handed to the queue's writer thread and the session
+ * pauses until its callback. It never touches a socket; bytes come in
+ * through smtp_session_received() and leave through struct smtp_io.
+ * The commands themselves live in verbs.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "smtp/session_int.h"
+
+static void session_process(struct smtp_session *s);
+static void session_flush(struct smtp_session *s);
+
+/* smtp_server_init - shared state for all sessions of one loop. */
+int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
+		     const struct mtad_config *cfg, struct queue *queue)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->loop = loop;
+	srv->cfg = cfg;
+	srv->queue = queue;
+	srv->scratch = malloc(SMTP_READ_SIZE);
+	return srv->scratch ? 0 : -1;
+}
+
+/* smtp_server_fini - releases what smtp_server_init took. */
+void smtp_server_fini(struct smtp_server *srv)
+{
+	free(srv->scratch);
+	srv->scratch = NULL;
+}
+
+/* session_timeout - the client said nothing for too long. */
+static void session_timeout(uv_timer_t *timer)
+{
+	struct smtp_session *s = timer->data;
+
+	if (s->state == STATE_CLOSING || s->state == STATE_COMMIT)
+		return;
+	mtad_log(MTAD_LOG_INFO, "timeout after %s from unknown[%s]",
+		 s->state == STATE_DATA ? "DATA" : "command", s->client_ip);
+	session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+		      s->srv->cfg->hostname);
+	session_close(s);
+}
+
+/* session_arm_timer - (re)starts the idle timer for the current state. */
+static void session_arm_timer(struct smtp_session *s)
+{
+	unsigned secs = s->state == STATE_DATA ? s->srv->cfg->data_timeout
+					       : s->srv->cfg->command_timeout;
+
+	if (uv_timer_start(&s->timer, session_timeout, (uint64_t)secs * 1000, 0) != 0)
+		mtad_log(MTAD_LOG_WARNING, "cannot start timer for [%s]", s->client_ip);
+}
+
+/* smtp_session_new - a session for a freshly accepted connection. */
+struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp_io *io,
+				      const char *client_ip, const char *listener)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->rcpt_cap = srv->cfg->max_recipients;
+	s->rcpt = calloc(s->rcpt_cap, sizeof(*s->rcpt));
+	if (!s->rcpt || uv_timer_init(srv->loop, &s->timer) != 0) {
+		free(s->rcpt);
+		free(s);
+		return NULL;
+	}
+	s->timer.data = s;
+	s->srv = srv;
+	s->io = *io;
+	s->state = STATE_COMMAND;
+	snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip);
+	snprintf(s->listener, sizeof(s->listener), "%s", listener);
+	mtad_log(MTAD_LOG_INFO, "connect from unknown[%s] to %s", s->client_ip, s->listener);
+	return s;
+}
+
+/* smtp_session_start - the 220 greeting. */
+void smtp_session_start(struct smtp_session *s)
+{
+	char line[SMTP_COMMAND_MAX];
+	int n = snprintf(line, sizeof(line), "220 %s ESMTP mtad\r\n",
+			 s->srv->cfg->hostname);
+
+	session_reply_raw(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	session_flush(s);
+	session_arm_timer(s);
+}
+
+/* session_reply_raw - appends preformatted reply text to the output. */
+void session_reply_raw(struct smtp_session *s, const char *text, size_t len)
+{
+	if (s->state == STATE_CLOSING)
+		return;
+	if (s->outlen + len > sizeof(s->out))
+		session_flush(s);
+	if (len > sizeof(s->out)) {
+		s->io.send(s->io.ctx, text, len);
+		return;
+	}
+	memcpy(s->out + s->outlen, text, len);
+	s->outlen += len;
+}
+
+/*
+ * session_reply - appends one reply line. Every 4xx/5xx counts as an
+ * error for max_errors (RFC 5321 §4.3.2: a server may close after too
+ * many).
+ */
+void session_reply(struct smtp_session *s, int code, const char *enhanced,
+		   const char *fmt, ...)
+{
+	char text[SMTP_COMMAND_MAX];
+	char line[SMTP_COMMAND_MAX];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	n = smtp_reply_format(line, sizeof(line), code, enhanced, text);
+	session_reply_raw(s, line, n);
+	if (code >= 400)
+		s->errors++;
+}
+
+/* session_flush - hands the gathered replies to the transport. */
+static void session_flush(struct smtp_session *s)
+{
+	if (s->outlen == 0)
+		return;
+	s->io.send(s->io.ctx, s->out, s->outlen);
+	s->outlen = 0;
+}
+
+/* session_close - flush and let the transport close the connection. */
+void session_close(struct smtp_session *s)
+{
+	if (s->state == STATE_CLOSING)
+		return;
+	session_flush(s);
+	s->state = STATE_CLOSING;
+	uv_timer_stop(&s->timer);
+	s->io.close(s->io.ctx);
+}
+
+/* session_log_reject - one log line per refused MAIL/RCPT/DATA, as Postfix does. */
+void session_log_reject(struct smtp_session *s, const char *verb, const char *fmt, ...)
+{
+	char reason[SMTP_COMMAND_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	mtad_log(MTAD_LOG_INFO, "%s: reject: %s from unknown[%s]: %s; from=<%s> proto=%s helo=<%s>",
+		 s->qid[0] ? s->qid : "NOQUEUE", verb, s->client_ip, reason,
+		 s->in_transaction ? s->sender.addr : "", s->esmtp ? "ESMTP" : "SMTP",
+		 s->helo);
+}
+
+/* session_reset_transaction - forgets sender, recipients and any message in progress. */
+void session_reset_transaction(struct smtp_session *s)
+{
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		free(s->rcpt[i]);
+		s->rcpt[i] = NULL;
+	}
+	s->nrcpt = 0;
+	s->in_transaction = false;
+	memset(&s->sender, 0, sizeof(s->sender));
+	memset(&s->params, 0, sizeof(s->params));
+	if (s->incoming) {
+		queue_incoming_abort(s->incoming);
+		s->incoming = NULL;
+	}
+	s->qid[0] = '\0';
+	s->header_size = 0;
+}
+
+/* session_queue_resume - the queue took our body chunks: read on. */
+static void session_queue_resume(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (!s->paused_by_queue)
+		return;
+	s->paused_by_queue = false;
+	if (s->transport_gone)
+		return;
+	s->io.pause(s->io.ctx, false);
+	session_process(s);
+}
+
+/* session_write_body - passes body bytes to the queue, pausing when it is busy. */
+static int session_write_body(struct smtp_session *s, const char *data, size_t len)
+{
+	int r = queue_incoming_write(s->incoming, data, len);
+
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		s->paused_by_queue = true;
+		s->io.pause(s->io.ctx, true);
+	}
+	return 0;
+}
+
+/*
+ * received_header - the RFC 5321 §4.4 trace header. The client's name is
+ * "unknown" until reverse lookups exist, as Postfix writes it then.
+ */
+static int received_header(struct smtp_session *s, char *buf, size_t size)
+{
+	char date[64];
+	struct tm tm;
+	time_t now = (time_t)s->arrival_sec;
+	const char *proto = s->esmtp ? "ESMTP" : "SMTP";
+	int n;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->nrcpt == 1)
+		n = snprintf(buf, size,
+			     "Received: from %s (unknown [%s])\r\n"
+			     "\tby %s (mtad) with %s id %s\r\n"
+			     "\tfor <%s>; %s\r\n",
+			     s->helo, s->client_ip, s->srv->cfg->hostname, proto,
+			     s->qid, s->rcpt[0], date);
+	else
+		n = snprintf(buf, size,
+			     "Received: from %s (unknown [%s])\r\n"
+			     "\tby %s (mtad) with %s id %s;\r\n"
+			     "\t%s\r\n",
+			     s->helo, s->client_ip, s->srv->cfg->hostname, proto,
+			     s->qid, date);
+	return n > 0 && (size_t)n < size ? n : -1;
+}
+
+/* session_start_data - after 354: a queue id, a queue handle, the trace header. */
+void session_start_data(struct smtp_session *s)
+{
+	char header[2048];
+	struct timeval tv;
+	int n;
+
+	gettimeofday(&tv, NULL);
+	s->arrival_sec = tv.tv_sec;
+	s->arrival_usec = (int32_t)tv.tv_usec;
+	queue_id_next(&s->srv->ids, tv.tv_sec, (int32_t)tv.tv_usec, s->qid);
+	s->incoming = queue_incoming_new(s->srv->queue, s->qid, session_queue_resume, s);
+	n = received_header(s, header, sizeof(header));
+	if (!s->incoming || n < 0 || session_write_body(s, header, (size_t)n) < 0) {
+		session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		session_reset_transaction(s);
+		return;
+	}
+	s->header_size = (uint64_t)n;
+	smtp_data_init(&s->dec, s->srv->cfg->message_size_limit);
+	s->state = STATE_DATA;
+	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	mtad_log(MTAD_LOG_INFO, "%s: client=unknown[%s]", s->qid, s->client_ip);
+}
+
+/* session_commit_done - the queue says whether the message is durable. */
+static void session_commit_done(void *arg, int status, const char *errmsg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->transport_gone) {
+		if (status == 0)
+			mtad_log(MTAD_LOG_INFO, "%s: queued, but the client left before the reply",
+				 s->qid);
+		s->state = STATE_CLOSING;
+		smtp_session_free(s);
+		return;
+	}
+	s->state = STATE_COMMAND;
+	if (status == 0) {
+		s->srv->messages++;
+		mtad_log(MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
+			 s->qid, s->sender.addr,
+			 (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,
+			 s->client_ip, s->helo);
+		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
+	} else {
+		mtad_log(MTAD_LOG_WARNING, "%s: queue commit failed: %s", s->qid,
+			 errmsg ? errmsg : "unknown error");
+		session_reply(s, 451, "4.3.0", "Error: queue file write error");
+	}
+	session_reset_transaction(s);
+	if (s->srv->stopping) {
+		smtp_session_shutdown(s);
+		return;
+	}
+	s->io.pause(s->io.ctx, false);
+	session_arm_timer(s);
+	session_process(s);
+}
+
+/* session_fill_envelope - the envelope record for the message just received. */
+static void session_fill_envelope(struct smtp_session *s, struct queue_envelope *env,
+				  struct queue_rcpt *rcpt)
+{
+	memset(env, 0, sizeof(*env));
+	env->version = QUEUE_RECORD_VERSION;
+	memcpy(env->qid, s->qid, sizeof(env->qid));
+	env->arrival = s->arrival_sec;
+	env->arrival_usec = s->arrival_usec;
+	env->sender = s->sender.addr;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		rcpt[i] = (struct queue_rcpt){ .addr = s->rcpt[i], .state = QUEUE_RCPT_PENDING };
+	env->rcpt = rcpt;
+	env->nrcpt = s->nrcpt;
+	env->client_ip = s->client_ip;
+	env->client_name = "unknown";
+	env->helo = s->helo;
+	env->listener = s->listener;
+	env->protocol = s->esmtp ? "ESMTP" : "SMTP";
+	env->size = s->dec.size + s->header_size;
+}
+
+/* session_commit - hands the complete message to the queue's writer. */
+static void session_commit(struct smtp_session *s)
+{
+	struct queue_envelope env;
+	struct queue_rcpt *rcpt = calloc(s->nrcpt, sizeof(*rcpt));
+	struct queue_incoming *in = s->incoming;
+
+	if (!rcpt) {
+		session_reply(s, 451, "4.3.0", "Error: out of memory");
+		session_reset_transaction(s);
+		return;
+	}
+	session_fill_envelope(s, &env, rcpt);
+	s->incoming = NULL;	/* consumed by the commit, whatever happens */
+	s->state = STATE_COMMIT;
+	s->io.pause(s->io.ctx, true);
+	uv_timer_stop(&s->timer);
+	if (queue_incoming_commit(in, &env, session_commit_done, s) != 0) {
+		s->state = STATE_COMMAND;
+		s->io.pause(s->io.ctx, false);
+		session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		session_reset_transaction(s);
+	}
+	free(rcpt);
+}
+
+/*
+ * session_end_data - the end marker was seen: refuse or commit. A body
+ * that broke a rule was read to its end, so the client's next command
+ * is understood; nothing of it is kept.
+ */
+static void session_end_data(struct smtp_session *s)
+{
+	const char *reason = NULL;
+
+	if (s->dec.too_big) {
+		session_reply(s, 552, "5.3.4", "Error: message file too big");
+		reason = "552 5.3.4 Error: message file too big";
+	} else if (s->dec.bare_lf || s->dec.bare_cr) {
+		session_reply(s, 550, "5.6.0",
+			      "Error: bare <CR> or <LF> in message; lines must end with <CR><LF>");
+		reason = "550 5.6.0 bare <CR> or <LF> in message";
+	}
+	if (reason) {
+		session_log_reject(s, "END-OF-MESSAGE", "%s", reason);
+		session_reset_transaction(s);
+		s->state = STATE_COMMAND;
+		return;
+	}
+	session_commit(s);
+}
+
+/*
+ * session_data_step - decodes what is buffered of the body. Returns
+ * false when processing must wait (more input, or the queue).
+ */
+static bool session_data_step(struct smtp_session *s)
+{
+	size_t outlen = 0;
+	size_t used = smtp_data_decode(&s->dec, s->in, s->inlen, s->srv->scratch, &outlen);
+	bool keep = !s->dec.too_big && !s->dec.bare_lf && !s->dec.bare_cr;
+
+	memmove(s->in, s->in + used, s->inlen - used);
+	s->inlen -= used;
+	if (keep && outlen > 0 && session_write_body(s, s->srv->scratch, outlen) < 0) {
+		/* Out of memory: give up on this message but read its end. */
+		s->dec.too_big = true;
+	}
+	if (s->dec.done) {
+		session_end_data(s);
+		return s->state == STATE_COMMAND;
+	}
+	return false;
+}
+
+/*
+ * session_command_step - runs one complete command line from the
+ * buffer. Returns false when no complete line is buffered.
+ */
+static bool session_command_step(struct smtp_session *s)
+{
+	char *eol = memchr(s->in, '\n', s->inlen);
+	size_t linelen, used;
+
+	if (!eol) {
+		if (s->inlen >= SMTP_COMMAND_MAX) {
+			/* Too long already: answer once, drop the rest up to its LF. */
+			if (!s->skip_to_eol)
+				session_reply(s, 500, "5.5.2", "Error: line too long");
+			s->skip_to_eol = true;
+			s->inlen = 0;
+		}
+		return false;
+	}
+	used = (size_t)(eol - s->in) + 1;
+	linelen = used - 1;
+	if (linelen > 0 && s->in[linelen - 1] == '\r')
+		linelen--;
+	if (s->skip_to_eol)
+		s->skip_to_eol = false;
+	else if (used > SMTP_COMMAND_MAX)
+		session_reply(s, 500, "5.5.2", "Error: line too long");
+	else
+		verbs_dispatch(s, s->in, linelen);
+	memmove(s->in, s->in + used, s->inlen - used);
+	s->inlen -= used;
+	return true;
+}
+
+/* session_too_many_errors - RFC 5321 §4.3.2 lets us hang up on a broken client. */
+static bool session_too_many_errors(struct smtp_session *s)
+{
+	if (s->errors < s->srv->cfg->max_errors)
+		return false;
+	mtad_log(MTAD_LOG_INFO, "too many errors after %s from unknown[%s]",
+		 s->state == STATE_DATA ? "DATA" : "command", s->client_ip);
+	session_reply(s, 421, "4.7.0", "%s Error: too many errors", s->srv->cfg->hostname);
+	session_close(s);
+	return true;
+}
+
+/*
+ * session_process - runs everything buffered, in order, until the
+ * buffer holds no complete command or the session must wait. Replies
+ * go out together at the end (PIPELINING).
+ */
+static void session_process(struct smtp_session *s)
+{
+	for (;;) {
+		bool more;
+
+		if (s->state == STATE_CLOSING || s->state == STATE_COMMIT || s->paused_by_queue)
+			break;
+		if (s->state == STATE_DATA)
+			more = session_data_step(s);
+		else
+			more = session_command_step(s);
+		if (session_too_many_errors(s))
+			return;
+		if (!more)
+			break;
+	}
+	session_flush(s);
+}
+
+/* smtp_session_inbuf - free room in the input buffer for the transport. */
+void smtp_session_inbuf(struct smtp_session *s, char **buf, size_t *len)
+{
+	*buf = s->in + s->inlen;
+	*len = sizeof(s->in) - s->inlen;
+}
+
+/* smtp_session_received - n new bytes are in the input buffer. */
+void smtp_session_received(struct smtp_session *s, size_t n)
+{
+	if (s->state == STATE_CLOSING)
+		return;
+	s->inlen += n;
+	if (s->state != STATE_COMMIT)
+		session_arm_timer(s);
+	session_process(s);
+	if (s->inlen == sizeof(s->in) && s->state != STATE_CLOSING)
+		s->io.pause(s->io.ctx, true);	/* full while waiting: resumes later */
+}
+
+/* session_log_disconnect - Postfix's summary line: verb=ok/total. */
+static void session_log_disconnect(struct smtp_session *s)
+{
+	static const enum smtp_verb shown[] = {
+		SMTP_HELO, SMTP_EHLO, SMTP_STARTTLS, SMTP_AUTH, SMTP_MAIL, SMTP_RCPT,
+		SMTP_DATA, SMTP_RSET, SMTP_NOOP, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
+		SMTP_QUIT, SMTP_UNKNOWN,
+	};
+	char line[512];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]) && n < sizeof(line); i++) {
+		const struct session_verb_count *c = &s->verbs[shown[i]];
+		int w;
+
+		if (c->total == 0)
+			continue;
+		if (c->ok == c->total)
+			w = snprintf(line + n, sizeof(line) - n, " %s=%u",
+				     smtp_verb_name(shown[i]), c->ok);
+		else
+			w = snprintf(line + n, sizeof(line) - n, " %s=%u/%u",
+				     smtp_verb_name(shown[i]), c->ok, c->total);
+		if (w > 0)
+			n += (size_t)w;
+	}
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	line[n] = '\0';
+	mtad_log(MTAD_LOG_INFO, "disconnect from unknown[%s]%s commands=%u/%u",
+		 s->client_ip, line, s->commands_ok, s->commands_total);
+}
+
+/* smtp_session_eof - the client went away (or the connection broke). */
+void smtp_session_eof(struct smtp_session *s, const char *why)
+{
+	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
+		mtad_log(MTAD_LOG_INFO, "lost connection after %s from unknown[%s]: %s",
+			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_ip, why);
+	if (s->state == STATE_COMMIT) {
+		/* The commit finishes on its own; the transport closes now. */
+		s->io.close(s->io.ctx);
+		return;
+	}
+	s->state = STATE_CLOSING;
+	uv_timer_stop(&s->timer);
+	s->outlen = 0;
+	s->io.close(s->io.ctx);
+}
+
+/* smtp_session_shutdown - mtad is stopping (RFC 5321 §3.8: 421 then close). */
+void smtp_session_shutdown(struct smtp_session *s)
+{
+	if (s->state == STATE_CLOSING)
+		return;
+	if (s->state == STATE_COMMIT) {
+		/* Its 250 or 451 comes first; closing follows on EOF. */
+		return;
+	}
+	session_reply(s, 421, "4.3.2", "%s Service shutting down", s->srv->cfg->hostname);
+	session_close(s);
+}
+
+/* session_timer_closed - last step of freeing: the timer handle is closed. */
+static void session_timer_closed(uv_handle_t *h)
+{
+	struct smtp_session *s = h->data;
+
+	session_reset_transaction(s);
+	free(s->rcpt);
+	free(s);
+}
+
+/* smtp_session_free - the transport is gone; free now or after the commit. */
+void smtp_session_free(struct smtp_session *s)
+{
+	if (!s->transport_gone) {
+		s->transport_gone = true;
+		session_log_disconnect(s);
+	}
+	if (s->state == STATE_COMMIT)
+		return;	/* session_commit_done frees it */
+	uv_timer_stop(&s->timer);
+	uv_close((uv_handle_t *)&s->timer, session_timer_closed);
+}

@@ -1,0 +1,88 @@
+/*
+ * session_int.h - private to smtp/: the server session as session.c
+ * (input, DATA, queue commit, lifetime) and verbs.c (the command table)
+ * share it. Nothing outside smtp/ includes this file.
+ */
+#ifndef SMTP_SESSION_INT_H
+#define SMTP_SESSION_INT_H
+
+#include <netinet/in.h>
+
+#include "mtad/mtad.h"
+#include "queue/queue.h"
+#include "smtp/smtp.h"
+
+#define SESSION_OUT_SIZE 4096	/* replies gathered before one send */
+#define SESSION_HELO_MAX 255
+
+enum session_state {
+	STATE_COMMAND,		/* reading command lines */
+	STATE_DATA,		/* reading the message body */
+	STATE_COMMIT,		/* body complete, waiting for the queue */
+	STATE_CLOSING,		/* replies flushed, transport closing */
+};
+
+/* Per verb, for the Postfix-style "disconnect ... ehlo=1 mail=1/2" line. */
+struct session_verb_count {
+	unsigned ok;
+	unsigned total;
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct smtp_io io;
+	uv_timer_t timer;
+	enum session_state state;
+
+	char client_ip[INET6_ADDRSTRLEN];
+	char listener[80];
+
+	/* What the client said about itself. */
+	bool helo_seen;
+	bool esmtp;
+	char helo[SESSION_HELO_MAX + 1];
+
+	/* The mail transaction. */
+	bool in_transaction;
+	struct smtp_path sender;
+	struct smtp_mail_params params;
+	char **rcpt;
+	unsigned nrcpt;
+	unsigned rcpt_cap;	/* max_recipients when the session began */
+
+	/* The message being received. */
+	char qid[QUEUE_ID_LEN + 1];
+	struct queue_incoming *incoming;
+	struct smtp_data_decoder dec;
+	uint64_t header_size;	/* the Received: header we prepended */
+	int64_t arrival_sec;
+	int32_t arrival_usec;
+
+	unsigned errors;
+	struct session_verb_count verbs[SMTP_AUTH + 1];
+	unsigned commands_ok, commands_total;
+
+	bool paused_by_queue;	/* body chunks in flight: wait */
+	bool skip_to_eol;	/* discarding the rest of an over-long line */
+	bool transport_gone;	/* smtp_session_free was called */
+
+	size_t inlen;
+	size_t outlen;
+	char in[SMTP_READ_SIZE];
+	char out[SESSION_OUT_SIZE];
+};
+
+/* session.c */
+void session_reply(struct smtp_session *s, int code, const char *enhanced,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void session_reply_raw(struct smtp_session *s, const char *text, size_t len);
+void session_close(struct smtp_session *s);
+void session_reset_transaction(struct smtp_session *s);
+void session_start_data(struct smtp_session *s);
+void session_log_reject(struct smtp_session *s, const char *verb, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* verbs.c */
+void verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * verbs.c - the SMTP commands of the server session: one table row per
+ * verb, each with the state it needs and the function that carries it
+ * out (OpenSMTPD's layout: checking never mixes with doing, and a new
+ * verb is one row).
+ *
+ * RFC 5321 §4.1 (commands, reply codes), RFC 1870 (SIZE), RFC 6152
+ * (8BITMIME), RFC 2034/3463 (enhanced status codes on every reply but
+ * the greeting and the EHLO lines).
+ *
+ * No I/O here: replies go to the session's output buffer; nothing from
+ * the envelope is ever interpreted beyond the path syntax checks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp/session_int.h"
+
+/* What a verb needs before it may run. */
+enum verb_needs {
+	NEEDS_NOTHING = 0,
+	NEEDS_HELO = 1 << 0,
+	NEEDS_MAIL = 1 << 1,
+	NEEDS_RCPT = 1 << 2,
+	NEEDS_NO_MAIL = 1 << 3,
+};
+
+struct verb_row {
+	enum smtp_verb verb;
+	unsigned needs;
+	/* Returns true when the command succeeded (for the disconnect counts). */
+	bool (*run)(struct smtp_session *s, const struct smtp_command *cmd);
+};
+
+static bool verb_helo(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_rset(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_noop(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_quit(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_help(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_vrfy(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_not_implemented(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_unknown(struct smtp_session *s, const struct smtp_command *cmd);
+
+static const struct verb_row verb_table[] = {
+	{ SMTP_HELO, NEEDS_NOTHING, verb_helo },
+	{ SMTP_EHLO, NEEDS_NOTHING, verb_ehlo },
+	{ SMTP_MAIL, NEEDS_HELO | NEEDS_NO_MAIL, verb_mail },
+	{ SMTP_RCPT, NEEDS_MAIL, verb_rcpt },
+	{ SMTP_DATA, NEEDS_MAIL | NEEDS_RCPT, verb_data },
+	{ SMTP_RSET, NEEDS_NOTHING, verb_rset },
+	{ SMTP_NOOP, NEEDS_NOTHING, verb_noop },
+	{ SMTP_QUIT, NEEDS_NOTHING, verb_quit },
+	{ SMTP_HELP, NEEDS_NOTHING, verb_help },
+	{ SMTP_VRFY, NEEDS_NOTHING, verb_vrfy },
+	{ SMTP_EXPN, NEEDS_NOTHING, verb_not_implemented },
+	{ SMTP_STARTTLS, NEEDS_NOTHING, verb_not_implemented },
+	{ SMTP_AUTH, NEEDS_NOTHING, verb_not_implemented },
+	{ SMTP_UNKNOWN, NEEDS_NOTHING, verb_unknown },
+};
+
+/* reply_parse_error - the reply a path parser chose. */
+static void reply_parse_error(struct smtp_session *s, const char *verb,
+			      const struct smtp_parse_error *err)
+{
+	session_reply(s, err->code, err->enhanced, "%s", err->text);
+	session_log_reject(s, verb, "%d %s %s", err->code, err->enhanced, err->text);
+}
+
+/* remember_helo - keeps the client's name; a new HELO/EHLO resets the transaction. */
+static bool remember_helo(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
+{
+	if (!cmd->arg || cmd->arglen == 0 || cmd->arglen > SESSION_HELO_MAX ||
+	    smtp_parse_helo(cmd->arg, cmd->arglen) != 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		return false;
+	}
+	session_reset_transaction(s);
+	memcpy(s->helo, cmd->arg, cmd->arglen);
+	s->helo[cmd->arglen] = '\0';
+	s->helo_seen = true;
+	s->esmtp = esmtp;
+	return true;
+}
+
+/* verb_helo - HELO: the RFC 821 greeting, one line, no extensions. */
+static bool verb_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (!remember_helo(s, cmd, false))
+		return false;
+	session_reply(s, 250, NULL, "%s", s->srv->cfg->hostname);
+	return true;
+}
+
+/* verb_ehlo - EHLO: the greeting line in the seed's shape, then the extensions. */
+static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	char reply[1024];
+	int n;
+
+	if (!remember_helo(s, cmd, true))
+		return false;
+	n = snprintf(reply, sizeof(reply),
+		     "250-%s Hello %s [%s]\r\n"
+		     "250-SIZE %llu\r\n"
+		     "250-PIPELINING\r\n"
+		     "250-8BITMIME\r\n"
+		     "250-ENHANCEDSTATUSCODES\r\n"
+		     "250 HELP\r\n",
+		     s->srv->cfg->hostname, s->helo, s->client_ip,
+		     (unsigned long long)s->srv->cfg->message_size_limit);
+	if (n < 0 || (size_t)n >= sizeof(reply)) {
+		session_reply(s, 451, "4.3.0", "Error: internal error");
+		return false;
+	}
+	session_reply_raw(s, reply, (size_t)n);
+	return true;
+}
+
+static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_parse_error err;
+
+	if (!cmd->arg) {
+		session_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return false;
+	}
+	if (smtp_parse_mail_from(cmd->arg, cmd->arglen, &s->sender, &s->params, &err) != 0) {
+		reply_parse_error(s, "MAIL", &err);
+		return false;
+	}
+	if (s->params.has_size && s->params.size > s->srv->cfg->message_size_limit) {
+		session_reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+		session_log_reject(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit");
+		return false;
+	}
+	s->in_transaction = true;
+	session_reply(s, 250, "2.1.0", "Ok");
+	return true;
+}
+
+static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_path path;
+	struct smtp_parse_error err;
+
+	if (!cmd->arg) {
+		session_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return false;
+	}
+	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) != 0) {
+		reply_parse_error(s, "RCPT", &err);
+		return false;
+	}
+	if (s->nrcpt >= s->rcpt_cap) {
+		session_reply(s, 452, "4.5.3", "Error: too many recipients");
+		session_log_reject(s, "RCPT", "452 4.5.3 Error: too many recipients; to=<%s>",
+				   path.addr);
+		return false;
+	}
+	s->rcpt[s->nrcpt] = strdup(path.addr);
+	if (!s->rcpt[s->nrcpt]) {
+		session_reply(s, 451, "4.3.0", "Error: out of memory");
+		return false;
+	}
+	s->nrcpt++;
+	session_reply(s, 250, "2.1.5", "Ok");
+	return true;
+}
+
+static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (cmd->arglen > 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: DATA");
+		return false;
+	}
+	session_start_data(s);
+	return s->state == STATE_DATA;
+}
+
+static bool verb_rset(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_reset_transaction(s);
+	session_reply(s, 250, "2.0.0", "Ok");
+	return true;
+}
+
+static bool verb_noop(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_reply(s, 250, "2.0.0", "Ok");
+	return true;
+}
+
+static bool verb_quit(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_reply(s, 221, "2.0.0", "Bye");
+	session_close(s);
+	return true;
+}
+
+static bool verb_help(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	static const char help[] =
+		"214-2.0.0 Commands supported:\r\n"
+		"214-2.0.0 HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\r\n"
+		"214 2.0.0 See RFC 5321 for details\r\n";
+
+	(void)cmd;
+	session_reply_raw(s, help, sizeof(help) - 1);
+	return true;
+}
+
+/* verb_vrfy - RFC 5321 §3.5.3: 252, without confirming anything (no address harvesting). */
+static bool verb_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+	return true;
+}
+
+static bool verb_not_implemented(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_reply(s, 502, "5.5.1", "Error: command not implemented");
+	return false;
+}
+
+static bool verb_unknown(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_reply(s, 500, "5.5.2", "Error: command not recognized");
+	return false;
+}
+
+/* verb_ready - checks the session state a verb needs; replies 503 when it is missing. */
+static bool verb_ready(struct smtp_session *s, const struct verb_row *row)
+{
+	const char *missing = NULL;
+
+	if ((row->needs & NEEDS_HELO) && !s->helo_seen)
+		missing = "Error: send HELO/EHLO first";
+	else if ((row->needs & NEEDS_NO_MAIL) && s->in_transaction)
+		missing = "Error: nested MAIL command";
+	else if ((row->needs & NEEDS_MAIL) && !s->in_transaction)
+		missing = "Error: need MAIL command";
+	else if ((row->needs & NEEDS_RCPT) && s->nrcpt == 0)
+		missing = "Error: need RCPT command";
+	if (!missing)
+		return true;
+	session_reply(s, 503, "5.5.1", "%s", missing);
+	return false;
+}
+
+/* verb_find - the table row for a verb (the last row catches the rest). */
+static const struct verb_row *verb_find(enum smtp_verb verb)
+{
+	size_t n = sizeof(verb_table) / sizeof(verb_table[0]);
+
+	for (size_t i = 0; i < n - 1; i++)
+		if (verb_table[i].verb == verb)
+			return &verb_table[i];
+	return &verb_table[n - 1];
+}
+
+/* verbs_dispatch - parses one command line and runs it. */
+void verbs_dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	const struct verb_row *row;
+	bool ok;
+
+	s->commands_total++;
+	if (smtp_command_parse(line, len, &cmd) != 0) {
+		s->verbs[SMTP_UNKNOWN].total++;
+		session_reply(s, 500, "5.5.2", "Error: command contains invalid characters");
+		return;
+	}
+	row = verb_find(cmd.verb);
+	s->verbs[row->verb].total++;
+	ok = verb_ready(s, row) && row->run(s, &cmd);
+	if (ok) {
+		s->verbs[row->verb].ok++;
+		s->commands_ok++;
+	}
+}
