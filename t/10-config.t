@@ -98,7 +98,7 @@ for my $case (@bad) {
 	my ($rc, $out, $err, $file) = check("# $what\n$text");
 	$line++;	# the comment line above
 	isnt $rc, 0, "$what: exit non-zero";
-	like $err, qr/^\Q$file\E:$line: \S/m, "$what: error names $file:$line"
+	like $err, qr/^(?:mtad: )?\Q$file\E:$line: \S/m, "$what: error names $file:$line"
 		or diag "stderr: $err";
 }
 

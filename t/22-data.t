@@ -91,7 +91,7 @@ my @r = $m->dialog($s, <<'END');
 	< 221 2.0.0 *
 	< [closed]
 END
-my ($qid2) = ($r[-2] // '') =~ $QUEUED;
+my ($qid2) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
 $qid2 //= 'NONE';
 like $qid2, qr/\A[0-9A-Z]{14}\z/, 'raw message queued';
 isnt $qid2, $qid1, 'queue ids differ';

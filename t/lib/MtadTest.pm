@@ -371,6 +371,7 @@ sub closed {
 # `250 ` ends. Returns the replies received, in order.
 sub dialog {
 	my ($self, $s, $script) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 3;	# report the .t line
 	my (@out, @expect, @replies);
 	my $last_sent = '(greeting)';
 	my $flush_out = sub {
@@ -412,7 +413,7 @@ sub dialog {
 sub _expect_reply {
 	my ($self, $s, $group, $sent) = @_;
 	my $want = join("\n", map { $_->[0] eq '<~' ? "~/$_->[1]/" : $_->[1] } @$group);
-	my $name = "$sent -> " . ($group->[-1][1] =~ s/\s*\*$//r);
+	my $name = "$sent -> " . ($group->[-1][1] =~ s/\s*(?:\*|\.\*)$//r);
 
 	if ($group->[0][1] eq '[closed]') {
 		Test::More::ok($self->closed($s), "$sent -> connection closed")
