@@ -40,6 +40,19 @@ our $QID = qr/[0-9A-Z]{14}/;
 
 my %live;	# objects with a running mtad, for the END block
 
+# A test killed by a signal would skip END and leave mtad running: turn
+# the usual ones into an exit. (SIGPIPE from a dead peer included.)
+sub _stop_all {
+	for my $m (values %live) {
+		$m->stop(5) if $$ == $m->{owner};
+	}
+}
+$SIG{$_} = sub {
+	$SIG{PIPE} = 'IGNORE';
+	_stop_all();
+	exit 1;
+} for qw(INT TERM HUP PIPE);
+
 # free_port(ADDR) - a TCP port nobody listens on now, from the kernel.
 sub free_port {
 	my ($addr) = @_;
@@ -224,8 +237,8 @@ END {
 			splice @log, 0, @log - 60 if @log > 60;
 			Test::More::diag("--- last lines of mtad.log\n" . join("\n", @log) . "\n---");
 		}
-		$m->stop(5);
 	}
+	_stop_all();
 }
 
 # mtaq(ARGS...) - runs mtaq on this spool: (exit code, stdout, stderr).
