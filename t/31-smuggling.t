@@ -98,7 +98,6 @@ my @qids = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
 is scalar(@qids), 2, 'two legitimate messages queued';
 is $m->queue_count, 2, 'and only those two';
 my ($rc, $body) = $m->mtaq('show', '--body', $qids[0] // 'NONE');
-($rc, $body) = $m->mtaq('show', $qids[0] // 'NONE', '--body') if $rc != 0;
 like $body =~ s/\r\n/\n/gr, qr/\na\n\.\nb\n\z/, 'the .. line arrives as .';
 my ($list_rc, $list) = $m->mtaq('list');
 unlike $list, qr/victim\@/, 'no message is addressed to the smuggled recipient';

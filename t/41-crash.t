@@ -87,7 +87,6 @@ is scalar(@lost), 0, 'every acknowledged message survived the crash'
 is $m->queue_count, scalar(@ids), 'mtaq count agrees with mtaq list';
 for my $q (grep { defined } @acked[0, -1]) {
 	my ($rc, $body) = $m->mtaq('show', '--body', $q);
-	($rc, $body) = $m->mtaq('show', $q, '--body') if $rc != 0;
 	like $body, qr/line \d+ of client \d+\r?\n\z/, "the body of $q is complete";
 }
 

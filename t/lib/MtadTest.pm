@@ -44,7 +44,7 @@ my %live;	# objects with a running mtad, for the END block
 # the usual ones into an exit. (SIGPIPE from a dead peer included.)
 sub _stop_all {
 	for my $m (values %live) {
-		$m->stop(5) if $$ == $m->{owner};
+		$m->stop if $$ == $m->{owner};
 	}
 }
 $SIG{$_} = sub {
@@ -182,20 +182,37 @@ sub _die_with_log {
 }
 
 # stop - SIGTERM, then SIGKILL after a while. Returns the wait status.
+# mtad must exit 0 on SIGTERM (a sanitizer report makes it exit 23);
+# when it does not, the log is shown and the test's exit code is 1.
+my $unclean = 0;
 sub stop {
 	my ($self, $grace) = @_;
 	my $pid = $self->{pid} or return;
 	return if $$ != $self->{owner};
 	kill 'TERM', $pid;
 	my $deadline = time + ($grace // 10);
+	my $st;
 	while (time < $deadline) {
-		return $self->_reaped if waitpid($pid, WNOHANG) == $pid;
+		if (waitpid($pid, WNOHANG) == $pid) {
+			$st = $self->_reaped;
+			last;
+		}
 		sleep 0.05;
 	}
-	Test::More::diag("mtad $pid did not exit after SIGTERM; killing it");
-	kill 'KILL', $pid;
-	waitpid $pid, 0;
-	return $self->_reaped;
+	if (!defined $st) {
+		Test::More::diag("mtad $pid did not exit within 10 s of SIGTERM; killing it");
+		kill 'KILL', $pid;
+		waitpid $pid, 0;
+		$st = $self->_reaped;
+	}
+	if ($st != 0) {
+		$unclean++;
+		my @log = split /\n/, $self->log_text;
+		splice @log, 0, @log - 60 if @log > 60;
+		Test::More::diag("mtad $pid stopped with wait status $st\n--- mtad.log\n"
+			. join("\n", @log) . "\n---");
+	}
+	return $st;
 }
 
 # kill9 - SIGKILL now, as a crash would.
@@ -224,11 +241,11 @@ sub restart {
 sub DESTROY {
 	my ($self) = @_;
 	local ($?, $@, $!);
-	$self->stop(5) if $self->{pid} && $$ == $self->{owner};
+	$self->stop if $self->{pid} && $$ == $self->{owner};
 }
 
 END {
-	local $?;
+	my $exit = $?;	# waitpid below changes $?
 	for my $m (values %live) {
 		next if $$ != $m->{owner};
 		my $tb = Test::More->builder;
@@ -239,6 +256,7 @@ END {
 		}
 	}
 	_stop_all();
+	$? = $exit || ($unclean ? 1 : 0);
 }
 
 # mtaq(ARGS...) - runs mtaq on this spool: (exit code, stdout, stderr).
