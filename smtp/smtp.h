@@ -145,6 +145,24 @@ size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
 size_t smtp_reply_format(char *buf, size_t size, int code, const char *enhanced,
 			 const char *text);
 
+#define SMTP_REPLY_LINE_MAX 512	/* octets including CRLF, RFC 5321 §4.5.3.1.5 */
+
+/*
+ * smtp_reply_add - appends one line of a multi-line reply to buf, which
+ * holds *len bytes: "CODE-ENH text\r\n" when more lines follow,
+ * "CODE ENH text\r\n" for the last (enhanced may be NULL, as in EHLO
+ * replies). The text is truncated like smtp_reply_format's. Returns 0
+ * and advances *len, or -1 with buf unchanged when the line does not
+ * fit. buf stays NUL-terminated.
+ *
+ * smtp_reply_format and smtp_reply_add replace control characters in
+ * the text with '?', so quoting client input cannot split a reply.
+ * Both return 0 / -1 for a code outside 100..599 or a buffer too small
+ * for the code and enhanced code.
+ */
+int smtp_reply_add(char *buf, size_t size, size_t *len, int code, const char *enhanced,
+		   const char *text, bool more);
+
 /* ---- the server session (smtp/session.c) ---- */
 
 struct mtad_config;
