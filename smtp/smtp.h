@@ -44,8 +44,12 @@ struct smtp_command {
  * smtp_command_parse - splits one command line (CRLF already removed)
  * into verb and argument. Verbs are case-insensitive. MAIL and RCPT
  * are recognised as "MAIL FROM:" and "RCPT TO:" and arg then starts
- * after the colon. Returns 0, or -1 when the line holds a NUL or
- * another control character (the caller replies 500 5.5.2).
+ * after the colon (and after spaces: "MAIL FROM: <a@b>" is tolerated,
+ * as Postfix does). "MAIL" or "RCPT" without "FROM:" / "TO:" gives the
+ * verb with arg == NULL: the caller replies 501 5.5.4. Otherwise arg is
+ * never NULL (arglen 0 when there is no argument). Returns 0, or -1
+ * when the line holds a NUL or another control character, TAB and DEL
+ * included (the caller replies 500 5.5.2).
  */
 int smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd);
 
@@ -62,7 +66,7 @@ struct smtp_path {
 
 struct smtp_mail_params {
 	bool has_size;
-	uint64_t size;
+	uint64_t size;		/* saturates at UINT64_MAX: the caller's limit check says 552 */
 	enum smtp_body_type body;
 };
 
@@ -79,7 +83,19 @@ struct smtp_parse_error {
  * parameters). Addresses with control characters, spaces outside
  * quotes, or shell metacharacters in an unquoted local part are
  * refused. Source routes are accepted and dropped (RFC 5321 C). On
- * error returns -1 and fills err.
+ * error returns -1 and fills err (static strings):
+ *   501 5.5.4 Syntax: MAIL FROM:<address>   no <...>, or junk right after '>'
+ *   501 5.1.3 Bad address syntax / Bad domain syntax / Path too long /
+ *             Local part too long / Address must include a domain /
+ *             Bad source route syntax / Bad domain in source route /
+ *             Null recipient address not allowed (RCPT TO:<>)
+ *   553 5.1.3 Address contains forbidden characters  (controls; ` $ | &)
+ *   553 5.6.7 Non-ASCII addresses are not supported
+ *   501 5.5.4 Bad parameter syntax / Bad SIZE parameter /
+ *             Duplicate SIZE parameter / Duplicate BODY parameter /
+ *             Unsupported BODY type
+ *   555 5.5.4 Unsupported parameter   (anything but SIZE, BODY; any on RCPT)
+ * RCPT TO:<postmaster> (any case) needs no domain (RFC 5321 §4.1.1.3).
  */
 int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 			 struct smtp_mail_params *params,
@@ -89,7 +105,10 @@ int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
 
 /*
  * smtp_parse_helo - validates a HELO/EHLO argument: a domain name or an
- * address literal ([1.2.3.4], [IPv6:...]). Returns 0 or -1.
+ * address literal ([1.2.3.4], [IPv6:...]). Returns 0 or -1. Liberal on
+ * purpose (names are policy's business): no dot needed, underscores,
+ * leading hyphens, all-digit labels and one trailing dot pass; spaces,
+ * other punctuation, 8-bit, empty labels and labels over 63 fail.
  */
 int smtp_parse_helo(const char *arg, size_t len);
 
