@@ -264,17 +264,14 @@ int queue_foreach(struct queue *q, queue_foreach_fn fn, void *arg)
 
 /* ---- single messages ---- */
 
-/* store_get_record - reads one envelope record (auto-committed, read-committed). */
-static int store_get_record(struct queue *q, const char *qid, DBT *data)
+/* store_read - one auto-committed, read-committed get, retried on deadlock. */
+static int store_read(DB *db, DBT *key, DBT *data)
 {
-	DBT key = { .data = (void *)qid, .size = QUEUE_ID_LEN };
-	int rc;
+	int rc = DB_LOCK_DEADLOCK;
 
 	data->flags = DB_DBT_REALLOC;
-	for (int try = 0; try < QUEUE_DEADLOCK_RETRIES; try++)
-		if ((rc = q->envelope->get(q->envelope, NULL, &key, data, DB_READ_COMMITTED)) !=
-		    DB_LOCK_DEADLOCK)
-			break;
+	for (int try = 0; try < QUEUE_DEADLOCK_RETRIES && rc == DB_LOCK_DEADLOCK; try++)
+		rc = db->get(db, NULL, key, data, DB_READ_COMMITTED);
 	return rc;
 }
 
@@ -289,7 +286,7 @@ int queue_get(struct queue *q, const char *qid, struct queue_envelope *env)
 		queue_seterr(q, "invalid queue id");
 		return QUEUE_NOTFOUND;
 	}
-	rc = store_get_record(q, qid, &data);
+	rc = store_read(q->envelope, &(DBT){ .data = (void *)qid, .size = QUEUE_ID_LEN }, &data);
 	if (rc == DB_NOTFOUND) {
 		free(data.data);
 		queue_seterr(q, "no such message: %s", qid);
@@ -309,31 +306,17 @@ int queue_get(struct queue *q, const char *qid, struct queue_envelope *env)
 	return QUEUE_OK;
 }
 
-/* store_get_chunk - reads chunk n of qid into data (reallocated). */
-static int store_get_chunk(struct queue *q, const char *qid, uint32_t n, DBT *data)
-{
-	unsigned char kbuf[QUEUE_BODY_KEYLEN];
-	DBT key = { .data = kbuf, .size = sizeof(kbuf) };
-	int rc;
-
-	queue_body_key(kbuf, qid, n);
-	data->flags = DB_DBT_REALLOC;
-	for (int try = 0; try < QUEUE_DEADLOCK_RETRIES; try++)
-		if ((rc = q->body->get(q->body, NULL, &key, data, DB_READ_COMMITTED)) !=
-		    DB_LOCK_DEADLOCK)
-			break;
-	return rc;
-}
-
 /* store_chunks - hands each chunk to fn in order; counts the bytes. */
 static int store_chunks(struct queue *q, const char *qid, queue_body_fn fn, void *arg,
 			uint64_t *total)
 {
-	DBT data = { 0 };
+	unsigned char kbuf[QUEUE_BODY_KEYLEN];
+	DBT key = { .data = kbuf, .size = sizeof(kbuf) }, data = { 0 };
 	int rc;
 
 	for (uint32_t n = 0;; n++) {
-		if ((rc = store_get_chunk(q, qid, n, &data)) != 0)
+		queue_body_key(kbuf, qid, n);
+		if ((rc = store_read(q->body, &key, &data)) != 0)
 			break;
 		*total += data.size;
 		if (fn(arg, data.data, data.size) != 0) {
