@@ -176,7 +176,7 @@ static void conn_send(void *ctx, const char *data, size_t len)
 	}
 	w = malloc(sizeof(*w) + len - (size_t)n);
 	if (!w) {
-		mtad_log(MTAD_LOG_WARNING, "out of memory writing to [%s]", c->ip->ip);
+		mtad_log(MTAD_LOG_WARNING, "out of memory writing a reply");
 		return;
 	}
 	w->c = c;
@@ -280,6 +280,11 @@ static void conn_close(void *ctx)
 		return;
 	c->closing = true;
 	conn_update_reading(c);
+	/* A client that said QUIT may reconnect at once: it no longer counts. */
+	if (c->ip) {
+		ip_release(c->d, c->ip);
+		c->ip = NULL;
+	}
 	c->shutdown.data = c;
 	if (uv_timer_start(&c->linger, conn_linger_timeout, LINGER_MS, 0) != 0 ||
 	    uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, conn_shutdown_done) != 0)

@@ -12,6 +12,7 @@
  * through smtp_session_received() and leave through struct smtp_io.
  * The commands themselves live in verbs.c.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -520,18 +521,18 @@ static void session_log_disconnect(struct smtp_session *s)
 
 		if (c->total == 0)
 			continue;
-		if (c->ok == c->total)
-			w = snprintf(line + n, sizeof(line) - n, " %s=%u",
-				     smtp_verb_name(shown[i]), c->ok);
-		else
-			w = snprintf(line + n, sizeof(line) - n, " %s=%u/%u",
-				     smtp_verb_name(shown[i]), c->ok, c->total);
+		w = snprintf(line + n, sizeof(line) - n, " %s=%u", smtp_verb_name(shown[i]), c->ok);
+		if (w > 0 && c->ok != c->total && (size_t)w < sizeof(line) - n)
+			w += snprintf(line + n + (size_t)w, sizeof(line) - n - (size_t)w, "/%u",
+				      c->total);
 		if (w > 0)
 			n += (size_t)w;
 	}
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;
 	line[n] = '\0';
+	for (char *p = line; *p; p++)	/* Postfix writes ehlo=1, not EHLO=1 */
+		*p = (char)tolower((unsigned char)*p);
 	mtad_log(MTAD_LOG_INFO, "disconnect from unknown[%s]%s commands=%u/%u",
 		 s->client_ip, line, s->commands_ok, s->commands_total);
 }
