@@ -51,6 +51,28 @@ for (1 .. 4) {
 }
 $m->stop;
 
+# ---- data_timeout: a client that stops in the middle of DATA ----
+$m = MtadTest->new(data_timeout => 2);
+$s = $m->raw;
+$m->dialog($s, <<'END');
+	> HELO client.example
+	< 250 mx.campus.test
+	> MAIL FROM:<a@b.test>
+	< 250 2.1.0 *
+	> RCPT TO:<u@campus.test>
+	< 250 2.1.5 *
+	> DATA
+	< 354 *
+	> Subject: never finished
+	>
+	> half a message
+END
+$r = $m->read_reply($s, 60);
+like $r, qr/\A421 4\.4\.2 [^\r\n]*\r\n\z/, 'idle inside DATA -> 421 4.4.2' or diag $r // 'nothing';
+ok $m->closed($s), '... and the connection is closed';
+is $m->queue_count, 0, '... and the half message is not queued';
+$m->stop;
+
 # ---- max_errors ----
 $m = MtadTest->new(max_errors => 3);
 $s = $m->raw;
