@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@
 #define CONFIG_LINE_MAX 4096		/* longer lines are an error */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
 
-enum param_type { P_HOSTNAME, P_PATH, P_SIZE, P_UNSIGNED, P_LISTEN };
+enum param_type { P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, P_SIZE, P_UNSIGNED, P_LISTEN };
 
 /*
  * One row per setting. Adding a setting is a field in struct mtad_config
@@ -39,6 +40,7 @@ struct param {
 	const char *def_str;	/* P_PATH default; P_HOSTNAME: NULL = FQDN */
 	uint64_t def_num;
 	uint64_t min, max;	/* P_SIZE, P_UNSIGNED */
+	const char *choices;	/* P_CHOICE: "a|b|c" */
 };
 
 #define OFF(f) offsetof(struct mtad_config, f)
@@ -50,20 +52,38 @@ struct param {
 #define DAY 86400
 
 static const struct param params[] = {
-	{ "hostname", P_HOSTNAME, STR(hostname), NULL, 0, 0, 0 },
-	{ "spool_directory", P_PATH, STR(spool_directory), "/var/spool/mtad", 0, 0, 0 },
-	{ "listen", P_LISTEN, OFF(listen), 0, NULL, 0, 0, 0 },
-	{ "message_size_limit", P_SIZE, OFF(message_size_limit), 0, NULL, 52428800, 1, TB },
-	{ "max_recipients", P_UNSIGNED, OFF(max_recipients), 0, NULL, 100, 1, 1000000 },
-	{ "max_errors", P_UNSIGNED, OFF(max_errors), 0, NULL, 20, 1, 1000000 },
-	{ "max_connections", P_UNSIGNED, OFF(max_connections), 0, NULL, 1000, 1, 1000000 },
-	{ "max_connections_per_ip", P_UNSIGNED, OFF(max_connections_per_ip), 0, NULL, 50, 1, 1000000 },
-	{ "command_timeout", P_UNSIGNED, OFF(command_timeout), 0, NULL, 300, 1, DAY },
-	{ "data_timeout", P_UNSIGNED, OFF(data_timeout), 0, NULL, 600, 1, DAY },
+	{ "hostname", P_HOSTNAME, STR(hostname), NULL, 0, 0, 0 , NULL },
+	{ "spool_directory", P_PATH, STR(spool_directory), "/var/spool/mtad", 0, 0, 0 , NULL },
+	{ "listen", P_LISTEN, OFF(listen), 0, NULL, 0, 0, 0 , NULL },
+	{ "message_size_limit", P_SIZE, OFF(message_size_limit), 0, NULL, 52428800, 1, TB , NULL },
+	{ "max_recipients", P_UNSIGNED, OFF(max_recipients), 0, NULL, 100, 1, 1000000 , NULL },
+	{ "max_errors", P_UNSIGNED, OFF(max_errors), 0, NULL, 20, 1, 1000000 , NULL },
+	{ "max_connections", P_UNSIGNED, OFF(max_connections), 0, NULL, 1000, 1, 1000000 , NULL },
+	{ "max_connections_per_ip", P_UNSIGNED, OFF(max_connections_per_ip), 0, NULL, 50, 1, 1000000 , NULL },
+	{ "command_timeout", P_UNSIGNED, OFF(command_timeout), 0, NULL, 300, 1, DAY , NULL },
+	{ "data_timeout", P_UNSIGNED, OFF(data_timeout), 0, NULL, 600, 1, DAY , NULL },
 	/* Berkeley DB refuses caches under 20 KB and log buffers too small for a record. */
-	{ "db_cache_size", P_SIZE, OFF(db_cache_size), 0, NULL, 67108864, 20 * KB, TB },
-	{ "db_log_buffer_size", P_SIZE, OFF(db_log_buffer_size), 0, NULL, 1048576, 64 * KB, 4 * GB - 1 },
-	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY },
+	{ "db_cache_size", P_SIZE, OFF(db_cache_size), 0, NULL, 67108864, 20 * KB, TB , NULL },
+	{ "db_log_buffer_size", P_SIZE, OFF(db_log_buffer_size), 0, NULL, 1048576, 64 * KB, 4 * GB - 1 , NULL },
+	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY , NULL },
+	{ "tls_cert_file", P_PATH, STR(tls_cert_file), "", 0, 0, 0 , NULL },
+	{ "tls_key_file", P_PATH, STR(tls_key_file), "", 0, 0, 0 , NULL },
+	{ "tls_chain_file", P_PATH, STR(tls_chain_file), "", 0, 0, 0 , NULL },
+	{ "tls_min_version", P_CHOICE, STR(tls_min_version), "TLSv1.2", 0, 0, 0, "TLSv1.2|TLSv1.3" },
+	{ "tls_ciphers", P_STRING, STR(tls_ciphers), "", 0, 0, 0 , NULL },
+	{ "tls_ciphersuites", P_STRING, STR(tls_ciphersuites), "", 0, 0, 0 , NULL },
+	{ "tls_handshake_timeout", P_UNSIGNED, OFF(tls_handshake_timeout), 0, NULL, 30, 1, DAY , NULL },
+	{ "sasl_mechanisms", P_STRING, STR(sasl_mechanisms), "PLAIN LOGIN", 0, 0, 0 , NULL },
+	{ "sasl_pwcheck_method", P_CHOICE, STR(sasl_pwcheck_method), "auxprop", 0, 0, 0,
+	  "auxprop|saslauthd" },
+	{ "sasl_database", P_PATH, STR(sasl_database), "/etc/mtad/sasldb2", 0, 0, 0 , NULL },
+	{ "saslauthd_path", P_PATH, STR(saslauthd_path), "/run/saslauthd/mux", 0, 0, 0 , NULL },
+	{ "sasl_service", P_STRING, STR(sasl_service), "smtp", 0, 0, 0 , NULL },
+	{ "sasl_realm", P_STRING, STR(sasl_realm), "", 0, 0, 0 , NULL },
+	{ "auth_max_failures", P_UNSIGNED, OFF(auth_max_failures), 0, NULL, 3, 1, 1000 , NULL },
+	{ "auth_failure_delay", P_UNSIGNED, OFF(auth_failure_delay), 0, NULL, 100, 0, 60000 , NULL },
+	{ "auth_ip_max_failures", P_UNSIGNED, OFF(auth_ip_max_failures), 0, NULL, 10, 1, 1000000 , NULL },
+	{ "auth_ip_window", P_UNSIGNED, OFF(auth_ip_window), 0, NULL, 600, 1, DAY , NULL },
 };
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -182,7 +202,22 @@ static int set_number(struct parse_ctx *ctx, struct mtad_config *cfg,
 	return 0;
 }
 
-/* set_string - P_HOSTNAME and P_PATH, checked for syntax and length. */
+/* is_choice - value is one of the words in "a|b|c". */
+static bool is_choice(const char *choices, const char *value)
+{
+	size_t len = strlen(value);
+
+	for (const char *c = choices; *c; ) {
+		size_t n = strcspn(c, "|");
+
+		if (n == len && strncmp(c, value, n) == 0)
+			return true;
+		c += n + (c[n] == '|');
+	}
+	return false;
+}
+
+/* set_string - P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, checked for syntax and length. */
 static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 		      const struct param *p, const char *value)
 {
@@ -192,6 +227,8 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return perr(ctx, "%s is too long (at most %zu characters)", p->name, p->size - 1);
 	if (p->type == P_HOSTNAME && !valid_hostname(value))
 		return perr(ctx, "bad hostname \"%s\"", value);
+	if (p->type == P_CHOICE && !is_choice(p->choices, value))
+		return perr(ctx, "bad %s \"%s\" (one of %s)", p->name, value, p->choices);
 	/* A relative spool would depend on the directory mtad starts in. */
 	if (p->type == P_PATH && value[0] != '/')
 		return perr(ctx, "%s must be an absolute path: \"%s\"", p->name, value);
@@ -226,15 +263,61 @@ static int split_listen(const char *value, char *addr, size_t addrlen, const cha
 	return 0;
 }
 
+/* listen_option - one word after ADDRESS:PORT. */
+static int listen_option(struct parse_ctx *ctx, const char *word, size_t len,
+			 struct mtad_listen *l)
+{
+	if (len == 8 && strncmp(word, "starttls", len) == 0)
+		l->tls = l->tls == MTAD_TLS_NONE ? MTAD_TLS_STARTTLS : (enum mtad_listen_tls)-1;
+	else if (len == 3 && strncmp(word, "tls", len) == 0)
+		l->tls = l->tls == MTAD_TLS_NONE ? MTAD_TLS_IMPLICIT : (enum mtad_listen_tls)-1;
+	else if (len == 10 && strncmp(word, "submission", len) == 0)
+		l->submission = true;
+	else if (len == 14 && strncmp(word, "auth_plaintext", len) == 0)
+		l->auth_plaintext = true;
+	else
+		return perr(ctx, "unknown listen option \"%.*s\" (starttls, tls, submission, "
+			    "auth_plaintext)", (int)len, word);
+	if (l->tls == (enum mtad_listen_tls)-1)
+		return perr(ctx, "a listener is either starttls or tls, not both");
+	return 0;
+}
+
+/* listen_options - the words after ADDRESS:PORT. */
+static int listen_options(struct parse_ctx *ctx, const char *s, struct mtad_listen *l)
+{
+	while (*s) {
+		size_t n;
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		n = strcspn(s, " \t");
+		if (n > 0 && listen_option(ctx, s, n, l) < 0)
+			return -1;
+		s += n;
+	}
+	return 0;
+}
+
 /* parse_listen - one listen value into a struct mtad_listen (normalised address). */
 static int parse_listen(struct parse_ctx *ctx, const char *value, struct mtad_listen *l)
 {
 	char addr[64];
+	char first[128];
+	const char *options = value + strcspn(value, " \t");
 	const char *port;
 	unsigned char bin[sizeof(struct in6_addr)];
 	uint64_t num;
 	int af;
 
+	memset(l, 0, sizeof(*l));
+	if ((size_t)(options - value) >= sizeof(first))
+		return perr(ctx, "bad listen \"%s\": expected ADDRESS:PORT or [IPV6]:PORT", value);
+	memcpy(first, value, (size_t)(options - value));
+	first[options - value] = '\0';
+	if (listen_options(ctx, options, l) < 0)
+		return -1;
+	value = first;
 	if (split_listen(value, addr, sizeof(addr), &port) < 0)
 		return perr(ctx, "bad listen \"%s\": expected ADDRESS:PORT or [IPV6]:PORT", value);
 	af = value[0] == '[' ? AF_INET6 : AF_INET;
@@ -344,6 +427,52 @@ static int parse_line(struct parse_ctx *ctx, struct mtad_config *cfg, char *s)
 	return set_param(ctx, cfg, key, (size_t)(end - key), s);
 }
 
+/* param_line - where a key was set, for messages about it (0 = default). */
+static int param_line(const struct parse_ctx *ctx, const char *name)
+{
+	const struct param *p = find_param(name, strlen(name));
+
+	return p ? ctx->seen[p - params] : 0;
+}
+
+/* check_mechanisms - only mechanisms mtad offers (PLAIN, LOGIN). */
+static int check_mechanisms(struct parse_ctx *ctx, const struct mtad_config *cfg)
+{
+	const char *s = cfg->sasl_mechanisms;
+
+	ctx->line = param_line(ctx, "sasl_mechanisms");
+	while (*s) {
+		size_t n = strcspn(s, " \t");
+
+		/* CRAM-MD5 and friends need plaintext-equivalent secrets on disk: not offered. */
+		if (n > 0 && !(n == 5 && strncasecmp(s, "PLAIN", 5) == 0) &&
+		    !(n == 5 && strncasecmp(s, "LOGIN", 5) == 0))
+			return perr(ctx, "sasl_mechanisms: unsupported mechanism \"%.*s\" "
+				    "(PLAIN, LOGIN)", (int)n, s);
+		s += n;
+		s += strspn(s, " \t");
+	}
+	return 0;
+}
+
+/*
+ * check_config - rules that span settings, checked once the whole file
+ * is read: a TLS listener needs a certificate and key.
+ */
+static int check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		if (cfg->listen[i].tls == MTAD_TLS_NONE)
+			continue;
+		if (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0]) {
+			ctx->line = cfg->listen[i].line;
+			return perr(ctx, "a starttls or tls listener needs tls_cert_file "
+				    "and tls_key_file");
+		}
+	}
+	return check_mechanisms(ctx, cfg);
+}
+
 /* mtad_config_parse - parses text on top of cfg; see mtad.h. */
 int mtad_config_parse(struct mtad_config *cfg, const char *text, size_t len,
 		      const char *filename, char *err, size_t errlen)
@@ -369,7 +498,7 @@ int mtad_config_parse(struct mtad_config *cfg, const char *text, size_t len,
 			return -1;
 		pos += n + (nl != NULL);
 	}
-	return 0;
+	return check_config(&ctx, cfg);
 }
 
 /* read_file - the whole of a small file into a malloc'd buffer. */
@@ -459,7 +588,7 @@ void mtad_config_defaults(struct mtad_config *cfg)
 	for (p = params; p < params + NPARAMS; p++) {
 		if (p->type == P_HOSTNAME)
 			default_hostname(field(cfg, p), p->size);
-		else if (p->type == P_PATH)
+		else if (p->type == P_PATH || p->type == P_STRING || p->type == P_CHOICE)
 			snprintf(field(cfg, p), p->size, "%s", p->def_str);
 		else if (p->type == P_SIZE)
 			*(uint64_t *)field(cfg, p) = p->def_num;
@@ -480,9 +609,16 @@ static void print_listen(const struct mtad_config *cfg, FILE *out)
 
 	if (!cfg->listen_configured)
 		return;
-	for (i = 0; i < cfg->nlisten; i++)
-		fprintf(out, strchr(cfg->listen[i].address, ':') ? "listen = [%s]:%d\n"
-				: "listen = %s:%d\n", cfg->listen[i].address, cfg->listen[i].port);
+	for (i = 0; i < cfg->nlisten; i++) {
+		const struct mtad_listen *l = &cfg->listen[i];
+
+		fprintf(out, strchr(l->address, ':') ? "listen = [%s]:%d" : "listen = %s:%d",
+			l->address, l->port);
+		fprintf(out, "%s%s%s\n",
+			l->tls == MTAD_TLS_STARTTLS ? " starttls" :
+			l->tls == MTAD_TLS_IMPLICIT ? " tls" : "",
+			l->submission ? " submission" : "", l->auth_plaintext ? " auth_plaintext" : "");
+	}
 }
 
 /* print_param - one row if its value differs from the default. */
@@ -492,6 +628,8 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	switch (p->type) {
 	case P_HOSTNAME:
 	case P_PATH:
+	case P_STRING:
+	case P_CHOICE:
 		if (strcmp(cfield(cfg, p), cfield(def, p)) != 0)
 			fprintf(out, "%s = %s\n", p->name, (const char *)cfield(cfg, p));
 		break;

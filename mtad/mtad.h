@@ -21,11 +21,21 @@
 #define MTAD_HOSTNAME_MAX 255
 #define MTAD_PATH_MAX 1024
 
-/* One `listen = ADDRESS:PORT` entry. */
+/* How a listener uses TLS. */
+enum mtad_listen_tls {
+	MTAD_TLS_NONE,		/* plaintext only */
+	MTAD_TLS_STARTTLS,	/* plaintext, STARTTLS offered (ports 25, 587) */
+	MTAD_TLS_IMPLICIT,	/* handshake first, RFC 8314 (port 465) */
+};
+
+/* One `listen = ADDRESS:PORT [starttls|tls] [submission] [auth_plaintext]` entry. */
 struct mtad_listen {
 	char address[64];	/* numeric IPv4 or IPv6 address, no brackets */
 	int port;
 	int line;		/* where it was configured, for messages */
+	enum mtad_listen_tls tls;
+	bool submission;	/* RFC 6409: MAIL needs AUTH */
+	bool auth_plaintext;	/* AUTH allowed without TLS (off by default) */
 };
 
 /*
@@ -51,6 +61,25 @@ struct mtad_config {
 	unsigned max_connections_per_ip;
 	unsigned command_timeout;	/* seconds idle waiting for a command */
 	unsigned data_timeout;		/* seconds idle inside DATA */
+
+	char tls_cert_file[MTAD_PATH_MAX];
+	char tls_key_file[MTAD_PATH_MAX];
+	char tls_chain_file[MTAD_PATH_MAX];
+	char tls_min_version[16];	/* TLSv1.2 or TLSv1.3 */
+	char tls_ciphers[512];		/* TLS 1.2 list; "" = OpenSSL's default */
+	char tls_ciphersuites[512];	/* TLS 1.3 list; "" = OpenSSL's default */
+	unsigned tls_handshake_timeout;	/* seconds */
+
+	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
+	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */
+	char sasl_database[MTAD_PATH_MAX];
+	char saslauthd_path[MTAD_PATH_MAX];
+	char sasl_service[64];
+	char sasl_realm[MTAD_HOSTNAME_MAX + 1];	/* "" = hostname */
+	unsigned auth_max_failures;	/* per session, then 421 */
+	unsigned auth_failure_delay;	/* milliseconds before a 535, plus jitter */
+	unsigned auth_ip_max_failures;	/* per client address within auth_ip_window */
+	unsigned auth_ip_window;	/* seconds */
 
 	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
 	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */

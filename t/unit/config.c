@@ -219,6 +219,23 @@ static void test_errors(struct tap *t)
 		  "etc/mtad.conf:1: bad listen \"127.0.0.1:\": port must be 1..65535" },
 		{ "listen = [::1]:25\nlisten = [0::1]:25\n",
 		  "etc/mtad.conf:2: duplicate listen \"[0::1]:25\" (first at line 1)" },
+		{ "listen = 127.0.0.1:25 startls\n",
+		  "etc/mtad.conf:1: unknown listen option \"startls\" (starttls, tls, submission, "
+		  "auth_plaintext)" },
+		{ "tls_cert_file = /c\ntls_key_file = /k\nlisten = 127.0.0.1:25 starttls tls\n",
+		  "etc/mtad.conf:3: a listener is either starttls or tls, not both" },
+		{ "\nlisten = 127.0.0.1:465 tls\n",
+		  "etc/mtad.conf:2: a starttls or tls listener needs tls_cert_file and tls_key_file" },
+		{ "tls_cert_file = /c\nlisten = 127.0.0.1:25 starttls\n",
+		  "etc/mtad.conf:2: a starttls or tls listener needs tls_cert_file and tls_key_file" },
+		{ "tls_min_version = TLSv1.1\n",
+		  "etc/mtad.conf:1: bad tls_min_version \"TLSv1.1\" (one of TLSv1.2|TLSv1.3)" },
+		{ "sasl_pwcheck_method = pam\n",
+		  "etc/mtad.conf:1: bad sasl_pwcheck_method \"pam\" (one of auxprop|saslauthd)" },
+		{ "\nsasl_mechanisms = PLAIN CRAM-MD5\n",
+		  "etc/mtad.conf:2: sasl_mechanisms: unsupported mechanism \"CRAM-MD5\" (PLAIN, LOGIN)" },
+		{ "sasl_database = sasldb2\n",
+		  "etc/mtad.conf:1: sasl_database must be an absolute path: \"sasldb2\"" },
 	};
 	struct mtad_config c;
 	char err[256];
@@ -231,6 +248,41 @@ static void test_errors(struct tap *t)
 		if (r != -1 || strcmp(err, cases[i].err) != 0)
 			printf("#   got %d \"%s\"\n", r, err);
 	}
+}
+
+/* test_listen_roles - the words after ADDRESS:PORT, and how -n prints them. */
+static void test_listen_roles(struct tap *t)
+{
+	static const char text[] =
+		"tls_cert_file = /etc/mtad/cert.pem\n"
+		"tls_key_file = /etc/mtad/key.pem\n"
+		"listen = 127.0.0.1:25 starttls\n"
+		"listen = 127.0.0.1:465 tls\n"
+		"listen = [::1]:587\tstarttls  submission\n"
+		"listen = 127.0.0.1:2525 auth_plaintext\n";
+	struct mtad_config c;
+	char err[256], *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+	int r = parse(&c, text, err, sizeof(err));
+
+	TAP_OK(t, r == 0, "listener roles parse (%s)", r ? err : "ok");
+	TAP_OK(t, c.nlisten == 4, "four listeners");
+	TAP_OK(t, c.listen[0].tls == MTAD_TLS_STARTTLS && !c.listen[0].submission, "starttls");
+	TAP_OK(t, c.listen[1].tls == MTAD_TLS_IMPLICIT, "tls");
+	TAP_OK(t, c.listen[2].tls == MTAD_TLS_STARTTLS && c.listen[2].submission &&
+		  !c.listen[2].auth_plaintext, "starttls submission");
+	TAP_OK(t, c.listen[3].tls == MTAD_TLS_NONE && c.listen[3].auth_plaintext,
+	       "auth_plaintext");
+	f = open_memstream(&out, &outlen);
+	if (!f)
+		return;
+	mtad_config_print_nondefault(&c, f);
+	fclose(f);
+	TAP_OK(t, strstr(out, "listen = [::1]:587 starttls submission\n") != NULL &&
+		  strstr(out, "listen = 127.0.0.1:465 tls\n") != NULL,
+	       "-n prints the roles back");
+	free(out);
 }
 
 /* test_limits - long lines, NUL bytes, tiny error buffers, NULL file name. */
@@ -346,6 +398,7 @@ int main(void)
 	test_sizes(&t);
 	test_listen(&t);
 	test_max_listen(&t);
+	test_listen_roles(&t);
 	test_errors(&t);
 	test_limits(&t);
 	test_print(&t);
