@@ -9,6 +9,13 @@
 #   END
 #   my ($rc, $out, $err) = $m->mtaq('list');
 #
+#   # TLS and AUTH: one port per listener, a self-signed certificate, a sasldb
+#   my $t = MtadTest->new(listeners => ['starttls', 'tls', 'starttls submission'],
+#                         users => {alice => 'secret'});
+#   my $s = $t->raw(port => $t->port(0));          # plaintext, then
+#   $t->starttls($s);                              # STARTTLS + handshake
+#   my $u = $t->tls_raw(1);                        # implicit TLS, greeting read
+#
 # Each object owns a temporary directory (mtad.conf, spool/, mtad.log)
 # removed at exit, and one mtad child process that is always stopped by
 # its PID: by stop(), by DESTROY, or by the END block below. Nothing here
@@ -25,6 +32,7 @@ use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::IP;
+use IO::Socket::SSL qw(SSL_VERIFY_NONE);
 use Net::SMTP;
 use POSIX qw(:sys_wait_h _exit);
 use Socket qw(IPPROTO_TCP);
@@ -71,12 +79,20 @@ sub ipv6_loopback {
 }
 
 # run(ARGV...) - runs a program, returns (exit code, stdout, stderr).
-sub run {
-	my (@argv) = @_;
+sub run { return run_input(undef, @_) }
+
+# run_input(STDIN_TEXT, ARGV...) - the same, with STDIN_TEXT on stdin.
+sub run_input {
+	my ($input, @argv) = @_;
 	my $dir = tempdir(CLEANUP => 1);
+	if (defined $input) {
+		open my $fh, '>', "$dir/in" or croak "write $dir/in: $!";
+		print $fh $input;
+		close $fh;
+	}
 	my $pid = fork // croak "fork: $!";
 	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
+		open STDIN, '<', defined $input ? "$dir/in" : '/dev/null';
 		open STDOUT, '>', "$dir/out" or _exit(126);
 		open STDERR, '>', "$dir/err" or _exit(126);
 		exec @argv or _exit(127);
@@ -97,17 +113,44 @@ sub slurp {
 # new(%config) - writes mtad.conf and starts mtad. Keys are mtad
 # settings, except: extra (text appended verbatim), listen (array of
 # listen values, replacing the default 127.0.0.1:FREEPORT), start (0 to
-# only write the config).
+# only write the config), and:
+#   listeners => ['starttls', 'tls', 'starttls submission', '']
+#       one 127.0.0.1:FREEPORT listener per entry, with those options;
+#       $m->port($i) is the port of entry $i (port() is entry 0)
+#   tls => 1|0    a self-signed certificate for mx.campus.test in the
+#       temp dir as tls_cert_file/tls_key_file (default: when a listener
+#       says starttls or tls)
+#   users => {alice => 'secret'}   a sasldb (sasl_database) with them
 sub new {
 	my ($class, %opt) = @_;
 	my $self = bless { owner => $$, pid => undef }, $class;
 	$self->{dir} = tempdir('mtad-test-XXXXXX', TMPDIR => 1,
 			       CLEANUP => !$ENV{MTAD_KEEP});
-	$self->{port} = free_port('127.0.0.1');
 	my $start = delete $opt{start} // 1;
 	my $extra = delete $opt{extra} // '';
-	my $listen = delete $opt{listen} // ["127.0.0.1:$self->{port}"];
+	my $listeners = delete $opt{listeners} // [''];
+	my $users = delete $opt{users};
+	my $tls = delete $opt{tls} // grep { /\b(?:starttls|tls)\b/ } @$listeners;
+	my %used;
+	for my $flags (@$listeners) {
+		my $port;
+		do { $port = free_port('127.0.0.1') } while $used{$port}++;
+		push @{ $self->{listeners} }, { port => $port, flags => $flags };
+	}
+	$self->{port} = $self->{listeners}[0]{port};
+	my $listen = delete $opt{listen}
+		// [map { "127.0.0.1:$_->{port}" . ($_->{flags} =~ /\S/ ? " $_->{flags}" : '') }
+		       @{ $self->{listeners} }];
 	mkdir $self->spool;
+	if ($tls) {
+		$self->make_cert;
+		$opt{tls_cert_file} //= $self->cert_path;
+		$opt{tls_key_file} //= $self->key_path;
+	}
+	if ($users) {
+		$self->add_user($_, $users->{$_}) for sort keys %$users;
+		$opt{sasl_database} //= $self->sasldb_path;
+	}
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = mx.campus.test\n"
@@ -124,7 +167,18 @@ sub new {
 	return $self;
 }
 
-sub port      { $_[0]{port} }
+# port(I) - the port of listener I (default 0, the one start() waits for).
+sub port {
+	my ($self, $i) = @_;
+	return $self->{port} unless $i;
+	my $l = $self->{listeners}[$i] or croak "no listener $i";
+	return $l->{port};
+}
+# implicit_tls(I) - listener I says `tls`: the handshake comes first.
+sub implicit_tls { ($_[0]{listeners}[$_[1] // 0]{flags} // '') =~ /(?:^|\s)tls\b/ }
+sub cert_path   { "$_[0]{dir}/cert.pem" }
+sub key_path    { "$_[0]{dir}/key.pem" }
+sub sasldb_path { "$_[0]{dir}/sasldb2" }
 sub dir       { $_[0]{dir} }
 sub spool     { "$_[0]{dir}/spool" }
 sub conf_path { "$_[0]{dir}/mtad.conf" }
@@ -154,8 +208,11 @@ sub start {
 			delete $live{"$self"};
 			$self->_die_with_log("mtad exited during start-up (wait status $st)");
 		}
-		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-					      PeerPort => $self->{port}, Timeout => 5);
+		my $s = $self->implicit_tls(0)
+			? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
+					       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
+			: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+						PeerPort => $self->{port}, Timeout => 5);
 		if ($s) {
 			# Read the greeting so we know the server serves, and
 			# say goodbye so the connection is gone quickly.
@@ -282,6 +339,41 @@ sub queue_count {
 	return $1;
 }
 
+# make_cert - a self-signed P-256 certificate for mx.campus.test and its
+# key, in the temp dir (cert_path, key_path). Made once per object.
+sub make_cert {
+	my ($self) = @_;
+	return if -s $self->cert_path;
+	my ($rc, $out, $err) = run('openssl', 'req', '-x509', '-newkey', 'ec',
+		'-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=mx.campus.test',
+		'-days', '2', '-keyout', $self->key_path, '-out', $self->cert_path);
+	croak "openssl req failed ($rc): $err" if $rc != 0;
+}
+
+# add_user(NAME, PASSWORD) - a user in the sasldb, in the realm
+# mx.campus.test (mtad's hostname).
+sub add_user {
+	my ($self, $user, $password) = @_;
+	my ($rc, $out, $err) = run_input($password, 'saslpasswd2', '-p', '-c',
+		'-f', $self->sasldb_path, '-u', 'mx.campus.test', $user);
+	croak "saslpasswd2 $user failed ($rc): $err" if $rc != 0;
+}
+
+# wait_log(REGEX, FROM) - the first log line after byte offset FROM that
+# matches, waiting up to 10 s for it to be written; undef if none.
+sub wait_log {
+	my ($self, $re, $from) = @_;
+	my $deadline = time + 10;
+	while (1) {
+		my $text = substr($self->log_text, $from // 0);
+		for my $line (split /\n/, $text) {
+			return $line if $line =~ $re;
+		}
+		return undef if time > $deadline;
+		sleep 0.1;
+	}
+}
+
 # ---- talking SMTP ----
 
 # raw(host => ADDR, port => N) - a connected socket with the greeting
@@ -297,6 +389,61 @@ sub raw {
 	$s->autoflush(1);
 	my $greeting = $self->read_reply($s);
 	return wantarray ? ($s, $greeting) : $s;
+}
+
+# tls_raw(I, SSL_OPTIONS...) - a connection to implicit-TLS listener I
+# (default 0), the handshake done and the greeting read. In list context
+# also returns the greeting. Dies when the handshake fails.
+sub tls_raw {
+	my ($self, $i, %ssl) = @_;
+	my $port = $self->port($i);
+	my $s = IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $port,
+				     SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 30, %ssl)
+		or croak "TLS connect to port $port: $IO::Socket::SSL::SSL_ERROR";
+	$s->autoflush(1);
+	my $greeting = $self->read_reply($s);
+	return wantarray ? ($s, $greeting) : $s;
+}
+
+# starttls($sock, pipelined => BYTES, SSL_OPTIONS...) - sends STARTTLS
+# (and BYTES in the same write), tests that the reply is exactly
+# "220 2.0.0 Ready to start TLS" with nothing after it, and upgrades the
+# socket in place. Returns the socket, or undef (test failed) on failure.
+sub starttls {
+	my ($self, $s, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $extra = delete $o{pipelined} // '';
+	my $r = $self->send_recv($s, "STARTTLS\r\n$extra");
+	Test::More::is($r, "220 2.0.0 Ready to start TLS\r\n", 'STARTTLS -> 220 2.0.0 Ready to start TLS')
+		or return undef;
+	my $left = ${*$s}{mtad_buf} // '';
+	Test::More::is($left, '', '... and no plaintext after the 220') or return undef;
+	my $ok = IO::Socket::SSL->start_SSL($s, SSL_verify_mode => SSL_VERIFY_NONE,
+					    Timeout => 30, %o);
+	Test::More::ok($ok, '... and the TLS handshake succeeds')
+		or Test::More::diag("handshake: $IO::Socket::SSL::SSL_ERROR");
+	return $ok ? $s : undef;
+}
+
+# tls_info($sock) - ("TLSv1.3", "TLS_AES_256_GCM_SHA384") of a TLS socket
+# (or Net::SMTP after starttls), as mtad should write them in Received:.
+sub tls_info {
+	my ($self, $s) = @_;
+	my $ssl = $s->_get_ssl_object or return ('', '');
+	return (Net::SSLeay::get_version($ssl), Net::SSLeay::get_cipher($ssl));
+}
+
+# ehlo_script(NAME, starttls => 1, auth => 'PLAIN LOGIN', size => N) - the
+# expected EHLO reply as dialog() lines.
+sub ehlo_script {
+	my ($name, %o) = @_;
+	my @l = ("250-mx.campus.test Hello $name [127.0.0.1]",
+		 '250-SIZE ' . ($o{size} // 52428800),
+		 '250-PIPELINING', '250-8BITMIME', '250-ENHANCEDSTATUSCODES');
+	push @l, '250-STARTTLS' if $o{starttls};
+	push @l, "250-AUTH $o{auth}" if $o{auth};
+	push @l, '250 HELP';
+	return join '', map { "< $_\n" } @l;
 }
 
 # smtp(%opts) - a Net::SMTP client that has said EHLO client.example.
@@ -359,7 +506,8 @@ sub read_line {
 			${*$s}{mtad_why} = 'timeout';
 			return undef;
 		}
-		next unless $sel->can_read($left);
+		# a TLS socket may hold decrypted bytes select() cannot see
+		next unless ($s->can('pending') && $s->pending) || $sel->can_read($left);
 		my $n = sysread $s, $$buf, 65536, length $$buf;
 		if (!$n) {
 			${*$s}{mtad_why} = defined $n ? 'eof' : "error: $!";
