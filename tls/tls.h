@@ -53,6 +53,16 @@ void tls_conn_free(struct tls_conn *c);
 /* Ciphertext that arrived from the peer. Returns 0, or -1 on out of memory. */
 int tls_conn_feed(struct tls_conn *c, const char *data, size_t len);
 
+/*
+ * tls_conn_feed_eof - the transport saw the peer close its side: a
+ * handshake or record cut short now fails ("unexpected eof while
+ * reading") instead of waiting for bytes that will never come.
+ */
+void tls_conn_feed_eof(struct tls_conn *c);
+
+/* Ciphertext fed but not yet consumed (for backpressure on reads). */
+size_t tls_conn_input_pending(const struct tls_conn *c);
+
 /* Advances the handshake with what was fed; output may be pending afterwards. */
 enum tls_status tls_conn_handshake(struct tls_conn *c);
 
