@@ -34,6 +34,7 @@ struct tls_conn {
 	BIO *rbio;		/* ciphertext from the peer (owned by ssl) */
 	BIO *wbio;		/* ciphertext for the peer (owned by ssl) */
 	bool failed;		/* fatal: every call now says TLS_FAILED */
+	bool closed;		/* the peer's close_notify arrived */
 	bool eof;		/* the transport saw the peer close */
 	char error[120];	/* why it failed, for the log */
 };
@@ -134,8 +135,10 @@ static enum tls_status conn_status(struct tls_conn *c, int ret)
 
 	if (e == SSL_ERROR_WANT_READ)
 		return TLS_WANT_MORE;
-	if (e == SSL_ERROR_ZERO_RETURN)
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		c->closed = true;
 		return TLS_CLOSED;
+	}
 	/* WANT_WRITE cannot happen (the write BIO grows) and the others
 	 * (X509 lookup, async) are for features not used: all fatal. */
 	conn_reason(c, e);
@@ -143,12 +146,13 @@ static enum tls_status conn_status(struct tls_conn *c, int ret)
 	return TLS_FAILED;
 }
 
-/* tls_conn_feed - ciphertext from the peer; dropped after a failure. 0 or -1. */
+/* tls_conn_feed - ciphertext from the peer; dropped once it can no longer be read. 0 or -1. */
 int tls_conn_feed(struct tls_conn *c, const char *data, size_t len)
 {
-	/* The caller closes after TLS_FAILED; until it does, a peer still
-	 * streaming junk must not grow the buffer. */
-	if (c->failed || c->eof)
+	/* The caller closes after TLS_FAILED or TLS_CLOSED; until it does,
+	 * a peer still streaming (junk, or records after its close_notify,
+	 * which OpenSSL never reads) must not grow the buffer. */
+	if (c->failed || c->closed || c->eof)
 		return 0;
 	while (len > 0) {
 		int chunk = len > INT_MAX ? INT_MAX : (int)len;

@@ -355,6 +355,8 @@ static void test_data(struct tap *t, struct tls_server *srv)
 	TAP_OK(t, tls_conn_read(s, buf, sizeof(buf), &n) == TLS_CLOSED && n == 0,
 	       "server read says TLS_CLOSED");
 	TAP_OK(t, tls_conn_read(s, buf, sizeof(buf), &n) == TLS_CLOSED, "and keeps saying so");
+	TAP_OK(t, tls_conn_feed(s, data, 65536) == 0 && tls_conn_input_pending(s) == 0,
+	       "input after close_notify is dropped");
 	tls_conn_shutdown(s);
 	TAP_OK(t, tls_conn_output_pending(s) > 0, "server close_notify is output");
 	to_client(s, &cl);
@@ -438,7 +440,10 @@ static enum tls_status garbage(struct tls_server *srv, const char *text, char *w
 
 	if (s == NULL)
 		return TLS_DONE;
-	tls_conn_feed(s, text, strlen(text));
+	if (tls_conn_feed(s, text, strlen(text)) != 0) {
+		tls_conn_free(s);
+		return TLS_DONE;
+	}
 	st = tls_conn_handshake(s);
 	snprintf(why, len, "%s", tls_conn_error(s));
 	tls_conn_free(s);
@@ -495,8 +500,8 @@ static void test_truncated(struct tap *t, struct tls_server *srv)
 	ERR_clear_error();
 	n = (size_t)BIO_read(cl.wbio, hello, sizeof(hello));
 	TAP_OK(t, n > 100 && n < sizeof(hello), "ClientHello captured (%zu bytes)", n);
-	tls_conn_feed(s, hello, n / 2);
-	TAP_OK(t, tls_conn_handshake(s) == TLS_WANT_MORE, "half a ClientHello wants more");
+	TAP_OK(t, tls_conn_feed(s, hello, n / 2) == 0 && tls_conn_handshake(s) == TLS_WANT_MORE,
+	       "half a ClientHello wants more");
 	tls_conn_feed_eof(s);
 	TAP_OK(t, tls_conn_handshake(s) == TLS_FAILED && tls_conn_error(s)[0] != '\0',
 	       "EOF after it fails: %s", tls_conn_error(s));
