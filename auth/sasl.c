@@ -48,7 +48,8 @@
 #define AUTH_MECHS_MAX 16	/* "PLAIN LOGIN" */
 #define AUTH_NAME_MAX 256	/* service, host name, realm */
 #define AUTH_USER_MAX 256	/* longer user names are refused */
-#define AUTH_REASON_MAX 256
+#define AUTH_REASON_MAX 384
+#define AUTH_NOTE_MAX 128
 
 /* libsasl2 keeps callbacks as int (*)(void); void (*)(void) converts cleanly. */
 #define AUTH_CB(f) ((int (*)(void))(void (*)(void))(f))
@@ -85,6 +86,7 @@ struct auth_job {
 	size_t challenge_len;
 	char user[AUTH_USER_MAX];
 	char reason[AUTH_REASON_MAX];
+	char note[AUTH_NOTE_MAX];	/* libsasl2's last SASL_LOG_FAIL line */
 	uv_thread_t worker;
 	char response[];	/* len bytes, a private copy */
 };
@@ -98,6 +100,7 @@ struct auth_exchange {
 	char user[AUTH_USER_MAX];	/* the user being tried, for failure logs */
 	struct auth_job *job;	/* in flight, or NULL */
 	uv_thread_t worker;	/* ran the last finished step (test hook) */
+	sasl_callback_t callbacks[2];	/* the conn's own log callback */
 };
 
 /* ---- settings ---- */
@@ -238,7 +241,7 @@ static const char *sasl_option(const struct auth_server *srv, const char *option
 	if (strcmp(option, "mech_list") == 0)
 		return srv->mechanisms;
 	if (strcmp(option, "log_level") == 0)
-		return "1";	/* SASL_LOG_ERR: we log the outcome ourselves */
+		return "2";	/* SASL_LOG_FAIL: see conn_log_cb */
 	return NULL;
 }
 
@@ -263,6 +266,26 @@ static int sasl_log_cb(void *context, int level, const char *message)
 	(void)context;
 	if (level != SASL_LOG_NONE && level <= SASL_LOG_ERR && message != NULL)
 		mtad_log(MTAD_LOG_WARNING, "SASL: %s", message);
+	return SASL_OK;
+}
+
+/*
+ * conn_log_cb - SASL_CB_LOG of one exchange, called on the worker during
+ * a step. The first failure line (say "cannot connect to saslauthd
+ * server") is kept for the reason we hand back, since sasl_errdetail only says
+ * "generic failure"; the session logs the outcome once, with the user.
+ */
+static int conn_log_cb(void *context, int level, const char *message)
+{
+	struct auth_exchange *ex = context;
+
+	if (message == NULL || level == SASL_LOG_NONE)
+		return SASL_OK;
+	if (level <= SASL_LOG_ERR)
+		mtad_log(MTAD_LOG_WARNING, "SASL: %s", message);
+	else if (level == SASL_LOG_FAIL && ex->job != NULL && ex->job->note[0] == '\0')
+		/* The first line is the cause; later ones only repeat "failed". */
+		snprintf(ex->job->note, sizeof(ex->job->note), "%s", message);
 	return SASL_OK;
 }
 
@@ -312,8 +335,11 @@ static void mutex_free(void *m)
 
 /* ---- the server ---- */
 
-/* new_conn - a sasl_conn_t that allows the plaintext mechanisms (the session requires TLS). */
-static int new_conn(struct auth_server *srv, sasl_conn_t **conn)
+/*
+ * new_conn - a sasl_conn_t that allows the plaintext mechanisms (the
+ * session requires TLS); cbs (may be NULL) must outlive it.
+ */
+static int new_conn(struct auth_server *srv, const sasl_callback_t *cbs, sasl_conn_t **conn)
 {
 	sasl_security_properties_t props = {
 		.min_ssf = 0,
@@ -324,7 +350,7 @@ static int new_conn(struct auth_server *srv, sasl_conn_t **conn)
 	int rc;
 
 	*conn = NULL;
-	rc = sasl_server_new(srv->service, srv->hostname, srv->realm, NULL, NULL, NULL, 0, conn);
+	rc = sasl_server_new(srv->service, srv->hostname, srv->realm, NULL, NULL, cbs, 0, conn);
 	if (rc != SASL_OK) {
 		/* libsasl2 may hand back a half-built conn on failure. */
 		if (*conn != NULL)
@@ -356,7 +382,7 @@ static int probe_mechanisms(struct auth_server *srv, char *err, size_t errlen)
 	char mechs[AUTH_MECHS_MAX], *save = NULL;
 	const char *list;
 	sasl_conn_t *conn;
-	int rc = new_conn(srv, &conn);
+	int rc = new_conn(srv, NULL, &conn);
 
 	if (rc != SASL_OK) {
 		snprintf(err, errlen, "auth: sasl_server_new: %s", sasl_errstring(rc, NULL, NULL));
@@ -472,7 +498,9 @@ struct auth_exchange *auth_exchange_new(struct auth_server *srv, const char *cli
 		mtad_log(MTAD_LOG_WARNING, "auth: out of memory for %s", client_ip);
 		return NULL;
 	}
-	rc = new_conn(srv, &ex->conn);
+	ex->callbacks[0] = (sasl_callback_t){ SASL_CB_LOG, AUTH_CB(conn_log_cb), ex };
+	ex->callbacks[1] = (sasl_callback_t){ SASL_CB_LIST_END, NULL, NULL };
+	rc = new_conn(srv, ex->callbacks, &ex->conn);
 	if (rc != SASL_OK) {
 		mtad_log(MTAD_LOG_WARNING, "auth: sasl_server_new for %s: %s", client_ip,
 			 sasl_errstring(rc, NULL, NULL));
@@ -560,18 +588,26 @@ static void job_collect(struct auth_job *job, const char *out, unsigned outlen)
 		return;
 	}
 	if (job->rc == SASL_OK) {
-		if (sasl_getprop(conn, SASL_USERNAME, &user) != SASL_OK || user == NULL ||
-		    strlen(user) >= sizeof(job->user)) {
+		if (sasl_getprop(conn, SASL_USERNAME, &user) != SASL_OK || user == NULL) {
+			job->rc = SASL_FAIL;	/* our side is broken: tempfail */
+			snprintf(job->reason, sizeof(job->reason), "libsasl2 gave no user name");
+			return;
+		}
+		if (strlen(user) >= sizeof(job->user)) {
 			job->rc = SASL_BADPROT;
-			snprintf(job->reason, sizeof(job->reason), "no usable user name from libsasl2");
+			snprintf(job->reason, sizeof(job->reason), "user name too long");
 			return;
 		}
 		memcpy(job->user, user, strlen(user) + 1);
 		return;
 	}
 	detail = sasl_errdetail(conn);
-	snprintf(job->reason, sizeof(job->reason), "%s",
-		 detail != NULL ? detail : sasl_errstring(job->rc, NULL, NULL));
+	if (detail == NULL)
+		detail = sasl_errstring(job->rc, NULL, NULL);
+	if (job->note[0] != '\0' && strstr(detail, job->note) == NULL)
+		snprintf(job->reason, sizeof(job->reason), "%s (%s)", detail, job->note);
+	else
+		snprintf(job->reason, sizeof(job->reason), "%s", detail);
 }
 
 /* job_work - on the thread pool: one sasl_server_start or sasl_server_step. */
@@ -672,11 +708,13 @@ static int job_queue(struct auth_exchange *ex, bool start, const char *mech,
 		memcpy(job->response, response, len);
 	job->cb = cb;
 	job->arg = arg;
+	/* Before queueing: the worker's log callback looks for it. */
+	ex->job = job;
 	if (uv_queue_work(ex->srv->loop, &job->req, job_work, job_done) != 0) {
+		ex->job = NULL;
 		free(job);
 		return -1;
 	}
-	ex->job = job;
 	return 0;
 }
 
@@ -691,7 +729,7 @@ int auth_exchange_start(struct auth_exchange *ex, const char *mech,
 		return -1;
 	if (ex->used) {
 		/* libsasl2 does not promise a conn can start twice. */
-		if (new_conn(ex->srv, &fresh) != SASL_OK)
+		if (new_conn(ex->srv, ex->callbacks, &fresh) != SASL_OK)
 			return -1;
 		sasl_dispose(&ex->conn);
 		ex->conn = fresh;

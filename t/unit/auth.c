@@ -308,6 +308,7 @@ static void test_saslauthd_down(struct tap *t, struct fixture *f)
 	ex = auth_exchange_new(srv, "192.0.2.4");
 	o = start(f, ex, "PLAIN", PLAIN_OK, sizeof(PLAIN_OK) - 1, true);
 	TAP_OK(t, is(&o, AUTH_TEMPFAIL), "saslauthd not there: tempfail (%d: %s)", o.result, o.reason);
+	TAP_OK(t, strstr(o.reason, "saslauthd") != NULL, "the reason says saslauthd is unreachable");
 	TAP_OK(t, strcmp(o.user, "alice") == 0, "tempfail names the user tried");
 	auth_exchange_free(ex);
 	auth_server_free(srv);
