@@ -9,9 +9,11 @@
 
 #include <uv.h>
 
+#include "auth/auth.h"
 #include "mtad/mtad.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
+#include "tls/tls.h"
 
 #define IP_BUCKETS 1024
 
@@ -21,6 +23,7 @@ struct ip_count;
 struct listener {
 	uv_tcp_t tcp;
 	struct daemon *d;
+	const struct mtad_listen *cfg;	/* role: starttls, tls, submission */
 	char name[80];		/* "127.0.0.1:2525", "[::1]:2525" */
 };
 
@@ -30,6 +33,8 @@ struct daemon {
 	const char *config_path;
 	struct queue *queue;
 	struct smtp_server smtp;
+	struct tls_server *tls;		/* NULL when no listener uses TLS */
+	struct auth_server *auth;	/* NULL when no listener offers AUTH */
 
 	struct listener listeners[MTAD_MAX_LISTEN];
 	size_t nlisteners;
@@ -38,7 +43,7 @@ struct daemon {
 	unsigned nconns;
 	struct ip_count *per_ip[IP_BUCKETS];	/* connections per client address */
 
-	uv_signal_t sig_term, sig_int;
+	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
 	bool writer_started;
 	bool signals_started;

@@ -4,10 +4,14 @@
  * reading into the session's buffer, writing its replies, and closing
  * politely.
  *
+ * With TLS (implicit, or after STARTTLS) the same transport moves
+ * ciphertext and runs it through a tls_conn from tls/; the session above
+ * sees plaintext either way.
+ *
  * Must not block and must not trust the peer: writes that the client
- * does not read are bounded (reading stops until they drain), and a
- * closing connection gets a few seconds to take our last reply before
- * it is dropped.
+ * does not read are bounded (reading stops until they drain), a TLS
+ * handshake has a deadline, and a closing connection gets a few seconds
+ * to take our last reply before it is dropped.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,12 +32,17 @@ struct ip_count {
 
 struct conn {
 	uv_tcp_t tcp;
-	uv_timer_t linger;
+	uv_timer_t linger;	/* the TLS handshake deadline, then the closing linger */
 	uv_shutdown_t shutdown;
 	struct daemon *d;
 	struct smtp_session *session;
 	struct conn *prev, *next;
 	struct ip_count *ip;
+	const struct mtad_listen *lcfg;
+	struct tls_conn *tls;	/* set once TLS starts */
+	char *cipher_in;	/* ciphertext read buffer while TLS is on */
+	bool tls_handshaking;
+	bool tls_pumping, tls_pump_again;
 	size_t write_backlog;
 	int handles_open;
 	bool paused_by_session;
@@ -41,6 +50,7 @@ struct conn {
 	bool reading;
 	bool closing;
 	char listener[80];
+	char session_ip[INET6_ADDRSTRLEN];	/* the client, for log lines */
 	char drain[256];	/* input thrown away while lingering */
 };
 
@@ -115,6 +125,9 @@ static void conn_update_reading(struct conn *c)
 	}
 }
 
+static void conn_tls_input(struct conn *c, size_t n);
+
+/* conn_alloc_cb - plaintext goes straight into the session; ciphertext into our buffer. */
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
@@ -122,6 +135,10 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	size_t len;
 
 	(void)suggested;
+	if (c->tls) {
+		*buf = uv_buf_init(c->cipher_in, SMTP_READ_SIZE);
+		return;
+	}
 	smtp_session_inbuf(c->session, &p, &len);
 	*buf = uv_buf_init(p, (unsigned)len);
 }
@@ -131,6 +148,10 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 	struct conn *c = stream->data;
 
 	(void)buf;
+	if (nread > 0 && c->tls) {
+		conn_tls_input(c, (size_t)nread);
+		return;
+	}
 	if (nread > 0) {
 		smtp_session_received(c->session, (size_t)nread);
 		return;
@@ -156,15 +177,14 @@ static void conn_write_cb(uv_write_t *req, int status)
 	}
 }
 
-/* conn_send - the session's replies: written at once when the socket takes them. */
-static void conn_send(void *ctx, const char *data, size_t len)
+/* conn_write_raw - bytes for the socket: written at once when it takes them, else queued. */
+static void conn_write_raw(struct conn *c, const char *data, size_t len)
 {
-	struct conn *c = ctx;
 	struct write_req *w;
 	uv_buf_t buf;
 	int n = 0;
 
-	if (c->closing || len == 0)
+	if (len == 0)
 		return;
 	if (c->write_backlog == 0) {
 		buf = uv_buf_init((char *)data, (unsigned)len);
@@ -194,12 +214,148 @@ static void conn_send(void *ctx, const char *data, size_t len)
 	}
 }
 
+/* conn_tls_flush - sends the ciphertext the TLS engine has ready. */
+static void conn_tls_flush(struct conn *c)
+{
+	char buf[SMTP_READ_SIZE];
+	size_t n;
+
+	while (tls_conn_output_pending(c->tls) > 0 &&
+	       (n = tls_conn_output(c->tls, buf, sizeof(buf))) > 0)
+		conn_write_raw(c, buf, n);
+}
+
+/* conn_send - the session's replies, encrypted when TLS is on. */
+static void conn_send(void *ctx, const char *data, size_t len)
+{
+	struct conn *c = ctx;
+
+	if (c->closing || len == 0)
+		return;
+	if (!c->tls) {
+		conn_write_raw(c, data, len);
+		return;
+	}
+	if (tls_conn_write(c->tls, data, len) != 0)
+		mtad_log(MTAD_LOG_WARNING, "TLS write failed for unknown[%s]", c->session_ip);
+	conn_tls_flush(c);
+}
+
+/*
+ * conn_tls_pump - hands decrypted bytes to the session while it takes
+ * them. OpenSSL may hold plaintext that arrived while the session was
+ * paused, so this runs again when the session resumes. Re-entry (the
+ * session resuming from inside smtp_session_received) loops instead.
+ */
+static void conn_tls_pump(struct conn *c)
+{
+	if (c->tls_pumping) {
+		c->tls_pump_again = true;
+		return;
+	}
+	c->tls_pumping = true;
+	do {
+		c->tls_pump_again = false;
+		while (!c->closing && !c->paused_by_session && !c->tls_handshaking) {
+			enum tls_status st;
+			size_t len, n = 0;
+			char *p;
+
+			smtp_session_inbuf(c->session, &p, &len);
+			if (len == 0)
+				break;
+			st = tls_conn_read(c->tls, p, len, &n);
+			if (st == TLS_DONE && n > 0) {
+				smtp_session_received(c->session, n);
+				continue;
+			}
+			if (st == TLS_CLOSED || st == TLS_FAILED)
+				smtp_session_eof(c->session, st == TLS_CLOSED ? NULL : tls_conn_error(c->tls));
+			break;
+		}
+	} while (c->tls_pump_again && !c->closing);
+	c->tls_pumping = false;
+}
+
 static void conn_pause(void *ctx, bool paused)
 {
 	struct conn *c = ctx;
 
 	c->paused_by_session = paused;
 	conn_update_reading(c);
+	if (!paused && c->tls && !c->tls_handshaking)
+		conn_tls_pump(c);
+}
+
+/* conn_handshake_done - TLS is up: log it like Postfix, and the session starts over. */
+static void conn_handshake_done(struct conn *c)
+{
+	const char *version = tls_conn_version(c->tls), *cipher = tls_conn_cipher(c->tls);
+	int bits = tls_conn_bits(c->tls);
+
+	c->tls_handshaking = false;
+	uv_timer_stop(&c->linger);
+	mtad_log(MTAD_LOG_INFO, "Anonymous TLS connection established from unknown[%s]: "
+		 "%s with cipher %s (%d/%d bits)", c->session_ip, version, cipher, bits, bits);
+	smtp_session_tls_ready(c->session, version, cipher, bits);
+	if (c->lcfg->tls == MTAD_TLS_IMPLICIT)
+		smtp_session_start(c->session);
+}
+
+/* conn_tls_input - ciphertext arrived: handshake, then plaintext for the session. */
+static void conn_tls_input(struct conn *c, size_t n)
+{
+	if (tls_conn_feed(c->tls, c->cipher_in, n) != 0) {
+		smtp_session_eof(c->session, "out of memory");
+		return;
+	}
+	if (c->tls_handshaking) {
+		enum tls_status st = tls_conn_handshake(c->tls);
+
+		conn_tls_flush(c);
+		if (st == TLS_WANT_MORE)
+			return;
+		if (st != TLS_DONE) {
+			mtad_log(MTAD_LOG_WARNING, "TLS handshake failed from unknown[%s]: %s",
+				 c->session_ip, st == TLS_CLOSED ? "closed by the client"
+								 : tls_conn_error(c->tls));
+			smtp_session_eof(c->session, NULL);
+			return;
+		}
+		conn_handshake_done(c);
+	}
+	conn_tls_pump(c);
+}
+
+/* conn_handshake_timeout - the client did not finish the handshake in time. */
+static void conn_handshake_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	mtad_log(MTAD_LOG_WARNING, "TLS handshake timeout from unknown[%s]", c->session_ip);
+	smtp_session_eof(c->session, NULL);
+}
+
+/* conn_tls_start - the server side of a TLS handshake begins (implicit or STARTTLS). */
+static int conn_tls_start(void *ctx)
+{
+	struct conn *c = ctx;
+
+	if (!c->d->tls || c->tls)
+		return -1;
+	c->cipher_in = malloc(SMTP_READ_SIZE);
+	c->tls = c->cipher_in ? tls_conn_new(c->d->tls) : NULL;
+	if (!c->tls) {
+		free(c->cipher_in);
+		c->cipher_in = NULL;
+		return -1;
+	}
+	c->tls_handshaking = true;
+	if (uv_timer_start(&c->linger, conn_handshake_timeout,
+			   (uint64_t)c->d->cfg.tls_handshake_timeout * 1000, 0) != 0)
+		mtad_log(MTAD_LOG_WARNING, "cannot time the TLS handshake of [%s]", c->session_ip);
+	conn_update_reading(c);
+	return 0;
 }
 
 /* ---- closing ---- */
@@ -214,6 +370,9 @@ static void conn_handle_closed(uv_handle_t *h)
 		return;
 	if (c->session)
 		smtp_session_free(c->session);
+	if (c->tls)
+		tls_conn_free(c->tls);
+	free(c->cipher_in);
 	if (c->ip)
 		ip_release(d, c->ip);
 	if (c->prev)
@@ -278,6 +437,10 @@ static void conn_close(void *ctx)
 
 	if (c->closing)
 		return;
+	if (c->tls && !c->tls_handshaking) {
+		tls_conn_shutdown(c->tls);
+		conn_tls_flush(c);
+	}
 	c->closing = true;
 	conn_update_reading(c);
 	/* A client that said QUIT may reconnect at once: it no longer counts. */
@@ -349,14 +512,22 @@ static void conn_start_session(struct conn *c, const char *ip)
 {
 	struct smtp_io io = {
 		.ctx = c, .send = conn_send, .pause = conn_pause, .close = conn_close,
+		.starttls = conn_tls_start,
 	};
 
-	c->session = smtp_session_new(&c->d->smtp, &io, ip, c->listener);
+	snprintf(c->session_ip, sizeof(c->session_ip), "%s", ip);
+	c->session = smtp_session_new(&c->d->smtp, &io, ip, c->listener, c->lcfg);
 	if (!c->session) {
 		conn_refuse(c, ip, "out of memory");
 		return;
 	}
 	(void)uv_tcp_nodelay(&c->tcp, 1);
+	if (c->lcfg->tls == MTAD_TLS_IMPLICIT) {
+		/* RFC 8314: the handshake first; the greeting when it is done. */
+		if (conn_tls_start(c) != 0)
+			smtp_session_eof(c->session, "cannot start TLS");
+		return;
+	}
 	conn_update_reading(c);
 	smtp_session_start(c->session);
 }
@@ -393,6 +564,7 @@ static struct conn *conn_new(struct listener *l)
 	}
 	c->handles_open = 2;
 	snprintf(c->listener, sizeof(c->listener), "%s", l->name);
+	c->lcfg = l->cfg;
 	return c;
 }
 
@@ -437,6 +609,7 @@ static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *
 		return -1;
 	}
 	l->d = d;
+	l->cfg = cfg;
 	l->tcp.data = l;
 	d->nlisteners++;	/* from here on the handle must be closed */
 	r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, v6 ? UV_TCP_IPV6ONLY : 0);

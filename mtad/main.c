@@ -1,7 +1,8 @@
 /*
  * main.c - mtad, the daemon: reads the configuration, opens the queue,
- * starts the queue writer and the listeners, and runs the event loop
- * until SIGTERM/SIGINT.
+ * loads the TLS certificate and the SASL settings, starts the queue
+ * writer and the listeners, and runs the event loop until SIGTERM/SIGINT.
+ * SIGHUP reloads the TLS certificate and key for new connections.
  *
  * Stopping is orderly: listeners close, every session says 421 (a
  * session waiting for its queue commit gets its 250 first), the queue
@@ -64,6 +65,7 @@ void daemon_connections_gone(struct daemon *d)
 	if (d->signals_started) {
 		uv_close((uv_handle_t *)&d->sig_term, NULL);
 		uv_close((uv_handle_t *)&d->sig_int, NULL);
+		uv_close((uv_handle_t *)&d->sig_hup, NULL);
 		d->signals_started = false;
 	}
 }
@@ -81,21 +83,87 @@ static void daemon_signal(uv_signal_t *sig, int signum)
 	listen_stop(d);
 }
 
+/* tls_settings_of - the TLS part of the configuration. */
+static struct tls_settings tls_settings_of(const struct mtad_config *cfg)
+{
+	return (struct tls_settings){
+		.cert_file = cfg->tls_cert_file, .key_file = cfg->tls_key_file,
+		.chain_file = cfg->tls_chain_file, .min_version = cfg->tls_min_version,
+		.ciphers = cfg->tls_ciphers, .ciphersuites = cfg->tls_ciphersuites,
+	};
+}
+
+/* daemon_reload - SIGHUP: new certificate and key for new connections. */
+static void daemon_reload(uv_signal_t *sig, int signum)
+{
+	struct daemon *d = sig->data;
+	struct tls_settings set = tls_settings_of(&d->cfg);
+	char err[1024];
+
+	(void)signum;
+	if (!d->tls) {
+		mtad_log(MTAD_LOG_INFO, "reload: no TLS listener, nothing to reload");
+		return;
+	}
+	if (tls_server_reload(d->tls, &set, err, sizeof(err)) != 0)
+		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old certificate: %s", err);
+	else
+		mtad_log(MTAD_LOG_INFO, "reload: TLS certificate and key loaded from %s",
+			 d->cfg.tls_cert_file);
+}
+
 /* daemon_signals - the signals the loop listens for. */
 static int daemon_signals(struct daemon *d)
 {
+	uv_signal_t *sigs[] = { &d->sig_term, &d->sig_int, &d->sig_hup };
+
 	signal(SIGPIPE, SIG_IGN);	/* a write to a closed socket is an error, not death */
-	d->sig_term.data = d;
-	d->sig_int.data = d;
-	if (uv_signal_init(d->loop, &d->sig_term) != 0)
-		return -1;
-	if (uv_signal_init(d->loop, &d->sig_int) != 0) {
-		uv_close((uv_handle_t *)&d->sig_term, NULL);
-		return -1;
+	for (size_t i = 0; i < 3; i++) {
+		sigs[i]->data = d;
+		if (uv_signal_init(d->loop, sigs[i]) != 0) {
+			while (i-- > 0)
+				uv_close((uv_handle_t *)sigs[i], NULL);
+			return -1;
+		}
 	}
 	d->signals_started = true;
 	if (uv_signal_start(&d->sig_term, daemon_signal, SIGTERM) != 0 ||
-	    uv_signal_start(&d->sig_int, daemon_signal, SIGINT) != 0)
+	    uv_signal_start(&d->sig_int, daemon_signal, SIGINT) != 0 ||
+	    uv_signal_start(&d->sig_hup, daemon_reload, SIGHUP) != 0)
+		return -1;
+	return 0;
+}
+
+/* daemon_needs - which listeners use TLS, and which may offer AUTH. */
+static void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth)
+{
+	*tls = *auth = false;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		*tls |= cfg->listen[i].tls != MTAD_TLS_NONE;
+		*auth |= cfg->listen[i].tls != MTAD_TLS_NONE || cfg->listen[i].auth_plaintext;
+	}
+}
+
+/*
+ * daemon_open_security - certificate and SASL, before any listener: a
+ * bad key or a missing sasldb stops mtad at start, not at the first
+ * client.
+ */
+static int daemon_open_security(struct daemon *d, char *err, size_t errlen)
+{
+	struct tls_settings tset = tls_settings_of(&d->cfg);
+	struct auth_settings aset = {
+		.mechanisms = d->cfg.sasl_mechanisms, .pwcheck_method = d->cfg.sasl_pwcheck_method,
+		.sasldb_path = d->cfg.sasl_database, .saslauthd_path = d->cfg.saslauthd_path,
+		.service = d->cfg.sasl_service, .hostname = d->cfg.hostname,
+		.realm = d->cfg.sasl_realm,
+	};
+	bool tls, auth;
+
+	daemon_needs(&d->cfg, &tls, &auth);
+	if (tls && !(d->tls = tls_server_new(&tset, err, errlen)))
+		return -1;
+	if (auth && !(d->auth = auth_server_new(&aset, d->loop, err, errlen)))
 		return -1;
 	return 0;
 }
@@ -127,8 +195,9 @@ static int daemon_run(struct daemon *d)
 	char err[2 * MTAD_PATH_MAX] = "";
 	int status = 1;
 
-	if (daemon_open_queue(d, err, sizeof(err)) != 0 ||
-	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue) != 0 ||
+	if (daemon_open_security(d, err, sizeof(err)) != 0 ||
+	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
+	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth) != 0 ||
 	    daemon_signals(d) != 0 || listen_start(d, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
 		d->stopping = true;
@@ -147,6 +216,10 @@ static int daemon_run(struct daemon *d)
 static void daemon_cleanup(struct daemon *d)
 {
 	smtp_server_fini(&d->smtp);
+	if (d->auth)
+		auth_server_free(d->auth);
+	if (d->tls)
+		tls_server_free(d->tls);
 	if (d->queue)
 		queue_close(d->queue);
 	if (d->lock_fd >= 0)

@@ -18,24 +18,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
 #include "smtp/session_int.h"
 
 static void session_process(struct smtp_session *s);
-static void session_flush(struct smtp_session *s);
 
 /* smtp_server_init - shared state for all sessions of one loop. */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
-		     const struct mtad_config *cfg, struct queue *queue)
+		     const struct mtad_config *cfg, struct queue *queue,
+		     struct auth_server *auth)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->queue = queue;
+	srv->auth = auth;
 	srv->scratch = malloc(SMTP_READ_SIZE);
-	return srv->scratch ? 0 : -1;
+	/* Bounded: a spray of addresses cannot grow the table without limit. */
+	srv->auth_limit = auth_limiter_new(cfg->auth_ip_max_failures, cfg->auth_ip_window, 65536);
+	if (!srv->scratch || !srv->auth_limit) {
+		smtp_server_fini(srv);
+		return -1;
+	}
+	return 0;
 }
 
 /* smtp_server_fini - releases what smtp_server_init took. */
@@ -43,6 +51,9 @@ void smtp_server_fini(struct smtp_server *srv)
 {
 	free(srv->scratch);
 	srv->scratch = NULL;
+	if (srv->auth_limit)
+		auth_limiter_free(srv->auth_limit);
+	srv->auth_limit = NULL;
 }
 
 /* session_timeout - the client said nothing for too long. */
@@ -50,7 +61,11 @@ static void session_timeout(uv_timer_t *timer)
 {
 	struct smtp_session *s = timer->data;
 
-	if (s->state == STATE_CLOSING || s->state == STATE_COMMIT)
+	if (s->state == STATE_AUTH_DELAY) {
+		verb_auth_delay_done(s);
+		return;
+	}
+	if (s->state != STATE_COMMAND && s->state != STATE_DATA && s->state != STATE_AUTH_INPUT)
 		return;
 	mtad_log(MTAD_LOG_INFO, "timeout after %s from unknown[%s]",
 		 s->state == STATE_DATA ? "DATA" : "command", s->client_ip);
@@ -69,9 +84,16 @@ static void session_arm_timer(struct smtp_session *s)
 		mtad_log(MTAD_LOG_WARNING, "cannot start timer for [%s]", s->client_ip);
 }
 
+/* session_set_timer - the session's one timer, ms from now (the AUTH failure delay). */
+int session_set_timer(struct smtp_session *s, uint64_t ms)
+{
+	return uv_timer_start(&s->timer, session_timeout, ms, 0);
+}
+
 /* smtp_session_new - a session for a freshly accepted connection. */
 struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp_io *io,
-				      const char *client_ip, const char *listener)
+				      const char *client_ip, const char *listener,
+				      const struct mtad_listen *lcfg)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 
@@ -90,6 +112,9 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->state = STATE_COMMAND;
 	snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip);
 	snprintf(s->listener, sizeof(s->listener), "%s", listener);
+	s->tls_mode = lcfg->tls;
+	s->submission = lcfg->submission;
+	s->auth_plaintext = lcfg->auth_plaintext;
 	mtad_log(MTAD_LOG_INFO, "connect from unknown[%s] to %s", s->client_ip, s->listener);
 	return s;
 }
@@ -144,7 +169,7 @@ void session_reply(struct smtp_session *s, int code, const char *enhanced,
 }
 
 /* session_flush - hands the gathered replies to the transport. */
-static void session_flush(struct smtp_session *s)
+void session_flush(struct smtp_session *s)
 {
 	if (s->outlen == 0)
 		return;
@@ -225,34 +250,43 @@ static int session_write_body(struct smtp_session *s, const char *data, size_t l
 	return 0;
 }
 
+/* session_protocol - RFC 3848 names: ESMTP, plus S for TLS and A for AUTH. */
+const char *session_protocol(const struct smtp_session *s)
+{
+	static const char *const names[] = { "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" };
+
+	if (!s->esmtp)
+		return "SMTP";
+	return names[(s->tls_active ? 2 : 0) + (s->auth_user[0] ? 1 : 0)];
+}
+
 /*
  * received_header - the RFC 5321 §4.4 trace header. The client's name is
- * "unknown" until reverse lookups exist, as Postfix writes it then.
+ * "unknown" until reverse lookups exist, as Postfix writes it then. The
+ * authenticated user is not written: it is kept in the queue and the
+ * log, not shown to every recipient.
  */
 static int received_header(struct smtp_session *s, char *buf, size_t size)
 {
-	char date[64];
+	char date[64], tls[sizeof(s->tls_info) + 16] = "";
 	struct tm tm;
 	time_t now = (time_t)s->arrival_sec;
-	const char *proto = s->esmtp ? "ESMTP" : "SMTP";
 	int n;
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (s->nrcpt == 1)
-		n = snprintf(buf, size,
-			     "Received: from %s (unknown [%s])\r\n"
-			     "\tby %s (mtad) with %s id %s\r\n"
-			     "\tfor <%s>; %s\r\n",
-			     s->helo, s->client_ip, s->srv->cfg->hostname, proto,
-			     s->qid, s->rcpt[0], date);
-	else
-		n = snprintf(buf, size,
-			     "Received: from %s (unknown [%s])\r\n"
-			     "\tby %s (mtad) with %s id %s;\r\n"
-			     "\t%s\r\n",
-			     s->helo, s->client_ip, s->srv->cfg->hostname, proto,
-			     s->qid, date);
+	if (s->tls_active)
+		snprintf(tls, sizeof(tls), "\t(using %s)\r\n", s->tls_info);
+	n = snprintf(buf, size,
+		     "Received: from %s (unknown [%s])\r\n"
+		     "%s"
+		     "\tby %s (mtad) with %s id %s%s\r\n",
+		     s->helo, s->client_ip, tls, s->srv->cfg->hostname,
+		     session_protocol(s), s->qid, s->nrcpt == 1 ? "" : ";");
+	if (n > 0 && (size_t)n < size && s->nrcpt == 1)
+		n += snprintf(buf + n, size - (size_t)n, "\tfor <%s>; %s\r\n", s->rcpt[0], date);
+	else if (n > 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - (size_t)n, "\t%s\r\n", date);
 	return n > 0 && (size_t)n < size ? n : -1;
 }
 
@@ -278,7 +312,11 @@ void session_start_data(struct smtp_session *s)
 	smtp_data_init(&s->dec, s->srv->cfg->message_size_limit);
 	s->state = STATE_DATA;
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	mtad_log(MTAD_LOG_INFO, "%s: client=unknown[%s]", s->qid, s->client_ip);
+	if (s->auth_user[0])
+		mtad_log(MTAD_LOG_INFO, "%s: client=unknown[%s], sasl_method=%s, sasl_username=%s",
+			 s->qid, s->client_ip, s->auth_mech, s->auth_user);
+	else
+		mtad_log(MTAD_LOG_INFO, "%s: client=unknown[%s]", s->qid, s->client_ip);
 }
 
 /* session_commit_done - the queue says whether the message is durable. */
@@ -286,15 +324,10 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->transport_gone) {
-		if (status == 0)
-			mtad_log(MTAD_LOG_INFO, "%s: queued, but the client left before the reply",
-				 s->qid);
-		s->state = STATE_CLOSING;
-		smtp_session_free(s);
+	if (s->transport_gone && status == 0)
+		mtad_log(MTAD_LOG_INFO, "%s: queued, but the client left before the reply", s->qid);
+	if (session_free_if_gone(s))
 		return;
-	}
-	s->state = STATE_COMMAND;
 	if (status == 0) {
 		s->srv->messages++;
 		mtad_log(MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
@@ -308,6 +341,26 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
 	}
 	session_reset_transaction(s);
+	session_resume(s, STATE_COMMAND);
+}
+
+/*
+ * session_free_if_gone - after an asynchronous step: when the transport
+ * went away meanwhile, the session ends here. Returns true if it did.
+ */
+bool session_free_if_gone(struct smtp_session *s)
+{
+	if (!s->transport_gone)
+		return false;
+	s->state = STATE_CLOSING;
+	smtp_session_free(s);
+	return true;
+}
+
+/* session_resume - back to reading input (in state next) after an asynchronous step. */
+void session_resume(struct smtp_session *s, enum session_state next)
+{
+	s->state = next;
 	if (s->srv->stopping) {
 		smtp_session_shutdown(s);
 		return;
@@ -335,7 +388,8 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->client_name = "unknown";
 	env->helo = s->helo;
 	env->listener = s->listener;
-	env->protocol = s->esmtp ? "ESMTP" : "SMTP";
+	env->protocol = (char *)session_protocol(s);
+	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 	env->size = s->dec.size + s->header_size;
 }
 
@@ -415,16 +469,28 @@ static bool session_data_step(struct smtp_session *s)
 }
 
 /*
+ * session_line_max - the longest line accepted now: 512 octets for
+ * commands, but RFC 4954 §4 asks for 12288 for AUTH and its responses.
+ */
+static size_t session_line_max(const struct smtp_session *s)
+{
+	if (s->state == STATE_AUTH_INPUT ||
+	    (s->inlen >= 5 && strncasecmp(s->in, "AUTH ", 5) == 0))
+		return AUTH_LINE_MAX;
+	return SMTP_COMMAND_MAX;
+}
+
+/*
  * session_command_step - runs one complete command line from the
  * buffer. Returns false when no complete line is buffered.
  */
 static bool session_command_step(struct smtp_session *s)
 {
 	char *eol = memchr(s->in, '\n', s->inlen);
-	size_t linelen, used;
+	size_t linelen, used, max = session_line_max(s);
 
 	if (!eol) {
-		if (s->inlen >= SMTP_COMMAND_MAX) {
+		if (s->inlen >= max) {
 			/* Too long already: answer once, drop the rest up to its LF. */
 			if (!s->skip_to_eol)
 				session_reply(s, 500, "5.5.2", "Error: line too long");
@@ -439,10 +505,17 @@ static bool session_command_step(struct smtp_session *s)
 		linelen--;
 	if (s->skip_to_eol)
 		s->skip_to_eol = false;
-	else if (used > SMTP_COMMAND_MAX)
+	else if (used > max)
 		session_reply(s, 500, "5.5.2", "Error: line too long");
+	else if (s->state == STATE_AUTH_INPUT)
+		verb_auth_response(s, s->in, linelen);
 	else
 		verbs_dispatch(s, s->in, linelen);
+	if (s->state == STATE_TLS_HANDSHAKE) {
+		/* Plaintext pipelined after STARTTLS is never run (CVE-2011-0411). */
+		s->inlen = 0;
+		return false;
+	}
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
 	return true;
@@ -470,7 +543,8 @@ static void session_process(struct smtp_session *s)
 	for (;;) {
 		bool more;
 
-		if (s->state == STATE_CLOSING || s->state == STATE_COMMIT || s->paused_by_queue)
+		if ((s->state != STATE_COMMAND && s->state != STATE_DATA &&
+		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue)
 			break;
 		if (s->state == STATE_DATA)
 			more = session_data_step(s);
@@ -497,7 +571,7 @@ void smtp_session_received(struct smtp_session *s, size_t n)
 	if (s->state == STATE_CLOSING)
 		return;
 	s->inlen += n;
-	if (s->state != STATE_COMMIT)
+	if (s->state == STATE_COMMAND || s->state == STATE_DATA || s->state == STATE_AUTH_INPUT)
 		session_arm_timer(s);
 	session_process(s);
 	if (s->inlen == sizeof(s->in) && s->state != STATE_CLOSING)
@@ -543,8 +617,8 @@ void smtp_session_eof(struct smtp_session *s, const char *why)
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
 		mtad_log(MTAD_LOG_INFO, "lost connection after %s from unknown[%s]: %s",
 			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_ip, why);
-	if (s->state == STATE_COMMIT) {
-		/* The commit finishes on its own; the transport closes now. */
+	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT) {
+		/* The step finishes on its own; the transport closes now. */
 		s->io.close(s->io.ctx);
 		return;
 	}
@@ -559,8 +633,12 @@ void smtp_session_shutdown(struct smtp_session *s)
 {
 	if (s->state == STATE_CLOSING)
 		return;
-	if (s->state == STATE_COMMIT) {
-		/* Its 250 or 451 comes first; closing follows on EOF. */
+	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT) {
+		/* Its reply comes first; session_resume then closes. */
+		return;
+	}
+	if (s->state == STATE_TLS_HANDSHAKE) {
+		session_close(s);
 		return;
 	}
 	session_reply(s, 421, "4.3.2", "%s Service shutting down", s->srv->cfg->hostname);
@@ -573,8 +651,30 @@ static void session_timer_closed(uv_handle_t *h)
 	struct smtp_session *s = h->data;
 
 	session_reset_transaction(s);
+	if (s->auth_ex)
+		auth_exchange_free(s->auth_ex);
 	free(s->rcpt);
 	free(s);
+}
+
+/* session_forget_client - STARTTLS: RFC 3207 §4.2, the session starts over. */
+void session_forget_client(struct smtp_session *s)
+{
+	session_reset_transaction(s);
+	s->helo_seen = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+}
+
+/* smtp_session_tls_ready - the handshake is done: a fresh session under TLS. */
+void smtp_session_tls_ready(struct smtp_session *s, const char *version,
+			    const char *cipher, int bits)
+{
+	s->tls_active = true;
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s (%d/%d bits)",
+		 version, cipher, bits, bits);
+	if (s->state == STATE_TLS_HANDSHAKE)
+		session_resume(s, STATE_COMMAND);
 }
 
 /* smtp_session_free - the transport is gone; free now or after the commit. */
@@ -584,8 +684,8 @@ void smtp_session_free(struct smtp_session *s)
 		s->transport_gone = true;
 		session_log_disconnect(s);
 	}
-	if (s->state == STATE_COMMIT)
-		return;	/* session_commit_done frees it */
+	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT)
+		return;	/* the step's callback frees it */
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, session_timer_closed);
 }

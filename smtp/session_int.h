@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 
+#include "auth/auth.h"
 #include "mtad/mtad.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
@@ -19,6 +20,10 @@ enum session_state {
 	STATE_COMMAND,		/* reading command lines */
 	STATE_DATA,		/* reading the message body */
 	STATE_COMMIT,		/* body complete, waiting for the queue */
+	STATE_TLS_HANDSHAKE,	/* after STARTTLS, waiting for the transport */
+	STATE_AUTH_WAIT,	/* a SASL step runs off the loop */
+	STATE_AUTH_INPUT,	/* 334 sent, the next line is the client's response */
+	STATE_AUTH_DELAY,	/* a failed AUTH waits before its 535 */
 	STATE_CLOSING,		/* replies flushed, transport closing */
 };
 
@@ -36,6 +41,20 @@ struct smtp_session {
 
 	char client_ip[INET6_ADDRSTRLEN];
 	char listener[80];
+	enum mtad_listen_tls tls_mode;	/* the listener's role */
+	bool submission;
+	bool auth_plaintext;
+
+	/* TLS, once the handshake is done. */
+	bool tls_active;
+	char tls_info[160];	/* "TLSv1.3 with cipher ... (256/256 bits)" */
+
+	/* AUTH (verb_auth.c). */
+	struct auth_exchange *auth_ex;
+	char auth_mech[16];
+	char auth_user[256];	/* "" until authenticated */
+	char auth_attempt[256];	/* user name of the failing attempt, for the log */
+	unsigned auth_failures;
 
 	/* What the client said about itself. */
 	bool helo_seen;
@@ -77,6 +96,12 @@ void session_reply(struct smtp_session *s, int code, const char *enhanced,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void session_reply_raw(struct smtp_session *s, const char *text, size_t len);
 void session_close(struct smtp_session *s);
+void session_flush(struct smtp_session *s);
+int session_set_timer(struct smtp_session *s, uint64_t ms);
+void session_resume(struct smtp_session *s, enum session_state next);
+void session_forget_client(struct smtp_session *s);
+bool session_free_if_gone(struct smtp_session *s);
+const char *session_protocol(const struct smtp_session *s);
 void session_reset_transaction(struct smtp_session *s);
 void session_start_data(struct smtp_session *s);
 void session_log_reject(struct smtp_session *s, const char *verb, const char *fmt, ...)
@@ -84,5 +109,11 @@ void session_log_reject(struct smtp_session *s, const char *verb, const char *fm
 
 /* verbs.c */
 void verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
+bool verbs_auth_offered(const struct smtp_session *s);
+
+/* verb_auth.c */
+bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd);
+void verb_auth_response(struct smtp_session *s, const char *line, size_t len);
+void verb_auth_delay_done(struct smtp_session *s);
 
 #endif

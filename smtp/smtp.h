@@ -185,7 +185,10 @@ int smtp_reply_add(char *buf, size_t size, size_t *len, int code, const char *en
 /* ---- the server session (smtp/session.c) ---- */
 
 struct mtad_config;
+struct mtad_listen;
 struct queue;
+struct auth_server;
+struct auth_limiter;
 
 /*
  * State shared by all sessions of one server; owned by the event loop
@@ -195,6 +198,8 @@ struct smtp_server {
 	uv_loop_t *loop;
 	const struct mtad_config *cfg;
 	struct queue *queue;
+	struct auth_server *auth;	/* NULL when no listener offers AUTH */
+	struct auth_limiter *auth_limit;	/* failures per client address */
 	struct queue_id_gen ids;
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
 	uint64_t messages;	/* accepted since start */
@@ -216,23 +221,41 @@ struct smtp_io {
 	void (*pause)(void *ctx, bool paused);
 	/* Sends what is queued, then closes; the transport later calls smtp_session_free. */
 	void (*close)(void *ctx);
+	/*
+	 * STARTTLS: sends what is queued in the clear, then runs the TLS
+	 * handshake and calls smtp_session_tls_ready (or smtp_session_eof).
+	 * Returns -1 when TLS cannot start.
+	 */
+	int (*starttls)(void *ctx);
 };
 
 struct smtp_session;
 
+/* auth may be NULL (no AUTH anywhere). */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
-		     const struct mtad_config *cfg, struct queue *queue);
+		     const struct mtad_config *cfg, struct queue *queue,
+		     struct auth_server *auth);
 void smtp_server_fini(struct smtp_server *srv);
 
-/* A new connection: peer is the client's address, listener its name. */
+/*
+ * A new connection from client_ip on a listener (its name and its
+ * configuration: TLS role, submission, plaintext AUTH).
+ */
 struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp_io *io,
-				      const char *client_ip, const char *listener);
+				      const char *client_ip, const char *listener,
+				      const struct mtad_listen *lcfg);
 /* Sends the greeting and starts the command timer. */
 void smtp_session_start(struct smtp_session *s);
 /* Where the transport should put the next bytes read (may be 0 bytes: pause). */
 void smtp_session_inbuf(struct smtp_session *s, char **buf, size_t *len);
 /* n bytes were put there: process them. */
 void smtp_session_received(struct smtp_session *s, size_t n);
+/*
+ * The TLS handshake finished (after STARTTLS, or before the greeting on
+ * an implicit TLS listener): the session starts over, under TLS.
+ */
+void smtp_session_tls_ready(struct smtp_session *s, const char *version,
+			    const char *cipher, int bits);
 /* The peer closed or the connection failed. */
 void smtp_session_eof(struct smtp_session *s, const char *why);
 /* The server is stopping: 421 and close. */

@@ -43,6 +43,7 @@ static bool verb_noop(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_quit(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_help(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_vrfy(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_starttls(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_not_implemented(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_unknown(struct smtp_session *s, const struct smtp_command *cmd);
 
@@ -58,8 +59,8 @@ static const struct verb_row verb_table[] = {
 	{ SMTP_HELP, NEEDS_NOTHING, verb_help },
 	{ SMTP_VRFY, NEEDS_NOTHING, verb_vrfy },
 	{ SMTP_EXPN, NEEDS_NOTHING, verb_not_implemented },
-	{ SMTP_STARTTLS, NEEDS_NOTHING, verb_not_implemented },
-	{ SMTP_AUTH, NEEDS_NOTHING, verb_not_implemented },
+	{ SMTP_STARTTLS, NEEDS_NOTHING, verb_starttls },
+	{ SMTP_AUTH, NEEDS_NOTHING, verb_auth },
 	{ SMTP_UNKNOWN, NEEDS_NOTHING, verb_unknown },
 };
 
@@ -96,23 +97,37 @@ static bool verb_helo(struct smtp_session *s, const struct smtp_command *cmd)
 	return true;
 }
 
+/*
+ * verbs_auth_offered - AUTH only where the password cannot be read off
+ * the wire: under TLS, unless the listener allows plaintext AUTH.
+ */
+bool verbs_auth_offered(const struct smtp_session *s)
+{
+	return s->srv->auth && (s->tls_active || s->auth_plaintext);
+}
+
 /* verb_ehlo - EHLO: the greeting line in the seed's shape, then the extensions. */
 static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	char reply[1024];
+	char reply[1024], auth[160] = "";
+	bool starttls = s->tls_mode == MTAD_TLS_STARTTLS && !s->tls_active;
 	int n;
 
 	if (!remember_helo(s, cmd, true))
 		return false;
+	if (verbs_auth_offered(s))
+		snprintf(auth, sizeof(auth), "250-AUTH %s\r\n", auth_server_mechanisms(s->srv->auth));
 	n = snprintf(reply, sizeof(reply),
 		     "250-%s Hello %s [%s]\r\n"
 		     "250-SIZE %llu\r\n"
 		     "250-PIPELINING\r\n"
 		     "250-8BITMIME\r\n"
 		     "250-ENHANCEDSTATUSCODES\r\n"
+		     "%s%s"
 		     "250 HELP\r\n",
 		     s->srv->cfg->hostname, s->helo, s->client_ip,
-		     (unsigned long long)s->srv->cfg->message_size_limit);
+		     (unsigned long long)s->srv->cfg->message_size_limit,
+		     auth, starttls ? "250-STARTTLS\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(reply)) {
 		session_reply(s, 451, "4.3.0", "Error: internal error");
 		return false;
@@ -125,6 +140,12 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	struct smtp_parse_error err;
 
+	if (s->submission && !s->auth_user[0]) {
+		/* RFC 6409 §4.3: the submission port takes mail from known users only. */
+		session_reply(s, 530, "5.7.0", "Authentication required");
+		session_log_reject(s, "MAIL", "530 5.7.0 Authentication required");
+		return false;
+	}
 	if (!cmd->arg) {
 		session_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return false;
@@ -209,11 +230,42 @@ static bool verb_help(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	static const char help[] =
 		"214-2.0.0 Commands supported:\r\n"
-		"214-2.0.0 HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\r\n"
+		"214-2.0.0 HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\r\n"
 		"214 2.0.0 See RFC 5321 for details\r\n";
 
 	(void)cmd;
 	session_reply_raw(s, help, sizeof(help) - 1);
+	return true;
+}
+
+/*
+ * verb_starttls - RFC 3207: 220, then the transport runs the handshake.
+ * The session forgets the client now; what it pipelined after STARTTLS
+ * is thrown away by session.c, never run.
+ */
+static bool verb_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (s->tls_mode != MTAD_TLS_STARTTLS) {
+		session_reply(s, 502, "5.5.1", "Error: command not implemented");
+		return false;
+	}
+	if (s->tls_active) {
+		session_reply(s, 503, "5.5.1", "Error: TLS already active");
+		return false;
+	}
+	if (cmd->arglen > 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return false;
+	}
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	session_flush(s);
+	session_forget_client(s);
+	s->state = STATE_TLS_HANDSHAKE;
+	if (s->io.starttls(s->io.ctx) != 0) {
+		s->state = STATE_COMMAND;
+		session_reply(s, 454, "4.7.0", "TLS not available due to local problem");
+		return false;
+	}
 	return true;
 }
 

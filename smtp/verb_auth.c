@@ -1,0 +1,243 @@
+/*
+ * verb_auth.c - the AUTH command (RFC 4954) in the server session: the
+ * checks before an exchange, the 334 round trips, and what a failure
+ * costs the client.
+ *
+ * The SASL work itself (password checks) runs off the loop in auth/;
+ * the session waits in STATE_AUTH_WAIT meanwhile. Every failure is
+ * answered only after a delay (auth_failure_delay plus jitter) so that
+ * guessing is slow, is counted per session (auth_max_failures, then 421)
+ * and per client address across sessions (auth_ip_max_failures, then
+ * 454 for a while) — never per account, so the real user keeps working
+ * from another address. Passwords are never logged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "smtp/session_int.h"
+
+static void auth_done(void *arg, enum auth_result result, const char *challenge,
+		      size_t challenge_len, const char *user, const char *reason);
+
+/* auth_end - the exchange is over, whatever its outcome. */
+static void auth_end(struct smtp_session *s)
+{
+	if (s->auth_ex) {
+		auth_exchange_free(s->auth_ex);
+		s->auth_ex = NULL;
+	}
+}
+
+/* auth_refused - the checks before any SASL work; true when refused (the reply is given). */
+static bool auth_refused(struct smtp_session *s)
+{
+	if (!s->srv->auth) {
+		session_reply(s, 502, "5.5.1", "Error: command not implemented");
+	} else if (!s->tls_active && !s->auth_plaintext) {
+		session_reply(s, 538, "5.7.11",
+			      "Encryption required for requested authentication mechanism");
+	} else if (!s->esmtp) {
+		session_reply(s, 503, "5.5.1", "Error: send EHLO first");
+	} else if (s->auth_user[0]) {
+		session_reply(s, 503, "5.5.1", "Error: already authenticated");
+	} else if (s->in_transaction) {
+		session_reply(s, 503, "5.5.1", "Error: MAIL transaction in progress");
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* auth_decode - a base64 response; "=" is the empty response (RFC 4954 §4). */
+static int auth_decode(const char *b64, size_t len, char *out, size_t outsize, size_t *outlen)
+{
+	if (len == 1 && b64[0] == '=') {
+		*outlen = 0;
+		return 0;
+	}
+	return auth_base64_decode(b64, len, out, outsize, outlen);
+}
+
+/* auth_wait - a SASL step is running: stop reading until it is back. */
+static void auth_wait(struct smtp_session *s)
+{
+	s->state = STATE_AUTH_WAIT;
+	s->io.pause(s->io.ctx, true);
+	uv_timer_stop(&s->timer);
+}
+
+/* verb_auth - AUTH mechanism [initial-response]. */
+bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	char mech[sizeof(s->auth_mech)];
+	char decoded[AUTH_LINE_MAX];
+	size_t mechlen, rest, declen = 0;
+	const char *resp;
+
+	if (auth_refused(s))
+		return false;
+	mechlen = 0;
+	while (cmd->arg && mechlen < cmd->arglen && cmd->arg[mechlen] != ' ')
+		mechlen++;
+	if (mechlen == 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism");
+		return false;
+	}
+	if (mechlen >= sizeof(mech) ||
+	    (memcpy(mech, cmd->arg, mechlen), mech[mechlen] = '\0',
+	     !auth_server_offers(s->srv->auth, mech))) {
+		session_reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		return false;
+	}
+	if (auth_limiter_blocked(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL))) {
+		mtad_log(MTAD_LOG_WARNING, "unknown[%s]: SASL %s refused: too many failures "
+			 "from this address", s->client_ip, mech);
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure: too many "
+			      "failures from your address, try again later");
+		return false;
+	}
+	resp = cmd->arg + mechlen;
+	rest = cmd->arglen - mechlen;
+	while (rest > 0 && *resp == ' ') {
+		resp++;
+		rest--;
+	}
+	if (rest > 0 && auth_decode(resp, rest, decoded, sizeof(decoded), &declen) != 0) {
+		session_reply(s, 501, "5.5.2", "Cannot decode response");
+		return false;
+	}
+	for (char *p = mech; *p; p++)
+		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", mech);
+	s->auth_attempt[0] = '\0';
+	s->auth_ex = auth_exchange_new(s->srv->auth, s->client_ip);
+	if (!s->auth_ex || auth_exchange_start(s->auth_ex, s->auth_mech, decoded, declen,
+					       rest > 0, auth_done, s) != 0) {
+		auth_end(s);
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		return false;
+	}
+	auth_wait(s);
+	return false;	/* counted as a success in auth_succeeded, if it is one */
+}
+
+/* verb_auth_response - the client's line after a 334. */
+void verb_auth_response(struct smtp_session *s, const char *line, size_t len)
+{
+	char decoded[AUTH_LINE_MAX];
+	size_t declen;
+
+	if (len == 1 && line[0] == '*') {
+		auth_end(s);
+		s->state = STATE_COMMAND;
+		session_reply(s, 501, "5.0.0", "Authentication aborted");
+		return;
+	}
+	if (auth_base64_decode(line, len, decoded, sizeof(decoded), &declen) != 0) {
+		auth_end(s);
+		s->state = STATE_COMMAND;
+		session_reply(s, 501, "5.5.2", "Cannot decode response");
+		return;
+	}
+	if (auth_exchange_step(s->auth_ex, decoded, declen, auth_done, s) != 0) {
+		auth_end(s);
+		s->state = STATE_COMMAND;
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		return;
+	}
+	auth_wait(s);
+}
+
+/* auth_challenge - 334 and the challenge in base64; the next line answers it. */
+static void auth_challenge(struct smtp_session *s, const char *challenge, size_t len)
+{
+	char b64[AUTH_LINE_MAX];
+
+	if (len > (sizeof(b64) - 1) / 4 * 3 ||
+	    (len > 0 && auth_base64_encode(challenge, len, b64, sizeof(b64)) == 0)) {
+		auth_end(s);
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		session_resume(s, STATE_COMMAND);
+		return;
+	}
+	if (len == 0)
+		b64[0] = '\0';
+	session_reply_raw(s, "334 ", 4);
+	session_reply_raw(s, b64, strlen(b64));
+	session_reply_raw(s, "\r\n", 2);
+	session_resume(s, STATE_AUTH_INPUT);
+}
+
+/* auth_failed - log it the way fail2ban's postfix filter reads it, then wait. */
+static void auth_failed(struct smtp_session *s, const char *user, const char *reason)
+{
+	unsigned base = s->srv->cfg->auth_failure_delay;
+	uint64_t delay = base + (base ? arc4random_uniform(base + 1) : 0);
+
+	mtad_log(MTAD_LOG_WARNING, "unknown[%s]: SASL %s authentication failed: "
+		 "authentication failure", s->client_ip, s->auth_mech);
+	mtad_log(MTAD_LOG_INFO, "unknown[%s]: SASL %s failure: sasl_username=%s (%s)",
+		 s->client_ip, s->auth_mech, user && user[0] ? user : "?",
+		 reason ? reason : "no reason");
+	auth_limiter_failure(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL));
+	s->auth_failures++;
+	s->state = STATE_AUTH_DELAY;
+	if (session_set_timer(s, delay) != 0)
+		verb_auth_delay_done(s);
+}
+
+/* verb_auth_delay_done - the delay is over: 535, or 421 after too many. */
+void verb_auth_delay_done(struct smtp_session *s)
+{
+	session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	if (s->auth_failures >= s->srv->cfg->auth_max_failures) {
+		session_reply(s, 421, "4.7.0", "%s Error: too many failed authentication attempts",
+			      s->srv->cfg->hostname);
+		session_close(s);
+		return;
+	}
+	session_resume(s, STATE_COMMAND);
+}
+
+/* auth_succeeded - 235; the session now belongs to user. */
+static void auth_succeeded(struct smtp_session *s, const char *user)
+{
+	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user && user[0] ? user : "?");
+	mtad_log(MTAD_LOG_INFO, "unknown[%s]: sasl_method=%s, sasl_username=%s",
+		 s->client_ip, s->auth_mech, s->auth_user);
+	s->verbs[SMTP_AUTH].ok++;
+	s->commands_ok++;
+	session_reply(s, 235, "2.7.0", "Authentication successful");
+	session_resume(s, STATE_COMMAND);
+}
+
+/* auth_done - a SASL step came back from the thread pool. */
+static void auth_done(void *arg, enum auth_result result, const char *challenge,
+		      size_t challenge_len, const char *user, const char *reason)
+{
+	struct smtp_session *s = arg;
+
+	if (session_free_if_gone(s))
+		return;
+	if (result != AUTH_CONTINUE)
+		auth_end(s);
+	switch (result) {
+	case AUTH_SUCCESS:
+		auth_succeeded(s, user);
+		break;
+	case AUTH_CONTINUE:
+		auth_challenge(s, challenge, challenge_len);
+		break;
+	case AUTH_FAILURE:
+		auth_failed(s, user, reason);
+		break;
+	case AUTH_TEMPFAIL:
+		mtad_log(MTAD_LOG_WARNING, "unknown[%s]: SASL %s: password check unavailable: %s",
+			 s->client_ip, s->auth_mech, reason ? reason : "no reason");
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		session_resume(s, STATE_COMMAND);
+		break;
+	}
+}
