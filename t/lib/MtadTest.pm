@@ -339,6 +339,15 @@ sub queue_count {
 	return $1;
 }
 
+# received_of(QID) - the message's first Received: header, unfolded
+# (folds become one space); '' when there is none.
+sub received_of {
+	my ($self, $qid) = @_;
+	my ($rc, $out) = $self->mtaq('show', $qid);
+	$out =~ s/\r\n/\n/g;
+	return $out =~ /^(Received:[^\n]*(?:\n[ \t][^\n]*)*)/m ? $1 =~ s/\n[ \t]+/ /gr : '';
+}
+
 # make_cert - a self-signed P-256 certificate for mx.campus.test and its
 # key, in the temp dir (cert_path, key_path). Made once per object.
 sub make_cert {
@@ -500,6 +509,7 @@ sub read_line {
 	$$buf //= '';
 	my $deadline = time + ($timeout // $REPLY_TIMEOUT);
 	my $sel = IO::Select->new($s);
+	my $ssl = $s->isa('IO::Socket::SSL');
 	while ($$buf !~ /\n/) {
 		my $left = $deadline - time;
 		if ($left <= 0) {
@@ -507,8 +517,19 @@ sub read_line {
 			return undef;
 		}
 		# a TLS socket may hold decrypted bytes select() cannot see
-		next unless ($s->can('pending') && $s->pending) || $sel->can_read($left);
-		my $n = sysread $s, $$buf, 65536, length $$buf;
+		next unless ($ssl && $s->pending) || $sel->can_read($left);
+		my $n;
+		if ($ssl) {
+			# readable may be only a TLS 1.3 session ticket: do
+			# not block in SSL_read waiting for application data
+			$s->blocking(0);
+			$n = sysread $s, $$buf, 65536, length $$buf;
+			my $again = !defined $n && ($!{EAGAIN} || $!{EWOULDBLOCK});
+			$s->blocking(1);
+			next if $again;
+		} else {
+			$n = sysread $s, $$buf, 65536, length $$buf;
+		}
 		if (!$n) {
 			${*$s}{mtad_why} = defined $n ? 'eof' : "error: $!";
 			return length $$buf ? substr($$buf, 0, length $$buf, '') : undef;
