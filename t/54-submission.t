@@ -1,0 +1,140 @@
+# 54-submission.t - a `submission` listener (RFC 6409): MAIL needs AUTH
+# (530 5.7.0 before it), with STARTTLS and with implicit TLS; Net::SMTP
+# with starttls() and auth(); other listeners of the same server are not
+# affected.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::SSL qw(SSL_VERIFY_NONE);
+use MIME::Base64 qw(encode_base64);
+use MtadTest;
+
+my $QUEUED = qr/\A250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})\r?\n?\z/;
+my $PLAIN = encode_base64("\0alice\0secret", '');
+my $EHLO_TLS = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
+my $EHLO_START = MtadTest::ehlo_script('client.example', starttls => 1);
+
+# listener 0: starttls submission, 1: tls submission, 2: plain port 25 style
+my $m = MtadTest->new(listeners => ['starttls submission', 'tls submission', ''],
+		      users => {alice => 'secret'});
+
+# ---- STARTTLS submission ----
+my $s = $m->raw;
+$m->dialog($s, <<"END");
+	> EHLO client.example
+	$EHLO_START
+	# before TLS: no AUTH possible, and MAIL needs it
+	> MAIL FROM:<alice\@campus.test>
+	< 530 5.7.0 *
+END
+$m->starttls($s);
+my @r = $m->dialog($s, <<"END");
+	> EHLO client.example
+	$EHLO_TLS
+	> MAIL FROM:<alice\@campus.test>
+	< 530 5.7.0 *
+	> RCPT TO:<u\@campus.test>
+	< 503 5.5.1 *
+	> AUTH PLAIN ${\ encode_base64("\0alice\0wrong", '')}
+	< 535 5.7.8 *
+	> MAIL FROM:<alice\@campus.test>
+	< 530 5.7.0 *
+	> AUTH PLAIN $PLAIN
+	< 235 2.7.0 Authentication successful
+	> MAIL FROM:<alice\@campus.test>
+	< 250 2.1.0 *
+	> RCPT TO:<u\@campus.test>
+	< 250 2.1.5 *
+	> DATA
+	< 354 *
+	> Subject: submitted
+	>
+	> body
+	> .
+	< 250 2.0.0 Ok: queued as *
+	# still authenticated for the next transaction
+	> MAIL FROM:<alice\@campus.test>
+	< 250 2.1.0 *
+	> RSET
+	< 250 2.0.0 *
+	> QUIT
+	< 221 2.0.0 *
+END
+my ($qid1) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
+$qid1 //= 'NONE';
+like $m->received_of($qid1), qr/\bwith ESMTPSA id \Q$qid1\E\b/, 'submitted message: Received: with ESMTPSA';
+
+# ---- implicit TLS submission ----
+$s = $m->tls_raw(1);
+$m->dialog($s, <<"END");
+	> EHLO client.example
+	$EHLO_TLS
+	> MAIL FROM:<alice\@campus.test>
+	< 530 5.7.0 *
+	> AUTH PLAIN $PLAIN
+	< 235 2.7.0 Authentication successful
+	> MAIL FROM:<alice\@campus.test>
+	< 250 2.1.0 *
+	> QUIT
+	< 221 2.0.0 *
+END
+
+# ---- the plain listener of the same server does not need AUTH ----
+$s = $m->raw(port => $m->port(2));
+$m->dialog($s, <<"END");
+	> EHLO client.example
+	< 250-mx.campus.test Hello client.example [127.0.0.1]
+	< 250-SIZE 52428800
+	< 250-PIPELINING
+	< 250-8BITMIME
+	< 250-ENHANCEDSTATUSCODES
+	< 250 HELP
+	> MAIL FROM:<a\@b.test>
+	< 250 2.1.0 *
+	> QUIT
+	< 221 2.0.0 *
+END
+
+# ---- Net::SMTP: starttls() then auth() ----
+my $smtp = $m->smtp;
+my $last = sub { $smtp->code . ' ' . join(' ', map { s/\s+\z//r } $smtp->message) };
+ok !$smtp->mail('alice@campus.test'), 'Net::SMTP: MAIL before AUTH fails';
+is $smtp->code, 530, '... with 530';
+ok $smtp->starttls(SSL_verify_mode => SSL_VERIFY_NONE), 'Net::SMTP starttls()'
+	or diag $last->() . " $IO::Socket::SSL::SSL_ERROR";
+ok $smtp->auth('alice', 'secret'), 'Net::SMTP auth()' or diag $last->();
+my $reply = $m->send_message($smtp, 'alice@campus.test', ['u@campus.test'],
+	"Subject: net-smtp submission\n\nbody\n");
+like $reply, $QUEUED, 'Net::SMTP message over STARTTLS + AUTH queued';
+my ($qid2) = $reply =~ $QUEUED;
+$smtp->quit;
+like $m->received_of($qid2 // 'NONE'), qr/\bwith ESMTPSA\b/, '... Received: with ESMTPSA';
+my ($rc, $show) = $m->mtaq('show', $qid2 // 'NONE');
+like $show, qr/^[\w-]*(?:auth|sasl)[\w-]*\s*:.*\balice\b/mi, '... mtaq show names alice' or diag $show;
+
+# Net::SMTP with a wrong password: auth() fails and MAIL still gets 530
+$smtp = $m->smtp;
+$smtp->starttls(SSL_verify_mode => SSL_VERIFY_NONE);
+ok !$smtp->auth('alice', 'wrong'), 'Net::SMTP auth() with a wrong password fails';
+ok !$smtp->mail('alice@campus.test'), '... and MAIL is refused';
+is $smtp->code, 530, '... with 530';
+$smtp->quit;
+
+# ---- swaks: submission on 587-style STARTTLS ----
+($rc, my $out, my $err) = MtadTest::run('/usr/bin/swaks', '--server', '127.0.0.1:' . $m->port,
+	'--tls', '--auth', 'LOGIN', '--auth-user', 'alice', '--auth-password', 'secret',
+	'--from', 'alice@campus.test', '--to', 'u@campus.test', '--helo', 'client.example',
+	'--timeout', '60');
+is $rc, 0, 'swaks --tls --auth LOGIN on the submission port exits 0' or diag "$out$err";
+($rc, $out, $err) = MtadTest::run('/usr/bin/swaks', '--server', '127.0.0.1:' . $m->port,
+	'--tls', '--from', 'alice@campus.test', '--to', 'u@campus.test', '--helo', 'client.example',
+	'--timeout', '60');
+isnt $rc, 0, 'swaks without --auth on the submission port fails';
+like $out, qr/^<~\*?\s+530 5\.7\.0 /m, '... on 530 5.7.0' or diag $out;
+
+is $m->queue_count, 3, 'mtaq count: 3';
+is $m->stop, 0, 'mtad exits 0 on SIGTERM';
+
+done_testing;
