@@ -47,6 +47,7 @@
 #define AUTH_APPNAME "mtad"	/* libsasl2's appname: names the (refused) mtad.conf */
 #define AUTH_MECHS_MAX 16	/* "PLAIN LOGIN" */
 #define AUTH_NAME_MAX 256	/* service, host name, realm */
+#define AUTH_CLAIM_MAX 255	/* authcid, authzid: libsasl2 canonicalises into 256 */
 #define AUTH_USER_MAX 256	/* longer user names are refused */
 #define AUTH_REASON_MAX 384
 #define AUTH_NOTE_MAX 128
@@ -77,6 +78,7 @@ struct auth_job {
 	bool start;
 	char mech[AUTH_MECHS_MAX];
 	bool has_response;
+	bool name_too_long;	/* refused before libsasl2 sees it */
 	unsigned len;
 	auth_done_cb cb;
 	void *arg;
@@ -548,24 +550,31 @@ static void copy_user(struct auth_exchange *ex, const char *name, size_t len)
  * note_user - remembers who a response claims to be. Never the password:
  * for PLAIN only the authcid field is taken; for LOGIN only the answer
  * to "Username:" (or a non-empty initial response), never the next one.
+ * Returns false when a name in it is longer than AUTH_CLAIM_MAX: such a
+ * response is refused without asking libsasl2, which leaks memory on
+ * its "overflowed buffer" path for over-long names.
  */
-static void note_user(struct auth_exchange *ex, const char *resp, size_t len, bool initial)
+static bool note_user(struct auth_exchange *ex, const char *resp, size_t len, bool initial)
 {
-	const char *authcid, *nul;
+	const char *authcid, *nul, *end;
 
 	if (ex->login) {
-		if (ex->want_user || (initial && len > 0))
-			copy_user(ex, resp, len);
-		return;
+		if (!ex->want_user && !(initial && len > 0))
+			return true;
+		copy_user(ex, resp, len);
+		return strnlen(resp, len) <= AUTH_CLAIM_MAX;
 	}
 	/* PLAIN: authzid NUL authcid NUL passwd (RFC 4616 §2). */
 	nul = memchr(resp, '\0', len);
 	if (nul == NULL)
-		return;
+		return true;
 	authcid = nul + 1;
 	len -= (size_t)(authcid - resp);
-	if (memchr(authcid, '\0', len) != NULL)
-		copy_user(ex, authcid, len);
+	end = memchr(authcid, '\0', len);
+	if (end == NULL)
+		return true;
+	copy_user(ex, authcid, len);
+	return (size_t)(nul - resp) <= AUTH_CLAIM_MAX && (size_t)(end - authcid) <= AUTH_CLAIM_MAX;
 }
 
 /* job_collect - on the worker: copies out what job_done needs, so the loop never touches conn. */
@@ -619,6 +628,12 @@ static void job_work(uv_work_t *req)
 	unsigned outlen = 0;
 
 	job->worker = uv_thread_self();
+	if (job->name_too_long) {
+		job->rc = SASL_BADPROT;
+		snprintf(job->reason, sizeof(job->reason), "user name longer than %d octets",
+			 AUTH_CLAIM_MAX);
+		return;
+	}
 	if (job->start)
 		job->rc = sasl_server_start(job->ex->conn, job->mech, in, job->len, &out, &outlen);
 	else
@@ -685,7 +700,7 @@ static void job_done(uv_work_t *req, int status)
 
 /* job_queue - copies the response into a job and puts it on the thread pool. */
 static int job_queue(struct auth_exchange *ex, bool start, const char *mech,
-		     const char *response, size_t len, bool has_response,
+		     const char *response, size_t len, bool has_response, bool name_ok,
 		     auth_done_cb cb, void *arg)
 {
 	struct auth_job *job;
@@ -703,6 +718,7 @@ static int job_queue(struct auth_exchange *ex, bool start, const char *mech,
 	if (mech != NULL)
 		memcpy(job->mech, mech, strlen(mech) + 1);
 	job->has_response = has_response;
+	job->name_too_long = !name_ok;
 	job->len = (unsigned)len;
 	if (len > 0)
 		memcpy(job->response, response, len);
@@ -738,10 +754,8 @@ int auth_exchange_start(struct auth_exchange *ex, const char *mech,
 	ex->login = strcasecmp(mech, "LOGIN") == 0;
 	ex->want_user = false;
 	ex->user[0] = '\0';
-	if (has_response)
-		note_user(ex, response, len, true);
-	return job_queue(ex, true, ex->login ? "LOGIN" : "PLAIN", response, len,
-			 has_response, cb, arg);
+	return job_queue(ex, true, ex->login ? "LOGIN" : "PLAIN", response, len, has_response,
+			 !has_response || note_user(ex, response, len, true), cb, arg);
 }
 
 /* auth_exchange_step - the client's answer to a 334; see auth.h. */
@@ -750,6 +764,6 @@ int auth_exchange_step(struct auth_exchange *ex, const char *response, size_t le
 {
 	if (ex->job != NULL || !ex->used || cb == NULL)
 		return -1;
-	note_user(ex, response, len, false);
-	return job_queue(ex, false, NULL, response, len, true, cb, arg);
+	return job_queue(ex, false, NULL, response, len, true,
+			 note_user(ex, response, len, false), cb, arg);
 }

@@ -158,6 +158,10 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 	}
 	if (nread == 0 || nread == UV_ENOBUFS)
 		return;	/* EAGAIN, or a full buffer: the session has paused us */
+	if (c->tls && c->tls_handshaking)
+		mtad_log(MTAD_LOG_WARNING, "TLS handshake failed from unknown[%s]: %s",
+			 c->session_ip, nread == UV_EOF ? "connection closed by the client"
+							: uv_strerror((int)nread));
 	smtp_session_eof(c->session, nread == UV_EOF ? NULL : uv_strerror((int)nread));
 }
 
