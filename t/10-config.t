@@ -6,6 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use File::Basename ();
 use File::Temp qw(tempdir);
 use MtadTest;
 
@@ -105,5 +106,11 @@ for my $case (@bad) {
 ($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', "$dir/missing.conf", '-n');
 isnt $rc, 0, 'missing file: exit non-zero';
 like $err, qr/\Q$dir\E\/missing\.conf/, 'missing file: error names the file';
+
+# The sample production config and the development template are valid.
+my $top = File::Basename::dirname(__FILE__) . '/..';
+($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', "$top/etc/mtad.conf", '-n');
+is $rc, 0, 'etc/mtad.conf passes mtad -n' or diag $err;
+like $out, qr/^listen = 0\.0\.0\.0:587 starttls submission$/m, '... with the submission listener';
 
 done_testing;
