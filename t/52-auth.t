@@ -2,7 +2,8 @@
 # command order, every reply code, the per-session failure limit, the
 # failure delay (as a lower bound), the log lines, the authenticated user
 # in mtaq show and in Received: (ESMTPSA / ESMTPA), AUTH refused without
-# TLS (538) unless the listener says auth_plaintext.
+# TLS (538) unless the listener says auth_plaintext; sasl_mechanisms,
+# auth_max_failures and auth_failure_delay set in mtad.conf.
 use strict;
 use warnings;
 use FindBin;
@@ -310,5 +311,19 @@ like $r, qr/\A535 5\.7\.8 /, 'auth_failure_delay = 400: wrong password -> 535 5.
 cmp_ok $took, '>=', 0.4, '... after at least 0.4 s';
 $d->dialog($s, "> AUTH PLAIN $PLAIN\n< 235 2.7.0 Authentication successful\n");
 is $d->stop, 0, 'mtad exits 0 on SIGTERM';
+
+# ---- sasl_mechanisms and auth_max_failures are configurable ----
+my $k = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
+		      sasl_mechanisms => 'PLAIN', auth_max_failures => 1);
+$s = $k->tls_raw(0);
+$k->dialog($s, "> EHLO client.example\n" . MtadTest::ehlo_script('client.example', auth => 'PLAIN') . <<"END");
+	> AUTH LOGIN
+	< 504 5.5.4 *
+	> AUTH PLAIN ${\ b64("\0alice\0wrong")}
+	< 535 5.7.8 *
+	< 421 4.7.0 *
+	< [closed]
+END
+is $k->stop, 0, 'mtad exits 0 on SIGTERM';
 
 done_testing;
