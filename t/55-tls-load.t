@@ -1,4 +1,4 @@
-# 55-tls-load.t - 200 TLS sessions, 20 clients at once, 10 sessions each
+# 55-tls-load.t - 200 TLS sessions at once, one per client
 # (MTAD_TLS_LOAD=CxS for C clients with S sessions each):
 # every session does EHLO, STARTTLS, EHLO, AUTH PLAIN and one message.
 # Every message gets 250 and a queue id, and mtaq counts all of them.
@@ -11,8 +11,8 @@ use IO::Socket::SSL qw(SSL_VERIFY_NONE);
 use POSIX qw(_exit);
 use MtadTest;
 
-# MTAD_TLS_LOAD=200x1 runs 200 clients with one session each instead.
-my ($CLIENTS, $SESSIONS) = ($ENV{MTAD_TLS_LOAD} // '20x10') =~ /\A(\d+)x(\d+)\z/
+# MTAD_TLS_LOAD=20x10 runs 20 clients with ten sessions each instead.
+my ($CLIENTS, $SESSIONS) = ($ENV{MTAD_TLS_LOAD} // '200x1') =~ /\A(\d+)x(\d+)\z/
 	or die "MTAD_TLS_LOAD must look like 20x10\n";
 my $TOTAL = $CLIENTS * $SESSIONS;
 
