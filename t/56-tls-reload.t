@@ -38,13 +38,13 @@ my $new = $m->tls_raw(0);
 is peer_cn($new), 'mx2.campus.test', 'a new connection gets the renewed certificate';
 $m->dialog($new, <<"END");
 	> EHLO client.example
-	<~ \n250 HELP
+	<~ 250 HELP
 	> QUIT
 	< 221 2.0.0 *
 END
 $m->dialog($old, <<"END");
 	> EHLO client.example
-	<~ \n250 HELP
+	<~ 250 HELP
 	> NOOP
 	< 250 2.0.0 *
 	> QUIT
