@@ -36,15 +36,16 @@ ok $m->wait_log(qr/reload: TLS certificate and key loaded/, $from), 'SIGHUP: rel
 
 my $new = $m->tls_raw(0);
 is peer_cn($new), 'mx2.campus.test', 'a new connection gets the renewed certificate';
+my $ehlo = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
 $m->dialog($new, <<"END");
 	> EHLO client.example
-	<~ 250 HELP
+$ehlo
 	> QUIT
 	< 221 2.0.0 *
 END
 $m->dialog($old, <<"END");
 	> EHLO client.example
-	<~ 250 HELP
+$ehlo
 	> NOOP
 	< 250 2.0.0 *
 	> QUIT
