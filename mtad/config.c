@@ -435,12 +435,21 @@ static int param_line(const struct parse_ctx *ctx, const char *name)
 	return p ? ctx->seen[p - params] : 0;
 }
 
-/* check_mechanisms - only mechanisms mtad offers (PLAIN, LOGIN). */
+/* check_mechanisms - only mechanisms mtad offers (PLAIN, LOGIN), or none at all. */
 static int check_mechanisms(struct parse_ctx *ctx, const struct mtad_config *cfg)
 {
 	const char *s = cfg->sasl_mechanisms;
 
 	ctx->line = param_line(ctx, "sasl_mechanisms");
+	if (strcmp(s, "none") == 0) {
+		for (size_t i = 0; i < cfg->nlisten; i++)
+			if (cfg->listen[i].submission) {
+				ctx->line = cfg->listen[i].line;
+				return perr(ctx, "a submission listener needs AUTH, but "
+					    "sasl_mechanisms = none");
+			}
+		return 0;
+	}
 	while (*s) {
 		size_t n = strcspn(s, " \t");
 

@@ -137,10 +137,13 @@ static int daemon_signals(struct daemon *d)
 /* daemon_needs - which listeners use TLS, and which may offer AUTH. */
 static void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth)
 {
+	bool mechanisms = strcmp(cfg->sasl_mechanisms, "none") != 0;
+
 	*tls = *auth = false;
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		*tls |= cfg->listen[i].tls != MTAD_TLS_NONE;
-		*auth |= cfg->listen[i].tls != MTAD_TLS_NONE || cfg->listen[i].auth_plaintext;
+		*auth |= mechanisms &&
+			 (cfg->listen[i].tls != MTAD_TLS_NONE || cfg->listen[i].auth_plaintext);
 	}
 }
 

@@ -234,6 +234,9 @@ static void test_errors(struct tap *t)
 		  "etc/mtad.conf:1: bad sasl_pwcheck_method \"pam\" (one of auxprop|saslauthd)" },
 		{ "\nsasl_mechanisms = PLAIN CRAM-MD5\n",
 		  "etc/mtad.conf:2: sasl_mechanisms: unsupported mechanism \"CRAM-MD5\" (PLAIN, LOGIN)" },
+		{ "tls_cert_file = /c\ntls_key_file = /k\nsasl_mechanisms = none\n"
+		  "listen = 127.0.0.1:587 starttls submission\n",
+		  "etc/mtad.conf:4: a submission listener needs AUTH, but sasl_mechanisms = none" },
 		{ "sasl_database = sasldb2\n",
 		  "etc/mtad.conf:1: sasl_database must be an absolute path: \"sasldb2\"" },
 	};
