@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <uv.h>
+
 #define MTAD_VERSION "0.1"
 #define MTAD_MAX_LISTEN 16
 #define MTAD_HOSTNAME_MAX 255
@@ -113,5 +115,44 @@ enum mtad_log_level { MTAD_LOG_INFO, MTAD_LOG_WARNING, MTAD_LOG_ERROR };
 void mtad_log(enum mtad_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap);
+
+/*
+ * DNS (mtad/dns.c): c-ares driven by the libuv loop, never blocking.
+ * Only the servers named in mtad.conf are asked (`dns_servers`), so tests
+ * and the development runtime use a DNS server on loopback and never the
+ * system's resolver; "system" means /etc/resolv.conf.
+ */
+struct mtad_dns;
+struct mtad_dns_query;
+
+enum mtad_dns_status { MTAD_DNS_FOUND, MTAD_DNS_NOTFOUND, MTAD_DNS_TEMPFAIL };
+
+/*
+ * mtad_dns_new - servers is "system", or a list of "IP", "IP:PORT",
+ * "[IPV6]:PORT" separated by commas or blanks. timeout_ms is per try.
+ * Returns NULL with err on failure.
+ */
+struct mtad_dns *mtad_dns_new(uv_loop_t *loop, const char *servers, unsigned timeout_ms,
+			      unsigned tries, char *err, size_t errlen);
+
+/* Cancels every query (their callbacks are not called) and frees the resolver. */
+void mtad_dns_free(struct mtad_dns *dns);
+
+/*
+ * The client's name: PTR of ip, then forward-confirmed (one of the
+ * name's A/AAAA records must be ip, as Postfix requires). name is set
+ * with MTAD_DNS_FOUND only.
+ */
+typedef void (*mtad_dns_name_cb)(void *arg, enum mtad_dns_status status, const char *name);
+struct mtad_dns_query *mtad_dns_reverse(struct mtad_dns *dns, const char *ip,
+					mtad_dns_name_cb cb, void *arg);
+
+/* Does name have A or AAAA records? naddrs counts them. */
+typedef void (*mtad_dns_addr_cb)(void *arg, enum mtad_dns_status status, unsigned naddrs);
+struct mtad_dns_query *mtad_dns_forward(struct mtad_dns *dns, const char *name,
+					mtad_dns_addr_cb cb, void *arg);
+
+/* Stops a query: its callback will not be called. */
+void mtad_dns_cancel(struct mtad_dns_query *q);
 
 #endif

@@ -374,6 +374,7 @@ static int path_content(const char *s, size_t len, const struct path_kind *kind,
 	memcpy(path->addr, s, len);
 	path->addr[len] = '\0';
 	path->len = len;
+	path->had_route = skip > 0;
 	return 0;
 }
 

@@ -62,6 +62,7 @@ struct smtp_path {
 	char addr[SMTP_PATH_MAX];	/* without < >, NUL-terminated; "" for <> */
 	size_t len;
 	bool null_path;			/* MAIL FROM:<> */
+	bool had_route;			/* a source route was given (and dropped) */
 };
 
 struct smtp_mail_params {

@@ -1,0 +1,132 @@
+/*
+ * policy.h - who may send what through mtad: the HELO rules for
+ * unauthenticated sessions and relay control.
+ *
+ * Everything here is pure: no I/O, no allocation, no clock. The SMTP
+ * session gathers the facts (HELO name, client address, its reverse name
+ * and whether the HELO name resolves, both looked up elsewhere, whether
+ * the client authenticated or is in a trusted network) and asks for a
+ * verdict. That keeps the decision table-testable and fuzzable, and lets
+ * the admin's question "Can we turn these EHLO rules off?" be answered
+ * by one setting.
+ */
+#ifndef POLICY_POLICY_H
+#define POLICY_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The rules, in the order they are checked. */
+enum policy_rule {
+	POLICY_ACCEPT = 0,
+	POLICY_NO_HELO,		/* MAIL before any HELO/EHLO (always) */
+	POLICY_HELO_SYNTAX,	/* not a hostname or address literal (always) */
+	POLICY_OWN_NAME,	/* our hostname or a local domain (relaxed) */
+	POLICY_OWN_ADDRESS,	/* one of our addresses, bracketed or bare (relaxed) */
+	POLICY_LOCALHOST,	/* localhost, [127.0.0.1], [::1] from elsewhere (relaxed) */
+	POLICY_NON_FQDN,	/* no dot: Outlook, Pegasus (strict) */
+	POLICY_UNDER_OWN_NAME,	/* x.<our hostname>: Eudora (strict) */
+	POLICY_BARE_IP,		/* 1.2.3.4 without brackets (strict) */
+	POLICY_LITERAL_MISMATCH,/* [a.b.c.d] that is not the client (strict) */
+	POLICY_UNRESOLVABLE,	/* the name has no A/AAAA (strict, needs DNS) */
+	POLICY_NO_RDNS,		/* the client address has no PTR (off by default) */
+	POLICY_RELAY,		/* relay control: not a local recipient */
+	POLICY_NRULES
+};
+
+enum policy_mode { POLICY_MODE_OFF, POLICY_MODE_RELAXED, POLICY_MODE_STRICT };
+
+/* What a DNS lookup said; UNKNOWN when it was not done (no resolver). */
+enum policy_dns { POLICY_DNS_UNKNOWN, POLICY_DNS_FOUND, POLICY_DNS_NOTFOUND, POLICY_DNS_TEMPFAIL };
+
+/* An IPv4 or IPv6 address, or a network (CIDR). */
+struct policy_addr {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t bytes[16];
+	unsigned prefix;	/* networks: prefix length; addresses: 32 or 128 */
+};
+
+#define POLICY_MAX_DOMAINS 64
+#define POLICY_MAX_ADDRS 64
+#define POLICY_MAX_NETWORKS 64
+
+/* Settings: built from mtad.conf (and the machine's addresses) by the caller. */
+struct policy_settings {
+	enum policy_mode mode;
+	/* Per rule: -1 = as the mode says, 0 = off, 1 = on (helo_rule.NAME). */
+	int8_t rule_override[POLICY_NRULES];
+	const char *hostname;
+	const char *const *local_domains;	/* mail for them is delivered here */
+	size_t nlocal_domains;
+	const char *const *relay_domains;	/* mail for them is relayed on */
+	size_t nrelay_domains;
+	const struct policy_addr *own_addrs;	/* this machine's addresses */
+	size_t nown_addrs;
+	const struct policy_addr *trusted;	/* relay_networks */
+	size_t ntrusted;
+};
+
+/* The facts about one session at MAIL FROM (or EHLO). */
+struct policy_client {
+	const char *helo;		/* NULL: no HELO/EHLO yet */
+	const char *client_ip;		/* text, as from inet_ntop */
+	enum policy_dns rdns;		/* the client's PTR */
+	enum policy_dns helo_dns;	/* A/AAAA of the HELO name */
+	bool authenticated;
+	bool trusted;			/* client_ip in relay_networks */
+};
+
+struct policy_verdict {
+	enum policy_rule rule;	/* POLICY_ACCEPT, or the rule that refused */
+	int code;		/* 550, 501, 503, 450, 554 ... */
+	const char *enhanced;	/* "5.7.1" */
+	const char *text;	/* reply text, no code */
+};
+
+/*
+ * policy_helo_verdict - the HELO rules. Authenticated and trusted
+ * clients are always accepted (the point of mtad: a user's broken mail
+ * client that authenticates is never locked out by its HELO name).
+ */
+struct policy_verdict policy_helo_verdict(const struct policy_settings *set,
+					  const struct policy_client *client);
+
+/*
+ * policy_relay_verdict - may this client send to rcpt (the path from
+ * RCPT TO, without < >)? Local and relay domains from anyone; anything
+ * else only from authenticated or trusted clients (554 5.7.1 Relay
+ * access denied). For the others the old open-relay tricks are refused:
+ * % and ! in the local part, a quoted local part holding @, a source
+ * route (had_route), and [address] domain literals. "postmaster" with no
+ * domain is always accepted (RFC 5321 §4.5.1).
+ */
+struct policy_verdict policy_relay_verdict(const struct policy_settings *set,
+					   const char *rcpt, bool had_route,
+					   bool authenticated, bool trusted);
+
+/* policy_rule_enabled - what mode and overrides say about a rule. */
+bool policy_rule_enabled(const struct policy_settings *set, enum policy_rule rule);
+
+/* "own-name", "non-fqdn", ... and back (-1 when unknown). */
+const char *policy_rule_name(enum policy_rule rule);
+int policy_rule_lookup(const char *name);
+
+/* policy_mode_name / lookup: "off", "relaxed", "strict". */
+const char *policy_mode_name(enum policy_mode mode);
+int policy_mode_lookup(const char *name);
+
+/*
+ * policy_addr_parse - "192.0.2.1", "2001:db8::1", "10.0.0.0/8",
+ * "[::1]" (brackets and "IPv6:" prefix allowed when literal is true).
+ * Returns 0 or -1. Networks with host bits set are accepted and masked.
+ */
+int policy_addr_parse(const char *text, size_t len, bool literal, struct policy_addr *out);
+
+/* policy_net_contains - is addr inside net? (IPv4-mapped IPv6 counts as IPv4.) */
+bool policy_net_contains(const struct policy_addr *net, const struct policy_addr *addr);
+
+/* policy_in_networks - is the textual address in any of the networks? */
+bool policy_in_networks(const struct policy_addr *nets, size_t n, const char *ip);
+
+#endif
