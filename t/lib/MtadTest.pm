@@ -151,6 +151,9 @@ sub new {
 		$self->add_user($_, $users->{$_}) for sort keys %$users;
 		$opt{sasl_database} //= $self->sasldb_path;
 	}
+	# Tests never ask the system's resolver: no DNS unless a test starts
+	# its own server on loopback (t/lib/FakeDNS.pm) and names it here.
+	$opt{dns_servers} //= 'none';
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = mx.campus.test\n"
