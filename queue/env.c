@@ -1,8 +1,9 @@
 /*
  * env.c - opening and closing the Berkeley DB environment in the spool
- * directory, with its two databases:
+ * directory, with its three databases:
  *   envelope.db  btree, qid (14 bytes) -> encoded envelope (record.c)
  *   body.db      btree, 64 KB pages, qid + u32 BE chunk -> chunk bytes
+ *   stats.db     btree, "YYYYMMDD/name" -> u64 BE counter (stats.c)
  *
  * Several processes share the environment: mtad (the only writer of new
  * messages) and any number of mtaq runs (readers, and deletes). Every
@@ -33,6 +34,7 @@
 #define QUEUE_DEFAULT_CACHE (64ull << 20)
 #define QUEUE_DEFAULT_LOG_BUFFER (1ull << 20)
 #define QUEUE_DEFAULT_CHECKPOINT 60
+#define QUEUE_DEFAULT_STATS_KEEP 8	/* days before today */
 /* Hundreds of sessions' transactions plus mtaq cursors, with room. */
 #define QUEUE_MAX_LOCKS 50000
 #define QUEUE_MAX_TXNS 1000
@@ -130,6 +132,8 @@ static void env_defaults(struct queue_options *opt)
 		opt->log_buffer_size = QUEUE_DEFAULT_LOG_BUFFER;
 	if (opt->checkpoint_interval == 0)
 		opt->checkpoint_interval = QUEUE_DEFAULT_CHECKPOINT;
+	if (opt->stats_keep_days == 0)
+		opt->stats_keep_days = QUEUE_DEFAULT_STATS_KEEP;
 }
 
 /* env_start - creates, configures and opens the environment and databases. */
@@ -152,7 +156,10 @@ static int env_start(struct queue *q, const char **what)
 	if ((rc = env_open_db(q->env, &q->envelope, "envelope.db", 0)) != 0)
 		return rc;
 	*what = "open body.db";
-	return env_open_db(q->env, &q->body, "body.db", QUEUE_BODY_PAGESIZE);
+	if ((rc = env_open_db(q->env, &q->body, "body.db", QUEUE_BODY_PAGESIZE)) != 0)
+		return rc;
+	*what = "open stats.db";
+	return env_open_db(q->env, &q->stats, "stats.db", 0);
 }
 
 /* queue_open - see queue.h. */
@@ -196,6 +203,9 @@ void queue_close(struct queue *q)
 		return;
 	if (q->writer != NULL)
 		queue_writer_stop(q);
+	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
+	if (q->stats != NULL && q->stats->close(q->stats, 0) != 0)
+		mtad_log(MTAD_LOG_WARNING, "queue: closing stats.db failed");
 	if (q->body != NULL && q->body->close(q->body, 0) != 0)
 		mtad_log(MTAD_LOG_WARNING, "queue: closing body.db failed");
 	if (q->envelope != NULL && q->envelope->close(q->envelope, 0) != 0)

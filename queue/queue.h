@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -179,6 +180,61 @@ int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope
 
 /* Drops the message and the chunks already written. Consumes the handle. */
 void queue_incoming_abort(struct queue_incoming *in);
+
+/* ---- statistics counters (queue/stats.c) ---- */
+
+/*
+ * Named uint64 counters kept in stats.db beside the messages, for the
+ * HELO policy's "what did we refuse, and whom" (mtaq stats). A key is
+ * the local date, a slash and a name:
+ *
+ *   YYYYMMDD/reject/RULE      attempts refused by RULE (policy_rule_name)
+ *   YYYYMMDD/conn/RULE        connections that had at least one of them
+ *   YYYYMMDD/ip/RULE/IP       per client address (mtaq counts the keys)
+ *   YYYYMMDD/helo/NAME        refused attempts per HELO name
+ *   YYYYMMDD/accept/auth      messages accepted from authenticated clients
+ *   YYYYMMDD/accept/unauth    ... and from the others
+ *
+ * Keys are 10 to QUEUE_STATS_KEY_MAX bytes of graphic ASCII (0x21-0x7e:
+ * no blank, no control, no 8-bit byte) starting with 8 digits and '/';
+ * anything else is refused, whoever built it. Keys whose day is more than
+ * stats_keep_days before the local date are deleted by the writer (at
+ * start and hourly). Counters are statistics, not accounting: a crash
+ * loses what was added in the last second or so (see stats.c).
+ */
+#define QUEUE_STATS_KEY_MAX 300
+#define QUEUE_STATS_DAY_LEN 8	/* "YYYYMMDD" */
+
+/*
+ * queue_stats_add - adds delta to the counter key. Loop thread only,
+ * with the writer running; never does I/O: the sum goes to the disk with
+ * the next flush (about once a second). Returns 0, or -1 with errno
+ * EINVAL (a malformed key), ENOSPC (too many distinct keys since the last
+ * flush: the update is dropped, counted and logged once per flush),
+ * ENOMEM, or ESHUTDOWN (no writer). Callers may ignore the result.
+ */
+int queue_stats_add(struct queue *q, const char *key, uint64_t delta);
+
+/* queue_stats_flush - hands the counters added so far to the writer now
+ * (loop thread; the loop must then run for it to complete). */
+void queue_stats_flush(struct queue *q);
+
+/*
+ * queue_stats_foreach - calls fn(arg, key, value) for every counter
+ * whose key starts with prefix ("" for all), in key order. Rows are
+ * copied out in short read-committed transactions, so no lock is held
+ * while fn runs; rows that are not a well-formed counter are skipped,
+ * so fn may print keys as they are. fn returns non-zero to stop.
+ * Returns QUEUE_OK or QUEUE_ERROR (queue_strerror says why).
+ */
+typedef int (*queue_stats_fn)(void *arg, const char *key, uint64_t value);
+int queue_stats_foreach(struct queue *q, const char *prefix, queue_stats_fn fn, void *arg);
+
+/*
+ * queue_stats_day - the local date offset days from now (negative: in
+ * the past) as "YYYYMMDD", the day part of a key. Returns 0 or -1.
+ */
+int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1]);
 
 /* ---- reading and changing the queue (queue/store.c) ---- */
 

@@ -1,6 +1,7 @@
 /*
  * queue_impl.h - what env.c, writer.c and store.c share inside queue/:
- * the struct queue layout and the body-chunk key helpers. Not for use
+ * the struct queue layout, the body-chunk key helpers and the statistics
+ * table the writer applies (stats.c). Not for use
  * outside queue/ (everyone else goes through queue.h).
  */
 #ifndef QUEUE_QUEUE_IMPL_H
@@ -20,15 +21,27 @@
 /* A deadlock victim tries again this many times before giving up. */
 #define QUEUE_DEADLOCK_RETRIES 8
 
+/* Distinct counter keys held between two flushes; more are dropped. */
+#define QUEUE_STATS_MAX_PENDING 20000
+/* How often the loop hands the counters to the writer, and how often the
+ * writer deletes expired days (also once at start). */
+#define QUEUE_STATS_FLUSH_MS 1000
+#define QUEUE_STATS_EXPIRE_EVERY 3600	/* seconds */
+
+struct queue_stats_table;
+
 struct queue_writer;
 
 struct queue {
 	DB_ENV *env;
 	DB *envelope;		/* envelope.db: qid -> encoded record */
 	DB *body;		/* body.db: qid + chunk number -> bytes */
+	DB *stats;		/* stats.db: counter name -> u64 big-endian */
 	struct queue_options opt;	/* spool_directory points at spool */
 	char *spool;
 	struct queue_writer *writer;	/* NULL unless queue_writer_start ran */
+	/* Loop thread: counters added since the last flush (NULL: none). */
+	struct queue_stats_table *stats_pending;
 	/* Written by the writer thread, read by queue_writer_stats anywhere. */
 	_Atomic uint64_t commits, flushes;
 	/* Last error of a store.c call; only the thread using those calls
@@ -61,6 +74,35 @@ int queue_txn_run(struct queue *q, uint32_t begin_flags, uint32_t commit_flags,
  * (a crash during DATA). Counts the messages cleaned in *removed.
  */
 int queue_orphans_remove(struct queue *q, size_t *removed);
+
+/*
+ * queue_stats_take - detaches the pending counters for a STATS job (loop
+ * thread); logs the updates dropped since the last flush. NULL when
+ * there is nothing to write.
+ */
+struct queue_stats_table *queue_stats_take(struct queue *q);
+
+/* queue_stats_table_free - releases a table (any thread, once). */
+void queue_stats_table_free(struct queue_stats_table *t);
+
+/* queue_stats_table_size - distinct keys in t. */
+size_t queue_stats_table_size(const struct queue_stats_table *t);
+
+/*
+ * queue_stats_apply - adds every counter of t to stats.db in one
+ * transaction (read-modify-write, retried on deadlock), committed
+ * without a sync of its own. Writer thread. Returns 0 or a Berkeley DB
+ * error.
+ */
+int queue_stats_apply(struct queue *q, struct queue_stats_table *t);
+
+/*
+ * queue_stats_expire - deletes the counters whose day is more than
+ * q->opt.stats_keep_days before the local date of now, in transactions
+ * of bounded size. Writer thread (the tests call it directly). Counts
+ * the keys deleted in *removed. Returns 0 or a Berkeley DB error.
+ */
+int queue_stats_expire(struct queue *q, time_t now, size_t *removed);
 
 /* queue_seterr - formats the last error of a store.c call into q->err. */
 void queue_seterr(struct queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

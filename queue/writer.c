@@ -15,8 +15,15 @@
  * and queue_incoming_write tells the caller to stop reading until one
  * is written.
  *
- * Threads: the queue_incoming_* calls, the async callback and every user
- * callback run on the loop thread; the writer thread only touches jobs,
+ * Statistics counters (stats.c) ride on the same thread: a uv_timer hands
+ * the counters added in the last second to the writer as one STATS job
+ * (at most one in flight, plus a final one at stop). The writer runs
+ * STATS jobs after the batch's message commits are flushed and reported,
+ * so they never delay a 250; they need no flush of their own. It also
+ * deletes expired statistics days at start and hourly.
+ *
+ * Threads: the queue_incoming_* calls, the async and timer callbacks and
+ * every user callback run on the loop thread; the writer thread only touches jobs,
  * the fields of struct queue_incoming marked "writer thread", and
  * Berkeley DB. It must not call user callbacks or libuv (but
  * uv_async_send), and must not block except in the database.
@@ -24,6 +31,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mtad/mtad.h"
 #include "queue/queue_impl.h"
@@ -31,7 +39,7 @@
 /* Full chunks waiting for the writer before the sender is paused. */
 #define QUEUE_MAX_INFLIGHT 2
 
-enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT };
+enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT, WJOB_STATS };
 
 struct wjob {
 	struct wjob *next;
@@ -42,6 +50,7 @@ struct wjob {
 	unsigned char *tail;	/* COMMIT: the last, partial chunk (may be NULL) */
 	size_t taillen;
 	uint32_t chunkno;	/* number of data (CHUNK) or of tail (COMMIT) */
+	struct queue_stats_table *stats;	/* STATS: the counters to add */
 	queue_commit_cb cb;
 	void *cbarg;
 	int status;		/* 0 or a Berkeley DB / errno value */
@@ -72,6 +81,8 @@ struct queue_incoming {
 struct queue_writer {
 	struct queue *q;
 	uv_async_t async;
+	uv_timer_t timer;	/* statistics flush; unreferenced */
+	unsigned handles;	/* handles still open: w is freed at 0 */
 	uv_thread_t thread;
 	uv_mutex_t lock;
 	uv_cond_t cond;
@@ -82,9 +93,11 @@ struct queue_writer {
 	/* loop thread: jobs submitted and not yet completed; the async
 	 * handle keeps the loop alive only while there are some */
 	size_t outstanding;
+	size_t stats_inflight;	/* STATS jobs submitted and not completed */
 	/* writer thread */
 	bool active;		/* work since the last checkpoint */
 	uint64_t last_checkpoint;	/* uv_hrtime() */
+	uint64_t last_expire;	/* uv_hrtime() of the last statistics expiry */
 };
 
 /* ---- writer thread ---- */
@@ -216,9 +229,45 @@ static unsigned writer_run(struct queue *q, struct wjob *batch)
 		case WJOB_ABORT:
 			writer_forget(q, job->in);
 			break;
+		case WJOB_STATS:	/* writer_split took them out */
+			break;
 		}
 	}
 	return committed;
+}
+
+/* writer_split - takes the STATS jobs out of *batch, keeping both orders. */
+static struct wjob *writer_split(struct wjob **batch)
+{
+	struct wjob *stats = NULL, **stail = &stats, **p = batch;
+
+	while (*p != NULL) {
+		struct wjob *job = *p;
+
+		if (job->type != WJOB_STATS) {
+			p = &job->next;
+			continue;
+		}
+		*p = job->next;
+		job->next = NULL;
+		*stail = job;
+		stail = &job->next;
+	}
+	return stats;
+}
+
+/* writer_run_stats - one transaction per STATS job; no flush of their own. */
+static void writer_run_stats(struct queue *q, struct wjob *list)
+{
+	for (struct wjob *job = list; job != NULL; job = job->next) {
+		int rc = queue_stats_apply(q, job->stats);
+
+		if (rc == 0)
+			continue;
+		job->status = rc;
+		mtad_log(MTAD_LOG_WARNING, "queue: statistics: %zu counters lost: %s",
+			 queue_stats_table_size(job->stats), db_strerror(rc));
+	}
 }
 
 /* writer_flush - the one log sync of a batch; on failure no commit counts as durable. */
@@ -284,7 +333,21 @@ static void writer_checkpoint(struct queue_writer *w, bool force)
 	w->last_checkpoint = now;
 }
 
-/* writer_main - the writer thread: take everything, run it, one flush, report. */
+/* writer_expire - deletes statistics days older than stats_keep_days. */
+static void writer_expire(struct queue_writer *w)
+{
+	size_t removed = 0;
+	int rc = queue_stats_expire(w->q, time(NULL), &removed);
+
+	w->last_expire = uv_hrtime();
+	if (rc != 0)
+		mtad_log(MTAD_LOG_WARNING, "queue: statistics expiry failed: %s", db_strerror(rc));
+	if (removed > 0)
+		w->active = true;
+}
+
+/* writer_main - the writer thread: take everything, run it, one flush,
+ * report; then the statistics jobs that came with it. */
 static void writer_main(void *arg)
 {
 	struct queue_writer *w = arg;
@@ -292,8 +355,10 @@ static void writer_main(void *arg)
 	bool stopping = false;
 
 	w->last_checkpoint = uv_hrtime();
+	writer_expire(w);
 	for (;;) {
 		struct wjob *batch = writer_take(w, &stopping);
+		struct wjob *stats = writer_split(&batch);
 
 		if (batch != NULL) {
 			unsigned committed = writer_run(q, batch);
@@ -303,9 +368,16 @@ static void writer_main(void *arg)
 			atomic_fetch_add(&q->commits, committed);
 			w->active = true;
 			writer_deliver(w, batch);
-		} else if (stopping) {
-			break;
 		}
+		if (stats != NULL) {
+			writer_run_stats(q, stats);
+			w->active = true;
+			writer_deliver(w, stats);
+		}
+		if (batch == NULL && stats == NULL && stopping)
+			break;
+		if (uv_hrtime() - w->last_expire >= QUEUE_STATS_EXPIRE_EVERY * 1000000000ull)
+			writer_expire(w);
 		writer_checkpoint(w, false);
 	}
 	writer_checkpoint(w, true);	/* a clean stop leaves little to recover */
@@ -353,9 +425,13 @@ static void writer_complete_chunk(struct wjob *job)
 }
 
 /* writer_complete - the loop-thread half of one finished job. */
-static void writer_complete(struct wjob *job)
+static void writer_complete(struct queue_writer *w, struct wjob *job)
 {
 	switch (job->type) {
+	case WJOB_STATS:
+		w->stats_inflight--;
+		queue_stats_table_free(job->stats);
+		break;
 	case WJOB_CHUNK:
 		writer_complete_chunk(job);
 		return;
@@ -388,7 +464,7 @@ static void writer_drain(struct queue_writer *w)
 		list = job->next;
 		if (--w->outstanding == 0)
 			uv_unref((uv_handle_t *)&w->async);
-		writer_complete(job);
+		writer_complete(w, job);
 	}
 }
 
@@ -398,17 +474,63 @@ static void writer_async_cb(uv_async_t *async)
 	writer_drain(async->data);
 }
 
-/* writer_free - releases the writer once its handle is closed. */
+/* writer_submit_stats - hands the pending counters to the writer, if any. */
+static void writer_submit_stats(struct queue_writer *w)
+{
+	struct queue_stats_table *t;
+	struct wjob *job;
+
+	if (w->q->stats_pending == NULL)
+		return;
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return;		/* the table stays pending: next tick */
+	if ((t = queue_stats_take(w->q)) == NULL) {
+		free(job);
+		return;
+	}
+	job->type = WJOB_STATS;
+	job->stats = t;
+	w->stats_inflight++;
+	writer_submit(w, job);
+}
+
+/* writer_timer_cb - about once a second: flush the counters unless the
+ * previous flush is still running (the table keeps growing, bounded). */
+static void writer_timer_cb(uv_timer_t *timer)
+{
+	struct queue_writer *w = timer->data;
+
+	if (w->stats_inflight == 0)
+		writer_submit_stats(w);
+}
+
+/* queue_stats_flush - see queue.h. */
+void queue_stats_flush(struct queue *q)
+{
+	if (q->writer != NULL)
+		writer_submit_stats(q->writer);
+}
+
+/* writer_free - releases the writer once its last handle is closed. */
 static void writer_free(uv_handle_t *handle)
 {
 	struct queue_writer *w = handle->data;
 
+	if (--w->handles > 0)
+		return;
 	uv_cond_destroy(&w->cond);
 	uv_mutex_destroy(&w->lock);
 	free(w);
 }
 
-/* writer_init - the writer's lock, condition and async handle. */
+/* writer_close - closes the writer's handles; w goes once both closed. */
+static void writer_close(struct queue_writer *w)
+{
+	uv_close((uv_handle_t *)&w->timer, writer_free);
+	uv_close((uv_handle_t *)&w->async, writer_free);
+}
+
+/* writer_init - the writer's lock, condition, async handle and timer. */
 static int writer_init(struct queue_writer *w, uv_loop_t *loop)
 {
 	int rc;
@@ -425,9 +547,23 @@ static int writer_init(struct queue_writer *w, uv_loop_t *loop)
 		return rc;
 	}
 	w->async.data = w;
+	w->handles = 1;
 	uv_unref((uv_handle_t *)&w->async);	/* idle writer: let the loop end */
 	w->pending_tail = &w->pending;
 	w->done_tail = &w->done;
+	if ((rc = uv_timer_init(loop, &w->timer)) != 0) {
+		uv_close((uv_handle_t *)&w->async, writer_free);
+		return rc;
+	}
+	w->timer.data = w;
+	w->handles = 2;
+	/* Unreferenced: statistics alone never keep the loop running. */
+	uv_unref((uv_handle_t *)&w->timer);
+	if ((rc = uv_timer_start(&w->timer, writer_timer_cb, QUEUE_STATS_FLUSH_MS,
+				 QUEUE_STATS_FLUSH_MS)) != 0) {
+		writer_close(w);
+		return rc;
+	}
 	return 0;
 }
 
@@ -456,12 +592,13 @@ int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errle
 	w->q = q;
 	if ((rc = writer_init(w, loop)) != 0) {
 		snprintf(err, errlen, "queue writer: %s", uv_strerror(rc));
-		free(w);
+		if (w->handles == 0)	/* else the close callbacks free it */
+			free(w);
 		return -1;
 	}
 	if ((rc = uv_thread_create(&w->thread, writer_main, w)) != 0) {
 		snprintf(err, errlen, "queue writer thread: %s", uv_strerror(rc));
-		uv_close((uv_handle_t *)&w->async, writer_free);
+		writer_close(w);
 		return -1;
 	}
 	q->writer = w;
@@ -475,6 +612,7 @@ void queue_writer_stop(struct queue *q)
 
 	if (w == NULL)
 		return;
+	writer_submit_stats(w);	/* the last counters: written before the thread ends */
 	uv_mutex_lock(&w->lock);
 	w->stopping = true;
 	uv_cond_signal(&w->cond);
@@ -484,7 +622,7 @@ void queue_writer_stop(struct queue *q)
 	/* Callbacks below that call back into the queue find it stopped. */
 	q->writer = NULL;
 	writer_drain(w);
-	uv_close((uv_handle_t *)&w->async, writer_free);
+	writer_close(w);
 }
 
 /* queue_writer_stats - see queue.h. */

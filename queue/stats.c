@@ -1,0 +1,571 @@
+/*
+ * stats.c - persistent statistics counters (stats.db): the in-memory
+ * table the loop thread adds to, the transaction the writer thread
+ * applies it with, daily expiry, and iteration for mtaq.
+ *
+ * On disk: stats.db, a btree in the queue's environment. Key = the
+ * counter name without a NUL ("20261127/reject/own-name"); value = the
+ * count as 8 bytes, big-endian (the same on every machine, so a spool
+ * can be read elsewhere). Keys start with the day, so one day's
+ * counters are adjacent, days sort in order, and expiry deletes from
+ * the first key up to the first kept day.
+ *
+ * Flow: queue_stats_add (loop thread, no I/O) sums deltas in a bounded
+ * hash table owned by the queue (struct queue.stats_pending). About once
+ * a second writer.c detaches it (queue_stats_take) and the writer thread
+ * adds each key to stats.db in one transaction (queue_stats_apply),
+ * after the message batch it arrived with is flushed and reported, so a
+ * message's 250 never waits for statistics. The transaction commits with
+ * DB_TXN_WRITE_NOSYNC: no sync of its own, but the log record is in the
+ * kernel once the commit returns, so a killed mtad loses at most the
+ * table not yet handed over (~1 s); a power failure can also lose what
+ * no later message flush or checkpoint synced. Acceptable for statistics.
+ *
+ * The table's keys come partly from the network (HELO names, client
+ * addresses): it is keyed with a random SipHash key per table so chosen
+ * names cannot collide on purpose, and it never holds more than
+ * QUEUE_STATS_MAX_PENDING keys; updates beyond that are dropped, counted
+ * and logged once per flush.
+ *
+ * Must not: do I/O in queue_stats_add, trust a key's caller (every key
+ * is checked here and again when read back), or hold locks while
+ * queue_stats_foreach's callback runs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "mtad/mtad.h"
+#include "queue/queue_impl.h"
+
+/* Rows copied per read transaction in queue_stats_foreach. */
+#define STATS_BATCH 256
+/* Keys deleted per expiry transaction: bounds its locks and log. */
+#define STATS_EXPIRE_BATCH 1000
+/* Initial table sizes (both grow by doubling). */
+#define STATS_MIN_ENTRIES 64
+#define STATS_MIN_SLOTS 128
+
+struct stats_entry {
+	char *key;
+	size_t len;
+	uint64_t hash;
+	uint64_t delta;
+};
+
+struct queue_stats_table {
+	uint64_t seed[2];	/* SipHash key, random per table */
+	struct stats_entry *ent;	/* dense, in insertion order */
+	size_t n, cap;
+	uint32_t *slot;		/* open addressing: index + 1 into ent, 0 = empty */
+	size_t nslots;		/* a power of two */
+	uint64_t dropped;	/* updates refused since the table was made */
+};
+
+/* ---- keys ---- */
+
+/* stats_key_len - the length of a well-formed key (see queue.h), or 0. */
+static size_t stats_key_len(const char *key, size_t max)
+{
+	size_t len = strnlen(key, max + 1);
+
+	if (len <= QUEUE_STATS_DAY_LEN + 1 || len > max)
+		return 0;
+	for (size_t i = 0; i < QUEUE_STATS_DAY_LEN; i++)
+		if (key[i] < '0' || key[i] > '9')
+			return 0;
+	if (key[QUEUE_STATS_DAY_LEN] != '/')
+		return 0;
+	for (size_t i = QUEUE_STATS_DAY_LEN + 1; i < len; i++)
+		if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+			return 0;
+	return len;
+}
+
+/* stats_get64 - a big-endian stored value. */
+static uint64_t stats_get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* stats_put64 - the reverse. */
+static void stats_put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+/* queue_stats_day - see queue.h. Noon, so a DST change cannot skip a day. */
+int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1])
+{
+	struct tm tm;
+
+	if (localtime_r(&now, &tm) == NULL)
+		return -1;
+	tm.tm_mday += offset;
+	tm.tm_hour = 12;
+	tm.tm_min = tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	if (mktime(&tm) == (time_t)-1)
+		return -1;
+	return strftime(out, QUEUE_STATS_DAY_LEN + 1, "%Y%m%d", &tm) == QUEUE_STATS_DAY_LEN ? 0 : -1;
+}
+
+/* ---- the in-memory table (loop thread) ---- */
+
+#define STATS_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define STATS_SIPROUND(v0, v1, v2, v3)                                                 \
+	do {                                                                           \
+		v0 += v1; v1 = STATS_ROTL(v1, 13); v1 ^= v0; v0 = STATS_ROTL(v0, 32);  \
+		v2 += v3; v3 = STATS_ROTL(v3, 16); v3 ^= v2;                           \
+		v0 += v3; v3 = STATS_ROTL(v3, 21); v3 ^= v0;                           \
+		v2 += v1; v1 = STATS_ROTL(v1, 17); v1 ^= v2; v2 = STATS_ROTL(v2, 32);  \
+	} while (0)
+
+/* stats_hash - SipHash-1-3 of the key under the table's random key. */
+static uint64_t stats_hash(const uint64_t k[2], const char *key, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)key;
+	uint64_t v0 = k[0] ^ 0x736f6d6570736575ull, v1 = k[1] ^ 0x646f72616e646f6dull;
+	uint64_t v2 = k[0] ^ 0x6c7967656e657261ull, v3 = k[1] ^ 0x7465646279746573ull;
+	uint64_t last = (uint64_t)len << 56;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t m = 0;
+
+		for (int j = 7; j >= 0; j--)
+			m = (m << 8) | p[i + (size_t)j];
+		v3 ^= m;
+		STATS_SIPROUND(v0, v1, v2, v3);
+		v0 ^= m;
+	}
+	for (size_t j = 0; i + j < len; j++)
+		last |= (uint64_t)p[i + j] << (8 * j);
+	v3 ^= last;
+	STATS_SIPROUND(v0, v1, v2, v3);
+	v0 ^= last;
+	v2 ^= 0xff;
+	for (int r = 0; r < 3; r++)
+		STATS_SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* stats_table_new - an empty table with a fresh hash key; NULL on ENOMEM. */
+static struct queue_stats_table *stats_table_new(void)
+{
+	struct queue_stats_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->ent = calloc(STATS_MIN_ENTRIES, sizeof(*t->ent));
+	t->slot = calloc(STATS_MIN_SLOTS, sizeof(*t->slot));
+	if (t->ent == NULL || t->slot == NULL) {
+		queue_stats_table_free(t);
+		return NULL;
+	}
+	t->cap = STATS_MIN_ENTRIES;
+	t->nslots = STATS_MIN_SLOTS;
+	/* Without the random source, the clock and an address still keep
+	 * the key unknown to a remote client in practice. */
+	if (getrandom(t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed)) {
+		t->seed[0] = uv_hrtime();
+		t->seed[1] = (uint64_t)(uintptr_t)t ^ ((uint64_t)time(NULL) << 20);
+	}
+	return t;
+}
+
+/* queue_stats_table_free - see queue_impl.h. */
+void queue_stats_table_free(struct queue_stats_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->ent[i].key);
+	free(t->ent);
+	free(t->slot);
+	free(t);
+}
+
+/* queue_stats_table_size - see queue_impl.h. */
+size_t queue_stats_table_size(const struct queue_stats_table *t)
+{
+	return t == NULL ? 0 : t->n;
+}
+
+/* stats_find - the slot holding key, or the empty slot where it would go. */
+static uint32_t *stats_find(struct queue_stats_table *t, const char *key, size_t len,
+			    uint64_t hash)
+{
+	size_t mask = t->nslots - 1;
+
+	for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+		struct stats_entry *e;
+
+		if (t->slot[i] == 0)
+			return &t->slot[i];
+		e = &t->ent[t->slot[i] - 1];
+		if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0)
+			return &t->slot[i];
+	}
+}
+
+/* stats_grow - room for one more key: entries doubled when full, slots
+ * doubled (and rehashed) above a 3/4 load. -1 on ENOMEM. */
+static int stats_grow(struct queue_stats_table *t)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap * 2;
+		struct stats_entry *ent = realloc(t->ent, cap * sizeof(*ent));
+
+		if (ent == NULL)
+			return -1;
+		t->ent = ent;
+		t->cap = cap;
+	}
+	if ((t->n + 1) * 4 > t->nslots * 3) {
+		size_t nslots = t->nslots * 2;
+		uint32_t *slot = calloc(nslots, sizeof(*slot));
+
+		if (slot == NULL)
+			return -1;
+		free(t->slot);
+		t->slot = slot;
+		t->nslots = nslots;
+		for (size_t i = 0; i < t->n; i++)
+			*stats_find(t, t->ent[i].key, t->ent[i].len, t->ent[i].hash) = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+/* stats_table_add - adds delta to key (saturating); -1 with errno when dropped. */
+static int stats_table_add(struct queue_stats_table *t, const char *key, size_t len,
+			   uint64_t delta)
+{
+	uint64_t hash = stats_hash(t->seed, key, len);
+	uint32_t *slot = stats_find(t, key, len, hash);
+	struct stats_entry *e;
+
+	if (*slot != 0) {
+		e = &t->ent[*slot - 1];
+		e->delta = e->delta > UINT64_MAX - delta ? UINT64_MAX : e->delta + delta;
+		return 0;
+	}
+	if (t->n >= QUEUE_STATS_MAX_PENDING) {
+		t->dropped++;
+		errno = ENOSPC;
+		return -1;
+	}
+	if (stats_grow(t) < 0) {
+		t->dropped++;
+		errno = ENOMEM;
+		return -1;
+	}
+	e = &t->ent[t->n];
+	if ((e->key = malloc(len + 1)) == NULL) {
+		t->dropped++;
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(e->key, key, len + 1);
+	e->len = len;
+	e->hash = hash;
+	e->delta = delta;
+	/* The slot array may have been rebuilt by stats_grow. */
+	*stats_find(t, key, len, hash) = (uint32_t)(++t->n);
+	return 0;
+}
+
+/* queue_stats_add - see queue.h. */
+int queue_stats_add(struct queue *q, const char *key, uint64_t delta)
+{
+	size_t len;
+
+	if (key == NULL || (len = stats_key_len(key, QUEUE_STATS_KEY_MAX)) == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (q->writer == NULL) {
+		errno = ESHUTDOWN;
+		return -1;
+	}
+	if (delta == 0)
+		return 0;
+	if (q->stats_pending == NULL && (q->stats_pending = stats_table_new()) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return stats_table_add(q->stats_pending, key, len, delta);
+}
+
+/* queue_stats_take - see queue_impl.h. */
+struct queue_stats_table *queue_stats_take(struct queue *q)
+{
+	struct queue_stats_table *t = q->stats_pending;
+
+	if (t == NULL || (t->n == 0 && t->dropped == 0))
+		return NULL;
+	q->stats_pending = NULL;
+	if (t->dropped > 0)
+		mtad_log(MTAD_LOG_WARNING,
+			 "queue: statistics: %llu counter updates dropped (more than %d distinct "
+			 "keys in one flush, or out of memory)",
+			 (unsigned long long)t->dropped, QUEUE_STATS_MAX_PENDING);
+	if (t->n == 0) {
+		queue_stats_table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* ---- writing (writer thread) ---- */
+
+/* stats_entry_cmp - qsort order: by key, so pages are visited in order. */
+static int stats_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct stats_entry *)a)->key, ((const struct stats_entry *)b)->key);
+}
+
+/* stats_apply_txn - adds every delta of the table in arg (a txn fn). */
+static int stats_apply_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct queue_stats_table *t = arg;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct stats_entry *e = &t->ent[i];
+		unsigned char buf[8];
+		DBT key = { .data = e->key, .size = (uint32_t)e->len };
+		DBT data = { .data = buf, .ulen = sizeof(buf), .flags = DB_DBT_USERMEM };
+		uint64_t v = 0;
+		int rc = q->stats->get(q->stats, txn, &key, &data, DB_RMW);
+
+		if (rc == 0 && data.size == sizeof(buf))
+			v = stats_get64(buf);
+		else if (rc == 0 || rc == DB_BUFFER_SMALL)	/* not ours: start over */
+			mtad_log(MTAD_LOG_WARNING, "queue: statistics: %s had a malformed value",
+				 e->key);
+		else if (rc != DB_NOTFOUND)
+			return rc;
+		v = v > UINT64_MAX - e->delta ? UINT64_MAX : v + e->delta;
+		stats_put64(buf, v);
+		data = (DBT){ .data = buf, .size = sizeof(buf) };
+		if ((rc = q->stats->put(q->stats, txn, &key, &data, 0)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* queue_stats_apply - see queue_impl.h. The table's hash index is not
+ * used after this, so the entries may be reordered. */
+int queue_stats_apply(struct queue *q, struct queue_stats_table *t)
+{
+	qsort(t->ent, t->n, sizeof(*t->ent), stats_entry_cmp);
+	return queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_apply_txn, t);
+}
+
+struct stats_expire {
+	char cutoff[QUEUE_STATS_DAY_LEN + 1];	/* first day kept */
+	DBT key;		/* DB_DBT_REALLOC buffer, reused */
+	size_t removed;		/* by the last transaction */
+	bool end;
+};
+
+/* stats_closecur - closes a cursor, keeping the first error. */
+static int stats_closecur(DBC *c, int rc)
+{
+	int crc = c->close(c);
+
+	return rc != 0 ? rc : crc;
+}
+
+/* stats_expired - does the key sort before the first kept day? */
+static bool stats_expired(const DBT *key, const char *cutoff)
+{
+	size_t n = key->size < QUEUE_STATS_DAY_LEN ? key->size : QUEUE_STATS_DAY_LEN;
+	int cmp = memcmp(key->data, cutoff, n);
+
+	return cmp < 0 || (cmp == 0 && n < QUEUE_STATS_DAY_LEN);
+}
+
+/* stats_expire_txn - deletes up to STATS_EXPIRE_BATCH expired keys from the start. */
+static int stats_expire_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct stats_expire *x = arg;
+	DBT data = { .flags = DB_DBT_USERMEM | DB_DBT_PARTIAL };
+	DBC *c;
+	int rc;
+
+	x->removed = 0;
+	x->end = false;
+	if ((rc = q->stats->cursor(q->stats, txn, &c, 0)) != 0)
+		return rc;
+	rc = c->get(c, &x->key, &data, DB_FIRST | DB_RMW);
+	while (rc == 0 && x->removed < STATS_EXPIRE_BATCH) {
+		if (!stats_expired(&x->key, x->cutoff)) {
+			x->end = true;
+			break;
+		}
+		if ((rc = c->del(c, 0)) != 0)
+			break;
+		x->removed++;
+		rc = c->get(c, &x->key, &data, DB_NEXT | DB_RMW);
+	}
+	if (rc == DB_NOTFOUND) {
+		x->end = true;
+		rc = 0;
+	}
+	return stats_closecur(c, rc);
+}
+
+/* queue_stats_expire - see queue_impl.h. */
+int queue_stats_expire(struct queue *q, time_t now, size_t *removed)
+{
+	struct stats_expire x = { .key = { .flags = DB_DBT_REALLOC } };
+	unsigned keep = q->opt.stats_keep_days < 36500 ? q->opt.stats_keep_days : 36500;
+	int rc;
+
+	*removed = 0;
+	if (queue_stats_day(now, -(int)keep, x.cutoff) < 0)
+		return EINVAL;
+	do {
+		rc = queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_expire_txn, &x);
+		if (rc == 0)
+			*removed += x.removed;
+	} while (rc == 0 && !x.end);
+	free(x.key.data);
+	return rc;
+}
+
+/* ---- reading (any thread; mtaq) ---- */
+
+struct stats_row {
+	char key[QUEUE_STATS_KEY_MAX + 1];
+	uint64_t value;
+};
+
+struct stats_scan {
+	const char *prefix;
+	size_t plen;
+	unsigned char *after;	/* last key of the batches before, NULL at the start */
+	size_t afterlen;
+	unsigned char *last;	/* last key of this batch: after, once it committed */
+	size_t lastlen;
+	struct stats_row row[STATS_BATCH];
+	size_t n;
+	bool end;
+};
+
+/* stats_keep_row - copies a well-formed row into the batch. */
+static void stats_keep_row(struct stats_scan *s, const DBT *key, const DBT *data)
+{
+	struct stats_row *r = &s->row[s->n];
+
+	if (key->size > QUEUE_STATS_KEY_MAX || data->size != 8)
+		return;
+	memcpy(r->key, key->data, key->size);
+	r->key[key->size] = '\0';
+	if (stats_key_len(r->key, QUEUE_STATS_KEY_MAX) != key->size)
+		return;
+	r->value = stats_get64(data->data);
+	s->n++;
+}
+
+/* stats_remember - keeps key as the place the next batch starts after. */
+static int stats_remember(struct stats_scan *s, const DBT *key)
+{
+	unsigned char *p = malloc(key->size ? key->size : 1);
+
+	if (p == NULL)
+		return ENOMEM;
+	memcpy(p, key->data, key->size);
+	free(s->last);
+	s->last = p;
+	s->lastlen = key->size;
+	return 0;
+}
+
+/* stats_scan_txn - copies up to STATS_BATCH rows under the prefix (a txn fn). */
+static int stats_scan_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct stats_scan *s = arg;
+	DBT key = { .flags = DB_DBT_MALLOC }, data = { .flags = DB_DBT_MALLOC };
+	bool first = true;
+	DBC *c;
+	int rc;
+
+	/* A deadlock retry starts again from the batch's beginning. */
+	s->n = 0;
+	s->end = false;
+	free(s->last);
+	s->last = NULL;
+	if ((rc = q->stats->cursor(q->stats, txn, &c, DB_READ_COMMITTED)) != 0)
+		return rc;
+	key.data = s->after ? s->after : (unsigned char *)s->prefix;
+	key.size = (uint32_t)(s->after ? s->afterlen : s->plen);
+	rc = c->get(c, &key, &data, DB_SET_RANGE);
+	while (rc == 0) {
+		bool again = first && s->after != NULL && key.size == s->afterlen &&
+			     memcmp(key.data, s->after, key.size) == 0;
+
+		first = false;
+		if (key.size < s->plen || memcmp(key.data, s->prefix, s->plen) != 0) {
+			s->end = true;
+		} else if (!again) {
+			stats_keep_row(s, &key, &data);
+			rc = stats_remember(s, &key);
+		}
+		free(key.data);
+		free(data.data);
+		key = (DBT){ .flags = DB_DBT_MALLOC };
+		data = (DBT){ .flags = DB_DBT_MALLOC };
+		if (rc != 0 || s->end || s->n == STATS_BATCH)
+			break;
+		rc = c->get(c, &key, &data, DB_NEXT);
+	}
+	if (rc == DB_NOTFOUND) {
+		s->end = true;
+		rc = 0;
+	}
+	return stats_closecur(c, rc);
+}
+
+/* queue_stats_foreach - see queue.h. */
+int queue_stats_foreach(struct queue *q, const char *prefix, queue_stats_fn fn, void *arg)
+{
+	struct stats_scan *s = calloc(1, sizeof(*s));
+	int rc = QUEUE_OK;
+
+	if (s == NULL) {
+		queue_seterr(q, "out of memory");
+		return QUEUE_ERROR;
+	}
+	s->prefix = prefix ? prefix : "";
+	s->plen = strlen(s->prefix);
+	for (;;) {
+		int dbrc = queue_txn_run(q, DB_READ_COMMITTED, 0, stats_scan_txn, s);
+		bool stop = false;
+
+		if (dbrc != 0) {
+			queue_seterr(q, "reading stats.db: %s", db_strerror(dbrc));
+			rc = QUEUE_ERROR;
+			break;
+		}
+		for (size_t i = 0; i < s->n && !stop; i++)
+			stop = fn(arg, s->row[i].key, s->row[i].value) != 0;
+		if (stop || s->end || s->last == NULL)
+			break;
+		free(s->after);
+		s->after = s->last;
+		s->afterlen = s->lastlen;
+		s->last = NULL;
+	}
+	free(s->after);
+	free(s->last);
+	free(s);
+	return rc;
+}
