@@ -165,8 +165,9 @@ static bool dcontent(char c)
 }
 
 /*
- * name_shape - labels of name characters, none empty or over 63, at most
- * one trailing dot. No dot at all is fine here: that is non-fqdn's call.
+ * name_shape - labels of name characters, none empty or over 63 (the one
+ * trailing dot allowed is already gone). No dot at all is fine here:
+ * that is non-fqdn's call.
  */
 static bool name_shape(const char *s, size_t len)
 {
@@ -184,7 +185,7 @@ static bool name_shape(const char *s, size_t len)
 		if (label > 63)
 			return false;
 	}
-	return true;
+	return label > 0;
 }
 
 /* literal_shape - "[" dcontent... "]". Whether it is an address is decided later. */
