@@ -1,0 +1,366 @@
+/*
+ * queue_stats.c - the statistics counters against a real Berkeley DB
+ * environment in a temporary directory, with a libuv loop and the
+ * writer thread: sums, key checks, the bound on distinct keys, the
+ * once-a-second timer, expiry of old days (direct and at writer start),
+ * the final flush at stop and reopening, and counters written while 100
+ * messages commit. White-box where it triggers expiry (queue_impl.h).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "queue/queue_impl.h"
+#include "t/unit/tap.h"
+
+struct ctx {
+	struct queue *q;
+	uv_loop_t loop;
+	struct queue_id_gen gen;
+	char spool[64];
+	char today[QUEUE_STATS_DAY_LEN + 1];
+};
+
+struct msg {
+	char qid[QUEUE_ID_LEN + 1];
+	struct queue_incoming *in;
+	int done, status;
+};
+
+/* rm_one - nftw callback removing one file or directory. */
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+/* key_of - "DAY/what" into buf. */
+static const char *key_of(char *buf, size_t size, const char *day, const char *what)
+{
+	snprintf(buf, size, "%s/%s", day, what);
+	return buf;
+}
+
+/* flush - hands the pending counters to the writer and waits for them. */
+static void flush(struct ctx *c)
+{
+	queue_stats_flush(c->q);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+}
+
+struct lookup {
+	const char *key;
+	uint64_t value;
+	int found;
+	size_t rows;
+	int ordered;
+	char last[QUEUE_STATS_KEY_MAX + 1];
+};
+
+/* lookup_fn - queue_stats_foreach callback: finds one key, counts rows, checks order. */
+static int lookup_fn(void *arg, const char *key, uint64_t value)
+{
+	struct lookup *l = arg;
+
+	if (l->rows > 0 && strcmp(l->last, key) >= 0)
+		l->ordered = 0;
+	snprintf(l->last, sizeof(l->last), "%s", key);
+	l->rows++;
+	if (l->key != NULL && strcmp(l->key, key) == 0) {
+		l->found++;
+		l->value = value;
+	}
+	return 0;
+}
+
+/* stat_get - the stored value of key (0 when absent; *found says which). */
+static uint64_t stat_get(struct queue *q, const char *key, int *found)
+{
+	struct lookup l = { .key = key, .ordered = 1 };
+
+	if (queue_stats_foreach(q, key, lookup_fn, &l) != QUEUE_OK)
+		abort();
+	if (found != NULL)
+		*found = l.found;
+	return l.value;
+}
+
+/* stat_rows - how many counters start with prefix (-1 when out of order). */
+static long stat_rows(struct queue *q, const char *prefix)
+{
+	struct lookup l = { .ordered = 1 };
+
+	if (queue_stats_foreach(q, prefix, lookup_fn, &l) != QUEUE_OK)
+		abort();
+	return l.ordered ? (long)l.rows : -1;
+}
+
+/* test_sum - many adds to one key sum up; a later flush adds to the stored value. */
+static void test_sum(struct tap *t, struct ctx *c)
+{
+	char k1[64], k2[64];
+	int ok = 0, found;
+
+	key_of(k1, sizeof(k1), c->today, "reject/own-name");
+	key_of(k2, sizeof(k2), c->today, "ip/own-name/192.0.2.7");
+	for (int i = 0; i < 1000; i++)
+		ok += queue_stats_add(c->q, k1, 1) == 0;
+	ok += queue_stats_add(c->q, k2, 5) == 0;
+	TAP_OK(t, ok == 1001, "1001 adds accepted");
+	TAP_OK(t, queue_stats_table_size(c->q->stats_pending) == 2, "two distinct keys pending");
+	TAP_OK(t, stat_get(c->q, k1, &found) == 0 && found == 0, "nothing on disk before a flush");
+	flush(c);
+	TAP_OK(t, c->q->stats_pending == NULL, "the flush took the table");
+	TAP_OK(t, stat_get(c->q, k1, &found) == 1000 && found == 1, "1000 adds of 1 read back as 1000");
+	TAP_OK(t, stat_get(c->q, k2, NULL) == 5, "delta 5 read back");
+	queue_stats_add(c->q, k1, 234);
+	TAP_OK(t, queue_stats_add(c->q, k1, 0) == 0, "delta 0 is a no-op");
+	flush(c);
+	TAP_OK(t, stat_get(c->q, k1, NULL) == 1234, "a second flush adds to the stored 1000");
+	TAP_OK(t, queue_stats_add(c->q, k1, UINT64_MAX) == 0 &&
+		  queue_stats_add(c->q, k1, 7) == 0, "huge deltas accepted");
+	flush(c);
+	TAP_OK(t, stat_get(c->q, k1, NULL) == UINT64_MAX, "sums saturate instead of wrapping");
+}
+
+/* test_keys - malformed keys are refused. */
+static void test_keys(struct tap *t, struct ctx *c)
+{
+	char k[QUEUE_STATS_KEY_MAX + 8];
+	size_t n;
+
+	n = (size_t)snprintf(k, sizeof(k), "%s/helo/", c->today);
+	memset(k + n, 'a', QUEUE_STATS_KEY_MAX - n);
+	k[QUEUE_STATS_KEY_MAX] = '\0';
+	TAP_OK(t, queue_stats_add(c->q, k, 1) == 0, "a %d-byte key is accepted", QUEUE_STATS_KEY_MAX);
+	k[QUEUE_STATS_KEY_MAX] = 'a';
+	k[QUEUE_STATS_KEY_MAX + 1] = '\0';
+	errno = 0;
+	TAP_OK(t, queue_stats_add(c->q, k, 1) == -1 && errno == EINVAL,
+	       "a %d-byte key is refused", QUEUE_STATS_KEY_MAX + 1);
+	static const char *const bad[] = {
+		"/helo/x", "2026112/helo/x", "2026x127/helo/x", "20261127helo/x", "20261127/",
+		"20261127/helo/a b", "20261127/helo/a\r\nb", "20261127/helo/\x7f",
+		"20261127/helo/\xc3\xa9", "helo/x",
+	};
+	long before = stat_rows(c->q, "");
+	int refused = 0;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused += queue_stats_add(c->q, bad[i], 1) == -1 && errno == EINVAL;
+	TAP_OK(t, refused == (int)(sizeof(bad) / sizeof(bad[0])),
+	       "%d malformed keys (no date, blank, CR LF, DEL, 8-bit) refused", refused);
+	TAP_OK(t, queue_stats_add(c->q, NULL, 1) == -1, "a NULL key is refused");
+	flush(c);
+	TAP_OK(t, stat_rows(c->q, "") == before + 1, "only the good key reached the disk");
+	k[QUEUE_STATS_KEY_MAX] = '\0';
+	TAP_OK(t, stat_get(c->q, k, NULL) == 1, "the longest key reads back");
+}
+
+/* test_bound - at most QUEUE_STATS_MAX_PENDING distinct keys between flushes. */
+static void test_bound(struct tap *t, struct ctx *c)
+{
+	char k[64], prefix[32];
+	int ok = 0;
+
+	key_of(prefix, sizeof(prefix), c->today, "bound/");
+	for (int i = 0; i < QUEUE_STATS_MAX_PENDING; i++) {
+		snprintf(k, sizeof(k), "%s%05d", prefix, i);
+		ok += queue_stats_add(c->q, k, 1) == 0;
+	}
+	TAP_OK(t, ok == QUEUE_STATS_MAX_PENDING, "%d distinct keys accepted", ok);
+	snprintf(k, sizeof(k), "%sextra", prefix);
+	errno = 0;
+	TAP_OK(t, queue_stats_add(c->q, k, 1) == -1 && errno == ENOSPC,
+	       "key %d is dropped (ENOSPC)", QUEUE_STATS_MAX_PENDING + 1);
+	snprintf(k, sizeof(k), "%s%05d", prefix, 42);
+	TAP_OK(t, queue_stats_add(c->q, k, 9) == 0, "a key already in the table still counts");
+	flush(c);
+	TAP_OK(t, stat_rows(c->q, prefix) == QUEUE_STATS_MAX_PENDING,
+	       "%d counters stored, in key order", QUEUE_STATS_MAX_PENDING);
+	TAP_OK(t, stat_get(c->q, k, NULL) == 10, "the repeated key holds 10");
+	snprintf(k, sizeof(k), "%sextra", prefix);
+	TAP_OK(t, queue_stats_add(c->q, k, 1) == 0, "after the flush new keys are taken again");
+	flush(c);
+}
+
+/* on_tick - the test's own (referenced) timer: ends the wait. */
+static void on_tick(uv_timer_t *timer)
+{
+	uv_close((uv_handle_t *)timer, NULL);
+}
+
+/* test_timer - without queue_stats_flush the counters reach the disk within ~1 s. */
+static void test_timer(struct tap *t, struct ctx *c)
+{
+	uv_timer_t wait;
+	char k[64];
+
+	key_of(k, sizeof(k), c->today, "conn/non-fqdn");
+	queue_stats_add(c->q, k, 3);
+	if (uv_timer_init(&c->loop, &wait) != 0 ||
+	    uv_timer_start(&wait, on_tick, QUEUE_STATS_FLUSH_MS + 500, 0) != 0)
+		abort();
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	TAP_OK(t, stat_get(c->q, k, NULL) == 3, "the writer's timer flushed within %d ms",
+	       QUEUE_STATS_FLUSH_MS + 500);
+}
+
+/* test_expire - days older than stats_keep_days (8) go; the rest stay. */
+static void test_expire(struct tap *t, struct ctx *c)
+{
+	char d8[QUEUE_STATS_DAY_LEN + 1], d9[QUEUE_STATS_DAY_LEN + 1], k[64], err[200];
+	const char *old = "20000101/reject/bare-ip";
+	size_t removed = 99;
+	int found, rc;
+
+	if (queue_stats_day(time(NULL), -8, d8) < 0 || queue_stats_day(time(NULL), -9, d9) < 0)
+		abort();
+	queue_stats_add(c->q, key_of(k, sizeof(k), d8, "reject/localhost"), 1);
+	queue_stats_add(c->q, key_of(k, sizeof(k), d9, "reject/localhost"), 1);
+	queue_stats_add(c->q, key_of(k, sizeof(k), d9, "helo/old.example"), 1);
+	queue_stats_add(c->q, old, 1);
+	flush(c);
+	TAP_OK(t, stat_rows(c->q, d9) == 2 && stat_rows(c->q, "20000101/") == 1,
+	       "old days written through queue_stats_add");
+	rc = queue_stats_expire(c->q, time(NULL), &removed);
+	TAP_OK(t, rc == 0 && removed == 3, "expiry removed %zu keys (expected 3)", removed);
+	TAP_OK(t, stat_rows(c->q, d9) == 0 && stat_rows(c->q, "20000101/") == 0,
+	       "9 days ago and 2000-01-01 are gone");
+	TAP_OK(t, stat_rows(c->q, d8) == 1, "8 days ago is kept");
+	TAP_OK(t, stat_get(c->q, key_of(k, sizeof(k), c->today, "reject/own-name"), NULL) ==
+		  UINT64_MAX, "today is kept");
+	rc = queue_stats_expire(c->q, time(NULL), &removed);
+	TAP_OK(t, rc == 0 && removed == 0, "a second expiry finds nothing");
+
+	/* At writer start: the writer thread expires before its first job. */
+	queue_stats_add(c->q, old, 1);
+	flush(c);
+	TAP_OK(t, stat_get(c->q, old, &found) == 1 && found, "old key planted again");
+	queue_writer_stop(c->q);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	TAP_OK(t, queue_writer_start(c->q, &c->loop, err, sizeof(err)) == 0, "writer restarted");
+	queue_stats_add(c->q, key_of(k, sizeof(k), c->today, "conn/non-fqdn"), 1);
+	flush(c);
+	TAP_OK(t, stat_get(c->q, old, &found) == 0 && !found, "expired at writer start");
+	TAP_OK(t, stat_get(c->q, k, NULL) == 4, "today's counter kept and added to");
+}
+
+/* on_commit - records the outcome of a message commit. */
+static void on_commit(void *arg, int status, const char *errmsg)
+{
+	struct msg *m = arg;
+
+	(void)errmsg;
+	m->done++;
+	m->status = status;
+}
+
+/* on_resume - not needed: the test bodies are one partial chunk. */
+static void on_resume(void *arg)
+{
+	(void)arg;
+}
+
+/* test_concurrent - 100 message commits with counters added and flushed among them. */
+static void test_concurrent(struct tap *t, struct ctx *c)
+{
+	enum { N = 100 };
+	struct msg *m = calloc(N, sizeof(*m));
+	struct queue_rcpt rcpt = { .addr = "rcpt@example.org" };
+	struct queue_envelope env = { .sender = "s@example.com", .rcpt = &rcpt, .nrcpt = 1,
+				      .client_ip = "192.0.2.9", .protocol = "ESMTP" };
+	char k[64], ip[80];
+	uint64_t c0, f0, c1, f1;
+	int ok = 0, adds = 0;
+
+	if (m == NULL)
+		abort();
+	queue_writer_stats(c->q, &c0, &f0);
+	key_of(k, sizeof(k), c->today, "accept/unauth");
+	for (int i = 0; i < N; i++) {
+		struct timeval tv;
+
+		gettimeofday(&tv, NULL);
+		queue_id_next(&c->gen, tv.tv_sec, (int32_t)tv.tv_usec, m[i].qid);
+		if ((m[i].in = queue_incoming_new(c->q, m[i].qid, on_resume, &m[i])) == NULL ||
+		    queue_incoming_write(m[i].in, "Subject: x\r\n\r\nhi\r\n", 18) < 0 ||
+		    queue_incoming_commit(m[i].in, &env, on_commit, &m[i]) != 0)
+			abort();
+		adds += queue_stats_add(c->q, k, 1) == 0;
+		snprintf(ip, sizeof(ip), "%s/ip/relay/198.51.100.%d", c->today, i);
+		adds += queue_stats_add(c->q, ip, 1) == 0;
+		if (i % 10 == 9) {
+			queue_stats_flush(c->q);	/* lands in the writer's batches */
+			uv_run(&c->loop, UV_RUN_NOWAIT);
+		}
+	}
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	queue_writer_stats(c->q, &c1, &f1);
+	for (int i = 0; i < N; i++)
+		ok += m[i].done == 1 && m[i].status == 0;
+	TAP_OK(t, ok == N && c1 - c0 == N, "%d of %d commits succeeded beside the counters", ok, N);
+	TAP_OK(t, adds == 2 * N, "%d counter adds accepted", adds);
+	TAP_OK(t, stat_get(c->q, k, NULL) == N, "accept counter holds %d", N);
+	snprintf(ip, sizeof(ip), "%s/ip/relay/", c->today);
+	TAP_OK(t, stat_rows(c->q, ip) == N, "%d distinct address keys stored", N);
+	free(m);
+}
+
+/* test_reopen - the last adds go at stop; everything survives close and reopen. */
+static void test_reopen(struct tap *t, struct ctx *c)
+{
+	char k[64], err[200] = "";
+
+	key_of(k, sizeof(k), c->today, "accept/auth");
+	queue_stats_add(c->q, k, 11);	/* no flush: queue_writer_stop must write it */
+	queue_writer_stop(c->q);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	errno = 0;
+	TAP_OK(t, queue_stats_add(c->q, k, 1) == -1 && errno == ESHUTDOWN,
+	       "no adds without a writer");
+	queue_close(c->q);
+	c->q = queue_open(&(struct queue_options){ .spool_directory = c->spool }, err, sizeof(err));
+	TAP_OK(t, c->q != NULL, "reopened (%s)", err);
+	if (c->q == NULL)
+		abort();
+	TAP_OK(t, stat_get(c->q, k, NULL) == 11, "the add made just before stop survived");
+	TAP_OK(t, stat_get(c->q, key_of(k, sizeof(k), c->today, "accept/unauth"), NULL) == 100,
+	       "counters survive close and reopen");
+	TAP_OK(t, stat_rows(c->q, "") > QUEUE_STATS_MAX_PENDING, "foreach over everything (%ld rows)",
+	       stat_rows(c->q, ""));
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/queue_stats.XXXXXX", err[200] = "";
+	struct ctx c = { 0 };
+	struct tap t = { 0 };
+
+	if (mkdtemp(dir) == NULL || uv_loop_init(&c.loop) != 0 ||
+	    queue_stats_day(time(NULL), 0, c.today) < 0)
+		abort();
+	snprintf(c.spool, sizeof(c.spool), "%s/spool", dir);
+	c.q = queue_open(&(struct queue_options){ .spool_directory = c.spool }, err, sizeof(err));
+	TAP_OK(&t, c.q != NULL, "queue_open creates %s (%s)", c.spool, err);
+	if (c.q == NULL)
+		return tap_done(&t);
+	TAP_OK(&t, c.q->opt.stats_keep_days == 8, "stats_keep_days defaults to 8");
+	TAP_OK(&t, stat_rows(c.q, "") == 0, "a new stats.db is empty");
+	TAP_OK(&t, queue_stats_add(c.q, "20261127/reject/own-name", 1) == -1 && errno == ESHUTDOWN,
+	       "adds need the writer");
+	TAP_OK(&t, queue_writer_start(c.q, &c.loop, err, sizeof(err)) == 0, "writer started");
+	test_sum(&t, &c);
+	test_keys(&t, &c);
+	test_bound(&t, &c);
+	test_timer(&t, &c);
+	test_expire(&t, &c);
+	test_concurrent(&t, &c);
+	test_reopen(&t, &c);
+	queue_close(c.q);
+	TAP_OK(&t, uv_loop_close(&c.loop) == 0, "loop closes: no handle left behind");
+	TAP_OK(&t, nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp directory removed");
+	return tap_done(&t);
+}
