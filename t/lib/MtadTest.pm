@@ -388,15 +388,17 @@ sub wait_log {
 
 # ---- talking SMTP ----
 
-# raw(host => ADDR, port => N) - a connected socket with the greeting
-# read. In list context also returns the greeting.
+# raw(host => ADDR, port => N, local => ADDR) - a connected socket with
+# the greeting read; local binds the client end (e.g. 127.0.0.2, to be
+# another client). In list context also returns the greeting.
 sub raw {
 	my ($self, %o) = @_;
 	my $host = $o{host} // '127.0.0.1';
 	my $port = $o{port} // $self->{port};
+	my @local = defined $o{local} ? (LocalAddr => $o{local}) : ();
 	my $s = $host =~ /:/
-		? IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Timeout => 30)
-		: IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 30);
+		? IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Timeout => 30, @local)
+		: IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 30, @local);
 	croak "connect to $host port $port: $@" unless $s;
 	$s->autoflush(1);
 	my $greeting = $self->read_reply($s);
