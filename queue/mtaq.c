@@ -6,6 +6,7 @@
  *   mtaq [-c CONFIG] delete ID...
  *   mtaq [-c CONFIG] count
  *   mtaq [-c CONFIG] summary              qshape-like table by domain and age
+ *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
  *
  * Runs beside a busy mtad: it reads through queue_foreach (which holds
  * no lock while we print) and closes the environment on every exit path
@@ -32,6 +33,9 @@
 #define MTAQ_EXIT_USAGE 2
 #define MTAQ_NBUCKETS 10	/* qshape: 5 10 20 ... 1280 minutes, then older */
 #define MTAQ_INDENT 46		/* where sender and recipients start in `list` */
+#define MTAQ_DEFAULT_DAYS 7	/* `stats`: today and the last 7 days */
+#define MTAQ_MAX_DAYS 3650
+#define MTAQ_TOP_HELO 10
 
 struct mtaq {
 	const char *config;
@@ -39,6 +43,7 @@ struct mtaq {
 	char **args;		/* operands after the command */
 	int nargs;
 	bool json, body;
+	int days;		/* stats --days */
 	struct queue *q;
 };
 
@@ -52,6 +57,11 @@ static void usage(FILE *out)
 		"  delete ID...              remove messages from the queue\n"
 		"  count                     number of queued messages\n"
 		"  summary                   recipients by domain and age (qshape style)\n"
+		"  stats [--json] [--days N] HELO policy statistics: rejected attempts,\n"
+		"                            connections and clients per rule, accepted\n"
+		"                            messages, top rejected HELO names; today and\n"
+		"                            the last N days (default 7; days are kept\n"
+		"                            for stats_keep_days, 8 by default)\n"
 		"CONFIG defaults to " MTAQ_DEFAULT_CONFIG ".\n");
 }
 
@@ -763,7 +773,415 @@ static int cmd_summary(struct mtaq *m)
 	return status || s.damaged > 0;
 }
 
+/* ---- stats ---- */
+
+/* The HELO rules in the order they are checked (policy/policy.h), then relay. */
+static const char *const rule_order[] = {
+	"no-helo", "helo-syntax", "own-name", "own-address", "localhost", "non-fqdn",
+	"under-own-name", "bare-ip", "literal-mismatch", "unresolvable", "no-rdns", "relay",
+};
+#define MTAQ_NRULE_ORDER (sizeof(rule_order) / sizeof(rule_order[0]))
+
+enum { TODAY = 0, PERIOD = 1 };
+
+struct rule_row {
+	char *name;
+	uint64_t rejected[2], conns[2], clients[2];
+	void *ips;		/* tsearch tree: the period's distinct addresses */
+};
+
+struct helo_row {
+	char *name;
+	uint64_t count;
+};
+
+struct stats {
+	void *rules, *helos;	/* tsearch trees of struct rule_row, helo_row */
+	uint64_t auth[2], unauth[2];
+	struct rule_row **rule_list;
+	struct helo_row **helo_list;
+	size_t nrules, nhelos;
+	bool today;		/* the day being read is today */
+	bool any, oom;
+	char day[QUEUE_STATS_DAY_LEN + 1], first[QUEUE_STATS_DAY_LEN + 1];
+};
+
+/* name_cmp - tsearch order of rows (both structs start with the name). */
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* str_cmp - tsearch order of plain strings. */
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* row_of - the row named name (len bytes) in tree, created with size bytes when new. */
+static void *row_of(void **tree, const char *name, size_t len, size_t size, size_t *count)
+{
+	char *key = strndup(name, len);
+	char **found, **row;
+
+	if (key == NULL)
+		return NULL;
+	if ((found = tfind(&key, tree, name_cmp)) != NULL) {
+		free(key);
+		return *found;
+	}
+	if ((row = calloc(1, size)) == NULL) {
+		free(key);
+		return NULL;
+	}
+	*row = key;
+	if (tsearch(row, tree, name_cmp) == NULL) {
+		free(key);
+		free(row);
+		return NULL;
+	}
+	(*count)++;
+	return row;
+}
+
+/* count2 - adds n to the period and, for today's keys, to today. */
+static void count2(const struct stats *st, uint64_t v[2], uint64_t n)
+{
+	v[PERIOD] += n;
+	if (st->today)
+		v[TODAY] += n;
+}
+
+/* count_ip - one "ip/RULE/IP" key: a client today, and in the period once. */
+static int count_ip(struct stats *st, const char *what)
+{
+	const char *slash = strchr(what, '/');
+	struct rule_row *r;
+	char *ip, **node;
+
+	if (slash == NULL || slash == what || slash[1] == '\0')
+		return 0;	/* not ours: ignored */
+	r = row_of(&st->rules, what, (size_t)(slash - what), sizeof(*r), &st->nrules);
+	if (r == NULL || (ip = strdup(slash + 1)) == NULL)
+		return -1;
+	if ((node = tsearch(ip, &r->ips, str_cmp)) == NULL) {
+		free(ip);
+		return -1;
+	}
+	if (*node != ip)
+		free(ip);
+	else
+		r->clients[PERIOD]++;
+	if (st->today)
+		r->clients[TODAY]++;
+	return 0;
+}
+
+/* stats_fn - queue_stats_foreach callback for one day's keys (see queue.h). */
+static int stats_fn(void *arg, const char *key, uint64_t value)
+{
+	struct stats *st = arg;
+	const char *what = key + QUEUE_STATS_DAY_LEN + 1;
+	uint64_t *v = NULL;
+	int rc = 0;
+
+	if (strncmp(what, "reject/", 7) == 0 || strncmp(what, "conn/", 5) == 0) {
+		bool reject = what[0] == 'r';
+		const char *name = what + (reject ? 7 : 5);
+		struct rule_row *r;
+
+		if (*name == '\0' || strchr(name, '/') != NULL)
+			return 0;
+		if ((r = row_of(&st->rules, name, strlen(name), sizeof(*r), &st->nrules)) == NULL)
+			rc = -1;
+		else
+			v = reject ? r->rejected : r->conns;
+	} else if (strncmp(what, "ip/", 3) == 0) {
+		rc = count_ip(st, what + 3);
+	} else if (strncmp(what, "helo/", 5) == 0 && what[5] != '\0') {
+		struct helo_row *h = row_of(&st->helos, what + 5, strlen(what + 5), sizeof(*h),
+					    &st->nhelos);
+
+		if (h == NULL)
+			rc = -1;
+		else
+			h->count += value;
+	} else if (strcmp(what, "accept/auth") == 0) {
+		v = st->auth;
+	} else if (strcmp(what, "accept/unauth") == 0) {
+		v = st->unauth;
+	}
+	if (v != NULL)
+		count2(st, v, value);
+	if (rc < 0)
+		st->oom = true;
+	return st->oom;
+}
+
+/* any_fn - queue_stats_foreach callback: is there any counter at all? */
+static int any_fn(void *arg, const char *key, uint64_t value)
+{
+	(void)key;
+	(void)value;
+	*(bool *)arg = true;
+	return 1;
+}
+
+/* rule_rank - the place of a rule: the known ones in order, then the rest. */
+static size_t rule_rank(const char *name)
+{
+	for (size_t i = 0; i < MTAQ_NRULE_ORDER; i++)
+		if (strcmp(name, rule_order[i]) == 0)
+			return i;
+	return MTAQ_NRULE_ORDER;
+}
+
+/* rule_list_order - qsort: known rules in check order, others alphabetically. */
+static int rule_list_order(const void *a, const void *b)
+{
+	const struct rule_row *x = *(struct rule_row *const *)a, *y = *(struct rule_row *const *)b;
+	size_t rx = rule_rank(x->name), ry = rule_rank(y->name);
+
+	if (rx != ry)
+		return rx < ry ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* helo_list_order - qsort: most rejected first, then by name. */
+static int helo_list_order(const void *a, const void *b)
+{
+	const struct helo_row *x = *(struct helo_row *const *)a, *y = *(struct helo_row *const *)b;
+
+	if (x->count != y->count)
+		return x->count < y->count ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+/* collect_rule, collect_helo - twalk_r callbacks gathering rows for sorting. */
+static void collect_rule(const void *node, VISIT which, void *arg)
+{
+	struct stats *st = arg;
+
+	if (which == postorder || which == leaf)
+		st->rule_list[st->nrules++] = *(struct rule_row *const *)node;
+}
+
+static void collect_helo(const void *node, VISIT which, void *arg)
+{
+	struct stats *st = arg;
+
+	if (which == postorder || which == leaf)
+		st->helo_list[st->nhelos++] = *(struct helo_row *const *)node;
+}
+
+/* stats_sort - the rules and HELO names as sorted arrays; -1 on ENOMEM. */
+static int stats_sort(struct stats *st)
+{
+	size_t nr = st->nrules, nh = st->nhelos;
+
+	st->rule_list = calloc(nr ? nr : 1, sizeof(*st->rule_list));
+	st->helo_list = calloc(nh ? nh : 1, sizeof(*st->helo_list));
+	if (st->rule_list == NULL || st->helo_list == NULL)
+		return -1;
+	st->nrules = st->nhelos = 0;
+	twalk_r(st->rules, collect_rule, st);
+	twalk_r(st->helos, collect_helo, st);
+	qsort(st->rule_list, st->nrules, sizeof(*st->rule_list), rule_list_order);
+	qsort(st->helo_list, st->nhelos, sizeof(*st->helo_list), helo_list_order);
+	return 0;
+}
+
+/* rule_free, helo_free - tdestroy callbacks. */
+static void rule_free(void *p)
+{
+	struct rule_row *r = p;
+
+	tdestroy(r->ips, free);
+	free(r->name);
+	free(r);
+}
+
+static void helo_free(void *p)
+{
+	struct helo_row *h = p;
+
+	free(h->name);
+	free(h);
+}
+
+/* iso_day - "YYYY-MM-DD" from a key's "YYYYMMDD". */
+static void iso_day(const char *day, char out[11])
+{
+	snprintf(out, 11, "%.4s-%.2s-%.2s", day, day + 4, day + 6);
+}
+
+/* json_group - {"rejected":..,"connections":..,"clients":..} of one column group. */
+static void json_group(const struct rule_row *r, int g)
+{
+	printf("{\"rejected\":%llu,\"connections\":%llu,\"clients\":%llu}",
+	       (unsigned long long)r->rejected[g], (unsigned long long)r->conns[g],
+	       (unsigned long long)r->clients[g]);
+}
+
+/* stats_json - `stats --json`. */
+static void stats_json(const struct stats *st, int days)
+{
+	char today[11];
+	size_t top = st->nhelos < MTAQ_TOP_HELO ? st->nhelos : MTAQ_TOP_HELO;
+
+	iso_day(st->day, today);
+	printf("{\"today\":\"%s\",\"days\":%d,\"rules\":{", today, days);
+	for (size_t i = 0; i < st->nrules; i++) {
+		const struct rule_row *r = st->rule_list[i];
+
+		if (i > 0)
+			putchar(',');
+		json_str(stdout, r->name);
+		fputs(":{\"today\":", stdout);
+		json_group(r, TODAY);
+		fputs(",\"period\":", stdout);
+		json_group(r, PERIOD);
+		putchar('}');
+	}
+	printf("},\"accepted\":{\"today\":{\"authenticated\":%llu,\"unauthenticated\":%llu},"
+	       "\"period\":{\"authenticated\":%llu,\"unauthenticated\":%llu}},\"top_helo\":[",
+	       (unsigned long long)st->auth[TODAY], (unsigned long long)st->unauth[TODAY],
+	       (unsigned long long)st->auth[PERIOD], (unsigned long long)st->unauth[PERIOD]);
+	for (size_t i = 0; i < top; i++) {
+		fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
+		json_str(stdout, st->helo_list[i]->name);
+		printf(",\"count\":%llu}", (unsigned long long)st->helo_list[i]->count);
+	}
+	puts("]}");
+}
+
+/* group_title - "----- label -----" over one column group of width w. */
+static void group_title(const char *label, int w)
+{
+	int pad = w - (int)strlen(label) - 2;
+
+	printf("  %.*s %s %.*s", pad / 2, "--------------------", label, pad - pad / 2,
+	       "--------------------");
+}
+
+/* stats_text - the report for a terminal. Keys were checked by
+ * queue_stats_foreach (graphic ASCII only), so names print as they are. */
+static void stats_text(const struct stats *st, int days)
+{
+	char today[11], first[11];
+	size_t top = st->nhelos < MTAQ_TOP_HELO ? st->nhelos : MTAQ_TOP_HELO;
+
+	iso_day(st->day, today);
+	iso_day(st->first, first);
+	if (days == 0)
+		printf("HELO policy statistics for today (%s)\n\n", today);
+	else
+		printf("HELO policy statistics for today (%s) and the last %d day%s (%s to %s)\n\n",
+		       today, days, days == 1 ? "" : "s", first, today);
+	if (st->nrules == 0) {
+		puts("no rejected attempts in this period");
+	} else {
+		printf("%-18s", "");
+		group_title("today", 29);
+		group_title("period", 29);
+		printf("\n%-18s", "rule");
+		for (int g = 0; g < 2; g++)
+			printf("  %9s %11s %7s", "rejected", "connections", "clients");
+		putchar('\n');
+		for (size_t i = 0; i < st->nrules; i++) {
+			const struct rule_row *r = st->rule_list[i];
+
+			printf("%-18s", r->name);
+			for (int g = 0; g < 2; g++)
+				printf("  %9llu %11llu %7llu", (unsigned long long)r->rejected[g],
+				       (unsigned long long)r->conns[g], (unsigned long long)r->clients[g]);
+			putchar('\n');
+		}
+	}
+	printf("\naccepted messages   today:  %llu authenticated, %llu unauthenticated\n"
+	       "                    period: %llu authenticated, %llu unauthenticated\n",
+	       (unsigned long long)st->auth[TODAY], (unsigned long long)st->unauth[TODAY],
+	       (unsigned long long)st->auth[PERIOD], (unsigned long long)st->unauth[PERIOD]);
+	if (top == 0)
+		return;
+	printf("\ntop rejected HELO names (period)\n%9s  %s\n", "count", "name");
+	for (size_t i = 0; i < top; i++) {
+		printf("%9llu  ", (unsigned long long)st->helo_list[i]->count);
+		put_text(stdout, st->helo_list[i]->name);
+		putchar('\n');
+	}
+}
+
+/* stats_read - reads today and the days before it into st. */
+static int stats_read(struct mtaq *m, struct stats *st, time_t now)
+{
+	for (int off = -m->days; off <= 0; off++) {
+		char prefix[QUEUE_STATS_DAY_LEN + 2];
+
+		if (queue_stats_day(now, off, st->day) < 0) {
+			fprintf(stderr, "mtaq: cannot compute the local date\n");
+			return -1;
+		}
+		if (off == -m->days)
+			memcpy(st->first, st->day, sizeof(st->first));
+		snprintf(prefix, sizeof(prefix), "%s/", st->day);
+		st->today = off == 0;
+		if (queue_stats_foreach(m->q, prefix, stats_fn, st) != QUEUE_OK || st->oom) {
+			fprintf(stderr, "mtaq: %s\n", st->oom ? "out of memory" : queue_strerror(m->q));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* cmd_stats - `mtaq stats [--json] [--days N]`. */
+static int cmd_stats(struct mtaq *m)
+{
+	struct stats st = { 0 };
+	int status = 0;
+
+	if (queue_stats_foreach(m->q, "", any_fn, &st.any) != QUEUE_OK) {
+		fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
+		return 1;
+	}
+	if (!st.any && !m->json) {
+		puts("no policy statistics recorded yet");
+		return 0;
+	}
+	if (stats_read(m, &st, time(NULL)) < 0) {
+		status = 1;
+	} else if (stats_sort(&st) < 0) {
+		fprintf(stderr, "mtaq: out of memory\n");
+		status = 1;
+	} else if (m->json) {
+		stats_json(&st, m->days);
+	} else {
+		stats_text(&st, m->days);
+	}
+	free(st.rule_list);
+	free(st.helo_list);
+	tdestroy(st.rules, rule_free);
+	tdestroy(st.helos, helo_free);
+	return status;
+}
+
 /* ---- main ---- */
+
+/* parse_days - the operand of --days; -1 when not 0..MTAQ_MAX_DAYS. */
+static int parse_days(const char *s, int *days)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || n < 0 || n > MTAQ_MAX_DAYS) {
+		fprintf(stderr, "mtaq: --days wants a number from 0 to %d\n", MTAQ_MAX_DAYS);
+		return -1;
+	}
+	*days = (int)n;
+	return 0;
+}
 
 /* parse_args - options may stand before or after the command. */
 static int parse_args(struct mtaq *m, int argc, char **argv)
@@ -771,6 +1189,7 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 	bool dashdash = false;
 
 	m->config = MTAQ_DEFAULT_CONFIG;
+	m->days = MTAQ_DEFAULT_DAYS;
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
 
@@ -784,6 +1203,13 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 			m->json = true;
 		else if (!dashdash && strcmp(a, "--body") == 0)
 			m->body = true;
+		else if (!dashdash && strcmp(a, "--days") == 0 && i + 1 < argc) {
+			if (parse_days(argv[++i], &m->days) < 0)
+				return -1;
+		} else if (!dashdash && strncmp(a, "--days=", 7) == 0) {
+			if (parse_days(a + 7, &m->days) < 0)
+				return -1;
+		}
 		else if (!dashdash && a[0] == '-' && a[1] != '\0')
 			return -1;
 		else if (m->command == NULL)
@@ -833,7 +1259,7 @@ static int run_command(struct mtaq *m)
 	} cmds[] = {
 		{ "list", cmd_list, false }, { "show", cmd_show, true },
 		{ "delete", cmd_delete, true }, { "count", cmd_count, false },
-		{ "summary", cmd_summary, false },
+		{ "summary", cmd_summary, false }, { "stats", cmd_stats, false },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
