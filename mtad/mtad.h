@@ -152,7 +152,37 @@ typedef void (*mtad_dns_addr_cb)(void *arg, enum mtad_dns_status status, unsigne
 struct mtad_dns_query *mtad_dns_forward(struct mtad_dns *dns, const char *name,
 					mtad_dns_addr_cb cb, void *arg);
 
+/*
+ * The mail exchangers of domain (RFC 5321 §5.1), sorted by preference.
+ * FOUND: nmx >= 1; a null MX (RFC 7505) is one entry with host "".
+ * NOTFOUND: no MX records (the caller may fall back to the domain's own
+ * address). TEMPFAIL also when every exchange name is malformed.
+ */
+struct mtad_dns_mx {
+	unsigned preference;
+	char host[MTAD_HOSTNAME_MAX + 1];	/* lower case, no trailing dot */
+};
+typedef void (*mtad_dns_mx_cb)(void *arg, enum mtad_dns_status status,
+			       const struct mtad_dns_mx *mx, size_t nmx);
+struct mtad_dns_query *mtad_dns_mx(struct mtad_dns *dns, const char *domain,
+				   mtad_dns_mx_cb cb, void *arg);
+
+/*
+ * The lookups above return NULL, and never call cb, when the query was
+ * not started: a malformed name or address (see mtad_dns_hostname_ok),
+ * too many queries in flight, or a resolver being freed. Callbacks are
+ * only ever called from the loop, never from inside these functions.
+ */
+
 /* Stops a query: its callback will not be called. */
 void mtad_dns_cancel(struct mtad_dns_query *q);
+
+/*
+ * Is name a sane host name: letters, digits, hyphens and dots, labels of
+ * 1..63 characters not starting or ending with a hyphen, at most 253
+ * characters, not all-numeric at the end (so never an IPv4 address)? One
+ * trailing dot is allowed. Names from DNS reach users only if this holds.
+ */
+bool mtad_dns_hostname_ok(const char *name);
 
 #endif
