@@ -172,6 +172,8 @@ struct mtad_dns_query *mtad_dns_mx(struct mtad_dns *dns, const char *domain,
  * not started: a malformed name or address (see mtad_dns_hostname_ok),
  * too many queries in flight, or a resolver being freed. Callbacks are
  * only ever called from the loop, never from inside these functions.
+ * A query handle is valid until its callback returns or it is cancelled;
+ * a callback may start lookups, cancel others, or free the resolver.
  */
 
 /* Stops a query: its callback will not be called. */

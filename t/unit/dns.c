@@ -1,8 +1,8 @@
 /*
  * dns.c - unit tests for mtad/dns.c against t/lib/fake-dns, a loopback
  * DNS server started here with a records file in a mkdtemp directory.
- * Forward (A, AAAA, both, NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout),
- * reverse with forward confirmation (IPv4, IPv6, mapped, no PTR, a PTR
+ * Forward (A, AAAA, both, NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout,
+ * a truncated answer retried over TCP), reverse with forward confirmation (IPv4, IPv6, mapped, no PTR, a PTR
  * that does not confirm, hostile and overlong PTR names, failures), MX,
  * cancel, free with queries in flight and from inside a callback, 500
  * lookups at once, the in-flight bound, server list parsing, and the
@@ -114,6 +114,9 @@ static int write_records(const char *path)
 	}
 	fprintf(f, "PTR  22.2.0.192.in-addr.arpa %s\n", longname);
 	fprintf(f, "A    %s 192.0.2.22\n", longname);
+	/* Too big for 512 octets of UDP: truncated, then asked again over TCP. */
+	for (int i = 1; i <= 60; i++)
+		fprintf(f, "A    big.example 203.0.113.%d\n", i);
 	for (int i = 0; i < MANY; i++)
 		fprintf(f, "A    n%d.many.example 198.51.100.%d\n", i, i % 250 + 1);
 	return fclose(f) == 0 ? 0 : -1;
@@ -389,6 +392,9 @@ static void test_forward(struct tap *t, uv_loop_t *loop, struct mtad_dns *dns,
 	r = forward(loop, dns, "Both.Example.");
 	TAP_OK(t, r.calls == 1 && r.status == MTAD_DNS_FOUND && r.n == 3,
 	       "A and AAAA (mixed case, trailing dot): FOUND, 3 addresses (got %u)", r.n);
+	r = forward(loop, dns, "big.example");
+	TAP_OK(t, r.calls == 1 && r.status == MTAD_DNS_FOUND && r.n == 60,
+	       "60 A records (truncated UDP, then TCP): FOUND, 60 addresses (got %u)", r.n);
 	r = forward(loop, dns, "nx.example");
 	TAP_OK(t, r.calls == 1 && r.status == MTAD_DNS_NOTFOUND && r.n == 0, "NXDOMAIN: NOTFOUND");
 	r = forward(loop, dns, "nodata.example");
@@ -609,6 +615,7 @@ static void test_only_our_server(struct tap *t, struct server *s)
 	       log_count(s, "udp n0.many.example AAAA\n") >= 1, "the server saw the many lookups");
 	TAP_OK(t, log_count(s, "udp 10.2.0.192.in-addr.arpa PTR\n") >= 2 &&
 	       log_count(s, " a4.example A\n") >= 3, "... the PTR and confirmation queries");
+	TAP_OK(t, log_count(s, "tcp big.example A\n") == 1, "... the TCP retry of the truncated answer");
 	TAP_OK(t, log_count(s, "udp ") >= 2 * MANY + 40, "... %d queries in all", log_count(s, ""));
 }
 
