@@ -164,9 +164,9 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 static void process(struct mtad_dns *dns, ares_socket_t rfd, ares_socket_t wfd);
+static void on_timer(uv_timer_t *t);
 
 /* update_timer - wake up when c-ares next has a timeout to handle. */
-static void on_timer(uv_timer_t *t);
 static void update_timer(struct mtad_dns *dns)
 {
 	struct timeval tv, *tvp;
