@@ -27,6 +27,8 @@
  * writer deletes expired days (also once at start). */
 #define QUEUE_STATS_FLUSH_MS 1000
 #define QUEUE_STATS_EXPIRE_EVERY 3600	/* seconds */
+/* Expired keys the writer deletes between two batches of messages. */
+#define QUEUE_STATS_EXPIRE_STEP 1000
 
 struct queue_stats_table;
 
@@ -98,11 +100,12 @@ int queue_stats_apply(struct queue *q, struct queue_stats_table *t);
 
 /*
  * queue_stats_expire - deletes the counters whose day is more than
- * q->opt.stats_keep_days before the local date of now, in transactions
- * of bounded size. Writer thread (the tests call it directly). Counts
- * the keys deleted in *removed. Returns 0 or a Berkeley DB error.
+ * q->opt.stats_keep_days before the local date of now, at most limit
+ * of them (0: all), in transactions of at most 1000 keys. Writer thread
+ * (the tests call it directly). Counts the keys deleted in *removed;
+ * fewer than limit means none is left. Returns 0 or a Berkeley DB error.
  */
-int queue_stats_expire(struct queue *q, time_t now, size_t *removed);
+int queue_stats_expire(struct queue *q, time_t now, size_t limit, size_t *removed);
 
 /* queue_seterr - formats the last error of a store.c call into q->err. */
 void queue_seterr(struct queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

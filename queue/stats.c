@@ -370,6 +370,7 @@ int queue_stats_apply(struct queue *q, struct queue_stats_table *t)
 
 struct stats_expire {
 	char cutoff[QUEUE_STATS_DAY_LEN + 1];	/* first day kept */
+	size_t max;		/* keys this transaction may delete */
 	DBT key;		/* DB_DBT_REALLOC buffer, reused */
 	size_t removed;		/* by the last transaction */
 	bool end;
@@ -405,7 +406,7 @@ static int stats_expire_txn(struct queue *q, DB_TXN *txn, void *arg)
 	if ((rc = q->stats->cursor(q->stats, txn, &c, 0)) != 0)
 		return rc;
 	rc = c->get(c, &x->key, &data, DB_FIRST | DB_RMW);
-	while (rc == 0 && x->removed < STATS_EXPIRE_BATCH) {
+	while (rc == 0 && x->removed < x->max) {
 		if (!stats_expired(&x->key, x->cutoff)) {
 			x->end = true;
 			break;
@@ -423,7 +424,7 @@ static int stats_expire_txn(struct queue *q, DB_TXN *txn, void *arg)
 }
 
 /* queue_stats_expire - see queue_impl.h. */
-int queue_stats_expire(struct queue *q, time_t now, size_t *removed)
+int queue_stats_expire(struct queue *q, time_t now, size_t limit, size_t *removed)
 {
 	struct stats_expire x = { .key = { .flags = DB_DBT_REALLOC } };
 	unsigned keep = q->opt.stats_keep_days < 36500 ? q->opt.stats_keep_days : 36500;
@@ -433,10 +434,13 @@ int queue_stats_expire(struct queue *q, time_t now, size_t *removed)
 	if (queue_stats_day(now, -(int)keep, x.cutoff) < 0)
 		return EINVAL;
 	do {
+		x.max = STATS_EXPIRE_BATCH;
+		if (limit != 0 && limit - *removed < x.max)
+			x.max = limit - *removed;
 		rc = queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_expire_txn, &x);
 		if (rc == 0)
 			*removed += x.removed;
-	} while (rc == 0 && !x.end);
+	} while (rc == 0 && !x.end && (limit == 0 || *removed < limit));
 	free(x.key.data);
 	return rc;
 }

@@ -20,7 +20,8 @@
  * (at most one in flight, plus a final one at stop). The writer runs
  * STATS jobs after the batch's message commits are flushed and reported,
  * so they never delay a 250; they need no flush of their own. It also
- * deletes expired statistics days at start and hourly.
+ * deletes expired statistics days at start and hourly, at most
+ * QUEUE_STATS_EXPIRE_STEP keys between two batches.
  *
  * Threads: the queue_incoming_* calls, the async and timer callbacks and
  * every user callback run on the loop thread; the writer thread only touches jobs,
@@ -97,7 +98,8 @@ struct queue_writer {
 	/* writer thread */
 	bool active;		/* work since the last checkpoint */
 	uint64_t last_checkpoint;	/* uv_hrtime() */
-	uint64_t last_expire;	/* uv_hrtime() of the last statistics expiry */
+	uint64_t last_expire;	/* uv_hrtime() when the last statistics expiry ended */
+	bool expiring;		/* expired statistics keys may be left to delete */
 };
 
 /* ---- writer thread ---- */
@@ -293,7 +295,7 @@ static struct wjob *writer_take(struct queue_writer *w, bool *stopping)
 	struct wjob *batch;
 
 	uv_mutex_lock(&w->lock);
-	if (w->pending == NULL && !w->stopping)
+	if (w->pending == NULL && !w->stopping && !w->expiring)
 		(void)uv_cond_timedwait(&w->cond, &w->lock, timeout);	/* timeout: checkpoint */
 	batch = w->pending;
 	w->pending = NULL;
@@ -333,15 +335,19 @@ static void writer_checkpoint(struct queue_writer *w, bool force)
 	w->last_checkpoint = now;
 }
 
-/* writer_expire - deletes statistics days older than stats_keep_days. */
+/* writer_expire - one step of deleting statistics days older than
+ * stats_keep_days; the expiry is over when a step finds fewer keys. */
 static void writer_expire(struct queue_writer *w)
 {
 	size_t removed = 0;
-	int rc = queue_stats_expire(w->q, time(NULL), &removed);
+	int rc = queue_stats_expire(w->q, time(NULL), QUEUE_STATS_EXPIRE_STEP, &removed);
 
-	w->last_expire = uv_hrtime();
 	if (rc != 0)
 		mtad_log(MTAD_LOG_WARNING, "queue: statistics expiry failed: %s", db_strerror(rc));
+	if (rc != 0 || removed < QUEUE_STATS_EXPIRE_STEP) {
+		w->expiring = false;
+		w->last_expire = uv_hrtime();
+	}
 	if (removed > 0)
 		w->active = true;
 }
@@ -355,10 +361,14 @@ static void writer_main(void *arg)
 	bool stopping = false;
 
 	w->last_checkpoint = uv_hrtime();
-	writer_expire(w);
+	w->expiring = true;	/* at start, then hourly */
 	for (;;) {
-		struct wjob *batch = writer_take(w, &stopping);
-		struct wjob *stats = writer_split(&batch);
+		struct wjob *batch, *stats;
+
+		if (w->expiring)
+			writer_expire(w);
+		batch = writer_take(w, &stopping);
+		stats = writer_split(&batch);
 
 		if (batch != NULL) {
 			unsigned committed = writer_run(q, batch);
@@ -376,8 +386,9 @@ static void writer_main(void *arg)
 		}
 		if (batch == NULL && stats == NULL && stopping)
 			break;
-		if (uv_hrtime() - w->last_expire >= QUEUE_STATS_EXPIRE_EVERY * 1000000000ull)
-			writer_expire(w);
+		if (!w->expiring &&
+		    uv_hrtime() - w->last_expire >= QUEUE_STATS_EXPIRE_EVERY * 1000000000ull)
+			w->expiring = true;
 		writer_checkpoint(w, false);
 	}
 	writer_checkpoint(w, true);	/* a clean stop leaves little to recover */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "queue/queue_impl.h"
 #include "t/unit/tap.h"
@@ -225,17 +226,29 @@ static void test_expire(struct tap *t, struct ctx *c)
 	flush(c);
 	TAP_OK(t, stat_rows(c->q, d9) == 2 && stat_rows(c->q, "20000101/") == 1,
 	       "old days written through queue_stats_add");
-	rc = queue_stats_expire(c->q, time(NULL), &removed);
+	rc = queue_stats_expire(c->q, time(NULL), 0, &removed);
 	TAP_OK(t, rc == 0 && removed == 3, "expiry removed %zu keys (expected 3)", removed);
 	TAP_OK(t, stat_rows(c->q, d9) == 0 && stat_rows(c->q, "20000101/") == 0,
 	       "9 days ago and 2000-01-01 are gone");
 	TAP_OK(t, stat_rows(c->q, d8) == 1, "8 days ago is kept");
 	TAP_OK(t, stat_get(c->q, key_of(k, sizeof(k), c->today, "reject/own-name"), NULL) ==
 		  UINT64_MAX, "today is kept");
-	rc = queue_stats_expire(c->q, time(NULL), &removed);
+	rc = queue_stats_expire(c->q, time(NULL), 0, &removed);
 	TAP_OK(t, rc == 0 && removed == 0, "a second expiry finds nothing");
 
-	/* At writer start: the writer thread expires before its first job. */
+	/* A limited expiry stops at the limit. */
+	for (int i = 0; i < 2 * QUEUE_STATS_EXPIRE_STEP + 500; i++) {
+		snprintf(k, sizeof(k), "20000102/ip/bare-ip/10.0.%d.%d", i / 256, i % 256);
+		queue_stats_add(c->q, k, 1);
+	}
+	flush(c);
+	rc = queue_stats_expire(c->q, time(NULL), QUEUE_STATS_EXPIRE_STEP, &removed);
+	TAP_OK(t, rc == 0 && removed == QUEUE_STATS_EXPIRE_STEP &&
+		  stat_rows(c->q, "20000102/") == QUEUE_STATS_EXPIRE_STEP + 500,
+	       "expiry with a limit of %d deleted %zu", QUEUE_STATS_EXPIRE_STEP, removed);
+
+	/* At writer start: the writer deletes the rest a step at a time,
+	 * the first step before its first job. */
 	queue_stats_add(c->q, old, 1);
 	flush(c);
 	TAP_OK(t, stat_get(c->q, old, &found) == 1 && found, "old key planted again");
@@ -246,6 +259,10 @@ static void test_expire(struct tap *t, struct ctx *c)
 	flush(c);
 	TAP_OK(t, stat_get(c->q, old, &found) == 0 && !found, "expired at writer start");
 	TAP_OK(t, stat_get(c->q, k, NULL) == 4, "today's counter kept and added to");
+	for (int i = 0; i < 100 && stat_rows(c->q, "20000102/") > 0; i++)
+		usleep(50 * 1000);
+	TAP_OK(t, stat_rows(c->q, "20000102/") == 0, "the writer deleted %d old keys in steps",
+	       QUEUE_STATS_EXPIRE_STEP + 500);
 }
 
 /* on_commit - records the outcome of a message commit. */
