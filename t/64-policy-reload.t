@@ -120,12 +120,30 @@ session('localhost', $LOCALHOST);
 session('benderclmsuedu', $NONFQDN);
 session('nibbler.mx.campus.test', 'ok');
 
-# helo-syntax cannot be switched off either (checked by mtad -n only)
-write_conf($base . "helo_rule.helo-syntax = off\n");
-my $n = () = MtadTest::slurp($conf) =~ /\n/g;
-my ($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', $conf, '-n');
-isnt $rc, 0, 'mtad -n refuses helo_rule.helo-syntax = off';
-like $err, qr/\Q$conf\E:$n: \S/, "... naming $conf:$n" or diag $err;
+# ---- relay_networks too: this client becomes trusted ----
+write_conf($base . "relay_networks = 127.0.0.1/32\n");
+hup(qr/reload: configuration .*loaded/, '(relay_networks = 127.0.0.1/32)');
+$s = $m->raw;
+my $r = $m->send_recv($s, "EHLO mx.campus.test\r\n") // '';
+like $r, qr/(?:\A|\n)250 HELP\r\n\z/, 'EHLO mx.campus.test -> 250';
+$m->dialog($s, <<'END');
+	> MAIL FROM:<a@b.example>
+	< 250 2.1.0 *
+	> RCPT TO:<x@y.example>
+	< 250 2.1.5 *
+	> QUIT
+	< 221 2.0.0 *
+END
+
+# helo-syntax and no-helo cannot be set at all, on or off (mtad -n only)
+for my $text ("helo_rule.helo-syntax = off\n", "helo_rule.no-helo = on\n",
+	      "helo_rule.helo-syntax = on\n") {
+	write_conf($base . $text);
+	my $n = () = MtadTest::slurp($conf) =~ /\n/g;
+	my ($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', $conf, '-n');
+	isnt $rc, 0, 'mtad -n refuses ' . ($text =~ s/\n//r);
+	like $err, qr/\Q$conf\E:$n: \S/, "... naming $conf:$n" or diag $err;
+}
 write_conf($base);
 
 done_testing;
