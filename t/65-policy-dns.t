@@ -161,4 +161,53 @@ for my $ip ('127.0.0.2', '127.0.0.3', '127.0.0.4') {
 		"log: no-rdns for $ip, the client unknown (no confirmed name)";
 }
 
+# ---- pipelined: MAIL waits for DNS, the commands behind it keep order ----
+my $s = $rdns->raw(local => '127.0.0.2');
+helo($rdns, $s, 'good.example');
+$rdns->dialog($s, <<"END");
+	> MAIL FROM:<a\@b.example>
+	> RCPT TO:<u1\@campus.test>
+	> RCPT TO:<u2\@campus.test>
+	> DATA
+	> NOOP
+	< $NORDNS
+	< $NORDNS
+	< $NORDNS
+	< 503 5.5.1 *
+	< 250 2.0.0 *
+	> QUIT
+	< 221 2.0.0 *
+END
+$s = $rdns->raw(local => '127.0.0.1');
+helo($rdns, $s, 'client.example');
+$rdns->dialog($s, <<"END");
+	> MAIL FROM:<a\@b.example>
+	> RCPT TO:<u1\@campus.test>
+	> RCPT TO:<x\@y.example>
+	> DATA
+	< 250 2.1.0 *
+	< 250 2.1.5 *
+	< 554 5.7.1 <x\@y.example>: Relay access denied
+	< 354 *
+	> Subject: pipelined
+	>
+	> hello
+	> .
+	< 250 2.0.0 Ok: queued as *
+	> QUIT
+	< 221 2.0.0 *
+END
+$s = $strict->raw;
+helo($strict, $s, 'slow.example');
+$strict->dialog($s, <<"END");
+	> MAIL FROM:<a\@b.example>
+	> RCPT TO:<u1\@campus.test>
+	> DATA
+	< $DNSFAIL
+	< $DNSFAIL
+	< 503 5.5.1 *
+	> QUIT
+	< 221 2.0.0 *
+END
+
 done_testing;
