@@ -35,11 +35,12 @@ my $m = MtadTest->new(listeners => ['', 'starttls'], users => {alice => 'secret'
 
 # Recipients taken from anyone (the RCPT reply 250 2.1.5).
 my @LOCAL = ('u@campus.test', 'U@CAMPUS.TEST', 'u@other.test', 'u@mx.campus.test',
-	     'u@partner.example', 'postmaster@campus.test', 'postmaster', 'Postmaster');
+	     'u@partner.example', 'postmaster@campus.test', 'postmaster', 'Postmaster',
+	     '"john smith"@campus.test', 'first.last+tag@campus.test');
 
-# Recipients refused to an unauthenticated, untrusted client; the path as
-# it appears in the 554 reply (undef: as written, for a route either the
-# whole path or the mailbox after the route).
+# Recipients refused to an unauthenticated, untrusted client. The 554
+# names the path as written (for a source route: the whole path or the
+# mailbox after the route, which mtad drops).
 my @FOREIGN = (
 	'x@y.example',
 	'u@sub.other.example',
