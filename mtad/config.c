@@ -10,6 +10,7 @@
  * Follows: RFC 1123 §2.1 / RFC 5321 §2.3.5 for the hostname syntax.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,11 +23,17 @@
 #include <unistd.h>
 
 #include "mtad/mtad.h"
+#include "policy/policy.h"
 
 #define CONFIG_LINE_MAX 4096		/* longer lines are an error */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
 
-enum param_type { P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, P_SIZE, P_UNSIGNED, P_LISTEN };
+enum param_type {
+	P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, P_SIZE, P_UNSIGNED, P_LISTEN,
+	P_DOMAINS,	/* list of domain names: local_domains, relay_domains */
+	P_NETWORKS,	/* list of CIDR networks: relay_networks */
+	P_RULE,		/* helo_rule.NAME = on|off */
+};
 
 /*
  * One row per setting. Adding a setting is a field in struct mtad_config
@@ -65,6 +72,14 @@ static const struct param params[] = {
 	/* Berkeley DB refuses caches under 20 KB and log buffers too small for a record. */
 	{ "db_cache_size", P_SIZE, OFF(db_cache_size), 0, NULL, 67108864, 20 * KB, TB , NULL },
 	{ "db_log_buffer_size", P_SIZE, OFF(db_log_buffer_size), 0, NULL, 1048576, 64 * KB, 4 * GB - 1 , NULL },
+	{ "helo_policy", P_CHOICE, STR(helo_policy), "relaxed", 0, 0, 0, "off|relaxed|strict" },
+	{ "helo_rule.", P_RULE, OFF(helo_rule), 0, NULL, 0, 0, 0, NULL },
+	{ "local_domains", P_DOMAINS, OFF(local_domains), 0, NULL, 0, 0, 0, NULL },
+	{ "relay_domains", P_DOMAINS, OFF(relay_domains), 0, NULL, 0, 0, 0, NULL },
+	{ "relay_networks", P_NETWORKS, OFF(relay_networks), 0, NULL, 0, 0, 0, NULL },
+	{ "max_policy_rejections", P_UNSIGNED, OFF(max_policy_rejections), 0, NULL, 10, 1, 1000000, NULL },
+	{ "dns_servers", P_STRING, STR(dns_servers), "system", 0, 0, 0, NULL },
+	{ "dns_timeout", P_UNSIGNED, OFF(dns_timeout), 0, NULL, 5, 1, 300, NULL },
 	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY , NULL },
 	{ "tls_cert_file", P_PATH, STR(tls_cert_file), "", 0, 0, 0 , NULL },
 	{ "tls_key_file", P_PATH, STR(tls_key_file), "", 0, 0, 0 , NULL },
@@ -275,9 +290,13 @@ static int listen_option(struct parse_ctx *ctx, const char *word, size_t len,
 		l->submission = true;
 	else if (len == 14 && strncmp(word, "auth_plaintext", len) == 0)
 		l->auth_plaintext = true;
+	else if (len == 19 && strncmp(word, "helo_reject_at=ehlo", len) == 0)
+		l->helo_reject_ehlo = true;
+	else if (len == 19 && strncmp(word, "helo_reject_at=mail", len) == 0)
+		l->helo_reject_ehlo = false;
 	else
 		return perr(ctx, "unknown listen option \"%.*s\" (starttls, tls, submission, "
-			    "auth_plaintext)", (int)len, word);
+			    "auth_plaintext, helo_reject_at=ehlo)", (int)len, word);
 	if (l->tls == (enum mtad_listen_tls)-1)
 		return perr(ctx, "a listener is either starttls or tls, not both");
 	return 0;
@@ -356,14 +375,116 @@ static int add_listen(struct parse_ctx *ctx, struct mtad_config *cfg, const char
 	return 0;
 }
 
+/* next_word - the next item of a list separated by commas and blanks. */
+static const char *next_word(const char **s, size_t *len)
+{
+	const char *w = *s + strspn(*s, ", \t");
+
+	*len = strcspn(w, ", \t");
+	*s = w + *len;
+	return *len ? w : NULL;
+}
+
+/* domains_of - the list field a P_DOMAINS row points at, and its count. */
+static void domains_of(struct mtad_config *cfg, const struct param *p,
+		       char (**list)[MTAD_HOSTNAME_MAX + 1], size_t **count)
+{
+	bool local = p->offset == OFF(local_domains);
+
+	*list = local ? cfg->local_domains : cfg->relay_domains;
+	*count = local ? &cfg->nlocal_domains : &cfg->nrelay_domains;
+}
+
+/* set_domains - local_domains / relay_domains: host names, lower-cased. */
+static int set_domains(struct parse_ctx *ctx, struct mtad_config *cfg,
+		       const struct param *p, const char *value)
+{
+	char (*list)[MTAD_HOSTNAME_MAX + 1];
+	size_t *count, len;
+	const char *w;
+
+	domains_of(cfg, p, &list, &count);
+	*count = 0;
+	while ((w = next_word(&value, &len)) != NULL) {
+		char name[MTAD_HOSTNAME_MAX + 1];
+
+		if (len > MTAD_HOSTNAME_MAX)
+			return perr(ctx, "%s: name too long: \"%.*s\"", p->name, (int)len, w);
+		for (size_t i = 0; i < len; i++)
+			name[i] = (char)tolower((unsigned char)w[i]);
+		name[len] = '\0';
+		if (!valid_hostname(name))
+			return perr(ctx, "%s: bad domain \"%s\"", p->name, name);
+		if (*count >= MTAD_MAX_DOMAINS)
+			return perr(ctx, "%s: too many domains (at most %d)", p->name, MTAD_MAX_DOMAINS);
+		memcpy(list[(*count)++], name, len + 1);
+	}
+	return 0;
+}
+
+/* set_networks - relay_networks: CIDR networks, parsed by the policy module. */
+static int set_networks(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	const char *w;
+	size_t len;
+
+	cfg->nrelay_networks = 0;
+	while ((w = next_word(&value, &len)) != NULL) {
+		struct mtad_network *n = &cfg->relay_networks[cfg->nrelay_networks];
+		struct policy_addr a;
+
+		if (cfg->nrelay_networks >= MTAD_MAX_NETWORKS)
+			return perr(ctx, "relay_networks: too many networks (at most %d)",
+				    MTAD_MAX_NETWORKS);
+		if (len >= sizeof(n->text) || policy_addr_parse(w, len, false, &a) != 0)
+			return perr(ctx, "relay_networks: bad network \"%.*s\" "
+				    "(expected ADDRESS or ADDRESS/PREFIX)", (int)len, w);
+		memcpy(n->text, w, len);
+		n->text[len] = '\0';
+		n->family = a.family;
+		memcpy(n->bytes, a.bytes, sizeof(n->bytes));
+		n->prefix = a.prefix;
+		cfg->nrelay_networks++;
+	}
+	return 0;
+}
+
+/* set_rule - helo_rule.NAME = on|off, for the rules a mode can switch. */
+static int set_rule(struct parse_ctx *ctx, struct mtad_config *cfg,
+		    const char *name, size_t len, const char *value)
+{
+	char rule[32];
+	int r;
+
+	if (len >= sizeof(rule))
+		return perr(ctx, "unknown HELO rule \"%.*s\"", (int)len, name);
+	memcpy(rule, name, len);
+	rule[len] = '\0';
+	r = policy_rule_lookup(rule);
+	if (r < 0 || r == POLICY_RELAY || r >= MTAD_MAX_RULES)
+		return perr(ctx, "unknown HELO rule \"%s\"", rule);
+	/* A protocol error is not a policy: these two cannot be switched off. */
+	if (r == POLICY_NO_HELO || r == POLICY_HELO_SYNTAX)
+		return perr(ctx, "helo_rule.%s is always on", rule);
+	if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+		return perr(ctx, "helo_rule.%s must be on or off, not \"%s\"", rule, value);
+	cfg->helo_rule[r] = strcmp(value, "on") == 0;
+	return 0;
+}
+
 /* find_param - the table row for a key, or NULL. */
 static const struct param *find_param(const char *key, size_t keylen)
 {
 	size_t i;
 
-	for (i = 0; i < NPARAMS; i++)
-		if (strlen(params[i].name) == keylen && memcmp(params[i].name, key, keylen) == 0)
+	for (i = 0; i < NPARAMS; i++) {
+		size_t n = strlen(params[i].name);
+
+		/* helo_rule.NAME: the row's name is a prefix, NAME is checked later. */
+		if (params[i].type == P_RULE ? (keylen > n && memcmp(params[i].name, key, n) == 0)
+					     : (n == keylen && memcmp(params[i].name, key, keylen) == 0))
 			return &params[i];
+	}
 	return NULL;
 }
 
@@ -381,12 +502,18 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return perr(ctx, "empty value for %s", p->name);
 	if (p->type == P_LISTEN)
 		return add_listen(ctx, cfg, value);
+	if (p->type == P_RULE)
+		return set_rule(ctx, cfg, key + strlen(p->name), keylen - strlen(p->name), value);
 	/* Two settings of one key usually mean an edit went wrong: say so. */
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
 	ctx->seen[i] = ctx->line;
 	if (p->type == P_SIZE || p->type == P_UNSIGNED)
 		return set_number(ctx, cfg, p, value);
+	if (p->type == P_DOMAINS)
+		return set_domains(ctx, cfg, p, value);
+	if (p->type == P_NETWORKS)
+		return set_networks(ctx, cfg, value);
 	return set_string(ctx, cfg, p, value);
 }
 
@@ -470,6 +597,19 @@ static int check_mechanisms(struct parse_ctx *ctx, const struct mtad_config *cfg
  */
 static int check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
 {
+	bool mechanisms = strcmp(cfg->sasl_mechanisms, "none") != 0;
+
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct mtad_listen *l = &cfg->listen[i];
+
+		/* Rejecting at EHLO would lock out users who were about to AUTH. */
+		if (l->helo_reject_ehlo &&
+		    ((mechanisms && l->tls != MTAD_TLS_NONE) || l->auth_plaintext || l->submission)) {
+			ctx->line = l->line;
+			return perr(ctx, "helo_reject_at=ehlo on a listener that offers AUTH: "
+				    "the HELO rules would lock out users before they log in");
+		}
+	}
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		if (cfg->listen[i].tls == MTAD_TLS_NONE)
 			continue;
@@ -604,6 +744,7 @@ void mtad_config_defaults(struct mtad_config *cfg)
 		else if (p->type == P_UNSIGNED)
 			*(unsigned *)field(cfg, p) = (unsigned)p->def_num;
 	}
+	memset(cfg->helo_rule, -1, sizeof(cfg->helo_rule));
 	/* Until a listen line says otherwise: all IPv4 addresses, port 25. */
 	snprintf(cfg->listen[0].address, sizeof(cfg->listen[0].address), "0.0.0.0");
 	cfg->listen[0].port = 25;
@@ -630,6 +771,39 @@ static void print_listen(const struct mtad_config *cfg, FILE *out)
 	}
 }
 
+/* print_list - domain and network lists and the rule switches, when set. */
+static void print_list(const struct mtad_config *cfg, const struct param *p, FILE *out)
+{
+	if (p->type == P_RULE) {
+		for (int r = 0; r < MTAD_MAX_RULES; r++)
+			if (cfg->helo_rule[r] >= 0)
+				fprintf(out, "helo_rule.%s = %s\n", policy_rule_name((enum policy_rule)r),
+					cfg->helo_rule[r] ? "on" : "off");
+		return;
+	}
+	if (p->type == P_NETWORKS) {
+		if (cfg->nrelay_networks == 0)
+			return;
+		fprintf(out, "relay_networks =");
+		for (size_t i = 0; i < cfg->nrelay_networks; i++)
+			fprintf(out, " %s", cfg->relay_networks[i].text);
+		fprintf(out, "\n");
+		return;
+	}
+	{
+		char (*list)[MTAD_HOSTNAME_MAX + 1];
+		size_t *count;
+
+		domains_of((struct mtad_config *)cfg, p, &list, &count);
+		if (*count == 0)
+			return;
+		fprintf(out, "%s =", p->name);
+		for (size_t i = 0; i < *count; i++)
+			fprintf(out, " %s", list[i]);
+		fprintf(out, "\n");
+	}
+}
+
 /* print_param - one row if its value differs from the default. */
 static void print_param(const struct mtad_config *cfg, const struct mtad_config *def,
 			const struct param *p, FILE *out)
@@ -652,6 +826,11 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 		break;
 	case P_LISTEN:
 		print_listen(cfg, out);
+		break;
+	case P_DOMAINS:
+	case P_NETWORKS:
+	case P_RULE:
+		print_list(cfg, p, out);
 		break;
 	}
 }

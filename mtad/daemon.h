@@ -35,6 +35,7 @@ struct daemon {
 	struct smtp_server smtp;
 	struct tls_server *tls;		/* NULL when no listener uses TLS */
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
+	struct mtad_dns *dns;		/* NULL when dns_servers = none */
 
 	struct listener listeners[MTAD_MAX_LISTEN];
 	size_t nlisteners;

@@ -62,6 +62,10 @@ void daemon_connections_gone(struct daemon *d)
 		queue_writer_stop(d->queue);
 		d->writer_started = false;
 	}
+	if (d->dns) {
+		mtad_dns_free(d->dns);
+		d->dns = NULL;
+	}
 	if (d->signals_started) {
 		uv_close((uv_handle_t *)&d->sig_term, NULL);
 		uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -93,18 +97,65 @@ static struct tls_settings tls_settings_of(const struct mtad_config *cfg)
 	};
 }
 
-/* daemon_reload - SIGHUP: new certificate and key for new connections. */
+/*
+ * reload_restart_needed - settings read only at start: say so instead of
+ * pretending they changed.
+ */
+static void reload_restart_needed(const struct mtad_config *old, const struct mtad_config *new)
+{
+	bool listen = old->nlisten != new->nlisten;
+
+	for (size_t i = 0; !listen && i < old->nlisten; i++) {
+		const struct mtad_listen *o = &old->listen[i], *n = &new->listen[i];
+
+		listen = strcmp(o->address, n->address) != 0 || o->port != n->port ||
+			 o->tls != n->tls || o->submission != n->submission ||
+			 o->auth_plaintext != n->auth_plaintext ||
+			 o->helo_reject_ehlo != n->helo_reject_ehlo;
+	}
+	if (listen)
+		mtad_log(MTAD_LOG_WARNING, "reload: listen changes take effect after a restart");
+	if (strcmp(old->spool_directory, new->spool_directory) != 0 ||
+	    strcmp(old->dns_servers, new->dns_servers) != 0 ||
+	    strcmp(old->sasl_mechanisms, new->sasl_mechanisms) != 0 ||
+	    strcmp(old->sasl_pwcheck_method, new->sasl_pwcheck_method) != 0 ||
+	    strcmp(old->sasl_database, new->sasl_database) != 0)
+		mtad_log(MTAD_LOG_WARNING, "reload: spool, DNS and SASL changes take effect "
+			 "after a restart");
+}
+
+/*
+ * daemon_reload - SIGHUP: the configuration again (policy, limits,
+ * domains, networks) for the next sessions and commands, and the TLS
+ * certificate and key for new connections. A file with an error changes
+ * nothing. Listeners, spool, resolver and SASL stay as they started.
+ */
 static void daemon_reload(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
-	struct tls_settings set = tls_settings_of(&d->cfg);
-	char err[1024];
+	struct mtad_config *fresh = malloc(sizeof(*fresh));
+	struct tls_settings set;
+	char err[2 * MTAD_PATH_MAX];
 
 	(void)signum;
-	if (!d->tls) {
-		mtad_log(MTAD_LOG_INFO, "reload: no TLS listener, nothing to reload");
+	if (!fresh || mtad_config_load(fresh, d->config_path, err, sizeof(err)) != 0) {
+		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
+			 fresh ? err : "out of memory");
+		free(fresh);
 		return;
 	}
+	reload_restart_needed(&d->cfg, fresh);
+	memcpy(fresh->listen, d->cfg.listen, sizeof(fresh->listen));
+	fresh->nlisten = d->cfg.nlisten;
+	fresh->listen_configured = d->cfg.listen_configured;
+	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
+	free(fresh);
+	smtp_server_policy_update(&d->smtp);
+	mtad_log(MTAD_LOG_INFO, "reload: configuration %s loaded (helo_policy = %s)",
+		 d->config_path, d->cfg.helo_policy);
+	if (!d->tls)
+		return;
+	set = tls_settings_of(&d->cfg);
 	if (tls_server_reload(d->tls, &set, err, sizeof(err)) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old certificate: %s", err);
 	else
@@ -168,6 +219,11 @@ static int daemon_open_security(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	if (auth && !(d->auth = auth_server_new(&aset, d->loop, err, errlen)))
 		return -1;
+	/* "none": no lookups at all (tests, and the development runtime). */
+	if (strcmp(d->cfg.dns_servers, "none") != 0 &&
+	    !(d->dns = mtad_dns_new(d->loop, d->cfg.dns_servers, d->cfg.dns_timeout * 1000, 2,
+				    err, errlen)))
+		return -1;
 	return 0;
 }
 
@@ -200,7 +256,7 @@ static int daemon_run(struct daemon *d)
 
 	if (daemon_open_security(d, err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
-	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth) != 0 ||
+	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
 	    daemon_signals(d) != 0 || listen_start(d, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
 		d->stopping = true;

@@ -38,6 +38,19 @@ struct mtad_listen {
 	enum mtad_listen_tls tls;
 	bool submission;	/* RFC 6409: MAIL needs AUTH */
 	bool auth_plaintext;	/* AUTH allowed without TLS (off by default) */
+	bool helo_reject_ehlo;	/* helo_reject_at=ehlo: HELO rules at EHLO (no AUTH here) */
+};
+
+#define MTAD_MAX_DOMAINS 64
+#define MTAD_MAX_NETWORKS 64
+#define MTAD_MAX_RULES 16
+
+/* One network of relay_networks, as text and as parsed. */
+struct mtad_network {
+	char text[64];
+	int family;		/* AF_INET, AF_INET6 */
+	uint8_t bytes[16];
+	unsigned prefix;
 };
 
 /*
@@ -82,6 +95,18 @@ struct mtad_config {
 	unsigned auth_failure_delay;	/* milliseconds before a 535, plus jitter */
 	unsigned auth_ip_max_failures;	/* per client address within auth_ip_window */
 	unsigned auth_ip_window;	/* seconds */
+
+	char helo_policy[16];		/* off, relaxed, strict */
+	int8_t helo_rule[MTAD_MAX_RULES];	/* per policy rule: -1 mode, 0 off, 1 on */
+	char local_domains[MTAD_MAX_DOMAINS][MTAD_HOSTNAME_MAX + 1];
+	size_t nlocal_domains;
+	char relay_domains[MTAD_MAX_DOMAINS][MTAD_HOSTNAME_MAX + 1];
+	size_t nrelay_domains;
+	struct mtad_network relay_networks[MTAD_MAX_NETWORKS];
+	size_t nrelay_networks;
+	unsigned max_policy_rejections;	/* per connection, then 421 */
+	char dns_servers[512];		/* "system", "none", or IP[:PORT] list */
+	unsigned dns_timeout;		/* seconds per try */
 
 	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
 	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */

@@ -29,13 +29,15 @@ static void session_process(struct smtp_session *s);
 /* smtp_server_init - shared state for all sessions of one loop. */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
 		     const struct mtad_config *cfg, struct queue *queue,
-		     struct auth_server *auth)
+		     struct auth_server *auth, struct mtad_dns *dns)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->queue = queue;
 	srv->auth = auth;
+	srv->dns = dns;
+	smtp_server_policy_update(srv);
 	srv->scratch = malloc(SMTP_READ_SIZE);
 	/* Bounded: a spray of addresses cannot grow the table without limit. */
 	srv->auth_limit = auth_limiter_new(cfg->auth_ip_max_failures, cfg->auth_ip_window, 65536);
@@ -67,8 +69,8 @@ static void session_timeout(uv_timer_t *timer)
 	}
 	if (s->state != STATE_COMMAND && s->state != STATE_DATA && s->state != STATE_AUTH_INPUT)
 		return;
-	mtad_log(MTAD_LOG_INFO, "timeout after %s from unknown[%s]",
-		 s->state == STATE_DATA ? "DATA" : "command", s->client_ip);
+	mtad_log(MTAD_LOG_INFO, "timeout after %s from %s",
+		 s->state == STATE_DATA ? "DATA" : "command", s->client_label);
 	session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		      s->srv->cfg->hostname);
 	session_close(s);
@@ -115,7 +117,9 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->tls_mode = lcfg->tls;
 	s->submission = lcfg->submission;
 	s->auth_plaintext = lcfg->auth_plaintext;
-	mtad_log(MTAD_LOG_INFO, "connect from unknown[%s] to %s", s->client_ip, s->listener);
+	s->helo_reject_ehlo = lcfg->helo_reject_ehlo;
+	session_policy_start(s);
+	mtad_log(MTAD_LOG_INFO, "connect from %s to %s", s->client_label, s->listener);
 	return s;
 }
 
@@ -197,8 +201,8 @@ void session_log_reject(struct smtp_session *s, const char *verb, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	mtad_log(MTAD_LOG_INFO, "%s: reject: %s from unknown[%s]: %s; from=<%s> proto=%s helo=<%s>",
-		 s->qid[0] ? s->qid : "NOQUEUE", verb, s->client_ip, reason,
+	mtad_log(MTAD_LOG_INFO, "%s: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s>",
+		 s->qid[0] ? s->qid : "NOQUEUE", verb, s->client_label, reason,
 		 s->in_transaction ? s->sender.addr : "", s->esmtp ? "ESMTP" : "SMTP",
 		 s->helo);
 }
@@ -278,10 +282,10 @@ static int received_header(struct smtp_session *s, char *buf, size_t size)
 	if (s->tls_active)
 		snprintf(tls, sizeof(tls), "\t(using %s)\r\n", s->tls_info);
 	n = snprintf(buf, size,
-		     "Received: from %s (unknown [%s])\r\n"
+		     "Received: from %s (%s [%s])\r\n"
 		     "%s"
 		     "\tby %s (mtad) with %s id %s%s\r\n",
-		     s->helo, s->client_ip, tls, s->srv->cfg->hostname,
+		     s->helo, s->client_name, s->client_ip, tls, s->srv->cfg->hostname,
 		     session_protocol(s), s->qid, s->nrcpt == 1 ? "" : ";");
 	if (n > 0 && (size_t)n < size && s->nrcpt == 1)
 		n += snprintf(buf + n, size - (size_t)n, "\tfor <%s>; %s\r\n", s->rcpt[0], date);
@@ -313,10 +317,10 @@ void session_start_data(struct smtp_session *s)
 	s->state = STATE_DATA;
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	if (s->auth_user[0])
-		mtad_log(MTAD_LOG_INFO, "%s: client=unknown[%s], sasl_method=%s, sasl_username=%s",
-			 s->qid, s->client_ip, s->auth_mech, s->auth_user);
+		mtad_log(MTAD_LOG_INFO, "%s: client=%s, sasl_method=%s, sasl_username=%s",
+			 s->qid, s->client_label, s->auth_mech, s->auth_user);
 	else
-		mtad_log(MTAD_LOG_INFO, "%s: client=unknown[%s]", s->qid, s->client_ip);
+		mtad_log(MTAD_LOG_INFO, "%s: client=%s", s->qid, s->client_label);
 }
 
 /* session_commit_done - the queue says whether the message is durable. */
@@ -335,6 +339,7 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 			 (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,
 			 s->client_ip, s->helo);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
+		session_policy_accepted(s);
 	} else {
 		mtad_log(MTAD_LOG_WARNING, "%s: queue commit failed: %s", s->qid,
 			 errmsg ? errmsg : "unknown error");
@@ -385,7 +390,7 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->rcpt = rcpt;
 	env->nrcpt = s->nrcpt;
 	env->client_ip = s->client_ip;
-	env->client_name = "unknown";
+	env->client_name = s->client_name;
 	env->helo = s->helo;
 	env->listener = s->listener;
 	env->protocol = (char *)session_protocol(s);
@@ -526,8 +531,8 @@ static bool session_too_many_errors(struct smtp_session *s)
 {
 	if (s->errors < s->srv->cfg->max_errors)
 		return false;
-	mtad_log(MTAD_LOG_INFO, "too many errors after %s from unknown[%s]",
-		 s->state == STATE_DATA ? "DATA" : "command", s->client_ip);
+	mtad_log(MTAD_LOG_INFO, "too many errors after %s from %s",
+		 s->state == STATE_DATA ? "DATA" : "command", s->client_label);
 	session_reply(s, 421, "4.7.0", "%s Error: too many errors", s->srv->cfg->hostname);
 	session_close(s);
 	return true;
@@ -607,16 +612,16 @@ static void session_log_disconnect(struct smtp_session *s)
 	line[n] = '\0';
 	for (char *p = line; *p; p++)	/* Postfix writes ehlo=1, not EHLO=1 */
 		*p = (char)tolower((unsigned char)*p);
-	mtad_log(MTAD_LOG_INFO, "disconnect from unknown[%s]%s commands=%u/%u",
-		 s->client_ip, line, s->commands_ok, s->commands_total);
+	mtad_log(MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u",
+		 s->client_label, line, s->commands_ok, s->commands_total);
 }
 
 /* smtp_session_eof - the client went away (or the connection broke). */
 void smtp_session_eof(struct smtp_session *s, const char *why)
 {
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
-		mtad_log(MTAD_LOG_INFO, "lost connection after %s from unknown[%s]: %s",
-			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_ip, why);
+		mtad_log(MTAD_LOG_INFO, "lost connection after %s from %s: %s",
+			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
 	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT) {
 		/* The step finishes on its own; the transport closes now. */
 		s->io.close(s->io.ctx);
@@ -680,6 +685,7 @@ void smtp_session_tls_ready(struct smtp_session *s, const char *version,
 /* smtp_session_free - the transport is gone; free now or after the commit. */
 void smtp_session_free(struct smtp_session *s)
 {
+	session_policy_stop(s);	/* no DNS answer may reach it now */
 	if (!s->transport_gone) {
 		s->transport_gone = true;
 		session_log_disconnect(s);

@@ -24,6 +24,7 @@ enum session_state {
 	STATE_AUTH_WAIT,	/* a SASL step runs off the loop */
 	STATE_AUTH_INPUT,	/* 334 sent, the next line is the client's response */
 	STATE_AUTH_DELAY,	/* a failed AUTH waits before its 535 */
+	STATE_POLICY_WAIT,	/* MAIL waits for a DNS answer the HELO rules need */
 	STATE_CLOSING,		/* replies flushed, transport closing */
 };
 
@@ -44,6 +45,19 @@ struct smtp_session {
 	enum mtad_listen_tls tls_mode;	/* the listener's role */
 	bool submission;
 	bool auth_plaintext;
+	bool helo_reject_ehlo;
+
+	/* What the policy knows about the client (session_policy.c). */
+	char client_name[256];		/* forward-confirmed reverse name, or "unknown" */
+	char client_label[256 + INET6_ADDRSTRLEN + 2];	/* "name[ip]" for log lines */
+	enum policy_dns rdns;
+	enum policy_dns helo_dns;
+	bool rdns_pending, helo_dns_pending;
+	struct mtad_dns_query *rdns_query, *helo_query;
+	bool trusted;			/* in relay_networks */
+	struct policy_verdict blocked;	/* a rejected MAIL: RCPT gets the same reply */
+	unsigned policy_rejections;
+	uint32_t rules_seen;		/* rules already counted for this connection */
 
 	/* TLS, once the handshake is done. */
 	bool tls_active;
@@ -110,6 +124,16 @@ void session_log_reject(struct smtp_session *s, const char *verb, const char *fm
 /* verbs.c */
 void verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
 bool verbs_auth_offered(const struct smtp_session *s);
+void verbs_mail_accept(struct smtp_session *s);
+
+/* session_policy.c */
+void session_policy_start(struct smtp_session *s);
+void session_policy_stop(struct smtp_session *s);
+bool session_policy_ehlo(struct smtp_session *s);
+bool session_policy_mail(struct smtp_session *s);
+bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path);
+void session_policy_count(struct smtp_session *s, enum policy_rule rule);
+void session_policy_accepted(struct smtp_session *s);
 
 /* verb_auth.c */
 bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd);

@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "policy/policy.h"
 #include "queue/queue.h"
 
 /* RFC 5321 §4.5.3.1 limits. */
@@ -190,6 +191,7 @@ struct mtad_listen;
 struct queue;
 struct auth_server;
 struct auth_limiter;
+struct mtad_dns;
 
 /*
  * State shared by all sessions of one server; owned by the event loop
@@ -201,6 +203,13 @@ struct smtp_server {
 	struct queue *queue;
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
 	struct auth_limiter *auth_limit;	/* failures per client address */
+	struct mtad_dns *dns;		/* NULL: no DNS lookups (dns_servers = none) */
+	/* The HELO and relay policy, rebuilt from cfg by smtp_server_policy_update. */
+	struct policy_settings policy;
+	const char *policy_local[POLICY_MAX_DOMAINS + 1];
+	const char *policy_relay[POLICY_MAX_DOMAINS];
+	struct policy_addr own_addrs[POLICY_MAX_ADDRS];
+	struct policy_addr trusted[POLICY_MAX_NETWORKS];
 	struct queue_id_gen ids;
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
 	uint64_t messages;	/* accepted since start */
@@ -232,10 +241,17 @@ struct smtp_io {
 
 struct smtp_session;
 
-/* auth may be NULL (no AUTH anywhere). */
+/* auth and dns may be NULL (no AUTH anywhere, no DNS lookups). */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
 		     const struct mtad_config *cfg, struct queue *queue,
-		     struct auth_server *auth);
+		     struct auth_server *auth, struct mtad_dns *dns);
+
+/*
+ * smtp_server_policy_update - rebuilds the policy settings from cfg and
+ * this machine's addresses (start-up and SIGHUP). New sessions and the
+ * next MAIL of existing ones use them.
+ */
+void smtp_server_policy_update(struct smtp_server *srv);
 void smtp_server_fini(struct smtp_server *srv);
 
 /*

@@ -92,8 +92,8 @@ bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		return false;
 	}
 	if (auth_limiter_blocked(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL))) {
-		mtad_log(MTAD_LOG_WARNING, "unknown[%s]: SASL %s refused: too many failures "
-			 "from this address", s->client_ip, mech);
+		mtad_log(MTAD_LOG_WARNING, "%s: SASL %s refused: too many failures "
+			 "from this address", s->client_label, mech);
 		session_reply(s, 454, "4.7.0", "Temporary authentication failure: too many "
 			      "failures from your address, try again later");
 		return false;
@@ -176,10 +176,10 @@ static void auth_failed(struct smtp_session *s, const char *user, const char *re
 	unsigned base = s->srv->cfg->auth_failure_delay;
 	uint64_t delay = base + (base ? arc4random_uniform(base + 1) : 0);
 
-	mtad_log(MTAD_LOG_WARNING, "unknown[%s]: SASL %s authentication failed: "
-		 "authentication failure", s->client_ip, s->auth_mech);
-	mtad_log(MTAD_LOG_INFO, "unknown[%s]: SASL %s failure: sasl_username=%s (%s)",
-		 s->client_ip, s->auth_mech, user && user[0] ? user : "?",
+	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s authentication failed: "
+		 "authentication failure", s->client_label, s->auth_mech);
+	mtad_log(MTAD_LOG_INFO, "%s: SASL %s failure: sasl_username=%s (%s)",
+		 s->client_label, s->auth_mech, user && user[0] ? user : "?",
 		 reason ? reason : "no reason");
 	auth_limiter_failure(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL));
 	s->auth_failures++;
@@ -205,8 +205,8 @@ void verb_auth_delay_done(struct smtp_session *s)
 static void auth_succeeded(struct smtp_session *s, const char *user)
 {
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user && user[0] ? user : "?");
-	mtad_log(MTAD_LOG_INFO, "unknown[%s]: sasl_method=%s, sasl_username=%s",
-		 s->client_ip, s->auth_mech, s->auth_user);
+	mtad_log(MTAD_LOG_INFO, "%s: sasl_method=%s, sasl_username=%s",
+		 s->client_label, s->auth_mech, s->auth_user);
 	s->verbs[SMTP_AUTH].ok++;
 	s->commands_ok++;
 	session_reply(s, 235, "2.7.0", "Authentication successful");
@@ -234,8 +234,8 @@ static void auth_done(void *arg, enum auth_result result, const char *challenge,
 		auth_failed(s, user, reason);
 		break;
 	case AUTH_TEMPFAIL:
-		mtad_log(MTAD_LOG_WARNING, "unknown[%s]: SASL %s: password check unavailable: %s",
-			 s->client_ip, s->auth_mech, reason ? reason : "no reason");
+		mtad_log(MTAD_LOG_WARNING, "%s: SASL %s: password check unavailable: %s",
+			 s->client_label, s->auth_mech, reason ? reason : "no reason");
 		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
 		session_resume(s, STATE_COMMAND);
 		break;

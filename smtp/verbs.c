@@ -78,6 +78,7 @@ static bool remember_helo(struct smtp_session *s, const struct smtp_command *cmd
 	if (!cmd->arg || cmd->arglen == 0 || cmd->arglen > SESSION_HELO_MAX ||
 	    smtp_parse_helo(cmd->arg, cmd->arglen) != 0) {
 		session_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		session_policy_count(s, POLICY_HELO_SYNTAX);
 		return false;
 	}
 	session_reset_transaction(s);
@@ -85,6 +86,10 @@ static bool remember_helo(struct smtp_session *s, const struct smtp_command *cmd
 	s->helo[cmd->arglen] = '\0';
 	s->helo_seen = true;
 	s->esmtp = esmtp;
+	if (!session_policy_ehlo(s)) {
+		s->helo_seen = false;	/* refused: MAIL needs a new HELO */
+		return false;
+	}
 	return true;
 }
 
@@ -159,9 +164,20 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		session_log_reject(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit");
 		return false;
 	}
+	if (!session_policy_mail(s))
+		return false;	/* refused, or waiting for DNS: verbs_mail_accept then */
 	s->in_transaction = true;
 	session_reply(s, 250, "2.1.0", "Ok");
 	return true;
+}
+
+/* verbs_mail_accept - a MAIL that waited for the policy's DNS answer goes on. */
+void verbs_mail_accept(struct smtp_session *s)
+{
+	s->in_transaction = true;
+	s->verbs[SMTP_MAIL].ok++;
+	s->commands_ok++;
+	session_reply(s, 250, "2.1.0", "Ok");
 }
 
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
@@ -177,6 +193,8 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		reply_parse_error(s, "RCPT", &err);
 		return false;
 	}
+	if (!session_policy_rcpt(s, &path))
+		return false;
 	if (s->nrcpt >= s->rcpt_cap) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
 		session_log_reject(s, "RCPT", "452 4.5.3 Error: too many recipients; to=<%s>",
@@ -307,6 +325,8 @@ static bool verb_ready(struct smtp_session *s, const struct verb_row *row)
 	if (!missing)
 		return true;
 	session_reply(s, 503, "5.5.1", "%s", missing);
+	if (row->verb == SMTP_MAIL && !s->helo_seen)
+		session_policy_count(s, POLICY_NO_HELO);
 	return false;
 }
 
@@ -336,6 +356,9 @@ void verbs_dispatch(struct smtp_session *s, const char *line, size_t len)
 	}
 	row = verb_find(cmd.verb);
 	s->verbs[row->verb].total++;
+	/* After a MAIL the HELO rules refused, RCPT gets the rule's reply too. */
+	if (row->verb == SMTP_RCPT && !session_policy_rcpt(s, NULL))
+		return;
 	ok = verb_ready(s, row) && row->run(s, &cmd);
 	if (ok) {
 		s->verbs[row->verb].ok++;

@@ -154,6 +154,8 @@ sub new {
 	# Tests never ask the system's resolver: no DNS unless a test starts
 	# its own server on loopback (t/lib/FakeDNS.pm) and names it here.
 	$opt{dns_servers} //= 'none';
+	# Mail for campus.test is local, as in the development runtime.
+	$opt{local_domains} //= 'campus.test';
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = mx.campus.test\n"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "mtad/mtad.h"
+#include "policy/policy.h"
 #include "t/unit/tap.h"
 
 /* parse - defaults, then text; returns the parser's result. */
@@ -221,7 +222,23 @@ static void test_errors(struct tap *t)
 		  "etc/mtad.conf:2: duplicate listen \"[0::1]:25\" (first at line 1)" },
 		{ "listen = 127.0.0.1:25 startls\n",
 		  "etc/mtad.conf:1: unknown listen option \"startls\" (starttls, tls, submission, "
-		  "auth_plaintext)" },
+		  "auth_plaintext, helo_reject_at=ehlo)" },
+		{ "helo_policy = lenient\n",
+		  "etc/mtad.conf:1: bad helo_policy \"lenient\" (one of off|relaxed|strict)" },
+		{ "helo_rule.non-fdqn = on\n", "etc/mtad.conf:1: unknown HELO rule \"non-fdqn\"" },
+		{ "helo_rule.no-helo = off\n", "etc/mtad.conf:1: helo_rule.no-helo is always on" },
+		{ "helo_rule.relay = off\n", "etc/mtad.conf:1: unknown HELO rule \"relay\"" },
+		{ "helo_rule.localhost = yes\n",
+		  "etc/mtad.conf:1: helo_rule.localhost must be on or off, not \"yes\"" },
+		{ "local_domains = campus.test, bad_domain\n",
+		  "etc/mtad.conf:1: local_domains: bad domain \"bad_domain\"" },
+		{ "relay_networks = 10.0.0.0/8 10.1.2.3/33\n",
+		  "etc/mtad.conf:1: relay_networks: bad network \"10.1.2.3/33\" "
+		  "(expected ADDRESS or ADDRESS/PREFIX)" },
+		{ "tls_cert_file = /c\ntls_key_file = /k\n"
+		  "listen = 127.0.0.1:25 starttls helo_reject_at=ehlo\n",
+		  "etc/mtad.conf:3: helo_reject_at=ehlo on a listener that offers AUTH: "
+		  "the HELO rules would lock out users before they log in" },
 		{ "tls_cert_file = /c\ntls_key_file = /k\nlisten = 127.0.0.1:25 starttls tls\n",
 		  "etc/mtad.conf:3: a listener is either starttls or tls, not both" },
 		{ "\nlisten = 127.0.0.1:465 tls\n",
@@ -285,6 +302,48 @@ static void test_listen_roles(struct tap *t)
 	TAP_OK(t, strstr(out, "listen = [::1]:587 starttls submission\n") != NULL &&
 		  strstr(out, "listen = 127.0.0.1:465 tls\n") != NULL,
 	       "-n prints the roles back");
+	free(out);
+}
+
+/* test_policy_keys - the HELO policy and relay settings, and how -n prints them. */
+static void test_policy_keys(struct tap *t)
+{
+	static const char text[] =
+		"helo_policy = strict\n"
+		"helo_rule.non-fqdn = off\n"
+		"helo_rule.no-rdns = on\n"
+		"local_domains = Campus.Test, other.test\n"
+		"relay_domains = dept.campus.test\n"
+		"relay_networks = 10.0.0.0/8, 2001:db8::/32 192.0.2.7\n"
+		"max_policy_rejections = 5\n"
+		"dns_servers = 127.0.0.1:5353\n"
+		"listen = 127.0.0.1:25 helo_reject_at=ehlo\n";
+	struct mtad_config c;
+	char err[256], *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+	int r = parse(&c, text, err, sizeof(err));
+
+	TAP_OK(t, r == 0, "policy keys parse (%s)", r ? err : "ok");
+	TAP_OK(t, strcmp(c.helo_policy, "strict") == 0, "helo_policy");
+	TAP_OK(t, c.helo_rule[POLICY_NON_FQDN] == 0 && c.helo_rule[POLICY_NO_RDNS] == 1 &&
+		  c.helo_rule[POLICY_OWN_NAME] == -1, "helo_rule overrides, the rest as the mode says");
+	TAP_OK(t, c.nlocal_domains == 2 && strcmp(c.local_domains[0], "campus.test") == 0,
+	       "local_domains, lower-cased");
+	TAP_OK(t, c.nrelay_domains == 1, "relay_domains");
+	TAP_OK(t, c.nrelay_networks == 3 && c.relay_networks[1].prefix == 32 &&
+		  c.relay_networks[2].prefix == 32, "relay_networks with and without prefix");
+	TAP_OK(t, c.max_policy_rejections == 5 && c.listen[0].helo_reject_ehlo,
+	       "max_policy_rejections and helo_reject_at=ehlo");
+	f = open_memstream(&out, &outlen);
+	if (!f)
+		return;
+	mtad_config_print_nondefault(&c, f);
+	fclose(f);
+	TAP_OK(t, strstr(out, "helo_rule.no-rdns = on\n") && strstr(out, "helo_rule.non-fqdn = off\n") &&
+		  strstr(out, "relay_networks = 10.0.0.0/8 2001:db8::/32 192.0.2.7\n") &&
+		  strstr(out, "local_domains = campus.test other.test\n"),
+	       "-n prints rules, networks and domains");
 	free(out);
 }
 
@@ -402,6 +461,7 @@ int main(void)
 	test_listen(&t);
 	test_max_listen(&t);
 	test_listen_roles(&t);
+	test_policy_keys(&t);
 	test_errors(&t);
 	test_limits(&t);
 	test_print(&t);

@@ -1,0 +1,387 @@
+/*
+ * session_policy.c - the session's side of the HELO policy and relay
+ * control: gathering the facts (reverse name, whether the HELO name
+ * resolves, trusted network), asking policy/ for a verdict at MAIL FROM
+ * and RCPT TO, and what a rejection costs: the reply, one log line,
+ * statistics, and 421 after max_policy_rejections.
+ *
+ * The HELO rules are applied at MAIL, not at EHLO, because the client
+ * may still STARTTLS and AUTH: an authenticated session is never judged
+ * by its HELO name (the reason mtad exists; see the README). A listener
+ * with helo_reject_at=ehlo, where no AUTH is offered, judges at EHLO.
+ *
+ * DNS answers arrive asynchronously (mtad/dns.c); when a rule needs one
+ * that is still on its way, MAIL waits for it with input paused. Nothing
+ * here blocks or does I/O itself.
+ */
+#include <ifaddrs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "smtp/session_int.h"
+
+/* ---- the server's policy settings ---- */
+
+/* addr_from_sockaddr - an interface address as a policy_addr. */
+static bool addr_from_sockaddr(const struct sockaddr *sa, struct policy_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		out->family = AF_INET;
+		memcpy(out->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		out->prefix = 32;
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		out->family = AF_INET6;
+		memcpy(out->bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		out->prefix = 128;
+		return true;
+	}
+	return false;
+}
+
+/* own_addresses - this machine's interface addresses and the listen addresses. */
+static size_t own_addresses(const struct mtad_config *cfg, struct policy_addr *out, size_t max)
+{
+	struct ifaddrs *ifa, *i;
+	size_t n = 0;
+
+	if (getifaddrs(&ifa) == 0) {
+		for (i = ifa; i && n < max; i = i->ifa_next)
+			if (i->ifa_addr && addr_from_sockaddr(i->ifa_addr, &out[n]))
+				n++;
+		freeifaddrs(ifa);
+	} else {
+		mtad_log(MTAD_LOG_WARNING, "cannot list this machine's addresses: %m");
+	}
+	for (size_t l = 0; l < cfg->nlisten && n < max; l++) {
+		const char *a = cfg->listen[l].address;
+
+		if (strcmp(a, "0.0.0.0") != 0 && strcmp(a, "::") != 0 &&
+		    policy_addr_parse(a, strlen(a), false, &out[n]) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* smtp_server_policy_update - see smtp.h. */
+void smtp_server_policy_update(struct smtp_server *srv)
+{
+	const struct mtad_config *cfg = srv->cfg;
+	struct policy_settings *set = &srv->policy;
+	int mode = policy_mode_lookup(cfg->helo_policy);
+
+	memset(set, 0, sizeof(*set));
+	set->mode = mode < 0 ? POLICY_MODE_RELAXED : (enum policy_mode)mode;
+	for (int r = 0; r < POLICY_NRULES; r++)
+		set->rule_override[r] = r < MTAD_MAX_RULES ? cfg->helo_rule[r] : -1;
+	set->hostname = cfg->hostname;
+	for (size_t i = 0; i < cfg->nlocal_domains && i < POLICY_MAX_DOMAINS; i++)
+		srv->policy_local[set->nlocal_domains++] = cfg->local_domains[i];
+	for (size_t i = 0; i < cfg->nrelay_domains && i < POLICY_MAX_DOMAINS; i++)
+		srv->policy_relay[set->nrelay_domains++] = cfg->relay_domains[i];
+	set->local_domains = srv->policy_local;
+	set->relay_domains = srv->policy_relay;
+	set->nown_addrs = own_addresses(cfg, srv->own_addrs, POLICY_MAX_ADDRS);
+	set->own_addrs = srv->own_addrs;
+	for (size_t i = 0; i < cfg->nrelay_networks && i < POLICY_MAX_NETWORKS; i++) {
+		struct policy_addr *t = &srv->trusted[set->ntrusted++];
+
+		t->family = cfg->relay_networks[i].family;
+		memcpy(t->bytes, cfg->relay_networks[i].bytes, sizeof(t->bytes));
+		t->prefix = cfg->relay_networks[i].prefix;
+	}
+	set->trusted = srv->trusted;
+}
+
+/* ---- statistics ---- */
+
+/* stats_add - one counter of today's statistics: "YYYYMMDD/what". */
+static void stats_add(struct smtp_session *s, const char *what)
+{
+	char key[400], day[16];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y%m%d", &tm);
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s", day, what) < sizeof(key))
+		queue_stats_add(s->srv->queue, key, 1);
+}
+
+/* stats_helo - the HELO name as a counter key part: lower case, no odd bytes. */
+static void stats_helo(struct smtp_session *s)
+{
+	char what[8 + SESSION_HELO_MAX + 1] = "helo/";
+	size_t n = 5;
+
+	for (const char *p = s->helo; *p && n < sizeof(what) - 1; p++) {
+		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+
+		what[n++] = (c > ' ' && c < 0x7f && c != '/') ? c : '_';
+	}
+	what[n] = '\0';
+	stats_add(s, what);
+}
+
+/* session_policy_count - one policy rejection: statistics, then the per-connection limit. */
+void session_policy_count(struct smtp_session *s, enum policy_rule rule)
+{
+	const char *name = policy_rule_name(rule);
+	char what[128];
+
+	snprintf(what, sizeof(what), "reject/%s", name);
+	stats_add(s, what);
+	if (!(s->rules_seen & (1u << rule))) {
+		s->rules_seen |= 1u << rule;
+		snprintf(what, sizeof(what), "conn/%s", name);
+		stats_add(s, what);
+	}
+	snprintf(what, sizeof(what), "ip/%s/%s", name, s->client_ip);
+	stats_add(s, what);
+	if (rule != POLICY_RELAY && rule != POLICY_NO_HELO && s->helo[0])
+		stats_helo(s);
+	if (++s->policy_rejections < s->srv->cfg->max_policy_rejections)
+		return;
+	mtad_log(MTAD_LOG_INFO, "too many rejected commands from %s", s->client_label);
+	session_reply(s, 421, "4.7.0", "%s Error: too many rejected commands",
+		      s->srv->cfg->hostname);
+	session_close(s);
+}
+
+/* session_policy_accepted - a message was queued: counted by how the client came. */
+void session_policy_accepted(struct smtp_session *s)
+{
+	stats_add(s, s->auth_user[0] ? "accept/auth" : "accept/unauth");
+}
+
+/* policy_reject - the rule's reply, one log line, the count. */
+static void policy_reject(struct smtp_session *s, const char *verb,
+			  const struct policy_verdict *v, const char *rcpt)
+{
+	if (rcpt)
+		session_reply(s, v->code, v->enhanced, "<%s>: %s", rcpt, v->text);
+	else
+		session_reply(s, v->code, v->enhanced, "%s", v->text);
+	mtad_log(MTAD_LOG_INFO, "NOQUEUE: reject: %s from %s: %d %s %s%s%s%s; rule=%s "
+		 "helo=<%s> listener=%s proto=%s from=<%s>",
+		 verb, s->client_label, v->code, v->enhanced, rcpt ? "<" : "",
+		 rcpt ? rcpt : "", rcpt ? ">: " : "", v->text, policy_rule_name(v->rule),
+		 s->helo, s->listener, session_protocol(s), s->sender.addr);
+	session_policy_count(s, v->rule);
+}
+
+/* ---- DNS facts ---- */
+
+/* dns_fact - a resolver answer as the policy reads it. */
+static enum policy_dns dns_fact(enum mtad_dns_status st)
+{
+	switch (st) {
+	case MTAD_DNS_FOUND: return POLICY_DNS_FOUND;
+	case MTAD_DNS_NOTFOUND: return POLICY_DNS_NOTFOUND;
+	default: return POLICY_DNS_TEMPFAIL;
+	}
+}
+
+/* label_update - "name[ip]" for log lines. */
+static void label_update(struct smtp_session *s)
+{
+	snprintf(s->client_label, sizeof(s->client_label), "%s[%s]", s->client_name, s->client_ip);
+}
+
+static void policy_dns_arrived(struct smtp_session *s);
+
+/* rdns_done - the client's reverse name (forward-confirmed) or its absence. */
+static void rdns_done(void *arg, enum mtad_dns_status st, const char *name)
+{
+	struct smtp_session *s = arg;
+
+	s->rdns_query = NULL;
+	s->rdns_pending = false;
+	s->rdns = dns_fact(st);
+	if (st == MTAD_DNS_FOUND && name) {
+		snprintf(s->client_name, sizeof(s->client_name), "%s", name);
+		label_update(s);
+	}
+	policy_dns_arrived(s);
+}
+
+/* helo_done - whether the HELO name has A/AAAA records. */
+static void helo_done(void *arg, enum mtad_dns_status st, unsigned naddrs)
+{
+	struct smtp_session *s = arg;
+
+	(void)naddrs;
+	s->helo_query = NULL;
+	s->helo_dns_pending = false;
+	s->helo_dns = dns_fact(st);
+	policy_dns_arrived(s);
+}
+
+/* session_policy_start - a new connection: trusted?, and its reverse name on the way. */
+void session_policy_start(struct smtp_session *s)
+{
+	const struct policy_settings *set = &s->srv->policy;
+
+	snprintf(s->client_name, sizeof(s->client_name), "unknown");
+	label_update(s);
+	s->trusted = policy_in_networks(set->trusted, set->ntrusted, s->client_ip);
+	if (!s->srv->dns)
+		return;
+	s->rdns_query = mtad_dns_reverse(s->srv->dns, s->client_ip, rdns_done, s);
+	s->rdns_pending = s->rdns_query != NULL;
+}
+
+/* session_policy_stop - no DNS callback may reach a session that is going away. */
+void session_policy_stop(struct smtp_session *s)
+{
+	if (s->rdns_query)
+		mtad_dns_cancel(s->rdns_query);
+	if (s->helo_query)
+		mtad_dns_cancel(s->helo_query);
+	s->rdns_query = s->helo_query = NULL;
+	s->rdns_pending = s->helo_dns_pending = false;
+}
+
+/* helo_is_name - a host name, not an address literal or a bare address. */
+static bool helo_is_name(const char *helo)
+{
+	struct policy_addr a;
+
+	return helo[0] != '[' && policy_addr_parse(helo, strlen(helo), false, &a) != 0;
+}
+
+/* client_facts - what the policy is told about this session. */
+static struct policy_client client_facts(const struct smtp_session *s)
+{
+	return (struct policy_client){
+		.helo = s->helo_seen ? s->helo : NULL,
+		.client_ip = s->client_ip,
+		.rdns = s->rdns,
+		.helo_dns = s->helo_dns,
+		.authenticated = s->auth_user[0] != '\0',
+		.trusted = s->trusted,
+	};
+}
+
+/*
+ * session_policy_ehlo - a new HELO/EHLO name: look it up when the rules
+ * need it, and judge it now on a helo_reject_at=ehlo listener. Returns
+ * false when the name was refused (the reply is given).
+ */
+bool session_policy_ehlo(struct smtp_session *s)
+{
+	const struct policy_settings *set = &s->srv->policy;
+	struct policy_verdict v;
+
+	if (s->helo_query)
+		mtad_dns_cancel(s->helo_query);
+	s->helo_query = NULL;
+	s->helo_dns_pending = false;
+	s->helo_dns = POLICY_DNS_UNKNOWN;
+	s->blocked.rule = POLICY_ACCEPT;
+	if (s->srv->dns && policy_rule_enabled(set, POLICY_UNRESOLVABLE) && helo_is_name(s->helo)) {
+		s->helo_query = mtad_dns_forward(s->srv->dns, s->helo, helo_done, s);
+		s->helo_dns_pending = s->helo_query != NULL;
+	}
+	if (!s->helo_reject_ehlo)
+		return true;
+	v = policy_helo_verdict(set, &(struct policy_client){
+		.helo = s->helo, .client_ip = s->client_ip, .rdns = s->rdns,
+		.helo_dns = POLICY_DNS_UNKNOWN, .trusted = s->trusted });
+	if (v.rule == POLICY_ACCEPT)
+		return true;
+	policy_reject(s, s->esmtp ? "EHLO" : "HELO", &v, NULL);
+	return false;
+}
+
+/*
+ * must_wait - the verdict needs a DNS answer still on its way: one a
+ * rule that is on depends on, or the client's name for the log line of
+ * a rejection. Accepted mail does not wait for the name.
+ */
+static bool must_wait(const struct smtp_session *s)
+{
+	const struct policy_settings *set = &s->srv->policy;
+	struct policy_client c;
+
+	if ((s->helo_dns_pending && policy_rule_enabled(set, POLICY_UNRESOLVABLE)) ||
+	    (s->rdns_pending && policy_rule_enabled(set, POLICY_NO_RDNS)))
+		return true;
+	c = client_facts(s);
+	return s->rdns_pending && policy_helo_verdict(set, &c).rule != POLICY_ACCEPT;
+}
+
+/* mail_verdict - the HELO rules at MAIL; true when MAIL may go on. */
+static bool mail_verdict(struct smtp_session *s)
+{
+	struct policy_client c = client_facts(s);
+	struct policy_verdict v = policy_helo_verdict(&s->srv->policy, &c);
+
+	if (v.rule == POLICY_ACCEPT) {
+		s->blocked.rule = POLICY_ACCEPT;
+		return true;
+	}
+	s->blocked = v;
+	policy_reject(s, "MAIL", &v, NULL);
+	return false;
+}
+
+/*
+ * session_policy_mail - MAIL FROM was parsed: judge the session. Returns
+ * true to go on now; false when refused (reply given) or when the
+ * verdict waits for DNS (state STATE_POLICY_WAIT; verbs_mail_accept
+ * finishes the command later).
+ */
+bool session_policy_mail(struct smtp_session *s)
+{
+	if (s->auth_user[0] || s->trusted)
+		return true;
+	if (must_wait(s)) {
+		s->state = STATE_POLICY_WAIT;
+		s->io.pause(s->io.ctx, true);
+		uv_timer_stop(&s->timer);
+		return false;
+	}
+	return mail_verdict(s);
+}
+
+/* policy_dns_arrived - an answer came; a MAIL waiting for it is judged now. */
+static void policy_dns_arrived(struct smtp_session *s)
+{
+	if (s->state != STATE_POLICY_WAIT || must_wait(s))
+		return;
+	s->state = STATE_COMMAND;
+	if (mail_verdict(s))
+		verbs_mail_accept(s);
+	if (s->state == STATE_COMMAND)
+		session_resume(s, STATE_COMMAND);
+}
+
+/*
+ * session_policy_rcpt - relay control for one recipient, and the HELO
+ * verdict again after a refused MAIL. Returns true to go on.
+ */
+bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path)
+{
+	struct policy_verdict v;
+
+	if (!s->in_transaction) {
+		if (s->blocked.rule == POLICY_ACCEPT)
+			return true;	/* the usual 503: not a policy matter */
+		policy_reject(s, "RCPT", &s->blocked, NULL);
+		return false;
+	}
+	if (!path)
+		return true;
+	v = policy_relay_verdict(&s->srv->policy, path->addr, path->had_route,
+				 s->auth_user[0] != '\0', s->trusted);
+	if (v.rule == POLICY_ACCEPT)
+		return true;
+	policy_reject(s, "RCPT", &v, path->addr);
+	return false;
+}
