@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <sys/socket.h>
+
 #include <uv.h>
 
 #define MTAD_VERSION "0.1"
@@ -200,6 +202,15 @@ struct mtad_dns_query *mtad_dns_mx(struct mtad_dns *dns, const char *domain,
  * A query handle is valid until its callback returns or it is cancelled;
  * a callback may start lookups, cancel others, or free the resolver.
  */
+
+/*
+ * The addresses of name (A and AAAA), for connecting: IPv4 first as
+ * found, then IPv6; port is 0 in each. NOTFOUND when neither exists.
+ */
+typedef void (*mtad_dns_addrs_cb)(void *arg, enum mtad_dns_status status,
+				  const struct sockaddr_storage *addrs, size_t naddrs);
+struct mtad_dns_query *mtad_dns_addresses(struct mtad_dns *dns, const char *name,
+					  mtad_dns_addrs_cb cb, void *arg);
 
 /* Stops a query: its callback will not be called. */
 void mtad_dns_cancel(struct mtad_dns_query *q);

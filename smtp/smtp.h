@@ -184,6 +184,148 @@ size_t smtp_reply_format(char *buf, size_t size, int code, const char *enhanced,
 int smtp_reply_add(char *buf, size_t size, size_t *len, int code, const char *enhanced,
 		   const char *text, bool more);
 
+/* ---- outbound: routes (smtp/route.c), DSNs (smtp/dsn.c), client (smtp/client.c) ---- */
+
+enum smtp_tls_policy { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_VERIFY };
+
+/*
+ * A route: mail for domain (and its subdomains when the config says
+ * ".domain") goes to host: "[host]:port" means that host, no MX lookup;
+ * "host" or "host:port" means MX lookup of host. Written in mtad.conf as
+ *   route = campus.test [mailhub.campus.test]:25
+ *   route = .campus.test [10.1.2.3]:2525 tls=verify
+ *   relayhost = [smarthost.example]:587
+ */
+struct smtp_route {
+	char domain[256];	/* "" for relayhost */
+	bool subdomains;	/* ".campus.test": the domain and everything under it */
+	char host[256];
+	int port;		/* 25 unless given */
+	bool mx;		/* look up MX of host (no brackets) */
+	enum smtp_tls_policy tls;
+};
+
+/* smtp_route_parse - "DOMAIN NEXTHOP [tls=none|may|verify]" (relayhost: NEXTHOP only). */
+int smtp_route_parse(const char *value, bool relayhost, struct smtp_route *out,
+		     char *err, size_t errlen);
+
+/*
+ * smtp_route_lookup - where mail for domain goes: the most specific
+ * route, else relayhost (when set), else NULL (MX lookup of the domain).
+ */
+const struct smtp_route *smtp_route_lookup(const struct smtp_route *routes, size_t n,
+					   const struct smtp_route *relayhost,
+					   const char *domain);
+
+/* One recipient in a DSN. */
+struct smtp_dsn_rcpt {
+	const char *addr;
+	const char *action;		/* "failed" or "delayed" */
+	const char *status;		/* "5.1.1" */
+	const char *remote_mta;		/* "mx.example.org", or NULL */
+	const char *diagnostic;		/* "550 5.1.1 no such user", or NULL */
+};
+
+struct smtp_dsn_info {
+	const char *hostname;		/* the reporting MTA */
+	const char *orig_qid;
+	const char *orig_sender;	/* where the DSN goes */
+	int64_t orig_arrival;
+	int64_t now;
+	const struct smtp_dsn_rcpt *rcpt;
+	size_t nrcpt;
+	const char *headers;		/* the original message's header section */
+	size_t headers_len;
+};
+
+/*
+ * smtp_dsn_build - an RFC 3464 delivery status notification
+ * (multipart/report; message/delivery-status; the original headers as
+ * text/rfc822-headers), from MAILER-DAEMON@hostname, CRLF line ends.
+ * Returns a malloc'd message and its length, or NULL.
+ */
+char *smtp_dsn_build(const struct smtp_dsn_info *info, size_t *len);
+
+/* The SMTP client: one connection to one peer, several messages over it. */
+struct smtp_client;
+struct tls_client;
+
+struct smtp_client_options {
+	const char *helo_name;		/* our name in EHLO */
+	const char *peer_name;		/* for logs, SNI and certificate checks */
+	enum smtp_tls_policy tls;
+	struct tls_client *tls_client;	/* NULL: no STARTTLS */
+	unsigned timeout;		/* seconds per step */
+};
+
+/* The outcome of one recipient, or of the whole message. */
+struct smtp_client_reply {
+	int code;			/* 250, 450, 550 ...; 0 when the connection failed */
+	char enhanced[16];		/* "5.1.1", or derived from the code */
+	char text[512];			/* the peer's text, or what went wrong */
+};
+
+typedef void (*smtp_client_ready_cb)(void *arg, const struct smtp_client_reply *reply);
+
+/*
+ * smtp_client_connect - connects to addr (port set), reads the greeting,
+ * EHLO (HELO when EHLO is refused), STARTTLS when offered and the policy
+ * allows (required for SMTP_TLS_VERIFY, with the certificate checked),
+ * then cb with 2xx, or with the failure (the client is then unusable:
+ * smtp_client_close it).
+ */
+struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
+					const struct smtp_client_options *opt,
+					smtp_client_ready_cb cb, void *arg);
+
+/* Body chunks come from the caller (the queue), asynchronously. */
+typedef void (*smtp_client_chunk_done)(struct smtp_client *c, int status,
+				       const void *data, size_t len, bool last);
+typedef void (*smtp_client_read_fn)(void *arg, uint32_t index, struct smtp_client *c,
+				    smtp_client_chunk_done done);
+
+struct smtp_client_message {
+	const char *sender;
+	const char *const *rcpt;
+	size_t nrcpt;
+	uint64_t size;			/* for SIZE= */
+	smtp_client_read_fn read;	/* body chunks, CRLF text, not dot-stuffed */
+	void *read_arg;
+};
+
+/*
+ * Called once per message: results[i] for rcpt[i] (2xx sent, 4xx
+ * deferred, 5xx failed), and data for the message as a whole (the reply
+ * to the end of DATA, or why it never got there). ok is false when the
+ * connection is no longer usable.
+ */
+typedef void (*smtp_client_sent_cb)(void *arg, bool ok, const struct smtp_client_reply *results,
+				    const struct smtp_client_reply *data);
+
+/* Sends one message (PIPELINING when offered; SIZE honoured). */
+int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
+		     smtp_client_sent_cb cb, void *arg);
+
+/* QUIT politely (when usable) and free; no callback follows. */
+void smtp_client_close(struct smtp_client *c);
+
+/* What the peer offered, for logs: "TLSv1.3 ..." or "" */
+const char *smtp_client_tls_info(const struct smtp_client *c);
+
+/*
+ * smtp_client_parse_reply - one complete reply (possibly multi-line)
+ * at the start of buf: returns its length, 0 when more bytes are needed,
+ * -1 when it is malformed. Pure, for the client and for fuzzing.
+ */
+int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_reply *out,
+			    unsigned *ext_flags);
+
+#define SMTP_EXT_PIPELINING 0x01
+#define SMTP_EXT_STARTTLS 0x02
+#define SMTP_EXT_SIZE 0x04
+#define SMTP_EXT_8BITMIME 0x08
+#define SMTP_EXT_ENHANCED 0x10
+
 /* ---- the server session (smtp/session.c) ---- */
 
 struct mtad_config;

@@ -37,7 +37,26 @@ int tls_server_reload(struct tls_server *srv, const struct tls_settings *set,
 		      char *err, size_t errlen);
 void tls_server_free(struct tls_server *srv);
 
-/* One connection's TLS state (server side). */
+/*
+ * The client side, for delivery: CA certificates from ca_file, or the
+ * system's default store when NULL/"". Certificates are verified only
+ * for connections that ask for it (per route).
+ */
+struct tls_client;
+struct tls_client *tls_client_new(const char *ca_file, char *err, size_t errlen);
+void tls_client_free(struct tls_client *cli);
+
+/*
+ * tls_conn_new_client - a client connection to host (SNI, and the name
+ * checked when verify is true). Starts in the handshake: call
+ * tls_conn_handshake and send its output.
+ */
+struct tls_conn *tls_conn_new_client(struct tls_client *cli, const char *host, bool verify);
+
+/* After the handshake: did the peer's certificate verify for the host? */
+bool tls_conn_verified(const struct tls_conn *c);
+
+/* One connection's TLS state (server or client side). */
 struct tls_conn;
 
 enum tls_status {
