@@ -267,6 +267,89 @@ int queue_body_write(struct queue *q, const char *qid, FILE *out);
 /* Deletes envelope and body in one transaction. */
 int queue_delete(struct queue *q, const char *qid);
 
+/* ---- delivery state (queue/schedule.c) ---- */
+
+/*
+ * The schedule is schedule.db, a secondary index of envelope.db that
+ * Berkeley DB keeps itself (DB->associate): key = next_attempt as 8
+ * bytes big-endian (negative counts as 0) + the 14-byte qid, so a walk
+ * from the start meets messages in due order. Held messages
+ * (QUEUE_FLAG_HELD) and records that do not decode have no entry: they
+ * are never due (mtaq list still shows, and reports, them). Every
+ * process that opens the queue associates it, so every change to
+ * envelope.db (the writer, queue_delete, queue_set_hold, ...) moves the
+ * entry in the same transaction. A spool from before schedule.db gets
+ * its index built when queue_open finds the secondary empty.
+ *
+ * The async calls below are for the loop thread with the writer running:
+ * the work runs on the writer thread (reads after the batch's log flush,
+ * so they never delay a commit), and cb runs exactly once, later, on the
+ * loop thread — never inside the call. They return 0, or -1 with errno
+ * ENOMEM or ESHUTDOWN (no writer) and then no callback follows. Status
+ * in a callback is QUEUE_OK or a QUEUE_* error (errmsg says why when
+ * there is one).
+ */
+
+/*
+ * queue_due_async - the messages whose next_attempt <= now, in due order
+ * (then arrival), at most max of them. envs and everything in them
+ * belong to the queue and are freed when cb returns: copy what you keep
+ * (the array may be modified, not kept). The scan does not know which
+ * messages are being delivered: skip the ones you have in flight.
+ */
+typedef void (*queue_due_cb)(void *arg, int status, struct queue_envelope *envs, size_t n);
+int queue_due_async(struct queue *q, int64_t now, size_t max, queue_due_cb cb, void *arg);
+
+/*
+ * queue_chunk_async - body chunk index of qid (the chunks of a message
+ * are numbered from 0 and hold QUEUE's chunk size, about 60 KB, but the
+ * last). last is true when no chunk index + 1 exists. An empty body has
+ * no chunk at all: index 0 then gives len 0, last true. data is valid
+ * only until cb returns. QUEUE_NOTFOUND when the message (or, for
+ * index > 0, the chunk) does not exist, QUEUE_DAMAGED when chunk 0 is
+ * missing from a message whose envelope says it has bytes.
+ */
+typedef void (*queue_chunk_cb)(void *arg, int status, const void *data, size_t len, bool last);
+int queue_chunk_async(struct queue *q, const char *qid, uint32_t index, queue_chunk_cb cb,
+		      void *arg);
+
+/* A new message queued by the queue itself (a bounce): env->qid must be
+ * a fresh id; the size stored is len. */
+struct queue_new_message {
+	const struct queue_envelope *env;
+	const void *body;
+	size_t len;
+};
+
+/*
+ * queue_update_async - records a delivery attempt of env->qid in one
+ * transaction: when every recipient of env is SENT or FAILED the message
+ * (envelope, body, schedule entry) is deleted, else env replaces the
+ * stored envelope (its next_attempt moves the schedule entry); a
+ * QUEUE_FLAG_HELD set meanwhile (mtaq hold) is kept. When bounce is not
+ * NULL, that message is queued in the same transaction (refused, and
+ * nothing done, if its id exists). env and bounce are copied before the
+ * call returns. cb runs after the log flush of the writer's batch (group
+ * commit), with QUEUE_OK; QUEUE_NOTFOUND when the message was deleted
+ * meanwhile (then nothing is written, no bounce either); QUEUE_ERROR
+ * otherwise (after a failed log flush the change may still be on disk:
+ * a retry risks a duplicate, never a loss).
+ */
+typedef void (*queue_update_cb)(void *arg, int status, const char *errmsg);
+int queue_update_async(struct queue *q, const struct queue_envelope *env,
+		       const struct queue_new_message *bounce, queue_update_cb cb, void *arg);
+
+/*
+ * For mtaq (synchronous, committed to disk before they return; any
+ * thread that owns q, never the loop thread of a running mtad):
+ * queue_set_hold sets or clears QUEUE_FLAG_HELD, queue_flush_message
+ * makes a message due now (next_attempt 0; a held one stays held).
+ * QUEUE_OK, QUEUE_NOTFOUND, QUEUE_DAMAGED or QUEUE_ERROR. A running
+ * mtad sees the change at its next schedule scan (every second).
+ */
+int queue_set_hold(struct queue *q, const char *qid, bool hold);
+int queue_flush_message(struct queue *q, const char *qid);
+
 /* Last error text from a failing call, for messages. The store calls
  * keep it in q: use one struct queue from one thread at a time. */
 const char *queue_strerror(struct queue *q);
