@@ -95,6 +95,8 @@ sub log_is {
 	like $line, qr/\A\Q$want\E(?: [\w-]+=\S*)*\z/, $name;
 }
 
+my ($s, $qid);
+
 # ---- unresolvable: strict ----
 my $strict = MtadTest->new(helo_policy => 'strict', local_domains => 'campus.test',
 			   dns_servers => $dns->servers, dns_timeout => 3);
@@ -143,7 +145,7 @@ try($relaxed, '127.0.0.1', 'broken.example', 'ok');
 my $rdns = MtadTest->new(local_domains => 'campus.test', dns_servers => $dns->servers,
 			 dns_timeout => 3, 'helo_rule.no-rdns' => 'on');
 $off = length $rdns->log_text;
-my $qid = try($rdns, '127.0.0.1', 'client.example', 'ok');
+$qid = try($rdns, '127.0.0.1', 'client.example', 'ok');
 try($rdns, '127.0.0.2', 'good.example', $NORDNS);
 try($rdns, '127.0.0.3', 'good.example', $NORDNS);
 try($rdns, '127.0.0.4', 'good.example', $NORDNS);
@@ -161,8 +163,35 @@ for my $ip ('127.0.0.2', '127.0.0.3', '127.0.0.4') {
 		"log: no-rdns for $ip, the client unknown (no confirmed name)";
 }
 
+# ---- the reverse name of accepted mail, no-rdns off ----
+# "The client name is the forward-confirmed reverse name when DNS gives
+# one": also when no rule needs it, and when the client sends its whole
+# transaction at once, right after the greeting.
+$off = length $strict->log_text;
+$s = $strict->raw;
+my @r = $strict->dialog($s, "> EHLO good.example\n> MAIL FROM:<a\@b.example>\n"
+	. "> RCPT TO:<u\@campus.test>\n> DATA\n" . MtadTest::ehlo_script('good.example') . <<"END");
+	< 250 2.1.0 *
+	< 250 2.1.5 *
+	< 354 *
+	> Subject: at once
+	>
+	> hello
+	> .
+	< 250 2.0.0 Ok: queued as *
+	> QUIT
+	< 221 2.0.0 *
+END
+($qid) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
+$qid //= 'NONE';
+like $strict->received_of($qid), qr/\(client\.example \[127\.0\.0\.1\]\)/,
+	'no-rdns off: Received: still names (client.example [127.0.0.1])'
+	or diag $strict->received_of($qid);
+ok defined $strict->wait_log(qr/\b\Q$qid\E: client=client\.example\[127\.0\.0\.1\]/, $off),
+	'... and the log client=client.example[127.0.0.1]' or diag substr($strict->log_text, $off);
+
 # ---- pipelined: MAIL waits for DNS, the commands behind it keep order ----
-my $s = $rdns->raw(local => '127.0.0.2');
+$s = $rdns->raw(local => '127.0.0.2');
 helo($rdns, $s, 'good.example');
 $rdns->dialog($s, <<"END");
 	> MAIL FROM:<a\@b.example>
