@@ -263,6 +263,7 @@ struct smtp_client_reply {
 	int code;			/* 250, 450, 550 ...; 0 when the connection failed */
 	char enhanced[16];		/* "5.1.1", or derived from the code */
 	char text[512];			/* the peer's text, or what went wrong */
+	uint64_t size;			/* EHLO replies: the peer's SIZE limit, 0 = none */
 };
 
 typedef void (*smtp_client_ready_cb)(void *arg, const struct smtp_client_reply *reply);
@@ -316,6 +317,18 @@ const char *smtp_client_tls_info(const struct smtp_client *c);
  * smtp_client_parse_reply - one complete reply (possibly multi-line)
  * at the start of buf: returns its length, 0 when more bytes are needed,
  * -1 when it is malformed. Pure, for the client and for fuzzing.
+ *
+ * Lines end in CRLF or a bare LF. Every line has the same code, 200 to
+ * 599, then ' ' (last line), '-' (more follow) or the end of the line.
+ * More than SMTP_CLIENT_REPLY_LINES lines, or SMTP_CLIENT_REPLY_MAX
+ * bytes without the end of the reply, is malformed. out->enhanced is
+ * the first line's enhanced code when it has one of the code's class
+ * ("550 5.1.1 ..."), else derived ("5.0.0"). out->text joins the text of
+ * every line, enhanced codes removed, with "; ", control characters as
+ * '?', each line cut at 512 bytes and the whole at 511 characters.
+ * When ext_flags is not NULL it gets the SMTP_EXT_* keywords found as
+ * the first word of the second and later lines (an EHLO reply; the
+ * first line is the peer's name), and out->size the SIZE value.
  */
 int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_reply *out,
 			    unsigned *ext_flags);
@@ -325,6 +338,26 @@ int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_repl
 #define SMTP_EXT_SIZE 0x04
 #define SMTP_EXT_8BITMIME 0x08
 #define SMTP_EXT_ENHANCED 0x10
+
+#define SMTP_CLIENT_REPLY_LINES 100
+#define SMTP_CLIENT_REPLY_MAX 65536
+
+/*
+ * Dot-stuffing for the body sent after DATA (smtp/client_dot.c), pure
+ * and streaming: a '.' at the start of a line (also the first byte, and
+ * across chunk boundaries) gets another '.', and a bare LF goes out as
+ * CRLF so the peer's idea of a line start is ours.
+ */
+struct smtp_dot_encoder {
+	bool line_start;	/* the next byte starts a line */
+	bool after_cr;		/* the last byte was '\r' */
+};
+
+void smtp_dot_init(struct smtp_dot_encoder *e);
+/* Encodes in into out (room for 2 * inlen bytes); returns the output length. */
+size_t smtp_dot_encode(struct smtp_dot_encoder *e, const char *in, size_t inlen, char *out);
+/* The end: CRLF unless the body ended with one, then ".\r\n" (room for 5). */
+size_t smtp_dot_finish(struct smtp_dot_encoder *e, char *out);
 
 /* ---- the server session (smtp/session.c) ---- */
 
