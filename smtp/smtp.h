@@ -203,15 +203,33 @@ struct smtp_route {
 	int port;		/* 25 unless given */
 	bool mx;		/* look up MX of host (no brackets) */
 	enum smtp_tls_policy tls;
+	bool tls_given;		/* tls= was written; else tls is MAY and smtp_tls may apply */
 };
 
-/* smtp_route_parse - "DOMAIN NEXTHOP [tls=none|may|verify]" (relayhost: NEXTHOP only). */
+/*
+ * smtp_route_parse - "DOMAIN NEXTHOP [tls=none|may|verify]" (relayhost:
+ * "NEXTHOP [tls=...]"), fields separated by blanks. DOMAIN is a host
+ * name or ".name"; one trailing dot is dropped, letters are lower-cased.
+ * NEXTHOP is one of
+ *   [host] [host]:port          that host, no MX lookup
+ *   [192.0.2.1] [192.0.2.1]:port
+ *   [2001:db8::1] [2001:db8::1]:port   (no "IPv6:" prefix)
+ *   host host:port              MX lookup of host
+ * host stores the name (lower case) or the address, without brackets;
+ * port is 25 unless given. Returns 0, or -1 with err set to
+ * "bad route \"VALUE\": what is wrong" ("bad relayhost ..."). An empty
+ * relayhost is an error too: "no relayhost" is the caller's "".
+ */
 int smtp_route_parse(const char *value, bool relayhost, struct smtp_route *out,
 		     char *err, size_t errlen);
 
 /*
  * smtp_route_lookup - where mail for domain goes: the most specific
  * route, else relayhost (when set), else NULL (MX lookup of the domain).
+ * A route for exactly the domain wins over ".parent" routes; of those
+ * the longest matching parent wins; among equals, the first. Case and
+ * one trailing dot of domain are ignored. A relayhost with host "" is
+ * taken as not set.
  */
 const struct smtp_route *smtp_route_lookup(const struct smtp_route *routes, size_t n,
 					   const struct smtp_route *relayhost,
