@@ -4,6 +4,9 @@
  *   envelope.db  btree, qid (14 bytes) -> encoded envelope (record.c)
  *   body.db      btree, 64 KB pages, qid + u32 BE chunk -> chunk bytes
  *   stats.db     btree, "YYYYMMDD/name" -> u64 BE counter (stats.c)
+ *   schedule.db  btree, u64 BE next_attempt + qid -> (envelope.db's record):
+ *                a secondary index Berkeley DB keeps in step with
+ *                envelope.db (DB->associate, key from schedule.c)
  *
  * Several processes share the environment: mtad (the only writer of new
  * messages) and any number of mtaq runs (readers, and deletes). Every
@@ -159,7 +162,18 @@ static int env_start(struct queue *q, const char **what)
 	if ((rc = env_open_db(q->env, &q->body, "body.db", QUEUE_BODY_PAGESIZE)) != 0)
 		return rc;
 	*what = "open stats.db";
-	return env_open_db(q->env, &q->stats, "stats.db", 0);
+	if ((rc = env_open_db(q->env, &q->stats, "stats.db", 0)) != 0)
+		return rc;
+	*what = "open schedule.db";
+	if ((rc = env_open_db(q->env, &q->schedule, "schedule.db", 0)) != 0)
+		return rc;
+	/* Every opener associates, so every change to envelope.db moves the
+	 * schedule entry in its own transaction. DB_CREATE: when schedule.db
+	 * is empty (a spool from before it existed, or one with no message)
+	 * the index is built from envelope.db here, auto-committed. */
+	*what = "index envelope.db by schedule";
+	return q->envelope->associate(q->envelope, NULL, q->schedule, queue_schedule_key,
+				      DB_CREATE);
 }
 
 /* queue_open - see queue.h. */
@@ -204,6 +218,9 @@ void queue_close(struct queue *q)
 	if (q->writer != NULL)
 		queue_writer_stop(q);
 	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
+	/* The secondary goes before its primary. */
+	if (q->schedule != NULL && q->schedule->close(q->schedule, 0) != 0)
+		mtad_log(MTAD_LOG_WARNING, "queue: closing schedule.db failed");
 	if (q->stats != NULL && q->stats->close(q->stats, 0) != 0)
 		mtad_log(MTAD_LOG_WARNING, "queue: closing stats.db failed");
 	if (q->body != NULL && q->body->close(q->body, 0) != 0)

@@ -285,9 +285,10 @@ int queue_delete(struct queue *q, const char *qid);
  * the work runs on the writer thread (reads after the batch's log flush,
  * so they never delay a commit), and cb runs exactly once, later, on the
  * loop thread — never inside the call. They return 0, or -1 with errno
- * ENOMEM or ESHUTDOWN (no writer) and then no callback follows. Status
- * in a callback is QUEUE_OK or a QUEUE_* error (errmsg says why when
- * there is one).
+ * ENOMEM, EINVAL (a malformed queue id, or a record that
+ * queue_record_encode refuses) or ESHUTDOWN (no writer), and then no
+ * callback follows. Status in a callback is QUEUE_OK (0) or a QUEUE_*
+ * error (errmsg, where given, says why).
  */
 
 /*
@@ -302,8 +303,7 @@ int queue_due_async(struct queue *q, int64_t now, size_t max, queue_due_cb cb, v
 
 /*
  * queue_chunk_async - body chunk index of qid (the chunks of a message
- * are numbered from 0 and hold QUEUE's chunk size, about 60 KB, but the
- * last). last is true when no chunk index + 1 exists. An empty body has
+ * are numbered from 0; every one but the last holds 60 KB). last is true when no chunk index + 1 exists. An empty body has
  * no chunk at all: index 0 then gives len 0, last true. data is valid
  * only until cb returns. QUEUE_NOTFOUND when the message (or, for
  * index > 0, the chunk) does not exist, QUEUE_DAMAGED when chunk 0 is

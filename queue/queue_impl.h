@@ -39,6 +39,7 @@ struct queue {
 	DB *envelope;		/* envelope.db: qid -> encoded record */
 	DB *body;		/* body.db: qid + chunk number -> bytes */
 	DB *stats;		/* stats.db: counter name -> u64 big-endian */
+	DB *schedule;		/* schedule.db: secondary of envelope.db (schedule.c) */
 	struct queue_options opt;	/* spool_directory points at spool */
 	char *spool;
 	struct queue_writer *writer;	/* NULL unless queue_writer_start ran */
@@ -106,6 +107,37 @@ int queue_stats_apply(struct queue *q, struct queue_stats_table *t);
  * fewer than limit means none is left. Returns 0 or a Berkeley DB error.
  */
 int queue_stats_expire(struct queue *q, time_t now, size_t limit, size_t *removed);
+
+/* Schedule key: next_attempt (u64 big-endian, negative as 0) then the qid. */
+#define QUEUE_SCHEDULE_KEYLEN (8 + QUEUE_ID_LEN)
+
+/*
+ * queue_schedule_key - the DB->associate callback of schedule.db: the
+ * key of an envelope record, or DB_DONOTINDEX for a held message or a
+ * record that does not decode. Any thread.
+ */
+int queue_schedule_key(DB *secondary, const DBT *key, const DBT *data, DBT *result);
+
+/*
+ * A unit of work for the writer thread, embedded in the caller's own
+ * struct (schedule.c). run does the database work on the writer thread;
+ * a write task's run returns 1 when it committed something that the
+ * batch's log flush must cover (0 otherwise) and runs before the flush,
+ * a read task (write false) runs after the batch was flushed and
+ * reported. flush_rc is set (writer thread) when that flush failed.
+ * done runs exactly once on the loop thread, after which the writer
+ * does not touch the task; it frees it.
+ */
+struct queue_task {
+	bool write;
+	int (*run)(struct queue *q, struct queue_task *task);
+	void (*done)(struct queue_task *task);
+	int flush_rc;
+};
+
+/* queue_task_submit - hands task to the writer (loop thread). Returns 0,
+ * or -1 with errno ESHUTDOWN (no writer) or ENOMEM: then done never runs. */
+int queue_task_submit(struct queue *q, struct queue_task *task);
 
 /* queue_seterr - formats the last error of a store.c call into q->err. */
 void queue_seterr(struct queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,6 +15,11 @@
  * and queue_incoming_write tells the caller to stop reading until one
  * is written.
  *
+ * Delivery state (schedule.c) rides on it as TASK jobs: updates are
+ * write tasks, committed with the batch's messages and reported after
+ * the same log flush; due scans and chunk reads are read tasks, run
+ * after the batch was flushed and reported so they never delay a 250.
+ *
  * Statistics counters (stats.c) ride on the same thread: a uv_timer hands
  * the counters added in the last second to the writer as one STATS job
  * (at most one in flight, plus a final one at stop). The writer runs
@@ -40,7 +45,7 @@
 /* Full chunks waiting for the writer before the sender is paused. */
 #define QUEUE_MAX_INFLIGHT 2
 
-enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT, WJOB_STATS };
+enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT, WJOB_STATS, WJOB_TASK };
 
 struct wjob {
 	struct wjob *next;
@@ -52,6 +57,7 @@ struct wjob {
 	size_t taillen;
 	uint32_t chunkno;	/* number of data (CHUNK) or of tail (COMMIT) */
 	struct queue_stats_table *stats;	/* STATS: the counters to add */
+	struct queue_task *task;	/* TASK: schedule.c's work */
 	queue_commit_cb cb;
 	void *cbarg;
 	int status;		/* 0 or a Berkeley DB / errno value */
@@ -215,47 +221,63 @@ static int writer_do_commit(struct queue *q, struct wjob *job)
 	return 0;
 }
 
-/* writer_run - runs a batch in order; returns how many messages committed. */
-static unsigned writer_run(struct queue *q, struct wjob *batch)
+/* writer_run - runs a batch in order; returns how many transactions the
+ * log flush must cover, and in *messages how many of them are messages. */
+static unsigned writer_run(struct queue *q, struct wjob *batch, unsigned *messages)
 {
 	unsigned committed = 0;
 
+	*messages = 0;
 	for (struct wjob *job = batch; job != NULL; job = job->next) {
 		switch (job->type) {
 		case WJOB_CHUNK:
 			writer_do_chunk(q, job);
 			break;
 		case WJOB_COMMIT:
-			committed += (unsigned)writer_do_commit(q, job);
+			*messages += (unsigned)writer_do_commit(q, job);
 			break;
 		case WJOB_ABORT:
 			writer_forget(q, job->in);
+			break;
+		case WJOB_TASK:
+			committed += job->task->run(q, job->task) > 0;
 			break;
 		case WJOB_STATS:	/* writer_split took them out */
 			break;
 		}
 	}
-	return committed;
+	return committed + *messages;
 }
 
-/* writer_split - takes the STATS jobs out of *batch, keeping both orders. */
-static struct wjob *writer_split(struct wjob **batch)
+/* writer_is_stats, writer_is_read - what writer_split takes out of a batch. */
+static bool writer_is_stats(const struct wjob *job)
 {
-	struct wjob *stats = NULL, **stail = &stats, **p = batch;
+	return job->type == WJOB_STATS;
+}
+
+static bool writer_is_read(const struct wjob *job)
+{
+	return job->type == WJOB_TASK && !job->task->write;
+}
+
+/* writer_split - takes the jobs that match out of *batch, keeping both orders. */
+static struct wjob *writer_split(struct wjob **batch, bool (*match)(const struct wjob *))
+{
+	struct wjob *out = NULL, **otail = &out, **p = batch;
 
 	while (*p != NULL) {
 		struct wjob *job = *p;
 
-		if (job->type != WJOB_STATS) {
+		if (!match(job)) {
 			p = &job->next;
 			continue;
 		}
 		*p = job->next;
 		job->next = NULL;
-		*stail = job;
-		stail = &job->next;
+		*otail = job;
+		otail = &job->next;
 	}
-	return stats;
+	return out;
 }
 
 /* writer_run_stats - one transaction per STATS job; no flush of their own. */
@@ -283,9 +305,19 @@ static void writer_flush(struct queue *q, struct wjob *batch)
 	mtad_log(MTAD_LOG_ERROR, "queue: log flush failed: %s", db_strerror(rc));
 	/* The transactions are committed in memory and may still reach the
 	 * disk: saying "failed" risks a duplicate, never a lost message. */
-	for (struct wjob *job = batch; job != NULL; job = job->next)
+	for (struct wjob *job = batch; job != NULL; job = job->next) {
 		if (job->type == WJOB_COMMIT && job->status == 0)
 			writer_fail(job, rc, "flushing the log");
+		else if (job->type == WJOB_TASK)
+			job->task->flush_rc = rc;
+	}
+}
+
+/* writer_run_reads - the read tasks, after the batch's flush. */
+static void writer_run_reads(struct queue *q, struct wjob *list)
+{
+	for (struct wjob *job = list; job != NULL; job = job->next)
+		(void)job->task->run(q, job->task);
 }
 
 /* writer_take - waits for work (or the checkpoint timeout); takes all of it. */
@@ -363,28 +395,33 @@ static void writer_main(void *arg)
 	w->last_checkpoint = uv_hrtime();
 	w->expiring = true;	/* at start, then hourly */
 	for (;;) {
-		struct wjob *batch, *stats;
+		struct wjob *batch, *stats, *reads;
 
 		if (w->expiring)
 			writer_expire(w);
 		batch = writer_take(w, &stopping);
-		stats = writer_split(&batch);
+		stats = writer_split(&batch, writer_is_stats);
+		reads = writer_split(&batch, writer_is_read);
 
 		if (batch != NULL) {
-			unsigned committed = writer_run(q, batch);
+			unsigned messages, committed = writer_run(q, batch, &messages);
 
 			if (committed > 0)
 				writer_flush(q, batch);
-			atomic_fetch_add(&q->commits, committed);
+			atomic_fetch_add(&q->commits, messages);
 			w->active = true;
 			writer_deliver(w, batch);
+		}
+		if (reads != NULL) {
+			writer_run_reads(q, reads);
+			writer_deliver(w, reads);
 		}
 		if (stats != NULL) {
 			writer_run_stats(q, stats);
 			w->active = true;
 			writer_deliver(w, stats);
 		}
-		if (batch == NULL && stats == NULL && stopping)
+		if (batch == NULL && stats == NULL && reads == NULL && stopping)
 			break;
 		if (!w->expiring &&
 		    uv_hrtime() - w->last_expire >= QUEUE_STATS_EXPIRE_EVERY * 1000000000ull)
@@ -453,6 +490,9 @@ static void writer_complete(struct queue_writer *w, struct wjob *job)
 	case WJOB_ABORT:
 		incoming_free(job->in);
 		break;
+	case WJOB_TASK:
+		job->task->done(job->task);
+		break;
 	}
 	free(job->data);
 	free(job->tail);
@@ -520,6 +560,26 @@ void queue_stats_flush(struct queue *q)
 {
 	if (q->writer != NULL)
 		writer_submit_stats(q->writer);
+}
+
+/* queue_task_submit - see queue_impl.h. */
+int queue_task_submit(struct queue *q, struct queue_task *task)
+{
+	struct wjob *job;
+
+	if (q->writer == NULL) {
+		errno = ESHUTDOWN;
+		return -1;
+	}
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	job->type = WJOB_TASK;
+	job->task = task;
+	task->flush_rc = 0;
+	writer_submit(q->writer, job);
+	return 0;
 }
 
 /* writer_free - releases the writer once its last handle is closed. */
