@@ -4,6 +4,9 @@
  *   mtaq [-c CONFIG] list [--json]        Postfix mailq-shaped listing
  *   mtaq [-c CONFIG] show [--json] [--body] ID
  *   mtaq [-c CONFIG] delete ID...
+ *   mtaq [-c CONFIG] hold ID...           keep from delivery (shown with !)
+ *   mtaq [-c CONFIG] release ID...
+ *   mtaq [-c CONFIG] flush [ID...]        due now (no ID: every deferred message)
  *   mtaq [-c CONFIG] count
  *   mtaq [-c CONFIG] summary              qshape-like table by domain and age
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
@@ -16,7 +19,9 @@
  *
  * Must not: print bytes from the queue raw to a terminal (addresses and
  * replies may hold control characters) except the message itself with
- * --body, emit invalid JSON, or change anything but with `delete`.
+ * --body, emit invalid JSON, or change anything but with `delete`,
+ * `hold`, `release` and `flush`. Those commit synchronously; a running
+ * mtad sees them at its next schedule scan (every second).
  */
 #include <errno.h>
 #include <search.h>
@@ -55,6 +60,9 @@ static void usage(FILE *out)
 		"  list [--json]             every queued message, mailq style\n"
 		"  show [--json] [--body] ID envelope and headers (--body: the message only)\n"
 		"  delete ID...              remove messages from the queue\n"
+		"  hold ID...                keep messages from delivery (listed with !)\n"
+		"  release ID...             let held messages be delivered again\n"
+		"  flush [ID...]             try messages now (no ID: every deferred one)\n"
 		"  count                     number of queued messages\n"
 		"  summary                   recipients by domain and age (qshape style)\n"
 		"  stats [--json] [--days N] HELO policy statistics: rejected attempts,\n"
@@ -203,8 +211,8 @@ static void report_damaged(struct mtaq *m, const char *qid)
 	fprintf(stderr, "mtaq: damaged record %s: %s\n", qid, queue_strerror(m->q));
 }
 
-/* list_text - one mailq-style entry. */
-static void list_text(const struct queue_envelope *env)
+/* list_text - one mailq-style entry; the next attempt when in the future. */
+static void list_text(const struct queue_envelope *env, int64_t now)
 {
 	char when[64];
 
@@ -213,6 +221,10 @@ static void list_text(const struct queue_envelope *env)
 	       (unsigned long long)env->size, when);
 	put_text(stdout, env->sender[0] ? env->sender : "<>");
 	putchar('\n');
+	if (env->next_attempt > now) {
+		arrival_text(env->next_attempt, when, sizeof(when));
+		printf("%*s(next attempt %s)\n", MTAQ_INDENT, "", when);
+	}
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpt[i];
 
@@ -307,7 +319,7 @@ static int list_fn(const char *qid, const struct queue_envelope *env, void *arg)
 		if (st->n == 0)
 			printf("%-15s %8s %-20s %s\n", "-Queue ID-", "--Size--",
 			       "----Arrival Time----", "-Sender/Recipient-------");
-		list_text(env);
+		list_text(env, (int64_t)time(NULL));
 	}
 	st->n++;
 	st->bytes += env->size;
@@ -404,8 +416,10 @@ static void show_envelope(const struct queue_envelope *env)
 	show_field("listener", env->listener);
 	show_field("protocol", env->protocol);
 	show_field("auth_user", env->auth_user);
-	if (env->next_attempt != 0)
-		printf("next_attempt: %lld\n", (long long)env->next_attempt);
+	if (env->next_attempt != 0) {
+		arrival_text(env->next_attempt, when, sizeof(when));
+		printf("next_attempt: %s (%lld)\n", when, (long long)env->next_attempt);
+	}
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		printf("recipient: ");
 		put_text(stdout, env->rcpt[i].addr);
@@ -577,6 +591,107 @@ static int cmd_delete(struct mtaq *m)
 		failed += rc != QUEUE_OK;
 	}
 	return failed > 0;
+}
+
+/* ---- hold, release, flush ---- */
+
+/* change_one - one hold/release/flush with the standard messages; 0 when done. */
+static int change_one(struct mtaq *m, const char *qid, const char *done)
+{
+	int rc;
+
+	if (!queue_id_valid(qid))
+		rc = QUEUE_NOTFOUND;
+	else if (strcmp(m->command, "hold") == 0)
+		rc = queue_set_hold(m->q, qid, true);
+	else if (strcmp(m->command, "release") == 0)
+		rc = queue_set_hold(m->q, qid, false);
+	else
+		rc = queue_flush_message(m->q, qid);
+	if (rc == QUEUE_NOTFOUND)
+		fprintf(stderr, "mtaq: no such message: %s\n", qid);
+	else if (rc == QUEUE_DAMAGED)
+		report_damaged(m, qid);
+	else if (rc != QUEUE_OK)
+		fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
+	else if (done != NULL)
+		printf("%s: %s\n", qid, done);
+	return rc == QUEUE_OK ? 0 : -1;
+}
+
+/* cmd_hold - `mtaq hold ID...` and `mtaq release ID...`. */
+static int cmd_hold(struct mtaq *m)
+{
+	int failed = 0;
+
+	if (m->nargs == 0) {
+		usage(stderr);
+		return MTAQ_EXIT_USAGE;
+	}
+	for (int i = 0; i < m->nargs; i++)
+		failed += change_one(m, m->args[i],
+				     m->command[0] == 'h' ? "held" : "released") < 0;
+	return failed > 0;
+}
+
+/* flush_one - `flush ID`: says so when the message stays held. */
+static int flush_one(struct mtaq *m, const char *qid)
+{
+	struct queue_envelope env;
+
+	if (change_one(m, qid, NULL) < 0)
+		return -1;
+	if (queue_get(m->q, qid, &env) == QUEUE_OK) {
+		printf("%s: flushed%s\n", qid, env.flags & QUEUE_FLAG_HELD ?
+		       " (held: delivered once released)" : "");
+		queue_envelope_free(&env);
+	} else {
+		printf("%s: flushed\n", qid);	/* delivered and gone already */
+	}
+	return 0;
+}
+
+struct flush_state {
+	struct mtaq *m;
+	int64_t now;
+	size_t flushed, failed, damaged;
+};
+
+/* flush_fn - queue_foreach callback for `flush`: every deferred message.
+ * No lock is held while it runs, so changing the message here is safe. */
+static int flush_fn(const char *qid, const struct queue_envelope *env, void *arg)
+{
+	struct flush_state *st = arg;
+
+	if (env == NULL) {
+		report_damaged(st->m, qid);
+		st->damaged++;
+		return 0;
+	}
+	if (env->next_attempt <= st->now)
+		return 0;	/* due already */
+	if (change_one(st->m, qid, NULL) == 0)
+		st->flushed++;
+	else
+		st->failed++;
+	return 0;
+}
+
+/* cmd_flush - `mtaq flush [ID...]`: due now; held messages stay held. */
+static int cmd_flush(struct mtaq *m)
+{
+	struct flush_state st = { .m = m, .now = (int64_t)time(NULL) };
+	int failed = 0, rc;
+
+	if (m->nargs > 0) {
+		for (int i = 0; i < m->nargs; i++)
+			failed += flush_one(m, m->args[i]) < 0;
+		return failed > 0;
+	}
+	if ((rc = queue_foreach(m->q, flush_fn, &st)) != QUEUE_OK)
+		fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
+	printf("%zu deferred message%s flushed\n", st.flushed, st.flushed == 1 ? "" : "s");
+	return rc != QUEUE_OK || st.failed > 0 || st.damaged > 0;
 }
 
 /* ---- summary ---- */
@@ -1260,6 +1375,8 @@ static int run_command(struct mtaq *m)
 		{ "list", cmd_list, false }, { "show", cmd_show, true },
 		{ "delete", cmd_delete, true }, { "count", cmd_count, false },
 		{ "summary", cmd_summary, false }, { "stats", cmd_stats, false },
+		{ "hold", cmd_hold, true }, { "release", cmd_hold, true },
+		{ "flush", cmd_flush, true },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

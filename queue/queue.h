@@ -303,8 +303,9 @@ int queue_due_async(struct queue *q, int64_t now, size_t max, queue_due_cb cb, v
 
 /*
  * queue_chunk_async - body chunk index of qid (the chunks of a message
- * are numbered from 0; every one but the last holds 60 KB). last is true when no chunk index + 1 exists. An empty body has
- * no chunk at all: index 0 then gives len 0, last true. data is valid
+ * are numbered from 0; every one but the last holds 60 KB). last is
+ * true when no chunk index + 1 exists. An empty body has no chunk at
+ * all: index 0 then gives len 0, last true. data is valid
  * only until cb returns. QUEUE_NOTFOUND when the message (or, for
  * index > 0, the chunk) does not exist, QUEUE_DAMAGED when chunk 0 is
  * missing from a message whose envelope says it has bytes.
