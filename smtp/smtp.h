@@ -242,6 +242,7 @@ struct smtp_dsn_rcpt {
 	const char *status;		/* "5.1.1" */
 	const char *remote_mta;		/* "mx.example.org", or NULL */
 	const char *diagnostic;		/* "550 5.1.1 no such user", or NULL */
+	const char *orig_addr;		/* Original-Recipient (ORCPT), or NULL: none written */
 };
 
 struct smtp_dsn_info {
@@ -260,7 +261,14 @@ struct smtp_dsn_info {
  * smtp_dsn_build - an RFC 3464 delivery status notification
  * (multipart/report; message/delivery-status; the original headers as
  * text/rfc822-headers), from MAILER-DAEMON@hostname, CRLF line ends.
- * Returns a malloc'd message and its length, or NULL.
+ * Subject "Delayed Mail (still being retried)" when every recipient's
+ * action is "delayed", else "Undelivered Mail Returned to Sender".
+ * A NULL action is "failed"; a NULL status is 5.0.0 (4.0.0 delayed).
+ * Control characters in the fields become spaces or '?'; long fields
+ * are folded, so no line exceeds 998 octets. At most 64 KB of the
+ * original headers are included, cut at a line end.
+ * Returns a malloc'd, NUL-terminated message and its length, or NULL
+ * (out of memory, or orig_sender is "": no DSN about a DSN).
  */
 char *smtp_dsn_build(const struct smtp_dsn_info *info, size_t *len);
 
