@@ -1,8 +1,8 @@
 /*
  * dns.c - the resolver: c-ares queries driven by the libuv loop. Answers
  * the questions the SMTP policy asks (is there a forward-confirmed name
- * for this client? does this HELO name have addresses?) and the mail
- * exchangers of a domain for delivery.
+ * for this client? does this HELO name have addresses?), and for delivery
+ * the mail exchangers of a domain and the addresses of a host.
  *
  * c-ares tells us through its socket-state callback which sockets to
  * watch; each gets a uv_poll_t, and one uv_timer_t follows ares_timeout()
@@ -58,7 +58,7 @@ struct mtad_dns {
 	bool dying;		/* mtad_dns_free was called */
 };
 
-enum query_kind { Q_FORWARD, Q_REVERSE, Q_MX };
+enum query_kind { Q_FORWARD, Q_REVERSE, Q_MX, Q_ADDRS };
 
 struct mtad_dns_query {
 	struct mtad_dns *dns;
@@ -67,6 +67,7 @@ struct mtad_dns_query {
 		mtad_dns_addr_cb addr;
 		mtad_dns_name_cb name;
 		mtad_dns_mx_cb mx;
+		mtad_dns_addrs_cb addrs;
 	} cb;
 	void *arg;
 	unsigned refs;		/* DNS queries outstanding, plus our own holds */
@@ -80,6 +81,9 @@ struct mtad_dns_query {
 	unsigned nptr, iptr;	/* reverse: PTR names, the one being confirmed */
 	struct mtad_dns_mx mx[MAX_MX];
 	size_t nmx;
+	unsigned char v4[MAX_ADDRS][4];	/* addresses: kept apart so IPv4 comes first */
+	unsigned char v6[MAX_ADDRS][16];
+	unsigned nv4, nv6;
 };
 
 /* ---- host names ---- */
@@ -497,6 +501,35 @@ void mtad_dns_free(struct mtad_dns *dns)
 
 /* ---- lookups: common parts ---- */
 
+/*
+ * deliver_addrs - the addresses as sockaddrs, IPv4 first, port 0. Built
+ * only now, on the stack, so a query in flight holds 20 bytes an address
+ * rather than a sockaddr_storage.
+ */
+static void deliver_addrs(struct mtad_dns_query *q)
+{
+	struct sockaddr_storage ss[2 * MAX_ADDRS];
+	struct sockaddr_in *sin;
+	struct sockaddr_in6 *sin6;
+	size_t n = 0;
+	enum mtad_dns_status st;
+
+	for (unsigned i = 0; i < q->nv4; i++) {
+		memset(&ss[n], 0, sizeof(ss[n]));
+		sin = (struct sockaddr_in *)&ss[n++];
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, q->v4[i], 4);
+	}
+	for (unsigned i = 0; i < q->nv6; i++) {
+		memset(&ss[n], 0, sizeof(ss[n]));
+		sin6 = (struct sockaddr_in6 *)&ss[n++];
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, q->v6[i], 16);
+	}
+	st = n ? MTAD_DNS_FOUND : q->tempfail ? MTAD_DNS_TEMPFAIL : MTAD_DNS_NOTFOUND;
+	q->cb.addrs(q->arg, st, n ? ss : NULL, n);
+}
+
 /* deliver - the user's callback with the result, unless cancelled. */
 static void deliver(struct mtad_dns_query *q)
 {
@@ -514,6 +547,9 @@ static void deliver(struct mtad_dns_query *q)
 	case Q_MX:
 		st = q->nmx ? MTAD_DNS_FOUND : q->tempfail ? MTAD_DNS_TEMPFAIL : MTAD_DNS_NOTFOUND;
 		q->cb.mx(q->arg, st, q->nmx ? q->mx : NULL, q->nmx);
+		break;
+	case Q_ADDRS:
+		deliver_addrs(q);
 		break;
 	}
 }
@@ -597,10 +633,13 @@ void mtad_dns_cancel(struct mtad_dns_query *q)
 		q->cancelled = true;
 }
 
-/* ---- forward: A and AAAA ---- */
+/* ---- forward and addresses: A and AAAA ---- */
 
-/* count_addrs - how many addresses of type an answer holds; -1 if it is malformed. */
-static int count_addrs(int type, const unsigned char *abuf, int alen)
+/*
+ * count_addrs - how many addresses of type an answer holds (at most
+ * MAX_ADDRS); -1 if it is malformed. mtad_dns_addresses keeps them too.
+ */
+static int count_addrs(struct mtad_dns_query *q, int type, const unsigned char *abuf, int alen)
 {
 	struct ares_addrttl a[MAX_ADDRS];
 	struct ares_addr6ttl a6[MAX_ADDRS];
@@ -612,7 +651,16 @@ static int count_addrs(int type, const unsigned char *abuf, int alen)
 		rc = ares_parse_aaaa_reply(abuf, alen, NULL, a6, &n);
 	if (rc == ARES_ENODATA)
 		return 0;
-	return rc == ARES_SUCCESS ? n : -1;
+	if (rc != ARES_SUCCESS)
+		return -1;
+	for (int i = 0; q->kind == Q_ADDRS && i < n; i++) {
+		/* One answer per family, so the bound only guards against a second. */
+		if (type == ns_t_a && q->nv4 < MAX_ADDRS)
+			memcpy(q->v4[q->nv4++], &a[i].ipaddr, 4);
+		else if (type == ns_t_aaaa && q->nv6 < MAX_ADDRS)
+			memcpy(q->v6[q->nv6++], &a6[i].ip6addr, 16);
+	}
+	return n;
 }
 
 /* on_forward - one of the A/AAAA answers: add its addresses. */
@@ -622,7 +670,7 @@ static void on_forward(struct mtad_dns_query *q, int type, int status,
 	int n;
 
 	if (!dropped(q, status) && !failed(q, status)) {
-		n = count_addrs(type, abuf, alen);
+		n = count_addrs(q, type, abuf, alen);
 		if (n < 0)
 			q->tempfail = true;
 		else
@@ -631,7 +679,7 @@ static void on_forward(struct mtad_dns_query *q, int type, int status,
 	unref(q);
 }
 
-/* on_a, on_aaaa - c-ares callbacks for the two forward queries. */
+/* on_a, on_aaaa - c-ares callbacks for the two queries of forward and addresses. */
 static void on_a(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	(void)timeouts;
@@ -654,6 +702,21 @@ struct mtad_dns_query *mtad_dns_forward(struct mtad_dns *dns, const char *name,
 	if (!cb || !canonical(name, qname) || !(q = new_query(dns, Q_FORWARD, arg)))
 		return NULL;
 	q->cb.addr = cb;
+	send_query(q, qname, ns_t_a, on_a);
+	send_query(q, qname, ns_t_aaaa, on_aaaa);
+	return started(q);
+}
+
+/* mtad_dns_addresses - see mtad.h. The forward lookup, keeping what it finds. */
+struct mtad_dns_query *mtad_dns_addresses(struct mtad_dns *dns, const char *name,
+					  mtad_dns_addrs_cb cb, void *arg)
+{
+	char qname[NAME_MAX_LEN + 1];
+	struct mtad_dns_query *q;
+
+	if (!cb || !canonical(name, qname) || !(q = new_query(dns, Q_ADDRS, arg)))
+		return NULL;
+	q->cb.addrs = cb;
 	send_query(q, qname, ns_t_a, on_a);
 	send_query(q, qname, ns_t_aaaa, on_aaaa);
 	return started(q);

@@ -205,7 +205,9 @@ struct mtad_dns_query *mtad_dns_mx(struct mtad_dns *dns, const char *domain,
 
 /*
  * The addresses of name (A and AAAA), for connecting: IPv4 first as
- * found, then IPv6; port is 0 in each. NOTFOUND when neither exists.
+ * found, then IPv6; port is 0 in each; at most 64 of each family.
+ * NOTFOUND (addrs NULL) when neither exists; TEMPFAIL when none was
+ * found and a query failed. NULL and cancel as for the lookups above.
  */
 typedef void (*mtad_dns_addrs_cb)(void *arg, enum mtad_dns_status status,
 				  const struct sockaddr_storage *addrs, size_t naddrs);

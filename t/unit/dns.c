@@ -4,7 +4,9 @@
  * Forward (A, AAAA, both, NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout,
  * a truncated answer retried over TCP), reverse with forward confirmation (IPv4, IPv6, mapped, no PTR, a PTR
  * that does not confirm, hostile and overlong PTR names, failures), MX,
- * cancel, free with queries in flight and from inside a callback, 500
+ * addresses for delivery (A only, AAAA only, both with IPv4 first, the
+ * ways of finding none, cancel, free with one in flight and from inside
+ * its callback), cancel, free with queries in flight and from inside a callback, 500
  * lookups at once, the in-flight bound, server list parsing, and the
  * server's query log to show that only it was asked.
  *
@@ -14,6 +16,7 @@
  * the test is skipped. The server is stopped by its PID, and also exits
  * when this process dies (its stdin is a pipe from here).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -54,6 +57,8 @@ struct result {
 	int *freed;			/* set once free_me was freed */
 	bool late;			/* called after *freed was set */
 	int *counter;			/* counts calls across results */
+	bool no_addrs;			/* addresses: the array was NULL */
+	bool bad_port;			/* addresses: one had a port other than 0 */
 };
 
 /* ---- the fake server ---- */
@@ -283,6 +288,60 @@ static void on_mx(void *arg, enum mtad_dns_status status, const struct mtad_dns_
 		(*r->counter)++;
 }
 
+/* on_addrs - the addresses as text in name ("192.0.2.1 2001:db8::1"), n counts them. */
+static void on_addrs(void *arg, enum mtad_dns_status status,
+		     const struct sockaddr_storage *addrs, size_t naddrs)
+{
+	struct result *r = arg;
+	char ip[INET6_ADDRSTRLEN];
+	size_t len = 0;
+
+	r->calls++;
+	r->status = status;
+	r->n = (unsigned)naddrs;
+	r->no_addrs = addrs == NULL;
+	r->name[0] = '\0';
+	for (size_t i = 0; addrs && i < naddrs; i++) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&addrs[i];
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&addrs[i];
+
+		if (addrs[i].ss_family == AF_INET) {
+			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+			r->bad_port |= sin->sin_port != 0;
+		} else if (addrs[i].ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+			r->bad_port |= sin6->sin6_port != 0;
+		} else
+			snprintf(ip, sizeof(ip), "family-%d", addrs[i].ss_family);
+		len += (size_t)snprintf(r->name + len, sizeof(r->name) - len, "%s%s",
+					i ? " " : "", ip);
+		if (len >= sizeof(r->name))
+			break;
+	}
+	if (r->counter)
+		(*r->counter)++;
+	if (r->freed && *r->freed)
+		r->late = true;
+	if (r->free_me) {
+		mtad_dns_free(r->free_me);
+		*r->freed = 1;
+	}
+}
+
+/* addresses - one addresses lookup, waited for. */
+static struct result addresses(uv_loop_t *loop, struct mtad_dns *dns, const char *name)
+{
+	struct result r = { 0 };
+	int done = 0;
+
+	r.counter = &done;
+	if (mtad_dns_addresses(dns, name, on_addrs, &r))
+		run_until(loop, &done, 1);
+	else
+		r.calls = -1;
+	return r;
+}
+
 /* forward - one forward lookup, waited for. */
 static struct result forward(uv_loop_t *loop, struct mtad_dns *dns, const char *name)
 {
@@ -476,6 +535,108 @@ static void test_mx(struct tap *t, uv_loop_t *loop, struct mtad_dns *dns)
 	TAP_OK(t, r[3].status == MTAD_DNS_TEMPFAIL && r[3].nmx == 0, "malformed exchange only: TEMPFAIL");
 }
 
+/* test_addresses - the addresses delivery connects to: IPv4 first, port 0. */
+static void test_addresses(struct tap *t, uv_loop_t *loop, struct mtad_dns *dns,
+			   struct mtad_dns *quick)
+{
+	static const struct {
+		const char *name;
+		enum mtad_dns_status status;
+		const char *want;	/* the addresses in order */
+		const char *what;
+	} cases[] = {
+		{ "a4.example", MTAD_DNS_FOUND, "192.0.2.10", "A only" },
+		{ "a6.example", MTAD_DNS_FOUND, "2001:db8::10", "AAAA only" },
+		{ "both.example", MTAD_DNS_FOUND, "192.0.2.11 192.0.2.12 2001:db8::11",
+		  "A and AAAA: IPv4 first, in answer order" },
+		{ "Both.Example.", MTAD_DNS_FOUND, "192.0.2.11 192.0.2.12 2001:db8::11",
+		  "mixed case, trailing dot" },
+		{ "nx.example", MTAD_DNS_NOTFOUND, "", "NXDOMAIN: NOTFOUND" },
+		{ "nodata.example", MTAD_DNS_NOTFOUND, "", "only MX (NODATA): NOTFOUND" },
+		{ "broken.example", MTAD_DNS_TEMPFAIL, "", "SERVFAIL: TEMPFAIL" },
+		{ "closed.example", MTAD_DNS_TEMPFAIL, "", "REFUSED: TEMPFAIL" },
+	};
+	static const char *bad[] = { "bad name", "192.0.2.1", "[192.0.2.1]", "", "a..b" };
+	struct result r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t want_n = cases[i].want[0] ? 1 : 0;
+
+		for (const char *p = cases[i].want; *p; p++)
+			want_n += *p == ' ';
+		r = addresses(loop, dns, cases[i].name);
+		TAP_OK(t, r.calls == 1 && r.status == cases[i].status && r.n == want_n &&
+		       strcmp(r.name, cases[i].want) == 0 && !r.bad_port && r.no_addrs == !want_n,
+		       "addresses %s: %s (got %d call(s), status %d, \"%s\")", cases[i].name,
+		       cases[i].what, r.calls, (int)r.status, r.name);
+	}
+	r = addresses(loop, quick, "slow.example");
+	TAP_OK(t, r.calls == 1 && r.status == MTAD_DNS_TEMPFAIL && r.n == 0 && r.no_addrs,
+	       "addresses with no answer: TEMPFAIL");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_OK(t, mtad_dns_addresses(dns, bad[i], on_addrs, &r) == NULL,
+		       "addresses of \"%s\": NULL", bad[i]);
+	TAP_OK(t, mtad_dns_addresses(dns, "a4.example", NULL, &r) == NULL, "no callback: NULL");
+}
+
+/* test_addresses_cancel - cancelled addresses lookups (answered and timing out): no callback. */
+static void test_addresses_cancel(struct tap *t, uv_loop_t *loop, struct mtad_dns *dns,
+				  struct mtad_dns *quick)
+{
+	struct result a = { 0 }, b = { 0 }, after = { 0 };
+	struct mtad_dns_query *q;
+	int done = 0;
+
+	q = mtad_dns_addresses(dns, "both.example", on_addrs, &a);
+	TAP_OK(t, q != NULL, "addresses lookup started");
+	mtad_dns_cancel(q);
+	q = mtad_dns_addresses(quick, "slow.example", on_addrs, &b);
+	mtad_dns_cancel(q);
+	after.counter = &done;
+	mtad_dns_addresses(dns, "a6.example", on_addrs, &after);
+	run_until(loop, &done, 1);
+	run_for(loop, 600);	/* past the 200 ms timeout of the slow one */
+	TAP_OK(t, after.calls == 1 && strcmp(after.name, "2001:db8::10") == 0,
+	       "an addresses lookup after the cancelled ones is answered");
+	TAP_OK(t, a.calls == 0 && b.calls == 0, "cancelled addresses lookups: no callback");
+}
+
+/* test_addresses_free - free with one in flight, and from inside an addresses callback. */
+static void test_addresses_free(struct tap *t, const char *servers)
+{
+	uv_loop_t loop;
+	struct result r = { 0 }, first = { 0 }, other = { 0 };
+	struct mtad_dns *dns;
+	char err[256];
+	int freed = 0;
+
+	uv_loop_init(&loop);
+	dns = mtad_dns_new(&loop, servers, 200, 1, err, sizeof(err));
+	TAP_OK(t, dns != NULL, "resolver for addresses (%s)", dns ? servers : err);
+	if (!dns)
+		return;
+	TAP_OK(t, mtad_dns_addresses(dns, "both.example", on_addrs, &r) != NULL,
+	       "one addresses lookup in flight");
+	mtad_dns_free(dns);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TAP_OK(t, r.calls == 0, "freed with it in flight: no callback");
+	dns = mtad_dns_new(&loop, servers, 2000, 1, err, sizeof(err));
+	if (!dns) {
+		TAP_OK(t, 0, "another resolver: %s", err);
+		return;
+	}
+	first.free_me = dns;
+	first.freed = &freed;
+	other.freed = &freed;
+	mtad_dns_addresses(dns, "a4.example", on_addrs, &first);
+	mtad_dns_addresses(dns, "slow.example", on_addrs, &other);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TAP_OK(t, first.calls == 1 && freed && strcmp(first.name, "192.0.2.10") == 0,
+	       "an addresses callback freed the resolver");
+	TAP_OK(t, other.calls == 0 && !other.late, "the other lookup never called back");
+	TAP_OK(t, uv_loop_close(&loop) == 0, "every handle closed");
+}
+
 /* test_cancel - cancelled before the answer (and before a timeout): never called. */
 static void test_cancel(struct tap *t, uv_loop_t *loop, struct mtad_dns *dns,
 			struct mtad_dns *quick)
@@ -648,6 +809,9 @@ int main(void)
 		test_forward(&t, loop, dns, quick);
 		test_reverse(&t, loop, dns, quick);
 		test_mx(&t, loop, dns);
+		test_addresses(&t, loop, dns, quick);
+		test_addresses_cancel(&t, loop, dns, quick);
+		test_addresses_free(&t, s.servers);
 		test_cancel(&t, loop, dns, quick);
 		test_many(&t, loop, dns);
 		test_free_inflight(&t, s.servers);
