@@ -1,5 +1,5 @@
 /*
- * conn.c - one connection's TLS engine (server side): an SSL object
+ * conn.c - one connection's TLS engine (server or client side): an SSL object
  * between two memory BIOs. The transport feeds ciphertext in and sends
  * what tls_conn_output gives; the session reads and writes plaintext.
  *
@@ -12,6 +12,7 @@
  * After every call the caller sends tls_conn_output_pending() bytes:
  * reads can produce output too (TLS 1.3 key updates, alerts).
  */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "tls/tls.h"
 #include "tls/tls_int.h"
@@ -36,6 +38,7 @@ struct tls_conn {
 	bool failed;		/* fatal: every call now says TLS_FAILED */
 	bool closed;		/* the peer's close_notify arrived */
 	bool eof;		/* the transport saw the peer close */
+	bool verify;		/* client side: the peer's name was set for checking */
 	char error[120];	/* why it failed, for the log */
 };
 
@@ -72,6 +75,74 @@ struct tls_conn *tls_conn_new(struct tls_server *srv)
 	}
 	SSL_set_accept_state(c->ssl);
 	return c;
+}
+
+/* is_ip_literal - SNI carries names only (RFC 6066 §3); addresses are checked as such. */
+static bool is_ip_literal(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* client_name - SNI, and the name (or address) the certificate must match. */
+static int client_name(struct tls_conn *c, const char *host, bool verify)
+{
+	bool ip = is_ip_literal(host);
+
+	if (!ip && *host != '\0' && SSL_set_tlsext_host_name(c->ssl, host) != 1)
+		return -1;
+	if (!verify)
+		return 0;
+	/* Checked with the chain (RFC 6125 via X509_check_host); SSL_VERIFY_NONE
+	 * on the context means a mismatch is recorded, not fatal. */
+	if (ip)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1 ? 0 : -1;
+	SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return SSL_set1_host(c->ssl, host) == 1 ? 0 : -1;
+}
+
+/* tls_conn_new_client - a client side connection to host (see tls.h). */
+struct tls_conn *tls_conn_new_client(struct tls_client *cli, const char *host, bool verify)
+{
+	struct tls_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	ERR_clear_error();
+	c->ssl = SSL_new(cli->ctx);
+	if (c->ssl == NULL || conn_bios(c) != 0 || client_name(c, host, verify) != 0) {
+		SSL_free(c->ssl);
+		free(c);
+		ERR_clear_error();
+		return NULL;
+	}
+	c->verify = verify;
+	SSL_set_connect_state(c->ssl);
+	return c;
+}
+
+/* tls_conn_verified - the chain verified and the name matched (asked for at creation). */
+bool tls_conn_verified(const struct tls_conn *c)
+{
+	X509 *peer;
+
+	if (!c->verify || c->failed || !SSL_is_init_finished(c->ssl))
+		return false;
+	peer = SSL_get0_peer_certificate(c->ssl);
+	return peer != NULL && SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+
+/* tls_conn_verify_error - why the peer's certificate did not verify. */
+const char *tls_conn_verify_error(const struct tls_conn *c)
+{
+	if (!SSL_is_init_finished(c->ssl))
+		return "handshake not finished";
+	if (SSL_get0_peer_certificate(c->ssl) == NULL)
+		return "no peer certificate";
+	if (!c->verify)
+		return "verification not requested";
+	return X509_verify_cert_error_string(SSL_get_verify_result(c->ssl));
 }
 
 /* tls_conn_free - the SSL object, its BIOs, its reference to the context. */

@@ -56,6 +56,12 @@ struct tls_conn *tls_conn_new_client(struct tls_client *cli, const char *host, b
 /* After the handshake: did the peer's certificate verify for the host? */
 bool tls_conn_verified(const struct tls_conn *c);
 
+/*
+ * tls_conn_verify_error - why it did not, for logs and DSNs
+ * ("certificate has expired", "hostname mismatch", "no peer certificate").
+ */
+const char *tls_conn_verify_error(const struct tls_conn *c);
+
 /* One connection's TLS state (server or client side). */
 struct tls_conn;
 
