@@ -1,0 +1,1204 @@
+/*
+ * client.c - the outbound SMTP client: one TCP connection to one peer,
+ * the greeting, EHLO (HELO when EHLO is refused), STARTTLS, then one
+ * message after another over the same connection, with PIPELINING and
+ * SIZE when the peer offers them, and QUIT at the end.
+ *
+ * With TLS the ciphertext from the socket goes through a tls_conn
+ * (tls/) and the reply parser only ever sees plaintext, as in
+ * mtad/listen.c on the server side.
+ *
+ * Must not: block; wait without a deadline (connect, the greeting, each
+ * reply, the TLS handshake and each body write have opt->timeout);
+ * buffer without bound (one reply of at most 64 KB, one body chunk at a
+ * time: the next is asked for when the last one is written); trust the
+ * peer (malformed, oversized or unexpected replies, and plaintext sent
+ * after the 220 to STARTTLS, end the connection); send an address that
+ * could inject a command (CR, LF, other controls, spaces, < >); call back
+ * after smtp_client_close, or synchronously from an API call; free the
+ * client while libuv or the body reader still holds it.
+ *
+ * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.2 replies,
+ * §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING),
+ * RFC 1870 (SIZE), RFC 3207 (STARTTLS), RFC 2034/3463 (enhanced codes).
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp/smtp.h"
+#include "tls/tls.h"
+
+#define CIPHER_READ 16384	/* ciphertext read buffer while TLS is on */
+#define CIPHER_WRITE 16384	/* ciphertext moved to the socket per write */
+#define QUIT_WAIT_MS 2000	/* how long QUIT waits for its 221 */
+#define DEFAULT_TIMEOUT 300	/* seconds, when opt->timeout is 0 (RFC 5321 §4.5.3.2) */
+
+enum client_state {
+	C_CONNECT,	/* TCP connect */
+	C_GREETING,	/* waiting for the 220 */
+	C_EHLO,
+	C_HELO,
+	C_STARTTLS,	/* waiting for the 220 to STARTTLS */
+	C_HANDSHAKE,	/* TLS handshake */
+	C_REFUSED,	/* setup failed on a reply: in sync, only QUIT is left */
+	C_READY,	/* idle, a message may be sent */
+	C_MAIL,		/* waiting for the MAIL reply */
+	C_RCPT,		/* waiting for RCPT replies */
+	C_DATA,		/* waiting for the DATA reply */
+	C_BODY,		/* sending the body */
+	C_DOT,		/* waiting for the reply to the end of data */
+	C_RSET,		/* waiting for the RSET reply after a failed transaction */
+	C_LOCAL,	/* a message decided without the peer; reported from the timer */
+	C_QUIT,		/* closing: waiting for the 221 */
+	C_DEAD,		/* the connection is no longer usable */
+};
+
+/* Per recipient. */
+enum rcpt_state {
+	R_PENDING,	/* goes (or went) to the peer, no verdict yet */
+	R_ACCEPTED,	/* RCPT accepted: the end of data decides */
+	R_DONE,		/* decided */
+	R_LOCAL,	/* decided here, never sent */
+};
+
+struct smtp_client {
+	uv_loop_t *loop;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_connect_t connect_req;
+	int handles_open;
+	enum client_state state;
+	enum smtp_tls_policy tls_policy;
+	struct tls_client *tls_client;
+	uint64_t timeout_ms;
+	char helo[SMTP_DOMAIN_MAX + 1];
+	char peer_name[SMTP_DOMAIN_MAX + 1];
+	char peer[SMTP_DOMAIN_MAX + INET6_ADDRSTRLEN + 3];	/* "name[ip]" for texts */
+
+	char in[SMTP_CLIENT_REPLY_MAX];	/* plaintext from the peer, not yet parsed */
+	size_t inlen;
+	unsigned ext;			/* SMTP_EXT_* from the last EHLO */
+	uint64_t peer_size;		/* its SIZE limit, 0 = none */
+	struct smtp_client_reply ehlo;	/* for the ready callback after STARTTLS fails */
+
+	struct tls_conn *tls;
+	char *cipher_in;
+	bool tls_handshaking;
+	char tls_info[160];
+
+	smtp_client_ready_cb ready_cb;
+	void *ready_arg;
+
+	/* The message being sent. */
+	struct smtp_client_message msg;
+	smtp_client_sent_cb sent_cb;
+	void *sent_arg;
+	struct smtp_client_reply *results;
+	unsigned char *rstate;		/* enum rcpt_state per recipient */
+	struct smtp_client_reply data;
+	size_t next_rcpt;		/* whose RCPT reply comes next */
+	size_t accepted;
+	bool pipelining;		/* this transaction was pipelined */
+	bool mail_ok, mail_failed;
+	bool reading_chunk;		/* msg.read has not called back yet */
+	bool fail_pending;		/* failed while reading_chunk: report when it returns */
+	bool body_last;
+	uint32_t chunk_index;
+	struct smtp_dot_encoder dot;
+	size_t writes_pending;
+
+	bool user_closed;		/* smtp_client_close was called: no more callbacks */
+	bool closing;			/* the handles are being closed */
+};
+
+struct write_req {
+	uv_write_t req;
+	struct smtp_client *c;
+	char data[];
+};
+
+static void client_fail(struct smtp_client *c, int code, const char *enhanced,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void process_input(struct smtp_client *c);
+static void request_chunk(struct smtp_client *c);
+
+/* ---- small helpers ---- */
+
+/* phase - what we were doing, for failure texts (Postfix's wording). */
+static const char *phase(const struct smtp_client *c)
+{
+	switch (c->state) {
+	case C_CONNECT: return "connecting";
+	case C_GREETING: return "receiving the initial server greeting";
+	case C_EHLO: return "performing the EHLO handshake";
+	case C_HELO: return "performing the HELO handshake";
+	case C_STARTTLS: return "sending STARTTLS";
+	case C_HANDSHAKE: return "performing the TLS handshake";
+	case C_MAIL: return "sending MAIL FROM";
+	case C_RCPT: return "sending RCPT TO";
+	case C_DATA: return "sending DATA command";
+	case C_BODY: return "sending message body";
+	case C_DOT: return "sending end of data -- message may be sent more than once";
+	case C_RSET: return "sending RSET";
+	case C_QUIT: return "sending QUIT";
+	default: return "idle";
+	}
+}
+
+/* set_reply - fills a reply of our own. */
+static void set_reply(struct smtp_client_reply *r, int code, const char *enhanced,
+		      const char *text)
+{
+	memset(r, 0, sizeof(*r));
+	r->code = code;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced);
+	snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+/* addr_ok - an address that can go into MAIL FROM:<> / RCPT TO:<> as it is. */
+static bool addr_ok(const char *a)
+{
+	size_t n = 0;
+
+	for (; a[n] != '\0'; n++) {
+		unsigned char ch = (unsigned char)a[n];
+
+		/* Quoted local parts may hold spaces, but the queue never has
+		 * them unquoted; refusing all keeps command injection out. */
+		if (ch <= ' ' || ch == 0x7f || ch == '<' || ch == '>')
+			return false;
+	}
+	return n < SMTP_PATH_MAX - 2;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+/* step_timer - the deadline for the step that starts now (replaces the last one). */
+static void step_timer(struct smtp_client *c, uint64_t ms)
+{
+	(void)uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+/* ---- closing and freeing ---- */
+
+/* client_free - everything, once libuv and the body reader are done with it. */
+static void client_free(struct smtp_client *c)
+{
+	if (c->handles_open > 0 || c->reading_chunk)
+		return;
+	tls_conn_free(c->tls);
+	free(c->cipher_in);
+	free(c->results);
+	free(c->rstate);
+	free(c);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct smtp_client *c = h->data;
+
+	c->handles_open--;
+	client_free(c);
+}
+
+/* hard_close - close_notify when TLS is up, then both handles (idempotent). */
+static void hard_close(struct smtp_client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_timer_stop(&c->timer);
+	if (c->tls != NULL && !c->tls_handshaking && c->state != C_DEAD) {
+		char buf[512];
+		uv_buf_t b;
+		size_t n;
+
+		/* Best effort, and never waited for: RFC 8446 §6.1. */
+		tls_conn_shutdown(c->tls);
+		n = tls_conn_output(c->tls, buf, sizeof(buf));
+		b = uv_buf_init(buf, (unsigned)n);
+		if (n > 0)
+			(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	}
+	uv_close((uv_handle_t *)&c->tcp, handle_closed);
+	uv_close((uv_handle_t *)&c->timer, handle_closed);
+}
+
+/* ---- writing ---- */
+
+static void write_done(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct smtp_client *c = w->c;
+
+	free(w);
+	c->writes_pending--;
+	if (c->closing || c->state == C_DEAD)
+		return;
+	if (status < 0) {
+		client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
+			    phase(c), uv_strerror(status));
+		return;
+	}
+	/* The chunk is out: the next one may come (one chunk in memory at a time). */
+	if (c->state == C_BODY && c->writes_pending == 0 && !c->reading_chunk)
+		request_chunk(c);
+}
+
+/* write_raw - bytes for the socket, copied. -1 when they cannot be queued. */
+static int write_raw(struct smtp_client *c, const char *data, size_t len)
+{
+	struct write_req *w;
+	uv_buf_t buf;
+
+	if (len == 0)
+		return 0;
+	w = malloc(sizeof(*w) + len);
+	if (w == NULL)
+		return -1;
+	w->c = c;
+	memcpy(w->data, data, len);
+	buf = uv_buf_init(w->data, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_done) != 0) {
+		free(w);
+		return -1;
+	}
+	c->writes_pending++;
+	return 0;
+}
+
+/* tls_flush - the ciphertext the TLS engine has ready. */
+static int tls_flush(struct smtp_client *c)
+{
+	char buf[CIPHER_WRITE];
+	size_t n;
+
+	while (tls_conn_output_pending(c->tls) > 0 &&
+	       (n = tls_conn_output(c->tls, buf, sizeof(buf))) > 0)
+		if (write_raw(c, buf, n) != 0)
+			return -1;
+	return 0;
+}
+
+/* send_plain - SMTP bytes to the peer, encrypted when TLS is on; failures end the connection. */
+static int send_plain(struct smtp_client *c, const char *data, size_t len)
+{
+	int r;
+
+	if (c->tls == NULL)
+		r = write_raw(c, data, len);
+	else
+		r = tls_conn_write(c->tls, data, len) == 0 ? tls_flush(c) : -1;
+	if (r != 0)
+		client_fail(c, 0, "4.4.2", "cannot send to %s while %s", c->peer, phase(c));
+	return r;
+}
+
+/* send_line - one command, formatted. */
+static int send_line(struct smtp_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int send_line(struct smtp_client *c, const char *fmt, ...)
+{
+	char line[SMTP_COMMAND_MAX + 64];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = 0;
+	return send_plain(c, line, (size_t)n);
+}
+
+/* ---- outcomes ---- */
+
+/* stop_reading - nothing more from a peer we gave up on. */
+static void stop_reading(struct smtp_client *c)
+{
+	if (!c->closing)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/* report_ready - the one ready callback (none after smtp_client_close). */
+static void report_ready(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	smtp_client_ready_cb cb = c->ready_cb;
+
+	c->ready_cb = NULL;
+	if (cb != NULL && !c->user_closed)
+		cb(c->ready_arg, r);
+}
+
+/*
+ * finish_message - reports the message: every recipient has its result
+ * (one still open gets data's), then the client is ready again (ok) or
+ * dead. The callback may send the next message or close the client.
+ */
+static void finish_message(struct smtp_client *c, bool ok)
+{
+	struct smtp_client_reply *results = c->results, data = c->data;
+	smtp_client_sent_cb cb = c->sent_cb;
+	void *arg = c->sent_arg;
+
+	for (size_t i = 0; i < c->msg.nrcpt; i++)
+		if (c->rstate[i] == R_PENDING || c->rstate[i] == R_ACCEPTED)
+			results[i] = data;
+	free(c->rstate);
+	c->rstate = NULL;
+	c->results = NULL;
+	c->sent_cb = NULL;
+	if (!c->closing)
+		uv_timer_stop(&c->timer);
+	if (ok) {
+		c->state = C_READY;
+	} else {
+		c->state = C_DEAD;
+		stop_reading(c);
+	}
+	if (cb != NULL && !c->user_closed)
+		cb(arg, ok, results, &data);
+	free(results);
+}
+
+/* fail_message - a failure mid-transaction: the undecided recipients get r. */
+static void fail_message(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	c->data = *r;
+	for (size_t i = 0; i < c->msg.nrcpt; i++) {
+		if (c->rstate[i] == R_PENDING || c->rstate[i] == R_ACCEPTED) {
+			c->results[i] = *r;
+			c->rstate[i] = R_DONE;
+		}
+	}
+	/* The body reader still holds the client: report when it returns,
+	 * so the caller never sees the result while its read is running. */
+	if (c->reading_chunk) {
+		c->fail_pending = true;
+		return;
+	}
+	finish_message(c, false);
+}
+
+/*
+ * fail_with - the connection is no longer usable: r goes to whoever
+ * waits (the ready callback, or the message's open recipients). A client
+ * that is closing just closes.
+ */
+static void fail_with(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	enum client_state was = c->state;
+
+	if (c->closing || was == C_DEAD)
+		return;
+	c->state = C_DEAD;
+	stop_reading(c);
+	uv_timer_stop(&c->timer);
+	if (c->user_closed) {
+		hard_close(c);
+		return;
+	}
+	if (c->results != NULL)
+		fail_message(c, r);
+	else if (c->ready_cb != NULL)
+		report_ready(c, r);
+}
+
+/* client_fail - fail_with a reply of our own: code 0 (temporary) or e.g. 450 4.7.5. */
+static void client_fail(struct smtp_client *c, int code, const char *enhanced,
+			const char *fmt, ...)
+{
+	struct smtp_client_reply r;
+	va_list ap;
+
+	memset(&r, 0, sizeof(r));
+	r.code = code;
+	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
+	va_start(ap, fmt);
+	vsnprintf(r.text, sizeof(r.text), fmt, ap);
+	va_end(ap);
+	fail_with(c, &r);
+}
+
+/* refuse_setup - setup ended on a reply: still in sync, so close may QUIT. */
+static void refuse_setup(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	c->state = C_REFUSED;
+	uv_timer_stop(&c->timer);
+	report_ready(c, r);
+}
+
+/* tls_required - setup cannot go on without TLS: 450 4.7.5, as a temporary failure. */
+static void tls_required(struct smtp_client *c, const char *why)
+{
+	struct smtp_client_reply r;
+
+	r.code = 450;
+	r.size = 0;
+	snprintf(r.enhanced, sizeof(r.enhanced), "4.7.5");
+	snprintf(r.text, sizeof(r.text), "TLS required but %s", why);
+	refuse_setup(c, &r);
+}
+
+/* ---- setup: greeting, EHLO, STARTTLS ---- */
+
+static int start_tls(struct smtp_client *c);
+
+/* send_ehlo - EHLO (again after STARTTLS: the extensions may differ). */
+static void send_ehlo(struct smtp_client *c)
+{
+	c->ext = 0;
+	c->peer_size = 0;
+	c->state = C_EHLO;
+	step_timer(c, c->timeout_ms);
+	(void)send_line(c, "EHLO %s\r\n", c->helo);
+}
+
+/* setup_done - EHLO or HELO accepted: STARTTLS, or ready (policy allowing). */
+static void setup_done(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	char why[SMTP_DOMAIN_MAX + 128];
+	bool can_tls = c->tls_policy != SMTP_TLS_NONE && c->tls_client != NULL;
+
+	c->ehlo = *r;
+	if (c->tls == NULL && can_tls && (c->ext & SMTP_EXT_STARTTLS)) {
+		c->state = C_STARTTLS;
+		step_timer(c, c->timeout_ms);
+		(void)send_line(c, "STARTTLS\r\n");
+		return;
+	}
+	if (c->tls == NULL && c->tls_policy == SMTP_TLS_VERIFY) {
+		snprintf(why, sizeof(why), c->tls_client == NULL ? "no TLS client is configured"
+			 : "%s does not offer STARTTLS", c->peer);
+		tls_required(c, why);
+		return;
+	}
+	c->state = C_READY;
+	uv_timer_stop(&c->timer);
+	report_ready(c, r);
+}
+
+/* on_starttls - the reply to STARTTLS. */
+static void on_starttls(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	char why[600];
+
+	if (r->code / 100 == 2) {
+		/* Anything after the 220 was sent before TLS and must not be
+		 * read as if it came over it (CVE-2011-0411 style injection). */
+		if (c->inlen > 0) {
+			client_fail(c, 0, "4.7.0", "%s sent data after its reply to STARTTLS",
+				    c->peer);
+			return;
+		}
+		if (start_tls(c) != 0)
+			client_fail(c, 0, "4.7.0", "cannot start TLS with %s", c->peer);
+		return;
+	}
+	if (c->tls_policy == SMTP_TLS_VERIFY) {
+		snprintf(why, sizeof(why), "STARTTLS failed: %d %s", r->code, r->text);
+		tls_required(c, why);
+		return;
+	}
+	/* "may": carry on in the clear, where the EHLO left us. */
+	c->state = C_READY;
+	uv_timer_stop(&c->timer);
+	report_ready(c, &c->ehlo);
+}
+
+/* on_setup_reply - greeting, EHLO, HELO, STARTTLS replies. */
+static void on_setup_reply(struct smtp_client *c, const struct smtp_client_reply *r,
+			   unsigned ext)
+{
+	bool ok = r->code / 100 == 2;
+
+	switch (c->state) {
+	case C_GREETING:
+		if (ok)
+			send_ehlo(c);
+		else
+			refuse_setup(c, r);
+		break;
+	case C_EHLO:
+		if (ok) {
+			c->ext = ext;
+			c->peer_size = (ext & SMTP_EXT_SIZE) ? r->size : 0;
+			setup_done(c, r);
+		} else if (r->code / 100 == 5) {
+			c->state = C_HELO;
+			step_timer(c, c->timeout_ms);
+			(void)send_line(c, "HELO %s\r\n", c->helo);
+		} else {
+			refuse_setup(c, r);
+		}
+		break;
+	case C_HELO:
+		if (ok)
+			setup_done(c, r);
+		else
+			refuse_setup(c, r);
+		break;
+	case C_STARTTLS:
+		on_starttls(c, r);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the mail transaction ---- */
+
+/* next_sent - the next recipient from i on that goes to the peer. */
+static size_t next_sent(const struct smtp_client *c, size_t i)
+{
+	while (i < c->msg.nrcpt && c->rstate[i] == R_LOCAL)
+		i++;
+	return i;
+}
+
+/* mail_line - "MAIL FROM:<s> SIZE=n\r\n" into buf; returns the length. */
+static size_t mail_line(const struct smtp_client *c, char *buf, size_t size)
+{
+	int n;
+
+	if (c->ext & SMTP_EXT_SIZE)
+		n = snprintf(buf, size, "MAIL FROM:<%s> SIZE=%llu\r\n", c->msg.sender,
+			     (unsigned long long)c->msg.size);
+	else
+		n = snprintf(buf, size, "MAIL FROM:<%s>\r\n", c->msg.sender);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* rcpt_line - "RCPT TO:<r>\r\n" into buf; returns the length. */
+static size_t rcpt_line(const struct smtp_client *c, size_t i, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "RCPT TO:<%s>\r\n", c->msg.rcpt[i]);
+
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+#define CMD_MAX (SMTP_PATH_MAX + 64)
+
+/* send_pipelined - MAIL, every RCPT and DATA in one write (RFC 2920 §3.1). */
+static void send_pipelined(struct smtp_client *c)
+{
+	char *buf = malloc(CMD_MAX * (c->msg.nrcpt + 2));
+	size_t len;
+
+	if (buf == NULL) {
+		client_fail(c, 0, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
+	len = mail_line(c, buf, CMD_MAX);
+	for (size_t i = next_sent(c, 0); i < c->msg.nrcpt; i = next_sent(c, i + 1))
+		len += rcpt_line(c, i, buf + len, CMD_MAX);
+	memcpy(buf + len, "DATA\r\n", 6);
+	len += 6;
+	(void)send_plain(c, buf, len);
+	free(buf);
+}
+
+/* start_transaction - MAIL (and with PIPELINING, the rest of the envelope). */
+static void start_transaction(struct smtp_client *c)
+{
+	char line[CMD_MAX];
+
+	c->state = C_MAIL;
+	c->next_rcpt = next_sent(c, 0);
+	step_timer(c, c->timeout_ms);
+	c->pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	if (c->pipelining)
+		send_pipelined(c);
+	else
+		(void)send_plain(c, line, mail_line(c, line, sizeof(line)));
+}
+
+/* send_rset - a transaction the peer opened but we cannot finish. */
+static void send_rset(struct smtp_client *c)
+{
+	c->state = C_RSET;
+	step_timer(c, c->timeout_ms);
+	(void)send_line(c, "RSET\r\n");
+}
+
+/* envelope_done - every RCPT answered: DATA, or RSET when nobody was accepted. */
+static void envelope_done(struct smtp_client *c)
+{
+	if (c->pipelining) {
+		c->state = C_DATA;	/* DATA went with the envelope */
+		return;
+	}
+	if (c->accepted == 0) {
+		send_rset(c);
+		return;
+	}
+	c->state = C_DATA;
+	(void)send_line(c, "DATA\r\n");
+}
+
+/* on_mail - the MAIL reply. */
+static void on_mail(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	char line[CMD_MAX];
+
+	if (r->code / 100 == 2) {
+		c->mail_ok = true;
+		c->state = C_RCPT;
+		if (!c->pipelining)
+			(void)send_plain(c, line, rcpt_line(c, c->next_rcpt, line, sizeof(line)));
+		return;
+	}
+	/* Every recipient gets the reason; pipelined RCPT and DATA replies
+	 * that follow (503s) are read and ignored. */
+	c->data = *r;
+	for (size_t i = 0; i < c->msg.nrcpt; i++) {
+		if (c->rstate[i] == R_PENDING) {
+			c->results[i] = *r;
+			c->rstate[i] = R_DONE;
+		}
+	}
+	if (c->pipelining) {
+		c->mail_failed = true;
+		c->state = C_RCPT;
+		return;
+	}
+	finish_message(c, true);
+}
+
+/* on_rcpt - one RCPT reply, for the recipient whose turn it is. */
+static void on_rcpt(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	char line[CMD_MAX];
+	size_t i = c->next_rcpt;
+
+	if (!c->mail_failed) {
+		c->results[i] = *r;
+		if (r->code / 100 == 2) {
+			c->rstate[i] = R_ACCEPTED;
+			c->accepted++;
+		} else {
+			c->rstate[i] = R_DONE;
+			c->data = *r;
+		}
+		i = next_sent(c, i + 1);
+	} else {
+		/* The recipients are decided already: count through them. */
+		i = next_sent(c, i + 1);
+	}
+	c->next_rcpt = i;
+	if (i >= c->msg.nrcpt) {
+		envelope_done(c);
+		return;
+	}
+	if (!c->pipelining)
+		(void)send_plain(c, line, rcpt_line(c, i, line, sizeof(line)));
+}
+
+/* decide_accepted - the final word for recipients the peer accepted. */
+static void decide_accepted(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	c->data = *r;
+	for (size_t i = 0; i < c->msg.nrcpt; i++) {
+		if (c->rstate[i] == R_ACCEPTED) {
+			c->results[i] = *r;
+			c->rstate[i] = R_DONE;
+		}
+	}
+}
+
+/* start_body - 354: the body, one chunk at a time. */
+static void start_body(struct smtp_client *c)
+{
+	c->state = C_BODY;
+	c->chunk_index = 0;
+	c->body_last = false;
+	smtp_dot_init(&c->dot);
+	request_chunk(c);
+}
+
+/* on_data - the reply to DATA. */
+static void on_data(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	if (r->code == 354 && c->accepted > 0 && !c->mail_failed) {
+		start_body(c);
+		return;
+	}
+	if (r->code / 100 == 3) {
+		/* Go-ahead with nobody to deliver to: sending nothing is wrong,
+		 * and an empty message would be wrong too. */
+		client_fail(c, 0, "4.5.0", "%s accepted DATA without accepted recipients",
+			    c->peer);
+		return;
+	}
+	decide_accepted(c, r);
+	if (c->mail_ok)
+		send_rset(c);	/* the transaction is open: MAIL was accepted */
+	else
+		finish_message(c, true);
+}
+
+/* on_transaction_reply - a reply while a message is under way. */
+static void on_transaction_reply(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	switch (c->state) {
+	case C_MAIL:
+		on_mail(c, r);
+		break;
+	case C_RCPT:
+		on_rcpt(c, r);
+		break;
+	case C_DATA:
+		on_data(c, r);
+		break;
+	case C_DOT:
+		decide_accepted(c, r);
+		finish_message(c, true);
+		break;
+	case C_RSET:
+		finish_message(c, r->code / 100 == 2);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the body ---- */
+
+/* chunk_done - a body chunk from the caller: dot-stuffed and written. */
+static void chunk_done(struct smtp_client *c, int status, const void *data, size_t len,
+		       bool last)
+{
+	char *out;
+	size_t n;
+
+	c->reading_chunk = false;
+	if (c->closing) {
+		client_free(c);	/* frees only when the handles are closed too */
+		return;
+	}
+	if (c->fail_pending) {
+		c->fail_pending = false;
+		finish_message(c, false);
+		return;
+	}
+	if (c->state != C_BODY)
+		return;
+	if (status != 0) {
+		/* Half a message must not be delivered: drop the connection. */
+		client_fail(c, 451, "4.3.0", "error reading the queued message for %s", c->peer);
+		return;
+	}
+	out = malloc(2 * len + 8);
+	if (out == NULL) {
+		client_fail(c, 451, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
+	n = smtp_dot_encode(&c->dot, data, len, out);
+	c->chunk_index++;
+	c->body_last = last;
+	if (last) {
+		n += smtp_dot_finish(&c->dot, out + n);
+		c->state = C_DOT;	/* the reply may come before the write callback */
+	}
+	step_timer(c, c->timeout_ms);
+	if (send_plain(c, out, n) == 0 && c->state == C_BODY && c->writes_pending == 0)
+		request_chunk(c);	/* an empty chunk: nothing to wait for */
+	free(out);
+}
+
+/* request_chunk - asks the caller for the next chunk (no deadline: it is local). */
+static void request_chunk(struct smtp_client *c)
+{
+	uv_timer_stop(&c->timer);
+	c->reading_chunk = true;
+	c->msg.read(c->msg.read_arg, c->chunk_index, c, chunk_done);
+}
+
+/* ---- reading replies ---- */
+
+/* unexpected - a reply nobody asked for: the conversation is out of step. */
+static void unexpected(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	client_fail(c, 0, "4.4.2", "unexpected reply from %s while %s: %d %s", c->peer,
+		    phase(c), r->code, r->text);
+}
+
+/* handle_reply - one complete reply, by state. */
+static void handle_reply(struct smtp_client *c, const struct smtp_client_reply *r,
+			 unsigned ext)
+{
+	switch (c->state) {
+	case C_GREETING: case C_EHLO: case C_HELO: case C_STARTTLS:
+		on_setup_reply(c, r, ext);
+		return;
+	case C_MAIL: case C_RCPT: case C_DATA: case C_DOT: case C_RSET:
+		/* 421: the peer is going away (RFC 5321 §3.8); what is open
+		 * gets its reply, and the connection is done. */
+		if (r->code == 421) {
+			fail_with(c, r);
+			return;
+		}
+		on_transaction_reply(c, r);
+		return;
+	case C_QUIT:
+		hard_close(c);
+		return;
+	default:
+		unexpected(c, r);
+		return;
+	}
+}
+
+/* live - still worth parsing input for. */
+static bool live(const struct smtp_client *c)
+{
+	return !c->closing && c->state != C_DEAD && c->state != C_HANDSHAKE;
+}
+
+/* process_input - every complete reply in the buffer, in order. */
+static void process_input(struct smtp_client *c)
+{
+	struct smtp_client_reply r;
+	unsigned ext;
+	int n;
+
+	while (live(c) && c->inlen > 0) {
+		n = smtp_client_parse_reply(c->in, c->inlen, &r, &ext);
+		if (n == 0)
+			return;
+		if (n < 0) {
+			client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer,
+				    phase(c));
+			return;
+		}
+		c->inlen -= (size_t)n;
+		memmove(c->in, c->in + n, c->inlen);
+		handle_reply(c, &r, ext);
+	}
+}
+
+/* lost - the peer closed, or the socket failed. */
+static void lost(struct smtp_client *c, ssize_t nread)
+{
+	if (c->state == C_QUIT) {
+		hard_close(c);
+		return;
+	}
+	if (nread == UV_EOF)
+		client_fail(c, 0, "4.4.2", "lost connection with %s while %s", c->peer, phase(c));
+	else
+		client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
+			    phase(c), uv_strerror((int)nread));
+}
+
+/* handshake_done - TLS is up: check the certificate when asked to, then EHLO again. */
+static void handshake_done(struct smtp_client *c)
+{
+	char why[SMTP_DOMAIN_MAX + 256];
+	int bits = tls_conn_bits(c->tls);
+
+	c->tls_handshaking = false;
+	snprintf(c->tls_info, sizeof(c->tls_info), "%s with cipher %s (%d/%d bits)",
+		 tls_conn_version(c->tls), tls_conn_cipher(c->tls), bits, bits);
+	if (c->tls_policy == SMTP_TLS_VERIFY && !tls_conn_verified(c->tls)) {
+		snprintf(why, sizeof(why), "the certificate of %s did not verify: %s", c->peer,
+			 tls_conn_verify_error(c->tls));
+		tls_required(c, why);
+		return;
+	}
+	send_ehlo(c);
+}
+
+/* tls_pump - plaintext out of the TLS engine into the reply buffer. */
+static void tls_pump(struct smtp_client *c)
+{
+	while (live(c)) {
+		size_t n = 0, room = sizeof(c->in) - c->inlen;
+		enum tls_status st;
+
+		if (room == 0) {
+			client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer,
+				    phase(c));
+			return;
+		}
+		st = tls_conn_read(c->tls, c->in + c->inlen, room, &n);
+		if (tls_flush(c) != 0) {
+			client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
+			return;
+		}
+		if (st == TLS_WANT_MORE)
+			return;
+		if (st != TLS_DONE) {
+			client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
+				    phase(c), st == TLS_CLOSED ? "TLS closed" : tls_conn_error(c->tls));
+			return;
+		}
+		c->inlen += n;
+		process_input(c);
+	}
+}
+
+/* tls_input - ciphertext arrived: the handshake first, then plaintext. */
+static void tls_input(struct smtp_client *c, size_t n)
+{
+	enum tls_status st;
+
+	if (tls_conn_feed(c->tls, c->cipher_in, n) != 0) {
+		client_fail(c, 0, "4.3.0", "out of memory talking to %s", c->peer);
+		return;
+	}
+	if (c->tls_handshaking) {
+		st = tls_conn_handshake(c->tls);
+		if (tls_flush(c) != 0) {
+			client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
+			return;
+		}
+		if (st == TLS_WANT_MORE)
+			return;
+		if (st != TLS_DONE) {
+			client_fail(c, 0, "4.7.0", "TLS handshake with %s failed: %s", c->peer,
+				    st == TLS_CLOSED ? "closed by the peer" : tls_conn_error(c->tls));
+			return;
+		}
+		handshake_done(c);
+	}
+	tls_pump(c);
+}
+
+/* start_tls - after the 220 to STARTTLS: the ClientHello goes out. */
+static int start_tls(struct smtp_client *c)
+{
+	enum tls_status st;
+
+	c->cipher_in = malloc(CIPHER_READ);
+	c->tls = c->cipher_in != NULL
+		 ? tls_conn_new_client(c->tls_client, c->peer_name, c->tls_policy == SMTP_TLS_VERIFY)
+		 : NULL;
+	if (c->tls == NULL)
+		return -1;
+	c->tls_handshaking = true;
+	c->state = C_HANDSHAKE;
+	step_timer(c, c->timeout_ms);
+	st = tls_conn_handshake(c->tls);
+	if (st == TLS_FAILED)
+		return -1;
+	return tls_flush(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct smtp_client *c = h->data;
+
+	(void)suggested;
+	if (c->tls != NULL)
+		*buf = uv_buf_init(c->cipher_in, CIPHER_READ);
+	else
+		*buf = uv_buf_init(c->in + c->inlen, (unsigned)(sizeof(c->in) - c->inlen));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct smtp_client *c = stream->data;
+
+	(void)buf;
+	if (c->closing || c->state == C_DEAD)
+		return;
+	if (nread > 0 && c->tls != NULL) {
+		tls_input(c, (size_t)nread);
+	} else if (nread > 0) {
+		c->inlen += (size_t)nread;
+		process_input(c);
+		/* A full buffer without a complete reply: a reply over 64 KB. */
+		if (live(c) && c->inlen == sizeof(c->in))
+			client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer,
+				    phase(c));
+	} else if (nread < 0 && nread != UV_ENOBUFS) {
+		lost(c, nread);
+	}
+}
+
+/* ---- connecting, the timer ---- */
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct smtp_client *c = t->data;
+
+	if (c->state == C_QUIT) {
+		hard_close(c);
+		return;
+	}
+	if (c->state == C_LOCAL) {
+		finish_message(c, true);
+		return;
+	}
+	client_fail(c, 0, "4.4.2", "conversation with %s timed out while %s", c->peer, phase(c));
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct smtp_client *c = req->data;
+
+	if (c->closing)
+		return;
+	if (status < 0) {
+		client_fail(c, 0, "4.4.1", "connect to %s: %s", c->peer, uv_strerror(status));
+		return;
+	}
+	(void)uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
+		client_fail(c, 0, "4.4.1", "cannot read from %s", c->peer);
+		return;
+	}
+	c->state = C_GREETING;
+	step_timer(c, c->timeout_ms);
+}
+
+/* client_names - our EHLO name and the peer's label, from the options. */
+static void client_names(struct smtp_client *c, const struct sockaddr *addr,
+			 const struct smtp_client_options *opt)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	const char *helo = opt->helo_name ? opt->helo_name : "localhost";
+
+	/* A name with a space or control character would inject a command. */
+	snprintf(c->helo, sizeof(c->helo), "%.*s", (int)strcspn(helo, " \t\r\n"), helo);
+	if (c->helo[0] == '\0')
+		snprintf(c->helo, sizeof(c->helo), "localhost");
+	if (addr->sa_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)addr, ip, sizeof(ip));
+	else
+		uv_ip4_name((const struct sockaddr_in *)addr, ip, sizeof(ip));
+	snprintf(c->peer_name, sizeof(c->peer_name), "%s",
+		 opt->peer_name && *opt->peer_name ? opt->peer_name : ip);
+	snprintf(c->peer, sizeof(c->peer), "%s[%s]", c->peer_name, ip);
+}
+
+/* smtp_client_connect - see smtp.h; NULL when the connect cannot even start. */
+struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
+					const struct smtp_client_options *opt,
+					smtp_client_ready_cb cb, void *arg)
+{
+	struct smtp_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->loop = loop;
+	c->tls_policy = opt->tls;
+	c->tls_client = opt->tls_client;
+	c->timeout_ms = (uint64_t)(opt->timeout ? opt->timeout : DEFAULT_TIMEOUT) * 1000;
+	c->ready_cb = cb;
+	c->ready_arg = arg;
+	client_names(c, addr, opt);
+	if (uv_tcp_init(loop, &c->tcp) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->connect_req.data = c;
+	c->handles_open = 1;
+	if (uv_timer_init(loop, &c->timer) != 0) {
+		c->closing = true;
+		uv_close((uv_handle_t *)&c->tcp, handle_closed);
+		return NULL;
+	}
+	c->handles_open = 2;
+	c->state = C_CONNECT;
+	if (uv_tcp_connect(&c->connect_req, &c->tcp, addr, connect_cb) != 0) {
+		c->user_closed = true;
+		hard_close(c);
+		return NULL;
+	}
+	step_timer(c, c->timeout_ms);
+	return c;
+}
+
+/* ---- messages ---- */
+
+/* local_verdicts - recipients decided without the peer; true when none is left to send. */
+static bool local_verdicts(struct smtp_client *c, const struct smtp_client_message *msg)
+{
+	struct smtp_client_reply r;
+	size_t left = 0;
+
+	if (!addr_ok(msg->sender))
+		set_reply(&r, 553, "5.1.7", "bad sender address syntax");
+	else if ((c->ext & SMTP_EXT_SIZE) && c->peer_size > 0 && msg->size > c->peer_size)
+		set_reply(&r, 552, "5.3.4", "message size exceeds the peer's limit");
+	else
+		r.code = 0;
+	for (size_t i = 0; i < msg->nrcpt; i++) {
+		if (r.code != 0)
+			c->results[i] = r;
+		else if (!addr_ok(msg->rcpt[i]))
+			set_reply(&c->results[i], 553, "5.1.3", "bad recipient address syntax");
+		else {
+			left++;
+			continue;
+		}
+		c->rstate[i] = R_LOCAL;
+		c->data = c->results[i];
+	}
+	return left == 0;
+}
+
+/* smtp_client_send - see smtp.h. */
+int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
+		     smtp_client_sent_cb cb, void *arg)
+{
+	if (c == NULL || c->state != C_READY || c->user_closed || msg->nrcpt == 0 ||
+	    msg->read == NULL)
+		return -1;
+	c->results = calloc(msg->nrcpt, sizeof(*c->results));
+	c->rstate = calloc(msg->nrcpt, 1);
+	if (c->results == NULL || c->rstate == NULL) {
+		free(c->results);
+		free(c->rstate);
+		c->results = NULL;
+		c->rstate = NULL;
+		return -1;
+	}
+	c->msg = *msg;
+	c->sent_cb = cb;
+	c->sent_arg = arg;
+	c->accepted = 0;
+	c->mail_ok = c->mail_failed = c->fail_pending = false;
+	memset(&c->data, 0, sizeof(c->data));
+	if (local_verdicts(c, msg)) {
+		/* Reported from the loop, never from inside this call. */
+		c->state = C_LOCAL;
+		step_timer(c, 0);
+		return 0;
+	}
+	start_transaction(c);
+	return 0;
+}
+
+/* smtp_client_close - QUIT when the conversation allows it, then free; no callbacks. */
+void smtp_client_close(struct smtp_client *c)
+{
+	if (c == NULL || c->user_closed)
+		return;
+	c->user_closed = true;
+	c->ready_cb = NULL;
+	c->sent_cb = NULL;
+	if (c->closing)
+		return;
+	if (c->state == C_READY || c->state == C_REFUSED) {
+		c->state = C_QUIT;
+		step_timer(c, c->timeout_ms < QUIT_WAIT_MS ? c->timeout_ms : QUIT_WAIT_MS);
+		if (send_line(c, "QUIT\r\n") == 0)
+			return;
+	}
+	hard_close(c);
+}
+
+/* smtp_client_tls_info - "TLSv1.3 with cipher ... (256/256 bits)", or "". */
+const char *smtp_client_tls_info(const struct smtp_client *c)
+{
+	return c->tls != NULL && !c->tls_handshaking ? c->tls_info : "";
+}
