@@ -300,12 +300,30 @@ typedef void (*smtp_client_ready_cb)(void *arg, const struct smtp_client_reply *
  * allows (required for SMTP_TLS_VERIFY, with the certificate checked),
  * then cb with 2xx, or with the failure (the client is then unusable:
  * smtp_client_close it).
+ *
+ * cb runs once, never from inside this call. Failures: the peer's own
+ * reply when it refused the greeting, EHLO/HELO; code 0 with 4.4.1
+ * (connect failed), 4.4.2 (timeout, lost connection, malformed reply),
+ * 4.7.0 (TLS handshake failed); 450 4.7.5 "TLS required but ..." when
+ * the policy is SMTP_TLS_VERIFY and STARTTLS is missing, refused or the
+ * certificate does not verify. Returns NULL (no callback) when the
+ * connect cannot even start. opt is copied.
  */
 struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
 					const struct smtp_client_options *opt,
 					smtp_client_ready_cb cb, void *arg);
 
-/* Body chunks come from the caller (the queue), asynchronously. */
+/*
+ * Body chunks come from the caller (the queue), asynchronously: read is
+ * called for index 0, 1, ... one at a time, the next only once the last
+ * chunk is written to the socket. done must be called exactly once per
+ * read (from inside read too), with data valid only during the call,
+ * last true on the final chunk; status != 0 means the message cannot be
+ * read (451 4.3.0, the connection is dropped: half a message must not
+ * be delivered). done must still be called after smtp_client_close;
+ * the client is freed then. No timeout runs while a read is out, and
+ * the sent callback never runs during one.
+ */
 typedef void (*smtp_client_chunk_done)(struct smtp_client *c, int status,
 				       const void *data, size_t len, bool last);
 typedef void (*smtp_client_read_fn)(void *arg, uint32_t index, struct smtp_client *c,
@@ -325,15 +343,38 @@ struct smtp_client_message {
  * deferred, 5xx failed), and data for the message as a whole (the reply
  * to the end of DATA, or why it never got there). ok is false when the
  * connection is no longer usable.
+ *
+ * A recipient's result is its RCPT reply when refused, else the reply
+ * to the end of data (or to DATA when that failed). When MAIL is
+ * refused everyone gets its reply. Decided here, without the peer:
+ * 552 5.3.4 "message size exceeds the peer's limit" (SIZE), 553 5.1.7
+ * (a sender, or 553 5.1.3 a recipient, with spaces, controls or < >).
+ * Code 0 (temporary) when the connection failed first; the text says
+ * so: "lost connection with HOST[IP] while sending RCPT TO",
+ * "conversation with HOST[IP] timed out while sending message body".
+ * data is the reply that ended the transaction: end of data, DATA,
+ * MAIL, or the last RCPT when nobody was accepted. results and data
+ * are valid during the call only.
  */
 typedef void (*smtp_client_sent_cb)(void *arg, bool ok, const struct smtp_client_reply *results,
 				    const struct smtp_client_reply *data);
 
-/* Sends one message (PIPELINING when offered; SIZE honoured). */
+/*
+ * Sends one message (PIPELINING when offered; SIZE honoured). Only
+ * after a 2xx ready callback or an ok sent callback (may be called from
+ * inside either). Returns -1, and cb never runs, when the client is not
+ * ready (busy, failed, closed, or the peer left while it was idle) or
+ * nrcpt is 0. msg is copied; its strings and rcpt array must last until
+ * cb.
+ */
 int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
 		     smtp_client_sent_cb cb, void *arg);
 
-/* QUIT politely (when usable) and free; no callback follows. */
+/*
+ * QUIT politely (when usable: idle, or setup refused by a reply; the
+ * 221 is waited for at most 2 seconds) and free; no callback follows.
+ * May be called from inside any callback.
+ */
 void smtp_client_close(struct smtp_client *c);
 
 /* What the peer offered, for logs: "TLSv1.3 ..." or "" */
