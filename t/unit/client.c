@@ -9,7 +9,9 @@
  * greeting, a 451 after the data, a silent server (greeting and end of
  * data timeouts), a dropped connection, connection refused, a failing
  * body reader, closing while a chunk is being read, dot-stuffing on the
- * wire. STARTTLS is left to the black-box tests, where mtad is the peer.
+ * wire. STARTTLS (the child runs OpenSSL on its socket): "may", "verify"
+ * with the right and a wrong name, not offered, refused with 454, and
+ * plaintext injected after the 220.
  * Children are killed by their PID.
  */
 #include <arpa/inet.h>
@@ -22,8 +24,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "smtp/smtp.h"
 #include "t/unit/tap.h"
+#include "tls/tls.h"
 
 #define MAX_RCPT 8
 #define MAX_MSGS 4
@@ -34,7 +40,12 @@ struct script {
 	const char *greeting;	/* NULL: say nothing at all */
 	const char *ehlo;	/* the EHLO reply; NULL: 502, the client must HELO */
 	const char *data_reply;	/* after the end of data; NULL: never answer it */
+	const char *starttls;	/* the reply to STARTTLS (TLS follows a 220) */
 };
+
+/* The child's TLS connection once STARTTLS is done (blocking OpenSSL on the fd). */
+static SSL *child_ssl;
+static char tls_cert[128], tls_key[128], tls_dir[64];
 
 struct reader {
 	int fd;
@@ -45,9 +56,28 @@ struct reader {
 /* say - a reply to the client. */
 static void say(int fd, const char *s)
 {
-	ssize_t n = write(fd, s, strlen(s));
+	ssize_t n = child_ssl ? SSL_write(child_ssl, s, (int)strlen(s)) : write(fd, s, strlen(s));
 
 	(void)n;
+}
+
+/* child_read - from the socket, or through TLS once it is on. */
+static ssize_t child_read(int fd, char *buf, size_t len)
+{
+	return child_ssl ? SSL_read(child_ssl, buf, (int)len) : read(fd, buf, len);
+}
+
+/* child_tls - the server end of the handshake; -1 when it fails. */
+static int child_tls(int fd)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL || SSL_CTX_use_certificate_file(ctx, tls_cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, tls_key, SSL_FILETYPE_PEM) != 1)
+		return -1;
+	child_ssl = SSL_new(ctx);
+	SSL_set_fd(child_ssl, fd);
+	return SSL_accept(child_ssl) == 1 ? 0 : -1;
 }
 
 /* get_line - one line without CRLF into out; -1 at EOF. */
@@ -66,7 +96,7 @@ static int get_line(struct reader *r, char *out, size_t size)
 		}
 		if (r->len == sizeof(r->buf))
 			return -1;
-		ssize_t got = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+		ssize_t got = child_read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
 		if (got <= 0)
 			return -1;
 		r->len += (size_t)got;
@@ -78,7 +108,7 @@ static void drain(int fd)
 {
 	char buf[512];
 
-	while (read(fd, buf, sizeof(buf)) > 0)
+	while (child_read(fd, buf, sizeof(buf)) > 0)
 		;
 }
 
@@ -142,7 +172,15 @@ static void serve_conn(int fd, FILE *log, const struct script *s)
 		fflush(log);
 		if (strncasecmp(line, "EHLO", 4) == 0)
 			say(fd, s->ehlo ? s->ehlo : "502 5.5.2 Error: command not recognized\r\n");
-		else if (strncasecmp(line, "HELO", 4) == 0)
+		else if (strncasecmp(line, "STARTTLS", 8) == 0 && s->starttls) {
+			say(fd, s->starttls);
+			if (s->starttls[0] == '2' && child_tls(fd) != 0) {
+				fprintf(log, "TLS FAILED\n");
+				return;
+			}
+			if (child_ssl)
+				fprintf(log, "TLS ON\n");
+		} else if (strncasecmp(line, "HELO", 4) == 0)
 			say(fd, "250 sink.test\r\n");
 		else if (strncasecmp(line, "MAIL", 4) == 0) {
 			accepted = 0;
@@ -202,6 +240,7 @@ static int server_start(struct server *sv, const struct script *s)
 
 			if (c < 0 || log == NULL)
 				_exit(1);
+			child_ssl = NULL;
 			serve_conn(c, log, s);
 			fprintf(log, "CLOSE\n");
 			fflush(log);
@@ -248,6 +287,7 @@ struct run {
 	struct smtp_client *c;
 	struct smtp_client_options opt;
 	struct smtp_client_reply ready;
+	char tls_info[160];
 	int ready_calls, sent_calls;
 	int msgs;			/* messages to send */
 	const char *rcpt[MAX_RCPT];
@@ -342,6 +382,7 @@ static void on_ready(void *arg, const struct smtp_client_reply *reply)
 
 	r->ready = *reply;
 	r->ready_calls++;
+	snprintf(r->tls_info, sizeof(r->tls_info), "%s", smtp_client_tls_info(r->c));
 	if (reply->code / 100 == 2 && r->msgs > 0)
 		send_next(r);
 	else
@@ -394,8 +435,8 @@ static char *scripted(struct run *r, const struct script *s)
 #define EHLO_PIPE "250-sink.test\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"
 #define EHLO_PLAIN "250-sink.test\r\n250 8BITMIME\r\n"
 
-static const struct script sink_pipe = { "220 sink.test ESMTP\r\n", EHLO_PIPE, "250 2.0.0 Ok: queued as 123\r\n" };
-static const struct script sink_plain = { "220 sink.test ESMTP\r\n", EHLO_PLAIN, "250 2.0.0 Ok: queued as 123\r\n" };
+static const struct script sink_pipe = { "220 sink.test ESMTP\r\n", EHLO_PIPE, "250 2.0.0 Ok: queued as 123\r\n", NULL };
+static const struct script sink_plain = { "220 sink.test ESMTP\r\n", EHLO_PLAIN, "250 2.0.0 Ok: queued as 123\r\n", NULL };
 
 /* test_one - one message, chunks of 5 bytes, dot-stuffed on the wire, SIZE, QUIT. */
 static void test_one(struct tap *t)
@@ -522,7 +563,7 @@ static void test_size(struct tap *t)
 /* test_helo - EHLO refused: HELO, no extensions, no SIZE=. */
 static void test_helo(struct tap *t)
 {
-	static const struct script s = { "220 old.test SMTP\r\n", NULL, "250 ok\r\n" };
+	static const struct script s = { "220 old.test SMTP\r\n", NULL, "250 ok\r\n", NULL };
 	struct run r;
 	char *tr;
 
@@ -539,7 +580,7 @@ static void test_helo(struct tap *t)
 /* test_greeting - 554 greeting: ready gets it; close still says QUIT. */
 static void test_greeting(struct tap *t)
 {
-	static const struct script s = { "554 5.7.1 go away\r\n", EHLO_PLAIN, "250 ok\r\n" };
+	static const struct script s = { "554 5.7.1 go away\r\n", EHLO_PLAIN, "250 ok\r\n", NULL };
 	struct run r;
 	char *tr;
 
@@ -556,7 +597,7 @@ static void test_greeting(struct tap *t)
 /* test_data_451 - a temporary failure after the data. */
 static void test_data_451(struct tap *t)
 {
-	static const struct script s = { "220 sink.test\r\n", EHLO_PIPE, "451 4.3.0 Error: queue file write error\r\n" };
+	static const struct script s = { "220 sink.test\r\n", EHLO_PIPE, "451 4.3.0 Error: queue file write error\r\n", NULL };
 	struct run r;
 	char *tr;
 
@@ -574,8 +615,8 @@ static void test_data_451(struct tap *t)
 /* test_silent - timeouts: no greeting, and no reply to the end of data. */
 static void test_silent(struct tap *t)
 {
-	static const struct script mute = { NULL, NULL, NULL };
-	static const struct script mute_dot = { "220 sink.test\r\n", EHLO_PIPE, NULL };
+	static const struct script mute = { NULL, NULL, NULL, NULL };
+	static const struct script mute_dot = { "220 sink.test\r\n", EHLO_PIPE, NULL, NULL };
 	struct run r;
 	char *tr;
 
@@ -675,6 +716,92 @@ static void test_close_in_read(struct tap *t)
 	free(tr);
 }
 
+/* make_cert - a self-signed certificate for sink.test in a fresh directory. */
+static int make_cert(void)
+{
+	char cmd[512];
+
+	snprintf(tls_dir, sizeof(tls_dir), "/tmp/mtad-client-tls-XXXXXX");
+	if (mkdtemp(tls_dir) == NULL)
+		return -1;
+	snprintf(tls_cert, sizeof(tls_cert), "%s/cert.pem", tls_dir);
+	snprintf(tls_key, sizeof(tls_key), "%s/key.pem", tls_dir);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-subj /CN=sink.test -addext subjectAltName=DNS:sink.test -days 2 "
+		 "-keyout %s -out %s >/dev/null 2>&1", tls_key, tls_cert);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+#define EHLO_TLS "250-sink.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+
+/* tls_run - one message with the given policy and name; returns the transcript. */
+static char *tls_run(struct run *r, struct tls_client *cli, const struct script *s,
+		     enum smtp_tls_policy policy, const char *name)
+{
+	run_init(r);
+	r->opt.tls = policy;
+	r->opt.tls_client = cli;
+	r->opt.peer_name = name;
+	return scripted(r, s);
+}
+
+/* test_starttls - STARTTLS may and verify, a bad name, no offer, injection. */
+static void test_starttls(struct tap *t)
+{
+	static const struct script tls = { "220 sink.test\r\n", EHLO_TLS, "250 2.0.0 Ok\r\n",
+					   "220 2.0.0 Ready to start TLS\r\n" };
+	static const struct script inject = { "220 sink.test\r\n", EHLO_TLS, "250 2.0.0 Ok\r\n",
+					      "220 2.0.0 Ready\r\n250 injected\r\n" };
+	static const struct script refuse = { "220 sink.test\r\n", EHLO_TLS, "250 2.0.0 Ok\r\n",
+					      "454 4.7.0 TLS not available\r\n" };
+	char err[256];
+	struct tls_client *cli;
+	struct run r;
+	char *tr;
+
+	if (make_cert() != 0 || (cli = tls_client_new(tls_cert, err, sizeof(err))) == NULL) {
+		TAP_OK(t, 0, "starttls: certificate and TLS client");
+		return;
+	}
+	tr = tls_run(&r, cli, &tls, SMTP_TLS_MAY, "sink.test");
+	TAP_OK(t, r.ok[0] && r.results[0][0].code == 250 && strncmp(r.tls_info, "TLSv1.", 6) == 0,
+	       "starttls may: sent over TLS (%s)", r.tls_info);
+	TAP_OK(t, strstr(tr, "C:EHLO client.campus.test\nC:STARTTLS\nTLS ON\nC:EHLO "
+			 "client.campus.test\nC:MAIL") != NULL && strstr(tr, "C:QUIT") != NULL,
+	       "starttls may: EHLO, STARTTLS, EHLO again, MAIL, QUIT");
+	free(tr);
+	tr = tls_run(&r, cli, &tls, SMTP_TLS_VERIFY, "sink.test");
+	TAP_OK(t, r.ok[0] && r.results[0][0].code == 250, "starttls verify: the certificate verifies");
+	free(tr);
+	tr = tls_run(&r, cli, &tls, SMTP_TLS_VERIFY, "other.test");
+	TAP_OK(t, r.ready.code == 450 && strcmp(r.ready.enhanced, "4.7.5") == 0 &&
+	       strstr(r.ready.text, "TLS required but the certificate of other.test[127.0.0.1] "
+			"did not verify") != NULL && r.sent_calls == 0,
+	       "starttls verify, wrong name: 450 4.7.5 (%s)", r.ready.text);
+	TAP_OK(t, strstr(tr, "C:QUIT") != NULL, "starttls verify, wrong name: QUIT over TLS");
+	free(tr);
+	tr = tls_run(&r, cli, &sink_plain, SMTP_TLS_VERIFY, "sink.test");
+	TAP_OK(t, r.ready.code == 450 && strstr(r.ready.text, "does not offer STARTTLS") != NULL &&
+	       count(tr, "C:MAIL") == 0, "starttls verify, not offered: 450 (%s)", r.ready.text);
+	free(tr);
+	tr = tls_run(&r, cli, &refuse, SMTP_TLS_MAY, "sink.test");
+	TAP_OK(t, r.ok[0] && r.tls_info[0] == '\0', "starttls may, 454: sent in the clear");
+	free(tr);
+	tr = tls_run(&r, cli, &refuse, SMTP_TLS_VERIFY, "sink.test");
+	TAP_OK(t, r.ready.code == 450 && strstr(r.ready.text, "STARTTLS failed: 454") != NULL,
+	       "starttls verify, 454: 450 4.7.5 (%s)", r.ready.text);
+	free(tr);
+	tr = tls_run(&r, cli, &inject, SMTP_TLS_MAY, "sink.test");
+	TAP_OK(t, r.ready.code == 0 && strstr(r.ready.text, "sent data after its reply to STARTTLS"),
+	       "starttls: plaintext after the 220 is refused (%s)", r.ready.text);
+	free(tr);
+	tls_client_free(cli);
+	unlink(tls_cert);
+	unlink(tls_key);
+	rmdir(tls_dir);
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
@@ -697,5 +824,6 @@ int main(void)
 	test_refused(&t);
 	test_read_fail(&t);
 	test_close_in_read(&t);
+	test_starttls(&t);
 	return tap_done(&t);
 }
