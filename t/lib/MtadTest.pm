@@ -121,6 +121,8 @@ sub slurp {
 #       temp dir as tls_cert_file/tls_key_file (default: when a listener
 #       says starttls or tls)
 #   users => {alice => 'secret'}   a sasldb (sasl_database) with them
+#   hostname => NAME   mtad's name (default mx.campus.test; a second
+#       mtad talking to the first needs another, or it is "my own name")
 sub new {
 	my ($class, %opt) = @_;
 	my $self = bless { owner => $$, pid => undef }, $class;
@@ -130,6 +132,7 @@ sub new {
 	my $extra = delete $opt{extra} // '';
 	my $listeners = delete $opt{listeners} // [''];
 	my $users = delete $opt{users};
+	my $hostname = delete $opt{hostname} // 'mx.campus.test';
 	my $tls = delete $opt{tls} // grep { /\b(?:starttls|tls)\b/ } @$listeners;
 	my %used;
 	for my $flags (@$listeners) {
@@ -158,7 +161,7 @@ sub new {
 	$opt{local_domains} //= 'campus.test';
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
-		. "hostname = mx.campus.test\n"
+		. "hostname = $hostname\n"
 		. "spool_directory = " . $self->spool . "\n";
 	$conf .= "listen = $_\n" for @$listen;
 	$conf .= "$_ = $opt{$_}\n" for sort keys %opt;
@@ -373,11 +376,12 @@ sub add_user {
 	croak "saslpasswd2 $user failed ($rc): $err" if $rc != 0;
 }
 
-# wait_log(REGEX, FROM) - the first log line after byte offset FROM that
-# matches, waiting up to 10 s for it to be written; undef if none.
+# wait_log(REGEX, FROM, SECS) - the first log line after byte offset FROM
+# that matches, waiting up to SECS (default 10) for it to be written;
+# undef if none.
 sub wait_log {
-	my ($self, $re, $from) = @_;
-	my $deadline = time + 10;
+	my ($self, $re, $from, $secs) = @_;
+	my $deadline = time + ($secs // 10);
 	while (1) {
 		my $text = substr($self->log_text, $from // 0);
 		for my $line (split /\n/, $text) {
@@ -386,6 +390,33 @@ sub wait_log {
 		return undef if time > $deadline;
 		sleep 0.1;
 	}
+}
+
+# wait_for(SECS, CODE) - calls CODE every 0.2 s until it returns true or
+# SECS have passed; returns its last value.
+sub wait_for {
+	my ($secs, $code) = @_;
+	my $deadline = time + $secs;
+	while (1) {
+		my $v = $code->();
+		return $v if $v || time > $deadline;
+		sleep 0.2;
+	}
+}
+
+# delivery_log(QID, RCPT, STATUS, FROM, SECS) - waits (default 30 s) for
+# the log line of a delivery attempt of QID to RCPT with that status
+# (a regex: 'sent', 'deferred|bounced', ...) after byte offset FROM:
+#   QID: to=<RCPT>, relay=HOST[IP]:PORT, delay=N, dsn=X.Y.Z, status=STATUS (REPLY)
+# Returns {relay, delay, dsn, status, reply, line}, or undef.
+sub delivery_log {
+	my ($self, $qid, $rcpt, $status, $from, $secs) = @_;
+	my $line = $self->wait_log(qr/\b\Q$qid\E: to=<\Q$rcpt\E>, .*\bstatus=(?:$status)\b/,
+				   $from, $secs // 30) // return undef;
+	my %f = (line => $line);
+	@f{qw(relay delay dsn status reply)} = $line =~
+		/\b\Q$qid\E: to=<\Q$rcpt\E>, relay=(\S+), delay=(\d+(?:\.\d+)?), dsn=(\d\.\d{1,3}\.\d{1,3}), status=(\w+) \((.*)\)\z/;
+	return \%f;
 }
 
 # ---- talking SMTP ----
