@@ -24,6 +24,7 @@
 
 #include "mtad/mtad.h"
 #include "policy/policy.h"
+#include "smtp/smtp.h"
 
 #define CONFIG_LINE_MAX 4096		/* longer lines are an error */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
@@ -33,6 +34,7 @@ enum param_type {
 	P_DOMAINS,	/* list of domain names: local_domains, relay_domains */
 	P_NETWORKS,	/* list of CIDR networks: relay_networks */
 	P_RULE,		/* helo_rule.NAME = on|off */
+	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
 };
 
 /*
@@ -80,6 +82,16 @@ static const struct param params[] = {
 	{ "max_policy_rejections", P_UNSIGNED, OFF(max_policy_rejections), 0, NULL, 10, 1, 1000000, NULL },
 	{ "dns_servers", P_STRING, STR(dns_servers), "system", 0, 0, 0, NULL },
 	{ "dns_timeout", P_UNSIGNED, OFF(dns_timeout), 0, NULL, 5, 1, 300, NULL },
+	{ "route", P_ROUTE, OFF(routes), 0, NULL, 0, 0, 0, NULL },
+	{ "relayhost", P_ROUTE, STR(relayhost), "", 0, 0, 0, NULL },
+	{ "delivery_concurrency", P_UNSIGNED, OFF(delivery_concurrency), 0, NULL, 20, 1, 10000, NULL },
+	{ "destination_concurrency", P_UNSIGNED, OFF(destination_concurrency), 0, NULL, 5, 1, 1000, NULL },
+	{ "retry_min", P_UNSIGNED, OFF(retry_min), 0, NULL, 300, 1, DAY, NULL },
+	{ "retry_max", P_UNSIGNED, OFF(retry_max), 0, NULL, 14400, 1, 7 * DAY, NULL },
+	{ "max_queue_lifetime", P_UNSIGNED, OFF(max_queue_lifetime), 0, NULL, 5 * DAY, 1, 365 * DAY, NULL },
+	{ "smtp_timeout", P_UNSIGNED, OFF(smtp_timeout), 0, NULL, 300, 1, 3600, NULL },
+	{ "smtp_tls", P_CHOICE, STR(smtp_tls), "may", 0, 0, 0, "none|may|verify" },
+	{ "smtp_tls_ca_file", P_PATH, STR(smtp_tls_ca_file), "", 0, 0, 0, NULL },
 	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY , NULL },
 	{ "tls_cert_file", P_PATH, STR(tls_cert_file), "", 0, 0, 0 , NULL },
 	{ "tls_key_file", P_PATH, STR(tls_key_file), "", 0, 0, 0 , NULL },
@@ -472,6 +484,40 @@ static int set_rule(struct parse_ctx *ctx, struct mtad_config *cfg,
 	return 0;
 }
 
+/* check_route - a route or relayhost line, checked by the parser delivery uses. */
+static int check_route(struct parse_ctx *ctx, const char *value, bool relayhost)
+{
+	struct smtp_route r;
+	char err[256];
+
+	if (strlen(value) >= MTAD_ROUTE_MAX)
+		return perr(ctx, "%s is too long", relayhost ? "relayhost" : "route");
+	if (smtp_route_parse(value, relayhost, &r, err, sizeof(err)) != 0)
+		return perr(ctx, "%s", err);
+	return 0;
+}
+
+/* add_route - one more `route = DOMAIN NEXTHOP` line. */
+static int add_route(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	if (check_route(ctx, value, false) != 0)
+		return -1;
+	if (cfg->nroutes >= MTAD_MAX_ROUTES)
+		return perr(ctx, "too many routes (at most %d)", MTAD_MAX_ROUTES);
+	cfg->route_line[cfg->nroutes] = ctx->line;
+	snprintf(cfg->routes[cfg->nroutes++], MTAD_ROUTE_MAX, "%s", value);
+	return 0;
+}
+
+/* set_relayhost - the smarthost for everything without a route. */
+static int set_relayhost(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	if (check_route(ctx, value, true) != 0)
+		return -1;
+	snprintf(cfg->relayhost, sizeof(cfg->relayhost), "%s", value);
+	return 0;
+}
+
 /* find_param - the table row for a key, or NULL. */
 static const struct param *find_param(const char *key, size_t keylen)
 {
@@ -504,6 +550,8 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return add_listen(ctx, cfg, value);
 	if (p->type == P_RULE)
 		return set_rule(ctx, cfg, key + strlen(p->name), keylen - strlen(p->name), value);
+	if (p->type == P_ROUTE && p->offset == OFF(routes))
+		return add_route(ctx, cfg, value);
 	/* Two settings of one key usually mean an edit went wrong: say so. */
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
@@ -514,6 +562,8 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return set_domains(ctx, cfg, p, value);
 	if (p->type == P_NETWORKS)
 		return set_networks(ctx, cfg, value);
+	if (p->type == P_ROUTE)
+		return set_relayhost(ctx, cfg, value);
 	return set_string(ctx, cfg, p, value);
 }
 
@@ -831,6 +881,13 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	case P_NETWORKS:
 	case P_RULE:
 		print_list(cfg, p, out);
+		break;
+	case P_ROUTE:
+		if (p->offset == OFF(routes))
+			for (size_t i = 0; i < cfg->nroutes; i++)
+				fprintf(out, "route = %s\n", cfg->routes[i]);
+		else if (cfg->relayhost[0])
+			fprintf(out, "relayhost = %s\n", cfg->relayhost);
 		break;
 	}
 }

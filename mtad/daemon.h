@@ -36,6 +36,8 @@ struct daemon {
 	struct tls_server *tls;		/* NULL when no listener uses TLS */
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
 	struct mtad_dns *dns;		/* NULL when dns_servers = none */
+	struct tls_client *tls_client;	/* outbound STARTTLS; NULL when smtp_tls = none */
+	struct smtp_deliver *deliver;	/* the queue runner */
 
 	struct listener listeners[MTAD_MAX_LISTEN];
 	size_t nlisteners;

@@ -58,9 +58,15 @@ static int daemon_lock(struct daemon *d, char *err, size_t errlen)
 /* daemon_connections_gone - the last session of a stop has closed. */
 void daemon_connections_gone(struct daemon *d)
 {
+	if (d->deliver)
+		smtp_deliver_stop(d->deliver);
 	if (d->writer_started) {
-		queue_writer_stop(d->queue);
+		queue_writer_stop(d->queue);	/* runs the callbacks still owed */
 		d->writer_started = false;
+	}
+	if (d->deliver) {
+		smtp_deliver_free(d->deliver);
+		d->deliver = NULL;
 	}
 	if (d->dns) {
 		mtad_dns_free(d->dns);
@@ -151,6 +157,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
 	smtp_server_policy_update(&d->smtp);
+	if (d->deliver)
+		smtp_deliver_reload(d->deliver);
 	mtad_log(MTAD_LOG_INFO, "reload: configuration %s loaded (helo_policy = %s)",
 		 d->config_path, d->cfg.helo_policy);
 	if (!d->tls)
@@ -219,6 +227,9 @@ static int daemon_open_security(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	if (auth && !(d->auth = auth_server_new(&aset, d->loop, err, errlen)))
 		return -1;
+	if (strcmp(d->cfg.smtp_tls, "none") != 0 &&
+	    !(d->tls_client = tls_client_new(d->cfg.smtp_tls_ca_file, err, errlen)))
+		return -1;
 	/* "none": no lookups at all (tests, and the development runtime). */
 	if (strcmp(d->cfg.dns_servers, "none") != 0 &&
 	    !(d->dns = mtad_dns_new(d->loop, d->cfg.dns_servers, d->cfg.dns_timeout * 1000, 2,
@@ -257,7 +268,9 @@ static int daemon_run(struct daemon *d)
 	if (daemon_open_security(d, err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
 	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
-	    daemon_signals(d) != 0 || listen_start(d, err, sizeof(err)) != 0) {
+	    daemon_signals(d) != 0 || listen_start(d, err, sizeof(err)) != 0 ||
+	    !(d->deliver = smtp_deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
+					    &d->smtp.ids))) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
 		d->stopping = true;
 		d->smtp.stopping = true;
@@ -279,6 +292,8 @@ static void daemon_cleanup(struct daemon *d)
 		auth_server_free(d->auth);
 	if (d->tls)
 		tls_server_free(d->tls);
+	if (d->tls_client)
+		tls_client_free(d->tls_client);
 	if (d->queue)
 		queue_close(d->queue);
 	if (d->lock_fd >= 0)
@@ -288,6 +303,27 @@ static void daemon_cleanup(struct daemon *d)
 			mtad_log(MTAD_LOG_WARNING, "connection counts left at exit");
 	if (uv_loop_close(d->loop) != 0)
 		mtad_log(MTAD_LOG_WARNING, "event loop still had handles at exit");
+}
+
+/*
+ * warn_unrouted - mail for a local domain needs a route to the host that
+ * stores it (mtad delivers no mail itself): without one (and without a
+ * relayhost) it would be looked up by MX, usually pointing back here.
+ */
+static void warn_unrouted(const struct mtad_config *cfg)
+{
+	struct smtp_route routes[MTAD_MAX_ROUTES];
+	size_t n = 0;
+	char err[256];
+
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (smtp_route_parse(cfg->routes[i], false, &routes[n], err, sizeof(err)) == 0)
+			n++;
+	for (size_t i = 0; i < cfg->nlocal_domains; i++)
+		if (!cfg->relayhost[0] && !smtp_route_lookup(routes, n, NULL, cfg->local_domains[i]))
+			fprintf(stderr, "mtad: warning: local domain %s has no route: add "
+				"`route = %s [mailstore.example]:25`; until then its mail is "
+				"looked up by MX\n", cfg->local_domains[i], cfg->local_domains[i]);
 }
 
 int main(int argc, char **argv)
@@ -316,6 +352,7 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		mtad_config_print_nondefault(&d.cfg, stdout);
+		warn_unrouted(&d.cfg);
 		return 0;
 	}
 	d.loop = uv_default_loop();

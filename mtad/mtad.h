@@ -46,6 +46,8 @@ struct mtad_listen {
 #define MTAD_MAX_DOMAINS 64
 #define MTAD_MAX_NETWORKS 64
 #define MTAD_MAX_RULES 16
+#define MTAD_MAX_ROUTES 64
+#define MTAD_ROUTE_MAX 320
 
 /* One network of relay_networks, as text and as parsed. */
 struct mtad_network {
@@ -109,6 +111,20 @@ struct mtad_config {
 	unsigned max_policy_rejections;	/* per connection, then 421 */
 	char dns_servers[512];		/* "system", "none", or IP[:PORT] list */
 	unsigned dns_timeout;		/* seconds per try */
+
+	/* Delivery (smtp/deliver.c). Routes are kept as text, parsed by smtp/route.c. */
+	char routes[MTAD_MAX_ROUTES][MTAD_ROUTE_MAX];
+	int route_line[MTAD_MAX_ROUTES];
+	size_t nroutes;
+	char relayhost[MTAD_ROUTE_MAX];	/* "" = none: MX lookups */
+	unsigned delivery_concurrency;	/* messages being delivered at once */
+	unsigned destination_concurrency;	/* connections per destination */
+	unsigned retry_min;		/* seconds before the first retry */
+	unsigned retry_max;		/* cap of the doubling backoff */
+	unsigned max_queue_lifetime;	/* seconds, then bounce */
+	unsigned smtp_timeout;		/* seconds per outbound SMTP step */
+	char smtp_tls[16];		/* none, may, verify (routes may override) */
+	char smtp_tls_ca_file[MTAD_PATH_MAX];	/* "" = the system's CA store */
 
 	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
 	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */

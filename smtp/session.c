@@ -123,8 +123,8 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	return s;
 }
 
-/* smtp_session_start - the 220 greeting. */
-void smtp_session_start(struct smtp_session *s)
+/* session_greet - the 220 greeting, and the command timer starts. */
+void session_greet(struct smtp_session *s)
 {
 	char line[SMTP_COMMAND_MAX];
 	int n = snprintf(line, sizeof(line), "220 %s ESMTP mtad\r\n",
@@ -133,6 +133,22 @@ void smtp_session_start(struct smtp_session *s)
 	session_reply_raw(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	session_flush(s);
 	session_arm_timer(s);
+}
+
+/*
+ * smtp_session_start - greets the client; while its reverse name is
+ * still being looked up the greeting waits for it (as Postfix's does),
+ * so the name is in every log line and Received: header of the session.
+ */
+void smtp_session_start(struct smtp_session *s)
+{
+	if (s->rdns_pending) {
+		s->greet_pending = true;
+		s->state = STATE_POLICY_WAIT;
+		s->io.pause(s->io.ctx, true);
+		return;
+	}
+	session_greet(s);
 }
 
 /* session_reply_raw - appends preformatted reply text to the output. */

@@ -55,6 +55,7 @@ struct smtp_session {
 	bool rdns_pending, helo_dns_pending;
 	struct mtad_dns_query *rdns_query, *helo_query;
 	bool trusted;			/* in relay_networks */
+	bool greet_pending;		/* the 220 waits for the reverse name */
 	struct policy_verdict blocked;	/* a rejected MAIL: RCPT gets the same reply */
 	unsigned policy_rejections;
 	uint32_t rules_seen;		/* rules already counted for this connection */
@@ -111,6 +112,7 @@ void session_reply(struct smtp_session *s, int code, const char *enhanced,
 void session_reply_raw(struct smtp_session *s, const char *text, size_t len);
 void session_close(struct smtp_session *s);
 void session_flush(struct smtp_session *s);
+void session_greet(struct smtp_session *s);
 int session_set_timer(struct smtp_session *s, uint64_t ms);
 void session_resume(struct smtp_session *s, enum session_state next);
 void session_forget_client(struct smtp_session *s);

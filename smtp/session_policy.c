@@ -10,8 +10,9 @@
  * by its HELO name (the reason mtad exists; see the README). A listener
  * with helo_reject_at=ehlo, where no AUTH is offered, judges at EHLO.
  *
- * DNS answers arrive asynchronously (mtad/dns.c); when a rule needs one
- * that is still on its way, MAIL waits for it with input paused. Nothing
+ * DNS answers arrive asynchronously (mtad/dns.c); the greeting waits for
+ * the client's reverse name, and when a rule needs the HELO name's
+ * lookup still on its way, MAIL waits for it with input paused. Nothing
  * here blocks or does I/O itself.
  */
 #include <ifaddrs.h>
@@ -353,6 +354,14 @@ bool session_policy_mail(struct smtp_session *s)
 /* policy_dns_arrived - an answer came; a MAIL waiting for it is judged now. */
 static void policy_dns_arrived(struct smtp_session *s)
 {
+	if (s->greet_pending) {
+		if (s->rdns_pending)
+			return;
+		s->greet_pending = false;
+		session_greet(s);
+		session_resume(s, STATE_COMMAND);
+		return;
+	}
 	if (s->state != STATE_POLICY_WAIT || must_wait(s))
 		return;
 	s->state = STATE_COMMAND;

@@ -426,6 +426,26 @@ size_t smtp_dot_encode(struct smtp_dot_encoder *e, const char *in, size_t inlen,
 /* The end: CRLF unless the body ended with one, then ".\r\n" (room for 5). */
 size_t smtp_dot_finish(struct smtp_dot_encoder *e, char *out);
 
+/* ---- the queue runner (smtp/deliver.c) ---- */
+
+struct smtp_deliver;
+struct mtad_dns;
+struct mtad_config;
+
+/*
+ * smtp_deliver_new - scans the queue every second and delivers what is
+ * due, by route, relayhost or MX. dns and tls may be NULL (no lookups:
+ * only routes to addresses work; no STARTTLS). ids makes bounce ids.
+ */
+struct smtp_deliver *smtp_deliver_new(uv_loop_t *loop, const struct mtad_config *cfg,
+				      struct queue *queue, struct mtad_dns *dns,
+				      struct tls_client *tls, struct queue_id_gen *ids);
+/* Routes again from the configuration (SIGHUP). */
+void smtp_deliver_reload(struct smtp_deliver *d);
+/* Stop: then queue_writer_stop, then smtp_deliver_free. */
+void smtp_deliver_stop(struct smtp_deliver *d);
+void smtp_deliver_free(struct smtp_deliver *d);
+
 /* ---- the server session (smtp/session.c) ---- */
 
 struct mtad_config;
