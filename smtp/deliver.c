@@ -15,6 +15,7 @@
  * RFC 3464 (DSN).
  */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,8 @@ struct smtp_deliver {
 	size_t nroutes;
 	struct smtp_route relayhost;
 	bool has_relayhost;
+	struct sockaddr_storage own[64];	/* this machine's addresses, for loop checks */
+	size_t nown;
 	struct attempt *active;
 	unsigned nactive;
 	bool scanning;
@@ -148,6 +151,7 @@ static void decide_group(struct group *g, int code, const char *enhanced, const 
 /* ---- SMTP ---- */
 
 static void group_connect_next(struct group *g);
+static bool literal_addr(const char *host, struct sockaddr_storage *ss);
 
 /* A body chunk on its way from the queue to the client. */
 struct chunk_req {
@@ -261,6 +265,62 @@ static enum smtp_tls_policy default_tls(const struct mtad_config *cfg)
 	return strcmp(cfg->smtp_tls, "verify") == 0 ? SMTP_TLS_VERIFY : SMTP_TLS_MAY;
 }
 
+/* same_ip - two addresses (ports ignored). */
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+			      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/*
+ * loops_to_myself - is addr one of our own listeners? A stale MX or a
+ * missing route would otherwise make mtad hand mail to itself forever.
+ */
+static bool loops_to_myself(const struct smtp_deliver *d, const struct sockaddr_storage *addr)
+{
+	int port = ntohs(addr->ss_family == AF_INET6
+				 ? ((const struct sockaddr_in6 *)addr)->sin6_port
+				 : ((const struct sockaddr_in *)addr)->sin_port);
+
+	for (size_t i = 0; i < d->cfg->nlisten; i++) {
+		const struct mtad_listen *l = &d->cfg->listen[i];
+		struct sockaddr_storage la;
+		bool wildcard = strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0;
+
+		if (l->port != port)
+			continue;
+		if (!wildcard && literal_addr(l->address, &la) && same_ip(&la, addr))
+			return true;
+		for (size_t k = 0; wildcard && k < d->nown; k++)
+			if (same_ip(&d->own[k], addr))
+				return true;
+	}
+	return false;
+}
+
+/* own_addresses - the interface addresses, once at start. */
+static void own_addresses(struct smtp_deliver *d)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa) != 0)
+		return;
+	for (i = ifa; i && d->nown < sizeof(d->own) / sizeof(d->own[0]); i = i->ifa_next) {
+		if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
+				     i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		memset(&d->own[d->nown], 0, sizeof(d->own[0]));
+		memcpy(&d->own[d->nown++], i->ifa_addr, i->ifa_addr->sa_family == AF_INET
+				? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	}
+	freeifaddrs(ifa);
+}
+
 /* group_connect_next - the next address; when none is left, the recipients wait. */
 static void group_connect_next(struct group *g)
 {
@@ -280,6 +340,14 @@ static void group_connect_next(struct group *g)
 	}
 	i = g->next_addr++;
 	relay_label(g, i);
+	if (loops_to_myself(g->att->d, &g->addrs[i])) {
+		char why[320];
+
+		snprintf(why, sizeof(why), "mail for %s loops back to myself", g->domain);
+		decide_group(g, 554, "5.4.6", why);
+		attempt_next_group(g->att);
+		return;
+	}
 	opt.peer_name = g->hosts[i];
 	g->client = smtp_client_connect(g->att->d->loop, (const struct sockaddr *)&g->addrs[i],
 					&opt, group_ready, g);
@@ -853,6 +921,7 @@ struct smtp_deliver *smtp_deliver_new(uv_loop_t *loop, const struct mtad_config 
 	*d = (struct smtp_deliver){ .loop = loop, .cfg = cfg, .queue = queue, .dns = dns,
 				    .tls = tls, .ids = ids };
 	deliver_routes(d);
+	own_addresses(d);
 	if (uv_timer_init(loop, &d->timer) != 0) {
 		free(d);
 		return NULL;
