@@ -9,6 +9,7 @@
 #                           #   tls => 0|1, conn => N}, ...) in arrival order
 #   $sink->wait_messages(2);    # waits up to 30 s until there are 2; returns them
 #   $sink->connections;     # connections accepted so far
+#   $sink->max_busy;        # most connections waiting in data_sleep at once
 #   $sink->set(rcpt => {...});  # changes the behaviour for the next commands
 #   $sink->stop;            # or let DESTROY / END do it
 #
@@ -74,6 +75,7 @@ sub new {
 	my $self = bless { owner => $$ }, $class;
 	$self->{dir} = tempdir('sink-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{MTAD_KEEP});
 	mkdir "$self->{dir}/msg" or croak "mkdir: $!";
+	mkdir "$self->{dir}/busy" or croak "mkdir: $!";
 	$self->{host} = delete $opt{host} // '127.0.0.1';
 	my $port = delete $opt{port} // 0;
 	for (keys %opt) {
@@ -166,6 +168,20 @@ sub connections {
 	my ($self) = @_;
 	opendir my $dh, $self->{dir} or return 0;
 	return scalar grep { /^conn-\d+$/ } readdir $dh;
+}
+
+# max_busy - the most sessions that were in data_sleep at the same time:
+# each of those has sent a whole message and waits for the reply, so it
+# is surely a live connection of the client (a lower bound of how many
+# connections it had open at once). 0 without data_sleep.
+sub max_busy {
+	my ($self) = @_;
+	opendir my $dh, "$self->{dir}/busy" or return 0;
+	my $max = 0;
+	for (readdir $dh) {
+		$max = $1 if /^hw-\d+-(\d+)$/ && $1 > $max;
+	}
+	return $max;
 }
 
 # messages - every message accepted so far, oldest first.
@@ -446,7 +462,21 @@ sub _session {
 			}
 			return unless $ended;
 			$c = $self->_read_conf;
-			sleep $c->{data_sleep} if $c->{data_sleep};
+			if ($c->{data_sleep}) {
+				# mark this session busy, note how many are, sleep, unmark
+				my $b = "$self->{dir}/busy";
+				if (open my $fh, '>', "$b/on-$$") {
+					close $fh;
+					my $n = 0;
+					if (opendir my $dh, $b) {
+						$n = grep { /^on-\d+$/ } readdir $dh;
+						closedir $dh;
+					}
+					close $fh if open $fh, '>', "$b/hw-$$-$n";
+				}
+				sleep $c->{data_sleep};
+				unlink "$b/on-$$";
+			}
 			my $r = $c->{data};
 			if ($r =~ /^2/) {
 				$seq++;
