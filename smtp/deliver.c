@@ -82,11 +82,14 @@ struct smtp_deliver {
 	struct attempt *active;
 	unsigned nactive;
 	bool scanning;
+	bool more_due;		/* the last scan was full: look again when there is room */
+	size_t asked;		/* how many the scan in flight asked for */
 	bool stopping;
 };
 
 static void attempt_next_group(struct attempt *a);
 static void attempt_finish(struct attempt *a);
+static void deliver_more(struct smtp_deliver *d);
 
 /* ---- routes ---- */
 
@@ -695,6 +698,7 @@ static void attempt_unlink(struct attempt *a)
 static void attempt_updated(void *arg, int status, const char *errmsg)
 {
 	struct attempt *a = arg;
+	struct smtp_deliver *d = a->d;
 
 	a->queue_wait = false;
 	if (status != 0 && status != QUEUE_NOTFOUND)
@@ -702,6 +706,7 @@ static void attempt_updated(void *arg, int status, const char *errmsg)
 			 a->env.qid, errmsg ? errmsg : "unknown error");
 	attempt_unlink(a);
 	attempt_free(a);
+	deliver_more(d);
 }
 
 /* retry_delay - exponential backoff from retry_min, capped at retry_max. */
@@ -889,10 +894,12 @@ static bool in_flight(const struct smtp_deliver *d, const char *qid)
 static void due_arrived(void *arg, int status, struct queue_envelope *envs, size_t n)
 {
 	struct smtp_deliver *d = arg;
+	size_t asked = d->asked;
 
 	d->scanning = false;
 	if (status != 0 || d->stopping)
 		return;
+	d->more_due = n >= asked;
 	for (size_t i = 0; i < n && d->nactive < d->cfg->delivery_concurrency; i++)
 		if (!in_flight(d, envs[i].qid))
 			attempt_start(d, &envs[i]);
@@ -906,7 +913,20 @@ static void deliver_tick(uv_timer_t *t)
 
 	if (d->scanning || d->stopping || d->nactive >= d->cfg->delivery_concurrency)
 		return;
-	d->scanning = queue_due_async(d->queue, time(NULL), room + d->nactive, due_arrived, d) == 0;
+	/* In-flight messages are still due until recorded: ask for them too. */
+	d->asked = room + d->nactive;
+	d->scanning = queue_due_async(d->queue, time(NULL), d->asked, due_arrived, d) == 0;
+}
+
+/*
+ * deliver_more - an attempt ended: when the last scan left due messages
+ * behind, look again now rather than at the next tick, so a backlog is
+ * worked off at the speed of delivery, not one batch a second.
+ */
+static void deliver_more(struct smtp_deliver *d)
+{
+	if (d->more_due && !d->scanning && !d->stopping)
+		deliver_tick(&d->timer);
 }
 
 /* smtp_deliver_new - see smtp.h. */
