@@ -29,6 +29,14 @@
 
 #define SCAN_INTERVAL_MS 1000
 #define MAX_ADDRS 16		/* addresses tried per attempt */
+#define MAX_DESTS 256		/* destinations with a connection count */
+
+/* A destination (route host or recipient domain) and its connections. */
+struct dest {
+	char key[300];
+	unsigned conns;			/* connection slots in use */
+	struct group *wait_head, *wait_tail;	/* groups waiting for a slot */
+};
 
 struct attempt;
 
@@ -48,6 +56,11 @@ struct group {
 	const char **rcpt_addrs;
 	struct mx_wait *mx;
 	struct chunk_req *chunk;	/* a body chunk being read for the client */
+	struct smtp_client_reply fail;	/* the last address's failure, for the log */
+	bool failed_once;
+	struct dest *dest;		/* set while it holds a connection slot */
+	bool waiting;			/* queued for a slot of its destination */
+	struct group *next_wait;
 };
 
 /* A message being delivered. */
@@ -79,6 +92,8 @@ struct smtp_deliver {
 	bool has_relayhost;
 	struct sockaddr_storage own[64];	/* this machine's addresses, for loop checks */
 	size_t nown;
+	struct dest dests[MAX_DESTS];
+	size_t ndests;
 	struct attempt *active;
 	unsigned nactive;
 	bool scanning;
@@ -154,6 +169,7 @@ static void decide_group(struct group *g, int code, const char *enhanced, const 
 /* ---- SMTP ---- */
 
 static void group_connect_next(struct group *g);
+static void group_done(struct group *g);
 static bool literal_addr(const char *host, struct sockaddr_storage *ss);
 
 /* A body chunk on its way from the queue to the client. */
@@ -211,7 +227,7 @@ static void group_sent(void *arg, bool ok, const struct smtp_client_reply *resul
 	(void)ok;
 	smtp_client_close(g->client);
 	g->client = NULL;
-	attempt_next_group(g->att);
+	group_done(g);
 }
 
 /* group_ready - connected and greeted: send the message. */
@@ -228,9 +244,12 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		g->client = NULL;
 		if (reply->code >= 500) {
 			decide_group(g, reply->code, reply->enhanced, reply->text);
-			attempt_next_group(g->att);
+			group_done(g);
 			return;
 		}
+		/* Kept: when no address is left, this is what the recipients are told. */
+		g->fail = *reply;
+		g->failed_once = true;
 		mtad_log(MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay, reply->text);
 		group_connect_next(g);
 		return;
@@ -239,7 +258,7 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		smtp_client_close(g->client);
 		g->client = NULL;
 		decide_group(g, 451, "4.3.0", "cannot start the SMTP transaction");
-		attempt_next_group(g->att);
+		group_done(g);
 	}
 }
 
@@ -324,6 +343,124 @@ static void own_addresses(struct smtp_deliver *d)
 	freeifaddrs(ifa);
 }
 
+/* dest_find - the connection count of a group's destination (NULL: table full, no limit). */
+static struct dest *dest_find(struct smtp_deliver *d, const struct group *g)
+{
+	char key[300];
+
+	if (g->route)
+		snprintf(key, sizeof(key), "%s:%d", g->route->host, g->route->port);
+	else
+		snprintf(key, sizeof(key), "mx:%s", g->domain);
+	for (size_t i = 0; i < d->ndests; i++)
+		if (strcasecmp(d->dests[i].key, key) == 0)
+			return &d->dests[i];
+	for (size_t i = 0; i < d->ndests; i++)
+		if (d->dests[i].conns == 0 && !d->dests[i].wait_head) {
+			snprintf(d->dests[i].key, sizeof(d->dests[i].key), "%s", key);
+			return &d->dests[i];
+		}
+	if (d->ndests >= MAX_DESTS)
+		return NULL;
+	snprintf(d->dests[d->ndests].key, sizeof(d->dests[0].key), "%s", key);
+	return &d->dests[d->ndests++];
+}
+
+/*
+ * dest_acquire - a connection slot of the group's destination
+ * (destination_concurrency). Returns false when the group must wait:
+ * it is queued and resumes when a slot frees.
+ */
+static bool dest_acquire(struct group *g)
+{
+	struct smtp_deliver *d = g->att->d;
+	struct dest *dest;
+
+	if (g->dest)
+		return true;
+	dest = dest_find(d, g);
+	if (!dest)
+		return true;
+	if (dest->conns < d->cfg->destination_concurrency) {
+		dest->conns++;
+		g->dest = dest;
+		return true;
+	}
+	g->waiting = true;
+	g->next_wait = NULL;
+	if (dest->wait_tail)
+		dest->wait_tail->next_wait = g;
+	else
+		dest->wait_head = g;
+	dest->wait_tail = g;
+	return false;
+}
+
+/* dest_unwait - takes a waiting group off its destination's queue. */
+static void dest_unwait(struct smtp_deliver *d, struct group *g)
+{
+	for (size_t i = 0; i < d->ndests && g->waiting; i++) {
+		struct dest *dest = &d->dests[i];
+		struct group *prev = NULL;
+
+		for (struct group *w = dest->wait_head; w; prev = w, w = w->next_wait) {
+			if (w != g)
+				continue;
+			if (prev)
+				prev->next_wait = w->next_wait;
+			else
+				dest->wait_head = w->next_wait;
+			if (dest->wait_tail == w)
+				dest->wait_tail = prev;
+			g->waiting = false;
+			break;
+		}
+	}
+}
+
+/* dest_release - the group is done with its slot; the next waiting group takes it. */
+static void dest_release(struct group *g)
+{
+	struct dest *dest = g->dest;
+	struct group *w;
+
+	if (!dest)
+		return;
+	g->dest = NULL;
+	dest->conns--;
+	if (g->att->d->stopping || !(w = dest->wait_head))
+		return;
+	dest->wait_head = w->next_wait;
+	if (!dest->wait_head)
+		dest->wait_tail = NULL;
+	w->waiting = false;
+	group_connect_next(w);
+}
+
+/* group_done - this destination is decided: free the slot, on to the next group. */
+static void group_done(struct group *g)
+{
+	dest_release(g);
+	attempt_next_group(g->att);
+}
+
+/* group_no_address_left - every address failed: the recipients hear the last reason. */
+static void group_no_address_left(struct group *g)
+{
+	char text[1200];
+
+	if (g->failed_once && g->fail.code >= 400) {
+		snprintf(text, sizeof(text), "host %s said: %d %s %s", g->relay, g->fail.code,
+			 g->fail.enhanced, g->fail.text);
+		decide_group(g, g->fail.code, g->fail.enhanced, text);
+	} else if (g->failed_once) {
+		decide_group(g, 451, g->fail.enhanced[0] ? g->fail.enhanced : "4.4.1", g->fail.text);
+	} else {
+		decide_group(g, 451, "4.4.1", "no address for the destination");
+	}
+	group_done(g);
+}
+
 /* group_connect_next - the next address; when none is left, the recipients wait. */
 static void group_connect_next(struct group *g)
 {
@@ -336,11 +473,11 @@ static void group_connect_next(struct group *g)
 	size_t i;
 
 	if (g->next_addr >= g->naddrs) {
-		decide_group(g, 451, "4.4.1", g->naddrs ? "could not deliver to any address of the destination"
-							: "no address for the destination");
-		attempt_next_group(g->att);
+		group_no_address_left(g);
 		return;
 	}
+	if (!dest_acquire(g))
+		return;	/* waits for a connection slot of its destination */
 	i = g->next_addr++;
 	relay_label(g, i);
 	if (loops_to_myself(g->att->d, &g->addrs[i])) {
@@ -348,7 +485,7 @@ static void group_connect_next(struct group *g)
 
 		snprintf(why, sizeof(why), "mail for %s loops back to myself", g->domain);
 		decide_group(g, 554, "5.4.6", why);
-		attempt_next_group(g->att);
+		group_done(g);
 		return;
 	}
 	opt.peer_name = g->hosts[i];
@@ -468,7 +605,7 @@ static void mx_done(void *arg, enum mtad_dns_status st, const struct mtad_dns_mx
 		free(w);
 		g->mx = NULL;
 		decide_group(g, 451, "4.4.3", "temporary DNS failure looking up MX");
-		attempt_next_group(g->att);
+		group_done(g);
 		return;
 	}
 	if (st == MTAD_DNS_NOTFOUND) {
@@ -486,7 +623,7 @@ static void mx_done(void *arg, enum mtad_dns_status st, const struct mtad_dns_mx
 		free(w);
 		g->mx = NULL;
 		decide_group(g, 556, "5.1.10", "the domain accepts no mail (null MX, RFC 7505)");
-		attempt_next_group(g->att);
+		group_done(g);
 		return;
 	}
 	n = n < MAX_ADDRS ? n : MAX_ADDRS;
@@ -517,7 +654,7 @@ static void host_addrs_done(void *arg, enum mtad_dns_status st,
 	else if (st == MTAD_DNS_TEMPFAIL)
 		decide_group(g, 451, "4.4.3", "temporary DNS failure looking up the host");
 	if (st != MTAD_DNS_FOUND) {
-		attempt_next_group(g->att);
+		group_done(g);
 		return;
 	}
 	group_connect_next(g);
@@ -551,7 +688,7 @@ static void group_resolve_host(struct group *g, const char *host, int port)
 	if (!g->att->d->dns) {
 		decide_group(g, 451, "4.4.3", "no DNS resolver (dns_servers = none) and no route "
 			     "with an address for this destination");
-		attempt_next_group(g->att);
+		group_done(g);
 		return;
 	}
 	w = new_wait(g, host, port);
@@ -560,7 +697,7 @@ static void group_resolve_host(struct group *g, const char *host, int port)
 		free(w);
 		g->mx = NULL;
 		decide_group(g, 451, "4.4.3", "cannot look up the destination");
-		attempt_next_group(g->att);
+		group_done(g);
 	}
 }
 
@@ -578,7 +715,7 @@ static void group_start(struct group *g)
 	if (!g->att->d->dns) {
 		decide_group(g, 451, "4.4.3", "no DNS resolver (dns_servers = none) and no route "
 			     "for this domain");
-		attempt_next_group(g->att);
+		group_done(g);
 		return;
 	}
 	w = new_wait(g, host, port);
@@ -587,7 +724,7 @@ static void group_start(struct group *g)
 		free(w);
 		g->mx = NULL;
 		decide_group(g, 451, "4.4.3", "cannot look up MX");
-		attempt_next_group(g->att);
+		group_done(g);
 	}
 }
 
@@ -666,6 +803,10 @@ static void attempt_free(struct attempt *a)
 			mtad_dns_cancel(g->query);
 		if (g->chunk)
 			g->chunk->g = NULL;	/* chunk_arrived frees it */
+		if (g->waiting)
+			dest_unwait(a->d, g);
+		if (g->dest)
+			g->dest->conns--;
 		free(g->mx);
 		if (g->client)
 			smtp_client_close(g->client);
