@@ -34,9 +34,14 @@
 /* A destination (route host or recipient domain) and its connections. */
 struct dest {
 	char key[300];
-	unsigned conns;			/* connection slots in use */
+	unsigned conns;			/* connection slots in use (the idle one too) */
 	struct group *wait_head, *wait_tail;	/* groups waiting for a slot */
+	struct smtp_client *idle;	/* a connection kept for the next message */
+	char idle_relay[320];
+	int64_t idle_since;
 };
+
+#define IDLE_SECONDS 2		/* how long a spare connection is kept */
 
 struct attempt;
 
@@ -60,6 +65,7 @@ struct group {
 	bool failed_once;
 	struct dest *dest;		/* set while it holds a connection slot */
 	bool waiting;			/* queued for a slot of its destination */
+	bool tried_idle;		/* a kept connection was offered already */
 	struct group *next_wait;
 };
 
@@ -170,6 +176,9 @@ static void decide_group(struct group *g, int code, const char *enhanced, const 
 
 static void group_connect_next(struct group *g);
 static void group_done(struct group *g);
+static void group_send(struct group *g);
+static bool group_pass_on(struct group *g);
+static struct dest *dest_find(struct smtp_deliver *d, const struct group *g);
 static bool literal_addr(const char *host, struct sockaddr_storage *ss);
 
 /* A body chunk on its way from the queue to the client. */
@@ -224,20 +233,83 @@ static void group_sent(void *arg, bool ok, const struct smtp_client_reply *resul
 	for (size_t i = 0; i < g->nrcpt; i++)
 		decide(g->att, g->rcpt[i], results[i].code, results[i].enhanced, results[i].text,
 		       g->relay);
-	(void)ok;
+	if (ok && g->dest && !g->att->d->stopping && group_pass_on(g))
+		return;
 	smtp_client_close(g->client);
 	g->client = NULL;
 	group_done(g);
+}
+
+/*
+ * group_pass_on - several messages over one connection: the connection
+ * (and its slot) goes to a group waiting for this destination, or is
+ * kept IDLE_SECONDS for the next one. Returns false when neither.
+ */
+static bool group_pass_on(struct group *g)
+{
+	struct dest *dest = g->dest;
+	struct group *w = dest->wait_head;
+
+	if (!w && dest->idle)
+		return false;
+	g->dest = NULL;
+	if (w) {
+		dest->wait_head = w->next_wait;
+		if (!dest->wait_head)
+			dest->wait_tail = NULL;
+		w->waiting = false;
+		w->dest = dest;
+		w->client = g->client;
+		w->tried_idle = true;
+		snprintf(w->relay, sizeof(w->relay), "%s", g->relay);
+		g->client = NULL;
+		attempt_next_group(g->att);
+		group_send(w);
+		return true;
+	}
+	dest->idle = g->client;
+	dest->idle_since = time(NULL);
+	snprintf(dest->idle_relay, sizeof(dest->idle_relay), "%s", g->relay);
+	g->client = NULL;
+	attempt_next_group(g->att);
+	return true;
+}
+
+/* group_take_idle - a kept connection to this destination, with its slot. */
+static bool group_take_idle(struct group *g)
+{
+	struct dest *dest = dest_find(g->att->d, g);
+
+	g->tried_idle = true;
+	if (!dest || !dest->idle || g->dest)
+		return false;
+	g->client = dest->idle;
+	dest->idle = NULL;
+	g->dest = dest;
+	snprintf(g->relay, sizeof(g->relay), "%s", dest->idle_relay);
+	return true;
+}
+
+/* group_send - the message over the group's connection. */
+static void group_send(struct group *g)
+{
+	struct smtp_client_message msg = {
+		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
+		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
+	};
+
+	if (smtp_client_send(g->client, &msg, group_sent, g) == 0)
+		return;
+	/* A kept connection the peer closed meanwhile: connect afresh. */
+	smtp_client_close(g->client);
+	g->client = NULL;
+	group_connect_next(g);
 }
 
 /* group_ready - connected and greeted: send the message. */
 static void group_ready(void *arg, const struct smtp_client_reply *reply)
 {
 	struct group *g = arg;
-	struct smtp_client_message msg = {
-		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
-		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
-	};
 
 	if (reply->code < 200 || reply->code >= 300) {
 		smtp_client_close(g->client);
@@ -254,7 +326,10 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		group_connect_next(g);
 		return;
 	}
-	if (smtp_client_send(g->client, &msg, group_sent, g) != 0) {
+	if (smtp_client_send(g->client, &(struct smtp_client_message){
+			.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
+			.size = g->att->env.size, .read = chunk_read, .read_arg = g },
+			     group_sent, g) != 0) {
 		smtp_client_close(g->client);
 		g->client = NULL;
 		decide_group(g, 451, "4.3.0", "cannot start the SMTP transaction");
@@ -472,6 +547,10 @@ static void group_connect_next(struct group *g)
 	};
 	size_t i;
 
+	if (!g->tried_idle && group_take_idle(g)) {
+		group_send(g);
+		return;
+	}
 	if (g->next_addr >= g->naddrs) {
 		group_no_address_left(g);
 		return;
@@ -1046,12 +1125,29 @@ static void due_arrived(void *arg, int status, struct queue_envelope *envs, size
 			attempt_start(d, &envs[i]);
 }
 
+/* deliver_close_idle - kept connections past IDLE_SECONDS (all of them when stopping). */
+static void deliver_close_idle(struct smtp_deliver *d, bool all)
+{
+	int64_t now = time(NULL);
+
+	for (size_t i = 0; i < d->ndests; i++) {
+		struct dest *dest = &d->dests[i];
+
+		if (!dest->idle || (!all && now - dest->idle_since < IDLE_SECONDS))
+			continue;
+		smtp_client_close(dest->idle);
+		dest->idle = NULL;
+		dest->conns--;
+	}
+}
+
 /* deliver_tick - every second: anything due? */
 static void deliver_tick(uv_timer_t *t)
 {
 	struct smtp_deliver *d = t->data;
 	unsigned room = d->cfg->delivery_concurrency - d->nactive;
 
+	deliver_close_idle(d, false);
 	if (d->scanning || d->stopping || d->nactive >= d->cfg->delivery_concurrency)
 		return;
 	/* In-flight messages are still due until recorded: ask for them too. */
@@ -1120,6 +1216,7 @@ void smtp_deliver_stop(struct smtp_deliver *d)
 
 	d->stopping = true;
 	uv_timer_stop(&d->timer);
+	deliver_close_idle(d, true);
 	for (a = d->active; a; a = next) {
 		next = a->next;
 		if (!a->queue_wait) {
