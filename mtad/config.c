@@ -92,6 +92,7 @@ static const struct param params[] = {
 	{ "smtp_timeout", P_UNSIGNED, OFF(smtp_timeout), 0, NULL, 300, 1, 3600, NULL },
 	{ "smtp_tls", P_CHOICE, STR(smtp_tls), "may", 0, 0, 0, "none|may|verify" },
 	{ "smtp_tls_ca_file", P_PATH, STR(smtp_tls_ca_file), "", 0, 0, 0, NULL },
+	{ "double_bounce", P_CHOICE, STR(double_bounce), "drop", 0, 0, 0, "drop|postmaster" },
 	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY , NULL },
 	{ "tls_cert_file", P_PATH, STR(tls_cert_file), "", 0, 0, 0 , NULL },
 	{ "tls_key_file", P_PATH, STR(tls_key_file), "", 0, 0, 0 , NULL },

@@ -125,6 +125,7 @@ struct mtad_config {
 	unsigned smtp_timeout;		/* seconds per outbound SMTP step */
 	char smtp_tls[16];		/* none, may, verify (routes may override) */
 	char smtp_tls_ca_file[MTAD_PATH_MAX];	/* "" = the system's CA store */
+	char double_bounce[16];		/* a failed bounce: drop, or tell postmaster */
 
 	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
 	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */

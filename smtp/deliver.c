@@ -972,6 +972,25 @@ struct bounce_ctx {
 	struct attempt *a;
 };
 
+/*
+ * bounce_target - who hears about failed recipients: the sender; for a
+ * bounce that failed (null sender) postmaster when double_bounce says
+ * so, else nobody; never anyone for a failed double bounce, so a broken
+ * postmaster address cannot make mail go round.
+ */
+static const char *bounce_target(const struct attempt *a, char *buf, size_t size, bool *dbl)
+{
+	*dbl = false;
+	if (a->env.sender[0] != '\0')
+		return a->env.sender;
+	if (strcmp(a->d->cfg->double_bounce, "postmaster") != 0 ||
+	    (a->env.listener && strcmp(a->env.listener, "double-bounce") == 0))
+		return NULL;
+	*dbl = true;
+	snprintf(buf, size, "postmaster@%s", a->d->cfg->hostname);
+	return buf;
+}
+
 /* attempt_record - the new envelope (and a bounce) to the queue. */
 static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 {
@@ -979,6 +998,9 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 	struct queue_envelope benv;
 	struct queue_rcpt brcpt;
 	char helo[MTAD_HOSTNAME_MAX + 1];
+	char notify_buf[MTAD_HOSTNAME_MAX + 16];
+	const char *notify;
+	bool double_bounce;
 	char *body = NULL;
 	size_t blen = 0, nb = bounce_count(a);
 	uint32_t max_attempts = 0;
@@ -989,7 +1011,8 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 			max_attempts = a->env.rcpt[i].attempts;
 	a->env.next_attempt = now + retry_delay(a->d->cfg, max_attempts);
 	memset(&benv, 0, sizeof(benv));
-	if (nb > 0 && a->env.sender[0] == '\0') {
+	notify = bounce_target(a, notify_buf, sizeof(notify_buf), &double_bounce);
+	if (nb > 0 && !notify) {
 		mtad_log(MTAD_LOG_INFO, "%s: not bouncing a bounce (null sender): %zu recipient(s) "
 			 "dropped", a->env.qid, nb);
 		nb = 0;
@@ -998,7 +1021,7 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 		struct smtp_dsn_rcpt *dr = calloc(nb, sizeof(*dr));
 		struct smtp_dsn_info info = {
 			.hostname = a->d->cfg->hostname, .orig_qid = a->env.qid,
-			.orig_sender = a->env.sender, .orig_arrival = a->env.arrival, .now = now,
+			.orig_sender = notify, .orig_arrival = a->env.arrival, .now = now,
 			.rcpt = dr, .headers = headers, .headers_len = hlen,
 		};
 		struct timeval tv;
@@ -1018,14 +1041,14 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 		benv.arrival = tv.tv_sec;
 		benv.arrival_usec = (int32_t)tv.tv_usec;
 		benv.sender = "";
-		brcpt = (struct queue_rcpt){ .addr = a->env.sender, .state = QUEUE_RCPT_PENDING };
+		brcpt = (struct queue_rcpt){ .addr = (char *)notify, .state = QUEUE_RCPT_PENDING };
 		benv.rcpt = &brcpt;
 		benv.nrcpt = 1;
 		benv.client_ip = "127.0.0.1";
 		benv.client_name = "localhost";
 		snprintf(helo, sizeof(helo), "%s", a->d->cfg->hostname);
 		benv.helo = helo;
-		benv.listener = "bounce";
+		benv.listener = double_bounce ? "double-bounce" : "bounce";
 		benv.protocol = "local";
 		benv.size = blen;
 		bounce_msg = (struct queue_new_message){ &benv, body, blen };
@@ -1070,7 +1093,7 @@ static void headers_arrived(void *arg, int status, const void *data, size_t len,
 static void attempt_finish(struct attempt *a)
 {
 	expire(a, time(NULL));
-	if (bounce_count(a) > 0 && a->env.sender[0] != '\0' &&
+	if (bounce_count(a) > 0 &&
 	    queue_chunk_async(a->d->queue, a->env.qid, 0, headers_arrived, a) == 0) {
 		a->queue_wait = true;
 		return;
