@@ -290,15 +290,21 @@ static bool group_take_idle(struct group *g)
 	return true;
 }
 
-/* group_send - the message over the group's connection. */
-static void group_send(struct group *g)
+/* group_start_send - hands the group's message to its connection; 0 or -1. */
+static int group_start_send(struct group *g)
 {
 	struct smtp_client_message msg = {
 		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
 		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
 	};
 
-	if (smtp_client_send(g->client, &msg, group_sent, g) == 0)
+	return smtp_client_send(g->client, &msg, group_sent, g);
+}
+
+/* group_send - the message over a kept connection. */
+static void group_send(struct group *g)
+{
+	if (group_start_send(g) == 0)
 		return;
 	/* A kept connection the peer closed meanwhile: connect afresh. */
 	smtp_client_close(g->client);
@@ -326,10 +332,7 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		group_connect_next(g);
 		return;
 	}
-	if (smtp_client_send(g->client, &(struct smtp_client_message){
-			.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
-			.size = g->att->env.size, .read = chunk_read, .read_arg = g },
-			     group_sent, g) != 0) {
+	if (group_start_send(g) != 0) {
 		smtp_client_close(g->client);
 		g->client = NULL;
 		decide_group(g, 451, "4.3.0", "cannot start the SMTP transaction");
