@@ -102,6 +102,15 @@ unsigned char *queue_record_encode(const struct queue_envelope *env, size_t *len
 int queue_record_decode(const unsigned char *buf, size_t len,
 			struct queue_envelope *env, char *err, size_t errlen);
 
+/*
+ * queue_record_peek - the two fields the schedule index needs, without
+ * decoding (and allocating) the rest: checks the frame and checksum,
+ * then reads next_attempt and flags (0 when absent). Returns 0, or -1
+ * when the frame is damaged; the full decode still vets every field.
+ */
+int queue_record_peek(const unsigned char *buf, size_t len,
+		      int64_t *next_attempt, uint32_t *flags);
+
 /* ---- the environment (queue/env.c) ---- */
 
 struct queue;

@@ -69,20 +69,19 @@ static int sched_status(int rc, char *errmsg, size_t size, const char *what, con
 /* queue_schedule_key - see queue_impl.h. */
 int queue_schedule_key(DB *secondary, const DBT *key, const DBT *data, DBT *result)
 {
-	struct queue_envelope env;
+	int64_t next_attempt;
+	uint32_t flags;
 	unsigned char *k;
 	uint64_t t;
 
 	(void)secondary;
+	/* Runs on every envelope write: peek, do not decode. */
 	if (key->size != QUEUE_ID_LEN ||
-	    queue_record_decode(data->data, data->size, &env, NULL, 0) < 0)
+	    queue_record_peek(data->data, data->size, &next_attempt, &flags) < 0)
 		return DB_DONOTINDEX;	/* mtaq reports it; never due */
-	t = sched_time(env.next_attempt);
-	if (env.flags & QUEUE_FLAG_HELD) {
-		queue_envelope_free(&env);
+	if (flags & QUEUE_FLAG_HELD)
 		return DB_DONOTINDEX;
-	}
-	queue_envelope_free(&env);
+	t = sched_time(next_attempt);
 	if ((k = malloc(QUEUE_SCHEDULE_KEYLEN)) == NULL)
 		return ENOMEM;
 	for (int i = 0; i < 8; i++)

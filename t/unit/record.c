@@ -111,6 +111,14 @@ static void roundtrip(struct tap *t, size_t nrcpt, size_t longlen)
 	rc = buf ? queue_record_decode(buf, len, &out, err, sizeof(err)) : -1;
 	TAP_OK(t, rc == 0, "decode %zu recipients (%s)", nrcpt, err);
 	TAP_OK(t, rc == 0 && same(&in, &out), "byte-exact round trip, %zu recipients", nrcpt);
+	{
+		int64_t next = 0;
+		uint32_t flags = 0;
+
+		TAP_OK(t, buf && queue_record_peek(buf, len, &next, &flags) == 0 &&
+		       next == in.next_attempt && flags == in.flags,
+		       "peek reads next attempt and flags, %zu recipients", nrcpt);
+	}
 	if (rc == 0)
 		queue_envelope_free(&out);
 	queue_envelope_free(&in);
@@ -164,14 +172,19 @@ static void test_flipped(struct tap *t)
 			char err[200];
 
 			buf[i] ^= masks[m];
+			int64_t next;
+			uint32_t flags;
+
 			if (queue_record_decode(buf, len, &out, err, sizeof(err)) == 0) {
 				accepted++;
 				queue_envelope_free(&out);
 			}
+			if (queue_record_peek(buf, len, &next, &flags) == 0)
+				accepted++;
 			buf[i] ^= masks[m];
 		}
 	}
-	TAP_OK(t, buf && accepted == 0, "flipped bytes are caught by the checksum (%zu accepted)",
+	TAP_OK(t, buf && accepted == 0, "flipped bytes are caught by the checksum, decode and peek (%zu accepted)",
 	       accepted);
 	queue_envelope_free(&in);
 	free(buf);
