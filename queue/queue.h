@@ -302,13 +302,18 @@ int queue_delete(struct queue *q, const char *qid);
 
 /*
  * queue_due_async - the messages whose next_attempt <= now, in due order
- * (then arrival), at most max of them. envs and everything in them
- * belong to the queue and are freed when cb returns: copy what you keep
- * (the array may be modified, not kept). The scan does not know which
- * messages are being delivered: skip the ones you have in flight.
+ * (then arrival), at most max of them, leaving out the nskip queue ids
+ * in skip (the caller's messages in flight: they are still due until
+ * their attempt is recorded; skipped without being decoded, and not
+ * counted in max; the list is copied). envs and everything in them
+ * belong to the queue and are freed when cb returns: move out or copy
+ * what you keep (the array's entries may be modified, e.g. zeroed after
+ * a move, but not kept).
  */
 typedef void (*queue_due_cb)(void *arg, int status, struct queue_envelope *envs, size_t n);
-int queue_due_async(struct queue *q, int64_t now, size_t max, queue_due_cb cb, void *arg);
+int queue_due_async(struct queue *q, int64_t now, size_t max,
+		    const char (*skip)[QUEUE_ID_LEN + 1], size_t nskip,
+		    queue_due_cb cb, void *arg);
 
 /*
  * queue_chunk_async - body chunk index of qid (the chunks of a message

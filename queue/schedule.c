@@ -102,11 +102,22 @@ struct sched_due {
 	size_t max;
 	queue_due_cb cb;
 	void *arg;
+	char (*skip)[QUEUE_ID_LEN + 1];	/* in flight: not decoded, not counted */
+	size_t nskip;
 	struct queue_envelope *envs;
 	size_t n, cap;
 	int status;
 	char errmsg[200];
 };
+
+/* due_skipped - the key's message is one the caller has in flight. */
+static bool due_skipped(const struct sched_due *d, const DBT *key)
+{
+	for (size_t i = 0; i < d->nskip; i++)
+		if (memcmp((const char *)key->data + 8, d->skip[i], QUEUE_ID_LEN) == 0)
+			return true;
+	return false;
+}
 
 /* due_clear - frees the envelopes collected so far (a retried scan starts over). */
 static void due_clear(struct sched_due *d)
@@ -158,6 +169,8 @@ static int due_txn(struct queue *q, DB_TXN *txn, void *arg)
 			continue;
 		if (sched_be64(key.data) > d->now)
 			break;
+		if (due_skipped(d, &key))
+			continue;
 		if ((rc = due_add(d, &key, &data)) != 0)
 			break;
 	}
@@ -193,24 +206,32 @@ static void due_done(struct queue_task *task)
 	d->cb(d->arg, d->status, d->envs, d->n);
 	due_clear(d);
 	free(d->envs);
+	free(d->skip);
 	free(d);
 }
 
 /* queue_due_async - see queue.h. */
-int queue_due_async(struct queue *q, int64_t now, size_t max, queue_due_cb cb, void *arg)
+int queue_due_async(struct queue *q, int64_t now, size_t max,
+		    const char (*skip)[QUEUE_ID_LEN + 1], size_t nskip,
+		    queue_due_cb cb, void *arg)
 {
 	struct sched_due *d = calloc(1, sizeof(*d));
 
-	if (d == NULL) {
+	if (d == NULL || (nskip > 0 && (d->skip = calloc(nskip, sizeof(*skip))) == NULL)) {
+		free(d);
 		errno = ENOMEM;
 		return -1;
 	}
+	if (nskip > 0)
+		memcpy(d->skip, skip, nskip * sizeof(*skip));
+	d->nskip = nskip;
 	d->task = (struct queue_task){ .write = false, .run = due_run, .done = due_done };
 	d->now = sched_time(now);
 	d->max = max;
 	d->cb = cb;
 	d->arg = arg;
 	if (queue_task_submit(q, &d->task) != 0) {
+		free(d->skip);
 		free(d);
 		return -1;
 	}

@@ -860,21 +860,6 @@ static void attempt_next_group(struct attempt *a)
 	group_start(&a->groups[a->current++]);
 }
 
-/* envelope_copy - a deep copy through the record format (the queue's own). */
-static int envelope_copy(const struct queue_envelope *src, struct queue_envelope *dst)
-{
-	size_t len;
-	unsigned char *rec = queue_record_encode(src, &len);
-	char err[128];
-	int r;
-
-	if (!rec)
-		return -1;
-	r = queue_record_decode(rec, len, dst, err, sizeof(err));
-	free(rec);
-	return r;
-}
-
 /* attempt_free - everything one message's attempt took. */
 static void attempt_free(struct attempt *a)
 {
@@ -1105,15 +1090,18 @@ static void attempt_finish(struct attempt *a)
 }
 
 /* attempt_start - one due message. */
-static void attempt_start(struct smtp_deliver *d, const struct queue_envelope *env)
+static void attempt_start(struct smtp_deliver *d, struct queue_envelope *env)
 {
 	struct attempt *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return;
 	a->d = d;
-	if (envelope_copy(env, &a->env) != 0 ||
-	    !(a->decided = calloc(env->nrcpt, sizeof(*a->decided))) ||
+	/* The scan's envelope moves into the attempt (queue.h allows it). */
+	a->env = *env;
+	memset(env, 0, sizeof(*env));
+	env = &a->env;
+	if (!(a->decided = calloc(env->nrcpt, sizeof(*a->decided))) ||
 	    !(a->reply = calloc(env->nrcpt, sizeof(*a->reply))) ||
 	    !(a->dsn = calloc(env->nrcpt, sizeof(*a->dsn))) ||
 	    !(a->relay = calloc(env->nrcpt, sizeof(*a->relay))) || attempt_groups(a) != 0) {
@@ -1167,6 +1155,27 @@ static void deliver_close_idle(struct smtp_deliver *d, bool all)
 	}
 }
 
+/*
+ * deliver_scan - asks the queue for up to room due messages. In-flight
+ * messages are still due until their attempt is recorded; the scan
+ * skips them by queue id rather than decoding them again (under a
+ * backlog it runs after every attempt).
+ */
+static void deliver_scan(struct smtp_deliver *d, unsigned room)
+{
+	char (*skip)[QUEUE_ID_LEN + 1] = NULL;
+	size_t nskip = 0;
+
+	if (d->nactive > 0 && !(skip = calloc(d->nactive, sizeof(*skip))))
+		return;		/* the next tick tries again */
+	for (const struct attempt *a = d->active; a && nskip < d->nactive; a = a->next)
+		memcpy(skip[nskip++], a->env.qid, QUEUE_ID_LEN + 1);
+	d->asked = room;
+	d->scanning = queue_due_async(d->queue, time(NULL), room, (const char (*)[QUEUE_ID_LEN + 1])skip,
+				      nskip, due_arrived, d) == 0;
+	free(skip);
+}
+
 /* deliver_tick - every second: anything due? */
 static void deliver_tick(uv_timer_t *t)
 {
@@ -1176,9 +1185,7 @@ static void deliver_tick(uv_timer_t *t)
 	deliver_close_idle(d, false);
 	if (d->scanning || d->stopping || d->nactive >= d->cfg->delivery_concurrency)
 		return;
-	/* In-flight messages are still due until recorded: ask for them too. */
-	d->asked = room + d->nactive;
-	d->scanning = queue_due_async(d->queue, time(NULL), d->asked, due_arrived, d) == 0;
+	deliver_scan(d, room);
 }
 
 /*

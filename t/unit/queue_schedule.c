@@ -132,7 +132,20 @@ static struct result due(struct ctx *c, int64_t now, size_t max)
 {
 	struct result r = { 0 };
 
-	if (queue_due_async(c->q, now, max, on_due, &r) != 0)
+	if (queue_due_async(c->q, now, max, NULL, 0, on_due, &r) != 0)
+		abort();
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	return r;
+}
+
+/* due_skipping - a due scan told that one message is in flight. */
+static struct result due_skipping(struct ctx *c, int64_t now, size_t max, const char *qid)
+{
+	struct result r = { 0 };
+	char skip[1][QUEUE_ID_LEN + 1];
+
+	memcpy(skip[0], qid, QUEUE_ID_LEN + 1);
+	if (queue_due_async(c->q, now, max, (const char (*)[QUEUE_ID_LEN + 1])skip, 1, on_due, &r) != 0)
 		abort();
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	return r;
@@ -266,6 +279,9 @@ static void test_due(struct tap *t, struct ctx *c, struct msg *m)
 	       "due: two hours later the future one is due too, the held one never");
 	r = due(c, -1, 10);
 	TAP_OK(t, due_is(&r, (const struct msg *[]){ &m[1] }, 1), "due: at time 0 only next 0");
+	r = due_skipping(c, c->now, 1, m[1].qid);
+	TAP_OK(t, due_is(&r, (const struct msg *[]){ &m[0] }, 1),
+	       "due: an in-flight id is skipped and not counted in max");
 }
 
 /* test_chunks - 0 B, 1 KB, 200 KB bodies read back; missing ones. */
@@ -535,7 +551,7 @@ int main(void)
 	test_hold(&t, &c, m);
 	test_old_spool(&t, &c, m);
 	queue_writer_stop(c.q);
-	TAP_OK(&t, queue_due_async(c.q, c.now, 1, on_due, NULL) == -1 &&
+	TAP_OK(&t, queue_due_async(c.q, c.now, 1, NULL, 0, on_due, NULL) == -1 &&
 	       queue_update_async(c.q, &(struct queue_envelope){ .qid = "2ZZZZZZZZZZZZZ" }, NULL,
 				  on_update, NULL) == -1,
 	       "writer stopped: calls refused, no callback");
