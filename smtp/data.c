@@ -1,6 +1,7 @@
 /*
- * data.c - the DATA decoder: a byte-at-a-time state machine that removes
- * dot-stuffing, finds the end of the message, and measures it.
+ * data.c - the DATA decoder: a state machine that removes dot-stuffing,
+ * finds the end of the message, and measures it. Line starts, CR and LF
+ * go through it a byte at a time; the text between them in one memcpy.
  *
  * Must not: end a message on anything but <CRLF>.<CRLF> (a bare LF or CR
  * is never a line start, so "\n.\n", "\r.\r", "\n.\r\n" and "\r\n.\n"
@@ -138,6 +139,46 @@ static void step(struct smtp_data_decoder *dec, struct sink *o, char c)
 	}
 }
 
+/* text_run - how many bytes from p on hold neither CR nor LF. */
+static size_t text_run(const char *p, size_t len)
+{
+	const char *lf = memchr(p, '\n', len);
+	const char *cr;
+
+	if (lf != NULL)
+		len = (size_t)(lf - p);
+	cr = memchr(p, '\r', len);
+	return cr != NULL ? (size_t)(cr - p) : len;
+}
+
+/*
+ * text_bulk - n bytes inside a line with no CR or LF among them: what
+ * text_byte would do n times (output within the limit, line length),
+ * in one go. The byte-at-a-time loop cost ~50 instructions per body
+ * byte, the largest single cost of accepting a message.
+ */
+static void text_bulk(struct smtp_data_decoder *dec, struct sink *o, const char *p, size_t n)
+{
+	uint64_t before = dec->size;
+	size_t keep = n;
+
+	dec->size += n;
+	if (dec->size > dec->limit) {
+		keep = dec->limit > before ? (size_t)(dec->limit - before) : 0;
+		if (keep > n)
+			keep = n;
+	}
+	if (!dec->too_big) {
+		memcpy(o->buf + o->len, p, keep);
+		o->len += keep;
+	}
+	if (dec->size > dec->limit)
+		dec->too_big = true;
+	dec->line_len += n;
+	if (dec->line_len > dec->longest_line)
+		dec->longest_line = dec->line_len;
+}
+
 /* smtp_data_decode - see smtp.h. */
 size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
 			size_t inlen, char *out, size_t *outlen)
@@ -154,8 +195,21 @@ size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
 	 * never leaves input behind; the check makes an overflow impossible
 	 * even if that reasoning were wrong.
 	 */
-	while (i < inlen && !dec->done && !dec->has_carry)
+	while (i < inlen && !dec->done && !dec->has_carry) {
+		if (dec->state == D_TEXT) {
+			/* Within a line: never more out than the room left. */
+			size_t n = text_run(in + i, inlen - i);
+
+			if (n > o.room - o.len)
+				n = o.room - o.len;
+			if (n > 0) {
+				text_bulk(dec, &o, in + i, n);
+				i += n;
+				continue;
+			}
+		}
 		step(dec, &o, in[i++]);
+	}
 	*outlen = o.len;
 	return i;
 }

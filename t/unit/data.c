@@ -313,6 +313,22 @@ static void show_mismatch(const char *in, size_t len, const struct result *a,
 	}
 }
 
+/*
+ * within_limit - decoding under a size limit: the same size and end,
+ * the reference's output cut at the limit, too_big past it.
+ */
+static bool within_limit(const char *in, size_t len, uint64_t limit, const struct result *want)
+{
+	struct result got;
+	size_t keep = want->dec.size > limit ? (size_t)limit : want->outlen;
+
+	if (every_split(in, len, limit, &got) < 0)
+		return false;
+	return got.dec.size == want->dec.size && got.dec.done == want->dec.done &&
+	       got.consumed == want->consumed && got.dec.too_big == (want->dec.size > limit) &&
+	       got.outlen == keep && memcmp(got.out, want->out, keep) == 0;
+}
+
 /* test_exhaustive - all inputs of up to 8 bytes over . CR LF a, every split. */
 static void test_exhaustive(struct tap *t)
 {
@@ -336,9 +352,13 @@ static void test_exhaustive(struct tap *t)
 				if (bad++ < 5)
 					show_mismatch(in, len, &want, &got);
 			}
+			for (uint64_t lim = 0; lim <= 4; lim += 2)
+				if (!within_limit(in, len, lim, &want) && bad++ < 5)
+					printf("# limit %llu differs for the input above\n",
+					       (unsigned long long)lim);
 		}
 	}
-	TAP_OK(t, bad == 0, "%zu inputs agree with the reference decoder (%zu differ)", total, bad);
+	TAP_OK(t, bad == 0, "%zu inputs agree with the reference decoder, also under size limits 0, 2, 4 (%zu differ)", total, bad);
 }
 
 int main(void)
