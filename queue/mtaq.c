@@ -67,7 +67,8 @@ static void usage(FILE *out)
 		"  summary                   recipients by domain and age (qshape style)\n"
 		"  stats [--json] [--days N] HELO policy statistics: rejected attempts,\n"
 		"                            connections and clients per rule, accepted\n"
-		"                            messages, top rejected HELO names; today and\n"
+		"                            messages, top rejected HELO names, the group\n"
+		"                            commit's messages per log sync; today and\n"
 		"                            the last N days (default 7; days are kept\n"
 		"                            for stats_keep_days, 8 by default)\n"
 		"CONFIG defaults to " MTAQ_DEFAULT_CONFIG ".\n");
@@ -913,6 +914,8 @@ struct helo_row {
 struct stats {
 	void *rules, *helos;	/* tsearch trees of struct rule_row, helo_row */
 	uint64_t auth[2], unauth[2];
+	uint64_t committed[2];	/* commit/messages */
+	uint64_t syncs[QUEUE_SYNC_BUCKETS][2];	/* commit/syncs/N by bucket */
 	struct rule_row **rule_list;
 	struct helo_row **helo_list;
 	size_t nrules, nhelos;
@@ -992,6 +995,44 @@ static int count_ip(struct stats *st, const char *what)
 	return 0;
 }
 
+/* commit_counter - where a "commit/..." key counts, or NULL when unknown. */
+static uint64_t *commit_counter(struct stats *st, const char *what)
+{
+	if (strcmp(what, "messages") == 0)
+		return st->committed;
+	if (strncmp(what, "syncs/", 6) != 0)
+		return NULL;
+	for (size_t b = 0; b < QUEUE_SYNC_BUCKETS; b++) {
+		char n[12];
+
+		snprintf(n, sizeof(n), "%u", 1u << b);
+		if (strcmp(what + 6, n) == 0)
+			return st->syncs[b];
+	}
+	return NULL;
+}
+
+/* sync_total - log syncs that carried messages, in group g. */
+static uint64_t sync_total(const struct stats *st, int g)
+{
+	uint64_t n = 0;
+
+	for (size_t b = 0; b < QUEUE_SYNC_BUCKETS; b++)
+		n += st->syncs[b][g];
+	return n;
+}
+
+/* sync_label - "1", "2-3", ... "64+": the batch sizes of bucket b. */
+static void sync_label(size_t b, char *buf, size_t size)
+{
+	if (b == 0)
+		snprintf(buf, size, "1");
+	else if (b + 1 == QUEUE_SYNC_BUCKETS)
+		snprintf(buf, size, "%u+", 1u << b);
+	else
+		snprintf(buf, size, "%u-%u", 1u << b, (2u << b) - 1);
+}
+
 /* stats_fn - queue_stats_foreach callback for one day's keys (see queue.h). */
 static int stats_fn(void *arg, const char *key, uint64_t value)
 {
@@ -1021,6 +1062,8 @@ static int stats_fn(void *arg, const char *key, uint64_t value)
 			rc = -1;
 		else
 			h->count += value;
+	} else if (strncmp(what, "commit/", 7) == 0) {
+		v = commit_counter(st, what + 7);
 	} else if (strcmp(what, "accept/auth") == 0) {
 		v = st->auth;
 	} else if (strcmp(what, "accept/unauth") == 0) {
@@ -1167,7 +1210,43 @@ static void stats_json(const struct stats *st, int days)
 		json_str(stdout, st->helo_list[i]->name);
 		printf(",\"count\":%llu}", (unsigned long long)st->helo_list[i]->count);
 	}
-	puts("]}");
+	fputs("],\"group_commit\":{", stdout);
+	for (int g = 0; g < 2; g++)
+		printf("\"%s\":{\"messages\":%llu,\"syncs\":%llu},", g == TODAY ? "today" : "period",
+		       (unsigned long long)st->committed[g], (unsigned long long)sync_total(st, g));
+	fputs("\"period_syncs_by_batch\":{", stdout);
+	for (size_t b = 0; b < QUEUE_SYNC_BUCKETS; b++) {
+		char label[24];
+
+		sync_label(b, label, sizeof(label));
+		printf("%s\"%s\":%llu", b ? "," : "", label, (unsigned long long)st->syncs[b][PERIOD]);
+	}
+	puts("}}}");
+}
+
+/* stats_text_commit - the group commit: messages per log sync. */
+static void stats_text_commit(const struct stats *st)
+{
+	printf("\ngroup commit (messages made durable per log sync)\n");
+	for (int g = 0; g < 2; g++) {
+		uint64_t syncs = sync_total(st, g);
+
+		printf("  %-7s %llu messages in %llu log syncs", g == TODAY ? "today:" : "period:",
+		       (unsigned long long)st->committed[g], (unsigned long long)syncs);
+		if (syncs > 0)
+			printf(", %.1f per sync", (double)st->committed[g] / (double)syncs);
+		putchar('\n');
+	}
+	if (sync_total(st, PERIOD) == 0)
+		return;
+	printf("  log syncs by messages per sync (period):");
+	for (size_t b = 0; b < QUEUE_SYNC_BUCKETS; b++) {
+		char label[24];
+
+		sync_label(b, label, sizeof(label));
+		printf(" %s: %llu", label, (unsigned long long)st->syncs[b][PERIOD]);
+	}
+	putchar('\n');
 }
 
 /* group_title - "----- label -----" over one column group of width w. */
@@ -1217,6 +1296,7 @@ static void stats_text(const struct stats *st, int days)
 	       "                    period: %llu authenticated, %llu unauthenticated\n",
 	       (unsigned long long)st->auth[TODAY], (unsigned long long)st->unauth[TODAY],
 	       (unsigned long long)st->auth[PERIOD], (unsigned long long)st->unauth[PERIOD]);
+	stats_text_commit(st);
 	if (top == 0)
 		return;
 	printf("\ntop rejected HELO names (period)\n%9s  %s\n", "count", "name");

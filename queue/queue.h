@@ -203,6 +203,11 @@ void queue_incoming_abort(struct queue_incoming *in);
  *   YYYYMMDD/helo/NAME        refused attempts per HELO name
  *   YYYYMMDD/accept/auth      messages accepted from authenticated clients
  *   YYYYMMDD/accept/unauth    ... and from the others
+ *   YYYYMMDD/commit/messages  messages made durable (queue/writer.c)
+ *   YYYYMMDD/commit/syncs/N   log syncs that made N to 2N-1 messages
+ *                             durable at once (N = 1, 2, 4, ... 64; 64
+ *                             means 64 or more): the group commit's
+ *                             batch sizes
  *
  * Keys are 10 to QUEUE_STATS_KEY_MAX bytes of graphic ASCII (0x21-0x7e:
  * no blank, no control, no 8-bit byte) starting with 8 digits and '/';
@@ -212,6 +217,7 @@ void queue_incoming_abort(struct queue_incoming *in);
  * loses what was added in the last second or so (see stats.c).
  */
 #define QUEUE_STATS_KEY_MAX 300
+#define QUEUE_SYNC_BUCKETS 7	/* commit/syncs/1 ... commit/syncs/64 */
 #define QUEUE_STATS_DAY_LEN 8	/* "YYYYMMDD" */
 
 /*

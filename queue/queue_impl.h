@@ -47,6 +47,11 @@ struct queue {
 	struct queue_stats_table *stats_pending;
 	/* Written by the writer thread, read by queue_writer_stats anywhere. */
 	_Atomic uint64_t commits, flushes;
+	/* Log syncs that had messages, by batch size (bucket b: 2^b to
+	 * 2^(b+1)-1 messages, the last open-ended): the writer thread adds,
+	 * the loop thread takes them into the statistics about once a second. */
+	_Atomic uint64_t sync_batches[QUEUE_SYNC_BUCKETS];
+	_Atomic uint64_t message_syncs;	/* the same syncs, never reset */
 	/* Last error of a store.c call; only the thread using those calls
 	 * writes it (the writer thread keeps its errors in its jobs). */
 	char err[256];

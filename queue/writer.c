@@ -101,6 +101,7 @@ struct queue_writer {
 	 * handle keeps the loop alive only while there are some */
 	size_t outstanding;
 	size_t stats_inflight;	/* STATS jobs submitted and not completed */
+	uint64_t commits_counted;	/* q->commits already in the statistics */
 	/* writer thread */
 	bool active;		/* work since the last checkpoint */
 	uint64_t last_checkpoint;	/* uv_hrtime() */
@@ -384,6 +385,17 @@ static void writer_expire(struct queue_writer *w)
 		w->active = true;
 }
 
+/* writer_count_sync - one log sync made this many messages durable. */
+static void writer_count_sync(struct queue *q, unsigned messages)
+{
+	size_t b = 0;
+
+	while (b + 1 < QUEUE_SYNC_BUCKETS && messages >= 2u << b)
+		b++;
+	atomic_fetch_add(&q->sync_batches[b], 1);
+	atomic_fetch_add(&q->message_syncs, 1);
+}
+
 /* writer_main - the writer thread: take everything, run it, one flush,
  * report; then the statistics jobs that came with it. */
 static void writer_main(void *arg)
@@ -408,6 +420,8 @@ static void writer_main(void *arg)
 
 			if (committed > 0)
 				writer_flush(q, batch);
+			if (messages > 0)
+				writer_count_sync(q, messages);
 			atomic_fetch_add(&q->commits, messages);
 			w->active = true;
 			writer_deliver(w, batch);
@@ -525,12 +539,39 @@ static void writer_async_cb(uv_async_t *async)
 	writer_drain(async->data);
 }
 
+/*
+ * writer_take_syncs - the group commit's batch sizes since the last
+ * call into today's statistics (loop thread), so `mtaq stats` can show
+ * how many messages each log sync carried.
+ */
+static void writer_take_syncs(struct queue_writer *w)
+{
+	struct queue *q = w->q;
+	uint64_t commits = atomic_load(&q->commits);
+	char day[QUEUE_STATS_DAY_LEN + 1], key[QUEUE_STATS_DAY_LEN + 32];
+
+	if (queue_stats_day(time(NULL), 0, day) < 0)
+		return;
+	for (size_t b = 0; b < QUEUE_SYNC_BUCKETS; b++) {
+		uint64_t n = atomic_exchange(&q->sync_batches[b], 0);
+
+		snprintf(key, sizeof(key), "%s/commit/syncs/%u", day, 1u << b);
+		if (n > 0)
+			(void)queue_stats_add(q, key, n);
+	}
+	snprintf(key, sizeof(key), "%s/commit/messages", day);
+	if (commits > w->commits_counted)
+		(void)queue_stats_add(q, key, commits - w->commits_counted);
+	w->commits_counted = commits;
+}
+
 /* writer_submit_stats - hands the pending counters to the writer, if any. */
 static void writer_submit_stats(struct queue_writer *w)
 {
 	struct queue_stats_table *t;
 	struct wjob *job;
 
+	writer_take_syncs(w);
 	if (w->q->stats_pending == NULL)
 		return;
 	if ((job = calloc(1, sizeof(*job))) == NULL)
@@ -676,6 +717,17 @@ int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errle
 	return 0;
 }
 
+/* writer_log_syncs - the group commit's summary at stop. */
+static void writer_log_syncs(struct queue *q)
+{
+	uint64_t commits = atomic_load(&q->commits), syncs = atomic_load(&q->message_syncs);
+
+	if (syncs > 0)
+		mtad_log(MTAD_LOG_INFO, "queue: group commit: %llu messages in %llu log syncs, "
+			 "%.1f per sync", (unsigned long long)commits, (unsigned long long)syncs,
+			 (double)commits / (double)syncs);
+}
+
 /* queue_writer_stop - see queue.h. */
 void queue_writer_stop(struct queue *q)
 {
@@ -690,6 +742,7 @@ void queue_writer_stop(struct queue *q)
 	uv_mutex_unlock(&w->lock);
 	if (uv_thread_join(&w->thread) != 0)
 		mtad_log(MTAD_LOG_ERROR, "queue: cannot join the writer thread");
+	writer_log_syncs(q);
 	/* Callbacks below that call back into the queue find it stopped. */
 	q->writer = NULL;
 	writer_drain(w);

@@ -165,11 +165,29 @@ my $done = sub {
 	for my $k (keys %$accepted) {
 		return 0 unless ($j->{accepted}{today}{$k} // -1) == $accepted->{$k};
 	}
-	return 1;
+	return ($j->{group_commit}{today}{messages} // -1) == 2;
 };
+
+# check_commit(J, LABEL) - the two accepted messages went through the
+# group commit: 1 or 2 log syncs, and the batch-size buckets add up.
+sub check_commit {
+	my ($j, $label) = @_;
+	my $g = $j->{group_commit} // {};
+	for my $when ('today', 'period') {
+		is $g->{$when}{messages}, 2, "$label: group commit $when: 2 messages";
+		like $g->{$when}{syncs} // '', qr/^[12]$/, "$label: ... in 1 or 2 log syncs";
+	}
+	my $by = $g->{period_syncs_by_batch} // {};
+	is_deeply [sort keys %$by], [sort qw(1 2-3 4-7 8-15 16-31 32-63 64+)],
+		"$label: syncs by batch size has the seven buckets";
+	my $sum = 0;
+	$sum += $_ for values %$by;
+	is $sum, $g->{period}{syncs}, "$label: ... and they add up to the syncs";
+}
 
 my $j = wait_stats(sub { $done->($_[0], \%WANT, \%ACCEPTED) });
 check_all($j, 'running', \%WANT, \%ACCEPTED);
+check_commit($j, 'running');
 
 my ($rc, $text, $err) = $m->mtaq('stats');
 is $rc, 0, 'mtaq stats exits 0' or diag $err;
@@ -177,11 +195,16 @@ like $text, qr/own-name/, 'mtaq stats names own-name';
 like $text, qr/localhost/, '... localhost';
 like $text, qr/relay/, '... relay';
 like $text, qr/\b3\b/, '... and shows the count 3';
+like $text, qr/group commit .*\n  today: +2 messages in [12] log syncs, [12]\.\d per sync\n/,
+	'... and the group commit: messages per log sync';
 note $text;
 
 # ---- the numbers survive a restart ----
 is $m->stop, 0, 'mtad stops cleanly';
+like $m->log_text, qr/mtad\[\d+\]: queue: group commit: 2 messages in [12] log syncs, [12]\.\d per sync$/m,
+	'at stop the log sums up the group commit';
 check_all(stats(), 'mtad stopped', \%WANT, \%ACCEPTED);
+check_commit(stats(), 'mtad stopped');
 $m->start;
 check_all(stats(), 'restarted', \%WANT, \%ACCEPTED);
 
