@@ -45,6 +45,10 @@ struct daemon {
 	struct conn *conns;		/* every open connection */
 	unsigned nconns;
 	struct ip_count *per_ip[IP_BUCKETS];	/* connections per client address */
+	/* Read buffers shared by all connections: each read is used up in
+	 * its callback, before the loop reads anything else. */
+	char cipher_in[SMTP_READ_SIZE];	/* TLS ciphertext, fed to the engine at once */
+	char drain[256];		/* input thrown away while a connection lingers */
 
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;

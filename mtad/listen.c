@@ -40,7 +40,6 @@ struct conn {
 	struct ip_count *ip;
 	const struct mtad_listen *lcfg;
 	struct tls_conn *tls;	/* set once TLS starts */
-	char *cipher_in;	/* ciphertext read buffer while TLS is on */
 	bool tls_handshaking;
 	bool tls_pumping, tls_pump_again;
 	size_t write_backlog;
@@ -51,7 +50,6 @@ struct conn {
 	bool closing;
 	char listener[80];
 	char session_ip[INET6_ADDRSTRLEN];	/* the client, for log lines */
-	char drain[256];	/* input thrown away while lingering */
 };
 
 struct write_req {
@@ -127,7 +125,12 @@ static void conn_update_reading(struct conn *c)
 
 static void conn_tls_input(struct conn *c, size_t n);
 
-/* conn_alloc_cb - plaintext goes straight into the session; ciphertext into our buffer. */
+/*
+ * conn_alloc_cb - plaintext goes straight into the session; ciphertext
+ * into the daemon's one read buffer, which conn_read_cb empties into the
+ * TLS engine before anything else can read (one loop, one read at a
+ * time), so an idle TLS connection owns no read buffer of its own.
+ */
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
@@ -136,7 +139,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 	(void)suggested;
 	if (c->tls) {
-		*buf = uv_buf_init(c->cipher_in, SMTP_READ_SIZE);
+		*buf = uv_buf_init(c->d->cipher_in, sizeof(c->d->cipher_in));
 		return;
 	}
 	smtp_session_inbuf(c->session, &p, &len);
@@ -309,7 +312,7 @@ static void conn_handshake_done(struct conn *c)
 /* conn_tls_input - ciphertext arrived: handshake, then plaintext for the session. */
 static void conn_tls_input(struct conn *c, size_t n)
 {
-	if (tls_conn_feed(c->tls, c->cipher_in, n) != 0) {
+	if (tls_conn_feed(c->tls, c->d->cipher_in, n) != 0) {
 		smtp_session_eof(c->session, "out of memory");
 		return;
 	}
@@ -347,13 +350,9 @@ static int conn_tls_start(void *ctx)
 
 	if (!c->d->tls || c->tls)
 		return -1;
-	c->cipher_in = malloc(SMTP_READ_SIZE);
-	c->tls = c->cipher_in ? tls_conn_new(c->d->tls) : NULL;
-	if (!c->tls) {
-		free(c->cipher_in);
-		c->cipher_in = NULL;
+	c->tls = tls_conn_new(c->d->tls);
+	if (!c->tls)
 		return -1;
-	}
 	c->tls_handshaking = true;
 	if (uv_timer_start(&c->linger, conn_handshake_timeout,
 			   (uint64_t)c->d->cfg.tls_handshake_timeout * 1000, 0) != 0)
@@ -376,7 +375,6 @@ static void conn_handle_closed(uv_handle_t *h)
 		smtp_session_free(c->session);
 	if (c->tls)
 		tls_conn_free(c->tls);
-	free(c->cipher_in);
 	if (c->ip)
 		ip_release(d, c->ip);
 	if (c->prev)
@@ -410,7 +408,7 @@ static void conn_drain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct conn *c = h->data;
 
 	(void)suggested;
-	*buf = uv_buf_init(c->drain, sizeof(c->drain));
+	*buf = uv_buf_init(c->d->drain, sizeof(c->d->drain));
 }
 
 static void conn_drain_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
