@@ -389,6 +389,11 @@ void session_resume(struct smtp_session *s, enum session_state next)
 	s->io.pause(s->io.ctx, false);
 	session_arm_timer(s);
 	session_process(s);
+	if (s->eof_pending && s->state != STATE_COMMIT && s->state != STATE_AUTH_WAIT &&
+	    s->state != STATE_CLOSING) {
+		s->eof_pending = false;
+		smtp_session_eof(s, NULL);
+	}
 }
 
 /* session_fill_envelope - the envelope record for the message just received. */
@@ -428,12 +433,16 @@ static void session_commit(struct smtp_session *s)
 	}
 	session_fill_envelope(s, &env, rcpt);
 	s->incoming = NULL;	/* consumed by the commit, whatever happens */
+	/*
+	 * Reading goes on while the writer commits: what arrives waits in
+	 * the input buffer (session_process runs nothing in STATE_COMMIT, a
+	 * full buffer pauses the transport). Stopping and restarting the
+	 * read would cost two epoll_ctl calls per message.
+	 */
 	s->state = STATE_COMMIT;
-	s->io.pause(s->io.ctx, true);
 	uv_timer_stop(&s->timer);
 	if (queue_incoming_commit(in, &env, session_commit_done, s) != 0) {
 		s->state = STATE_COMMAND;
-		s->io.pause(s->io.ctx, false);
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
 		session_reset_transaction(s);
 	}
@@ -638,6 +647,13 @@ void smtp_session_eof(struct smtp_session *s, const char *why)
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
 		mtad_log(MTAD_LOG_INFO, "lost connection after %s from %s: %s",
 			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
+	if (s->state == STATE_COMMIT && why == NULL) {
+		/* A half-close after the message (and perhaps QUIT): the
+		 * client still reads, so the 250 and what is buffered come
+		 * first; session_resume ends the session after that. */
+		s->eof_pending = true;
+		return;
+	}
 	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT) {
 		/* The step finishes on its own; the transport closes now. */
 		s->io.close(s->io.ctx);

@@ -99,6 +99,7 @@ struct smtp_session {
 	bool paused_by_queue;	/* body chunks in flight: wait */
 	bool skip_to_eol;	/* discarding the rest of an over-long line */
 	bool transport_gone;	/* smtp_session_free was called */
+	bool eof_pending;	/* the client half-closed during a commit: after its reply */
 
 	size_t inlen;
 	size_t outlen;

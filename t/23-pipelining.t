@@ -126,4 +126,26 @@ $EHLO
 	< [closed]
 END
 
+# A client that half-closes (shutdown SHUT_WR) right after ".", QUIT,
+# while mtad commits the message, still reads every reply: the EOF waits
+# until the 250 and the 221 are out (mtad keeps reading while the writer
+# commits, so it sees the EOF early). Then with no QUIT: 250, then closed.
+for my $quit ("QUIT\r\n", '') {
+	my $what = $quit ? 'with QUIT' : 'without QUIT';
+	my $before = $m->queue_count;
+	$s = $m->raw;
+	is $m->send_recv($s, "EHLO client.example\r\n") =~ /^250 HELP\r\n\z/m ? 1 : 0, 1,
+		"half-close $what: EHLO";
+	$m->send_bytes($s, "MAIL FROM:<a\@b.test>\r\nRCPT TO:<half\@campus.test>\r\nDATA\r\n");
+	like $m->read_reply($s), qr/^250 2\.1\.0 /, "half-close $what: MAIL";
+	like $m->read_reply($s), qr/^250 2\.1\.5 /, "half-close $what: RCPT";
+	like $m->read_reply($s), qr/^354 /, "half-close $what: DATA";
+	$m->send_bytes($s, "Subject: half-close\r\n\r\nbody\r\n.\r\n$quit");
+	shutdown($s, 1) or die "shutdown: $!";
+	like $m->read_reply($s) // '', qr/^250 2\.0\.0 Ok: queued as /, "half-close $what: the 250 comes";
+	like $m->read_reply($s) // '', qr/^221 2\.0\.0 /, "half-close $what: then the 221" if $quit;
+	ok $m->closed($s), "half-close $what: then mtad closes";
+	is $m->queue_count, $before + 1, "half-close $what: the message is queued";
+}
+
 done_testing;
