@@ -3,6 +3,7 @@
  * control characters from the network, truncation, errno for %m.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,87 @@ static void test_errno(struct tap *t)
 	TAP_OK(t, matches(buf, "error: open: No such file or directory\n$"), "%%m sees the caller's errno");
 }
 
+/* pending - what the pipe holds now (non-blocking read), NUL-terminated. */
+static ssize_t pending(int fd, char *buf, size_t size)
+{
+	ssize_t n = read(fd, buf, size - 1);
+
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	return n;
+}
+
+/* noop_timer - a due timer: gives the loop one iteration to run. */
+static void noop_timer(uv_timer_t *timer)
+{
+	(void)timer;
+}
+
+/* other_thread - logs one info line from a thread that is not the loop's. */
+static void other_thread(void *arg)
+{
+	(void)arg;
+	mtad_log(MTAD_LOG_INFO, "from another thread");
+}
+
+/*
+ * test_hold - held info lines wait for the loop's prepare phase, in
+ * order; a warning writes them first; other threads write at once;
+ * stop writes what is left.
+ */
+static void test_hold(struct tap *t)
+{
+	int p[2], saved = dup(STDERR_FILENO);
+	char buf[65536], re[128];
+	uv_loop_t loop;
+	uv_timer_t tick;
+	uv_thread_t th;
+
+	if (saved < 0 || pipe2(p, O_NONBLOCK) < 0 || dup2(p[1], STDERR_FILENO) < 0 ||
+	    uv_loop_init(&loop) != 0 || mtad_log_hold_start(&loop) != 0) {
+		TAP_OK(t, 0, "hold: set up");
+		return;
+	}
+	mtad_log(MTAD_LOG_INFO, "one");
+	mtad_log(MTAD_LOG_INFO, "two");
+	TAP_OK(t, pending(p[0], buf, sizeof(buf)) == 0, "hold: info lines are held");
+	/* One iteration (a due timer keeps the loop alive for it). */
+	if (uv_timer_init(&loop, &tick) != 0 || uv_timer_start(&tick, noop_timer, 0, 0) != 0)
+		TAP_OK(t, 0, "hold: timer");
+	uv_run(&loop, UV_RUN_ONCE);
+	pending(p[0], buf, sizeof(buf));
+	TAP_OK(t, matches(buf, "\\]: one\n[^\n]*\\]: two\n$"),
+	       "hold: both written, in order, before the loop waits");
+	mtad_log(MTAD_LOG_INFO, "three");
+	mtad_log(MTAD_LOG_WARNING, "four");
+	pending(p[0], buf, sizeof(buf));
+	TAP_OK(t, matches(buf, "\\]: three\n[^\n]*\\]: warning: four\n$"),
+	       "hold: a warning is written at once, after the held line");
+	if (uv_thread_create(&th, other_thread, NULL) == 0)
+		uv_thread_join(&th);
+	pending(p[0], buf, sizeof(buf));
+	TAP_OK(t, matches(buf, "\\]: from another thread\n$"), "hold: other threads write at once");
+	for (int i = 0; i < 400; i++)
+		mtad_log(MTAD_LOG_INFO, "line %03d of a long burst, %s", i, "padding padding padding");
+	TAP_OK(t, pending(p[0], buf, sizeof(buf)) > 8192, "hold: a full buffer is written out");
+	mtad_log(MTAD_LOG_INFO, "last");
+	mtad_log_hold_stop();
+	pending(p[0], buf, sizeof(buf));
+	snprintf(re, sizeof(re), "%s\\[%ld\\]: last\n$", program_invocation_short_name,
+		 (long)getpid());
+	TAP_OK(t, matches(buf, re), "hold: stop writes what is left, with the pid");
+	mtad_log(MTAD_LOG_INFO, "after");
+	TAP_OK(t, pending(p[0], buf, sizeof(buf)) > 0, "hold: after stop, lines go out at once");
+	uv_close((uv_handle_t *)&tick, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);	/* the timer and the prepare handle close */
+	TAP_OK(t, uv_loop_close(&loop) == 0, "hold: the loop closes cleanly");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -121,5 +203,6 @@ int main(void)
 	test_lines(&t);
 	test_truncation(&t);
 	test_errno(&t);
+	test_hold(&t);
 	return tap_done(&t);
 }
