@@ -84,8 +84,10 @@ static const struct param params[] = {
 	{ "dns_timeout", P_UNSIGNED, OFF(dns_timeout), 0, NULL, 5, 1, 300, NULL },
 	{ "route", P_ROUTE, OFF(routes), 0, NULL, 0, 0, 0, NULL },
 	{ "relayhost", P_ROUTE, STR(relayhost), "", 0, 0, 0, NULL },
-	{ "delivery_concurrency", P_UNSIGNED, OFF(delivery_concurrency), 0, NULL, 20, 1, 10000, NULL },
-	{ "destination_concurrency", P_UNSIGNED, OFF(destination_concurrency), 0, NULL, 5, 1, 1000, NULL },
+	/* Postfix's defaults: default_process_limit and
+	 * default_destination_concurrency_limit. */
+	{ "delivery_concurrency", P_UNSIGNED, OFF(delivery_concurrency), 0, NULL, 100, 1, 10000, NULL },
+	{ "destination_concurrency", P_UNSIGNED, OFF(destination_concurrency), 0, NULL, 20, 1, 1000, NULL },
 	{ "retry_min", P_UNSIGNED, OFF(retry_min), 0, NULL, 300, 1, DAY, NULL },
 	{ "retry_max", P_UNSIGNED, OFF(retry_max), 0, NULL, 14400, 1, 7 * DAY, NULL },
 	{ "max_queue_lifetime", P_UNSIGNED, OFF(max_queue_lifetime), 0, NULL, 5 * DAY, 1, 365 * DAY, NULL },
