@@ -70,7 +70,8 @@ struct tls_client *tls_client_new(const char *ca_file, char *err, size_t errlen)
 	struct tls_client *cli = malloc(sizeof(*cli));
 
 	ERR_clear_error();
-	if (cli == NULL) {
+	if (cli == NULL || (cli->queues = tls_queue_method_new()) == NULL) {
+		free(cli);
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -78,11 +79,13 @@ struct tls_client *tls_client_new(const char *ca_file, char *err, size_t errlen)
 	cli->ctx = SSL_CTX_new(TLS_client_method());
 	if (cli->ctx == NULL) {
 		client_fail(err, errlen, "SSL_CTX_new");
+		tls_queue_method_drop(cli->queues);
 		free(cli);
 		return NULL;
 	}
 	if (client_ctx(cli->ctx, ca_file, err, errlen) != 0) {
 		SSL_CTX_free(cli->ctx);
+		tls_queue_method_drop(cli->queues);
 		free(cli);
 		return NULL;
 	}
@@ -96,5 +99,6 @@ void tls_client_free(struct tls_client *cli)
 	if (cli == NULL)
 		return;
 	SSL_CTX_free(cli->ctx);
+	tls_queue_method_drop(cli->queues);
 	free(cli);
 }

@@ -1,24 +1,27 @@
 /*
  * conn.c - one connection's TLS engine (server or client side): an SSL object
- * between two memory BIOs. The transport feeds ciphertext in and sends
+ * between two ciphertext queues. The transport feeds ciphertext in and sends
  * what tls_conn_output gives; the session reads and writes plaintext.
  *
  * Must not: touch a socket or block; leave anything in OpenSSL's
  * (per-thread) error queue after a call, since the next connection's
  * SSL_get_error would read it as its own failure; grow without bound on
  * a peer that sends junk (after a failure, further input is dropped);
- * keep a burst's buffer memory on an idle connection.
+ * keep any buffer memory on an idle connection (a queue holds memory
+ * only while bytes wait in it, and OpenSSL's record buffers go back
+ * through SSL_MODE_RELEASE_BUFFERS).
  *
  * After every call the caller sends tls_conn_output_pending() bytes:
  * reads can produce output too (TLS 1.3 key updates, alerts).
  */
 #include <arpa/inet.h>
-#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/buffer.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -26,54 +29,263 @@
 #include "tls/tls.h"
 #include "tls/tls_int.h"
 
-/* A drained memory BIO never shrinks; one holding more than this is
- * replaced so a connection back to idle costs little (a DATA upload
- * fed in 64 KB reads would otherwise pin 64 KB+ for its lifetime). */
-#define CONN_BIO_KEEP 16384
+#define QUEUE_MIN 1024		/* first allocation of a queue that gets bytes */
+
+/*
+ * A ciphertext queue: the bytes data[start..end) wait to be read. It
+ * owns memory only while it is not empty: the read that empties it
+ * frees the buffer. (OpenSSL's memory BIO keeps its largest size for
+ * the connection's lifetime: the handshake's flight, or a DATA burst,
+ * pinned on every idle connection.)
+ */
+struct queue {
+	char *data;
+	size_t start, end, cap;
+	bool eof;		/* empty now reads as end of file, not "retry" */
+};
+
+struct tls_queue_method {
+	BIO_METHOD *meth;
+	atomic_uint refs;
+};
 
 struct tls_conn {
 	SSL *ssl;
-	BIO *rbio;		/* ciphertext from the peer (owned by ssl) */
-	BIO *wbio;		/* ciphertext for the peer (owned by ssl) */
+	struct tls_queue_method *queues;	/* a reference, for the two BIOs */
+	struct queue in;	/* ciphertext from the peer, read by SSL through rbio */
+	struct queue out;	/* ciphertext for the peer, written by SSL through wbio */
 	bool failed;		/* fatal: every call now says TLS_FAILED */
 	bool closed;		/* the peer's close_notify arrived */
-	bool eof;		/* the transport saw the peer close */
 	bool verify;		/* client side: the peer's name was set for checking */
 	char error[120];	/* why it failed, for the log */
 };
 
-/* conn_bios - two fresh memory BIOs handed to the SSL object. */
-static int conn_bios(struct tls_conn *c)
+/* ---- the queues ---- */
+
+static size_t queue_pending(const struct queue *q)
 {
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
-	if (c->rbio == NULL || c->wbio == NULL) {
-		BIO_free(c->rbio);
-		BIO_free(c->wbio);
+	return q->end - q->start;
+}
+
+/* queue_put - appends len bytes; 0, or -1 when out of memory. */
+static int queue_put(struct queue *q, const char *data, size_t len)
+{
+	size_t used = queue_pending(q), cap;
+	char *p;
+
+	if (len == 0)
+		return 0;
+	if (len > SIZE_MAX / 2 - used)
 		return -1;
+	if (q->end + len > q->cap) {
+		if (used + len <= q->cap) {
+			/* Room enough once the read part is dropped. */
+			memmove(q->data, q->data + q->start, used);
+		} else {
+			for (cap = q->cap ? q->cap : QUEUE_MIN; cap < used + len; cap *= 2)
+				;
+			if (q->start == 0) {
+				p = realloc(q->data, cap);
+				if (p == NULL)
+					return -1;
+			} else {
+				p = malloc(cap);
+				if (p == NULL)
+					return -1;
+				memcpy(p, q->data + q->start, used);
+				free(q->data);
+			}
+			q->data = p;
+			q->cap = cap;
+		}
+		q->start = 0;
+		q->end = used;
 	}
-	/* An empty read BIO means "more may come" (retry), the default
-	 * for BIO_s_mem, until tls_conn_feed_eof says otherwise. */
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	memcpy(q->data + q->end, data, len);
+	q->end += len;
 	return 0;
 }
 
-/* tls_conn_new - a server side connection with srv's current context. */
-struct tls_conn *tls_conn_new(struct tls_server *srv)
+/* queue_take - moves up to len bytes out; an emptied queue frees its memory. */
+static size_t queue_take(struct queue *q, char *buf, size_t len)
+{
+	size_t n = queue_pending(q);
+
+	if (n > len)
+		n = len;
+	if (n > 0)
+		memcpy(buf, q->data + q->start, n);
+	q->start += n;
+	if (q->start == q->end) {
+		free(q->data);
+		q->data = NULL;
+		q->start = q->end = q->cap = 0;
+	}
+	return n;
+}
+
+/* ---- the queues as BIOs, for the SSL object ---- */
+
+static int qbio_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+	struct queue *q = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	*written = 0;
+	if (queue_put(q, data, len) != 0)
+		return 0;
+	*written = len;
+	return 1;
+}
+
+static int qbio_read(BIO *b, char *buf, size_t len, size_t *readbytes)
+{
+	struct queue *q = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	*readbytes = 0;
+	if (len == 0)
+		return 0;
+	if (queue_pending(q) == 0) {
+		/* "More may come", until the transport saw the peer close. */
+		if (!q->eof)
+			BIO_set_retry_read(b);
+		return 0;
+	}
+	*readbytes = queue_take(q, buf, len);
+	return 1;
+}
+
+static long qbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct queue *q = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_PENDING:
+		return (long)queue_pending(q);
+	case BIO_CTRL_EOF:
+		return q->eof && queue_pending(q) == 0;
+	case BIO_CTRL_FLUSH:
+		return 1;	/* the transport sends what is queued */
+	default:
+		return 0;	/* WPENDING, DUP, PUSH, POP, KTLS...: nothing to do */
+	}
+}
+
+static int qbio_create(BIO *b)
+{
+	BIO_set_init(b, 0);
+	return 1;
+}
+
+/* qbio_destroy - SSL_free frees its BIOs; the queue's memory goes with them. */
+static int qbio_destroy(BIO *b)
+{
+	struct queue *q = BIO_get_data(b);
+
+	if (q != NULL) {
+		free(q->data);
+		memset(q, 0, sizeof(*q));
+	}
+	BIO_set_data(b, NULL);
+	BIO_set_init(b, 0);
+	return 1;
+}
+
+/* tls_queue_method_new - the BIO kind, one reference held by the caller; NULL on failure. */
+struct tls_queue_method *tls_queue_method_new(void)
+{
+	struct tls_queue_method *m = malloc(sizeof(*m));
+	int type = BIO_get_new_index();
+
+	if (m == NULL || type == -1)
+		goto fail;
+	m->meth = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK, "mtad ciphertext queue");
+	if (m->meth == NULL)
+		goto fail;
+	if (BIO_meth_set_write_ex(m->meth, qbio_write) != 1 ||
+	    BIO_meth_set_read_ex(m->meth, qbio_read) != 1 ||
+	    BIO_meth_set_ctrl(m->meth, qbio_ctrl) != 1 ||
+	    BIO_meth_set_create(m->meth, qbio_create) != 1 ||
+	    BIO_meth_set_destroy(m->meth, qbio_destroy) != 1) {
+		BIO_meth_free(m->meth);
+		goto fail;
+	}
+	atomic_init(&m->refs, 1);
+	return m;
+fail:
+	free(m);
+	ERR_clear_error();
+	return NULL;
+}
+
+void tls_queue_method_hold(struct tls_queue_method *m)
+{
+	atomic_fetch_add(&m->refs, 1);
+}
+
+void tls_queue_method_drop(struct tls_queue_method *m)
+{
+	if (m == NULL || atomic_fetch_sub(&m->refs, 1) != 1)
+		return;
+	BIO_meth_free(m->meth);
+	free(m);
+}
+
+/* queue_bio - a BIO over one of the connection's queues, or NULL. */
+static BIO *queue_bio(struct tls_conn *c, struct queue *q)
+{
+	BIO *b = BIO_new(c->queues->meth);
+
+	if (b == NULL)
+		return NULL;
+	BIO_set_data(b, q);
+	BIO_set_init(b, 1);
+	return b;
+}
+
+/* conn_bios - the two queues handed to the SSL object (which then owns the BIOs). */
+static int conn_bios(struct tls_conn *c)
+{
+	BIO *rbio = queue_bio(c, &c->in), *wbio = queue_bio(c, &c->out);
+
+	if (rbio == NULL || wbio == NULL) {
+		BIO_free(rbio);
+		BIO_free(wbio);
+		return -1;
+	}
+	SSL_set_bio(c->ssl, rbio, wbio);
+	return 0;
+}
+
+/* conn_alloc - a connection on ctx with the configuration's BIO kind; NULL on failure. */
+static struct tls_conn *conn_alloc(SSL_CTX *ctx, struct tls_queue_method *queues)
 {
 	struct tls_conn *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
 	ERR_clear_error();
-	c->ssl = SSL_new(srv->ctx);
+	c->queues = queues;
+	tls_queue_method_hold(queues);
+	c->ssl = SSL_new(ctx);
 	if (c->ssl == NULL || conn_bios(c) != 0) {
-		SSL_free(c->ssl);
-		free(c);
+		tls_conn_free(c);
 		ERR_clear_error();
 		return NULL;
 	}
-	SSL_set_accept_state(c->ssl);
+	return c;
+}
+
+/* tls_conn_new - a server side connection with srv's current context. */
+struct tls_conn *tls_conn_new(struct tls_server *srv)
+{
+	struct tls_conn *c = conn_alloc(srv->ctx, srv->queues);
+
+	if (c != NULL)
+		SSL_set_accept_state(c->ssl);
 	return c;
 }
 
@@ -105,15 +317,12 @@ static int client_name(struct tls_conn *c, const char *host, bool verify)
 /* tls_conn_new_client - a client side connection to host (see tls.h). */
 struct tls_conn *tls_conn_new_client(struct tls_client *cli, const char *host, bool verify)
 {
-	struct tls_conn *c = calloc(1, sizeof(*c));
+	struct tls_conn *c = conn_alloc(cli->ctx, cli->queues);
 
 	if (c == NULL)
 		return NULL;
-	ERR_clear_error();
-	c->ssl = SSL_new(cli->ctx);
-	if (c->ssl == NULL || conn_bios(c) != 0 || client_name(c, host, verify) != 0) {
-		SSL_free(c->ssl);
-		free(c);
+	if (client_name(c, host, verify) != 0) {
+		tls_conn_free(c);
 		ERR_clear_error();
 		return NULL;
 	}
@@ -145,41 +354,16 @@ const char *tls_conn_verify_error(const struct tls_conn *c)
 	return X509_verify_cert_error_string(SSL_get_verify_result(c->ssl));
 }
 
-/* tls_conn_free - the SSL object, its BIOs, its reference to the context. */
+/* tls_conn_free - the SSL object, its BIOs and queues, its references. */
 void tls_conn_free(struct tls_conn *c)
 {
 	if (c == NULL)
 		return;
-	SSL_free(c->ssl);
+	SSL_free(c->ssl);	/* the BIOs' destroy frees the queues' memory */
+	free(c->in.data);	/* in case the SSL object never got its BIOs */
+	free(c->out.data);
+	tls_queue_method_drop(c->queues);
 	free(c);
-}
-
-/* bio_oversized - empty, but holding on to a large allocation. */
-static bool bio_oversized(BIO *b)
-{
-	BUF_MEM *m = NULL;
-
-	if (BIO_ctrl_pending(b) != 0)
-		return false;
-	if (BIO_get_mem_ptr(b, &m) <= 0 || m == NULL)
-		return false;
-	return m->max > CONN_BIO_KEEP;
-}
-
-/* conn_trim - swaps a drained, grown BIO for a new one (a failed swap keeps the old). */
-static void conn_trim(struct tls_conn *c)
-{
-	BIO *b;
-
-	/* The read BIO is kept once at EOF: its EOF mark lives in it. */
-	if (!c->eof && bio_oversized(c->rbio) && (b = BIO_new(BIO_s_mem())) != NULL) {
-		SSL_set0_rbio(c->ssl, b);
-		c->rbio = b;
-	}
-	if (bio_oversized(c->wbio) && (b = BIO_new(BIO_s_mem())) != NULL) {
-		SSL_set0_wbio(c->ssl, b);
-		c->wbio = b;
-	}
 }
 
 /* conn_reason - the first queued error's reason, else what SSL_get_error said. */
@@ -223,34 +407,22 @@ int tls_conn_feed(struct tls_conn *c, const char *data, size_t len)
 	/* The caller closes after TLS_FAILED or TLS_CLOSED; until it does,
 	 * a peer still streaming (junk, or records after its close_notify,
 	 * which OpenSSL never reads) must not grow the buffer. */
-	if (c->failed || c->closed || c->eof)
+	if (c->failed || c->closed || c->in.eof)
 		return 0;
-	while (len > 0) {
-		int chunk = len > INT_MAX ? INT_MAX : (int)len;
-		int n = BIO_write(c->rbio, data, chunk);
-
-		if (n <= 0) {
-			ERR_clear_error();
-			return -1;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return queue_put(&c->in, data, len);
 }
 
 /* tls_conn_feed_eof - the peer closed: what is cut short now fails. */
 void tls_conn_feed_eof(struct tls_conn *c)
 {
-	/* An empty read BIO now reads as end of file instead of "retry". */
-	BIO_set_mem_eof_return(c->rbio, 0);
-	c->eof = true;
+	/* An empty input queue now reads as end of file instead of "retry". */
+	c->in.eof = true;
 }
 
 /* tls_conn_input_pending - ciphertext fed but not yet consumed. */
 size_t tls_conn_input_pending(const struct tls_conn *c)
 {
-	return BIO_ctrl_pending(c->rbio);
+	return queue_pending(&c->in);
 }
 
 /* tls_conn_handshake - advances the handshake with what was fed. */
@@ -265,7 +437,6 @@ enum tls_status tls_conn_handshake(struct tls_conn *c)
 	ret = SSL_do_handshake(c->ssl);
 	st = ret == 1 ? TLS_DONE : conn_status(c, ret);
 	ERR_clear_error();
-	conn_trim(c);
 	return st;
 }
 
@@ -288,7 +459,6 @@ enum tls_status tls_conn_read(struct tls_conn *c, char *buf, size_t len, size_t 
 	if (st != TLS_DONE)
 		*n = 0;
 	ERR_clear_error();
-	conn_trim(c);
 	return st;
 }
 
@@ -322,19 +492,13 @@ int tls_conn_write(struct tls_conn *c, const char *data, size_t len)
 /* tls_conn_output_pending - ciphertext waiting for the peer. */
 size_t tls_conn_output_pending(const struct tls_conn *c)
 {
-	return BIO_ctrl_pending(c->wbio);
+	return queue_pending(&c->out);
 }
 
 /* tls_conn_output - moves up to len bytes of waiting ciphertext into buf. */
 size_t tls_conn_output(struct tls_conn *c, char *buf, size_t len)
 {
-	size_t n = 0;
-
-	if (len == 0 || BIO_read_ex(c->wbio, buf, len, &n) != 1)
-		n = 0;
-	ERR_clear_error();
-	conn_trim(c);
-	return n;
+	return queue_take(&c->out, buf, len);
 }
 
 /* tls_conn_shutdown - queues close_notify; the result does not matter. */

@@ -204,12 +204,14 @@ struct tls_server *tls_server_new(const struct tls_settings *set, char *err, siz
 {
 	struct tls_server *srv = malloc(sizeof(*srv));
 
-	if (srv == NULL) {
+	if (srv == NULL || (srv->queues = tls_queue_method_new()) == NULL) {
+		free(srv);
 		say(err, errlen, "out of memory");
 		return NULL;
 	}
 	srv->ctx = ctx_build(set, err, errlen);
 	if (srv->ctx == NULL) {
+		tls_queue_method_drop(srv->queues);
 		free(srv);
 		return NULL;
 	}
@@ -240,5 +242,6 @@ void tls_server_free(struct tls_server *srv)
 	if (srv == NULL)
 		return;
 	SSL_CTX_free(srv->ctx);
+	tls_queue_method_drop(srv->queues);
 	free(srv);
 }
