@@ -1,0 +1,107 @@
+/*
+ * fuzz_mail_params.c - libFuzzer target for the MAIL FROM / RCPT TO
+ * argument parser in smtp/command.c: the path (quoting, source routes,
+ * address literals, length limits) and the ESMTP parameters (SIZE=,
+ * BODY=; anything else is 555). The input is the argument after
+ * "MAIL FROM:" / "RCPT TO:"; both parsers, and smtp_parse_helo, see it.
+ *
+ * Checks besides the sanitizers: an accepted path is a NUL-terminated
+ * ASCII string without control or shell characters (` $ | &, CVE-2020-7247)
+ * that parses again as "<addr>" to itself; MAIL and RCPT agree on paths
+ * (but RCPT's bare postmaster and MAIL's null path and parameters); a
+ * refusal carries one of the documented codes and a text.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp/smtp.h"
+
+/* check_path - what every accepted path must look like. */
+static void check_path(const struct smtp_path *p)
+{
+	if (p->len >= SMTP_PATH_MAX - 1 || strlen(p->addr) != p->len)
+		abort();
+	if (p->null_path && (p->len != 0 || p->had_route))
+		abort();
+	if (!p->null_path && p->len == 0)
+		abort();
+	for (size_t i = 0; i < p->len; i++) {
+		unsigned char c = (unsigned char)p->addr[i];
+
+		if (c < 0x20 || c >= 0x7f || strchr("`$|&", c) != NULL)
+			abort();
+	}
+}
+
+/* check_error - a refusal names a documented reply. */
+static void check_error(const struct smtp_parse_error *e)
+{
+	if ((e->code != 501 && e->code != 553 && e->code != 555) ||
+	    e->enhanced == NULL || e->text == NULL || e->text[0] == '\0')
+		abort();
+}
+
+/* reparse - "<addr>" must give addr back, without a route. */
+static void reparse(const struct smtp_path *p, bool mail)
+{
+	char arg[SMTP_PATH_MAX + 2];
+	struct smtp_path again;
+	struct smtp_mail_params params;
+	struct smtp_parse_error err;
+	int n = snprintf(arg, sizeof(arg), "<%s>", p->addr);
+	int rc = mail ? smtp_parse_mail_from(arg, (size_t)n, &again, &params, &err)
+		      : smtp_parse_rcpt_to(arg, (size_t)n, &again, &err);
+
+	if (rc != 0 || again.len != p->len || strcmp(again.addr, p->addr) != 0 ||
+	    again.had_route || again.null_path != p->null_path)
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *arg = (const char *)data;
+	struct smtp_path mpath, rpath;
+	struct smtp_mail_params params;
+	struct smtp_parse_error merr, rerr;
+	int mrc, rrc;
+
+	mrc = smtp_parse_mail_from(arg, size, &mpath, &params, &merr);
+	rrc = smtp_parse_rcpt_to(arg, size, &rpath, &rerr);
+	(void)smtp_parse_helo(arg, size);
+
+	if (mrc == 0) {
+		check_path(&mpath);
+		if (!params.has_size && params.size != 0)
+			abort();
+		if (params.body != SMTP_BODY_UNSPECIFIED && params.body != SMTP_BODY_7BIT &&
+		    params.body != SMTP_BODY_8BITMIME)
+			abort();
+		reparse(&mpath, true);
+	} else if (mrc == -1) {
+		check_error(&merr);
+	} else {
+		abort();
+	}
+	if (rrc == 0) {
+		check_path(&rpath);
+		if (rpath.null_path)
+			abort();
+		reparse(&rpath, false);
+	} else if (rrc == -1) {
+		check_error(&rerr);
+	} else {
+		abort();
+	}
+
+	/* The same path means the same thing to MAIL and RCPT. */
+	if (rrc == 0 && strcasecmp(rpath.addr, "postmaster") != 0 &&
+	    (mrc != 0 || strcmp(mpath.addr, rpath.addr) != 0 || mpath.had_route != rpath.had_route))
+		abort();
+	if (mrc == 0 && !mpath.null_path && !params.has_size &&
+	    params.body == SMTP_BODY_UNSPECIFIED &&
+	    (rrc != 0 || strcmp(mpath.addr, rpath.addr) != 0))
+		abort();
+	return 0;
+}
