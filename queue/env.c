@@ -25,6 +25,8 @@
  * half-opened environment behind on error, or touch global state.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,52 @@ static void env_defaults(struct queue_options *opt)
 		opt->stats_keep_days = QUEUE_DEFAULT_STATS_KEEP;
 }
 
+/*
+ * env_prealloc - gives every Berkeley DB region file in the spool its
+ * disk blocks now. The regions (lock table, log buffer, page cache) are
+ * __db.NNN files that Berkeley DB maps into memory and grows on demand
+ * as sparse files: a page touched for the first time needs a new block,
+ * and on a full filesystem the kernel answers with SIGBUS. mtad died of
+ * it as soon as the spool filled up (t/80-disk-full.t). fallocate() on
+ * the whole length each file is mapped with (from /proc/self/maps; the
+ * file size Berkeley DB manages is kept) turns that into nothing later:
+ * blocks are taken here or never. When it fails (the disk is full
+ * already, or the filesystem has no fallocate) the regions stay as they
+ * were, sparse: logged, not fatal, since refusing to start would also
+ * stop the deliveries that free space.
+ */
+static void env_prealloc(const struct queue *q)
+{
+	char spool[PATH_MAX], line[PATH_MAX + 256];
+	size_t dirlen;
+	FILE *maps;
+
+	if (realpath(q->spool, spool) == NULL || (maps = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	dirlen = strlen(spool);
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		unsigned long long start, end, offset;
+		char *path = strchr(line, '/');
+		int fd, rc;
+
+		if (path == NULL || sscanf(line, "%llx-%llx %*s %llx", &start, &end, &offset) != 3)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		if (strncmp(path, spool, dirlen) != 0 || strncmp(path + dirlen, "/__db.", 6) != 0 ||
+		    strchr(path + dirlen + 1, '/') != NULL)
+			continue;
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+			continue;
+		rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)(end - start));
+		if (rc != 0 && errno != EOPNOTSUPP)
+			mtad_log(MTAD_LOG_WARNING, "queue: cannot reserve %llu MB of disk for %s "
+				 "(%s): a full spool filesystem may crash mtad with SIGBUS",
+				 (end - start) >> 20, path, strerror(errno));
+		close(fd);
+	}
+	fclose(maps);
+}
+
 /* env_start - creates, configures and opens the environment and databases. */
 static int env_start(struct queue *q, const char **what)
 {
@@ -155,6 +203,7 @@ static int env_start(struct queue *q, const char **what)
 	*what = "open environment";
 	if ((rc = q->env->open(q->env, q->opt.spool_directory, flags, 0600)) != 0)
 		return rc;
+	env_prealloc(q);
 	*what = "open envelope.db";
 	if ((rc = env_open_db(q->env, &q->envelope, "envelope.db", 0)) != 0)
 		return rc;
