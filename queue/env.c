@@ -259,24 +259,48 @@ struct queue *queue_open(const struct queue_options *opt, char *err, size_t errl
 	return q;
 }
 
+/* env_close_db - closes one database handle (if open); true when that failed. */
+static bool env_close_db(DB *db, const char *name)
+{
+	if (db == NULL || db->close(db, 0) == 0)
+		return false;
+	mtad_log(MTAD_LOG_WARNING, "queue: closing %s failed", name);
+	return true;
+}
+
 /* queue_close - see queue.h; stops a running writer first. */
 void queue_close(struct queue *q)
 {
+	bool failed = false;
+
 	if (q == NULL)
 		return;
 	if (q->writer != NULL)
 		queue_writer_stop(q);
 	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
 	/* The secondary goes before its primary. */
-	if (q->schedule != NULL && q->schedule->close(q->schedule, 0) != 0)
-		mtad_log(MTAD_LOG_WARNING, "queue: closing schedule.db failed");
-	if (q->stats != NULL && q->stats->close(q->stats, 0) != 0)
-		mtad_log(MTAD_LOG_WARNING, "queue: closing stats.db failed");
-	if (q->body != NULL && q->body->close(q->body, 0) != 0)
-		mtad_log(MTAD_LOG_WARNING, "queue: closing body.db failed");
-	if (q->envelope != NULL && q->envelope->close(q->envelope, 0) != 0)
-		mtad_log(MTAD_LOG_WARNING, "queue: closing envelope.db failed");
-	if (q->env != NULL && q->env->close(q->env, 0) != 0)
+	failed |= env_close_db(q->schedule, "schedule.db");
+	failed |= env_close_db(q->stats, "stats.db");
+	failed |= env_close_db(q->body, "body.db");
+	failed |= env_close_db(q->envelope, "envelope.db");
+	/*
+	 * A database that cannot be closed could not write its pages (a
+	 * full disk, an I/O error): their contents are only in the log, and
+	 * a page may be half written, which Berkeley DB then refuses to open
+	 * ("file size not a multiple of the pagesize": mtad could not start
+	 * again even once the disk had room). Closing the environment would
+	 * make the next opener trust the files as they are. Left open, it is
+	 * what a crash leaves: the next opener finds this process dead in
+	 * __db.register and runs recovery, which rewrites the pages from the
+	 * log (t/80-disk-full.t). Only in mtad (the process that ran the
+	 * writer): an mtaq fails to close on mtad's dirty pages in the shared
+	 * cache, and a recovery it caused would pull the environment from
+	 * under the running mtad.
+	 */
+	if (failed && q->env != NULL && q->wrote)
+		mtad_log(MTAD_LOG_ERROR, "queue: the databases could not be written at close; "
+			 "leaving the environment to recovery at the next start");
+	else if (q->env != NULL && q->env->close(q->env, 0) != 0)
 		mtad_log(MTAD_LOG_WARNING, "queue: closing the environment failed");
 	free(q->spool);
 	free(q);

@@ -43,6 +43,7 @@ struct queue {
 	struct queue_options opt;	/* spool_directory points at spool */
 	char *spool;
 	struct queue_writer *writer;	/* NULL unless queue_writer_start ran */
+	bool wrote;		/* queue_writer_start ran: this is mtad (see queue_close) */
 	/* Loop thread: counters added since the last flush (NULL: none). */
 	struct queue_stats_table *stats_pending;
 	/* Written by the writer thread, read by queue_writer_stats anywhere. */

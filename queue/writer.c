@@ -714,6 +714,7 @@ int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errle
 		return -1;
 	}
 	q->writer = w;
+	q->wrote = true;
 	return 0;
 }
 
