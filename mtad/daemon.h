@@ -21,7 +21,8 @@ struct conn;
 struct ip_count;
 
 struct listener {
-	uv_tcp_t tcp;
+	uv_poll_t poll;		/* the listening socket is readable: accept (listen.c) */
+	int fd;			/* the listening socket; -1 once closed */
 	struct daemon *d;
 	const struct mtad_listen *cfg;	/* role: starttls, tls, submission */
 	char name[80];		/* "127.0.0.1:2525", "[::1]:2525" */
@@ -44,6 +45,11 @@ struct daemon {
 
 	struct conn *conns;		/* every open connection */
 	unsigned nconns;
+	unsigned conn_fd_capacity;	/* connections the descriptor limit has room for */
+	uv_timer_t accept_timer;	/* ends a pause in accepting (EMFILE, ENFILE) */
+	bool accept_timer_open;
+	bool accept_paused;
+	uint64_t accept_warned;		/* uv_now() of the last "out of descriptors" line */
 	struct ip_count *per_ip[IP_BUCKETS];	/* connections per client address */
 	/* Read buffers shared by all connections: each read is used up in
 	 * its callback, before the loop reads anything else. */

@@ -1,8 +1,8 @@
 /*
  * listen.c - the listeners and the plain TCP transport under each SMTP
- * session: accepting, connection limits (total and per client IP),
- * reading into the session's buffer, writing its replies, and closing
- * politely.
+ * session: accepting, connection limits (total, per client IP, and what
+ * the descriptor limit has room for), reading into the session's buffer,
+ * writing its replies, and closing politely.
  *
  * With TLS (implicit, or after STARTTLS) the same transport moves
  * ciphertext and runs it through a tls_conn from tls/; the session above
@@ -11,13 +11,17 @@
  * Must not block and must not trust the peer: writes that the client
  * does not read are bounded (reading stops until they drain), a TLS
  * handshake has a deadline, and a closing connection gets a few seconds
- * to take our last reply before it is dropped.
+ * to take our last reply before it is dropped. Must not spin or drop
+ * waiting clients when out of descriptors: accepting pauses instead.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "mtad/daemon.h"
 
@@ -58,6 +62,10 @@ struct write_req {
 	size_t len;
 	char data[];
 };
+
+static void accept_resume(struct daemon *d);
+static void listener_readable(uv_poll_t *p, int status, int events);
+static void listener_closed(uv_handle_t *h);
 
 /* ---- connections per client address ---- */
 
@@ -385,6 +393,7 @@ static void conn_handle_closed(uv_handle_t *h)
 		c->next->prev = c->prev;
 	d->nconns--;
 	free(c);
+	accept_resume(d);	/* if out of descriptors: one is free now */
 	if (d->stopping && d->nconns == 0)
 		daemon_connections_gone(d);
 }
@@ -458,19 +467,6 @@ static void conn_close(void *ctx)
 
 /* ---- accepting ---- */
 
-/* conn_peer - the client's address as text. */
-static int conn_peer(struct conn *c, char *ip, size_t iplen)
-{
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-		return -1;
-	if (ss.ss_family == AF_INET6)
-		return uv_ip6_name((struct sockaddr_in6 *)&ss, ip, iplen);
-	return uv_ip4_name((struct sockaddr_in *)&ss, ip, iplen);
-}
-
 /* conn_refuse - over a limit: a 421 without reading anything, then close. */
 static void conn_refuse(struct conn *c, const char *ip, const char *why)
 {
@@ -493,6 +489,10 @@ static bool conn_admit(struct conn *c, const char *ip)
 
 	if (d->nconns > d->cfg.max_connections) {
 		conn_refuse(c, ip, "too many connections");
+		return false;
+	}
+	if (d->nconns > d->conn_fd_capacity) {
+		conn_refuse(c, ip, "too many connections (descriptor limit)");
 		return false;
 	}
 	e = ip_find(d, ip, true);
@@ -570,25 +570,173 @@ static struct conn *conn_new(struct listener *l)
 	return c;
 }
 
-static void listener_connection(uv_stream_t *server, int status)
-{
-	struct listener *l = server->data;
-	char ip[INET6_ADDRSTRLEN];
-	struct conn *c;
+/*
+ * ---- the listening sockets ----
+ *
+ * mtad accepts by itself (a uv_poll_t on the listening socket, then
+ * accept4) rather than through uv_listen: when the process is out of
+ * descriptors libuv's uv_listen silently accepts and closes whatever
+ * waits (or, once its spare descriptor is gone, calls back with EMFILE
+ * in a loop that never returns). Here EMFILE and ENFILE pause accepting
+ * on every listener, with one log line, until a connection closes or
+ * ACCEPT_PAUSE_MS pass; clients wait in the kernel's backlog meanwhile.
+ * Normally it does not come to that: conn_admit refuses with 421 the
+ * connections the descriptor limit has no room for (main.c).
+ */
+#define ACCEPT_BATCH 64		/* accepts per wake-up; then the loop does other work */
+#define ACCEPT_PAUSE_MS 1000	/* the longest pause after EMFILE/ENFILE */
+#define ACCEPT_WARN_MS 10000	/* at most one "out of descriptors" line per this */
 
-	if (status != 0) {
-		mtad_log(MTAD_LOG_WARNING, "accept on %s: %s", l->name, uv_strerror(status));
+/* accept_resume - listen again (after a pause); a stopping daemon stays deaf. */
+static void accept_resume(struct daemon *d)
+{
+	if (!d->accept_paused || d->stopping)
+		return;
+	d->accept_paused = false;
+	if (uv_timer_stop(&d->accept_timer) != 0)
+		mtad_log(MTAD_LOG_WARNING, "cannot stop the accept pause timer");
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		struct listener *l = &d->listeners[i];
+		int r = uv_poll_start(&l->poll, UV_READABLE, listener_readable);
+
+		if (r != 0)
+			mtad_log(MTAD_LOG_WARNING, "listen %s: cannot accept again: %s",
+				 l->name, uv_strerror(r));
+	}
+}
+
+static void accept_pause_over(uv_timer_t *t)
+{
+	accept_resume(t->data);
+}
+
+/* accept_pause - no descriptors: stop accepting on every listener for a while. */
+static void accept_pause(struct listener *l, int err)
+{
+	struct daemon *d = l->d;
+	uint64_t now = uv_now(d->loop);
+
+	if (d->accept_paused)
+		return;
+	if (d->accept_warned == 0 || now - d->accept_warned >= ACCEPT_WARN_MS) {
+		mtad_log(MTAD_LOG_WARNING, "accept on %s: %s with %u connections open: "
+			 "new connections wait until one closes", l->name, strerror(err),
+			 d->nconns);
+		d->accept_warned = now ? now : 1;
+	}
+	for (size_t i = 0; i < d->nlisteners; i++)
+		if (uv_poll_stop(&d->listeners[i].poll) != 0)
+			mtad_log(MTAD_LOG_WARNING, "listen %s: cannot pause", d->listeners[i].name);
+	d->accept_paused = true;
+	if (uv_timer_start(&d->accept_timer, accept_pause_over, ACCEPT_PAUSE_MS, 0) != 0)
+		accept_resume(d);	/* no timer: better a busy loop than a deaf server */
+}
+
+/* sockaddr_ip - the client's address as text; 0, or -1. */
+static int sockaddr_ip(const struct sockaddr_storage *ss, char *ip, size_t iplen)
+{
+	if (ss->ss_family == AF_INET6)
+		return uv_ip6_name((const struct sockaddr_in6 *)ss, ip, iplen);
+	if (ss->ss_family == AF_INET)
+		return uv_ip4_name((const struct sockaddr_in *)ss, ip, iplen);
+	return -1;
+}
+
+/* listener_take - an accepted socket becomes a connection (or is closed). */
+static void listener_take(struct listener *l, int fd, const struct sockaddr_storage *ss)
+{
+	char ip[INET6_ADDRSTRLEN];
+	struct conn *c = conn_new(l);
+
+	if (!c) {
+		if (close(fd) != 0)
+			mtad_log(MTAD_LOG_WARNING, "close: %s", strerror(errno));
 		return;
 	}
-	if (l->d->stopping || !(c = conn_new(l)))
+	if (uv_tcp_open(&c->tcp, fd) != 0) {
+		if (close(fd) != 0)
+			mtad_log(MTAD_LOG_WARNING, "close: %s", strerror(errno));
+		c->closing = true;
+		conn_finish(c);
 		return;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || conn_peer(c, ip, sizeof(ip)) != 0) {
+	}
+	if (sockaddr_ip(ss, ip, sizeof(ip)) != 0) {
 		c->closing = true;
 		conn_finish(c);
 		return;
 	}
 	if (conn_admit(c, ip))
 		conn_start_session(c, ip);
+}
+
+/* listener_readable - connections are waiting: accept a batch of them. */
+static void listener_readable(uv_poll_t *p, int status, int events)
+{
+	struct listener *l = p->data;
+
+	(void)events;
+	if (status != 0) {
+		mtad_log(MTAD_LOG_WARNING, "listen %s: %s", l->name, uv_strerror(status));
+		accept_pause(l, EIO);
+		return;
+	}
+	for (int i = 0; i < ACCEPT_BATCH && !l->d->stopping && !l->d->accept_paused; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			listener_take(l, fd, &ss);
+			continue;
+		}
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return;
+		case EINTR: case ECONNABORTED: case EPROTO: case EPERM:
+		case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
+		case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+			continue;	/* that client's problem (accept(2) NOTES) */
+		default:
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or worse: retrying
+			 * at once would spin the loop. */
+			accept_pause(l, errno);
+			return;
+		}
+	}
+}
+
+/* listener_closed - the poll handle is gone: now the socket may be closed. */
+static void listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+
+	if (l->fd >= 0 && close(l->fd) != 0)
+		mtad_log(MTAD_LOG_WARNING, "close %s: %s", l->name, strerror(errno));
+	l->fd = -1;
+}
+
+/* listener_socket - a non-blocking listening socket on ss; the fd, or -errno. */
+static int listener_socket(const struct sockaddr_storage *ss, bool v6)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), e, on = 1;
+
+	if (fd < 0)
+		return -errno;
+	/* As uv_tcp_bind did: a restart binds at once despite TIME_WAIT,
+	 * and [::] does not take the IPv4 port as well. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+	    bind(fd, (const struct sockaddr *)ss,
+		 v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
+	    listen(fd, 511) != 0) {
+		e = errno;
+		(void)close(fd);	/* the error that matters is e */
+		return -e;
+	}
+	return fd;
 }
 
 /* listener_bind - one configured address: bind and listen. */
@@ -599,24 +747,28 @@ static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *
 	bool v6 = strchr(cfg->address, ':') != NULL;
 	int r;
 
+	memset(&ss, 0, sizeof(ss));
 	if (v6)
 		r = uv_ip6_addr(cfg->address, cfg->port, (struct sockaddr_in6 *)&ss);
 	else
 		r = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&ss);
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%d" : "%s:%d", cfg->address, cfg->port);
-	if (r == 0)
-		r = uv_tcp_init(d->loop, &l->tcp);
+	if (r == 0 && (l->fd = listener_socket(&ss, v6)) < 0)
+		r = uv_translate_sys_error(-l->fd);
+	if (r == 0 && (r = uv_poll_init_socket(d->loop, &l->poll, l->fd)) != 0) {
+		(void)close(l->fd);	/* reported below */
+		l->fd = -1;
+	}
 	if (r != 0) {
+		l->fd = -1;
 		snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
 		return -1;
 	}
 	l->d = d;
 	l->cfg = cfg;
-	l->tcp.data = l;
+	l->poll.data = l;
 	d->nlisteners++;	/* from here on the handle must be closed */
-	r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, v6 ? UV_TCP_IPV6ONLY : 0);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&l->tcp, 511, listener_connection);
+	r = uv_poll_start(&l->poll, UV_READABLE, listener_readable);
 	if (r != 0) {
 		snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
 		return -1;
@@ -628,20 +780,29 @@ static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *
 /* listen_start - binds every configured listener. */
 int listen_start(struct daemon *d, char *err, size_t errlen)
 {
+	int r = uv_timer_init(d->loop, &d->accept_timer);
+
+	if (r != 0) {
+		snprintf(err, errlen, "accept timer: %s", uv_strerror(r));
+		return -1;
+	}
+	d->accept_timer.data = d;
+	d->accept_timer_open = true;
 	for (size_t i = 0; i < d->cfg.nlisten; i++)
 		if (listener_bind(d, &d->cfg.listen[i], err, errlen) != 0)
 			return -1;
 	return 0;
 }
-
 /* listen_stop - stop accepting; every session says 421 and closes. */
 void listen_stop(struct daemon *d)
 {
 	struct conn *c, *next;
 
 	for (size_t i = 0; i < d->nlisteners; i++)
-		if (!uv_is_closing((uv_handle_t *)&d->listeners[i].tcp))
-			uv_close((uv_handle_t *)&d->listeners[i].tcp, NULL);
+		if (!uv_is_closing((uv_handle_t *)&d->listeners[i].poll))
+			uv_close((uv_handle_t *)&d->listeners[i].poll, listener_closed);
+	if (d->accept_timer_open && !uv_is_closing((uv_handle_t *)&d->accept_timer))
+		uv_close((uv_handle_t *)&d->accept_timer, NULL);
 	for (c = d->conns; c; c = next) {
 		next = c->next;
 		if (c->session && !c->closing)

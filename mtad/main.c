@@ -9,20 +9,30 @@
  * writer finishes what it was given, and mtad exits 0. A second mtad on
  * the same spool is refused (a lock file), because the queue writer
  * assumes it is the only one creating messages there.
+ *
+ * At start mtad raises its descriptor limit as far as the system lets
+ * it and says in the log how many connections that leaves room for;
+ * it must not pretend to serve max_connections when it cannot.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "mtad/daemon.h"
 
 #define DEFAULT_CONFIG "/etc/mtad/mtad.conf"
+/* Descriptors besides client connections and deliveries: standard
+ * streams, the loop, listeners, queue files and logs, DNS, SASL (about
+ * 25 at start with three listeners), with room to spare. */
+#define FD_RESERVE 64
 
 /* usage - the --help text. */
 static void usage(FILE *out)
@@ -53,6 +63,95 @@ static int daemon_lock(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/* nr_open - the kernel's ceiling for any process's descriptor limit, 0 if unknown. */
+static rlim_t nr_open(void)
+{
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+	unsigned long long n = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &n) != 1)
+		n = 0;
+	if (fclose(f) != 0)
+		n = 0;
+	return (rlim_t)n;
+}
+
+/*
+ * fd_raise - soft limit to the hard limit; when the hard limit is below
+ * need, first try to raise it (root, or CAP_SYS_RESOURCE) to need, but
+ * never past the kernel's nr_open. Returns the soft limit in force.
+ */
+static rlim_t fd_raise(rlim_t need, rlim_t *was)
+{
+	struct rlimit rl, up;
+	rlim_t ceiling = nr_open();
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		mtad_log(MTAD_LOG_WARNING, "getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+		*was = 0;
+		return 0;
+	}
+	*was = rl.rlim_cur;
+	if (ceiling > 0 && need > ceiling)
+		need = ceiling;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		up.rlim_cur = up.rlim_max = need;
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return need;
+		/* EPERM without privilege: the hard limit stays, say so below. */
+		if (errno != EPERM)
+			mtad_log(MTAD_LOG_WARNING, "raising the hard descriptor limit to %llu: %s",
+				 (unsigned long long)need, strerror(errno));
+	}
+	up = rl;
+	up.rlim_cur = rl.rlim_max;
+	/* An unlimited hard limit still stops at nr_open for the soft one. */
+	if (rl.rlim_max == RLIM_INFINITY || (ceiling > 0 && rl.rlim_max > ceiling))
+		up.rlim_cur = ceiling > 0 ? ceiling : need;
+	if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) != 0) {
+		mtad_log(MTAD_LOG_WARNING, "raising the descriptor limit to %llu: %s",
+			 (unsigned long long)up.rlim_cur, strerror(errno));
+		return rl.rlim_cur;
+	}
+	return up.rlim_cur > rl.rlim_cur ? up.rlim_cur : rl.rlim_cur;
+}
+
+/*
+ * daemon_fd_limit - raises the descriptor limit for max_connections
+ * (plus deliveries and FD_RESERVE) and sets d->conn_fd_capacity, the
+ * client connections it leaves room for; listen.c refuses more with
+ * 421 instead of running into EMFILE. At start it logs the limit; at
+ * start and on reload it warns when max_connections does not fit.
+ */
+static void daemon_fd_limit(struct daemon *d, bool at_start)
+{
+	rlim_t reserve = (rlim_t)d->cfg.delivery_concurrency + FD_RESERVE;
+	rlim_t need = (rlim_t)d->cfg.max_connections + reserve, was, limit;
+
+	limit = fd_raise(need, &was);
+	if (limit == 0) {
+		d->conn_fd_capacity = d->cfg.max_connections;	/* unknown: trust the config */
+		return;
+	}
+	d->conn_fd_capacity = limit <= reserve ? 0
+			    : limit - reserve > UINT_MAX ? UINT_MAX : (unsigned)(limit - reserve);
+	if (at_start && limit != was)
+		mtad_log(MTAD_LOG_INFO, "descriptor limit %llu (raised from %llu), "
+			 "room for %u connections", (unsigned long long)limit,
+			 (unsigned long long)was, d->conn_fd_capacity);
+	else if (at_start)
+		mtad_log(MTAD_LOG_INFO, "descriptor limit %llu, room for %u connections",
+			 (unsigned long long)limit, d->conn_fd_capacity);
+	if (d->conn_fd_capacity < d->cfg.max_connections)
+		mtad_log(MTAD_LOG_WARNING, "descriptor limit %llu is too low for "
+			 "max_connections = %u: at most %u connections will be served; "
+			 "raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to %llu",
+			 (unsigned long long)limit, d->cfg.max_connections,
+			 d->conn_fd_capacity, (unsigned long long)need);
 }
 
 /* daemon_connections_gone - the last session of a stop has closed. */
@@ -157,6 +256,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
 	smtp_server_policy_update(&d->smtp);
+	daemon_fd_limit(d, false);	/* max_connections may have grown */
 	if (d->deliver)
 		smtp_deliver_reload(d->deliver);
 	mtad_log(MTAD_LOG_INFO, "reload: configuration %s loaded (helo_policy = %s)",
@@ -265,6 +365,7 @@ static int daemon_run(struct daemon *d)
 	char err[2 * MTAD_PATH_MAX] = "";
 	int status = 1;
 
+	daemon_fd_limit(d, true);
 	if (daemon_open_security(d, err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
 	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
