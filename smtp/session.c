@@ -359,7 +359,14 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 	} else {
 		mtad_log(MTAD_LOG_WARNING, "%s: queue commit failed: %s", s->qid,
 			 errmsg ? errmsg : "unknown error");
-		session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		/* A full spool is RFC 5321's "insufficient system storage"
+		 * (452, allowed after DATA) and RFC 3463's X.3.1 "mail system
+		 * full": the client knows to retry later, maybe elsewhere
+		 * (t/80-disk-full.t). Any other failure is a local error. */
+		if (status == ENOSPC)
+			session_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+		else
+			session_reply(s, 451, "4.3.0", "Error: queue file write error");
 	}
 	session_reset_transaction(s);
 	session_resume(s, STATE_COMMAND);
