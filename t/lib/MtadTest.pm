@@ -675,4 +675,155 @@ sub _expect_reply {
 	return $got // '';
 }
 
+# ---- fault injection (t/8N-*.t) ----
+
+# try_start(prefix => [ARGV...], timeout => SECS) - start(), but mtad
+# runs under PREFIX (e.g. valgrind) when given, the wait for its
+# greeting is TIMEOUT (default $START_TIMEOUT), and a mtad that exits
+# during start-up is no error: returns 1 when it greets, 0 when it
+# exited (its wait status in $self->{exit_status}). One that neither
+# greets nor exits in time is stopped and the test dies, as in start().
+sub try_start {
+	my ($self, %o) = @_;
+	croak "mtad already running" if $self->{pid};
+	my @prefix = @{ $o{prefix} // [] };
+	my $pid = fork // croak "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $self->log_path or _exit(126);
+		open STDERR, '>&', \*STDOUT or _exit(126);
+		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
+	}
+	$self->{pid} = $pid;
+	$live{"$self"} = $self;
+	delete $self->{exit_status};
+	my $deadline = time + ($o{timeout} // $START_TIMEOUT);
+	while (time < $deadline) {
+		if (waitpid($pid, WNOHANG) == $pid) {
+			$self->{exit_status} = $self->_reaped;
+			return 0;
+		}
+		my $s = $self->implicit_tls(0)
+			? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
+					       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
+			: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+						PeerPort => $self->{port}, Timeout => 5);
+		if ($s) {
+			my $g = $self->read_reply($s, 30);
+			if (defined $g && $g =~ /^220 /) {
+				print $s "QUIT\r\n";
+				$self->read_reply($s, 30);
+				close $s;
+				return 1;
+			}
+			close $s;
+		}
+		sleep 0.1;
+	}
+	$self->stop;
+	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within "
+		. ($o{timeout} // $START_TIMEOUT) . "s");
+}
+
+# set_config(KEY => VALUE, ...) - changes (or adds) settings in
+# mtad.conf for the next start; VALUE undef removes the key.
+sub set_config {
+	my ($self, %kv) = @_;
+	my $conf = slurp($self->conf_path);
+	for my $k (sort keys %kv) {
+		$conf =~ s/^\Q$k\E = [^\n]*\n//mg;
+		$conf .= "$k = $kv{$k}\n" if defined $kv{$k};
+	}
+	open my $fh, '>', $self->conf_path or croak "write config: $!";
+	print $fh $conf;
+	close $fh;
+}
+
+# rss_kb - mtad's resident set size (VmRSS, kB) now; undef if unknown.
+sub rss_kb {
+	my ($self) = @_;
+	my $pid = $self->{pid} or return undef;
+	my $st = slurp("/proc/$pid/status");
+	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
+}
+
+# nofile_limit - this process's RLIMIT_NOFILE soft limit (undef: unknown).
+sub nofile_limit {
+	my $l = slurp('/proc/self/limits');
+	return $l =~ /^Max open files\s+(\d+|unlimited)\s/m ? ($1 eq 'unlimited' ? 1 << 30 : $1) : undef;
+}
+
+# raise_nofile(N) - raises this process's RLIMIT_NOFILE to at least N
+# when it can (prlimit(1); above the hard limit only as root), so it and
+# the mtad it starts next can hold N descriptors. Returns the soft limit
+# in force afterwards.
+sub raise_nofile {
+	my ($want) = @_;
+	my $l = slurp('/proc/self/limits');
+	my ($soft, $hard) = $l =~ /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m
+		or return undef;
+	$_ = $_ eq 'unlimited' ? 1 << 30 : $_ for $soft, $hard;
+	return $soft if $soft >= $want;
+	my $new_hard = $hard >= $want ? $hard : $> == 0 ? $want : $hard;
+	my $new_soft = $want < $new_hard ? $want : $new_hard;
+	run('prlimit', '--pid', $$, "--nofile=$new_soft:$new_hard");
+	return nofile_limit();
+}
+
+# mount_tmpfs(DIR, SIZE) - mounts a tmpfs of SIZE (e.g. '96m') on DIR,
+# unmounted at exit (after the mtads of this process are stopped), also
+# when the test dies. Returns undef on success, else why not (not root,
+# no mount permission in a container...): a reason to skip.
+my @mounts;
+sub mount_tmpfs {
+	my ($dir, $size) = @_;
+	return 'mounting needs root' if $> != 0;
+	my ($rc, $out, $err) = run('mount', '-t', 'tmpfs', '-o', "size=$size,mode=0700",
+				   'tmpfs', $dir);
+	return "mount -t tmpfs failed: " . ($err =~ s/\s+\z//r || "exit $rc") if $rc != 0;
+	push @mounts, { dir => $dir, owner => $$ };
+	return undef;
+}
+
+# umount_all - stops this process's mtads (showing their logs when the
+# test is failing, as the END block below does) and unmounts what
+# mount_tmpfs mounted; lazily when a plain umount is refused.
+sub umount_all {
+	my @mine = grep { $_->{owner} == $$ } @mounts or return;
+	for my $m (values %live) {
+		next if $$ != $m->{owner};
+		if (!Test::More->builder->is_passing) {
+			my @log = split /\n/, $m->log_text;
+			splice @log, 0, @log - 60 if @log > 60;
+			Test::More::diag("--- last lines of mtad.log\n" . join("\n", @log) . "\n---");
+		}
+		$m->stop;
+	}
+	for my $mt (reverse @mine) {
+		my ($rc) = run('umount', $mt->{dir});
+		($rc) = run('umount', '-l', $mt->{dir}) if $rc != 0;
+		Test::More::diag("could not unmount $mt->{dir}") if $rc != 0;
+	}
+	@mounts = grep { $_->{owner} != $$ } @mounts;
+}
+
+# Runs before the END block above (END blocks run last-defined first):
+# the mounts go first, their mtads stopped beforehand.
+END {
+	my $exit = $?;
+	umount_all();
+	$? = $exit || ($unclean ? 1 : 0);
+}
+
+# valgrind_usable - why mtad cannot run under valgrind here (undef when
+# it can): valgrind missing, or a sanitizer build (ASAN and valgrind do
+# not mix).
+sub valgrind_usable {
+	my ($rc, $out) = run('valgrind', '--version');
+	return 'valgrind is not installed' if $rc != 0;
+	return 'an ASAN build ($MTAD_BUILD): valgrind cannot run it'
+		if $BUILD =~ /asan/ || (run('ldd', "$BUILD/mtad"))[1] =~ /lib[at]san/;
+	return undef;
+}
+
 1;
