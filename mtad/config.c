@@ -604,6 +604,14 @@ static int parse_line(struct parse_ctx *ctx, struct mtad_config *cfg, char *s)
 		return perr(ctx, "missing parameter name before \"=\"");
 	for (s = eq + 1; is_space(*s); s++)
 		;
+	/*
+	 * "key=#x" is no comment ('#' after '='), but the same line as
+	 * `mtad -n` prints it, "key = #x", is: refuse the value rather than
+	 * have it mean two things (found by t/fuzz/fuzz_config.c).
+	 */
+	if (*s == '#')
+		return perr(ctx, "value of %.*s starts with \"#\", which starts a comment "
+			    "after a blank", (int)(end - key), key);
 	return set_param(ctx, cfg, key, (size_t)(end - key), s);
 }
 

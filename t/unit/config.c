@@ -167,6 +167,11 @@ static void test_errors(struct tap *t)
 		{ "= 5\n", "etc/mtad.conf:1: missing parameter name before \"=\"" },
 		{ "# c\nmax_errors =\n", "etc/mtad.conf:2: empty value for max_errors" },
 		{ "max_errors = # nothing\n", "etc/mtad.conf:1: empty value for max_errors" },
+		/* t/fuzz/corpus/config/regress-value-hash: `mtad -n` printed it as a comment. */
+		{ "sasl_realm=#", "etc/mtad.conf:1: value of sasl_realm starts with \"#\", "
+		  "which starts a comment after a blank" },
+		{ "\ntls_ciphers\t=#x # c\n", "etc/mtad.conf:2: value of tls_ciphers starts with \"#\", "
+		  "which starts a comment after a blank" },
 		{ "Hostname = a.b\n", "etc/mtad.conf:1: unknown parameter \"Hostname\"" },
 		{ "max_errors = five\n", "etc/mtad.conf:1: bad number \"five\" for max_errors" },
 		{ "max_errors = -1\n", "etc/mtad.conf:1: bad number \"-1\" for max_errors" },
