@@ -86,12 +86,35 @@ static int env_spool(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * env_event - Berkeley DB's events. A panic (DB_RUNRECOVERY: another
+ * process ran recovery, e.g. an mtaq started after one was killed with
+ * SIGKILL, or a fatal I/O error) makes every later call fail: mtad then
+ * answers 451 to every message and cannot deliver until it is restarted
+ * (recovery runs at start). Berkeley DB repeats its own "PANIC" line on
+ * every call; this says once what it means (t/86-db-panic.t).
+ */
+static void env_event(DB_ENV *env, uint32_t event, void *info)
+{
+	struct queue *q = env->app_private;
+
+	(void)info;
+	if ((event != DB_EVENT_PANIC && event != DB_EVENT_REG_PANIC) || q == NULL ||
+	    atomic_exchange(&q->panicked, true))
+		return;
+	mtad_log(MTAD_LOG_ERROR, "queue: the Berkeley DB environment in %s needs recovery "
+		 "(DB_RUNRECOVERY): nothing can be queued, delivered or read until this "
+		 "process is restarted; restarting runs recovery", q->spool);
+}
+
 /* env_configure - sizes and policies; must precede DB_ENV->open. */
 static int env_configure(DB_ENV *env, const struct queue_options *opt)
 {
 	int rc;
 
 	env->set_errcall(env, env_dberr);
+	if ((rc = env->set_event_notify(env, env_event)) != 0)
+		return rc;
 	if ((rc = env->set_cachesize(env, (uint32_t)(opt->cache_size >> 30),
 				     (uint32_t)(opt->cache_size & ((1u << 30) - 1)), 1)) != 0 ||
 	    (rc = env->set_lg_bsize(env, (uint32_t)opt->log_buffer_size)) != 0 ||
@@ -197,6 +220,7 @@ static int env_start(struct queue *q, const char **what)
 	*what = "create environment";
 	if ((rc = db_env_create(&q->env, 0)) != 0)
 		return rc;
+	q->env->app_private = q;	/* for env_event */
 	*what = "configure environment";
 	if ((rc = env_configure(q->env, &q->opt)) != 0)
 		return rc;

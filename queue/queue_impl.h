@@ -53,6 +53,8 @@ struct queue {
 	 * the loop thread takes them into the statistics about once a second. */
 	_Atomic uint64_t sync_batches[QUEUE_SYNC_BUCKETS];
 	_Atomic uint64_t message_syncs;	/* the same syncs, never reset */
+	/* Berkeley DB reported a panic (env.c logs it once); any thread. */
+	_Atomic bool panicked;
 	/* Last error of a store.c call; only the thread using those calls
 	 * writes it (the writer thread keeps its errors in its jobs). */
 	char err[256];
