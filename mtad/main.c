@@ -380,8 +380,14 @@ static int daemon_run(struct daemon *d)
 		mtad_log(MTAD_LOG_INFO, "daemon started -- version %s, configuration %s",
 			 MTAD_VERSION, d->config_path);
 		status = 0;
+		/* From here on the loop writes its info lines once per
+		 * iteration, not one write(2) each (mtad/log.c). */
+		if (mtad_log_hold_start(d->loop) != 0)
+			mtad_log(MTAD_LOG_WARNING, "cannot gather log lines: writing each at once");
 	}
 	uv_run(d->loop, UV_RUN_DEFAULT);
+	mtad_log_hold_stop();
+	uv_run(d->loop, UV_RUN_DEFAULT);	/* closes the log's prepare handle */
 	return status;
 }
 
