@@ -35,6 +35,7 @@ enum param_type {
 	P_NETWORKS,	/* list of CIDR networks: relay_networks */
 	P_RULE,		/* helo_rule.NAME = on|off */
 	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
+	P_USER,		/* a login name, or empty: user */
 };
 
 /*
@@ -62,6 +63,11 @@ struct param {
 
 static const struct param params[] = {
 	{ "hostname", P_HOSTNAME, STR(hostname), NULL, 0, 0, 0 , NULL },
+	/* Postfix's mail_owner = postfix: a root start never stays root
+	 * unless the file says `user =` (mtad/privilege.c). */
+	{ "user", P_USER, STR(user), "mtad", 0, 0, 0, NULL },
+	{ "log", P_CHOICE, STR(log), "stderr", 0, 0, 0, "stderr|syslog" },
+	{ "syslog_socket", P_PATH, STR(syslog_socket), "/dev/log", 0, 0, 0, NULL },
 	{ "spool_directory", P_PATH, STR(spool_directory), "/var/spool/mtad", 0, 0, 0 , NULL },
 	{ "listen", P_LISTEN, OFF(listen), 0, NULL, 0, 0, 0 , NULL },
 	{ "message_size_limit", P_SIZE, OFF(message_size_limit), 0, NULL, 52428800, 1, TB , NULL },
@@ -184,6 +190,27 @@ static bool valid_hostname(const char *s)
 	return label > 0 && s[-1] != '-';
 }
 
+/*
+ * valid_user - a login name as useradd takes it (letters, digits, '_',
+ * '.', '-', not first '-', a final '$' for machine accounts), or empty.
+ */
+static bool valid_user(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return true;
+	if (s[0] == '-' || n > MTAD_USER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-' && !(c == '$' && i == n - 1))
+			return false;
+	}
+	return true;
+}
+
 /* parse_u64 - decimal digits with an optional K/M/G suffix (powers of 1024). */
 static int parse_u64(const char *s, bool suffix, uint64_t *out)
 {
@@ -247,7 +274,7 @@ static bool is_choice(const char *choices, const char *value)
 	return false;
 }
 
-/* set_string - P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, checked for syntax and length. */
+/* set_string - P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, P_USER, checked for syntax and length. */
 static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 		      const struct param *p, const char *value)
 {
@@ -257,6 +284,9 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return perr(ctx, "%s is too long (at most %zu characters)", p->name, p->size - 1);
 	if (p->type == P_HOSTNAME && !valid_hostname(value))
 		return perr(ctx, "bad hostname \"%s\"", value);
+	if (p->type == P_USER && !valid_user(value))
+		return perr(ctx, "bad user \"%s\" (a login name, or nothing: see `user` "
+			    "in mtad.conf(5))", value);
 	if (p->type == P_CHOICE && !is_choice(p->choices, value))
 		return perr(ctx, "bad %s \"%s\" (one of %s)", p->name, value, p->choices);
 	/* A relative spool would depend on the directory mtad starts in. */
@@ -547,7 +577,8 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p == NULL)
 		return perr(ctx, "unknown parameter \"%.*s\"", (int)keylen, key);
 	i = (size_t)(p - params);
-	if (*value == '\0')
+	/* `user =` (nothing) is a choice: stay the user mtad was started as. */
+	if (*value == '\0' && p->type != P_USER)
 		return perr(ctx, "empty value for %s", p->name);
 	if (p->type == P_LISTEN)
 		return add_listen(ctx, cfg, value);
@@ -798,7 +829,8 @@ void mtad_config_defaults(struct mtad_config *cfg)
 	for (p = params; p < params + NPARAMS; p++) {
 		if (p->type == P_HOSTNAME)
 			default_hostname(field(cfg, p), p->size);
-		else if (p->type == P_PATH || p->type == P_STRING || p->type == P_CHOICE)
+		else if (p->type == P_PATH || p->type == P_STRING || p->type == P_CHOICE ||
+			 p->type == P_USER)
 			snprintf(field(cfg, p), p->size, "%s", p->def_str);
 		else if (p->type == P_SIZE)
 			*(uint64_t *)field(cfg, p) = p->def_num;
@@ -874,8 +906,11 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	case P_PATH:
 	case P_STRING:
 	case P_CHOICE:
+	case P_USER:
+		/* An empty user prints as "user =", which reads back the same. */
 		if (strcmp(cfield(cfg, p), cfield(def, p)) != 0)
-			fprintf(out, "%s = %s\n", p->name, (const char *)cfield(cfg, p));
+			fprintf(out, "%s =%s%s\n", p->name, *(const char *)cfield(cfg, p) ? " " : "",
+				(const char *)cfield(cfg, p));
 		break;
 	case P_SIZE:
 		if (*(const uint64_t *)cfield(cfg, p) != *(const uint64_t *)cfield(def, p))

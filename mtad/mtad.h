@@ -24,6 +24,7 @@
 #define MTAD_MAX_LISTEN 16
 #define MTAD_HOSTNAME_MAX 255
 #define MTAD_PATH_MAX 1024
+#define MTAD_USER_MAX 32	/* useradd's limit for a login name */
 
 /* How a listener uses TLS. */
 enum mtad_listen_tls {
@@ -63,6 +64,11 @@ struct mtad_network {
  */
 struct mtad_config {
 	char hostname[MTAD_HOSTNAME_MAX + 1];
+	/* The account mtad switches to when started as root; "" = stay as
+	 * started (tests, `make run`). See mtad/privilege.c. */
+	char user[MTAD_USER_MAX + 1];
+	char log[8];			/* where log lines go: stderr or syslog */
+	char syslog_socket[108];	/* log = syslog: the daemon's socket (sun_path) */
 	char spool_directory[MTAD_PATH_MAX];
 	struct mtad_listen listen[MTAD_MAX_LISTEN];
 	size_t nlisten;

@@ -39,6 +39,9 @@ static void test_defaults(struct tap *t)
 	TAP_OK(t, c.db_cache_size == 67108864, "default db_cache_size");
 	TAP_OK(t, c.db_log_buffer_size == 1048576, "default db_log_buffer_size");
 	TAP_OK(t, c.checkpoint_interval == 60, "default checkpoint_interval");
+	TAP_OK(t, strcmp(c.user, "mtad") == 0, "default user mtad: a root start never stays root");
+	TAP_OK(t, strcmp(c.log, "stderr") == 0, "default log stderr");
+	TAP_OK(t, strcmp(c.syslog_socket, "/dev/log") == 0, "default syslog_socket /dev/log");
 }
 
 /* test_every_key - one file setting every key, read back field by field. */
@@ -261,6 +264,24 @@ static void test_errors(struct tap *t)
 		  "etc/mtad.conf:4: a submission listener needs AUTH, but sasl_mechanisms = none" },
 		{ "sasl_database = sasldb2\n",
 		  "etc/mtad.conf:1: sasl_database must be an absolute path: \"sasldb2\"" },
+		{ "user = -mtad\n",
+		  "etc/mtad.conf:1: bad user \"-mtad\" (a login name, or nothing: see `user` in mtad.conf(5))" },
+		{ "user = mail owner\n",
+		  "etc/mtad.conf:1: bad user \"mail owner\" (a login name, or nothing: see `user` in mtad.conf(5))" },
+		{ "user = mtad:mtad\n",
+		  "etc/mtad.conf:1: bad user \"mtad:mtad\" (a login name, or nothing: see `user` in mtad.conf(5))" },
+		{ "user = a$b\n",
+		  "etc/mtad.conf:1: bad user \"a$b\" (a login name, or nothing: see `user` in mtad.conf(5))" },
+		{ "user = abcdefghijklmnopqrstuvwxyz0123456\n",
+		  "etc/mtad.conf:1: user is too long (at most 32 characters)" },
+		{ "user =\nuser = mtad\n", "etc/mtad.conf:2: user is already set at line 1" },
+		{ "log = file\n", "etc/mtad.conf:1: bad log \"file\" (one of stderr|syslog)" },
+		{ "log =\n", "etc/mtad.conf:1: empty value for log" },
+		{ "syslog_socket = dev/log\n",
+		  "etc/mtad.conf:1: syslog_socket must be an absolute path: \"dev/log\"" },
+		{ "syslog_socket = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+		  "etc/mtad.conf:1: syslog_socket is too long (at most 107 characters)" },
 	};
 	struct mtad_config c;
 	char err[256];
@@ -433,6 +454,40 @@ static void test_print(struct tap *t)
 	free(out);
 }
 
+/* test_service_keys - user (may be empty), log, syslog_socket: parsed, printed, read back. */
+static void test_service_keys(struct tap *t)
+{
+	static const char *const users[] = { "nobody", "Debian-exim", "mail.owner", "_mtad", "host$" };
+	struct mtad_config c, back;
+	char err[256], text[128], *out;
+
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+		snprintf(text, sizeof(text), "user = %s\n", users[i]);
+		TAP_OK(t, parse(&c, text, err, sizeof(err)) == 0 && strcmp(c.user, users[i]) == 0,
+		       "user = %s (%s)", users[i], err);
+	}
+	TAP_OK(t, parse(&c, "user =\n", err, sizeof(err)) == 0 && c.user[0] == '\0',
+	       "user = (nothing): stay as started (%s)", err);
+	TAP_OK(t, parse(&c, "user = # stay root in a test\n", err, sizeof(err)) == 0 &&
+	       c.user[0] == '\0', "user = with only a comment is empty too (%s)", err);
+	TAP_OK(t, parse(&c, "user = mtad\nlog = stderr\nsyslog_socket = /dev/log\n",
+			err, sizeof(err)) == 0, "the defaults, spelt out (%s)", err);
+	out = capture(&c);
+	TAP_OK(t, out && strcmp(out, "") == 0, "defaults of user, log, syslog_socket print nothing");
+	free(out);
+	TAP_OK(t, parse(&c, "syslog_socket = /run/systemd/journal/dev-log\nlog = syslog\n"
+			"user =\n", err, sizeof(err)) == 0, "log = syslog, another socket, no user");
+	out = capture(&c);
+	TAP_OK(t, out && strcmp(out, "user =\nlog = syslog\n"
+			       "syslog_socket = /run/systemd/journal/dev-log\n") == 0,
+	       "-n prints them after hostname, an empty user as \"user =\"");
+	TAP_OK(t, out && parse(&back, out, err, sizeof(err)) == 0 && back.user[0] == '\0' &&
+	       strcmp(back.log, "syslog") == 0 &&
+	       strcmp(back.syslog_socket, "/run/systemd/journal/dev-log") == 0,
+	       "what -n prints reads back the same (%s)", err);
+	free(out);
+}
+
 /* test_load - a real file, a missing file. */
 static void test_load(struct tap *t)
 {
@@ -470,6 +525,7 @@ int main(void)
 	test_errors(&t);
 	test_limits(&t);
 	test_print(&t);
+	test_service_keys(&t);
 	test_load(&t);
 	return tap_done(&t);
 }
