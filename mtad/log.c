@@ -1,25 +1,42 @@
 /*
- * log.c - one Postfix-shaped line per event on stderr:
+ * log.c - one Postfix-shaped line per event, on stderr:
  *   Nov 27 08:17:47 mtad[1234]: warning: TEXT
+ * or, with `log = syslog`, as one datagram to the syslog daemon's socket
+ * (/dev/log), facility mail, in the shape glibc's syslog(3) sends:
+ *   <20>Nov 27 08:17:47 mtad[1234]: warning: TEXT
+ * The daemon adds host and its own time; the text is the same either way.
  *
- * Must not: keep global state beyond the hold buffer below (the program
- * name comes from glibc's program_invocation_short_name), split a line
- * over several write(2) calls (threads would interleave), or let bytes
- * from the network break a line: control characters become '?', so a
- * client cannot forge a log line by putting CR/LF in a HELO name or an
- * address.
+ * Must not: keep global state beyond the hold buffer and the syslog
+ * destination below (the program name comes from glibc's
+ * program_invocation_short_name), split a line over several write(2) or
+ * send(2) calls (threads would interleave), wait for a syslog daemon, or
+ * let bytes from the network break a line: control characters become
+ * '?', so a client cannot forge a log line by putting CR/LF in a HELO
+ * name or an address.
  *
  * The hold buffer (mtad_log_hold_start) belongs to the event loop: only
  * the loop's thread touches it, and a prepare handle on that loop writes
  * it out before each wait for events, so a held line is late by at most
- * the rest of one loop iteration.
+ * the rest of one loop iteration. It holds stderr lines only.
  *
- * Follows no RFC; the timestamp is the syslog (RFC 3164) shape.
+ * The syslog destination is set at start, before any other thread runs,
+ * and put back at exit, after they are gone; in between every thread
+ * only reads it. Why not syslog(3): its socket path is fixed (so a test
+ * cannot listen in), it waits when the daemon is behind, and it drops a
+ * line silently when there is no daemon. Here each line is one
+ * non-blocking sendto() on an unconnected socket (so a restarted daemon
+ * needs no reconnect), and a line the socket refuses goes to stderr.
+ *
+ * Follows: RFC 3164 §4.1 for the datagram (PRI, TIMESTAMP, TAG[PID]: MSG,
+ * no HOSTNAME, as local syslog(3) sends it).
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +44,7 @@
 
 #define LOG_LINE_MAX 2048	/* longer lines are truncated */
 #define LOG_HOLD_MAX 16384	/* held lines are written when this fills */
+#define LOG_PRI_ROOM 8		/* room before a line for "<PRI>" (at most "<191>") */
 
 /* Info lines of the loop thread waiting for the next prepare phase. */
 struct log_hold {
@@ -41,6 +59,14 @@ struct log_hold {
  * Other threads only compare their id with its thread and read its pid;
  * it is set before and cleared after any other thread runs. */
 static struct log_hold *_Atomic log_hold;
+
+/* The syslog destination (see the comment at the top): fd is -1 while
+ * lines go to stderr; addr is written before fd is published. */
+static struct {
+	_Atomic int fd;
+	struct sockaddr_un addr;
+	socklen_t addrlen;
+} log_syslog = { .fd = -1 };
 
 /* level_prefix - the text that marks warnings and errors, as Postfix does. */
 static const char *level_prefix(enum mtad_log_level level)
@@ -113,8 +139,8 @@ static void hold_prepare_cb(uv_prepare_t *prepare)
 	hold_flush(prepare->data);
 }
 
-/* log_emit - one finished line: held (loop thread, info) or written now. */
-static void log_emit(enum mtad_log_level level, const char *line, size_t n)
+/* log_emit_stderr - one finished line: held (loop thread, info) or written now. */
+static void log_emit_stderr(enum mtad_log_level level, const char *line, size_t n)
 {
 	struct log_hold *h = atomic_load(&log_hold);
 	uv_thread_t self;
@@ -133,6 +159,113 @@ static void log_emit(enum mtad_log_level level, const char *line, size_t n)
 		}
 	}
 	write_all(line, n);
+}
+
+/* syslog_priority - facility mail and the level's severity (RFC 3164 §4.1.1). */
+static int syslog_priority(enum mtad_log_level level)
+{
+	switch (level) {
+	case MTAD_LOG_WARNING: return LOG_MAIL | LOG_WARNING;
+	case MTAD_LOG_ERROR: return LOG_MAIL | LOG_ERR;
+	case MTAD_LOG_INFO: break;
+	}
+	return LOG_MAIL | LOG_INFO;
+}
+
+/*
+ * log_emit - one finished line (n bytes at line, newline included; the
+ * LOG_PRI_ROOM bytes before line are the caller's to use): to syslog
+ * when that is on and the socket takes it at once, else to stderr.
+ */
+static void log_emit(enum mtad_log_level level, char *line, size_t n)
+{
+	int fd = atomic_load(&log_syslog.fd);
+	char pri[LOG_PRI_ROOM];
+	int plen;
+	ssize_t sent;
+
+	if (fd >= 0) {
+		plen = snprintf(pri, sizeof(pri), "<%d>", syslog_priority(level));
+		if (plen > 0 && (size_t)plen < sizeof(pri)) {
+			memcpy(line - plen, pri, (size_t)plen);
+			/* Without the newline: the datagram is the record. */
+			do
+				sent = sendto(fd, line - plen, (size_t)plen + n - 1,
+					      MSG_DONTWAIT | MSG_NOSIGNAL,
+					      (const struct sockaddr *)&log_syslog.addr,
+					      log_syslog.addrlen);
+			while (sent < 0 && errno == EINTR);
+			if (sent >= 0)
+				return;
+		}
+		/* No daemon any more, or one that is behind: stderr has it. */
+	}
+	log_emit_stderr(level, line, n);
+}
+
+/* syslog_address - path as a Unix socket address; -1 with err when it does not fit. */
+static int syslog_address(const char *path, struct sockaddr_un *addr, socklen_t *len,
+			  char *err, size_t errlen)
+{
+	size_t n = strlen(path);
+
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (n == 0 || n >= sizeof(addr->sun_path)) {
+		snprintf(err, errlen, "syslog socket \"%s\": a path of 1..%zu characters "
+			 "is needed", path, sizeof(addr->sun_path) - 1);
+		return -1;
+	}
+	memcpy(addr->sun_path, path, n + 1);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
+/* mtad_log_to_syslog - see mtad.h. */
+int mtad_log_to_syslog(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un addr;
+	socklen_t len;
+	int fd, probe, old;
+
+	if (syslog_address(path, &addr, &len, err, errlen) != 0)
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "syslog socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Is anyone there? A connect says so without sending a line. */
+	if ((probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(probe, (const struct sockaddr *)&addr, len) != 0) {
+		snprintf(err, errlen, "cannot log to the syslog socket %s: %s (is a syslog "
+			 "daemon or journald running? or set log = stderr)", path, strerror(errno));
+		if (probe >= 0)
+			close(probe);
+		close(fd);
+		return -1;
+	}
+	close(probe);
+	log_syslog.addr = addr;
+	log_syslog.addrlen = len;
+	old = atomic_exchange(&log_syslog.fd, fd);
+	if (old >= 0)
+		close(old);
+	return 0;
+}
+
+/* mtad_log_to_stderr - see mtad.h. */
+void mtad_log_to_stderr(void)
+{
+	int old = atomic_exchange(&log_syslog.fd, -1);
+
+	if (old >= 0)
+		close(old);
+}
+
+/* mtad_log_syslog_active - see mtad.h. */
+bool mtad_log_syslog_active(void)
+{
+	return atomic_load(&log_syslog.fd) >= 0;
 }
 
 /* mtad_log_hold_start - see mtad.h. */
@@ -173,23 +306,24 @@ void mtad_log_hold_stop(void)
 	uv_close((uv_handle_t *)&h->prepare, (uv_close_cb)free);
 }
 
-/* mtad_vlog - formats, sanitises and writes one line; keeps errno for %m. */
+/* mtad_vlog - formats, sanitises and emits one line; keeps errno for %m. */
 void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap)
 {
-	char buf[LOG_LINE_MAX];
+	char buf[LOG_PRI_ROOM + LOG_LINE_MAX];
+	char *line = buf + LOG_PRI_ROOM;	/* log_emit may put "<PRI>" before it */
 	int saved = errno;
 	size_t n, room;
 	int r;
 
-	n = log_header(buf, sizeof(buf) - 1, level);
-	room = sizeof(buf) - n;	/* the newline goes where vsnprintf puts its NUL */
+	n = log_header(line, LOG_LINE_MAX - 1, level);
+	room = LOG_LINE_MAX - n;	/* the newline goes where vsnprintf puts its NUL */
 	errno = saved;		/* so that %m reports the caller's error */
-	r = vsnprintf(buf + n, room, fmt, ap);
+	r = vsnprintf(line + n, room, fmt, ap);
 	if (r > 0)
 		n += (size_t)r < room ? (size_t)r : room - 1;
-	sanitize(buf, n);
-	buf[n++] = '\n';
-	log_emit(level, buf, n);
+	sanitize(line, n);
+	line[n++] = '\n';
+	log_emit(level, line, n);
 	errno = saved;
 }
 

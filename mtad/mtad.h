@@ -158,8 +158,11 @@ void mtad_config_print_nondefault(const struct mtad_config *cfg, FILE *out);
 /*
  * Logging: one line per event, Postfix-shaped, to stderr:
  *   Nov 27 08:17:47 mtad[1234]: warning: ...
- * Safe from any thread: each line is one write(2), or a share of one
- * (mtad_log_hold_start).
+ * or, after mtad_log_to_syslog(), as one RFC 3164 datagram to the syslog
+ * daemon's socket with facility mail:
+ *   <20>Nov 27 08:17:47 mtad[1234]: warning: ...
+ * Safe from any thread: each line is one write(2) or send(2), or a share
+ * of one write (mtad_log_hold_start).
  */
 enum mtad_log_level { MTAD_LOG_INFO, MTAD_LOG_WARNING, MTAD_LOG_ERROR };
 
@@ -168,14 +171,33 @@ void mtad_log(enum mtad_log_level level, const char *fmt, ...)
 void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap);
 
 /*
+ * mtad_log_to_syslog - from now on every line goes to the Unix datagram
+ * socket at path (/dev/log), one datagram per line, never held. A line
+ * the socket does not take at once (no daemon there any more, or one
+ * that is behind) is written to stderr instead: the loop never waits for
+ * syslog, and no line is dropped while stderr works. Returns 0, or -1
+ * with err when nothing listens at path now. Call before other threads
+ * log (at start).
+ */
+int mtad_log_to_syslog(const char *path, char *err, size_t errlen);
+
+/* mtad_log_to_stderr - back to stderr (closes the socket). Call when no
+ * other thread logs (at exit). */
+void mtad_log_to_stderr(void);
+
+/* mtad_log_syslog_active - true between the two calls above. */
+bool mtad_log_syslog_active(void);
+
+/*
  * mtad_log_hold_start - from now on, info lines logged on the loop's
- * thread are gathered and written together before the loop next waits
- * for events (or when 16 KB have gathered), instead of one write(2)
- * each: under load that was ~3 system calls per message. Warnings and
- * errors, and lines from other threads, are still written at once
- * (held lines first, so the loop thread's lines keep their order).
- * Call on the loop's thread; returns 0 or a libuv error. Held lines
- * are lost only if the process dies within one loop iteration.
+ * thread for stderr (not for syslog) are gathered and written together
+ * before the loop next waits for events (or when 16 KB have gathered),
+ * instead of one write(2) each: under load that was ~3 system calls per
+ * message. Warnings and errors, and lines from other threads, are
+ * still written at once (held lines first, so the loop thread's lines
+ * keep their order). Call on the loop's thread; returns 0 or a libuv
+ * error. Held lines are lost only if the process dies within one loop
+ * iteration.
  */
 int mtad_log_hold_start(uv_loop_t *loop);
 

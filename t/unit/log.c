@@ -1,12 +1,16 @@
 /*
  * log.c - unit tests for mtad/log.c: the line shape, level prefixes,
- * control characters from the network, truncation, errno for %m.
+ * control characters from the network, truncation, errno for %m, the
+ * hold buffer, and syslog: one RFC 3164 datagram per line with facility
+ * mail, never held, and stderr when the socket does not take a line.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "mtad/mtad.h"
@@ -196,6 +200,120 @@ static void test_hold(struct tap *t)
 	close(p[1]);
 }
 
+/* syslog_server - a datagram socket bound at path (as /dev/log is), non-blocking; -1 on failure. */
+static int syslog_server(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* datagram - the next datagram waiting on fd, NUL-terminated; -1 when none. */
+static ssize_t datagram(int fd, char *buf, size_t size)
+{
+	ssize_t n = recv(fd, buf, size - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/*
+ * test_syslog - log = syslog: each level's PRI with facility mail, the
+ * stderr line's text without its newline, nothing on stderr, no holding;
+ * a vanished daemon sends lines to stderr; back to stderr at the end.
+ */
+static void test_syslog(struct tap *t)
+{
+	static const struct { enum mtad_log_level level; const char *text, *re; } cases[] = {
+		{ MTAD_LOG_INFO, "daemon started", "^<22>%s%s: daemon started$" },
+		{ MTAD_LOG_WARNING, "w", "^<20>%s%s: warning: w$" },
+		{ MTAD_LOG_ERROR, "e", "^<19>%s%s: error: e$" },
+		{ MTAD_LOG_INFO, "helo=<a\r\n<20>forged>", "^<22>%s%s: helo=<a\\?\\?<20>forged>$" },
+	};
+	char dir[] = "/tmp/mtad-log-test-XXXXXX", path[128], buf[4096], re[256], err[512];
+	char tag[64], ts[] = "[A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} ";
+	int p[2], saved = dup(STDERR_FILENO), srv;
+	uv_loop_t loop;
+	size_t i;
+
+	snprintf(tag, sizeof(tag), "%s\\[%ld\\]", program_invocation_short_name, (long)getpid());
+	if (saved < 0 || mkdtemp(dir) == NULL || pipe2(p, O_NONBLOCK) < 0 ||
+	    dup2(p[1], STDERR_FILENO) < 0) {
+		TAP_OK(t, 0, "syslog: set up");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/log", dir);
+	TAP_OK(t, mtad_log_to_syslog(path, err, sizeof(err)) == -1 &&
+	       strstr(err, path) && strstr(err, "No such file or directory") &&
+	       strstr(err, "log = stderr"), "syslog: nobody at the socket is an error (%s)", err);
+	TAP_OK(t, !mtad_log_syslog_active(), "syslog: ... and lines stay on stderr");
+	memset(buf, 'a', 200);
+	buf[0] = '/';
+	buf[200] = '\0';
+	TAP_OK(t, mtad_log_to_syslog(buf, err, sizeof(err)) == -1 && strstr(err, "1..107"),
+	       "syslog: a path too long for a socket address is an error");
+	if ((srv = syslog_server(path)) < 0) {
+		TAP_OK(t, 0, "syslog: bind %s", path);
+		return;
+	}
+	err[0] = '\0';
+	TAP_OK(t, mtad_log_to_syslog(path, err, sizeof(err)) == 0 && mtad_log_syslog_active(),
+	       "syslog: on %s", err);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		mtad_log(cases[i].level, "%s", cases[i].text);
+		snprintf(re, sizeof(re), cases[i].re, ts, tag);
+		TAP_OK(t, datagram(srv, buf, sizeof(buf)) > 0 && matches(buf, re),
+		       "syslog: datagram %zu: %s", i, buf);
+	}
+	TAP_OK(t, pending(p[0], buf, sizeof(buf)) == 0, "syslog: nothing went to stderr");
+
+	/* The hold buffer is for stderr: a syslog line leaves at once. */
+	if (uv_loop_init(&loop) != 0 || mtad_log_hold_start(&loop) != 0)
+		TAP_OK(t, 0, "syslog: hold set up");
+	mtad_log(MTAD_LOG_INFO, "not held");
+	TAP_OK(t, datagram(srv, buf, sizeof(buf)) > 0 && matches(buf, "\\]: not held$"),
+	       "syslog: an info line of the loop thread is sent at once, not held");
+
+	/* The daemon goes away (a restart): lines go to stderr meanwhile... */
+	close(srv);
+	unlink(path);
+	mtad_log(MTAD_LOG_WARNING, "while syslog is away");
+	pending(p[0], buf, sizeof(buf));
+	snprintf(re, sizeof(re), "^%s%s: warning: while syslog is away\n$", ts, tag);
+	TAP_OK(t, matches(buf, re), "syslog: a line the socket refuses goes to stderr");
+	/* ... and to the new one once it is there, without a reconnect. */
+	if ((srv = syslog_server(path)) < 0) {
+		TAP_OK(t, 0, "syslog: bind %s again", path);
+		return;
+	}
+	mtad_log(MTAD_LOG_WARNING, "back");
+	TAP_OK(t, datagram(srv, buf, sizeof(buf)) > 0 && matches(buf, "^<20>.*: warning: back$"),
+	       "syslog: a restarted daemon gets the next line");
+	mtad_log_hold_stop();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TAP_OK(t, uv_loop_close(&loop) == 0, "syslog: the loop closes cleanly");
+
+	mtad_log_to_stderr();
+	TAP_OK(t, !mtad_log_syslog_active(), "syslog: off again");
+	mtad_log(MTAD_LOG_INFO, "on stderr");
+	TAP_OK(t, datagram(srv, buf, sizeof(buf)) < 0 && pending(p[0], buf, sizeof(buf)) > 0 &&
+	       matches(buf, "\\]: on stderr\n$"), "syslog: after mtad_log_to_stderr lines go to stderr");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
+	close(srv);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -204,5 +322,6 @@ int main(void)
 	test_truncation(&t);
 	test_errno(&t);
 	test_hold(&t);
+	test_syslog(&t);
 	return tap_done(&t);
 }
