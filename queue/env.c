@@ -303,6 +303,7 @@ void queue_close(struct queue *q)
 		queue_writer_stop(q);
 	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
 	/* The secondary goes before its primary. */
+	failed |= env_close_db(q->schedule_plain, "schedule.db");
 	failed |= env_close_db(q->schedule, "schedule.db");
 	failed |= env_close_db(q->stats, "stats.db");
 	failed |= env_close_db(q->body, "body.db");

@@ -40,6 +40,8 @@ struct queue {
 	DB *body;		/* body.db: qid + chunk number -> bytes */
 	DB *stats;		/* stats.db: counter name -> u64 big-endian */
 	DB *schedule;		/* schedule.db: secondary of envelope.db (schedule.c) */
+	DB *schedule_plain;	/* schedule.db again, not associated; NULL until
+				 * queue_delete needs it (store.c) */
 	struct queue_options opt;	/* spool_directory points at spool */
 	char *spool;
 	struct queue_writer *writer;	/* NULL unless queue_writer_start ran */

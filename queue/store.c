@@ -364,16 +364,79 @@ int queue_body_write(struct queue *q, const char *qid, FILE *out)
 	return queue_body_read(q, qid, store_fwrite, out);
 }
 
-/* store_delete_txn - removes envelope and chunks of the qid in arg. */
+/*
+ * store_unschedule - removes qid's entries from schedule.db through the
+ * plain (not associated) handle, looking at every key: the index cannot
+ * find them from a record it cannot decode (see store_delete_txn).
+ */
+static int store_unschedule(struct queue *q, DB_TXN *txn, const char *qid)
+{
+	DBT key = { .flags = DB_DBT_REALLOC };
+	DBT data = { .flags = DB_DBT_USERMEM | DB_DBT_PARTIAL };	/* keys only */
+	DBC *c;
+	int rc;
+
+	if ((rc = q->schedule_plain->cursor(q->schedule_plain, txn, &c, 0)) != 0)
+		return rc;
+	while ((rc = c->get(c, &key, &data, DB_NEXT)) == 0) {
+		if (key.size == QUEUE_SCHEDULE_KEYLEN &&
+		    memcmp((const char *)key.data + 8, qid, QUEUE_ID_LEN) == 0 &&
+		    (rc = c->del(c, 0)) != 0)
+			break;
+	}
+	free(key.data);
+	if (rc == DB_NOTFOUND)
+		rc = 0;
+	return store_closecur(c, rc);
+}
+
+/*
+ * store_delete_txn - removes envelope, schedule entry and chunks of the
+ * qid in arg. Berkeley DB finds the schedule entry to delete by asking
+ * queue_schedule_key for the stored record's key; a record damaged since
+ * it was indexed (a flipped byte on disk) gets no key, so its entry was
+ * left behind, pointing at nothing: every due scan then failed with
+ * DB_SECONDARY_BAD and mtad delivered nothing at all any more
+ * (t/82-damaged-record.t). Such a record's entry is removed by hand.
+ */
 static int store_delete_txn(struct queue *q, DB_TXN *txn, void *arg)
 {
 	const char *qid = arg;
 	DBT key = { .data = (void *)qid, .size = QUEUE_ID_LEN };
+	DBT data = { .flags = DB_DBT_MALLOC };
+	int64_t next_attempt;
+	uint32_t flags;
+	bool damaged;
 	int rc;
 
+	if ((rc = q->envelope->get(q->envelope, txn, &key, &data, DB_RMW)) != 0)
+		return rc;
+	damaged = queue_record_peek(data.data, data.size, &next_attempt, &flags) < 0;
+	free(data.data);
+	if (damaged && (rc = store_unschedule(q, txn, qid)) != 0)
+		return rc;
 	if ((rc = q->envelope->del(q->envelope, txn, &key, 0)) != 0)
 		return rc;
 	return queue_body_del(q, txn, qid);
+}
+
+/* store_open_plain - schedule.db once more, not associated (store_unschedule). */
+static int store_open_plain(struct queue *q)
+{
+	DB *db;
+	int rc;
+
+	if (q->schedule_plain != NULL)
+		return 0;
+	if ((rc = db_create(&db, q->env, 0)) != 0)
+		return rc;
+	if ((rc = db->open(db, NULL, "schedule.db", NULL, DB_BTREE,
+			   DB_AUTO_COMMIT | DB_THREAD, 0)) != 0) {
+		db->close(db, 0);
+		return rc;
+	}
+	q->schedule_plain = db;
+	return 0;
 }
 
 /* queue_delete - see queue.h; an operator's action, so it commits synchronously. */
@@ -384,6 +447,10 @@ int queue_delete(struct queue *q, const char *qid)
 	if (!queue_id_valid(qid)) {
 		queue_seterr(q, "invalid queue id");
 		return QUEUE_NOTFOUND;
+	}
+	if ((rc = store_open_plain(q)) != 0) {
+		queue_seterr(q, "opening schedule.db: %s", db_strerror(rc));
+		return QUEUE_ERROR;
 	}
 	rc = queue_txn_run(q, 0, 0, store_delete_txn, (void *)qid);
 	if (rc == DB_NOTFOUND) {
