@@ -30,6 +30,9 @@
 /* Expired keys the writer deletes between two batches of messages. */
 #define QUEUE_STATS_EXPIRE_STEP 1000
 
+/* Damaged records whose due-scan warning is not repeated (schedule.c). */
+#define QUEUE_DAMAGED_SEEN 32
+
 struct queue_stats_table;
 
 struct queue_writer;
@@ -55,6 +58,10 @@ struct queue {
 	 * the loop thread takes them into the statistics about once a second. */
 	_Atomic uint64_t sync_batches[QUEUE_SYNC_BUCKETS];
 	_Atomic uint64_t message_syncs;	/* the same syncs, never reset */
+	/* Damaged records a due scan logged already (schedule.c), a ring;
+	 * writer thread. */
+	char damaged_seen[QUEUE_DAMAGED_SEEN][QUEUE_ID_LEN];
+	unsigned damaged_next;
 	/* Berkeley DB reported a panic (env.c logs it once); any thread. */
 	_Atomic bool panicked;
 	/* Last error of a store.c call; only the thread using those calls

@@ -127,8 +127,24 @@ static void due_clear(struct sched_due *d)
 	d->n = 0;
 }
 
+/*
+ * due_damaged_new - true the first time a scan meets this damaged record
+ * (writer thread). It stays due, so every scan (each second) meets it
+ * again; the log says so once, not every second, for up to
+ * QUEUE_DAMAGED_SEEN damaged records at a time.
+ */
+static bool due_damaged_new(struct queue *q, const char *qid)
+{
+	for (size_t i = 0; i < QUEUE_DAMAGED_SEEN; i++)
+		if (memcmp(q->damaged_seen[i], qid, QUEUE_ID_LEN) == 0)
+			return false;
+	memcpy(q->damaged_seen[q->damaged_next], qid, QUEUE_ID_LEN);
+	q->damaged_next = (q->damaged_next + 1) % QUEUE_DAMAGED_SEEN;
+	return true;
+}
+
 /* due_add - decodes one record onto the list; a damaged one is skipped. */
-static int due_add(struct sched_due *d, const DBT *key, const DBT *data)
+static int due_add(struct queue *q, struct sched_due *d, const DBT *key, const DBT *data)
 {
 	char why[200];
 
@@ -143,8 +159,11 @@ static int due_add(struct sched_due *d, const DBT *key, const DBT *data)
 	}
 	if (queue_record_decode(data->data, data->size, &d->envs[d->n], why, sizeof(why)) < 0) {
 		/* The index callback refuses such records: changed since? */
-		mtad_log(MTAD_LOG_WARNING, "queue: %.*s: damaged record in the schedule: %s",
-			 QUEUE_ID_LEN, (const char *)key->data + 8, why);
+		if (due_damaged_new(q, (const char *)key->data + 8))
+			mtad_log(MTAD_LOG_WARNING, "queue: %.*s: damaged record in the schedule: "
+				 "%s; it stays queued, never delivered (mtaq list reports it, "
+				 "mtaq delete removes it)",
+				 QUEUE_ID_LEN, (const char *)key->data + 8, why);
 		return 0;
 	}
 	d->n++;
@@ -171,7 +190,7 @@ static int due_txn(struct queue *q, DB_TXN *txn, void *arg)
 			break;
 		if (due_skipped(d, &key))
 			continue;
-		if ((rc = due_add(d, &key, &data)) != 0)
+		if ((rc = due_add(q, d, &key, &data)) != 0)
 			break;
 	}
 	if (rc == DB_NOTFOUND)
