@@ -1,11 +1,13 @@
 /*
- * daemon.h - private to mtad/: the running daemon as main.c and
- * listen.c share it. Everything here is owned by the event loop thread.
+ * daemon.h - private to mtad/: the running daemon as main.c, listen.c
+ * and privilege.c share it. Everything here is owned by the event loop
+ * thread.
  */
 #ifndef MTAD_DAEMON_H
 #define MTAD_DAEMON_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -19,6 +21,15 @@
 
 struct conn;
 struct ip_count;
+
+/* The account mtad runs as after the start (privilege.c). */
+struct daemon_user {
+	bool drop;		/* started as root with a user: switch to it */
+	uid_t uid;
+	gid_t gid;
+	char name[MTAD_USER_MAX + 1];
+	char group[64];		/* the name of gid, for the commands in messages */
+};
 
 struct listener {
 	uv_poll_t poll;		/* the listening socket is readable: accept (listen.c) */
@@ -56,12 +67,31 @@ struct daemon {
 	char cipher_in[SMTP_READ_SIZE];	/* TLS ciphertext, fed to the engine at once */
 	char drain[256];		/* input thrown away while a connection lingers */
 
+	struct daemon_user user;	/* who mtad runs as once started */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
 	bool writer_started;
 	bool signals_started;
 	int lock_fd;
 };
+
+/* privilege.c */
+/*
+ * privilege_plan - before anything is opened: started as root, look up
+ * cfg->user (-1 with err when it does not exist or is root); started as
+ * anyone else, or with `user =`, no switch (a log line says so).
+ */
+int privilege_plan(const struct mtad_config *cfg, struct daemon_user *u, char *err, size_t errlen);
+/*
+ * privilege_drop - after the listeners are bound and the key is read,
+ * before the queue is opened: checks the spool, becomes u, proves root
+ * is gone, then checks as u what it will open later (the spool's files;
+ * with auth the sasldb or saslauthd socket; with tls the certificate
+ * and key files for a reload). Returns -1 with err when mtad must not
+ * go on. Does nothing when u->drop is false.
+ */
+int privilege_drop(const struct mtad_config *cfg, const struct daemon_user *u, bool tls,
+		   bool auth, char *err, size_t errlen);
 
 /* listen.c */
 int listen_start(struct daemon *d, char *err, size_t errlen);

@@ -1,8 +1,14 @@
 /*
- * main.c - mtad, the daemon: reads the configuration, opens the queue,
- * loads the TLS certificate and the SASL settings, starts the queue
- * writer and the listeners, and runs the event loop until SIGTERM/SIGINT.
- * SIGHUP reloads the TLS certificate and key for new connections.
+ * main.c - mtad, the daemon: reads the configuration, loads the TLS
+ * certificate and the SASL settings, binds the listeners, becomes the
+ * unprivileged `user` (privilege.c), opens the queue, starts the queue
+ * writer and runs the event loop until SIGTERM/SIGINT. SIGHUP reloads
+ * the configuration, and the TLS certificate and key for new connections.
+ *
+ * It never forks: it runs in the foreground under systemd (Type=simple)
+ * or a terminal, and `log` says whether its lines go to stderr or to
+ * syslog. Whatever stops a start is also written to stderr, so that the
+ * one who started it sees why even when the log goes to syslog.
  *
  * Stopping is orderly: listeners close, every session says 421 (a
  * session waiting for its queue commit gets its 250 first), the queue
@@ -43,7 +49,8 @@ static void usage(FILE *out)
 		"  -n         check the configuration, print the settings that differ\n"
 		"             from the defaults, and exit (0 when it is valid)\n"
 		"  -V         print the version and exit\n"
-		"mtad runs in the foreground and logs to stderr.\n");
+		"mtad runs in the foreground (it never forks) and logs to stderr, or to\n"
+		"syslog with `log = syslog` in CONFIG.\n");
 }
 
 /* daemon_lock - one mtad per spool directory. */
@@ -227,6 +234,9 @@ static void reload_restart_needed(const struct mtad_config *old, const struct mt
 	    strcmp(old->sasl_database, new->sasl_database) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: spool, DNS and SASL changes take effect "
 			 "after a restart");
+	if (strcmp(old->user, new->user) != 0 || strcmp(old->log, new->log) != 0 ||
+	    strcmp(old->syslog_socket, new->syslog_socket) != 0)
+		mtad_log(MTAD_LOG_WARNING, "reload: user and log changes take effect after a restart");
 }
 
 /*
@@ -253,6 +263,10 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	memcpy(fresh->listen, d->cfg.listen, sizeof(fresh->listen));
 	fresh->nlisten = d->cfg.nlisten;
 	fresh->listen_configured = d->cfg.listen_configured;
+	/* What the process is, not what the file now wishes. */
+	memcpy(fresh->user, d->cfg.user, sizeof(fresh->user));
+	memcpy(fresh->log, d->cfg.log, sizeof(fresh->log));
+	memcpy(fresh->syslog_socket, d->cfg.syslog_socket, sizeof(fresh->syslog_socket));
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
 	smtp_server_policy_update(&d->smtp);
@@ -307,9 +321,9 @@ static void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth)
 }
 
 /*
- * daemon_open_security - certificate and SASL, before any listener: a
- * bad key or a missing sasldb stops mtad at start, not at the first
- * client.
+ * daemon_open_security - certificate and SASL, as root and before any
+ * listener: a bad key or a missing sasldb stops mtad at start, not at
+ * the first client.
  */
 static int daemon_open_security(struct daemon *d, char *err, size_t errlen)
 {
@@ -338,7 +352,7 @@ static int daemon_open_security(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* daemon_open_queue - environment, lock and writer thread. */
+/* daemon_open_queue - environment, lock and writer thread (as the user). */
 static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 {
 	struct queue_options qo = {
@@ -359,20 +373,35 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* daemon_run - everything between a valid configuration and exit. */
+/*
+ * daemon_run - everything between a valid configuration and exit. As
+ * root: the descriptor limit, the user's lookup, the key, SASL, the
+ * signal handlers, the listeners (bound, but nothing is accepted before
+ * the loop runs). Then the switch to the user (privilege.c), and as the
+ * user: the queue (so its files are the user's), the writer thread,
+ * sessions, delivery, and the loop.
+ */
 static int daemon_run(struct daemon *d)
 {
-	char err[2 * MTAD_PATH_MAX] = "";
+	char err[4 * MTAD_PATH_MAX] = "";
 	int status = 1;
 
 	daemon_fd_limit(d, true);
-	if (daemon_open_security(d, err, sizeof(err)) != 0 ||
+	/* Signals before the listeners: a SIGTERM once the port answers
+	 * stops mtad cleanly at the loop's first turn, not by default action. */
+	if (privilege_plan(&d->cfg, &d->user, err, sizeof(err)) != 0 ||
+	    daemon_open_security(d, err, sizeof(err)) != 0 ||
+	    daemon_signals(d) != 0 ||
+	    listen_start(d, err, sizeof(err)) != 0 ||
+	    privilege_drop(&d->cfg, &d->user, d->tls != NULL, d->auth != NULL,
+			   err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
 	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
-	    daemon_signals(d) != 0 || listen_start(d, err, sizeof(err)) != 0 ||
 	    !(d->deliver = smtp_deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
 					    &d->smtp.ids))) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
+		if (mtad_log_syslog_active())
+			fprintf(stderr, "mtad: error: %s\n", err[0] ? err : "start-up failed");
 		d->stopping = true;
 		d->smtp.stopping = true;
 		listen_stop(d);
@@ -462,8 +491,15 @@ int main(int argc, char **argv)
 		warn_unrouted(&d.cfg);
 		return 0;
 	}
+	/* From the first line on: the start-up lines belong with the rest. */
+	if (strcmp(d.cfg.log, "syslog") == 0 &&
+	    mtad_log_to_syslog(d.cfg.syslog_socket, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mtad: error: %s\n", err);
+		return 1;
+	}
 	d.loop = uv_default_loop();
 	status = daemon_run(&d);
 	daemon_cleanup(&d);
+	mtad_log_to_stderr();
 	return status;
 }

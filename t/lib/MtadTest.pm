@@ -159,6 +159,10 @@ sub new {
 	$opt{dns_servers} //= 'none';
 	# Mail for campus.test is local, as in the development runtime.
 	$opt{local_domains} //= 'campus.test';
+	# mtad stays the user that runs the tests (`user =`; under make check
+	# that is often root), as in the development runtime; the switch to an
+	# unprivileged user has its own test, t/11-privilege.t.
+	$opt{user} //= '';
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = $hostname\n"
