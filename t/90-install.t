@@ -110,8 +110,8 @@ for my $page (qw(man8/mtad.8 man8/mtaq.8 man5/mtad.conf.5)) {
 }
 
 my $unit = MtadTest::slurp("$dest/usr/lib/systemd/system/mtad.service");
-like $unit, qr{^ExecStart=/usr/sbin/mtad -f -c /etc/mtad/mtad\.conf$}m,
-	'the unit starts PREFIX/sbin/mtad in the foreground';
+like $unit, qr{^ExecStart=/usr/sbin/mtad -c /etc/mtad/mtad\.conf$}m,
+	'the unit starts PREFIX/sbin/mtad';
 unlike $unit, qr{^[^#\n]*/usr/local}m, 'no /usr/local left in the unit outside comments';
 like $unit, qr{^ReadWritePaths=/var/spool/mtad$}m, 'the unit may write the spool';
 
