@@ -555,6 +555,10 @@ static bool session_command_step(struct smtp_session *s)
 	}
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
+	/* A whole line: the client has until command_timeout (data_timeout
+	 * after DATA) for the next one. Only here: see smtp_session_received. */
+	if (s->state == STATE_COMMAND || s->state == STATE_DATA || s->state == STATE_AUTH_INPUT)
+		session_arm_timer(s);
 	return true;
 }
 
@@ -608,7 +612,15 @@ void smtp_session_received(struct smtp_session *s, size_t n)
 	if (s->state == STATE_CLOSING)
 		return;
 	s->inlen += n;
-	if (s->state == STATE_COMMAND || s->state == STATE_DATA || s->state == STATE_AUTH_INPUT)
+	/*
+	 * In DATA any bytes are progress (a big message takes long on a slow
+	 * link): data_timeout starts again. Between commands only a complete
+	 * line restarts command_timeout (session_command_step): a client that
+	 * sends one byte every few seconds and never a whole line ("slowloris")
+	 * held its connection forever when every byte restarted it
+	 * (t/83-slow-clients.t).
+	 */
+	if (s->state == STATE_DATA)
 		session_arm_timer(s);
 	session_process(s);
 	if (s->inlen == sizeof(s->in) && s->state != STATE_CLOSING)
