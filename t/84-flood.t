@@ -50,7 +50,8 @@ sub hold {
 
 # flood(M, N, SOURCES) - N connections in waves; returns a summary:
 # {refused => how many got 421 then EOF, other => [replies that were not
-# that], times => [connect-to-EOF seconds of those that waited]}.
+# that], times => [connect-to-EOF seconds of those that waited: an upper
+# bound, it includes the rest of their wave being opened]}.
 sub flood {
 	my ($m, $n, $sources) = @_;
 	my %r = (refused => 0, other => [], times => [], hungup => 0);
