@@ -31,7 +31,7 @@ for my $i (1 .. 5) {
 	my $from = "sender$i-" . ('s' x 20) . '@b.test';
 	my $r = $m->send_message($smtp, $from, ["u$i\@x.test"],
 		"Subject: message $i\nMessage-ID: <m$i\@damage.test>\n\nbody of message $i\n");
-	like $r, qr/\A250 2\.0\.0 Ok: queued as /, "message $i queued" or BAIL_OUT('no queue');
+	like $r, qr/\A250 2\.0\.0 Ok: queued as /, "message $i queued" or die 'cannot queue';
 	my ($q) = $r =~ /($MtadTest::QID)/;
 	push @qids, $q;
 	$sender_of{$q} = $from;
