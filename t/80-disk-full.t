@@ -40,6 +40,9 @@ if (my $why = MtadTest::mount_tmpfs($m->spool, $TMPFS)) {
 	plan skip_all => "cannot mount a small filesystem for the spool: $why";
 }
 my $filler = $m->spool . '/filler';
+# A stop on the full disk leaves the Berkeley DB environment handle open on
+# purpose (queue/env.c: the next start must recover): not a leak to report.
+$m->lsan_suppress('libdb-5.3.so');
 $m->start;
 
 # The test's own records: queue id -> md5 of the body it sent.

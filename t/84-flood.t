@@ -144,10 +144,16 @@ for my $case (['max_connections', 50, ['127.0.0.1'], ['127.0.0.3', '127.0.0.4', 
 	check_flood("$key = $n, flood 2", $r2, $FLOOD);
 	diag sprintf '%s = %d: mtad VmRSS %d kB before, %d kB after %d refused connections, '
 		. '%d kB after %d more', $key, $n, $rss0, $rss1, $FLOOD, $rss2, $FLOOD;
-	cmp_ok $rss1 - $rss0, '<', 16 * 1024, "$key: memory after a flood of $FLOOD stays "
-		. 'within 16 MB of before (' . ($rss1 - $rss0) . ' kB)';
-	cmp_ok $rss2 - $rss1, '<', 4 * 1024, "$key: and does not grow with a second flood "
-		. '(' . ($rss2 - $rss1) . ' kB)';
+	SKIP: {
+		# ASAN keeps freed memory in quarantine (256 MB): RSS grows
+		# with every connection there, leak or not.
+		skip 'an ASAN build: RSS includes the quarantine of freed memory', 2
+			if MtadTest::asan_build();
+		cmp_ok $rss1 - $rss0, '<', 16 * 1024, "$key: memory after a flood of $FLOOD stays "
+			. 'within 16 MB of before (' . ($rss1 - $rss0) . ' kB)';
+		cmp_ok $rss2 - $rss1, '<', 4 * 1024, "$key: and does not grow with a second flood "
+			. '(' . ($rss2 - $rss1) . ' kB)';
+	}
 
 	like $m->send_recv($held[0], "NOOP\r\n"), qr/\A250 /, "$key: a held connection still works";
 	if ($key eq 'max_connections_per_ip') {

@@ -21,7 +21,11 @@ use POSIX qw(_exit WNOHANG);
 use Time::HiRes qw(sleep time);
 use MtadTest;
 
-my $m = MtadTest->new;
+my $m = MtadTest->new(start => 0);
+# The stop after the panic leaves the environment handle open on purpose
+# (queue/env.c: the next start must recover): not a leak to report.
+$m->lsan_suppress('libdb-5.3.so');
+$m->start;
 my $body = "Subject: before the panic\n\n" . ("a line of the message body, 40 bytes.\n" x 10000);
 my $smtp = $m->smtp;
 my $r = $m->send_message($smtp, 'a@b.test', ['u@campus.test'], $body);
