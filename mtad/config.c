@@ -857,10 +857,11 @@ static void print_listen(const struct mtad_config *cfg, FILE *out)
 
 		fprintf(out, strchr(l->address, ':') ? "listen = [%s]:%d" : "listen = %s:%d",
 			l->address, l->port);
-		fprintf(out, "%s%s%s\n",
+		fprintf(out, "%s%s%s%s\n",
 			l->tls == MTAD_TLS_STARTTLS ? " starttls" :
 			l->tls == MTAD_TLS_IMPLICIT ? " tls" : "",
-			l->submission ? " submission" : "", l->auth_plaintext ? " auth_plaintext" : "");
+			l->submission ? " submission" : "", l->auth_plaintext ? " auth_plaintext" : "",
+			l->helo_reject_ehlo ? " helo_reject_at=ehlo" : "");
 	}
 }
 

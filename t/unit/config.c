@@ -331,6 +331,36 @@ static void test_listen_roles(struct tap *t)
 	free(out);
 }
 
+/*
+ * test_print_helo_reject - -n printed a helo_reject_at=ehlo listener
+ * without it (t/fuzz/corpus/config/regress-helo-reject, fuzz_config).
+ */
+static void test_print_helo_reject(struct tap *t)
+{
+	static const char text[] = "listen=0.0.0.2:5\thelo_reject_at=ehlo";
+	struct mtad_config c, again;
+	char err[256], *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+	int r = parse(&c, text, err, sizeof(err));
+
+	TAP_OK(t, r == 0 && c.listen[0].helo_reject_ehlo, "helo_reject_at=ehlo parses (%s)",
+	       r ? err : "ok");
+	f = open_memstream(&out, &outlen);
+	if (!f)
+		return;
+	mtad_config_print_nondefault(&c, f);
+	fclose(f);
+	TAP_OK(t, strcmp(out, "listen = 0.0.0.2:5 helo_reject_at=ehlo\n") == 0,
+	       "-n prints helo_reject_at=ehlo");
+	if (strcmp(out, "listen = 0.0.0.2:5 helo_reject_at=ehlo\n") != 0)
+		printf("#   got \"%s\"\n", out);
+	r = parse(&again, out, err, sizeof(err));
+	TAP_OK(t, r == 0 && again.nlisten == 1 && again.listen[0].helo_reject_ehlo,
+	       "and it reads back (%s)", r ? err : "ok");
+	free(out);
+}
+
 /* test_policy_keys - the HELO policy and relay settings, and how -n prints them. */
 static void test_policy_keys(struct tap *t)
 {
@@ -521,6 +551,7 @@ int main(void)
 	test_listen(&t);
 	test_max_listen(&t);
 	test_listen_roles(&t);
+	test_print_helo_reject(&t);
 	test_policy_keys(&t);
 	test_errors(&t);
 	test_limits(&t);
