@@ -44,8 +44,9 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mtad [-c CONFIG] [-n] [-V]\n"
+		"usage: mtad [-c CONFIG] [-e] [-n] [-V]\n"
 		"  -c CONFIG  configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -e         log to stderr even when CONFIG says log = syslog\n"
 		"  -n         check the configuration, print the settings that differ\n"
 		"             from the defaults, and exit (0 when it is valid)\n"
 		"  -V         print the version and exit\n"
@@ -466,12 +467,13 @@ int main(int argc, char **argv)
 {
 	struct daemon d = { .config_path = DEFAULT_CONFIG, .lock_fd = -1 };
 	char err[1024];
-	bool check_only = false;
+	bool check_only = false, log_stderr = false;
 	int opt, status;
 
-	while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:enVh")) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
+		case 'e': log_stderr = true; break;
 		case 'n': check_only = true; break;
 		case 'V': printf("mtad %s\n", MTAD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -491,8 +493,9 @@ int main(int argc, char **argv)
 		warn_unrouted(&d.cfg);
 		return 0;
 	}
-	/* From the first line on: the start-up lines belong with the rest. */
-	if (strcmp(d.cfg.log, "syslog") == 0 &&
+	/* From the first line on: the start-up lines belong with the rest.
+	 * -e: the log on the terminal, for a run by hand (as sshd -e). */
+	if (!log_stderr && strcmp(d.cfg.log, "syslog") == 0 &&
 	    mtad_log_to_syslog(d.cfg.syslog_socket, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mtad: error: %s\n", err);
 		return 1;

@@ -6,7 +6,7 @@
 # socket goes away the lines go to stderr, and back to the socket once
 # it is there again. A socket nobody listens on stops the start with a
 # message on stderr; a failed start says why on stderr and in syslog.
-# mtad -n shows the keys.
+# mtad -e logs to stderr whatever the file says. mtad -n shows the keys.
 use strict;
 use warnings;
 use FindBin;
@@ -136,9 +136,18 @@ my @fail = datagrams($syslog, qr/error:/, 5);
 like $fail[-1] // '', qr/\A<19>$TS mtad\[\d+\]: error: listen 127\.0\.0\.1:$port: address already in use\z/,
 	'... and by syslog as <19> (mail.err)';
 
+# ---- -e: stderr whatever the file says (a run by hand) ----
+$q = MtadTest->new(start => 0, log => 'syslog', syslog_socket => $gone,
+		   listen => ["127.0.0.1:$port"]);
+($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-e', '-c', $q->conf_path);
+is $rc, 1, '-e, nobody at the socket, a port in use: exit 1 for the port';
+like $err, qr/^$TS mtad\[\d+\]: error: listen 127\.0\.0\.1:$port: address already in use$/m,
+	'-e: the log is on stderr, in its stderr shape, and the socket is not needed';
+unlike $err, qr/syslog socket/, '... nothing about the syslog socket';
+
 # ---- mtad -n ----
 ($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', $q->conf_path, '-n');
 is $rc, 0, 'mtad -n' or diag $err;
-like $out, qr/^user =\nlog = syslog\nsyslog_socket = \Q$path\E\n/m, 'mtad -n prints user, log and syslog_socket';
+like $out, qr/^user =\nlog = syslog\nsyslog_socket = \Q$gone\E\n/m, 'mtad -n prints user, log and syslog_socket';
 
 done_testing;
