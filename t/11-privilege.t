@@ -9,8 +9,9 @@
 # command that fixes it, before anything in the spool is created: a user
 # that does not exist, user root, a spool that is missing, root's, open
 # to everyone, unreachable for nobody, or holding a file of root's, and
-# a sasldb nobody cannot read. Started as nobody, mtad ignores `user`
-# with an info line. Needs root (skipped otherwise).
+# a sasldb nobody cannot read. A saslauthd socket nobody cannot reach,
+# or none, is a warning. Started as nobody, mtad ignores `user` with an
+# info line. Needs root (skipped otherwise).
 use strict;
 use warnings;
 use FindBin;
@@ -228,6 +229,27 @@ my $db = $r->sasldb_path;
 like refused($r, 'a sasldb only root can read'),
 	qr/error: sasl_database \Q$db\E is not readable by user nobody \(Permission denied\): every AUTH would fail; run: chown root:\Q$group\E \Q$db\E && chmod 0640 \Q$db\E$/m,
 	'... because nobody could not read the sasldb';
+
+# ---- saslauthd: a socket nobody cannot reach is a warning ----
+
+$r = prepare(MtadTest->new(start => 0, user => 'nobody', listeners => ['starttls'],
+			   sasl_pwcheck_method => 'saslauthd'));
+my $closed = $r->dir . '/saslauthd';
+mkdir $closed, 0700 or die "mkdir: $!";
+{ open my $fh, '>>', $r->conf_path or die; print $fh "saslauthd_path = $closed/mux\n"; }
+# the socket: a file will do, access(2) is what is asked
+{ open my $fh, '>', "$closed/mux" or die "$closed/mux: $!"; }
+$r->start;
+like $r->log_text, qr/warning: user nobody cannot reach the saslauthd socket \Q$closed\E\/mux \(Permission denied\): every AUTH will fail; run: adduser nobody sasl, then restart mtad$/m,
+	'saslauthd socket in a directory closed to nobody: a warning that says the adduser';
+is $r->stop, 0, '... mtad runs anyway (saslauthd may be fixed later) and stops cleanly';
+unlink "$closed/mux";
+chmod 0711, $closed or die "chmod: $!";
+$from = length $r->log_text;
+$r->start;
+like substr($r->log_text, $from), qr/warning: the saslauthd socket \Q$closed\E\/mux does not exist \(is saslauthd running\?\)$/m,
+	'no saslauthd socket: a warning';
+is $r->stop, 0, '... and a clean stop';
 
 # ---- started as nobody: user does not apply ----
 
