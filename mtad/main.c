@@ -470,7 +470,13 @@ int main(int argc, char **argv)
 	bool check_only = false, log_stderr = false;
 	int opt, status;
 
-	while ((opt = getopt(argc, argv, "c:enVh")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((opt = getopt_long(argc, argv, "c:enVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
 		case 'e': log_stderr = true; break;
