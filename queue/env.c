@@ -2,11 +2,17 @@
  * env.c - opening and closing the Berkeley DB environment in the spool
  * directory, with its three databases:
  *   envelope.db  btree, qid (14 bytes) -> encoded envelope (record.c)
- *   body.db      btree, 64 KB pages, qid + u32 BE chunk -> chunk bytes
+ *   body.db      btree, qid + u32 BE chunk -> chunk bytes (60 KB chunks
+ *                as overflow items: chains of 4 KB pages)
  *   stats.db     btree, "YYYYMMDD/name" -> u64 BE counter (stats.c)
  *   schedule.db  btree, u64 BE next_attempt + qid -> (envelope.db's record):
  *                a secondary index Berkeley DB keeps in step with
  *                envelope.db (DB->associate, key from schedule.c)
+ *
+ * Every database has 4 KB pages (written whole, never torn: see
+ * queue_impl.h) and page checksums (DB_CHKSUM: a page damaged on disk is
+ * an error, never data). The file FORMAT says which spool format this
+ * is; a spool of mtad 0.1 is refused with the command that migrates it.
  *
  * Several processes share the environment: mtad (the only writer of new
  * messages) and any number of mtaq runs (readers, and deletes). Every
@@ -128,16 +134,21 @@ static int env_configure(DB_ENV *env, const struct queue_options *opt)
 	return 0;
 }
 
-/* env_open_db - opens (creating) one btree database, auto-committed. */
-static int env_open_db(DB_ENV *env, DB **dbp, const char *file, uint32_t pagesize)
+/*
+ * env_open_db - opens (creating) one btree database, auto-committed,
+ * with 4 KB pages and page checksums. Both only take effect when the
+ * file is created; a spool of an older format is refused before this
+ * (env_format) unless it is being migrated.
+ */
+static int env_open_db(DB_ENV *env, DB **dbp, const char *file)
 {
 	DB *db;
 	int rc;
 
 	if ((rc = db_create(&db, env, 0)) != 0)
 		return rc;
-	/* The page size only matters when the file is created. */
-	if (pagesize != 0 && (rc = db->set_pagesize(db, pagesize)) != 0) {
+	if ((rc = db->set_pagesize(db, QUEUE_PAGESIZE)) != 0 ||
+	    (rc = db->set_flags(db, DB_CHKSUM)) != 0) {
 		db->close(db, 0);
 		return rc;
 	}
@@ -149,6 +160,105 @@ static int env_open_db(DB_ENV *env, DB **dbp, const char *file, uint32_t pagesiz
 	}
 	*dbp = db;
 	return 0;
+}
+
+/* queue_open_db - see queue_impl.h. */
+int queue_open_db(struct queue *q, DB **dbp, const char *file)
+{
+	return env_open_db(q->env, dbp, file);
+}
+
+/* env_fsync_dir - makes a rename in dir durable. */
+static int env_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* queue_format_write - see queue_impl.h. */
+int queue_format_write(const char *spool, char *err, size_t errlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], text[64];
+	int fd, n = snprintf(text, sizeof(text), "mtad-spool %d\n", QUEUE_FORMAT);
+	bool ok;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", spool, QUEUE_FORMAT_FILE) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		env_err(err, errlen, "spool directory name too long: %s", spool);
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		env_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0 || env_fsync_dir(spool) < 0) {
+		env_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* env_format_read - the format number in the spool's FORMAT file; 0
+ * when there is none, -1 when it cannot be read or makes no sense. */
+static int env_format_read(const char *spool, char *err, size_t errlen)
+{
+	char path[PATH_MAX], text[64] = "";
+	int format = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", spool, QUEUE_FORMAT_FILE);
+	if ((f = fopen(path, "re")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		env_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fgets(text, sizeof(text), f) == NULL || sscanf(text, "mtad-spool %d", &format) != 1 ||
+	    format < 1)
+		env_err(err, errlen, "%s does not say which spool format this is", path);
+	fclose(f);
+	return format < 1 ? -1 : format;
+}
+
+/*
+ * env_format - checks the spool's format before Berkeley DB touches it:
+ * 0 for the current format (a new, empty spool is given the FORMAT file
+ * first, so a crash while its databases are created leaves a spool that
+ * is still recognised), 1 for a spool of mtad 0.1 when old_ok, -1 with
+ * the reason (and the command that fixes it) in err otherwise.
+ */
+static int env_format(const char *spool, bool old_ok, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int format = env_format_read(spool, err, errlen);
+
+	if (format < 0)
+		return -1;
+	if (format == QUEUE_FORMAT)
+		return 0;
+	if (format > QUEUE_FORMAT) {
+		env_err(err, errlen, "queue %s has spool format %d, newer than this program's %d",
+			spool, format, QUEUE_FORMAT);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/envelope.db", spool);
+	if (format == 0 && access(path, F_OK) < 0 && errno == ENOENT)
+		return queue_format_write(spool, err, errlen);
+	if (old_ok)
+		return 1;
+	env_err(err, errlen, "queue %s was made by mtad 0.1 (64 KB body pages that a crash can "
+		"tear, no page checksums); with mtad stopped, run `mtaq migrate` to move its "
+		"messages to the current format", spool);
+	return -1;
 }
 
 /* env_defaults - fills zero options with the documented defaults. */
@@ -229,16 +339,16 @@ static int env_start(struct queue *q, const char **what)
 		return rc;
 	env_prealloc(q);
 	*what = "open envelope.db";
-	if ((rc = env_open_db(q->env, &q->envelope, "envelope.db", 0)) != 0)
+	if ((rc = env_open_db(q->env, &q->envelope, "envelope.db")) != 0)
 		return rc;
 	*what = "open body.db";
-	if ((rc = env_open_db(q->env, &q->body, "body.db", QUEUE_BODY_PAGESIZE)) != 0)
+	if ((rc = env_open_db(q->env, &q->body, "body.db")) != 0)
 		return rc;
 	*what = "open stats.db";
-	if ((rc = env_open_db(q->env, &q->stats, "stats.db", 0)) != 0)
+	if ((rc = env_open_db(q->env, &q->stats, "stats.db")) != 0)
 		return rc;
 	*what = "open schedule.db";
-	if ((rc = env_open_db(q->env, &q->schedule, "schedule.db", 0)) != 0)
+	if ((rc = env_open_db(q->env, &q->schedule, "schedule.db")) != 0)
 		return rc;
 	/* Every opener associates, so every change to envelope.db moves the
 	 * schedule entry in its own transaction. DB_CREATE: when schedule.db
@@ -249,12 +359,13 @@ static int env_start(struct queue *q, const char **what)
 				      DB_CREATE);
 }
 
-/* queue_open - see queue.h. */
-struct queue *queue_open(const struct queue_options *opt, char *err, size_t errlen)
+/* queue_open_format - see queue_impl.h. */
+struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bool *old,
+				char *err, size_t errlen)
 {
 	struct queue *q;
 	const char *what = "";
-	int rc;
+	int rc, format;
 
 	if (opt == NULL || opt->spool_directory == NULL || opt->spool_directory[0] == '\0') {
 		env_err(err, errlen, "no spool directory configured");
@@ -262,6 +373,10 @@ struct queue *queue_open(const struct queue_options *opt, char *err, size_t errl
 	}
 	if (env_spool(opt->spool_directory, err, errlen) < 0)
 		return NULL;
+	if ((format = env_format(opt->spool_directory, old_ok, err, errlen)) < 0)
+		return NULL;
+	if (old != NULL)
+		*old = format == 1;
 	if ((q = calloc(1, sizeof(*q))) == NULL) {
 		env_err(err, errlen, "out of memory");
 		return NULL;
@@ -281,6 +396,12 @@ struct queue *queue_open(const struct queue_options *opt, char *err, size_t errl
 		return NULL;
 	}
 	return q;
+}
+
+/* queue_open - see queue.h. */
+struct queue *queue_open(const struct queue_options *opt, char *err, size_t errlen)
+{
+	return queue_open_format(opt, false, NULL, err, errlen);
 }
 
 /* env_close_db - closes one database handle (if open); true when that failed. */

@@ -272,6 +272,8 @@ static void json_envelope(const struct queue_envelope *env)
 	json_str(stdout, env->qid);
 	json_key("held", false);
 	fputs(env->flags & QUEUE_FLAG_HELD ? "true" : "false", stdout);
+	json_key("damaged", false);
+	fputs(env->flags & QUEUE_FLAG_DAMAGED ? "true" : "false", stdout);
 	json_key("size", false);
 	printf("%llu", (unsigned long long)env->size);
 	json_key("arrival", false);
@@ -407,7 +409,9 @@ static void show_envelope(const struct queue_envelope *env)
 	char when[64];
 
 	arrival_text(env->arrival, when, sizeof(when));
-	printf("queue_id: %s\nstatus: %s\n", env->qid, env->flags & QUEUE_FLAG_HELD ? "held" : "active");
+	printf("queue_id: %s\nstatus: %s\n", env->qid,
+	       env->flags & QUEUE_FLAG_DAMAGED ? "held (damaged body: see mtaq verify)"
+	       : env->flags & QUEUE_FLAG_HELD ? "held" : "active");
 	printf("arrival: %s (%lld.%06d)\nsize: %llu\n", when, (long long)env->arrival,
 	       (int)env->arrival_usec % 1000000, (unsigned long long)env->size);
 	show_field("sender", env->sender[0] ? env->sender : "<>");

@@ -46,6 +46,7 @@ bool queue_id_valid(const char *s);
 /* ---- the message record (queue/record.c) ---- */
 
 #define QUEUE_RECORD_VERSION 1
+#define QUEUE_DIGEST_LEN 32	/* SHA-256 */
 
 enum queue_rcpt_state { QUEUE_RCPT_PENDING = 0, QUEUE_RCPT_SENT = 1, QUEUE_RCPT_FAILED = 2 };
 
@@ -76,11 +77,21 @@ struct queue_envelope {
 	char *protocol;		/* "ESMTP", "SMTP" */
 	char *auth_user;	/* NULL when not authenticated */
 	uint64_t size;		/* body bytes as stored */
+	/* SHA-256 of those bytes, taken as they arrived (queue/bodycheck.c):
+	 * every reader checks the body against size and digest before it
+	 * trusts it. has_digest is false only in records written before
+	 * the digest existed (then the size alone is checked). */
+	unsigned char digest[QUEUE_DIGEST_LEN];
+	bool has_digest;
 	int64_t next_attempt;	/* unix time; 0 = as soon as possible */
 	uint32_t flags;		/* QUEUE_FLAG_* */
 };
 
 #define QUEUE_FLAG_HELD 0x1
+/* The body did not match its envelope's size or digest when it was read
+ * for delivery: the message is held (never delivered, never deleted by
+ * mtad) until an operator looks at it (mtaq verify, show, delete). */
+#define QUEUE_FLAG_DAMAGED 0x2
 
 /* Releases the strings and recipient array; leaves *env zeroed. */
 void queue_envelope_free(struct queue_envelope *env);
@@ -110,6 +121,41 @@ int queue_record_decode(const unsigned char *buf, size_t len,
  */
 int queue_record_peek(const unsigned char *buf, size_t len,
 		      int64_t *next_attempt, uint32_t *flags);
+
+/* ---- the end-to-end body check (queue/bodycheck.c) ---- */
+
+/*
+ * A running SHA-256 and byte count over a body, fed in order. The
+ * writer takes one over the bytes a client sent (the envelope keeps
+ * size and digest); every reader takes one over what the queue hands
+ * back and calls queue_body_check_verify before it trusts it. One
+ * thread at a time; no I/O.
+ */
+struct queue_body_check;
+
+/* queue_body_check_new - a fresh check; NULL when out of memory. */
+struct queue_body_check *queue_body_check_new(void);
+void queue_body_check_free(struct queue_body_check *c);
+
+/* queue_body_check_add - the next bytes of the body. */
+void queue_body_check_add(struct queue_body_check *c, const void *data, size_t len);
+
+/* queue_body_check_len - bytes added so far. */
+uint64_t queue_body_check_len(const struct queue_body_check *c);
+
+/* queue_body_check_final - the digest of what was added (once). 0 or -1. */
+int queue_body_check_final(struct queue_body_check *c, unsigned char out[QUEUE_DIGEST_LEN]);
+
+/*
+ * queue_body_check_verify - finishes c and compares it with env's size
+ * and digest (size alone when the record has no digest). 0 when they
+ * match; -1 with the difference in why. Once only.
+ */
+int queue_body_check_verify(struct queue_body_check *c, const struct queue_envelope *env,
+			    char *why, size_t whylen);
+
+/* queue_body_digest - the digest of a whole body in memory. 0 or -1. */
+int queue_body_digest(const void *data, size_t len, unsigned char out[QUEUE_DIGEST_LEN]);
 
 /* ---- the environment (queue/env.c) ---- */
 
@@ -270,8 +316,10 @@ int queue_get(struct queue *q, const char *qid, struct queue_envelope *env);
 
 /*
  * queue_body_read - hands the body to fn chunk by chunk, in order; fn
- * returns non-zero to fail the read. QUEUE_DAMAGED when the chunks do
- * not add up to the envelope's size.
+ * returns non-zero to fail the read. QUEUE_DAMAGED when the bytes read
+ * differ from the envelope's size or SHA-256 (queue_strerror says how);
+ * fn has seen them by then, so a caller that must not pass on a damaged
+ * body buffers or discards what fn got.
  */
 typedef int (*queue_body_fn)(void *arg, const void *data, size_t len);
 int queue_body_read(struct queue *q, const char *qid, queue_body_fn fn, void *arg);

@@ -13,9 +13,24 @@
 
 #include "queue/queue.h"
 
-/* A body chunk stays a little under the 64 KB page so one fits a page. */
+/*
+ * Every database uses 4 KB pages: no larger than the filesystem block,
+ * so a page is written to disk whole or not at all (a 64 KB page was 16
+ * separate block writes, and SIGKILL, power loss or ENOSPC between two
+ * of them left a page whose header was new and whose tail was old,
+ * which recovery then trusted). A body chunk of 60 KB is stored as an
+ * overflow item: a chain of such pages, each checksummed (DB_CHKSUM).
+ */
+#define QUEUE_PAGESIZE 4096
 #define QUEUE_CHUNK_SIZE (60 * 1024)
-#define QUEUE_BODY_PAGESIZE (64 * 1024)
+/*
+ * The spool's format, in the file FORMAT in the spool directory. A spool
+ * without it that holds envelope.db was made by mtad 0.1 (64 KB body
+ * pages, no page checksums): queue_open refuses it, and `mtaq migrate`
+ * (migrate.c) moves its messages to this format.
+ */
+#define QUEUE_FORMAT 2
+#define QUEUE_FORMAT_FILE "FORMAT"
 /* Body key: the 14 id characters then a 4-byte big-endian chunk number. */
 #define QUEUE_BODY_KEYLEN (QUEUE_ID_LEN + 4)
 /* A deadlock victim tries again this many times before giving up. */
@@ -68,6 +83,20 @@ struct queue {
 	 * writes it (the writer thread keeps its errors in its jobs). */
 	char err[256];
 };
+
+/*
+ * queue_open_format - queue_open, but a spool of mtad 0.1 is opened too
+ * when old_ok (for migrate.c), *old saying whether it was one.
+ */
+struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bool *old,
+				char *err, size_t errlen);
+
+/* queue_open_db - opens (creating) a database of the current format in
+ * q's environment. Returns 0 or a Berkeley DB error. */
+int queue_open_db(struct queue *q, DB **dbp, const char *file);
+
+/* queue_format_write - writes the spool's FORMAT file (durably). 0 or -1. */
+int queue_format_write(const char *spool, char *err, size_t errlen);
 
 /* queue_body_key - fills a body key for chunk n of qid. */
 void queue_body_key(unsigned char key[QUEUE_BODY_KEYLEN], const char *qid, uint32_t n);

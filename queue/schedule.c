@@ -578,6 +578,11 @@ static int update_copy_bounce(struct sched_update *u, const struct queue_new_mes
 	copy = *b->env;
 	copy.version = QUEUE_RECORD_VERSION;
 	copy.size = b->len;
+	copy.has_digest = true;
+	if (queue_body_digest(b->body != NULL ? b->body : "", b->len, copy.digest) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
 	memcpy(u->bqid, b->env->qid, sizeof(u->bqid));
 	if ((u->brec = queue_record_encode(&copy, &u->breclen)) == NULL)
 		return -1;
@@ -651,7 +656,7 @@ static int modify_txn(struct queue *q, DB_TXN *txn, void *arg)
 	if (m->op == SCHED_HOLD)
 		env.flags |= QUEUE_FLAG_HELD;
 	else if (m->op == SCHED_RELEASE)
-		env.flags &= ~(uint32_t)QUEUE_FLAG_HELD;
+		env.flags &= ~(uint32_t)(QUEUE_FLAG_HELD | QUEUE_FLAG_DAMAGED);	/* release: try again */
 	else
 		env.next_attempt = 0;
 	rec = queue_record_encode(&env, &len);

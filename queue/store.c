@@ -306,9 +306,9 @@ int queue_get(struct queue *q, const char *qid, struct queue_envelope *env)
 	return QUEUE_OK;
 }
 
-/* store_chunks - hands each chunk to fn in order; counts the bytes. */
+/* store_chunks - hands each chunk to fn in order, through the body check. */
 static int store_chunks(struct queue *q, const char *qid, queue_body_fn fn, void *arg,
-			uint64_t *total)
+			struct queue_body_check *check)
 {
 	unsigned char kbuf[QUEUE_BODY_KEYLEN];
 	DBT key = { .data = kbuf, .size = sizeof(kbuf) }, data = { 0 };
@@ -318,7 +318,7 @@ static int store_chunks(struct queue *q, const char *qid, queue_body_fn fn, void
 		queue_body_key(kbuf, qid, n);
 		if ((rc = store_read(q->body, &key, &data)) != 0)
 			break;
-		*total += data.size;
+		queue_body_check_add(check, data.data, data.size);
 		if (fn(arg, data.data, data.size) != 0) {
 			free(data.data);
 			queue_seterr(q, "writing the body of %s: %s", qid, strerror(errno));
@@ -333,21 +333,31 @@ static int store_chunks(struct queue *q, const char *qid, queue_body_fn fn, void
 	return QUEUE_OK;
 }
 
-/* queue_body_read - see queue.h. */
+/*
+ * queue_body_read - see queue.h. The bytes go to fn as they are read
+ * (a body can be large): the verdict on them comes at the end, from the
+ * length and SHA-256 the envelope recorded at arrival.
+ */
 int queue_body_read(struct queue *q, const char *qid, queue_body_fn fn, void *arg)
 {
 	struct queue_envelope env;
-	uint64_t total = 0;
+	struct queue_body_check *check;
+	char why[200];
 	int rc;
 
 	if ((rc = queue_get(q, qid, &env)) != QUEUE_OK)
 		return rc;
-	rc = store_chunks(q, qid, fn, arg, &total);
-	if (rc == QUEUE_OK && total != env.size) {
-		queue_seterr(q, "body of %s has %llu bytes, its envelope says %llu", qid,
-			     (unsigned long long)total, (unsigned long long)env.size);
+	if ((check = queue_body_check_new()) == NULL) {
+		queue_envelope_free(&env);
+		queue_seterr(q, "out of memory");
+		return QUEUE_ERROR;
+	}
+	rc = store_chunks(q, qid, fn, arg, check);
+	if (rc == QUEUE_OK && queue_body_check_verify(check, &env, why, sizeof(why)) < 0) {
+		queue_seterr(q, "%s: %s", qid, why);
 		rc = QUEUE_DAMAGED;
 	}
+	queue_body_check_free(check);
 	queue_envelope_free(&env);
 	return rc;
 }

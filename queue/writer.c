@@ -75,6 +75,7 @@ struct queue_incoming {
 	size_t buflen;
 	uint32_t nchunks;	/* full chunks handed to the writer */
 	uint64_t size;
+	struct queue_body_check *check;	/* SHA-256 of the bytes as they came */
 	unsigned inflight;
 	bool blocked;		/* write returned 1: resume owed */
 	bool failed;		/* a chunk failed: commit will fail too */
@@ -463,6 +464,7 @@ static void writer_submit(struct queue_writer *w, struct wjob *job)
 /* incoming_free - releases an incoming message and what it still holds. */
 static void incoming_free(struct queue_incoming *in)
 {
+	queue_body_check_free(in->check);
 	free(in->buf);
 	free(in->final);
 	free(in);
@@ -769,7 +771,9 @@ struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
 		return NULL;
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return NULL;
-	if ((in->final = calloc(1, sizeof(*in->final))) == NULL) {
+	if ((in->final = calloc(1, sizeof(*in->final))) == NULL ||
+	    (in->check = queue_body_check_new()) == NULL) {
+		free(in->final);
 		free(in);
 		return NULL;
 	}
@@ -808,6 +812,7 @@ int queue_incoming_write(struct queue_incoming *in, const void *data, size_t len
 	if (in->q->writer == NULL || in->final == NULL)
 		return -1;
 	in->size += len;
+	queue_body_check_add(in->check, data, len);
 	while (len > 0 && !in->failed) {
 		size_t n;
 
@@ -829,7 +834,8 @@ int queue_incoming_write(struct queue_incoming *in, const void *data, size_t len
 	return 1;
 }
 
-/* incoming_encode - the envelope to store: the caller's, with our id and size. */
+/* incoming_encode - the envelope to store: the caller's, with our id,
+ * size and digest. */
 static void incoming_encode(struct queue_incoming *in, const struct queue_envelope *env,
 			    struct wjob *job)
 {
@@ -838,6 +844,11 @@ static void incoming_encode(struct queue_incoming *in, const struct queue_envelo
 	copy.version = QUEUE_RECORD_VERSION;
 	memcpy(copy.qid, in->qid, sizeof(copy.qid));
 	copy.size = in->size;
+	copy.has_digest = true;
+	if (queue_body_check_final(in->check, copy.digest) < 0) {
+		snprintf(job->errmsg, sizeof(job->errmsg), "cannot compute the body's SHA-256");
+		return;
+	}
 	job->data = queue_record_encode(&copy, &job->len);
 	if (job->data == NULL)
 		snprintf(job->errmsg, sizeof(job->errmsg), "encoding the envelope: %s",
@@ -856,7 +867,7 @@ int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope
 	job->cbarg = arg;
 	if (in->q->writer == NULL) {
 		/* Shut down under a live session: nobody can call back later. */
-		incoming_free(in);
+		incoming_free(in);	/* in->final is NULL now: not freed twice */
 		cb(arg, ESHUTDOWN, "queue writer stopped");
 		free(job);
 		return 0;
@@ -882,6 +893,7 @@ void queue_incoming_abort(struct queue_incoming *in)
 	 * (chunks left by a stopped writer are orphans for the next start). */
 	if (in->nchunks == 0 || in->q->writer == NULL) {
 		free(job);
+		queue_body_check_free(in->check);
 		free(in);
 		return;
 	}

@@ -61,6 +61,7 @@ struct group {
 	const char **rcpt_addrs;
 	struct mx_wait *mx;
 	struct chunk_req *chunk;	/* a body chunk being read for the client */
+	struct queue_body_check *check;	/* over the chunks sent so far */
 	struct smtp_client_reply fail;	/* the last address's failure, for the log */
 	bool failed_once;
 	struct dest *dest;		/* set while it holds a connection slot */
@@ -77,6 +78,8 @@ struct attempt {
 	size_t ngroups, current;
 	int64_t started;
 	bool queue_wait;		/* a queue call answers later: freed there */
+	bool damaged;			/* the body failed its check: hold, never send */
+	char damage[200];		/* ... and how */
 	bool *decided;			/* per recipient: this attempt decided it */
 	char (*reply)[600];		/* per recipient: the reply for logs and DSN */
 	char (*dsn)[16];
@@ -188,6 +191,33 @@ struct chunk_req {
 	smtp_client_chunk_done done;
 };
 
+/*
+ * chunk_check - the end-to-end body check on each chunk before it goes
+ * out: when the last one arrives, the bytes must add up to the size and
+ * SHA-256 the envelope recorded at arrival. A mismatch (a chunk missing,
+ * short, or changed) becomes a failed read, so the client drops the
+ * connection before the final dot and the next hop never gets the
+ * message; the attempt then holds it (attempt_finish). Returns status.
+ */
+static int chunk_check(struct group *g, int status, const void *data, size_t len, bool last)
+{
+	struct attempt *a = g->att;
+
+	if (status == QUEUE_DAMAGED) {
+		a->damaged = true;
+		snprintf(a->damage, sizeof(a->damage), "a chunk of its body is missing");
+		return status;
+	}
+	if (status != 0 || g->check == NULL)
+		return status != 0 ? status : -1;
+	queue_body_check_add(g->check, data, len);
+	if (last && queue_body_check_verify(g->check, &a->env, a->damage, sizeof(a->damage)) < 0) {
+		a->damaged = true;
+		return QUEUE_DAMAGED;
+	}
+	return 0;
+}
+
 /* chunk_arrived - hands the chunk to the client, unless it is gone. */
 static void chunk_arrived(void *arg, int status, const void *data, size_t len, bool last)
 {
@@ -197,14 +227,18 @@ static void chunk_arrived(void *arg, int status, const void *data, size_t len, b
 	 * Even when the attempt went away meanwhile: a closed client waits
 	 * for this call to free itself.
 	 */
-	if (req->g)
+	if (req->g) {
 		req->g->chunk = NULL;
-	else
+		status = chunk_check(req->g, status, data, len, last);
+	} else {
 		status = -1;
+	}
 	req->done(req->client, status, data, len, last);
 	free(req);
 }
 
+/* chunk_read - the client wants chunk index; chunk 0 starts a new check
+ * (a retry over another connection reads the body again). */
 static void chunk_read(void *arg, uint32_t index, struct smtp_client *c, smtp_client_chunk_done done)
 {
 	struct group *g = arg;
@@ -214,8 +248,13 @@ static void chunk_read(void *arg, uint32_t index, struct smtp_client *c, smtp_cl
 		done(c, -1, NULL, 0, true);
 		return;
 	}
+	if (index == 0) {
+		queue_body_check_free(g->check);
+		g->check = queue_body_check_new();
+	}
 	*req = (struct chunk_req){ g, c, done };
-	if (queue_chunk_async(g->att->d->queue, g->att->env.qid, index, chunk_arrived, req) != 0) {
+	if (g->check == NULL ||
+	    queue_chunk_async(g->att->d->queue, g->att->env.qid, index, chunk_arrived, req) != 0) {
 		free(req);
 		done(c, -1, NULL, 0, true);
 		return;
@@ -790,6 +829,11 @@ static void group_start(struct group *g)
 	int port = g->route ? g->route->port : 25;
 	struct mx_wait *w;
 
+	if (g->att->damaged) {	/* found by an earlier group: no more sending */
+		decide_group(g, 451, "4.3.0", "the queued body is damaged; message held");
+		group_done(g);
+		return;
+	}
 	if (g->route && !g->route->mx) {
 		group_resolve_host(g, host, port);
 		return;
@@ -875,6 +919,7 @@ static void attempt_free(struct attempt *a)
 		if (g->dest)
 			g->dest->conns--;
 		free(g->mx);
+		queue_body_check_free(g->check);
 		if (g->client)
 			smtp_client_close(g->client);
 		free(g->rcpt);
@@ -1077,10 +1122,25 @@ static void headers_arrived(void *arg, int status, const void *data, size_t len,
 	attempt_record(a, status == 0 ? p : NULL, hlen);
 }
 
+/*
+ * attempt_hold_damaged - a body that failed its check is never sent and
+ * never deleted by mtad: the message is held for the operator (mtaq
+ * verify, show, delete) with one line saying why.
+ */
+static void attempt_hold_damaged(struct attempt *a)
+{
+	a->env.flags |= QUEUE_FLAG_HELD | QUEUE_FLAG_DAMAGED;
+	mtad_log(MTAD_LOG_ERROR, "%s: held: the queued body is damaged (%s); it was not "
+		 "delivered; see mtaq verify", a->env.qid, a->damage);
+}
+
 /* attempt_finish - the outcome of every group is known: retry, done, bounce. */
 static void attempt_finish(struct attempt *a)
 {
-	expire(a, time(NULL));
+	if (a->damaged)
+		attempt_hold_damaged(a);
+	else
+		expire(a, time(NULL));
 	if (bounce_count(a) > 0 &&
 	    queue_chunk_async(a->d->queue, a->env.qid, 0, headers_arrived, a) == 0) {
 		a->queue_wait = true;
