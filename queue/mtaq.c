@@ -65,6 +65,11 @@ static void usage(FILE *out)
 		"  flush [ID...]             try messages now (no ID: every deferred one)\n"
 		"  count                     number of queued messages\n"
 		"  summary                   recipients by domain and age (qshape style)\n"
+		"  verify                    check every message's body against the length\n"
+		"                            and SHA-256 recorded at arrival; exit 1 when\n"
+		"                            one is damaged\n"
+		"  migrate                   move a spool made by mtad 0.1 to the current\n"
+		"                            format (mtad stopped)\n"
 		"  stats [--json] [--days N] HELO policy statistics: rejected attempts,\n"
 		"                            connections and clients per rule, accepted\n"
 		"                            messages, top rejected HELO names, the group\n"
@@ -1419,6 +1424,23 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 	return m->command == NULL ? -1 : 0;
 }
 
+/* load_options - the queue options of the configuration; cfg is the
+ * caller's to free (the options point into it). 0 or -1 (said why). */
+static int load_options(struct mtaq *m, struct mtad_config *cfg, struct queue_options *opt)
+{
+	char err[512];
+
+	if (mtad_config_load(cfg, m->config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mtaq: %s\n", err);
+		return -1;
+	}
+	*opt = (struct queue_options){ .spool_directory = cfg->spool_directory,
+				       .cache_size = cfg->db_cache_size,
+				       .log_buffer_size = cfg->db_log_buffer_size,
+				       .checkpoint_interval = cfg->checkpoint_interval };
+	return 0;
+}
+
 /* open_queue - the spool named by the configuration. */
 static int open_queue(struct mtaq *m)
 {
@@ -1430,15 +1452,10 @@ static int open_queue(struct mtaq *m)
 		fprintf(stderr, "mtaq: out of memory\n");
 		return -1;
 	}
-	if (mtad_config_load(cfg, m->config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mtaq: %s\n", err);
+	if (load_options(m, cfg, &opt) < 0) {
 		free(cfg);
 		return -1;
 	}
-	opt = (struct queue_options){ .spool_directory = cfg->spool_directory,
-				      .cache_size = cfg->db_cache_size,
-				      .log_buffer_size = cfg->db_log_buffer_size,
-				      .checkpoint_interval = cfg->checkpoint_interval };
 	m->q = queue_open(&opt, err, sizeof(err));
 	free(cfg);
 	if (m->q == NULL) {
@@ -1446,6 +1463,54 @@ static int open_queue(struct mtaq *m)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- verify, migrate ---- */
+
+/* verify_report - one damaged message. */
+static void verify_report(void *arg, const char *qid, const char *why)
+{
+	(void)arg;
+	printf("%s: damaged: ", qid);
+	put_text_tabs(stdout, why, false);
+	putchar('\n');
+}
+
+/* cmd_verify - `mtaq verify`: exit 1 when any message is damaged. */
+static int cmd_verify(struct mtaq *m)
+{
+	size_t checked = 0, damaged = 0;
+	int rc = queue_verify(m->q, verify_report, NULL, &checked, &damaged);
+
+	if (rc != QUEUE_OK) {
+		fprintf(stderr, "mtaq: verify: %s\n", queue_strerror(m->q));
+		return 1;
+	}
+	printf("%zu messages verified, %zu damaged\n", checked, damaged);
+	return damaged > 0;
+}
+
+/* cmd_migrate - `mtaq migrate`: opens the spool itself (old format allowed). */
+static int cmd_migrate(struct mtaq *m)
+{
+	struct mtad_config *cfg = calloc(1, sizeof(*cfg));
+	struct queue_options opt;
+	char err[512];
+	bool done = false;
+	int rc;
+
+	if (cfg == NULL || load_options(m, cfg, &opt) < 0) {
+		free(cfg);
+		return 1;
+	}
+	rc = queue_migrate(&opt, stdout, &done, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "mtaq: migrate: %s\n", err);
+	else if (!done)
+		printf("mtaq: %s is in the current format already: nothing to do\n",
+		       cfg->spool_directory);
+	free(cfg);
+	return rc < 0;
 }
 
 /* run_command - dispatches on the command name. */
@@ -1460,7 +1525,8 @@ static int run_command(struct mtaq *m)
 		{ "delete", cmd_delete, true }, { "count", cmd_count, false },
 		{ "summary", cmd_summary, false }, { "stats", cmd_stats, false },
 		{ "hold", cmd_hold, true }, { "release", cmd_hold, true },
-		{ "flush", cmd_flush, true },
+		{ "flush", cmd_flush, true }, { "verify", cmd_verify, false },
+		{ "migrate", cmd_migrate, false },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -1470,7 +1536,8 @@ static int run_command(struct mtaq *m)
 			fprintf(stderr, "mtaq: %s takes no operand\n", m->command);
 			return MTAQ_EXIT_USAGE;
 		}
-		if (open_queue(m) < 0)
+		/* migrate opens the spool itself: it may be of the old format */
+		if (cmds[i].fn != cmd_migrate && open_queue(m) < 0)
 			return 1;
 		return cmds[i].fn(m);
 	}

@@ -330,6 +330,32 @@ int queue_body_write(struct queue *q, const char *qid, FILE *out);
 /* Deletes envelope and body in one transaction. */
 int queue_delete(struct queue *q, const char *qid);
 
+/*
+ * queue_verify - checks every message (queue/verify.c): its envelope
+ * decodes and its body matches the envelope's size and SHA-256; calls
+ * fn for each one that does not, or that delivery held as damaged.
+ * Counts in *checked and *damaged. QUEUE_OK, or QUEUE_ERROR when the
+ * walk itself failed (queue_strerror says why; a Berkeley DB page
+ * checksum error is one).
+ */
+typedef void (*queue_verify_fn)(void *arg, const char *qid, const char *why);
+int queue_verify(struct queue *q, queue_verify_fn fn, void *arg, size_t *checked,
+		 size_t *damaged);
+
+/*
+ * queue_migrate - moves a spool made by mtad 0.1 to the current format
+ * (queue/migrate.c), in place, with no process using it: every envelope,
+ * body chunk and statistics counter is copied into new databases (4 KB
+ * pages, checksums), envelopes get the SHA-256 of their body, and one
+ * transaction swaps the new files in; the FORMAT file is written last.
+ * An interruption at any point leaves the old spool usable and the
+ * migration can be run again. Progress and damaged messages (copied as
+ * they are, held) go to report. Returns 0 (also when there was nothing
+ * to do: *done false) or -1 with the reason in err.
+ */
+int queue_migrate(const struct queue_options *opt, FILE *report, bool *done, char *err,
+		  size_t errlen);
+
 /* ---- delivery state (queue/schedule.c) ---- */
 
 /*
