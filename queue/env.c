@@ -23,9 +23,10 @@
  * recovers, and the processes still attached get DB_RUNRECOVERY and must
  * restart. So mtaq must always close the environment, even on ^C.
  *
- * Durability policy is not set here: writer.c commits with
- * DB_TXN_NOSYNC and flushes the log once per batch (group commit);
- * store.c's rare administrative changes commit synchronously.
+ * Durability: commits do not sync by default (DB_TXN_NOSYNC, see
+ * env_configure); writer.c flushes the log once per batch (group
+ * commit), and the rare administrative changes (store.c, schedule.c,
+ * migrate.c) commit with DB_TXN_SYNC.
  *
  * Must not: create the spool anywhere but where configured, leave a
  * half-opened environment behind on error, or touch global state.
@@ -121,6 +122,16 @@ static int env_configure(DB_ENV *env, const struct queue_options *opt)
 	env->set_errcall(env, env_dberr);
 	if ((rc = env->set_event_notify(env, env_event)) != 0)
 		return rc;
+	/*
+	 * No commit syncs the log unless it says so (DB_TXN_SYNC): the
+	 * writer syncs once per batch (group commit), mtaq's changes sync
+	 * each, and what Berkeley DB commits by itself (opening a database,
+	 * building the schedule index) rides on the next sync. Without this
+	 * a reader's mere open flushed the whole shared log buffer, and on a
+	 * full spool mtaq could not even read (t/80-disk-full.t).
+	 */
+	if ((rc = env->set_flags(env, DB_TXN_NOSYNC, 1)) != 0)
+		return rc;
 	if ((rc = env->set_cachesize(env, (uint32_t)(opt->cache_size >> 30),
 				     (uint32_t)(opt->cache_size & ((1u << 30) - 1)), 1)) != 0 ||
 	    (rc = env->set_lg_bsize(env, (uint32_t)opt->log_buffer_size)) != 0 ||
@@ -140,8 +151,10 @@ static int env_configure(DB_ENV *env, const struct queue_options *opt)
  * file is created; a spool of an older format is refused before this
  * (env_format) unless it is being migrated.
  */
-static int env_open_db(DB_ENV *env, DB **dbp, const char *file)
+static int env_open_db(DB_ENV *env, DB **dbp, const char *file, bool read_only)
 {
+	uint32_t flags = read_only ? DB_RDONLY | DB_AUTO_COMMIT | DB_THREAD
+				   : DB_CREATE | DB_AUTO_COMMIT | DB_THREAD;
 	DB *db;
 	int rc;
 
@@ -152,10 +165,9 @@ static int env_open_db(DB_ENV *env, DB **dbp, const char *file)
 		db->close(db, 0);
 		return rc;
 	}
-	rc = db->open(db, NULL, file, NULL, DB_BTREE,
-		      DB_CREATE | DB_AUTO_COMMIT | DB_THREAD, 0600);
+	rc = db->open(db, NULL, file, NULL, DB_BTREE, flags, 0600);
 	if (rc != 0) {
-		db->close(db, 0);
+		db->close(db, read_only ? DB_NOSYNC : 0);
 		return rc;
 	}
 	*dbp = db;
@@ -165,7 +177,7 @@ static int env_open_db(DB_ENV *env, DB **dbp, const char *file)
 /* queue_open_db - see queue_impl.h. */
 int queue_open_db(struct queue *q, DB **dbp, const char *file)
 {
-	return env_open_db(q->env, dbp, file);
+	return env_open_db(q->env, dbp, file, false);
 }
 
 /* env_fsync_dir - makes a rename in dir durable. */
@@ -320,6 +332,44 @@ static void env_prealloc(const struct queue *q)
 	fclose(maps);
 }
 
+/*
+ * env_open_dbs - the four databases. A read-only opener (mtaq's list,
+ * show, verify...) opens them DB_RDONLY and without the schedule index:
+ * it writes nothing, not even a log record, so it works on a full spool
+ * and cannot change the queue by mistake. Until mtad has created them,
+ * it opens them as everyone else does.
+ */
+static int env_open_dbs(struct queue *q, const char **what)
+{
+	char path[PATH_MAX];
+	bool ro;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/envelope.db", q->spool);
+	ro = q->opt.read_only && access(path, F_OK) == 0;
+	*what = "open envelope.db";
+	if ((rc = env_open_db(q->env, &q->envelope, "envelope.db", ro)) != 0)
+		return rc;
+	*what = "open body.db";
+	if ((rc = env_open_db(q->env, &q->body, "body.db", ro)) != 0)
+		return rc;
+	*what = "open stats.db";
+	if ((rc = env_open_db(q->env, &q->stats, "stats.db", ro)) != 0)
+		return rc;
+	if (ro)
+		return 0;
+	*what = "open schedule.db";
+	if ((rc = env_open_db(q->env, &q->schedule, "schedule.db", false)) != 0)
+		return rc;
+	/* Every writer associates, so every change to envelope.db moves the
+	 * schedule entry in its own transaction. DB_CREATE: when schedule.db
+	 * is empty (a spool from before it existed, or one with no message)
+	 * the index is built from envelope.db here, auto-committed. */
+	*what = "index envelope.db by schedule";
+	return q->envelope->associate(q->envelope, NULL, q->schedule, queue_schedule_key,
+				      DB_CREATE);
+}
+
 /* env_start - creates, configures and opens the environment and databases. */
 static int env_start(struct queue *q, const char **what)
 {
@@ -338,25 +388,7 @@ static int env_start(struct queue *q, const char **what)
 	if ((rc = q->env->open(q->env, q->opt.spool_directory, flags, 0600)) != 0)
 		return rc;
 	env_prealloc(q);
-	*what = "open envelope.db";
-	if ((rc = env_open_db(q->env, &q->envelope, "envelope.db")) != 0)
-		return rc;
-	*what = "open body.db";
-	if ((rc = env_open_db(q->env, &q->body, "body.db")) != 0)
-		return rc;
-	*what = "open stats.db";
-	if ((rc = env_open_db(q->env, &q->stats, "stats.db")) != 0)
-		return rc;
-	*what = "open schedule.db";
-	if ((rc = env_open_db(q->env, &q->schedule, "schedule.db")) != 0)
-		return rc;
-	/* Every opener associates, so every change to envelope.db moves the
-	 * schedule entry in its own transaction. DB_CREATE: when schedule.db
-	 * is empty (a spool from before it existed, or one with no message)
-	 * the index is built from envelope.db here, auto-committed. */
-	*what = "index envelope.db by schedule";
-	return q->envelope->associate(q->envelope, NULL, q->schedule, queue_schedule_key,
-				      DB_CREATE);
+	return env_open_dbs(q, what);
 }
 
 /* queue_open_format - see queue_impl.h. */

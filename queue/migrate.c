@@ -260,7 +260,7 @@ static int migrate_run(struct migrate *m, char *err, size_t errlen)
 	}
 	if ((rc = q->env->log_flush(q->env, NULL)) != 0 ||
 	    (rc = migrate_close_old(q)) != 0 ||
-	    (rc = queue_txn_run(q, 0, 0, migrate_swap_txn, NULL)) != 0 ||
+	    (rc = queue_txn_run(q, 0, DB_TXN_SYNC, migrate_swap_txn, NULL)) != 0 ||
 	    (rc = q->env->txn_checkpoint(q->env, 0, 0, DB_FORCE)) != 0) {
 		snprintf(err, errlen, "switching to the new databases: %s", db_strerror(rc));
 		return -1;

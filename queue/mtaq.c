@@ -1441,6 +1441,18 @@ static int load_options(struct mtaq *m, struct mtad_config *cfg, struct queue_op
 	return 0;
 }
 
+/* read_only - commands that only read the queue: they open it read-only. */
+static bool read_only(const char *command)
+{
+	static const char *const readers[] = { "list", "show", "count", "summary", "stats",
+					       "verify" };
+
+	for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++)
+		if (strcmp(command, readers[i]) == 0)
+			return true;
+	return false;
+}
+
 /* open_queue - the spool named by the configuration. */
 static int open_queue(struct mtaq *m)
 {
@@ -1456,6 +1468,7 @@ static int open_queue(struct mtaq *m)
 		free(cfg);
 		return -1;
 	}
+	opt.read_only = read_only(m->command);
 	m->q = queue_open(&opt, err, sizeof(err));
 	free(cfg);
 	if (m->q == NULL) {

@@ -167,6 +167,7 @@ struct queue_options {
 	uint64_t log_buffer_size;
 	unsigned checkpoint_interval;	/* seconds */
 	unsigned stats_keep_days;	/* statistics older than this are dropped; 0 = 8 */
+	bool read_only;		/* databases opened DB_RDONLY: reading only (mtaq) */
 };
 
 /*

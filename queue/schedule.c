@@ -680,7 +680,7 @@ static int sched_modify(struct queue *q, const char *qid, enum sched_op op)
 		queue_seterr(q, "invalid queue id");
 		return QUEUE_NOTFOUND;
 	}
-	rc = queue_txn_run(q, 0, 0, modify_txn, &m);
+	rc = queue_txn_run(q, 0, DB_TXN_SYNC, modify_txn, &m);
 	status = sched_status(rc, why, sizeof(why), "changing", qid);
 	if (status != QUEUE_OK)
 		queue_seterr(q, "%s", why);

@@ -462,7 +462,7 @@ int queue_delete(struct queue *q, const char *qid)
 		queue_seterr(q, "opening schedule.db: %s", db_strerror(rc));
 		return QUEUE_ERROR;
 	}
-	rc = queue_txn_run(q, 0, 0, store_delete_txn, (void *)qid);
+	rc = queue_txn_run(q, 0, DB_TXN_SYNC, store_delete_txn, (void *)qid);
 	if (rc == DB_NOTFOUND) {
 		queue_seterr(q, "no such message: %s", qid);
 		return QUEUE_NOTFOUND;
