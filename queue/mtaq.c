@@ -1328,28 +1328,31 @@ static bool stats_clients_estimated(const struct stats *st)
 	return false;
 }
 
-/* text_top - one top list: counts that may be too high are marked "~"
- * with a note saying by how much at most. */
+/* text_top - one top list. Counts that may be too high are marked "~"
+ * and, when there are any, a column gives the least each can be. */
 static void text_top(const char *title, const char *what, const struct sketch_top *t)
 {
 	size_t top = t->n < MTAQ_TOP_HELO ? t->n : MTAQ_TOP_HELO;
-	uint64_t worst = 0;
+	bool approx = false;
 
 	if (top == 0)
 		return;
-	printf("\n%s\n%9s  %s\n", title, "count", what);
+	for (size_t i = 0; i < top; i++)
+		approx |= t->item[i].error > 0;
+	printf("\n%s\n%9s  %s%s\n", title, "count", approx ? "at least  " : "", what);
 	for (size_t i = 0; i < top; i++) {
 		text_count(t->item[i].count, t->item[i].error > 0, 9);
+		if (approx)
+			printf("  %8llu",
+			       (unsigned long long)(t->item[i].count - t->item[i].error));
 		fputs("  ", stdout);
 		put_text(stdout, t->item[i].name);
 		putchar('\n');
-		if (t->item[i].error > worst)
-			worst = t->item[i].error;
 	}
-	if (worst > 0)
-		printf("(~: approximate: only the %d most frequent a day are kept; a count\n"
-		       " marked ~ may be up to %llu too high)\n",
-		       SKETCH_TOP_K, (unsigned long long)worst);
+	if (approx)
+		printf("(~: approximate: each day keeps only its %d most frequent; the true\n"
+		       " count is between \"at least\" and \"count\")\n",
+		       SKETCH_TOP_K);
 }
 
 /* stats_text - the report for a terminal. Keys were checked by
