@@ -333,9 +333,36 @@ uint64_t sketch_hll_count(const struct sketch_hll *h)
 	return (uint64_t)llround(e);
 }
 
+/* hll_pack - the registers, 6 bits each (they are at most 53), in
+ * groups of four to three bytes: 3 KB, one overflow page in stats.db. */
+static void hll_pack(const uint8_t *reg, unsigned char *out)
+{
+	for (size_t i = 0; i < SKETCH_HLL_M; i += 4, out += 3) {
+		uint32_t v = (uint32_t)reg[i] << 18 | (uint32_t)reg[i + 1] << 12 |
+			     (uint32_t)reg[i + 2] << 6 | reg[i + 3];
+
+		out[0] = (unsigned char)(v >> 16);
+		out[1] = (unsigned char)(v >> 8);
+		out[2] = (unsigned char)v;
+	}
+}
+
+/* hll_unpack - the reverse; -1 when a register is above its maximum. */
+static int hll_unpack(const unsigned char *in, uint8_t *reg)
+{
+	for (size_t i = 0; i < SKETCH_HLL_M; i += 4, in += 3) {
+		uint32_t v = (uint32_t)in[0] << 16 | (uint32_t)in[1] << 8 | in[2];
+
+		for (int j = 3; j >= 0; j--, v >>= 6)
+			if ((reg[i + (size_t)j] = (uint8_t)(v & 0x3f)) > 64 - SKETCH_HLL_P + 1)
+				return -1;
+	}
+	return 0;
+}
+
 size_t sketch_hll_encode(const struct sketch_hll *h, unsigned char *buf, size_t size)
 {
-	size_t need = h->dense ? 6 + SKETCH_HLL_M : 8 + 8 * h->n;
+	size_t need = h->dense ? SKETCH_HLL_ENCODED_MAX : 8 + 8 * h->n;
 
 	if (need > size)
 		return need;
@@ -343,7 +370,7 @@ size_t sketch_hll_encode(const struct sketch_hll *h, unsigned char *buf, size_t 
 	buf[4] = SKETCH_HLL_P;
 	buf[5] = h->dense;
 	if (h->dense) {
-		memcpy(buf + 6, h->reg, SKETCH_HLL_M);
+		hll_pack(h->reg, buf + 6);
 		return need;
 	}
 	put16(buf + 6, (unsigned)h->n);
@@ -360,12 +387,10 @@ int sketch_hll_decode(struct sketch_hll *h, const unsigned char *buf, size_t len
 	if (len < 6 || memcmp(buf, "HLL1", 4) != 0 || buf[4] != SKETCH_HLL_P || buf[5] > 1)
 		return -1;
 	if (buf[5] == 1) {
-		if (len != 6 + SKETCH_HLL_M)
+		if (len != SKETCH_HLL_ENCODED_MAX || hll_unpack(buf + 6, h->reg) < 0) {
+			sketch_hll_init(h);
 			return -1;
-		for (size_t i = 0; i < SKETCH_HLL_M; i++)
-			if (buf[6 + i] > 64 - SKETCH_HLL_P + 1)
-				return -1;
-		memcpy(h->reg, buf + 6, SKETCH_HLL_M);
+		}
 		h->dense = true;
 		return 0;
 	}

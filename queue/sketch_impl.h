@@ -68,7 +68,7 @@ int sketch_top_decode(struct sketch_top *t, const unsigned char *buf, size_t len
 
 /*
  * HyperLogLog with 2^12 registers: a standard error of 1.04/64 = 1.6%
- * for 4 KB. Up to SKETCH_HLL_SPARSE_MAX distinct hashes are kept as they
+ * for 3 KB stored. Up to SKETCH_HLL_SPARSE_MAX distinct hashes are kept as they
  * are (the count is then exact, and small days stay small on disk);
  * beyond, the registers. Items are 64-bit hashes (sketch_hash with a
  * key the client does not know, so addresses cannot be chosen to land
@@ -76,7 +76,7 @@ int sketch_top_decode(struct sketch_top *t, const unsigned char *buf, size_t len
  */
 #define SKETCH_HLL_P 12
 #define SKETCH_HLL_M (1u << SKETCH_HLL_P)
-#define SKETCH_HLL_SPARSE_MAX 128
+#define SKETCH_HLL_SPARSE_MAX 128	/* 1 KB */
 
 struct sketch_hll {
 	bool dense;
@@ -97,9 +97,10 @@ bool sketch_hll_exact(const struct sketch_hll *h);
 
 /*
  * "HLL1", u8 p (12), u8 0 then u16 n and n u64 hashes (sparse), or u8 1
- * then the 2^p registers (dense). Same conventions as the top-K's.
+ * then the 2^p registers, 6 bits each, packed big-endian (dense: 3 KB,
+ * one 4 KB overflow page). Same conventions as the top-K's.
  */
-#define SKETCH_HLL_ENCODED_MAX (6 + SKETCH_HLL_M)
+#define SKETCH_HLL_ENCODED_MAX (6 + SKETCH_HLL_M / 4 * 3)
 size_t sketch_hll_encode(const struct sketch_hll *h, unsigned char *buf, size_t size);
 int sketch_hll_decode(struct sketch_hll *h, const unsigned char *buf, size_t len);
 

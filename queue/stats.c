@@ -61,7 +61,8 @@ struct stats_rule_hll {
 	struct sketch_hll hll;
 };
 
-/* One day's summaries of what clients chose (~60 KB with every rule). */
+/* One day's summaries of what clients chose (~115 KB in memory with
+ * every rule). */
 struct stats_day {
 	char day[QUEUE_STATS_DAY_LEN + 1];
 	struct sketch_top helo, ip;
