@@ -6,7 +6,8 @@
  * On disk: stats.db, a btree in the queue's environment. Key = the
  * counter name without a NUL ("20261127/reject/own-name"); value = the
  * count as 8 bytes, big-endian (the same on every machine, so a spool
- * can be read elsewhere). Keys start with the day, so one day's
+ * can be read elsewhere); a sketch's value is its encoding (sketch.c).
+ * Keys start with the day, so one day's
  * counters are adjacent, days sort in order, and expiry deletes from
  * the first key up to the first kept day.
  *
@@ -21,13 +22,21 @@
  * table not yet handed over (~1 s); a power failure can also lose what
  * no later message flush or checkpoint synced. Acceptable for statistics.
  *
- * The table's keys come partly from the network (HELO names, client
- * addresses): it is keyed with a random SipHash key per table so chosen
- * names cannot collide on purpose, and it never holds more than
- * QUEUE_STATS_MAX_PENDING keys; updates beyond that are dropped, counted
- * and logged once per flush.
+ * What clients choose (HELO names, client addresses) never becomes a
+ * key: queue_stats_note adds it to the table's per-day sketches
+ * (sketch.c: a top-K of names, a top-K of addresses, a HyperLogLog of
+ * addresses per rule), and the apply transaction merges each into the
+ * stored sketch of its day, so stats.db holds a fixed number of keys of
+ * bounded size per day whatever clients send. The address hash uses the
+ * spool's random key (QUEUE_STATS_HASH_KEY, made once), so the sketches
+ * of one day from before and after a restart merge, and clients cannot
+ * choose addresses that collide. The counter table is still keyed with a
+ * random SipHash key per table and never holds more than
+ * QUEUE_STATS_MAX_PENDING keys; updates beyond that, and sketch updates
+ * beyond QUEUE_STATS_SKETCH_DAYS days or QUEUE_STATS_SKETCH_RULES rules
+ * a flush, are dropped, counted and logged once per flush.
  *
- * Must not: do I/O in queue_stats_add, trust a key's caller (every key
+ * Must not: do I/O in queue_stats_add or queue_stats_note, trust a key's caller (every key
  * is checked here and again when read back), or hold locks while
  * queue_stats_foreach's callback runs.
  */
