@@ -20,8 +20,8 @@
  * the same log flush; due scans and chunk reads are read tasks, run
  * after the batch was flushed and reported so they never delay a 250.
  *
- * Statistics counters (stats.c) ride on the same thread: a uv_timer hands
- * the counters added in the last second to the writer as one STATS job
+ * Statistics counters and sketches (stats.c) ride on the same thread: a
+ * uv_timer hands those added in the last second to the writer as one STATS job
  * (at most one in flight, plus a final one at stop). The writer runs
  * STATS jobs after the batch's message commits are flushed and reported,
  * so they never delay a 250; they need no flush of their own. It also
