@@ -1005,6 +1005,10 @@ static long day_blob(struct stats *st, const char *what, void **buf)
 		st->failed = true;
 		return -1;
 	}
+	if (len == 0) {		/* not a sketch: as if none */
+		free(*buf);
+		*buf = NULL;
+	}
 	return (long)len;
 }
 

@@ -385,7 +385,7 @@ int queue_stats_note(struct queue *q, const char *day, const char *rule, const c
 		t->dropped++;
 		return -1;
 	}
-	sketch_hll_add(h, sketch_hash(q->sketch_key, ip, strlen(ip)));
+	sketch_hll_add(h, sketch_hash(q->sketch_key, ip, strnlen(ip, QUEUE_STATS_KEY_MAX)));
 	/* Names that are not graphic ASCII are the caller's to clean;
 	 * sketch_top_add refuses them rather than store them. */
 	if (ip[0] != '\0' && sketch_top_add(&d->ip, ip, 1) < 0)
