@@ -4,7 +4,7 @@
  *   envelope.db  btree, qid (14 bytes) -> encoded envelope (record.c)
  *   body.db      btree, qid + u32 BE chunk -> chunk bytes (60 KB chunks
  *                as overflow items: chains of 4 KB pages)
- *   stats.db     btree, "YYYYMMDD/name" -> u64 BE counter (stats.c)
+ *   stats.db     btree, "YYYYMMDD/name" -> u64 BE counter or sketch (stats.c)
  *   schedule.db  btree, u64 BE next_attempt + qid -> (envelope.db's record):
  *                a secondary index Berkeley DB keeps in step with
  *                envelope.db (DB->associate, key from schedule.c)

@@ -33,6 +33,7 @@
 
 #include "mtad/mtad.h"
 #include "queue/queue.h"
+#include "queue/sketch_impl.h"
 
 #define MTAQ_DEFAULT_CONFIG "/etc/mtad/mtad.conf"
 #define MTAQ_EXIT_USAGE 2
@@ -40,7 +41,7 @@
 #define MTAQ_INDENT 46		/* where sender and recipients start in `list` */
 #define MTAQ_DEFAULT_DAYS 7	/* `stats`: today and the last 7 days */
 #define MTAQ_MAX_DAYS 3650
-#define MTAQ_TOP_HELO 10
+#define MTAQ_TOP_HELO 10	/* HELO names and client addresses shown */
 
 struct mtaq {
 	const char *config;
@@ -911,25 +912,26 @@ enum { TODAY = 0, PERIOD = 1 };
 
 struct rule_row {
 	char *name;
-	uint64_t rejected[2], conns[2], clients[2];
-	void *ips;		/* tsearch tree: the period's distinct addresses */
-};
-
-struct helo_row {
-	char *name;
-	uint64_t count;
+	uint64_t rejected[2], conns[2];
+	struct sketch_hll clients[2];	/* distinct addresses (merged days) */
 };
 
 struct stats {
-	void *rules, *helos;	/* tsearch trees of struct rule_row, helo_row */
+	struct queue *q;
+	void *rules;		/* tsearch tree of struct rule_row */
 	uint64_t auth[2], unauth[2];
 	uint64_t committed[2];	/* commit/messages */
 	uint64_t syncs[QUEUE_SYNC_BUCKETS][2];	/* commit/syncs/N by bucket */
+	/* The period's refused HELO names and client addresses: each day's
+	 * top-K merged (and the keys written before issue 11 added). */
+	struct sketch_top *helo_top, *ip_top;
+	uint64_t hash_key[2];	/* the spool's, for addresses in old keys */
 	struct rule_row **rule_list;
-	struct helo_row **helo_list;
-	size_t nrules, nhelos;
+	size_t nrules;
 	bool today;		/* the day being read is today */
 	bool any, oom;
+	bool failed;		/* a read failed (said) */
+	bool damaged;		/* a sketch did not decode (said, skipped) */
 	char day[QUEUE_STATS_DAY_LEN + 1], first[QUEUE_STATS_DAY_LEN + 1];
 };
 
@@ -937,12 +939,6 @@ struct stats {
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* str_cmp - tsearch order of plain strings. */
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
 }
 
 /* row_of - the row named name (len bytes) in tree, created with size bytes when new. */
@@ -979,28 +975,102 @@ static void count2(const struct stats *st, uint64_t v[2], uint64_t n)
 		v[TODAY] += n;
 }
 
-/* count_ip - one "ip/RULE/IP" key: a client today, and in the period once. */
-static int count_ip(struct stats *st, const char *what)
+/* count_ip - one "ip/RULE/IP" key of before issue 11 (value: the
+ * address's refusals): into the rule's address sketches, hashed as mtad
+ * hashes them, and the top addresses. */
+static int count_ip(struct stats *st, const char *what, uint64_t value)
 {
 	const char *slash = strchr(what, '/');
 	struct rule_row *r;
-	char *ip, **node;
+	uint64_t h;
 
 	if (slash == NULL || slash == what || slash[1] == '\0')
 		return 0;	/* not ours: ignored */
 	r = row_of(&st->rules, what, (size_t)(slash - what), sizeof(*r), &st->nrules);
-	if (r == NULL || (ip = strdup(slash + 1)) == NULL)
+	if (r == NULL)
 		return -1;
-	if ((node = tsearch(ip, &r->ips, str_cmp)) == NULL) {
-		free(ip);
+	h = sketch_hash(st->hash_key, slash + 1, strlen(slash + 1));
+	sketch_hll_add(&r->clients[PERIOD], h);
+	if (st->today)
+		sketch_hll_add(&r->clients[TODAY], h);
+	(void)sketch_top_add(st->ip_top, slash + 1, value);
+	return 0;
+}
+
+/* day_blob - the day's stored sketch what into buf; its length, 0 when
+ * there is none, -1 on error (said). */
+static long day_blob(struct stats *st, const char *what, void **buf)
+{
+	char key[QUEUE_STATS_KEY_MAX + 1];
+	size_t len;
+	int rc;
+
+	snprintf(key, sizeof(key), "%s/%s", st->day, what);
+	rc = queue_stats_get(st->q, key, buf, &len);
+	if (rc == QUEUE_NOTFOUND)
+		return 0;
+	if (rc != QUEUE_OK) {
+		fprintf(stderr, "mtaq: %s\n", queue_strerror(st->q));
+		st->failed = true;
 		return -1;
 	}
-	if (*node != ip)
-		free(ip);
-	else
-		r->clients[PERIOD]++;
-	if (st->today)
-		r->clients[TODAY]++;
+	if (len == 0) {		/* not a sketch: as if none */
+		free(*buf);
+		*buf = NULL;
+	}
+	return (long)len;
+}
+
+/* read_clients - the day's address sketch of rule r, merged into today's
+ * and the period's. A sketch that does not decode is said and skipped. */
+static int read_clients(struct stats *st, struct rule_row *r)
+{
+	char what[QUEUE_STATS_KEY_MAX];
+	struct sketch_hll *h;
+	void *buf = NULL;
+	long len;
+
+	snprintf(what, sizeof(what), "sketch/clients/%s", r->name);
+	if ((len = day_blob(st, what, &buf)) <= 0)
+		return (int)len;
+	if ((h = malloc(sizeof(*h))) == NULL) {
+		free(buf);
+		return -1;
+	}
+	if (sketch_hll_decode(h, buf, (size_t)len) < 0) {
+		fprintf(stderr, "mtaq: %s/%s is damaged; skipped\n", st->day, what);
+		st->damaged = true;
+	} else {
+		sketch_hll_merge(&r->clients[PERIOD], h);
+		if (st->today)
+			sketch_hll_merge(&r->clients[TODAY], h);
+	}
+	free(h);
+	free(buf);
+	return 0;
+}
+
+/* read_top - the day's top-K what ("sketch/helo", "sketch/ip") merged into into. */
+static int read_top(struct stats *st, const char *what, struct sketch_top *into)
+{
+	struct sketch_top *t;
+	void *buf = NULL;
+	long len;
+
+	if ((len = day_blob(st, what, &buf)) <= 0)
+		return (int)len;
+	if ((t = malloc(sizeof(*t))) == NULL) {
+		free(buf);
+		return -1;
+	}
+	if (sketch_top_decode(t, buf, (size_t)len) < 0) {
+		fprintf(stderr, "mtaq: %s/%s is damaged; skipped\n", st->day, what);
+		st->damaged = true;
+	} else {
+		sketch_top_merge(into, t);
+	}
+	free(t);
+	free(buf);
 	return 0;
 }
 
@@ -1059,18 +1129,14 @@ static int stats_fn(void *arg, const char *key, uint64_t value)
 			return 0;
 		if ((r = row_of(&st->rules, name, strlen(name), sizeof(*r), &st->nrules)) == NULL)
 			rc = -1;
-		else
+		else if (reject)
+			rc = read_clients(st, r);	/* written with reject/RULE */
+		if (r != NULL)
 			v = reject ? r->rejected : r->conns;
 	} else if (strncmp(what, "ip/", 3) == 0) {
-		rc = count_ip(st, what + 3);
+		rc = count_ip(st, what + 3, value);
 	} else if (strncmp(what, "helo/", 5) == 0 && what[5] != '\0') {
-		struct helo_row *h = row_of(&st->helos, what + 5, strlen(what + 5), sizeof(*h),
-					    &st->nhelos);
-
-		if (h == NULL)
-			rc = -1;
-		else
-			h->count += value;
+		(void)sketch_top_add(st->helo_top, what + 5, value);	/* before issue 11 */
 	} else if (strncmp(what, "commit/", 7) == 0) {
 		v = commit_counter(st, what + 7);
 	} else if (strcmp(what, "accept/auth") == 0) {
@@ -1080,9 +1146,9 @@ static int stats_fn(void *arg, const char *key, uint64_t value)
 	}
 	if (v != NULL)
 		count2(st, v, value);
-	if (rc < 0)
+	if (rc < 0 && !st->failed)
 		st->oom = true;
-	return st->oom;
+	return st->oom || st->failed;
 }
 
 /* any_fn - queue_stats_foreach callback: is there any counter at all? */
@@ -1114,17 +1180,7 @@ static int rule_list_order(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* helo_list_order - qsort: most rejected first, then by name. */
-static int helo_list_order(const void *a, const void *b)
-{
-	const struct helo_row *x = *(struct helo_row *const *)a, *y = *(struct helo_row *const *)b;
-
-	if (x->count != y->count)
-		return x->count < y->count ? 1 : -1;
-	return strcmp(x->name, y->name);
-}
-
-/* collect_rule, collect_helo - twalk_r callbacks gathering rows for sorting. */
+/* collect_rule - twalk_r callback gathering rows for sorting. */
 static void collect_rule(const void *node, VISIT which, void *arg)
 {
 	struct stats *st = arg;
@@ -1133,47 +1189,29 @@ static void collect_rule(const void *node, VISIT which, void *arg)
 		st->rule_list[st->nrules++] = *(struct rule_row *const *)node;
 }
 
-static void collect_helo(const void *node, VISIT which, void *arg)
-{
-	struct stats *st = arg;
-
-	if (which == postorder || which == leaf)
-		st->helo_list[st->nhelos++] = *(struct helo_row *const *)node;
-}
-
-/* stats_sort - the rules and HELO names as sorted arrays; -1 on ENOMEM. */
+/* stats_sort - the rules as a sorted array, the tops sorted; -1 on ENOMEM. */
 static int stats_sort(struct stats *st)
 {
-	size_t nr = st->nrules, nh = st->nhelos;
+	size_t nr = st->nrules;
 
 	st->rule_list = calloc(nr ? nr : 1, sizeof(*st->rule_list));
-	st->helo_list = calloc(nh ? nh : 1, sizeof(*st->helo_list));
-	if (st->rule_list == NULL || st->helo_list == NULL)
+	if (st->rule_list == NULL)
 		return -1;
-	st->nrules = st->nhelos = 0;
+	st->nrules = 0;
 	twalk_r(st->rules, collect_rule, st);
-	twalk_r(st->helos, collect_helo, st);
 	qsort(st->rule_list, st->nrules, sizeof(*st->rule_list), rule_list_order);
-	qsort(st->helo_list, st->nhelos, sizeof(*st->helo_list), helo_list_order);
+	sketch_top_sort(st->helo_top);
+	sketch_top_sort(st->ip_top);
 	return 0;
 }
 
-/* rule_free, helo_free - tdestroy callbacks. */
+/* rule_free - tdestroy callback. */
 static void rule_free(void *p)
 {
 	struct rule_row *r = p;
 
-	tdestroy(r->ips, free);
 	free(r->name);
 	free(r);
-}
-
-static void helo_free(void *p)
-{
-	struct helo_row *h = p;
-
-	free(h->name);
-	free(h);
 }
 
 /* iso_day - "YYYY-MM-DD" from a key's "YYYYMMDD". */
@@ -1182,19 +1220,36 @@ static void iso_day(const char *day, char out[11])
 	snprintf(out, 11, "%.4s-%.2s-%.2s", day, day + 4, day + 6);
 }
 
-/* json_group - {"rejected":..,"connections":..,"clients":..} of one column group. */
+/* json_group - {"rejected":..,"connections":..,"clients":..,
+ * "clients_estimated":..} of one column group. */
 static void json_group(const struct rule_row *r, int g)
 {
-	printf("{\"rejected\":%llu,\"connections\":%llu,\"clients\":%llu}",
+	printf("{\"rejected\":%llu,\"connections\":%llu,\"clients\":%llu,"
+	       "\"clients_estimated\":%s}",
 	       (unsigned long long)r->rejected[g], (unsigned long long)r->conns[g],
-	       (unsigned long long)r->clients[g]);
+	       (unsigned long long)sketch_hll_count(&r->clients[g]),
+	       sketch_hll_exact(&r->clients[g]) ? "false" : "true");
+}
+
+/* json_top - a top list: [{"name":..,"count":..,"max_overcount":..},...]. */
+static void json_top(const struct sketch_top *t)
+{
+	size_t top = t->n < MTAQ_TOP_HELO ? t->n : MTAQ_TOP_HELO;
+
+	putchar('[');
+	for (size_t i = 0; i < top; i++) {
+		fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
+		json_str(stdout, t->item[i].name);
+		printf(",\"count\":%llu,\"max_overcount\":%llu}",
+		       (unsigned long long)t->item[i].count, (unsigned long long)t->item[i].error);
+	}
+	putchar(']');
 }
 
 /* stats_json - `stats --json`. */
 static void stats_json(const struct stats *st, int days)
 {
 	char today[11];
-	size_t top = st->nhelos < MTAQ_TOP_HELO ? st->nhelos : MTAQ_TOP_HELO;
 
 	iso_day(st->day, today);
 	printf("{\"today\":\"%s\",\"days\":%d,\"rules\":{", today, days);
@@ -1211,15 +1266,15 @@ static void stats_json(const struct stats *st, int days)
 		putchar('}');
 	}
 	printf("},\"accepted\":{\"today\":{\"authenticated\":%llu,\"unauthenticated\":%llu},"
-	       "\"period\":{\"authenticated\":%llu,\"unauthenticated\":%llu}},\"top_helo\":[",
+	       "\"period\":{\"authenticated\":%llu,\"unauthenticated\":%llu}},"
+	       "\"top_kept_per_day\":%d,\"top_helo\":",
 	       (unsigned long long)st->auth[TODAY], (unsigned long long)st->unauth[TODAY],
-	       (unsigned long long)st->auth[PERIOD], (unsigned long long)st->unauth[PERIOD]);
-	for (size_t i = 0; i < top; i++) {
-		fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
-		json_str(stdout, st->helo_list[i]->name);
-		printf(",\"count\":%llu}", (unsigned long long)st->helo_list[i]->count);
-	}
-	fputs("],\"group_commit\":{", stdout);
+	       (unsigned long long)st->auth[PERIOD], (unsigned long long)st->unauth[PERIOD],
+	       SKETCH_TOP_K);
+	json_top(st->helo_top);
+	fputs(",\"top_clients\":", stdout);
+	json_top(st->ip_top);
+	fputs(",\"group_commit\":{", stdout);
 	for (int g = 0; g < 2; g++)
 		printf("\"%s\":{\"messages\":%llu,\"syncs\":%llu},", g == TODAY ? "today" : "period",
 		       (unsigned long long)st->committed[g], (unsigned long long)sync_total(st, g));
@@ -1267,12 +1322,57 @@ static void group_title(const char *label, int w)
 	       "--------------------");
 }
 
+/* text_count - a count right-aligned in w columns, "~" before it when estimated. */
+static void text_count(uint64_t n, bool estimated, int w)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%s%llu", estimated ? "~" : "", (unsigned long long)n);
+	printf("%*s", w, buf);
+}
+
+/* stats_clients_estimated - is any address count an estimate? */
+static bool stats_clients_estimated(const struct stats *st)
+{
+	for (size_t i = 0; i < st->nrules; i++)
+		for (int g = 0; g < 2; g++)
+			if (!sketch_hll_exact(&st->rule_list[i]->clients[g]))
+				return true;
+	return false;
+}
+
+/* text_top - one top list. Counts that may be too high are marked "~"
+ * and, when there are any, a column gives the least each can be. */
+static void text_top(const char *title, const char *what, const struct sketch_top *t)
+{
+	size_t top = t->n < MTAQ_TOP_HELO ? t->n : MTAQ_TOP_HELO;
+	bool approx = false;
+
+	if (top == 0)
+		return;
+	for (size_t i = 0; i < top; i++)
+		approx |= t->item[i].error > 0;
+	printf("\n%s\n%9s  %s%s\n", title, "count", approx ? "at least  " : "", what);
+	for (size_t i = 0; i < top; i++) {
+		text_count(t->item[i].count, t->item[i].error > 0, 9);
+		if (approx)
+			printf("  %8llu",
+			       (unsigned long long)(t->item[i].count - t->item[i].error));
+		fputs("  ", stdout);
+		put_text(stdout, t->item[i].name);
+		putchar('\n');
+	}
+	if (approx)
+		printf("(~: approximate: each day keeps only its %d most frequent; the true\n"
+		       " count is between \"at least\" and \"count\")\n",
+		       SKETCH_TOP_K);
+}
+
 /* stats_text - the report for a terminal. Keys were checked by
  * queue_stats_foreach (graphic ASCII only), so names print as they are. */
 static void stats_text(const struct stats *st, int days)
 {
 	char today[11], first[11];
-	size_t top = st->nhelos < MTAQ_TOP_HELO ? st->nhelos : MTAQ_TOP_HELO;
 
 	iso_day(st->day, today);
 	iso_day(st->first, first);
@@ -1295,30 +1395,48 @@ static void stats_text(const struct stats *st, int days)
 			const struct rule_row *r = st->rule_list[i];
 
 			printf("%-18s", r->name);
-			for (int g = 0; g < 2; g++)
-				printf("  %9llu %11llu %7llu", (unsigned long long)r->rejected[g],
-				       (unsigned long long)r->conns[g], (unsigned long long)r->clients[g]);
+			for (int g = 0; g < 2; g++) {
+				printf("  %9llu %11llu ", (unsigned long long)r->rejected[g],
+				       (unsigned long long)r->conns[g]);
+				text_count(sketch_hll_count(&r->clients[g]),
+					   !sketch_hll_exact(&r->clients[g]), 7);
+			}
 			putchar('\n');
 		}
+		if (stats_clients_estimated(st))
+			printf("(~: estimated, within a few per cent)\n");
 	}
 	printf("\naccepted messages   today:  %llu authenticated, %llu unauthenticated\n"
 	       "                    period: %llu authenticated, %llu unauthenticated\n",
 	       (unsigned long long)st->auth[TODAY], (unsigned long long)st->unauth[TODAY],
 	       (unsigned long long)st->auth[PERIOD], (unsigned long long)st->unauth[PERIOD]);
 	stats_text_commit(st);
-	if (top == 0)
-		return;
-	printf("\ntop rejected HELO names (period)\n%9s  %s\n", "count", "name");
-	for (size_t i = 0; i < top; i++) {
-		printf("%9llu  ", (unsigned long long)st->helo_list[i]->count);
-		put_text(stdout, st->helo_list[i]->name);
-		putchar('\n');
+	text_top("top rejected HELO names (period)", "name", st->helo_top);
+	text_top("top rejected client addresses (period)", "address", st->ip_top);
+}
+
+/* read_hash_key - the spool's sketch hash key, for addresses in old keys. */
+static int read_hash_key(struct stats *st)
+{
+	unsigned char *buf = NULL;
+	size_t len;
+	int rc = queue_stats_get(st->q, QUEUE_STATS_HASH_KEY, (void **)&buf, &len);
+
+	if (rc == QUEUE_ERROR) {
+		fprintf(stderr, "mtaq: %s\n", queue_strerror(st->q));
+		return -1;
 	}
+	for (size_t i = 0; rc == QUEUE_OK && len == 16 && i < 16; i++)
+		st->hash_key[i / 8] = st->hash_key[i / 8] << 8 | buf[i];
+	free(buf);
+	return 0;
 }
 
 /* stats_read - reads today and the days before it into st. */
 static int stats_read(struct mtaq *m, struct stats *st, time_t now)
 {
+	if (read_hash_key(st) < 0)
+		return -1;
 	for (int off = -m->days; off <= 0; off++) {
 		char prefix[QUEUE_STATS_DAY_LEN + 2];
 
@@ -1334,14 +1452,28 @@ static int stats_read(struct mtaq *m, struct stats *st, time_t now)
 			fprintf(stderr, "mtaq: %s\n", st->oom ? "out of memory" : queue_strerror(m->q));
 			return -1;
 		}
+		if (st->failed || read_top(st, "sketch/helo", st->helo_top) < 0 ||
+		    read_top(st, "sketch/ip", st->ip_top) < 0) {
+			if (!st->failed)
+				fprintf(stderr, "mtaq: out of memory\n");
+			return -1;
+		}
 	}
 	return 0;
+}
+
+/* stats_init_read - empty tops, then the days read into them. */
+static int stats_init_read(struct mtaq *m, struct stats *st)
+{
+	sketch_top_init(st->helo_top);
+	sketch_top_init(st->ip_top);
+	return stats_read(m, st, time(NULL));
 }
 
 /* cmd_stats - `mtaq stats [--json] [--days N]`. */
 static int cmd_stats(struct mtaq *m)
 {
-	struct stats st = { 0 };
+	struct stats st = { .q = m->q };
 	int status = 0;
 
 	if (queue_stats_foreach(m->q, "", any_fn, &st.any) != QUEUE_OK) {
@@ -1352,7 +1484,12 @@ static int cmd_stats(struct mtaq *m)
 		puts("no policy statistics recorded yet");
 		return 0;
 	}
-	if (stats_read(m, &st, time(NULL)) < 0) {
+	st.helo_top = malloc(sizeof(*st.helo_top));
+	st.ip_top = malloc(sizeof(*st.ip_top));
+	if (st.helo_top == NULL || st.ip_top == NULL) {
+		fprintf(stderr, "mtaq: out of memory\n");
+		status = 1;
+	} else if (stats_init_read(m, &st) < 0) {
 		status = 1;
 	} else if (stats_sort(&st) < 0) {
 		fprintf(stderr, "mtaq: out of memory\n");
@@ -1363,10 +1500,10 @@ static int cmd_stats(struct mtaq *m)
 		stats_text(&st, m->days);
 	}
 	free(st.rule_list);
-	free(st.helo_list);
+	free(st.helo_top);
+	free(st.ip_top);
 	tdestroy(st.rules, rule_free);
-	tdestroy(st.helos, helo_free);
-	return status;
+	return status || st.damaged;
 }
 
 /* ---- main ---- */

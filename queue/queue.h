@@ -246,8 +246,15 @@ void queue_incoming_abort(struct queue_incoming *in);
  *
  *   YYYYMMDD/reject/RULE      attempts refused by RULE (policy_rule_name)
  *   YYYYMMDD/conn/RULE        connections that had at least one of them
- *   YYYYMMDD/ip/RULE/IP       per client address (mtaq counts the keys)
- *   YYYYMMDD/helo/NAME        refused attempts per HELO name
+ *   YYYYMMDD/sketch/clients/RULE  the distinct client addresses refused
+ *                             by RULE: a HyperLogLog (queue/sketch.c;
+ *                             exact up to 128 addresses, then ~1.6%),
+ *                             at most 3 KB
+ *   YYYYMMDD/sketch/helo      the refused attempts' HELO names (not for
+ *                             relay, no-helo): a space-saving top 100,
+ *                             at most 27 KB
+ *   YYYYMMDD/sketch/ip        the refused attempts' client addresses:
+ *                             the same, at most 7 KB
  *   YYYYMMDD/accept/auth      messages accepted from authenticated clients
  *   YYYYMMDD/accept/unauth    ... and from the others
  *   YYYYMMDD/commit/messages  messages made durable (queue/writer.c)
@@ -256,14 +263,27 @@ void queue_incoming_abort(struct queue_incoming *in);
  *                             means 64 or more): the group commit's
  *                             batch sizes
  *
+ * Counter values are u64 big-endian; sketch values are their encodings
+ * (sketch_impl.h). Nothing is keyed by what a client chooses, so a day
+ * takes at most ~72 KB (12 rules) whatever clients send: with the 8
+ * days kept, about 1 MB of stats.db (t/unit/queue_stats.c measures it). Keys written
+ * before issue 11 may still be there until they expire, and mtaq reads
+ * them: YYYYMMDD/ip/RULE/IP (one per client address) and
+ * YYYYMMDD/helo/NAME (refused attempts per name).
+ *
  * Keys are 10 to QUEUE_STATS_KEY_MAX bytes of graphic ASCII (0x21-0x7e:
  * no blank, no control, no 8-bit byte) starting with 8 digits and '/';
  * anything else is refused, whoever built it. Keys whose day is more than
  * stats_keep_days before the local date are deleted by the writer (at
  * start and hourly). Counters are statistics, not accounting: a crash
  * loses what was added in the last second or so (see stats.c).
+ *
+ * One key outside that scheme, QUEUE_STATS_HASH_KEY, holds the spool's
+ * 16-byte SipHash key for the address sketches (two u64 big-endian); it
+ * sorts after every day, so expiry never reaches it.
  */
 #define QUEUE_STATS_KEY_MAX 300
+#define QUEUE_STATS_HASH_KEY "sketch-key"
 #define QUEUE_SYNC_BUCKETS 7	/* commit/syncs/1 ... commit/syncs/64 */
 #define QUEUE_STATS_DAY_LEN 8	/* "YYYYMMDD" */
 
@@ -276,6 +296,27 @@ void queue_incoming_abort(struct queue_incoming *in);
  * ENOMEM, or ESHUTDOWN (no writer). Callers may ignore the result.
  */
 int queue_stats_add(struct queue *q, const char *key, uint64_t delta);
+
+/*
+ * queue_stats_note - one attempt refused by rule (policy_rule_name) on
+ * day ("YYYYMMDD") from the client address ip, which said HELO name helo
+ * (NULL: the name is not counted), into that day's sketches: the
+ * rule's distinct addresses, the top addresses, the top HELO names.
+ * Names must be graphic ASCII (clean them first). Loop thread, no I/O,
+ * bounded memory; written with the counters. Returns 0, or -1 with
+ * errno EINVAL, ENOSPC (a third day or a 17th rule in one flush),
+ * ENOMEM or ESHUTDOWN. Callers may ignore the result.
+ */
+int queue_stats_note(struct queue *q, const char *day, const char *rule, const char *ip,
+		     const char *helo);
+
+/*
+ * queue_stats_get - the value stored under key (a sketch, or
+ * QUEUE_STATS_HASH_KEY) copied into a malloc'd *data of *len bytes
+ * (the caller frees it). Any thread. Returns QUEUE_OK, QUEUE_NOTFOUND
+ * or QUEUE_ERROR (queue_strerror says why).
+ */
+int queue_stats_get(struct queue *q, const char *key, void **data, size_t *len);
 
 /* queue_stats_flush - hands the counters added so far to the writer now
  * (loop thread; the loop must then run for it to complete). */

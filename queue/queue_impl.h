@@ -44,6 +44,11 @@
 #define QUEUE_STATS_EXPIRE_EVERY 3600	/* seconds */
 /* Expired keys the writer deletes between two batches of messages. */
 #define QUEUE_STATS_EXPIRE_STEP 1000
+/* Sketches held between two flushes: days (two around midnight), rules
+ * per day (policy_rule_name has 12), the length of a rule's name. */
+#define QUEUE_STATS_SKETCH_DAYS 2
+#define QUEUE_STATS_SKETCH_RULES 16
+#define QUEUE_STATS_RULE_MAX 32
 
 /* Damaged records whose due-scan warning is not repeated (schedule.c). */
 #define QUEUE_DAMAGED_SEEN 32
@@ -66,6 +71,9 @@ struct queue {
 	bool wrote;		/* queue_writer_start ran: this is mtad (see queue_close) */
 	/* Loop thread: counters added since the last flush (NULL: none). */
 	struct queue_stats_table *stats_pending;
+	/* The spool's SipHash key for address sketches (stats.c): set by
+	 * queue_writer_start before the loop uses it, constant after. */
+	uint64_t sketch_key[2];
 	/* Written by the writer thread, read by queue_writer_stats anywhere. */
 	_Atomic uint64_t commits, flushes;
 	/* Log syncs that had messages, by batch size (bucket b: 2^b to
@@ -138,12 +146,23 @@ void queue_stats_table_free(struct queue_stats_table *t);
 size_t queue_stats_table_size(const struct queue_stats_table *t);
 
 /*
- * queue_stats_apply - adds every counter of t to stats.db in one
- * transaction (read-modify-write, retried on deadlock), committed
+ * queue_stats_apply - adds every counter of t to stats.db and merges
+ * its sketches into the stored ones of their day, in one transaction
+ * (read-modify-write, retried on deadlock), committed
  * without a sync of its own. Writer thread. Returns 0 or a Berkeley DB
  * error.
  */
 int queue_stats_apply(struct queue *q, struct queue_stats_table *t);
+
+/*
+ * queue_stats_key_load - reads the spool's sketch hash key
+ * (QUEUE_STATS_HASH_KEY) into q->sketch_key, storing a random one the
+ * first time: the address sketches of a day written before and after a
+ * restart must hash alike to be merged, and a client must not know the
+ * key. Called by queue_writer_start. Returns 0 or a Berkeley DB error
+ * (or errno).
+ */
+int queue_stats_key_load(struct queue *q);
 
 /*
  * queue_stats_expire - deletes the counters whose day is more than

@@ -6,7 +6,8 @@
  * On disk: stats.db, a btree in the queue's environment. Key = the
  * counter name without a NUL ("20261127/reject/own-name"); value = the
  * count as 8 bytes, big-endian (the same on every machine, so a spool
- * can be read elsewhere). Keys start with the day, so one day's
+ * can be read elsewhere); a sketch's value is its encoding (sketch.c).
+ * Keys start with the day, so one day's
  * counters are adjacent, days sort in order, and expiry deletes from
  * the first key up to the first kept day.
  *
@@ -21,13 +22,21 @@
  * table not yet handed over (~1 s); a power failure can also lose what
  * no later message flush or checkpoint synced. Acceptable for statistics.
  *
- * The table's keys come partly from the network (HELO names, client
- * addresses): it is keyed with a random SipHash key per table so chosen
- * names cannot collide on purpose, and it never holds more than
- * QUEUE_STATS_MAX_PENDING keys; updates beyond that are dropped, counted
- * and logged once per flush.
+ * What clients choose (HELO names, client addresses) never becomes a
+ * key: queue_stats_note adds it to the table's per-day sketches
+ * (sketch.c: a top-K of names, a top-K of addresses, a HyperLogLog of
+ * addresses per rule), and the apply transaction merges each into the
+ * stored sketch of its day, so stats.db holds a fixed number of keys of
+ * bounded size per day whatever clients send. The address hash uses the
+ * spool's random key (QUEUE_STATS_HASH_KEY, made once), so the sketches
+ * of one day from before and after a restart merge, and clients cannot
+ * choose addresses that collide. The counter table is still keyed with a
+ * random SipHash key per table and never holds more than
+ * QUEUE_STATS_MAX_PENDING keys; updates beyond that, and sketch updates
+ * beyond QUEUE_STATS_SKETCH_DAYS days or QUEUE_STATS_SKETCH_RULES rules
+ * a flush, are dropped, counted and logged once per flush.
  *
- * Must not: do I/O in queue_stats_add, trust a key's caller (every key
+ * Must not: do I/O in queue_stats_add or queue_stats_note, trust a key's caller (every key
  * is checked here and again when read back), or hold locks while
  * queue_stats_foreach's callback runs.
  */
@@ -38,6 +47,7 @@
 
 #include "mtad/mtad.h"
 #include "queue/queue_impl.h"
+#include "queue/sketch_impl.h"
 
 /* Rows copied per read transaction in queue_stats_foreach. */
 #define STATS_BATCH 256
@@ -54,8 +64,26 @@ struct stats_entry {
 	uint64_t delta;
 };
 
+/* One rule's distinct client addresses on one day. */
+struct stats_rule_hll {
+	char rule[QUEUE_STATS_RULE_MAX + 1];
+	struct sketch_hll hll;
+};
+
+/* One day's summaries of what clients chose (~115 KB in memory with
+ * every rule). */
+struct stats_day {
+	char day[QUEUE_STATS_DAY_LEN + 1];
+	struct sketch_top helo, ip;
+	struct stats_rule_hll *rule[QUEUE_STATS_SKETCH_RULES];
+	size_t nrules;
+};
+
 struct queue_stats_table {
 	uint64_t seed[2];	/* SipHash key, random per table */
+	/* Sketches by day: more than one only around midnight. */
+	struct stats_day *day[QUEUE_STATS_SKETCH_DAYS];
+	size_t ndays;
 	struct stats_entry *ent;	/* dense, in insertion order */
 	size_t n, cap;
 	uint32_t *slot;		/* open addressing: index + 1 into ent, 0 = empty */
@@ -118,42 +146,10 @@ int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1])
 
 /* ---- the in-memory table (loop thread) ---- */
 
-#define STATS_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define STATS_SIPROUND(v0, v1, v2, v3)                                                 \
-	do {                                                                           \
-		v0 += v1; v1 = STATS_ROTL(v1, 13); v1 ^= v0; v0 = STATS_ROTL(v0, 32);  \
-		v2 += v3; v3 = STATS_ROTL(v3, 16); v3 ^= v2;                           \
-		v0 += v3; v3 = STATS_ROTL(v3, 21); v3 ^= v0;                           \
-		v2 += v1; v1 = STATS_ROTL(v1, 17); v1 ^= v2; v2 = STATS_ROTL(v2, 32);  \
-	} while (0)
-
 /* stats_hash - SipHash-1-3 of the key under the table's random key. */
 static uint64_t stats_hash(const uint64_t k[2], const char *key, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)key;
-	uint64_t v0 = k[0] ^ 0x736f6d6570736575ull, v1 = k[1] ^ 0x646f72616e646f6dull;
-	uint64_t v2 = k[0] ^ 0x6c7967656e657261ull, v3 = k[1] ^ 0x7465646279746573ull;
-	uint64_t last = (uint64_t)len << 56;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		uint64_t m = 0;
-
-		for (int j = 7; j >= 0; j--)
-			m = (m << 8) | p[i + (size_t)j];
-		v3 ^= m;
-		STATS_SIPROUND(v0, v1, v2, v3);
-		v0 ^= m;
-	}
-	for (size_t j = 0; i + j < len; j++)
-		last |= (uint64_t)p[i + j] << (8 * j);
-	v3 ^= last;
-	STATS_SIPROUND(v0, v1, v2, v3);
-	v0 ^= last;
-	v2 ^= 0xff;
-	for (int r = 0; r < 3; r++)
-		STATS_SIPROUND(v0, v1, v2, v3);
-	return v0 ^ v1 ^ v2 ^ v3;
+	return sketch_hash(k, key, len);
 }
 
 /* stats_table_new - an empty table with a fresh hash key; NULL on ENOMEM. */
@@ -187,6 +183,11 @@ void queue_stats_table_free(struct queue_stats_table *t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		free(t->ent[i].key);
+	for (size_t d = 0; d < t->ndays; d++) {
+		for (size_t r = 0; r < t->day[d]->nrules; r++)
+			free(t->day[d]->rule[r]);
+		free(t->day[d]);
+	}
 	free(t->ent);
 	free(t->slot);
 	free(t);
@@ -303,20 +304,111 @@ int queue_stats_add(struct queue *q, const char *key, uint64_t delta)
 	return stats_table_add(q->stats_pending, key, len, delta);
 }
 
+/* stats_day_of - the table's sketches of day, made when new; NULL
+ * (errno set) past QUEUE_STATS_SKETCH_DAYS or out of memory. */
+static struct stats_day *stats_day_of(struct queue_stats_table *t, const char *day)
+{
+	struct stats_day *d;
+
+	for (size_t i = 0; i < t->ndays; i++)
+		if (strcmp(t->day[i]->day, day) == 0)
+			return t->day[i];
+	if (t->ndays == QUEUE_STATS_SKETCH_DAYS) {
+		errno = ENOSPC;
+		return NULL;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	memcpy(d->day, day, QUEUE_STATS_DAY_LEN);
+	sketch_top_init(&d->helo);
+	sketch_top_init(&d->ip);
+	t->day[t->ndays++] = d;
+	return d;
+}
+
+/* stats_rule_of - the day's address sketch of rule, made when new; NULL
+ * (errno set) past QUEUE_STATS_SKETCH_RULES or out of memory. */
+static struct sketch_hll *stats_rule_of(struct stats_day *d, const char *rule)
+{
+	struct stats_rule_hll *r;
+
+	for (size_t i = 0; i < d->nrules; i++)
+		if (strcmp(d->rule[i]->rule, rule) == 0)
+			return &d->rule[i]->hll;
+	if (d->nrules == QUEUE_STATS_SKETCH_RULES) {
+		errno = ENOSPC;
+		return NULL;
+	}
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return NULL;
+	snprintf(r->rule, sizeof(r->rule), "%s", rule);
+	sketch_hll_init(&r->hll);
+	d->rule[d->nrules++] = r;
+	return &r->hll;
+}
+
+/* stats_note_ok - are the day and the rule usable in keys? */
+static bool stats_note_ok(const char *day, const char *rule)
+{
+	char key[QUEUE_STATS_DAY_LEN + QUEUE_STATS_RULE_MAX + 32];
+	size_t rlen = strnlen(rule, QUEUE_STATS_RULE_MAX + 1);
+
+	if (strnlen(day, QUEUE_STATS_DAY_LEN + 1) != QUEUE_STATS_DAY_LEN || rlen == 0 ||
+	    rlen > QUEUE_STATS_RULE_MAX || strchr(rule, '/') != NULL)
+		return false;
+	snprintf(key, sizeof(key), "%s/sketch/clients/%s", day, rule);
+	return stats_key_len(key, sizeof(key) - 1) == strlen(key);
+}
+
+/* queue_stats_note - see queue.h. */
+int queue_stats_note(struct queue *q, const char *day, const char *rule, const char *ip,
+		     const char *helo)
+{
+	struct queue_stats_table *t;
+	struct stats_day *d;
+	struct sketch_hll *h;
+
+	if (day == NULL || rule == NULL || ip == NULL || !stats_note_ok(day, rule)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (q->writer == NULL) {
+		errno = ESHUTDOWN;
+		return -1;
+	}
+	if (q->stats_pending == NULL && (q->stats_pending = stats_table_new()) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	t = q->stats_pending;
+	if ((d = stats_day_of(t, day)) == NULL || (h = stats_rule_of(d, rule)) == NULL) {
+		t->dropped++;
+		return -1;
+	}
+	sketch_hll_add(h, sketch_hash(q->sketch_key, ip, strnlen(ip, QUEUE_STATS_KEY_MAX)));
+	/* Names that are not graphic ASCII are the caller's to clean;
+	 * sketch_top_add refuses them rather than store them. */
+	if (ip[0] != '\0' && sketch_top_add(&d->ip, ip, 1) < 0)
+		t->dropped++;
+	if (helo != NULL && helo[0] != '\0' && sketch_top_add(&d->helo, helo, 1) < 0)
+		t->dropped++;
+	return 0;
+}
+
 /* queue_stats_take - see queue_impl.h. */
 struct queue_stats_table *queue_stats_take(struct queue *q)
 {
 	struct queue_stats_table *t = q->stats_pending;
 
-	if (t == NULL || (t->n == 0 && t->dropped == 0))
+	if (t == NULL || (t->n == 0 && t->ndays == 0 && t->dropped == 0))
 		return NULL;
 	q->stats_pending = NULL;
 	if (t->dropped > 0)
 		mtad_log(MTAD_LOG_WARNING,
 			 "queue: statistics: %llu counter updates dropped (more than %d distinct "
-			 "keys in one flush, or out of memory)",
+			 "keys in one flush, a name that cannot be stored, or out of memory)",
 			 (unsigned long long)t->dropped, QUEUE_STATS_MAX_PENDING);
-	if (t->n == 0) {
+	if (t->n == 0 && t->ndays == 0) {
 		queue_stats_table_free(t);
 		return NULL;
 	}
@@ -331,10 +423,119 @@ static int stats_entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct stats_entry *)a)->key, ((const struct stats_entry *)b)->key);
 }
 
-/* stats_apply_txn - adds every delta of the table in arg (a txn fn). */
+/* What one STATS transaction works with: the table, and room to merge
+ * a stored sketch (too big for the writer's stack). */
+struct stats_apply {
+	struct queue_stats_table *t;
+	struct sketch_top top;
+	struct sketch_hll hll;
+	unsigned char buf[SKETCH_TOP_ENCODED_MAX > SKETCH_HLL_ENCODED_MAX ? SKETCH_TOP_ENCODED_MAX
+									 : SKETCH_HLL_ENCODED_MAX];
+};
+
+/* stats_blob_get - the stored sketch under key into a->buf: its length,
+ * 0 when there is none (or it is not one we can read: logged, replaced),
+ * or -1 with the Berkeley DB error in *rc. */
+static long stats_blob_get(struct queue *q, DB_TXN *txn, struct stats_apply *a, DBT *key,
+			   int *rc)
+{
+	DBT data = { .data = a->buf, .ulen = sizeof(a->buf), .flags = DB_DBT_USERMEM };
+
+	*rc = q->stats->get(q->stats, txn, key, &data, DB_RMW);
+	if (*rc == 0)
+		return (long)data.size;
+	if (*rc == DB_NOTFOUND || *rc == DB_BUFFER_SMALL) {
+		if (*rc == DB_BUFFER_SMALL)
+			mtad_log(MTAD_LOG_WARNING, "queue: statistics: %.*s is too big, replaced",
+				 (int)key->size, (char *)key->data);
+		*rc = 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* stats_blob_put - stores len bytes of a->buf under key. */
+static int stats_blob_put(struct queue *q, DB_TXN *txn, struct stats_apply *a, DBT *key,
+			  size_t len)
+{
+	DBT data = { .data = a->buf, .size = (uint32_t)len };
+
+	return q->stats->put(q->stats, txn, key, &data, 0);
+}
+
+/* stats_malformed - a stored sketch we cannot decode: logged, replaced. */
+static void stats_malformed(const char *key)
+{
+	mtad_log(MTAD_LOG_WARNING, "queue: statistics: %s is not a well-formed sketch, replaced",
+		 key);
+}
+
+/* stats_merge_top - merges a pending top-K into the day's stored one. */
+static int stats_merge_top(struct queue *q, DB_TXN *txn, struct stats_apply *a,
+			   const char *day, const char *what, const struct sketch_top *add)
+{
+	char k[QUEUE_STATS_KEY_MAX + 1];
+	DBT key = { .data = k, .size = (uint32_t)snprintf(k, sizeof(k), "%s/%s", day, what) };
+	int rc;
+	long len = stats_blob_get(q, txn, a, &key, &rc);
+
+	if (len < 0)
+		return rc;
+	if (len == 0 || sketch_top_decode(&a->top, a->buf, (size_t)len) < 0) {
+		if (len > 0)
+			stats_malformed(k);
+		sketch_top_init(&a->top);
+	}
+	sketch_top_merge(&a->top, add);
+	return stats_blob_put(q, txn, a, &key, sketch_top_encode(&a->top, a->buf, sizeof(a->buf)));
+}
+
+/* stats_merge_hll - merges a pending address sketch into the day's stored one. */
+static int stats_merge_hll(struct queue *q, DB_TXN *txn, struct stats_apply *a,
+			   const char *day, const struct stats_rule_hll *add)
+{
+	char k[QUEUE_STATS_KEY_MAX + 1];
+	DBT key = { .data = k, .size = (uint32_t)snprintf(k, sizeof(k), "%s/sketch/clients/%s",
+							   day, add->rule) };
+	int rc;
+	long len = stats_blob_get(q, txn, a, &key, &rc);
+
+	if (len < 0)
+		return rc;
+	if (len == 0 || sketch_hll_decode(&a->hll, a->buf, (size_t)len) < 0) {
+		if (len > 0)
+			stats_malformed(k);
+		sketch_hll_init(&a->hll);
+	}
+	sketch_hll_merge(&a->hll, &add->hll);
+	return stats_blob_put(q, txn, a, &key, sketch_hll_encode(&a->hll, a->buf, sizeof(a->buf)));
+}
+
+/* stats_apply_sketches - every day's sketches of the table, merged. */
+static int stats_apply_sketches(struct queue *q, DB_TXN *txn, struct stats_apply *a)
+{
+	for (size_t i = 0; i < a->t->ndays; i++) {
+		const struct stats_day *d = a->t->day[i];
+		int rc = 0;
+
+		if (d->helo.n > 0)
+			rc = stats_merge_top(q, txn, a, d->day, "sketch/helo", &d->helo);
+		if (rc == 0 && d->ip.n > 0)
+			rc = stats_merge_top(q, txn, a, d->day, "sketch/ip", &d->ip);
+		for (size_t r = 0; rc == 0 && r < d->nrules; r++)
+			rc = stats_merge_hll(q, txn, a, d->day, d->rule[r]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* stats_apply_txn - adds every delta of the table, then merges its
+ * sketches (a txn fn: the stored values are read again on a retry). */
 static int stats_apply_txn(struct queue *q, DB_TXN *txn, void *arg)
 {
-	struct queue_stats_table *t = arg;
+	struct stats_apply *a = arg;
+	struct queue_stats_table *t = a->t;
 
 	for (size_t i = 0; i < t->n; i++) {
 		const struct stats_entry *e = &t->ent[i];
@@ -357,15 +558,61 @@ static int stats_apply_txn(struct queue *q, DB_TXN *txn, void *arg)
 		if ((rc = q->stats->put(q->stats, txn, &key, &data, 0)) != 0)
 			return rc;
 	}
-	return 0;
+	return stats_apply_sketches(q, txn, a);
 }
 
 /* queue_stats_apply - see queue_impl.h. The table's hash index is not
  * used after this, so the entries may be reordered. */
 int queue_stats_apply(struct queue *q, struct queue_stats_table *t)
 {
+	struct stats_apply *a = malloc(sizeof(*a));
+	int rc;
+
+	if (a == NULL)
+		return ENOMEM;
+	a->t = t;
 	qsort(t->ent, t->n, sizeof(*t->ent), stats_entry_cmp);
-	return queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_apply_txn, t);
+	rc = queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_apply_txn, a);
+	free(a);
+	return rc;
+}
+
+/* stats_key_txn - reads the sketch hash key, storing a new one when
+ * there is none (a txn fn). */
+static int stats_key_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	unsigned char buf[16];
+	DBT key = { .data = (void *)QUEUE_STATS_HASH_KEY, .size = sizeof(QUEUE_STATS_HASH_KEY) - 1 };
+	DBT data = { .data = buf, .ulen = sizeof(buf), .flags = DB_DBT_USERMEM };
+	uint64_t *k = arg;
+	int rc = q->stats->get(q->stats, txn, &key, &data, DB_RMW);
+
+	if (rc == 0 && data.size == sizeof(buf)) {
+		k[0] = stats_get64(buf);
+		k[1] = stats_get64(buf + 8);
+		return 0;
+	}
+	if (rc != 0 && rc != DB_NOTFOUND && rc != DB_BUFFER_SMALL)
+		return rc;
+	if (getrandom(buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
+		return errno ? errno : EIO;
+	k[0] = stats_get64(buf);
+	k[1] = stats_get64(buf + 8);
+	data = (DBT){ .data = buf, .size = sizeof(buf) };
+	return q->stats->put(q->stats, txn, &key, &data, 0);
+}
+
+/* queue_stats_key_load - see queue_impl.h. */
+int queue_stats_key_load(struct queue *q)
+{
+	uint64_t k[2];
+	int rc = queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_key_txn, k);
+
+	if (rc != 0)
+		return rc;
+	q->sketch_key[0] = k[0];
+	q->sketch_key[1] = k[1];
+	return 0;
 }
 
 struct stats_expire {
@@ -572,4 +819,42 @@ int queue_stats_foreach(struct queue *q, const char *prefix, queue_stats_fn fn, 
 	free(s->last);
 	free(s);
 	return rc;
+}
+
+struct stats_get {
+	const char *key;
+	DBT data;
+};
+
+/* stats_get_txn - one value, copied (a txn fn). */
+static int stats_get_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct stats_get *g = arg;
+	DBT key = { .data = (void *)g->key, .size = (uint32_t)strlen(g->key) };
+
+	free(g->data.data);
+	g->data = (DBT){ .flags = DB_DBT_MALLOC };
+	return q->stats->get(q->stats, txn, &key, &g->data, 0);
+}
+
+/* queue_stats_get - see queue.h. */
+int queue_stats_get(struct queue *q, const char *key, void **data, size_t *len)
+{
+	struct stats_get g = { .key = key, .data = { .flags = DB_DBT_MALLOC } };
+	int rc = queue_txn_run(q, DB_READ_COMMITTED, 0, stats_get_txn, &g);
+
+	*data = NULL;
+	*len = 0;
+	if (rc == DB_NOTFOUND) {
+		free(g.data.data);
+		return QUEUE_NOTFOUND;
+	}
+	if (rc != 0) {
+		free(g.data.data);
+		queue_seterr(q, "reading stats.db: %s", db_strerror(rc));
+		return QUEUE_ERROR;
+	}
+	*data = g.data.data;
+	*len = g.data.size;
+	return QUEUE_OK;
 }

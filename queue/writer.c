@@ -20,8 +20,8 @@
  * the same log flush; due scans and chunk reads are read tasks, run
  * after the batch was flushed and reported so they never delay a 250.
  *
- * Statistics counters (stats.c) ride on the same thread: a uv_timer hands
- * the counters added in the last second to the writer as one STATS job
+ * Statistics counters and sketches (stats.c) ride on the same thread: a
+ * uv_timer hands those added in the last second to the writer as one STATS job
  * (at most one in flight, plus a final one at stop). The writer runs
  * STATS jobs after the batch's message commits are flushed and reported,
  * so they never delay a 250; they need no flush of their own. It also
@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 
 #include "mtad/mtad.h"
 #include "queue/queue_impl.h"
@@ -681,6 +682,22 @@ static int writer_init(struct queue_writer *w, uv_loop_t *loop)
 	return 0;
 }
 
+/* writer_key_fallback - statistics are not worth refusing to start: a
+ * key of this run only, so today's address counts from before and after
+ * this start may count an address twice. */
+static void writer_key_fallback(struct queue *q, int rc)
+{
+	mtad_log(MTAD_LOG_WARNING,
+		 "queue: statistics: cannot read or store the sketch key (%s); address counts "
+		 "may count a client twice today",
+		 db_strerror(rc));
+	if (getrandom(q->sketch_key, sizeof(q->sketch_key), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(q->sketch_key)) {
+		q->sketch_key[0] = uv_hrtime();
+		q->sketch_key[1] = (uint64_t)time(NULL);
+	}
+}
+
 /* queue_writer_start - see queue.h. */
 int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errlen)
 {
@@ -699,6 +716,8 @@ int queue_writer_start(struct queue *q, uv_loop_t *loop, char *err, size_t errle
 	if (orphans > 0)
 		mtad_log(MTAD_LOG_INFO, "queue: removed the bodies of %zu unfinished messages",
 			 orphans);
+	if ((rc = queue_stats_key_load(q)) != 0)
+		writer_key_fallback(q, rc);
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

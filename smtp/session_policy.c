@@ -101,51 +101,60 @@ void smtp_server_policy_update(struct smtp_server *srv)
 
 /* ---- statistics ---- */
 
-/* stats_add - one counter of today's statistics: "YYYYMMDD/what". */
-static void stats_add(struct smtp_session *s, const char *what)
+/* stats_today - the local date, the day part of statistics keys. */
+static void stats_today(char day[16])
 {
-	char key[400], day[16];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	localtime_r(&now, &tm);
-	strftime(day, sizeof(day), "%Y%m%d", &tm);
+	strftime(day, 16, "%Y%m%d", &tm);
+}
+
+/* stats_add - one counter of the day's statistics: "YYYYMMDD/what". */
+static void stats_add(struct smtp_session *s, const char *day, const char *what)
+{
+	char key[400];
+
 	if ((size_t)snprintf(key, sizeof(key), "%s/%s", day, what) < sizeof(key))
 		queue_stats_add(s->srv->queue, key, 1);
 }
 
-/* stats_helo - the HELO name as a counter key part: lower case, no odd bytes. */
-static void stats_helo(struct smtp_session *s)
+/* stats_helo - the HELO name as the statistics keep it: lower case,
+ * graphic ASCII (odd bytes and '/' become '_'). */
+static void stats_helo(const struct smtp_session *s, char out[SESSION_HELO_MAX + 1])
 {
-	char what[8 + SESSION_HELO_MAX + 1] = "helo/";
-	size_t n = 5;
+	size_t n = 0;
 
-	for (const char *p = s->helo; *p && n < sizeof(what) - 1; p++) {
+	for (const char *p = s->helo; *p && n < SESSION_HELO_MAX; p++) {
 		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
 
-		what[n++] = (c > ' ' && c < 0x7f && c != '/') ? c : '_';
+		out[n++] = (c > ' ' && c < 0x7f && c != '/') ? c : '_';
 	}
-	what[n] = '\0';
-	stats_add(s, what);
+	out[n] = '\0';
 }
 
-/* session_policy_count - one policy rejection: statistics, then the per-connection limit. */
+/* session_policy_count - one policy rejection: statistics, then the
+ * per-connection limit. The client's address and HELO name only go into
+ * the fixed-size sketches (queue_stats_note), never into a key: keys
+ * named after them let one client fill the spool (issue 11). */
 void session_policy_count(struct smtp_session *s, enum policy_rule rule)
 {
 	const char *name = policy_rule_name(rule);
-	char what[128];
+	char what[128], day[16], helo[SESSION_HELO_MAX + 1];
+	bool with_helo = rule != POLICY_RELAY && rule != POLICY_NO_HELO && s->helo[0];
 
+	stats_today(day);
 	snprintf(what, sizeof(what), "reject/%s", name);
-	stats_add(s, what);
+	stats_add(s, day, what);
 	if (!(s->rules_seen & (1u << rule))) {
 		s->rules_seen |= 1u << rule;
 		snprintf(what, sizeof(what), "conn/%s", name);
-		stats_add(s, what);
+		stats_add(s, day, what);
 	}
-	snprintf(what, sizeof(what), "ip/%s/%s", name, s->client_ip);
-	stats_add(s, what);
-	if (rule != POLICY_RELAY && rule != POLICY_NO_HELO && s->helo[0])
-		stats_helo(s);
+	if (with_helo)
+		stats_helo(s, helo);
+	(void)queue_stats_note(s->srv->queue, day, name, s->client_ip, with_helo ? helo : NULL);
 	if (++s->policy_rejections < s->srv->cfg->max_policy_rejections)
 		return;
 	mtad_log(MTAD_LOG_INFO, "too many rejected commands from %s", s->client_label);
@@ -157,7 +166,10 @@ void session_policy_count(struct smtp_session *s, enum policy_rule rule)
 /* session_policy_accepted - a message was queued: counted by how the client came. */
 void session_policy_accepted(struct smtp_session *s)
 {
-	stats_add(s, s->auth_user[0] ? "accept/auth" : "accept/unauth");
+	char day[16];
+
+	stats_today(day);
+	stats_add(s, day, s->auth_user[0] ? "accept/auth" : "accept/unauth");
 }
 
 /* policy_reject - the rule's reply, one log line, the count. */

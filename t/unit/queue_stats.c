@@ -10,10 +10,12 @@
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "queue/queue_impl.h"
+#include "queue/sketch_impl.h"
 #include "t/unit/tap.h"
 
 struct ctx {
@@ -350,6 +352,177 @@ static void test_reopen(struct tap *t, struct ctx *c)
 	       stat_rows(c->q, ""));
 }
 
+/* get_top, get_hll - a stored sketch of the day, decoded; -1 when absent or malformed. */
+static int get_top(struct queue *q, const char *day, const char *what, struct sketch_top *t)
+{
+	char k[QUEUE_STATS_KEY_MAX + 1];
+	void *buf;
+	size_t len;
+	int rc;
+
+	snprintf(k, sizeof(k), "%s/%s", day, what);
+	if (queue_stats_get(q, k, &buf, &len) != QUEUE_OK)
+		return -1;
+	rc = sketch_top_decode(t, buf, len);
+	free(buf);
+	return rc;
+}
+
+static int get_hll(struct queue *q, const char *day, const char *rule, struct sketch_hll *h)
+{
+	char k[QUEUE_STATS_KEY_MAX + 1];
+	void *buf;
+	size_t len;
+	int rc;
+
+	snprintf(k, sizeof(k), "%s/sketch/clients/%s", day, rule);
+	if (queue_stats_get(q, k, &buf, &len) != QUEUE_OK)
+		return -1;
+	rc = sketch_hll_decode(h, buf, len);
+	free(buf);
+	return rc;
+}
+
+static uint64_t top_count(const struct sketch_top *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->item[i].name, name) == 0)
+			return t->item[i].count;
+	return 0;
+}
+
+/* test_note - refusals go into the day's sketches, merged on disk. */
+static void test_note(struct tap *t, struct ctx *c)
+{
+	static struct sketch_top top;
+	static struct sketch_hll hll;
+	char k[64];
+	unsigned char *key;
+	size_t len;
+	int ok = 0;
+
+	for (int i = 0; i < 3; i++)
+		ok += queue_stats_note(c->q, c->today, "own-name", "192.0.2.7", "mx.campus.test") == 0;
+	ok += queue_stats_note(c->q, c->today, "own-name", "192.0.2.8", NULL) == 0;
+	ok += queue_stats_note(c->q, c->today, "relay", "192.0.2.9", NULL) == 0;
+	TAP_OK(t, ok == 5, "note: 5 refusals noted");
+	flush(c);
+	TAP_OK(t, get_top(c->q, c->today, "sketch/helo", &top) == 0 && top.n == 1 &&
+			  top_count(&top, "mx.campus.test") == 3,
+	       "note: the HELO name's top has mx.campus.test 3 times");
+	TAP_OK(t, get_top(c->q, c->today, "sketch/ip", &top) == 0 && top.n == 3 &&
+			  top_count(&top, "192.0.2.7") == 3 && top_count(&top, "192.0.2.9") == 1,
+	       "note: the address top has 192.0.2.7 3 times, 192.0.2.9 once");
+	TAP_OK(t, get_hll(c->q, c->today, "own-name", &hll) == 0 && sketch_hll_exact(&hll) &&
+			  sketch_hll_count(&hll) == 2,
+	       "note: own-name came from exactly 2 addresses");
+	queue_stats_note(c->q, c->today, "own-name", "192.0.2.10", "mx.campus.test");
+	queue_stats_note(c->q, c->today, "own-name", "192.0.2.7", "MX.example");
+	flush(c);
+	TAP_OK(t, get_top(c->q, c->today, "sketch/helo", &top) == 0 &&
+			  top_count(&top, "mx.campus.test") == 4 && top_count(&top, "MX.example") == 1,
+	       "note: a second flush merges into the stored top");
+	TAP_OK(t, get_hll(c->q, c->today, "own-name", &hll) == 0 && sketch_hll_count(&hll) == 3,
+	       "note: ... and into the stored address sketch (3)");
+	errno = 0;
+	TAP_OK(t, queue_stats_note(c->q, c->today, "own/name", "192.0.2.7", NULL) < 0 &&
+			  errno == EINVAL, "note: a rule with a slash is refused");
+	TAP_OK(t, queue_stats_note(c->q, "2026", "relay", "192.0.2.7", NULL) < 0 && errno == EINVAL,
+	       "note: a short day is refused");
+	TAP_OK(t, queue_stats_note(c->q, c->today, "relay", NULL, NULL) < 0 && errno == EINVAL,
+	       "note: no address is refused");
+	queue_stats_note(c->q, c->today, "relay", "192.0.2.7", "a b");
+	queue_stats_note(c->q, "20000101", "relay", "192.0.2.7", NULL);
+	errno = 0;
+	TAP_OK(t, queue_stats_note(c->q, "20000102", "relay", "192.0.2.7", NULL) < 0 &&
+			  errno == ENOSPC, "note: a third day in one flush is dropped");
+	flush(c);
+	TAP_OK(t, get_top(c->q, c->today, "sketch/helo", &top) == 0 && top_count(&top, "a b") == 0,
+	       "note: a name with a blank is not stored");
+	/* A value that is not a sketch (a counter) is replaced, not merged. */
+	queue_stats_add(c->q, key_of(k, sizeof(k), c->today, "sketch/clients/relay"), 7);
+	flush(c);
+	queue_stats_note(c->q, c->today, "relay", "192.0.2.7", NULL);
+	flush(c);
+	TAP_OK(t, get_hll(c->q, c->today, "relay", &hll) == 0 && sketch_hll_count(&hll) == 1,
+	       "note: a malformed stored sketch is replaced");
+	TAP_OK(t, queue_stats_get(c->q, QUEUE_STATS_HASH_KEY, (void **)&key, &len) == QUEUE_OK &&
+			  len == 16,
+	       "note: the spool's hash key is stored");
+	if (len == 16) {
+		uint64_t k0 = 0;
+
+		for (int i = 0; i < 8; i++)
+			k0 = k0 << 8 | key[i];
+		TAP_OK(t, k0 == c->q->sketch_key[0] && c->q->sketch_key[0] != 0,
+		       "note: ... and is the one in use");
+	}
+	free(key);
+}
+
+/* bound_fill - 8 days kept plus today, every rule, 3,000 distinct
+ * 255-byte HELO names and addresses a day per rule, flushed every 2,000. */
+static unsigned bound_fill(struct ctx *c)
+{
+	static const char *const rules[] = {
+		"no-helo", "helo-syntax", "own-name", "own-address", "localhost", "non-fqdn",
+		"under-own-name", "bare-ip", "literal-mismatch", "unresolvable", "no-rdns", "relay",
+	};
+	char name[SKETCH_NAME_MAX + 1], ip[64], day[QUEUE_STATS_DAY_LEN + 1];
+	unsigned n = 0, ok = 0;
+
+	memset(name, 'x', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	for (int d = 0; d <= 8; d++) {
+		if (queue_stats_day(time(NULL), -d, day) < 0)
+			abort();
+		for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
+			for (unsigned i = 0; i < 3000; i++, n++) {
+				snprintf(name, 12, "%010u", n);
+				name[10] = '.';
+				snprintf(ip, sizeof(ip), "2001:db8:%x:%x::%x", n >> 16, n & 0xffff, d);
+				ok += queue_stats_note(c->q, day, rules[r], ip, name) == 0;
+				if (n % 2000 == 1999)
+					flush(c);
+			}
+		}
+	}
+	flush(c);
+	return n == ok ? n : 0;
+}
+
+/* test_note_bound - the most refusals can store, in a spool of its own:
+ * stats.db stays under 2 MB. */
+static void test_note_bound(struct tap *t)
+{
+	char dir[] = "/tmp/queue_stats_bound.XXXXXX", path[128], err[200] = "";
+	struct ctx c = { 0 };
+	struct stat st;
+	unsigned n;
+
+	if (mkdtemp(dir) == NULL || uv_loop_init(&c.loop) != 0)
+		abort();
+	snprintf(c.spool, sizeof(c.spool), "%s/spool", dir);
+	c.q = queue_open(&(struct queue_options){ .spool_directory = c.spool }, err, sizeof(err));
+	if (c.q == NULL || queue_writer_start(c.q, &c.loop, err, sizeof(err)) != 0) {
+		TAP_OK(t, 0, "bound: a second spool (%s)", err);
+		abort();
+	}
+	n = bound_fill(&c);
+	TAP_OK(t, n > 0, "bound: %u refusals noted", n);
+	queue_writer_stop(c.q);
+	uv_run(&c.loop, UV_RUN_DEFAULT);
+	queue_close(c.q);	/* the cache goes to the file */
+	snprintf(path, sizeof(path), "%s/stats.db", c.spool);
+	if (stat(path, &st) < 0)
+		TAP_OK(t, 0, "bound: stat %s: %s", path, strerror(errno));
+	else
+		TAP_OK(t, st.st_size < 2 * 1024 * 1024, "bound: stats.db is %lld KB (< 2 MB)",
+		       (long long)st.st_size / 1024);
+	TAP_OK(t, uv_loop_close(&c.loop) == 0 && nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0,
+	       "bound: spool removed");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/queue_stats.XXXXXX", err[200] = "";
@@ -375,6 +548,8 @@ int main(void)
 	test_timer(&t, &c);
 	test_expire(&t, &c);
 	test_concurrent(&t, &c);
+	test_note(&t, &c);
+	test_note_bound(&t);
 	test_reopen(&t, &c);
 	queue_close(c.q);
 	TAP_OK(&t, uv_loop_close(&c.loop) == 0, "loop closes: no handle left behind");
