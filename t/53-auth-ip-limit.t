@@ -150,6 +150,23 @@ ok defined $m->wait_log(qr/refused: too many failures from this address \(127\.0
 close $_ for @c;
 is $m->stop, 0, 'mtad exits 0 on SIGTERM';
 
+# An attempt that never ends well still ends: clients that leave at the
+# 334, or abort with "*", give their place back (no failure recorded).
+$m = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
+		   auth_ip_max_failures => 2, auth_failure_delay => 0);
+@c = sessions(3);
+$m->dialog($c[0], "> AUTH LOGIN\n< 334 VXNlcm5hbWU6\n");
+$m->dialog($c[1], "> AUTH LOGIN\n< 334 VXNlcm5hbWU6\n");
+$m->dialog($c[2], "> AUTH LOGIN\n< 454 4.7.0 *\n");
+close $c[0];
+$m->dialog($c[1], "> *\n< 501 5.0.0 Authentication aborted\n");
+ok defined $m->wait_log(qr/disconnect from /, 0), 'the first client has gone';
+$m->dialog($c[2], "> AUTH LOGIN\n< 334 VXNlcm5hbWU6\n> ${\ b64('alice')}\n< 334 UGFzc3dvcmQ6\n"
+	. "> ${\ b64('secret')}\n< 235 2.7.0 Authentication successful\n$BYE");
+$m->dialog($c[1], "> $ALICE\n< 235 2.7.0 Authentication successful\n$BYE");
+is fail_lines($m, 0), 0, 'no failure was recorded for them';
+is $m->stop, 0, 'mtad exits 0 on SIGTERM';
+
 # PLAIN with an initial response, the racy case: 20 connections send a
 # wrong password in the same instant, twice; whatever the order, no
 # more than 5 password checks fail and every other attempt gets 454.
