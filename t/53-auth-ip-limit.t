@@ -191,6 +191,30 @@ is fail_lines($m, 0), $n535, '... one per 535';
 close $_ for @c;
 is $m->stop, 0, 'mtad exits 0 on SIGTERM';
 
+# ---- an IPv6 client is counted by its /64 ----
+SKIP: {
+	skip 'no IPv6 loopback (::1) here', 8 unless MtadTest::ipv6_loopback();
+	my $port6 = MtadTest::free_port('::1');
+	$m = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
+			   auth_ip_max_failures => 2, auth_failure_delay => 0,
+			   extra => "listen = [::1]:$port6 tls\n");
+	my $v6 = sub {
+		my $c = IO::Socket::SSL->new(PeerHost => '::1', PeerPort => $port6, Timeout => 30,
+					     SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE())
+			or BAIL_OUT("TLS connect to [::1]:$port6: $IO::Socket::SSL::SSL_ERROR");
+		$m->read_reply($c);
+		$m->send_recv($c, "EHLO client.example\r\n");
+		return $c;
+	};
+	$m->dialog($v6->(), "> " . plain('alice', 'wrong') . "\n$BAD> " . plain('alice', 'wrong')
+		. "\n$BAD> $ALICE\n< 454 4.7.0 *\n$BYE");
+	ok defined $m->wait_log(qr/refused: too many failures from this address \(::\/64\)/, 0),
+		'::1 is counted as ::/64';
+	# the IPv4 loopback is another client
+	$m->dialog((sessions(1))[0], "> $ALICE\n< 235 2.7.0 Authentication successful\n$BYE");
+	is $m->stop, 0, 'mtad exits 0 on SIGTERM';
+}
+
 # ---- auth_ip_exempt: a shared NAT is not counted ----
 # 127.0.0.1 is the "NAT" (exempt); 127.0.0.2 is an ordinary client.
 $m = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
