@@ -259,20 +259,29 @@ const char *auth_limiter_key(const char *ip, char *buf, size_t size)
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	uint8_t a[16];
 	char text[INET6_ADDRSTRLEN];
-	int n;
+	const uint8_t *bytes = a;
+	const char *suffix = "";
+	int family = AF_INET6;
 
 	if (size < LIM_IP_MAX)
 		return NULL;
-	if (inet_pton(AF_INET, ip, a) == 1)
-		n = inet_ntop(AF_INET, a, text, sizeof(text)) ? snprintf(buf, size, "%s", text) : -1;
-	else if (inet_pton(AF_INET6, ip, a) == 1 && memcmp(a, mapped, sizeof(mapped)) == 0)
-		n = inet_ntop(AF_INET, a + 12, text, sizeof(text)) ? snprintf(buf, size, "%s", text) : -1;
-	else if (inet_pton(AF_INET6, ip, a) == 1) {
-		memset(a + 8, 0, 8);	/* the interface identifier */
-		n = inet_ntop(AF_INET6, a, text, sizeof(text)) ? snprintf(buf, size, "%s/64", text) : -1;
-	} else
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, ip, a) != 1) {
 		return lim_cut(ip, buf);
-	return n > 0 && (size_t)n < LIM_IP_MAX ? buf : lim_cut(ip, buf);
+	} else if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+		family = AF_INET;	/* an IPv4 client on an IPv6 socket */
+		bytes = a + 12;
+	} else {
+		memset(a + 8, 0, 8);	/* the interface identifier: the rest is the /64 */
+		suffix = "/64";
+	}
+	if (inet_ntop(family, bytes, text, sizeof(text)) == NULL)
+		return lim_cut(ip, buf);
+	/* Fits: at most 45 characters and "/64" in LIM_IP_MAX. */
+	if (snprintf(buf, size, "%s%s", text, suffix) < 0)
+		return lim_cut(ip, buf);
+	return buf;
 }
 
 /* lim_lookup - the slot of ip's key (LIM_NONE when untracked), the key in buf. */
