@@ -54,8 +54,9 @@ enum auth_result {
 
 /*
  * Called on the loop thread when a step finished. challenge (raw bytes,
- * not base64) is set for AUTH_CONTINUE; user for AUTH_SUCCESS (and for
- * AUTH_FAILURE when known, for the log); reason is a short text for logs.
+ * not base64) is set for AUTH_CONTINUE; user for AUTH_SUCCESS only (a
+ * failed attempt's name is never handed out: it may be a password);
+ * reason is a short text for logs, with the names typed left out.
  */
 typedef void (*auth_done_cb)(void *arg, enum auth_result result,
 			     const char *challenge, size_t challenge_len,
@@ -93,17 +94,47 @@ int auth_base64_decode(const char *in, size_t len, char *out, size_t outsize, si
 size_t auth_base64_encode(const char *in, size_t len, char *out, size_t outsize);
 
 /*
- * The per-client-address failure limiter: after max_failures failures
- * within window seconds, an address is refused (454 4.7.0) until its
- * failures age out. Bounded: at most max_entries addresses are tracked
- * (the oldest are forgotten first). Never locks an account.
+ * The per-client failure limiter: after max_failures failures within
+ * window seconds, a client is refused (454 4.7.0) until its failures age
+ * out. A client is an IPv4 address or an IPv6 /64. Attempts in flight
+ * count as failures until they end, so parallel connections cannot
+ * overshoot the limit. Bounded: at most max_entries clients are tracked
+ * (the least recently active are forgotten first, never one with an
+ * attempt in flight). Never locks an account.
  */
 struct auth_limiter;
+
+#define AUTH_LIMITER_KEY_MAX 64
 
 struct auth_limiter *auth_limiter_new(unsigned max_failures, unsigned window,
 				      size_t max_entries);
 void auth_limiter_free(struct auth_limiter *lim);
+
+/*
+ * auth_limiter_key - the client ip is counted as: "192.0.2.1",
+ * "2001:db8:1:2::/64", "::ffff:192.0.2.1" as "192.0.2.1". Written into
+ * buf (size at least AUTH_LIMITER_KEY_MAX) or ip itself; NULL when buf
+ * is too small.
+ */
+const char *auth_limiter_key(const char *ip, char *buf, size_t size);
+
+/* True when ip's failures within the window plus its attempts in flight reach max_failures. */
 bool auth_limiter_blocked(struct auth_limiter *lim, const char *ip, int64_t now);
+
+/*
+ * auth_limiter_begin - an AUTH attempt from ip starts now: false when
+ * blocked (then nothing is counted); true when admitted, and then it is
+ * in flight until exactly one auth_limiter_end.
+ */
+bool auth_limiter_begin(struct auth_limiter *lim, const char *ip, int64_t now);
+
+/* auth_limiter_end - an admitted attempt is over; failed: it was a failed password check. */
+void auth_limiter_end(struct auth_limiter *lim, const char *ip, bool failed, int64_t now);
+
+/* The attempts in flight for ip's client (/64 for IPv6). */
+unsigned auth_limiter_inflight(const struct auth_limiter *lim, const char *ip);
+
+/* auth_limiter_failure - one failure from ip at now, outside any attempt (tests). */
 void auth_limiter_failure(struct auth_limiter *lim, const char *ip, int64_t now);
 
 #endif

@@ -11,7 +11,11 @@
  * verifyfile callback refuses every SASL_VRFY_CONF file; offer anything
  * but PLAIN and LOGIN (CRAM-MD5, DIGEST-MD5 and SCRAM need secrets the
  * server can use like a password; AUTH is only offered under TLS, so the
- * plaintext mechanisms are the safer choice); log a password.
+ * plaintext mechanisms are the safer choice); log a password, or the
+ * names a failed attempt typed (authcid, authzid): people type their
+ * password into the user field. Only a successful login's user is
+ * handed back; libsasl2's own lines and reasons are cleared of the
+ * typed names before anyone sees them (redact_typed).
  *
  * User names: sasl_server_new gets the realm (the host name when the
  * realm is ""), and libsasl2 then both looks "alice" up as alice in that
@@ -99,7 +103,8 @@ struct auth_exchange {
 	bool used;		/* conn has seen a start: next start gets a fresh one */
 	bool login;		/* LOGIN, else PLAIN */
 	bool want_user;		/* LOGIN: the last challenge was "Username:" */
-	char user[AUTH_USER_MAX];	/* the user being tried, for failure logs */
+	char user[AUTH_USER_MAX];	/* the authcid being tried: kept out of logs */
+	char authzid[AUTH_USER_MAX];	/* PLAIN's authzid being tried: the same */
 	struct auth_job *job;	/* in flight, or NULL */
 	uv_thread_t worker;	/* ran the last finished step (test hook) */
 	sasl_callback_t callbacks[2];	/* the conn's own log callback */
@@ -271,23 +276,61 @@ static int sasl_log_cb(void *context, int level, const char *message)
 	return SASL_OK;
 }
 
+/* redact - every occurrence of name (any case) in text becomes "*"; in place, since "*" is never longer. */
+static void redact(char *text, const char *name)
+{
+	size_t n = strlen(name);
+	char *in = text, *out = text;
+
+	if (n == 0)
+		return;
+	while (*in != '\0') {
+		if (strncasecmp(in, name, n) == 0) {
+			*out++ = '*';
+			in += n;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * redact_typed - text without the names the current attempt typed. ex's
+ * names are written on the loop thread before the step is queued and
+ * only read on the worker while it runs, so this is safe there.
+ */
+static void redact_typed(const struct auth_exchange *ex, char *text)
+{
+	redact(text, ex->user);
+	redact(text, ex->authzid);
+}
+
 /*
  * conn_log_cb - SASL_CB_LOG of one exchange, called on the worker during
- * a step. The first failure line (say "cannot connect to saslauthd
- * server") is kept for the reason we hand back, since sasl_errdetail only says
- * "generic failure"; the session logs the outcome once, with the user.
+ * a step. libsasl2 and its plugins may put the user name in these lines
+ * ("user: NAME@REALM property: ... not found"): whatever we keep or log
+ * is redacted first. The first failure line (say "cannot connect to
+ * saslauthd server") is kept for the reason we hand back, since
+ * sasl_errdetail only says "generic failure"; the session logs the
+ * outcome once.
  */
 static int conn_log_cb(void *context, int level, const char *message)
 {
 	struct auth_exchange *ex = context;
+	char line[AUTH_REASON_MAX];
 
 	if (message == NULL || level == SASL_LOG_NONE)
 		return SASL_OK;
-	if (level <= SASL_LOG_ERR)
-		mtad_log(MTAD_LOG_WARNING, "SASL: %s", message);
-	else if (level == SASL_LOG_FAIL && ex->job != NULL && ex->job->note[0] == '\0')
+	if (level <= SASL_LOG_ERR) {
+		snprintf(line, sizeof(line), "%s", message);
+		redact_typed(ex, line);
+		mtad_log(MTAD_LOG_WARNING, "SASL: %s", line);
+	} else if (level == SASL_LOG_FAIL && ex->job != NULL && ex->job->note[0] == '\0') {
 		/* The first line is the cause; later ones only repeat "failed". */
 		snprintf(ex->job->note, sizeof(ex->job->note), "%s", message);
+		redact_typed(ex, ex->job->note);
+	}
 	return SASL_OK;
 }
 
@@ -535,19 +578,20 @@ uv_thread_t auth_exchange_last_worker(const struct auth_exchange *ex)
 	return ex->worker;
 }
 
-/* copy_user - keeps the user name a client tries (up to a NUL), for the failure log. */
-static void copy_user(struct auth_exchange *ex, const char *name, size_t len)
+/* copy_name - keeps a name a client types (up to a NUL), so that logs can leave it out. */
+static void copy_name(char *dst, size_t size, const char *name, size_t len)
 {
 	size_t n = strnlen(name, len);
 
-	if (n >= sizeof(ex->user))
-		n = sizeof(ex->user) - 1;
-	memcpy(ex->user, name, n);
-	ex->user[n] = '\0';
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, name, n);
+	dst[n] = '\0';
 }
 
 /*
- * note_user - remembers who a response claims to be. Never the password:
+ * note_user - remembers who a response claims to be, only to keep the
+ * names out of the logs (redact_typed). Never the password:
  * for PLAIN only the authcid field is taken; for LOGIN only the answer
  * to "Username:" (or a non-empty initial response), never the next one.
  * Returns false when a name in it is longer than AUTH_CLAIM_MAX: such a
@@ -561,19 +605,20 @@ static bool note_user(struct auth_exchange *ex, const char *resp, size_t len, bo
 	if (ex->login) {
 		if (!ex->want_user && !(initial && len > 0))
 			return true;
-		copy_user(ex, resp, len);
+		copy_name(ex->user, sizeof(ex->user), resp, len);
 		return strnlen(resp, len) <= AUTH_CLAIM_MAX;
 	}
 	/* PLAIN: authzid NUL authcid NUL passwd (RFC 4616 §2). */
 	nul = memchr(resp, '\0', len);
 	if (nul == NULL)
 		return true;
+	copy_name(ex->authzid, sizeof(ex->authzid), resp, (size_t)(nul - resp));
 	authcid = nul + 1;
 	len -= (size_t)(authcid - resp);
 	end = memchr(authcid, '\0', len);
 	if (end == NULL)
 		return true;
-	copy_user(ex, authcid, len);
+	copy_name(ex->user, sizeof(ex->user), authcid, len);
 	return (size_t)(nul - resp) <= AUTH_CLAIM_MAX && (size_t)(end - authcid) <= AUTH_CLAIM_MAX;
 }
 
@@ -617,6 +662,7 @@ static void job_collect(struct auth_job *job, const char *out, unsigned outlen)
 		snprintf(job->reason, sizeof(job->reason), "%s (%s)", detail, job->note);
 	else
 		snprintf(job->reason, sizeof(job->reason), "%s", detail);
+	redact_typed(job->ex, job->reason);
 }
 
 /* job_work - on the thread pool: one sasl_server_start or sasl_server_step. */
@@ -670,16 +716,11 @@ static void job_done(uv_work_t *req, int status)
 	struct auth_job *job = req->data;
 	struct auth_exchange *ex = job->ex;
 	enum auth_result result = map_result(job->rc);
-	const char *user = NULL;
 
 	if (status == UV_ECANCELED) {
 		result = AUTH_TEMPFAIL;
 		snprintf(job->reason, sizeof(job->reason), "cancelled");
 	}
-	if (result == AUTH_SUCCESS)
-		user = job->user;
-	else if ((result == AUTH_FAILURE || result == AUTH_TEMPFAIL) && ex->user[0] != '\0')
-		user = ex->user;
 	/* A failed attempt is over: the next AUTH starts on a fresh conn. */
 	ex->job = NULL;
 	ex->worker = job->worker;
@@ -687,13 +728,9 @@ static void job_done(uv_work_t *req, int status)
 			memcmp(job->challenge, "Username:", 9) == 0;
 	if (result == AUTH_SUCCESS || result == AUTH_CONTINUE)
 		job->reason[0] = '\0';
-	/* The callback may free ex or start the next step: copy user first. */
-	if (user == ex->user) {
-		memcpy(job->user, ex->user, sizeof(job->user));
-		user = job->user;
-	}
+	/* Only a login that succeeded has a user worth naming. */
 	job->cb(job->arg, result, result == AUTH_CONTINUE ? job->challenge : NULL,
-		job->challenge_len, user, job->reason);
+		job->challenge_len, result == AUTH_SUCCESS ? job->user : NULL, job->reason);
 	free(job->challenge);
 	free(job);
 }
@@ -754,6 +791,7 @@ int auth_exchange_start(struct auth_exchange *ex, const char *mech,
 	ex->login = strcasecmp(mech, "LOGIN") == 0;
 	ex->want_user = false;
 	ex->user[0] = '\0';
+	ex->authzid[0] = '\0';
 	return job_queue(ex, true, ex->login ? "LOGIN" : "PLAIN", response, len, has_response,
 			 !has_response || note_user(ex, response, len, true), cb, arg);
 }

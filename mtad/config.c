@@ -32,7 +32,7 @@
 enum param_type {
 	P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, P_SIZE, P_UNSIGNED, P_LISTEN,
 	P_DOMAINS,	/* list of domain names: local_domains, relay_domains */
-	P_NETWORKS,	/* list of CIDR networks: relay_networks */
+	P_NETWORKS,	/* list of CIDR networks: relay_networks, auth_ip_exempt */
 	P_RULE,		/* helo_rule.NAME = on|off */
 	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
 	P_USER,		/* a login name, or empty: user */
@@ -120,6 +120,8 @@ static const struct param params[] = {
 	{ "auth_failure_delay", P_UNSIGNED, OFF(auth_failure_delay), 0, NULL, 100, 0, 60000 , NULL },
 	{ "auth_ip_max_failures", P_UNSIGNED, OFF(auth_ip_max_failures), 0, NULL, 10, 1, 1000000 , NULL },
 	{ "auth_ip_window", P_UNSIGNED, OFF(auth_ip_window), 0, NULL, 600, 1, DAY , NULL },
+	/* Empty: every client is counted by the AUTH address limit. */
+	{ "auth_ip_exempt", P_NETWORKS, OFF(auth_ip_exempt), 0, NULL, 0, 0, 0, NULL },
 };
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -467,29 +469,42 @@ static int set_domains(struct parse_ctx *ctx, struct mtad_config *cfg,
 	return 0;
 }
 
-/* set_networks - relay_networks: CIDR networks, parsed by the policy module. */
-static int set_networks(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+/* networks_of - the list field a P_NETWORKS row points at, and its count. */
+static void networks_of(struct mtad_config *cfg, const struct param *p,
+			struct mtad_network **list, size_t **count)
 {
-	const char *w;
-	size_t len;
+	bool exempt = p->offset == OFF(auth_ip_exempt);
 
-	cfg->nrelay_networks = 0;
+	*list = exempt ? cfg->auth_ip_exempt : cfg->relay_networks;
+	*count = exempt ? &cfg->nauth_ip_exempt : &cfg->nrelay_networks;
+}
+
+/* set_networks - relay_networks, auth_ip_exempt: CIDR networks, parsed by the policy module. */
+static int set_networks(struct parse_ctx *ctx, struct mtad_config *cfg,
+			const struct param *p, const char *value)
+{
+	struct mtad_network *list;
+	size_t *count, len;
+	const char *w;
+
+	networks_of(cfg, p, &list, &count);
+	*count = 0;
 	while ((w = next_word(&value, &len)) != NULL) {
-		struct mtad_network *n = &cfg->relay_networks[cfg->nrelay_networks];
+		struct mtad_network *n = &list[*count];
 		struct policy_addr a;
 
-		if (cfg->nrelay_networks >= MTAD_MAX_NETWORKS)
-			return perr(ctx, "relay_networks: too many networks (at most %d)",
-				    MTAD_MAX_NETWORKS);
+		if (*count >= MTAD_MAX_NETWORKS)
+			return perr(ctx, "%s: too many networks (at most %d)",
+				    p->name, MTAD_MAX_NETWORKS);
 		if (len >= sizeof(n->text) || policy_addr_parse(w, len, false, &a) != 0)
-			return perr(ctx, "relay_networks: bad network \"%.*s\" "
-				    "(expected ADDRESS or ADDRESS/PREFIX)", (int)len, w);
+			return perr(ctx, "%s: bad network \"%.*s\" "
+				    "(expected ADDRESS or ADDRESS/PREFIX)", p->name, (int)len, w);
 		memcpy(n->text, w, len);
 		n->text[len] = '\0';
 		n->family = a.family;
 		memcpy(n->bytes, a.bytes, sizeof(n->bytes));
 		n->prefix = a.prefix;
-		cfg->nrelay_networks++;
+		(*count)++;
 	}
 	return 0;
 }
@@ -595,7 +610,7 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p->type == P_DOMAINS)
 		return set_domains(ctx, cfg, p, value);
 	if (p->type == P_NETWORKS)
-		return set_networks(ctx, cfg, value);
+		return set_networks(ctx, cfg, p, value);
 	if (p->type == P_ROUTE)
 		return set_relayhost(ctx, cfg, value);
 	return set_string(ctx, cfg, p, value);
@@ -876,11 +891,15 @@ static void print_list(const struct mtad_config *cfg, const struct param *p, FIL
 		return;
 	}
 	if (p->type == P_NETWORKS) {
-		if (cfg->nrelay_networks == 0)
+		struct mtad_network *nets;
+		size_t *count;
+
+		networks_of((struct mtad_config *)cfg, p, &nets, &count);
+		if (*count == 0)
 			return;
-		fprintf(out, "relay_networks =");
-		for (size_t i = 0; i < cfg->nrelay_networks; i++)
-			fprintf(out, " %s", cfg->relay_networks[i].text);
+		fprintf(out, "%s =", p->name);
+		for (size_t i = 0; i < *count; i++)
+			fprintf(out, " %s", nets[i].text);
 		fprintf(out, "\n");
 		return;
 	}

@@ -50,7 +50,7 @@ struct mtad_listen {
 #define MTAD_MAX_ROUTES 64
 #define MTAD_ROUTE_MAX 320
 
-/* One network of relay_networks, as text and as parsed. */
+/* One network of relay_networks or auth_ip_exempt, as text and as parsed. */
 struct mtad_network {
 	char text[64];
 	int family;		/* AF_INET, AF_INET6 */
@@ -105,6 +105,8 @@ struct mtad_config {
 	unsigned auth_failure_delay;	/* milliseconds before a 535, plus jitter */
 	unsigned auth_ip_max_failures;	/* per client address within auth_ip_window */
 	unsigned auth_ip_window;	/* seconds */
+	struct mtad_network auth_ip_exempt[MTAD_MAX_NETWORKS];	/* not counted (a shared NAT) */
+	size_t nauth_ip_exempt;
 
 	char helo_policy[16];		/* off, relaxed, strict */
 	int8_t helo_rule[MTAD_MAX_RULES];	/* per policy rule: -1 mode, 0 off, 1 on */

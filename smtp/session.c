@@ -707,19 +707,27 @@ static void session_timer_closed(uv_handle_t *h)
 	struct smtp_session *s = h->data;
 
 	session_reset_transaction(s);
-	if (s->auth_ex)
-		auth_exchange_free(s->auth_ex);
+	verb_auth_forget(s);	/* an exchange waiting at a 334 leaves the limiter's count */
 	free(s->rcpt);
 	free(s);
 }
 
-/* session_forget_client - STARTTLS: RFC 3207 §4.2, the session starts over. */
+/*
+ * session_forget_client - STARTTLS: RFC 3207 §4.2, the session starts
+ * over and discards all knowledge obtained from the client, the AUTH
+ * identity included: a login made in the clear (auth_plaintext) must not
+ * carry over into the TLS session. No exchange can be open here (AUTH
+ * input is never read as a command). The failure count stays: it is our
+ * penalty, not the client's claim, and STARTTLS must not reset it.
+ */
 void session_forget_client(struct smtp_session *s)
 {
 	session_reset_transaction(s);
 	s->helo_seen = false;
 	s->esmtp = false;
 	s->helo[0] = '\0';
+	s->auth_user[0] = '\0';
+	s->auth_mech[0] = '\0';
 }
 
 /* smtp_session_tls_ready - the handshake is done: a fresh session under TLS. */

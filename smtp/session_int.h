@@ -68,7 +68,7 @@ struct smtp_session {
 	struct auth_exchange *auth_ex;
 	char auth_mech[16];
 	char auth_user[256];	/* "" until authenticated */
-	char auth_attempt[256];	/* user name of the failing attempt, for the log */
+	bool auth_limited;	/* the attempt is counted by the address limit */
 	unsigned auth_failures;
 
 	/* What the client said about itself. */
@@ -142,5 +142,6 @@ void session_policy_accepted(struct smtp_session *s);
 bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd);
 void verb_auth_response(struct smtp_session *s, const char *line, size_t len);
 void verb_auth_delay_done(struct smtp_session *s);
+void verb_auth_forget(struct smtp_session *s);
 
 #endif

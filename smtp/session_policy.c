@@ -69,6 +69,19 @@ static size_t own_addresses(const struct mtad_config *cfg, struct policy_addr *o
 	return n;
 }
 
+/* networks_of - a configured network list as the policy's addresses (at most POLICY_MAX_NETWORKS). */
+static size_t networks_of(const struct mtad_network *nets, size_t n, struct policy_addr *out)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < POLICY_MAX_NETWORKS; i++) {
+		out[i].family = nets[i].family;
+		memcpy(out[i].bytes, nets[i].bytes, sizeof(out[i].bytes));
+		out[i].prefix = nets[i].prefix;
+	}
+	return i;
+}
+
 /* smtp_server_policy_update - see smtp.h. */
 void smtp_server_policy_update(struct smtp_server *srv)
 {
@@ -89,14 +102,10 @@ void smtp_server_policy_update(struct smtp_server *srv)
 	set->relay_domains = srv->policy_relay;
 	set->nown_addrs = own_addresses(cfg, srv->own_addrs, POLICY_MAX_ADDRS);
 	set->own_addrs = srv->own_addrs;
-	for (size_t i = 0; i < cfg->nrelay_networks && i < POLICY_MAX_NETWORKS; i++) {
-		struct policy_addr *t = &srv->trusted[set->ntrusted++];
-
-		t->family = cfg->relay_networks[i].family;
-		memcpy(t->bytes, cfg->relay_networks[i].bytes, sizeof(t->bytes));
-		t->prefix = cfg->relay_networks[i].prefix;
-	}
+	set->ntrusted = networks_of(cfg->relay_networks, cfg->nrelay_networks, srv->trusted);
 	set->trusted = srv->trusted;
+	srv->nauth_exempt = networks_of(cfg->auth_ip_exempt, cfg->nauth_ip_exempt,
+					          srv->auth_exempt);
 }
 
 /* ---- statistics ---- */

@@ -472,6 +472,9 @@ struct smtp_server {
 	const char *policy_relay[POLICY_MAX_DOMAINS];
 	struct policy_addr own_addrs[POLICY_MAX_ADDRS];
 	struct policy_addr trusted[POLICY_MAX_NETWORKS];
+	/* auth_ip_exempt: clients the AUTH address limit does not count. */
+	struct policy_addr auth_exempt[POLICY_MAX_NETWORKS];
+	size_t nauth_exempt;
 	struct queue_id_gen ids;
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
 	uint64_t messages;	/* accepted since start */

@@ -9,7 +9,14 @@
  * guessing is slow, is counted per session (auth_max_failures, then 421)
  * and per client address across sessions (auth_ip_max_failures, then
  * 454 for a while) — never per account, so the real user keeps working
- * from another address. Passwords are never logged.
+ * from another address. The address limit is asked when each attempt
+ * starts, and an attempt holds its place in the count until it ends, so
+ * parallel connections cannot overshoot it; auth_ip_exempt networks
+ * (a shared NAT) are not counted at all.
+ *
+ * Never logged: passwords, and the user name of a failed attempt (people
+ * type their password into the user field; Postfix logs none either).
+ * The failure line keeps the shape fail2ban's filter in INSTALL reads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +28,58 @@
 static void auth_done(void *arg, enum auth_result result, const char *challenge,
 		      size_t challenge_len, const char *user, const char *reason);
 
-/* auth_end - the exchange is over, whatever its outcome. */
+/* auth_release - the attempt leaves the address limiter's count, once; failed: a failed password check. */
+static void auth_release(struct smtp_session *s, bool failed)
+{
+	if (!s->auth_limited)
+		return;
+	s->auth_limited = false;
+	auth_limiter_end(s->srv->auth_limit, s->client_ip, failed, (int64_t)time(NULL));
+}
+
+/* auth_end - the exchange is over: freed, and out of the count if still in it (not a failure). */
 static void auth_end(struct smtp_session *s)
 {
+	auth_release(s, false);
 	if (s->auth_ex) {
 		auth_exchange_free(s->auth_ex);
 		s->auth_ex = NULL;
 	}
+}
+
+/* verb_auth_forget - the session ends: an open exchange goes (never while a step runs). */
+void verb_auth_forget(struct smtp_session *s)
+{
+	auth_end(s);
+}
+
+/* auth_exempt - the client is in auth_ip_exempt: the address limit does not count it. */
+static bool auth_exempt(const struct smtp_session *s)
+{
+	return policy_in_networks(s->srv->auth_exempt, s->srv->nauth_exempt, s->client_ip);
+}
+
+/*
+ * auth_admit - the address limit, asked as the attempt starts; true when
+ * admitted (then the attempt is counted until auth_release). Refused: 454.
+ */
+static bool auth_admit(struct smtp_session *s, const char *mech)
+{
+	char key[AUTH_LIMITER_KEY_MAX];
+	const char *client;
+
+	if (auth_exempt(s))
+		return true;
+	if (auth_limiter_begin(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL))) {
+		s->auth_limited = true;
+		return true;
+	}
+	client = auth_limiter_key(s->client_ip, key, sizeof(key));
+	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s refused: too many failures "
+		 "from this address (%s)", s->client_label, mech, client ? client : s->client_ip);
+	session_reply(s, 454, "4.7.0", "Temporary authentication failure: too many "
+		      "failures from your address, try again later");
+	return false;
 }
 
 /* auth_refused - the checks before any SASL work; true when refused (the reply is given). */
@@ -91,13 +143,6 @@ bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		session_reply(s, 504, "5.5.4", "Unrecognized authentication type");
 		return false;
 	}
-	if (auth_limiter_blocked(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL))) {
-		mtad_log(MTAD_LOG_WARNING, "%s: SASL %s refused: too many failures "
-			 "from this address", s->client_label, mech);
-		session_reply(s, 454, "4.7.0", "Temporary authentication failure: too many "
-			      "failures from your address, try again later");
-		return false;
-	}
 	resp = cmd->arg + mechlen;
 	rest = cmd->arglen - mechlen;
 	while (rest > 0 && *resp == ' ') {
@@ -110,8 +155,9 @@ bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	for (char *p = mech; *p; p++)
 		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+	if (!auth_admit(s, mech))
+		return false;
 	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", mech);
-	s->auth_attempt[0] = '\0';
 	s->auth_ex = auth_exchange_new(s->srv->auth, s->client_ip);
 	if (!s->auth_ex || auth_exchange_start(s->auth_ex, s->auth_mech, decoded, declen,
 					       rest > 0, auth_done, s) != 0) {
@@ -170,18 +216,20 @@ static void auth_challenge(struct smtp_session *s, const char *challenge, size_t
 	session_resume(s, STATE_AUTH_INPUT);
 }
 
-/* auth_failed - log it the way fail2ban's postfix filter reads it, then wait. */
-static void auth_failed(struct smtp_session *s, const char *user, const char *reason)
+/*
+ * auth_failed - the line fail2ban's filter in INSTALL reads, and the
+ * reason (which sasl.c has cleared of the name typed), then the wait.
+ * Already counted by the address limit in auth_done.
+ */
+static void auth_failed(struct smtp_session *s, const char *reason)
 {
 	unsigned base = s->srv->cfg->auth_failure_delay;
 	uint64_t delay = base + (base ? arc4random_uniform(base + 1) : 0);
 
 	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s authentication failed: "
 		 "authentication failure", s->client_label, s->auth_mech);
-	mtad_log(MTAD_LOG_INFO, "%s: SASL %s failure: sasl_username=%s (%s)",
-		 s->client_label, s->auth_mech, user && user[0] ? user : "?",
-		 reason ? reason : "no reason");
-	auth_limiter_failure(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL));
+	mtad_log(MTAD_LOG_INFO, "%s: SASL %s failure reason: %s",
+		 s->client_label, s->auth_mech, reason && reason[0] ? reason : "none given");
 	s->auth_failures++;
 	s->state = STATE_AUTH_DELAY;
 	if (session_set_timer(s, delay) != 0)
@@ -219,6 +267,9 @@ static void auth_done(void *arg, enum auth_result result, const char *challenge,
 {
 	struct smtp_session *s = arg;
 
+	/* A failed check counts even when the client has gone meanwhile. */
+	if (result != AUTH_CONTINUE)
+		auth_release(s, result == AUTH_FAILURE);
 	if (session_free_if_gone(s))
 		return;
 	if (result != AUTH_CONTINUE)
@@ -231,7 +282,7 @@ static void auth_done(void *arg, enum auth_result result, const char *challenge,
 		auth_challenge(s, challenge, challenge_len);
 		break;
 	case AUTH_FAILURE:
-		auth_failed(s, user, reason);
+		auth_failed(s, reason);
 		break;
 	case AUTH_TEMPFAIL:
 		mtad_log(MTAD_LOG_WARNING, "%s: SASL %s: password check unavailable: %s",

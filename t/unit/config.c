@@ -371,6 +371,7 @@ static void test_policy_keys(struct tap *t)
 		"local_domains = Campus.Test, other.test\n"
 		"relay_domains = dept.campus.test\n"
 		"relay_networks = 10.0.0.0/8, 2001:db8::/32 192.0.2.7\n"
+		"auth_ip_exempt = 198.51.100.0/24 2001:db8:1::/48\n"
 		"max_policy_rejections = 5\n"
 		"dns_servers = 127.0.0.1:5353\n"
 		"listen = 127.0.0.1:25 helo_reject_at=ehlo\n";
@@ -389,6 +390,9 @@ static void test_policy_keys(struct tap *t)
 	TAP_OK(t, c.nrelay_domains == 1, "relay_domains");
 	TAP_OK(t, c.nrelay_networks == 3 && c.relay_networks[1].prefix == 32 &&
 		  c.relay_networks[2].prefix == 32, "relay_networks with and without prefix");
+	TAP_OK(t, c.nauth_ip_exempt == 2 && c.auth_ip_exempt[0].prefix == 24 &&
+		  c.auth_ip_exempt[1].prefix == 48 && c.nrelay_networks == 3,
+	       "auth_ip_exempt: its own list, relay_networks untouched");
 	TAP_OK(t, c.max_policy_rejections == 5 && c.listen[0].helo_reject_ehlo,
 	       "max_policy_rejections and helo_reject_at=ehlo");
 	f = open_memstream(&out, &outlen);
@@ -398,6 +402,7 @@ static void test_policy_keys(struct tap *t)
 	fclose(f);
 	TAP_OK(t, strstr(out, "helo_rule.no-rdns = on\n") && strstr(out, "helo_rule.non-fqdn = off\n") &&
 		  strstr(out, "relay_networks = 10.0.0.0/8 2001:db8::/32 192.0.2.7\n") &&
+		  strstr(out, "auth_ip_exempt = 198.51.100.0/24 2001:db8:1::/48\n") &&
 		  strstr(out, "local_domains = campus.test other.test\n"),
 	       "-n prints rules, networks and domains");
 	free(out);

@@ -1,7 +1,9 @@
 /*
  * limiter.c - unit tests for auth/limiter.c: under, at and over the
- * failure limit, the window sliding, expiry, IPv6 keys, and the bound on
- * tracked addresses with least-recently-failed eviction.
+ * failure limit, the window sliding, expiry, the client keys (IPv4
+ * address, IPv6 /64, IPv4-mapped as IPv4), attempts in flight counted
+ * against the limit, and the bound on tracked clients with
+ * least-recently-active eviction that never drops an attempt in flight.
  */
 #include <stdio.h>
 #include <string.h>
@@ -58,19 +60,125 @@ static void test_window(struct tap *t)
 	auth_limiter_free(lim);
 }
 
-/* test_ipv6 - IPv6 text keys, including the longest form, are exact. */
+/* key_is - auth_limiter_key(ip) is want. */
+static bool key_is(const char *ip, const char *want)
+{
+	char buf[AUTH_LIMITER_KEY_MAX];
+	const char *k = auth_limiter_key(ip, buf, sizeof(buf));
+
+	return k != NULL && strcmp(k, want) == 0;
+}
+
+/* test_keys - what a client is counted as. */
+static void test_keys(struct tap *t)
+{
+	char small[8];
+
+	TAP_OK(t, key_is("192.0.2.1", "192.0.2.1"), "IPv4: the address");
+	TAP_OK(t, key_is("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"), "IPv6: the /64");
+	TAP_OK(t, key_is("2001:DB8:1:2::1", "2001:db8:1:2::/64"), "IPv6 in capitals: the same /64");
+	TAP_OK(t, key_is("::1", "::/64"), "::1: ::/64");
+	TAP_OK(t, key_is("::ffff:192.0.2.7", "192.0.2.7"), "IPv4-mapped IPv6: the IPv4 address");
+	TAP_OK(t, key_is("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "ffff:ffff:ffff:ffff::/64"),
+	       "the longest IPv6 text: its /64");
+	TAP_OK(t, key_is("fe80::1%eth0", "fe80::1%eth0"), "text inet_pton refuses is its own key");
+	TAP_OK(t, auth_limiter_key("192.0.2.1", small, sizeof(small)) == NULL, "a short buffer: NULL");
+}
+
+/* test_ipv6 - an IPv6 client is its /64; mapped IPv4 is IPv4. */
 static void test_ipv6(struct tap *t)
 {
 	struct auth_limiter *lim = auth_limiter_new(2, 300, 100);
 	const char *longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
 
-	fail_n(lim, "2001:db8::1", 2, 5);
-	TAP_OK(t, auth_limiter_blocked(lim, "2001:db8::1", 6), "IPv6 address blocked");
-	TAP_OK(t, !auth_limiter_blocked(lim, "2001:db8::2", 6), "neighbour IPv6 address not blocked");
+	auth_limiter_failure(lim, "2001:db8::1", 5);
+	auth_limiter_failure(lim, "2001:db8::ffff:2", 5);
+	TAP_OK(t, auth_limiter_blocked(lim, "2001:db8::1", 6),
+	       "two failures from two addresses of one /64 block it");
+	TAP_OK(t, auth_limiter_blocked(lim, "2001:db8::abcd:1234:5678:9abc", 6),
+	       "... for every address in that /64");
+	TAP_OK(t, !auth_limiter_blocked(lim, "2001:db8:0:1::1", 6), "the next /64 is not blocked");
 	fail_n(lim, longest, 2, 5);
-	TAP_OK(t, auth_limiter_blocked(lim, longest, 6), "45-character IPv6 text works as a key");
-	fail_n(lim, "fe80::1%eth0", 1, 5);
+	TAP_OK(t, auth_limiter_blocked(lim, longest, 6), "45-character IPv6 text works");
+	fail_n(lim, "fe80::1%eth0", 2, 5);
 	TAP_OK(t, !auth_limiter_blocked(lim, "fe80::1", 6), "scoped and unscoped addresses differ");
+	fail_n(lim, "::ffff:198.51.100.9", 2, 5);
+	TAP_OK(t, auth_limiter_blocked(lim, "198.51.100.9", 6), "IPv4-mapped failures count for the IPv4 address");
+	TAP_OK(t, !auth_limiter_blocked(lim, "::ffff:198.51.100.10", 6), "... and not for its neighbour");
+	auth_limiter_free(lim);
+}
+
+/* test_inflight - attempts in flight count until they end. */
+static void test_inflight(struct tap *t)
+{
+	struct auth_limiter *lim = auth_limiter_new(5, 600, 100);
+	unsigned admitted = 0, checks = 0;
+
+	/* 20 connections all start an attempt before any answer is back. */
+	for (int i = 0; i < 20; i++)
+		admitted += auth_limiter_begin(lim, "192.0.2.50", 1000);
+	TAP_OK(t, admitted == 5, "20 parallel attempts, limit 5: 5 admitted (%u)", admitted);
+	TAP_OK(t, auth_limiter_inflight(lim, "192.0.2.50") == 5, "5 in flight");
+	TAP_OK(t, auth_limiter_blocked(lim, "192.0.2.50", 1000), "blocked while they run");
+	for (int i = 0; i < 5; i++) {
+		auth_limiter_end(lim, "192.0.2.50", true, 1001);
+		checks++;
+		/* each connection tries again as soon as its failure is back */
+		if (auth_limiter_begin(lim, "192.0.2.50", 1001))
+			checks += 100;
+	}
+	TAP_OK(t, checks == 5, "after the 5 fail, no connection gets another attempt (%u)", checks);
+	TAP_OK(t, auth_limiter_inflight(lim, "192.0.2.50") == 0, "nothing in flight");
+	TAP_OK(t, !auth_limiter_begin(lim, "192.0.2.50", 1599), "still refused at the end of the window");
+	TAP_OK(t, auth_limiter_begin(lim, "192.0.2.50", 1601), "admitted once the failures age out");
+	auth_limiter_end(lim, "192.0.2.50", false, 1601);
+
+	/* Attempts that end without a failure give their place back. */
+	for (int i = 0; i < 5; i++)
+		auth_limiter_begin(lim, "2001:db8:5::1", 2000);
+	TAP_OK(t, !auth_limiter_begin(lim, "2001:db8:5::2", 2000),
+	       "5 in flight from a /64: a sixth from another address of it is refused");
+	for (int i = 0; i < 5; i++)
+		auth_limiter_end(lim, "2001:db8:5::1", false, 2001);
+	TAP_OK(t, !auth_limiter_blocked(lim, "2001:db8:5::2", 2001), "5 successes later: not blocked");
+	TAP_OK(t, auth_limiter_begin(lim, "2001:db8:5::3", 2001), "and admitted");
+	auth_limiter_end(lim, "2001:db8:5::3", true, 2002);
+	for (int i = 0; i < 4; i++)
+		TAP_OK(t, auth_limiter_begin(lim, "2001:db8:5::4", 2003), "attempt %d after 1 failure admitted",
+		       i + 1);
+	TAP_OK(t, !auth_limiter_begin(lim, "2001:db8:5::4", 2003), "1 failure + 4 in flight: the 6th refused");
+	auth_limiter_end(lim, "2001:db8:5::1", false, 2003);
+	TAP_OK(t, auth_limiter_begin(lim, "2001:db8:5::4", 2003), "one ends well: room for one more");
+
+	/* An in-flight client survives a long expiry: nothing is forgotten. */
+	TAP_OK(t, auth_limiter_begin(lim, "203.0.113.77", 3000), "an attempt starts");
+	TAP_OK(t, !auth_limiter_blocked(lim, "203.0.113.77", 999999), "not blocked much later");
+	TAP_OK(t, auth_limiter_inflight(lim, "203.0.113.77") == 1, "... and still in flight");
+	auth_limiter_free(lim);
+}
+
+/* test_inflight_eviction - a full table never drops a client with an attempt in flight. */
+static void test_inflight_eviction(struct tap *t)
+{
+	struct auth_limiter *lim = auth_limiter_new(2, 3600, 4);
+	char ip[64];
+
+	TAP_OK(t, auth_limiter_begin(lim, "192.0.2.1", 100), "A: attempt in flight (oldest)");
+	TAP_OK(t, auth_limiter_begin(lim, "192.0.2.1", 100), "A: a second one");
+	for (int i = 0; i < 10; i++) {
+		snprintf(ip, sizeof(ip), "10.0.0.%d", i);
+		auth_limiter_failure(lim, ip, 200 + i);
+	}
+	TAP_OK(t, auth_limiter_inflight(lim, "192.0.2.1") == 2, "A kept through 10 newer clients");
+	TAP_OK(t, !auth_limiter_begin(lim, "192.0.2.1", 300), "and still counted: a third is refused");
+	for (int i = 0; i < 3; i++) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		TAP_OK(t, auth_limiter_begin(lim, ip, 400), "client %d in flight", i);
+	}
+	TAP_OK(t, !auth_limiter_begin(lim, "203.0.113.9", 400),
+	       "every slot has an attempt in flight: a new client is refused (fails closed)");
+	auth_limiter_end(lim, "198.51.100.0", false, 401);
+	TAP_OK(t, auth_limiter_begin(lim, "203.0.113.9", 401), "one ends: the new client fits");
 	auth_limiter_free(lim);
 }
 
@@ -96,15 +204,15 @@ static void test_eviction(struct tap *t)
 	TAP_OK(t, auth_limiter_blocked(lim, "10.1.0.0", 300), "the new address is tracked");
 
 	for (int i = 0; i < 100000; i++) {
-		snprintf(ip, sizeof(ip), "2001:db8::%x:%x", i >> 16, i & 0xffff);
+		snprintf(ip, sizeof(ip), "2001:db8:%x:%x::1", i >> 16, i & 0xffff);
 		fail_n(lim, ip, 2, 1000 + i / 100);
 	}
 	for (int i = 0; i < 100000; i++) {
-		snprintf(ip, sizeof(ip), "2001:db8::%x:%x", i >> 16, i & 0xffff);
+		snprintf(ip, sizeof(ip), "2001:db8:%x:%x::1", i >> 16, i & 0xffff);
 		blocked += auth_limiter_blocked(lim, ip, 2000);
 	}
-	TAP_OK(t, blocked == 64, "after 100000 addresses exactly 64 are tracked (%d)", blocked);
-	TAP_OK(t, auth_limiter_blocked(lim, "2001:db8::1:869f", 2000), "the newest address is among them");
+	TAP_OK(t, blocked == 64, "after 100000 /64s exactly 64 are tracked (%d)", blocked);
+	TAP_OK(t, auth_limiter_blocked(lim, "2001:db8:1:869f::2", 2000), "the newest /64 is among them");
 	auth_limiter_free(lim);
 }
 
@@ -137,7 +245,10 @@ int main(void)
 
 	test_limit(&t);
 	test_window(&t);
+	test_keys(&t);
 	test_ipv6(&t);
+	test_inflight(&t);
+	test_inflight_eviction(&t);
 	test_eviction(&t);
 	test_edges(&t);
 	return tap_done(&t);
