@@ -8,19 +8,25 @@
  *   mtaq [-c CONFIG] release ID...
  *   mtaq [-c CONFIG] flush [ID...]        due now (no ID: every deferred message)
  *   mtaq [-c CONFIG] count
+ *   mtaq [-c CONFIG] recover             Berkeley DB recovery, mtad stopped
  *   mtaq [-c CONFIG] summary              qshape-like table by domain and age
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
  *
  * Runs beside a busy mtad: it reads through queue_foreach (which holds
- * no lock while we print) and closes the environment on every exit path
- * — a process that dies with the environment open makes the next opener
- * run recovery, which would force mtad to restart. So SIGINT/TERM/HUP/
- * QUIT are held while the queue is open and take effect after it closes.
+ * no lock while we print) and never runs recovery while mtad runs (it
+ * joins the environment; queue/env.c), so an mtaq killed even with
+ * SIGKILL leaves only locks that mtad's failchk releases within a
+ * second. It still closes the environment on every exit path it
+ * controls: SIGINT/TERM/HUP/QUIT are held while the queue is open and
+ * take effect after it closes. With mtad stopped after a crash it says
+ * that the queue needs recovery; `mtaq recover` runs it, holding the
+ * spool lock so that mtad cannot start meanwhile, and refuses while
+ * mtad runs.
  *
  * Must not: print bytes from the queue raw to a terminal (addresses and
  * replies may hold control characters) except the message itself with
  * --body, emit invalid JSON, or change anything but with `delete`,
- * `hold`, `release` and `flush`. Those commit synchronously; a running
+ * `hold`, `release`, `flush` and `recover`. Those commit synchronously; a running
  * mtad sees them at its next schedule scan (every second).
  */
 #include <errno.h>
@@ -30,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mtad/mtad.h"
 #include "queue/queue.h"
@@ -50,6 +57,7 @@ struct mtaq {
 	bool json, body;
 	int days;		/* stats --days */
 	struct queue *q;
+	int lock_fd;		/* `recover`: the spool lock, else -1 */
 };
 
 /* usage - the synopsis, to out. */
@@ -64,6 +72,8 @@ static void usage(FILE *out)
 		"  release ID...             let held messages be delivered again\n"
 		"  flush [ID...]             try messages now (no ID: every deferred one)\n"
 		"  count                     number of queued messages\n"
+		"  recover                   recover the queue after a crash (mtad must\n"
+		"                            be stopped; mtad also recovers at start)\n"
 		"  summary                   recipients by domain and age (qshape style)\n"
 		"  stats [--json] [--days N] HELO policy statistics: rejected attempts,\n"
 		"                            connections and clients per rule, accepted\n"
@@ -1415,8 +1425,8 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 	return m->command == NULL ? -1 : 0;
 }
 
-/* open_queue - the spool named by the configuration. */
-static int open_queue(struct mtaq *m)
+/* open_queue - the spool named by the configuration, opened as mode. */
+static int open_queue(struct mtaq *m, enum queue_mode mode)
 {
 	struct mtad_config *cfg = calloc(1, sizeof(*cfg));
 	struct queue_options opt;
@@ -1434,13 +1444,42 @@ static int open_queue(struct mtaq *m)
 	opt = (struct queue_options){ .spool_directory = cfg->spool_directory,
 				      .cache_size = cfg->db_cache_size,
 				      .log_buffer_size = cfg->db_log_buffer_size,
-				      .checkpoint_interval = cfg->checkpoint_interval };
+				      .checkpoint_interval = cfg->checkpoint_interval,
+				      .mode = mode };
+	if (mode == QUEUE_RECOVER &&
+	    (m->lock_fd = queue_spool_lock(cfg->spool_directory, err, sizeof(err))) < 0) {
+		if (errno == EAGAIN)
+			fprintf(stderr, "mtaq: mtad is running on %s: it recovers the queue itself "
+				"at start; stop it before `mtaq recover`\n", cfg->spool_directory);
+		else
+			fprintf(stderr, "mtaq: %s\n", err);
+		free(cfg);
+		return -1;
+	}
 	m->q = queue_open(&opt, err, sizeof(err));
 	free(cfg);
 	if (m->q == NULL) {
 		fprintf(stderr, "mtaq: %s\n", err);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * cmd_recover - `mtaq recover`: open_queue took the spool lock and ran
+ * recovery; the close (in main) leaves the clean marker, then the lock
+ * goes with the process.
+ */
+static int cmd_recover(struct mtaq *m)
+{
+	struct list_state st = { .m = m };
+
+	if (queue_foreach(m->q, count_fn, &st) != QUEUE_OK) {
+		fprintf(stderr, "mtaq: recovered, but cannot read the queue: %s\n",
+			queue_strerror(m->q));
+		return 1;
+	}
+	printf("recovered: %zu messages in the queue\n", st.n);
 	return 0;
 }
 
@@ -1456,7 +1495,7 @@ static int run_command(struct mtaq *m)
 		{ "delete", cmd_delete, true }, { "count", cmd_count, false },
 		{ "summary", cmd_summary, false }, { "stats", cmd_stats, false },
 		{ "hold", cmd_hold, true }, { "release", cmd_hold, true },
-		{ "flush", cmd_flush, true },
+		{ "flush", cmd_flush, true }, { "recover", cmd_recover, false },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -1466,7 +1505,7 @@ static int run_command(struct mtaq *m)
 			fprintf(stderr, "mtaq: %s takes no operand\n", m->command);
 			return MTAQ_EXIT_USAGE;
 		}
-		if (open_queue(m) < 0)
+		if (open_queue(m, cmds[i].fn == cmd_recover ? QUEUE_RECOVER : QUEUE_JOIN) < 0)
 			return 1;
 		return cmds[i].fn(m);
 	}
@@ -1477,7 +1516,7 @@ static int run_command(struct mtaq *m)
 
 int main(int argc, char **argv)
 {
-	struct mtaq m = { 0 };
+	struct mtaq m = { .lock_fd = -1 };
 	sigset_t hold, old;
 	int rc;
 
@@ -1500,6 +1539,8 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
 	queue_close(m.q);
+	if (m.lock_fd >= 0)
+		close(m.lock_fd);	/* after the close: mtad may start now */
 	free(m.args);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
