@@ -295,7 +295,8 @@ static int env_open_flags(struct queue *q, uint32_t *flags, char *err, size_t er
 	if (owned || queue_clean_marked(q->spool))
 		return 0;	/* join */
 	if (!queue_env_exists(q->spool)) {
-		/* A new spool: nothing to recover and nobody attached. */
+		/* No regions (a new spool, or db_recover removed them):
+		 * nobody can be attached, so recovery disturbs no one. */
 		*flags |= DB_RECOVER;
 		q->marks_clean = true;
 		return 0;
