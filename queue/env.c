@@ -135,12 +135,35 @@ static void env_event(DB_ENV *env, uint32_t event, void *info)
 		q->opt.on_panic(q->opt.on_panic_arg);
 }
 
+/* env_zombie - pid has exited and waits for its parent to reap it (a
+ * killed mtaq whose shell is itself stopped): dead for failchk. Unknown
+ * (no /proc, or hidden by ProtectProc=) counts as alive. */
+static bool env_zombie(pid_t pid)
+{
+	char path[64], buf[512], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, the state follows the last ')'. */
+	close_paren = strrchr(buf, ')');
+	return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
 /*
  * env_isalive - failchk's question: does the process pid still run?
  * Our own threads outlive our environment handle, so only other
  * processes can be dead; kill(pid, 0) answers EPERM for a live process
- * of another user (mtaq as root, mtad as `user`). A recycled pid looks
- * alive: its leftovers then wait for the next failchk after it exits.
+ * of another user (mtaq as root, mtad as `user`), and a zombie holds
+ * nothing any more. A recycled pid looks alive: its leftovers then wait
+ * for the next failchk after it exits.
  */
 static int env_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, uint32_t flags)
 {
@@ -149,7 +172,9 @@ static int env_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, uint32_t flags
 	(void)flags;
 	if (pid == getpid())
 		return 1;
-	return kill(pid, 0) == 0 || errno == EPERM;
+	if (kill(pid, 0) != 0 && errno != EPERM)
+		return 0;
+	return !env_zombie(pid);
 }
 
 /* env_configure_failchk - thread tracking, which failchk needs; before open. */

@@ -10,6 +10,9 @@
 # DB_REGISTER|DB_RECOVER, the next mtaq ran recovery under the live mtad,
 # and mtad answered 451 until restarted.
 #
+# A process killed while it holds a lock mtad's writer waits for is
+# cleaned up by mtad's failchk within a second (t/lib/lockholder.c).
+#
 # Then the other side: with mtad killed (a crash), mtaq says the queue
 # needs recovery and changes nothing; `mtaq recover` recovers; mtaq
 # works again; mtad starts; `mtaq recover` refuses while mtad runs.
@@ -139,6 +142,55 @@ ok MtadTest::wait_for(60, sub {
 my $log = substr($m->log_text, $from);
 unlike $log, qr/needs recovery|DB_RUNRECOVERY|PANIC/i, 'mtad never needed recovery'
 	or diag $log;
+
+# ---- a process killed while it holds a lock the writer needs ----
+#
+# mtaq holds no lock while it prints, so the kills above leave none. A
+# process that dies inside a transaction does (t/lib/lockholder.c: it
+# joins as mtaq does and write-locks today's commit counter in
+# stats.db, which mtad's writer updates every second). While it lives,
+# mtad's writer waits for it; once it is killed, mtad's failchk aborts
+# its transaction within a second and the waiting message gets its 250.
+SKIP: {
+	my $holder = $m->dir . '/lockholder';
+	my ($crc, undef, $cerr) = MtadTest::run('cc', '-o', $holder, "$FindBin::Bin/lib/lockholder.c", '-ldb');
+	skip "cannot build t/lib/lockholder.c: $cerr", 5 if $crc != 0;
+	my @t = localtime;
+	my $day = sprintf '%04d%02d%02d', $t[5] + 1900, $t[4] + 1, $t[3];
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $hpid = fork // die "fork: $!";
+	if ($hpid == 0) {
+		close $rd;
+		open STDOUT, '>&', $wr or _exit(126);
+		exec $holder, $m->spool, "$day/commit/messages" or _exit(127);
+	}
+	close $wr;
+	my $said = <$rd> // '';
+	is $said, "locked\n", 'a process joins and holds a write lock in stats.db';
+	# One more message for the counter; the writer's next statistics
+	# flush (within a second) then waits for that lock.
+	$smtp = $m->smtp;
+	like $m->send_message($smtp, 'a@sender.test', ['u@campus.test'], "Subject: counted\n\nok\n"),
+		$QUEUED, '... a message is queued (its count goes to stats.db)';
+	$smtp->quit;
+	sleep 2;
+	my $t0 = time;
+	my $killer = fork // die "fork: $!";
+	if ($killer == 0) {
+		sleep 3;
+		kill 'KILL', $hpid;
+		_exit(0);
+	}
+	$smtp = $m->smtp;
+	$r = $m->send_message($smtp, 'a@sender.test', ['u@campus.test'], "Subject: behind the lock\n\nok\n");
+	my $took = time - $t0;
+	$smtp->quit;
+	waitpid $killer, 0;
+	waitpid $hpid, 0;
+	like $r, $QUEUED, sprintf('a message behind the dead process\'s lock gets 250 (after %.1f s)', $took);
+	cmp_ok $took, '>=', 2, '... not before the process was killed (the writer really waited)';
+	cmp_ok $took, '<', 10, '... but within seconds of its death (failchk)';
+}
 
 # ---- mtad crashes: mtaq says so, `mtaq recover` fixes it ----
 is $m->kill9 & 127, 9, 'mtad killed with SIGKILL (a crash)';
