@@ -181,10 +181,6 @@ void daemon_connections_gone(struct daemon *d)
 		mtad_dns_free(d->dns);
 		d->dns = NULL;
 	}
-	if (d->panic_async_open) {
-		uv_close((uv_handle_t *)&d->panic_async, NULL);
-		d->panic_async_open = false;
-	}
 	if (d->panic_timer_open) {
 		uv_close((uv_handle_t *)&d->panic_timer, NULL);
 		d->panic_timer_open = false;
@@ -505,6 +501,13 @@ static void daemon_cleanup(struct daemon *d)
 		tls_client_free(d->tls_client);
 	if (d->queue)
 		queue_close(d->queue);
+	/* Only now: until the queue is closed a Berkeley DB thread may
+	 * still send to it (daemon_queue_panic_cb). */
+	if (d->panic_async_open) {
+		uv_close((uv_handle_t *)&d->panic_async, NULL);
+		d->panic_async_open = false;
+		uv_run(d->loop, UV_RUN_DEFAULT);	/* its close callback */
+	}
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	for (size_t b = 0; b < IP_BUCKETS; b++)
