@@ -37,10 +37,12 @@
  *     mtad stopped it joins only when mtad (or `mtaq recover`) left the
  *     clean marker (owner.c), runs failchk itself for dead mtaq runs,
  *     and else fails, saying to run `mtaq recover` (QUEUE_RECOVER).
+ *     Only where there are no regions at all (a new spool; db_recover
+ *     removes them) nobody can be attached, and mtaq creates them.
  *   - A panic (env_event) is logged once and handed to the owner
  *     (opt.on_panic): mtad stops accepting and exits non-zero, and
  *     systemd's restart recovers (mtad/main.c).
-
+ *
  * Durability policy is not set here: writer.c commits with
  * DB_TXN_NOSYNC and flushes the log once per batch (group commit);
  * store.c's rare administrative changes commit synchronously.
@@ -135,9 +137,10 @@ static void env_event(DB_ENV *env, uint32_t event, void *info)
 		q->opt.on_panic(q->opt.on_panic_arg);
 }
 
-/* env_zombie - pid has exited and waits for its parent to reap it (a
- * killed mtaq whose shell is itself stopped): dead for failchk. Unknown
- * (no /proc, or hidden by ProtectProc=) counts as alive. */
+/* env_zombie - pid has exited and its parent has not waited for it yet
+ * (a killed mtaq under a busy script): dead for failchk, though
+ * kill(pid, 0) still finds it. Unknown (no /proc, or another user's
+ * process hidden by ProtectProc=) counts as alive. */
 static bool env_zombie(pid_t pid)
 {
 	char path[64], buf[512], *close_paren;
@@ -579,12 +582,11 @@ void queue_close(struct queue *q)
 	 * ("file size not a multiple of the pagesize": mtad could not start
 	 * again even once the disk had room). Closing the environment would
 	 * make the next opener trust the files as they are. Left open, it is
-	 * what a crash leaves: the next opener finds this process dead in
-	 * __db.register and runs recovery, which rewrites the pages from the
-	 * log (t/80-disk-full.t). Only in mtad (the process that ran the
+	 * what a crash leaves: no clean marker, so mtaq will not join, and
+	 * the next mtad start runs recovery, which rewrites the pages from
+	 * the log (t/80-disk-full.t). Only in mtad (the process that ran the
 	 * writer): an mtaq fails to close on mtad's dirty pages in the shared
-	 * cache, and a recovery it caused would pull the environment from
-	 * under the running mtad.
+	 * cache, which is no damage of its own.
 	 */
 	if (failed && q->env != NULL && q->wrote)
 		mtad_log(MTAD_LOG_ERROR, "queue: the databases could not be written at close; "

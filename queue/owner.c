@@ -22,7 +22,7 @@
  * Must not: take the lock in a way that blocks, or create the marker
  * before the environment is closed (a crash in between would make the
  * next mtaq trust a damaged environment). Pure file-system work, no
- * Berkeley DB.
+ * Berkeley DB; no RFC applies.
  */
 #include <errno.h>
 #include <fcntl.h>
