@@ -73,6 +73,14 @@ struct daemon {
 	bool writer_started;
 	bool signals_started;
 	int lock_fd;
+	/* A Berkeley DB panic: env.c's event wakes the loop through
+	 * panic_async; the stop that follows exits with exit_status 1, or
+	 * panic_timer ends it (main.c). */
+	uv_async_t panic_async;
+	uv_timer_t panic_timer;
+	bool panic_async_open, panic_timer_open;
+	bool queue_failed;
+	int exit_status;
 };
 
 /* privilege.c */

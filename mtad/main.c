@@ -14,21 +14,22 @@
  * session waiting for its queue commit gets its 250 first), the queue
  * writer finishes what it was given, and mtad exits 0. A second mtad on
  * the same spool is refused (a lock file), because the queue writer
- * assumes it is the only one creating messages there.
+ * assumes it is the only one creating messages there, and the queue
+ * recovers at start only under that lock (queue/env.c). After a
+ * Berkeley DB panic mtad stops the same way, with 421 4.3.0, and exits
+ * with status 1 so that systemd restarts it and the start recovers.
  *
  * At start mtad raises its descriptor limit as far as the system lets
  * it and says in the log how many connections that leaves room for;
  * it must not pretend to serve max_connections when it cannot.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@
  * streams, the loop, listeners, queue files and logs, DNS, SASL (about
  * 25 at start with three listeners), with room to spare. */
 #define FD_RESERVE 64
+/* After a Berkeley DB panic: the longest the orderly stop may take. */
+#define DAEMON_PANIC_EXIT_MS 10000
 
 /* usage - the --help text. */
 static void usage(FILE *out)
@@ -54,20 +57,19 @@ static void usage(FILE *out)
 		"syslog with `log = syslog` in CONFIG.\n");
 }
 
-/* daemon_lock - one mtad per spool directory. */
+/*
+ * daemon_lock - one mtad per spool directory, and the sign for mtaq that
+ * mtad runs (queue/owner.c): taken before the queue is opened, held
+ * until exit.
+ */
 static int daemon_lock(struct daemon *d, char *err, size_t errlen)
 {
-	char path[MTAD_PATH_MAX + 16];
+	char why[MTAD_PATH_MAX + 128];
 
-	snprintf(path, sizeof(path), "%s/mtad.lock", d->cfg.spool_directory);
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	d->lock_fd = queue_spool_lock(d->cfg.spool_directory, why, sizeof(why));
 	if (d->lock_fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		snprintf(err, errlen, "%s: %s (is another mtad using this spool?)", path,
-			 errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		snprintf(err, errlen, "%s%s", why,
+			 errno == EAGAIN ? " (is another mtad, or mtaq recover, running?)" : "");
 		return -1;
 	}
 	return 0;
@@ -178,6 +180,10 @@ void daemon_connections_gone(struct daemon *d)
 	if (d->dns) {
 		mtad_dns_free(d->dns);
 		d->dns = NULL;
+	}
+	if (d->panic_timer_open) {
+		uv_close((uv_handle_t *)&d->panic_timer, NULL);
+		d->panic_timer_open = false;
 	}
 	if (d->signals_started) {
 		uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -353,7 +359,57 @@ static int daemon_open_security(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* daemon_open_queue - environment, lock and writer thread (as the user). */
+/* daemon_queue_panic_cb - any thread, inside Berkeley DB: wake the loop. */
+static void daemon_queue_panic_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)uv_async_send(&d->panic_async);
+}
+
+/* daemon_panic_timeout - the orderly stop after a panic hangs (a thread
+ * stuck in Berkeley DB): exit anyway, the mail said 250 for is on disk. */
+static void daemon_panic_timeout(uv_timer_t *timer)
+{
+	(void)timer;
+	mtad_log(MTAD_LOG_ERROR, "queue: the stop after the Berkeley DB panic did not finish "
+		 "in %d s; exiting now with status 1", DAEMON_PANIC_EXIT_MS / 1000);
+	mtad_log_hold_stop();
+	_exit(1);
+}
+
+/*
+ * daemon_queue_panic - on the loop, after a Berkeley DB panic: nothing
+ * can be queued or delivered any more, so mtad must not sit there
+ * answering 451. It stops accepting, says 421 4.3.0 to every session
+ * and exits with status 1, so that the service manager restarts it
+ * (Restart=on-failure) and the start recovers the queue. Mail already
+ * acknowledged with 250 is in the flushed log either way.
+ */
+static void daemon_queue_panic(uv_async_t *async)
+{
+	struct daemon *d = async->data;
+
+	d->exit_status = 1;
+	if (d->queue_failed)
+		return;
+	d->queue_failed = true;
+	mtad_log(MTAD_LOG_ERROR, "queue: stopping after a Berkeley DB panic; mtad exits with "
+		 "status 1 so that it is restarted, and the restart recovers the queue");
+	if (uv_timer_init(d->loop, &d->panic_timer) == 0) {
+		d->panic_timer_open = true;
+		uv_unref((uv_handle_t *)&d->panic_timer);
+		(void)uv_timer_start(&d->panic_timer, daemon_panic_timeout, DAEMON_PANIC_EXIT_MS, 0);
+	}
+	d->smtp.queue_failed = true;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	d->smtp.stopping = true;
+	listen_stop(d);
+}
+
+/* daemon_open_queue - lock, environment and writer thread (as the user). */
 static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 {
 	struct queue_options qo = {
@@ -361,12 +417,24 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 		.cache_size = d->cfg.db_cache_size,
 		.log_buffer_size = d->cfg.db_log_buffer_size,
 		.checkpoint_interval = d->cfg.checkpoint_interval,
+		.mode = QUEUE_OWNER,
+		.on_panic = daemon_queue_panic_cb,
+		.on_panic_arg = d,
 	};
 
+	if (uv_async_init(d->loop, &d->panic_async, daemon_queue_panic) != 0) {
+		snprintf(err, errlen, "cannot create the queue panic handle");
+		return -1;
+	}
+	d->panic_async.data = d;
+	d->panic_async_open = true;
+	uv_unref((uv_handle_t *)&d->panic_async);	/* never keeps the loop alive */
+	/* The lock first: holding it, mtad is the one process that may
+	 * recover the queue (queue/env.c). */
+	if (daemon_lock(d, err, errlen) != 0)
+		return -1;
 	d->queue = queue_open(&qo, err, errlen);
 	if (!d->queue)
-		return -1;
-	if (daemon_lock(d, err, errlen) != 0)
 		return -1;
 	if (queue_writer_start(d->queue, d->loop, err, errlen) != 0)
 		return -1;
@@ -418,7 +486,7 @@ static int daemon_run(struct daemon *d)
 	uv_run(d->loop, UV_RUN_DEFAULT);
 	mtad_log_hold_stop();
 	uv_run(d->loop, UV_RUN_DEFAULT);	/* closes the log's prepare handle */
-	return status;
+	return status != 0 ? status : d->exit_status;
 }
 
 /* daemon_cleanup - releases what daemon_run took (the loop is idle). */
@@ -433,6 +501,13 @@ static void daemon_cleanup(struct daemon *d)
 		tls_client_free(d->tls_client);
 	if (d->queue)
 		queue_close(d->queue);
+	/* Only now: until the queue is closed a Berkeley DB thread may
+	 * still send to it (daemon_queue_panic_cb). */
+	if (d->panic_async_open) {
+		uv_close((uv_handle_t *)&d->panic_async, NULL);
+		d->panic_async_open = false;
+		uv_run(d->loop, UV_RUN_DEFAULT);	/* its close callback */
+	}
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	for (size_t b = 0; b < IP_BUCKETS; b++)

@@ -15,18 +15,43 @@
  * is; a spool of mtad 0.1 is refused with the command that migrates it.
  *
  * Several processes share the environment: mtad (the only writer of new
- * messages) and any number of mtaq runs (readers, and deletes). Every
- * opener passes DB_REGISTER|DB_RECOVER: Berkeley DB then records each
- * process in the __db.register file and runs recovery only when one of
- * them died with the environment open. A clean second opener (mtaq
- * while mtad runs) therefore just joins; an opener after a crash
- * recovers, and the processes still attached get DB_RUNRECOVERY and must
- * restart. So mtaq must always close the environment, even on ^C.
+ * messages, and the long-lived owner) and any number of mtaq runs
+ * (readers, and the rare delete, hold, flush). Recovery is the owner's
+ * alone, because recovery under a process that has the environment open
+ * panics that process: an mtaq killed with SIGKILL (`timeout -k`, the
+ * OOM killer, a crash) must never be able to wedge mtad. So:
  *
- * Durability: commits do not sync by default (DB_TXN_NOSYNC, see
- * env_configure); writer.c flushes the log once per batch (group
- * commit), and the rare administrative changes (store.c, schedule.c,
- * migrate.c) commit with DB_TXN_SYNC.
+ *   - mtad takes the spool lock (owner.c) before it opens the queue and
+ *     holds it until it exits; holding it, it is the only process that
+ *     may recover, and it does so at every start (QUEUE_OWNER: cheap
+ *     after a clean stop, which checkpoints; it also rebuilds the
+ *     regions with the thread table below). An mtaq attached at that
+ *     moment gets DB_RUNRECOVERY and fails; mtad does not care.
+ *   - Nobody uses DB_REGISTER: a register opener that finds a dead
+ *     process panics the live environment, whatever its own flags.
+ *   - Every opener configures thread tracking (set_thread_count,
+ *     set_isalive; the default thread id is pid + pthread_self), and
+ *     mtad runs DB_ENV->failchk every second in a thread of its own
+ *     (env_failchk_main), which never waits for the writer or the loop:
+ *     failchk releases the locks of a dead process and aborts its
+ *     transactions, so an mtaq killed between Berkeley DB calls (the
+ *     usual case: it is writing to a pipe) leaves nothing behind, and a
+ *     writer waiting for one of its locks goes on within a second. A
+ *     process that died inside Berkeley DB (holding a mutex, in the
+ *     middle of a write) makes failchk panic the environment.
+ *   - mtaq (QUEUE_JOIN) never recovers: while mtad runs it joins; with
+ *     mtad stopped it joins only when mtad (or `mtaq recover`) left the
+ *     clean marker (owner.c), runs failchk itself for dead mtaq runs,
+ *     and else fails, saying to run `mtaq recover` (QUEUE_RECOVER).
+ *     Only where there are no regions at all (a new spool; db_recover
+ *     removes them) nobody can be attached, and mtaq creates them.
+ *   - A panic (env_event) is logged once and handed to the owner
+ *     (opt.on_panic): mtad stops accepting and exits non-zero, and
+ *     systemd's restart recovers (mtad/main.c).
+ *
+ * Durability policy is not set here: writer.c commits with
+ * DB_TXN_NOSYNC and flushes the log once per batch (group commit);
+ * store.c's rare administrative changes commit synchronously.
  *
  * Must not: create the spool anywhere but where configured, leave a
  * half-opened environment behind on error, or touch global state.
@@ -34,6 +59,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,12 +120,12 @@ static int env_spool(const char *dir, char *err, size_t errlen)
 }
 
 /*
- * env_event - Berkeley DB's events. A panic (DB_RUNRECOVERY: another
- * process ran recovery, e.g. an mtaq started after one was killed with
- * SIGKILL, or a fatal I/O error) makes every later call fail: mtad then
- * answers 451 to every message and cannot deliver until it is restarted
- * (recovery runs at start). Berkeley DB repeats its own "PANIC" line on
- * every call; this says once what it means (t/86-db-panic.t).
+ * env_event - Berkeley DB's events. A panic (DB_RUNRECOVERY: failchk
+ * found a process that died inside Berkeley DB, someone ran db_recover
+ * under us, or a fatal I/O error) makes every later call fail. Berkeley
+ * DB repeats its own "PANIC" line on every call; this says once what it
+ * means and tells the owner, who must not go on as if nothing happened
+ * (t/86-db-panic.t). Any thread, possibly inside a Berkeley DB call.
  */
 static void env_event(DB_ENV *env, uint32_t event, void *info)
 {
@@ -110,8 +136,65 @@ static void env_event(DB_ENV *env, uint32_t event, void *info)
 	    atomic_exchange(&q->panicked, true))
 		return;
 	mtad_log(MTAD_LOG_ERROR, "queue: the Berkeley DB environment in %s needs recovery "
-		 "(DB_RUNRECOVERY): nothing can be queued, delivered or read until this "
-		 "process is restarted; restarting runs recovery", q->spool);
+		 "(DB_RUNRECOVERY): nothing can be queued, delivered or read until it is "
+		 "recovered%s", q->spool,
+		 q->opt.on_panic != NULL ? "; mtad stops and exits for a restart, which recovers" : "");
+	if (q->opt.on_panic != NULL)
+		q->opt.on_panic(q->opt.on_panic_arg);
+}
+
+/* env_zombie - pid has exited and its parent has not waited for it yet
+ * (a killed mtaq under a busy script): dead for failchk, though
+ * kill(pid, 0) still finds it. Unknown (no /proc, or another user's
+ * process hidden by ProtectProc=) counts as alive. */
+static bool env_zombie(pid_t pid)
+{
+	char path[64], buf[512], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, the state follows the last ')'. */
+	close_paren = strrchr(buf, ')');
+	return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+/*
+ * env_isalive - failchk's question: does the process pid still run?
+ * Our own threads outlive our environment handle, so only other
+ * processes can be dead; kill(pid, 0) answers EPERM for a live process
+ * of another user (mtaq as root, mtad as `user`), and a zombie holds
+ * nothing any more. A recycled pid looks alive: its leftovers then wait
+ * for the next failchk after it exits.
+ */
+static int env_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, uint32_t flags)
+{
+	(void)env;
+	(void)tid;
+	(void)flags;
+	if (pid == getpid())
+		return 1;
+	if (kill(pid, 0) != 0 && errno != EPERM)
+		return 0;
+	return !env_zombie(pid);
+}
+
+/* env_configure_failchk - thread tracking, which failchk needs; before open. */
+static int env_configure_failchk(DB_ENV *env)
+{
+	int rc;
+
+	if ((rc = env->set_thread_count(env, QUEUE_THREAD_COUNT)) != 0 ||
+	    (rc = env->set_isalive(env, env_isalive)) != 0)
+		return rc;
+	return 0;
 }
 
 /* env_configure - sizes and policies; must precede DB_ENV->open. */
@@ -333,6 +416,67 @@ static void env_prealloc(const struct queue *q)
 }
 
 /*
+ * env_open_flags - DB_ENV->open's flags for q->opt.mode (see the header
+ * comment). Owner and recoverer hold the spool lock: they clear the
+ * clean marker first, so that a crash from here on is seen. A joiner
+ * looks whether mtad runs; -1 with err when it must not open.
+ */
+static int env_open_flags(struct queue *q, uint32_t *flags, char *err, size_t errlen)
+{
+	int owned;
+
+	*flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD;
+	if (q->opt.mode != QUEUE_JOIN) {
+		if (queue_clean_clear(q->spool) != 0) {
+			env_err(err, errlen, "queue %s: cannot remove queue.clean: %s", q->spool,
+				strerror(errno));
+			return -1;
+		}
+		*flags |= DB_RECOVER;
+		q->marks_clean = true;
+		return 0;
+	}
+	if ((owned = queue_spool_owned(q->spool)) < 0) {
+		env_err(err, errlen, "queue %s: cannot tell whether mtad runs (mtad.lock): %s",
+			q->spool, strerror(errno));
+		return -1;
+	}
+	if (owned || queue_clean_marked(q->spool))
+		return 0;	/* join */
+	if (!queue_env_exists(q->spool)) {
+		/* No regions (a new spool, or db_recover removed them):
+		 * nobody can be attached, so recovery disturbs no one. */
+		*flags |= DB_RECOVER;
+		q->marks_clean = true;
+		return 0;
+	}
+	env_err(err, errlen, "the queue in %s needs recovery: mtad is not running and did not "
+		"close it cleanly; run `mtaq recover` (or start mtad, which recovers at start)",
+		q->spool);
+	return -1;
+}
+
+/*
+ * env_failchk_stopped - mtaq joining with mtad stopped: the leftovers of
+ * mtaq runs that died meanwhile, which nobody else would clean. When
+ * failchk cannot clean them, the environment needs recovery: the clean
+ * marker goes, and the open fails saying so.
+ */
+static int env_failchk_stopped(struct queue *q, char *err, size_t errlen)
+{
+	int rc;
+
+	if (q->opt.mode != QUEUE_JOIN || q->marks_clean || queue_spool_owned(q->spool) != 0)
+		return 0;
+	if ((rc = q->env->failchk(q->env, 0)) == 0)
+		return 0;
+	(void)queue_clean_clear(q->spool);
+	env_err(err, errlen, "the queue in %s needs recovery (%s); run `mtaq recover` with mtad "
+		"stopped (or start mtad, which recovers at start)", q->spool, db_strerror(rc));
+	return -1;
+}
+
+/*
  * env_open_dbs - the four databases. A read-only opener (mtaq's list,
  * show, verify...) opens them DB_RDONLY and without the schedule index:
  * it writes nothing, not even a log record, so it works on a full spool
@@ -371,24 +515,120 @@ static int env_open_dbs(struct queue *q, const char **what)
 }
 
 /* env_start - creates, configures and opens the environment and databases. */
-static int env_start(struct queue *q, const char **what)
+static int env_start(struct queue *q, const char **what, char *err, size_t errlen)
 {
-	const uint32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK |
-			       DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER;
+	uint32_t flags;
 	int rc;
 
+	if (env_open_flags(q, &flags, err, errlen) != 0)
+		return -1;
 	*what = "create environment";
 	if ((rc = db_env_create(&q->env, 0)) != 0)
 		return rc;
 	q->env->app_private = q;	/* for env_event */
 	*what = "configure environment";
-	if ((rc = env_configure(q->env, &q->opt)) != 0)
+	if ((rc = env_configure(q->env, &q->opt)) != 0 ||
+	    (rc = env_configure_failchk(q->env)) != 0)
 		return rc;
 	*what = "open environment";
 	if ((rc = q->env->open(q->env, q->opt.spool_directory, flags, 0600)) != 0)
 		return rc;
+	if (env_failchk_stopped(q, err, errlen) != 0)
+		return -1;
 	env_prealloc(q);
 	return env_open_dbs(q, what);
+}
+
+/* The failchk thread of an owner: it sleeps on cond until the next
+ * check is due or stop is set. */
+struct queue_failchk {
+	struct queue *q;
+	uv_thread_t thread;
+	uv_mutex_t lock;
+	uv_cond_t cond;
+	bool stop;		/* under lock */
+};
+
+/*
+ * env_failchk_main - DB_ENV->failchk every QUEUE_FAILCHK_MS until told
+ * to stop. Its own thread: a writer waiting for a lock a dead mtaq held
+ * is exactly what it must unblock. DB_RUNRECOVERY has already fired
+ * the panic event (env_event): nothing more to check after that.
+ */
+static void env_failchk_main(void *arg)
+{
+	struct queue_failchk *fc = arg;
+	bool warned = false;
+
+	uv_mutex_lock(&fc->lock);
+	while (!fc->stop) {
+		int rc;
+
+		if (uv_cond_timedwait(&fc->cond, &fc->lock, QUEUE_FAILCHK_MS * 1000000ull) == 0 ||
+		    fc->stop)
+			continue;
+		uv_mutex_unlock(&fc->lock);
+		rc = fc->q->env->failchk(fc->q->env, 0);
+		uv_mutex_lock(&fc->lock);
+		if (rc == DB_RUNRECOVERY || atomic_load(&fc->q->panicked))
+			break;
+		if (rc != 0 && !warned)
+			mtad_log(MTAD_LOG_WARNING, "queue: failchk: %s", db_strerror(rc));
+		warned |= rc != 0;
+	}
+	uv_mutex_unlock(&fc->lock);
+}
+
+/* env_failchk_start - starts the failchk thread of an owner. */
+static int env_failchk_start(struct queue *q, char *err, size_t errlen)
+{
+	struct queue_failchk *fc = calloc(1, sizeof(*fc));
+	int rc;
+
+	if (fc == NULL) {
+		env_err(err, errlen, "out of memory");
+		return -1;
+	}
+	fc->q = q;
+	if ((rc = uv_mutex_init(&fc->lock)) != 0) {
+		free(fc);
+		env_err(err, errlen, "failchk lock: %s", uv_strerror(rc));
+		return -1;
+	}
+	if ((rc = uv_cond_init(&fc->cond)) != 0) {
+		uv_mutex_destroy(&fc->lock);
+		free(fc);
+		env_err(err, errlen, "failchk condition: %s", uv_strerror(rc));
+		return -1;
+	}
+	if ((rc = uv_thread_create(&fc->thread, env_failchk_main, fc)) != 0) {
+		uv_cond_destroy(&fc->cond);
+		uv_mutex_destroy(&fc->lock);
+		free(fc);
+		env_err(err, errlen, "failchk thread: %s", uv_strerror(rc));
+		return -1;
+	}
+	q->failchk = fc;
+	return 0;
+}
+
+/* env_failchk_stop - stops and joins the failchk thread, if any. */
+static void env_failchk_stop(struct queue *q)
+{
+	struct queue_failchk *fc = q->failchk;
+
+	if (fc == NULL)
+		return;
+	uv_mutex_lock(&fc->lock);
+	fc->stop = true;
+	uv_cond_signal(&fc->cond);
+	uv_mutex_unlock(&fc->lock);
+	if (uv_thread_join(&fc->thread) != 0)
+		mtad_log(MTAD_LOG_ERROR, "queue: cannot join the failchk thread");
+	uv_cond_destroy(&fc->cond);
+	uv_mutex_destroy(&fc->lock);
+	free(fc);
+	q->failchk = NULL;
 }
 
 /* queue_open_format - see queue_impl.h. */
@@ -421,9 +661,15 @@ struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bo
 	}
 	q->opt.spool_directory = q->spool;
 	env_defaults(&q->opt);
-	if ((rc = env_start(q, &what)) != 0) {
-		env_err(err, errlen, "queue %s: cannot %s: %s", opt->spool_directory, what,
-			db_strerror(rc));
+	if ((rc = env_start(q, &what, err, errlen)) != 0) {
+		if (rc != -1)
+			env_err(err, errlen, "queue %s: cannot %s: %s", opt->spool_directory,
+				what, db_strerror(rc));
+		q->marks_clean = false;	/* whatever happened, it was not a clean session */
+		queue_close(q);
+		return NULL;
+	}
+	if (q->opt.mode == QUEUE_OWNER && env_failchk_start(q, err, errlen) != 0) {
 		queue_close(q);
 		return NULL;
 	}
@@ -434,6 +680,25 @@ struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bo
 struct queue *queue_open(const struct queue_options *opt, char *err, size_t errlen)
 {
 	return queue_open_format(opt, false, NULL, err, errlen);
+}
+
+/*
+ * env_close_env - closes the environment; an owner (or recoverer) that
+ * closed everything cleanly, and saw no panic, leaves the clean marker:
+ * the next mtaq may then join with mtad stopped.
+ */
+static void env_close_env(struct queue *q, bool db_failed)
+{
+	if (q->env->close(q->env, 0) != 0) {
+		mtad_log(MTAD_LOG_WARNING, "queue: closing the environment failed");
+		return;
+	}
+	q->env = NULL;
+	if (q->marks_clean && !db_failed && !atomic_load(&q->panicked) &&
+	    queue_clean_mark(q->spool) != 0)
+		mtad_log(MTAD_LOG_WARNING, "queue: cannot create %s/queue.clean: %s "
+			 "(mtaq will ask for `mtaq recover` while mtad is stopped)", q->spool,
+			 strerror(errno));
 }
 
 /* env_close_db - closes one database handle (if open); true when that failed. */
@@ -454,6 +719,7 @@ void queue_close(struct queue *q)
 		return;
 	if (q->writer != NULL)
 		queue_writer_stop(q);
+	env_failchk_stop(q);
 	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
 	/* The secondary goes before its primary. */
 	failed |= env_close_db(q->schedule_plain, "schedule.db");
@@ -468,18 +734,17 @@ void queue_close(struct queue *q)
 	 * ("file size not a multiple of the pagesize": mtad could not start
 	 * again even once the disk had room). Closing the environment would
 	 * make the next opener trust the files as they are. Left open, it is
-	 * what a crash leaves: the next opener finds this process dead in
-	 * __db.register and runs recovery, which rewrites the pages from the
-	 * log (t/80-disk-full.t). Only in mtad (the process that ran the
+	 * what a crash leaves: no clean marker, so mtaq will not join, and
+	 * the next mtad start runs recovery, which rewrites the pages from
+	 * the log (t/80-disk-full.t). Only in mtad (the process that ran the
 	 * writer): an mtaq fails to close on mtad's dirty pages in the shared
-	 * cache, and a recovery it caused would pull the environment from
-	 * under the running mtad.
+	 * cache, which is no damage of its own.
 	 */
 	if (failed && q->env != NULL && q->wrote)
 		mtad_log(MTAD_LOG_ERROR, "queue: the databases could not be written at close; "
 			 "leaving the environment to recovery at the next start");
-	else if (q->env != NULL && q->env->close(q->env, 0) != 0)
-		mtad_log(MTAD_LOG_WARNING, "queue: closing the environment failed");
+	else if (q->env != NULL)
+		env_close_env(q, failed);
 	free(q->spool);
 	free(q);
 }

@@ -8,19 +8,25 @@
  *   mtaq [-c CONFIG] release ID...
  *   mtaq [-c CONFIG] flush [ID...]        due now (no ID: every deferred message)
  *   mtaq [-c CONFIG] count
+ *   mtaq [-c CONFIG] recover             Berkeley DB recovery, mtad stopped
  *   mtaq [-c CONFIG] summary              qshape-like table by domain and age
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
  *
  * Runs beside a busy mtad: it reads through queue_foreach (which holds
- * no lock while we print) and closes the environment on every exit path
- * — a process that dies with the environment open makes the next opener
- * run recovery, which would force mtad to restart. So SIGINT/TERM/HUP/
- * QUIT are held while the queue is open and take effect after it closes.
+ * no lock while we print) and never runs recovery while mtad runs (it
+ * joins the environment; queue/env.c), so an mtaq killed even with
+ * SIGKILL leaves only locks that mtad's failchk releases within a
+ * second. It still closes the environment on every exit path it
+ * controls: SIGINT/TERM/HUP/QUIT are held while the queue is open and
+ * take effect after it closes. With mtad stopped after a crash it says
+ * that the queue needs recovery; `mtaq recover` runs it, holding the
+ * spool lock so that mtad cannot start meanwhile, and refuses while
+ * mtad runs.
  *
  * Must not: print bytes from the queue raw to a terminal (addresses and
  * replies may hold control characters) except the message itself with
  * --body, emit invalid JSON, or change anything but with `delete`,
- * `hold`, `release` and `flush`. Those commit synchronously; a running
+ * `hold`, `release`, `flush` and `recover`. Those commit synchronously; a running
  * mtad sees them at its next schedule scan (every second).
  */
 #include <errno.h>
@@ -30,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mtad/mtad.h"
 #include "queue/queue.h"
@@ -51,6 +58,7 @@ struct mtaq {
 	bool json, body;
 	int days;		/* stats --days */
 	struct queue *q;
+	int lock_fd;		/* `recover`: the spool lock, else -1 */
 };
 
 /* usage - the synopsis, to out. */
@@ -65,6 +73,8 @@ static void usage(FILE *out)
 		"  release ID...             let held messages be delivered again\n"
 		"  flush [ID...]             try messages now (no ID: every deferred one)\n"
 		"  count                     number of queued messages\n"
+		"  recover                   recover the queue after a crash (mtad must\n"
+		"                            be stopped; mtad also recovers at start)\n"
 		"  summary                   recipients by domain and age (qshape style)\n"
 		"  verify                    check every message's body against the length\n"
 		"                            and SHA-256 recorded at arrival; exit 1 when\n"
@@ -1590,8 +1600,27 @@ static bool read_only(const char *command)
 	return false;
 }
 
-/* open_queue - the spool named by the configuration. */
-static int open_queue(struct mtaq *m)
+/*
+ * take_spool - the spool lock for a command that must run with mtad
+ * stopped (recover, migrate); held until mtaq exits. 0 or -1 (said why).
+ */
+static int take_spool(struct mtaq *m, const char *spool)
+{
+	char err[512];
+
+	if ((m->lock_fd = queue_spool_lock(spool, err, sizeof(err))) >= 0)
+		return 0;
+	if (errno == EAGAIN)
+		fprintf(stderr, "mtaq: mtad is running on %s: stop it before `mtaq %s`%s\n", spool,
+			m->command, strcmp(m->command, "recover") == 0 ?
+			" (it recovers the queue itself at start)" : "");
+	else
+		fprintf(stderr, "mtaq: %s\n", err);
+	return -1;
+}
+
+/* open_queue - the spool named by the configuration, opened as mode. */
+static int open_queue(struct mtaq *m, enum queue_mode mode)
 {
 	struct mtad_config *cfg = calloc(1, sizeof(*cfg));
 	struct queue_options opt;
@@ -1606,6 +1635,11 @@ static int open_queue(struct mtaq *m)
 		return -1;
 	}
 	opt.read_only = read_only(m->command);
+	opt.mode = mode;
+	if (mode == QUEUE_RECOVER && take_spool(m, cfg->spool_directory) < 0) {
+		free(cfg);
+		return -1;
+	}
 	m->q = queue_open(&opt, err, sizeof(err));
 	free(cfg);
 	if (m->q == NULL) {
@@ -1653,6 +1687,11 @@ static int cmd_migrate(struct mtaq *m)
 		free(cfg);
 		return 1;
 	}
+	opt.mode = QUEUE_RECOVER;	/* alone with the spool: recovery first */
+	if (take_spool(m, cfg->spool_directory) < 0) {
+		free(cfg);
+		return 1;
+	}
 	rc = queue_migrate(&opt, stdout, &done, err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "mtaq: migrate: %s\n", err);
@@ -1661,6 +1700,24 @@ static int cmd_migrate(struct mtaq *m)
 		       cfg->spool_directory);
 	free(cfg);
 	return rc < 0;
+}
+
+/*
+ * cmd_recover - `mtaq recover`: open_queue took the spool lock and ran
+ * recovery; the close (in main) leaves the clean marker, then the lock
+ * goes with the process.
+ */
+static int cmd_recover(struct mtaq *m)
+{
+	struct list_state st = { .m = m };
+
+	if (queue_foreach(m->q, count_fn, &st) != QUEUE_OK) {
+		fprintf(stderr, "mtaq: recovered, but cannot read the queue: %s\n",
+			queue_strerror(m->q));
+		return 1;
+	}
+	printf("recovered: %zu messages in the queue\n", st.n);
+	return 0;
 }
 
 /* run_command - dispatches on the command name. */
@@ -1675,8 +1732,8 @@ static int run_command(struct mtaq *m)
 		{ "delete", cmd_delete, true }, { "count", cmd_count, false },
 		{ "summary", cmd_summary, false }, { "stats", cmd_stats, false },
 		{ "hold", cmd_hold, true }, { "release", cmd_hold, true },
-		{ "flush", cmd_flush, true }, { "verify", cmd_verify, false },
-		{ "migrate", cmd_migrate, false },
+		{ "flush", cmd_flush, true }, { "recover", cmd_recover, false },
+		{ "verify", cmd_verify, false }, { "migrate", cmd_migrate, false },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -1687,7 +1744,8 @@ static int run_command(struct mtaq *m)
 			return MTAQ_EXIT_USAGE;
 		}
 		/* migrate opens the spool itself: it may be of the old format */
-		if (cmds[i].fn != cmd_migrate && open_queue(m) < 0)
+		if (cmds[i].fn != cmd_migrate &&
+		    open_queue(m, cmds[i].fn == cmd_recover ? QUEUE_RECOVER : QUEUE_JOIN) < 0)
 			return 1;
 		return cmds[i].fn(m);
 	}
@@ -1698,7 +1756,7 @@ static int run_command(struct mtaq *m)
 
 int main(int argc, char **argv)
 {
-	struct mtaq m = { 0 };
+	struct mtaq m = { .lock_fd = -1 };
 	sigset_t hold, old;
 	int rc;
 
@@ -1721,6 +1779,8 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
 	queue_close(m.q);
+	if (m.lock_fd >= 0)
+		close(m.lock_fd);	/* after the close: mtad may start now */
 	free(m.args);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;

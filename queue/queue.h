@@ -161,6 +161,21 @@ int queue_body_digest(const void *data, size_t len, unsigned char out[QUEUE_DIGE
 
 struct queue;
 
+/*
+ * How a process opens the environment (env.c's header says why):
+ *   QUEUE_JOIN     mtaq: never runs recovery while mtad runs (it joins),
+ *                  nor when mtad is stopped and the environment was not
+ *                  closed cleanly (queue_open fails, saying to run
+ *                  `mtaq recover`).
+ *   QUEUE_OWNER    mtad, holding queue_spool_lock: recovery at open,
+ *                  DB_ENV->failchk every second for the processes that
+ *                  die with the environment open, the clean marker at
+ *                  close.
+ *   QUEUE_RECOVER  `mtaq recover`, holding queue_spool_lock: recovery at
+ *                  open, the clean marker at close.
+ */
+enum queue_mode { QUEUE_JOIN = 0, QUEUE_OWNER, QUEUE_RECOVER };
+
 struct queue_options {
 	const char *spool_directory;
 	uint64_t cache_size;
@@ -168,16 +183,40 @@ struct queue_options {
 	unsigned checkpoint_interval;	/* seconds */
 	unsigned stats_keep_days;	/* statistics older than this are dropped; 0 = 8 */
 	bool read_only;		/* databases opened DB_RDONLY: reading only (mtaq) */
+	enum queue_mode mode;
+	/*
+	 * Called once when Berkeley DB panics (DB_RUNRECOVERY: every later
+	 * call fails), from whichever thread saw it, possibly inside a
+	 * Berkeley DB call: it may only wake someone (uv_async_send), never
+	 * call into the queue. NULL: the panic is only logged.
+	 */
+	void (*on_panic)(void *arg);
+	void *on_panic_arg;
 };
 
 /*
  * queue_open - opens (creating when needed) the transactional
- * environment in the spool directory, running recovery when a process
- * that used it died. Safe while another process (mtad, mtaq) has it
- * open. Returns NULL with a message in err.
+ * environment in the spool directory as opt->mode says. Returns NULL
+ * with a message in err.
  */
 struct queue *queue_open(const struct queue_options *opt, char *err, size_t errlen);
 void queue_close(struct queue *q);
+
+/* ---- who owns the spool (queue/owner.c) ---- */
+
+/*
+ * queue_spool_lock - takes the spool's lock (SPOOL/mtad.lock) without
+ * waiting: mtad for its lifetime, `mtaq recover` while it recovers.
+ * Returns the descriptor to keep open (closing it, or dying, releases
+ * the lock), or -1 with err (errno EAGAIN: someone else holds it).
+ */
+int queue_spool_lock(const char *spool, char *err, size_t errlen);
+
+/*
+ * queue_spool_owned - 1 when some process holds the spool's lock (mtad
+ * runs), 0 when none does, -1 when it cannot tell. Takes nothing.
+ */
+int queue_spool_owned(const char *spool);
 
 /* ---- writing messages from mtad (queue/writer.c) ---- */
 

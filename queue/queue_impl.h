@@ -53,7 +53,15 @@
 /* Damaged records whose due-scan warning is not repeated (schedule.c). */
 #define QUEUE_DAMAGED_SEEN 32
 
+/* How often mtad runs DB_ENV->failchk (env.c). */
+#define QUEUE_FAILCHK_MS 1000
+/* Threads of control Berkeley DB tracks for failchk: mtad's few and
+ * one per mtaq, with room (slots of dead ones are reused). */
+#define QUEUE_THREAD_COUNT 500
+
 struct queue_stats_table;
+
+struct queue_failchk;
 
 struct queue_writer;
 
@@ -87,6 +95,10 @@ struct queue {
 	unsigned damaged_next;
 	/* Berkeley DB reported a panic (env.c logs it once); any thread. */
 	_Atomic bool panicked;
+	/* The failchk thread (QUEUE_OWNER only; env.c), NULL when not running. */
+	struct queue_failchk *failchk;
+	/* Closing the environment cleanly leaves the clean marker (owner.c). */
+	bool marks_clean;
 	/* Last error of a store.c call; only the thread using those calls
 	 * writes it (the writer thread keeps its errors in its jobs). */
 	char err[256];
@@ -105,6 +117,13 @@ int queue_open_db(struct queue *q, DB **dbp, const char *file);
 
 /* queue_format_write - writes the spool's FORMAT file (durably). 0 or -1. */
 int queue_format_write(const char *spool, char *err, size_t errlen);
+/* The clean marker SPOOL/queue.clean (owner.c): mark and clear return
+ * 0 or -1 (errno). */
+int queue_clean_mark(const char *spool);
+int queue_clean_clear(const char *spool);
+bool queue_clean_marked(const char *spool);
+/* queue_env_exists - the environment's regions exist in spool. */
+bool queue_env_exists(const char *spool);
 
 /* queue_body_key - fills a body key for chunk n of qid. */
 void queue_body_key(unsigned char key[QUEUE_BODY_KEYLEN], const char *qid, uint32_t n);

@@ -697,7 +697,12 @@ void smtp_session_shutdown(struct smtp_session *s)
 		session_close(s);
 		return;
 	}
-	session_reply(s, 421, "4.3.2", "%s Service shutting down", s->srv->cfg->hostname);
+	if (s->srv->queue_failed)
+		session_reply(s, 421, "4.3.0", "%s Error: queue failure, service restarting",
+			      s->srv->cfg->hostname);
+	else
+		session_reply(s, 421, "4.3.2", "%s Service shutting down",
+			      s->srv->cfg->hostname);
 	session_close(s);
 }
 

@@ -479,6 +479,7 @@ struct smtp_server {
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
 	uint64_t messages;	/* accepted since start */
 	bool stopping;		/* shutting down: no new transactions */
+	bool queue_failed;	/* ... because the queue failed (421 4.3.0) */
 };
 
 #define SMTP_READ_SIZE 16384	/* session input buffer */
