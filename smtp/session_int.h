@@ -15,6 +15,9 @@
 
 #define SESSION_OUT_SIZE 4096	/* replies gathered before one send */
 #define SESSION_HELO_MAX 255
+/* Disk bytes a committed message takes per body byte, for the free-space
+ * estimate between two measures (session.c, session_space_used). */
+#define SMTP_SPACE_FACTOR 2
 
 enum session_state {
 	STATE_COMMAND,		/* reading command lines */
