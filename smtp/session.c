@@ -341,16 +341,18 @@ void session_start_data(struct smtp_session *s)
 }
 
 /*
- * session_space_used - a committed message took about its size twice
- * (the log record and the body.db pages, until a checkpoint lets the
- * log go): taken off the measured free space at once, so a burst of
- * messages within one measuring interval cannot run far past the
- * reserve. The next measure corrects it either way.
+ * session_space_used - a committed message takes its size in the log
+ * and again in body.db once its pages are written, and its last chunk
+ * a whole 64 KB page there (measured: 4000 messages of 20 KB took 94 MB
+ * of log and 245 MB of body.db, ~85 KB each; this estimates 104 KB):
+ * taken off the measured free space at once, so a burst of messages
+ * within one measuring interval cannot run far past the reserve. The
+ * next measure corrects it either way.
  */
 static void session_space_used(struct smtp_server *srv, uint64_t size)
 {
-	uint64_t used = size > UINT64_MAX / SMTP_SPACE_FACTOR ? UINT64_MAX
-							       : size * SMTP_SPACE_FACTOR;
+	uint64_t used = size > UINT64_MAX / SMTP_SPACE_FACTOR - SMTP_SPACE_PER_MESSAGE
+				? UINT64_MAX : size * SMTP_SPACE_FACTOR + SMTP_SPACE_PER_MESSAGE;
 
 	if (srv->spool_free == POLICY_SPACE_UNKNOWN)
 		return;
