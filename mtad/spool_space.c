@@ -120,7 +120,8 @@ int spool_space_start(struct daemon *d, char *err, size_t errlen)
 
 	sp->d = d;
 	snprintf(sp->path, sizeof(sp->path), "%s", d->cfg.spool_directory);
-	space_note(d, space_measure(sp->path, &free), free);
+	rc = space_measure(sp->path, &free);	/* before free is read below */
+	space_note(d, rc, free);
 	if ((rc = uv_timer_init(d->loop, &sp->timer)) != 0) {
 		snprintf(err, errlen, "free space timer: %s", uv_strerror(rc));
 		return -1;
