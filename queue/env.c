@@ -128,21 +128,6 @@ static int env_configure(DB_ENV *env, const struct queue_options *opt)
 	return 0;
 }
 
-/*
- * env_log_zero - log files are written full of zeros when Berkeley DB
- * creates them (DB_LOG_ZERO), so each takes all its blocks at once: a
- * log record written into an existing file can never meet ENOSPC, only
- * the switch to a new file can, where Berkeley DB fails the one
- * transaction cleanly. Together with queue_minfree (smtp/verbs.c) that
- * keeps a full disk away from the log writes of commits, checkpoints and
- * the deletes of delivered mail. Measured cost: see etc/mtad.conf
- * (queue_minfree).
- */
-static int env_log_zero(DB_ENV *env)
-{
-	return env->log_set_config(env, DB_LOG_ZERO, 1);
-}
-
 /* env_open_db - opens (creating) one btree database, auto-committed. */
 static int env_open_db(DB_ENV *env, DB **dbp, const char *file, uint32_t pagesize)
 {
@@ -237,7 +222,7 @@ static int env_start(struct queue *q, const char **what)
 		return rc;
 	q->env->app_private = q;	/* for env_event */
 	*what = "configure environment";
-	if ((rc = env_configure(q->env, &q->opt)) != 0 || (rc = env_log_zero(q->env)) != 0)
+	if ((rc = env_configure(q->env, &q->opt)) != 0)
 		return rc;
 	*what = "open environment";
 	if ((rc = q->env->open(q->env, q->opt.spool_directory, flags, 0600)) != 0)
