@@ -28,16 +28,16 @@
 #define MiB(b) ((unsigned long long)((b) >> 20))
 
 /* space_measure - statvfs of path: free bytes for mtad's user, or -errno. */
-static int space_measure(const char *path, uint64_t *free)
+static int space_measure(const char *path, uint64_t *avail)
 {
 	struct statvfs st;
 
 	if (statvfs(path, &st) != 0)
 		return -errno;
 	if (st.f_frsize != 0 && st.f_bavail > UINT64_MAX / st.f_frsize)
-		*free = UINT64_MAX - 1;	/* never POLICY_SPACE_UNKNOWN */
+		*avail = UINT64_MAX - 1;	/* never POLICY_SPACE_UNKNOWN */
 	else
-		*free = (uint64_t)st.f_bavail * st.f_frsize;
+		*avail = (uint64_t)st.f_bavail * st.f_frsize;
 	return 0;
 }
 
@@ -46,7 +46,7 @@ static int space_measure(const char *path, uint64_t *free)
  * the spool goes below the reserve or back above it (not one per refused
  * message), or when measuring fails or works again.
  */
-static void space_note(struct daemon *d, int error, uint64_t free)
+static void space_note(struct daemon *d, int error, uint64_t avail)
 {
 	struct spool_space *sp = &d->space;
 	uint64_t reserve = mtad_config_minfree(&d->cfg);
@@ -64,15 +64,15 @@ static void space_note(struct daemon *d, int error, uint64_t free)
 	if (sp->failing)
 		mtad_log(MTAD_LOG_INFO, "spool %s: free space measured again", sp->path);
 	sp->failing = false;
-	d->smtp.spool_free = free;
-	low = !policy_space_verdict(free, reserve, 0);
+	d->smtp.spool_free = avail;
+	low = !policy_space_verdict(avail, reserve, 0);
 	if (low && !sp->low)
 		mtad_log(MTAD_LOG_WARNING, "spool %s: %llu MB free, below queue_minfree (%llu MB): "
 			 "new mail gets 452 4.3.1 until there is room; queued mail is still "
-			 "delivered", sp->path, MiB(free), MiB(reserve));
+			 "delivered", sp->path, MiB(avail), MiB(reserve));
 	else if (!low && sp->low)
 		mtad_log(MTAD_LOG_INFO, "spool %s: %llu MB free, above queue_minfree (%llu MB) "
-			 "again: accepting mail", sp->path, MiB(free), MiB(reserve));
+			 "again: accepting mail", sp->path, MiB(avail), MiB(reserve));
 	sp->low = low;
 }
 
@@ -115,13 +115,13 @@ static void space_tick(uv_timer_t *timer)
 int spool_space_start(struct daemon *d, char *err, size_t errlen)
 {
 	struct spool_space *sp = &d->space;
-	uint64_t free = 0;
+	uint64_t avail = 0;
 	int rc;
 
 	sp->d = d;
 	snprintf(sp->path, sizeof(sp->path), "%s", d->cfg.spool_directory);
-	rc = space_measure(sp->path, &free);	/* before free is read below */
-	space_note(d, rc, free);
+	rc = space_measure(sp->path, &avail);	/* before avail is read below */
+	space_note(d, rc, avail);
 	if ((rc = uv_timer_init(d->loop, &sp->timer)) != 0) {
 		snprintf(err, errlen, "free space timer: %s", uv_strerror(rc));
 		return -1;

@@ -16,10 +16,10 @@
 #include "policy/policy.h"
 
 /* policy_space_verdict - see policy.h. */
-bool policy_space_verdict(uint64_t free, uint64_t reserve, uint64_t size)
+bool policy_space_verdict(uint64_t avail, uint64_t reserve, uint64_t size)
 {
-	if (reserve == 0 || free == POLICY_SPACE_UNKNOWN)
+	if (reserve == 0 || avail == POLICY_SPACE_UNKNOWN)
 		return true;
-	/* free - size < reserve, without wrapping: */
-	return free >= reserve && free - reserve >= size;
+	/* avail - size < reserve, without wrapping: */
+	return avail >= reserve && avail - reserve >= size;
 }
