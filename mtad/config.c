@@ -102,6 +102,8 @@ static const struct param params[] = {
 	{ "smtp_tls_ca_file", P_PATH, STR(smtp_tls_ca_file), "", 0, 0, 0, NULL },
 	{ "double_bounce", P_CHOICE, STR(double_bounce), "drop", 0, 0, 0, "drop|postmaster" },
 	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY , NULL },
+	/* The default is "auto" (mtad_config_minfree); 0 turns the reserve off. */
+	{ "queue_minfree", P_SIZE, OFF(queue_minfree), 0, NULL, MTAD_MINFREE_AUTO, 0, TB, NULL },
 	{ "tls_cert_file", P_PATH, STR(tls_cert_file), "", 0, 0, 0 , NULL },
 	{ "tls_key_file", P_PATH, STR(tls_key_file), "", 0, 0, 0 , NULL },
 	{ "tls_chain_file", P_PATH, STR(tls_chain_file), "", 0, 0, 0 , NULL },
@@ -956,6 +958,22 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 			fprintf(out, "relayhost = %s\n", cfg->relayhost);
 		break;
 	}
+}
+
+/*
+ * mtad_config_minfree - the free-space reserve in force: queue_minfree
+ * when set, else twice message_size_limit, but at least 256 MB (see
+ * etc/mtad.conf for why).
+ */
+uint64_t mtad_config_minfree(const struct mtad_config *cfg)
+{
+	const uint64_t floor = 256 * MB;
+	uint64_t twice;
+
+	if (cfg->queue_minfree != MTAD_MINFREE_AUTO)
+		return cfg->queue_minfree;
+	twice = cfg->message_size_limit > UINT64_MAX / 2 ? UINT64_MAX : 2 * cfg->message_size_limit;
+	return twice > floor ? twice : floor;
 }
 
 /* mtad_config_print_nondefault - `mtad -n`: a loop over the table. */

@@ -39,6 +39,20 @@ struct listener {
 	char name[80];		/* "127.0.0.1:2525", "[::1]:2525" */
 };
 
+/* The spool's free space, measured every second (spool_space.c). */
+struct spool_space {
+	struct daemon *d;
+	uv_timer_t timer;
+	uv_work_t work;
+	char path[MTAD_PATH_MAX];	/* the worker's own copy of spool_directory */
+	uint64_t result_free;		/* written by the worker, read in its done callback */
+	int result_error;		/* 0 or -errno, likewise */
+	bool open;			/* the timer is initialised */
+	bool busy;			/* a measure is on the thread pool */
+	bool low;			/* below queue_minfree at the last measure */
+	bool failing;			/* the last measure failed */
+};
+
 struct daemon {
 	uv_loop_t *loop;
 	struct mtad_config cfg;
@@ -67,6 +81,7 @@ struct daemon {
 	char cipher_in[SMTP_READ_SIZE];	/* TLS ciphertext, fed to the engine at once */
 	char drain[256];		/* input thrown away while a connection lingers */
 
+	struct spool_space space;	/* sets smtp.spool_free */
 	struct daemon_user user;	/* who mtad runs as once started */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
@@ -100,6 +115,17 @@ int privilege_plan(const struct mtad_config *cfg, struct daemon_user *u, char *e
  */
 int privilege_drop(const struct mtad_config *cfg, const struct daemon_user *u, bool tls,
 		   bool auth, char *err, size_t errlen);
+
+/* spool_space.c */
+/*
+ * spool_space_start - measures the spool's free space now (into
+ * d->smtp.spool_free; call after smtp_server_init) and then every second
+ * off the loop. Returns -1 with err when the timer cannot start; a
+ * failing measure is only logged.
+ */
+int spool_space_start(struct daemon *d, char *err, size_t errlen);
+/* spool_space_stop - no more measures; one still running finishes harmlessly. */
+void spool_space_stop(struct daemon *d);
 
 /* listen.c */
 int listen_start(struct daemon *d, char *err, size_t errlen);

@@ -169,6 +169,7 @@ void daemon_connections_gone(struct daemon *d)
 {
 	if (d->deliver)
 		smtp_deliver_stop(d->deliver);
+	spool_space_stop(d);
 	if (d->writer_started) {
 		queue_writer_stop(d->queue);	/* runs the callbacks still owed */
 		d->writer_started = false;
@@ -466,6 +467,7 @@ static int daemon_run(struct daemon *d)
 			   err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
 	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
+	    spool_space_start(d, err, sizeof(err)) != 0 ||
 	    !(d->deliver = smtp_deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
 					    &d->smtp.ids))) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");

@@ -138,7 +138,16 @@ struct mtad_config {
 	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
 	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */
 	unsigned checkpoint_interval;	/* seconds between txn checkpoints */
+	/* Free space kept in the spool's filesystem: below it MAIL and DATA
+	 * get 452 (smtp/). MTAD_MINFREE_AUTO until set; read it through
+	 * mtad_config_minfree. 0 = no reserve. */
+	uint64_t queue_minfree;
 };
+
+#define MTAD_MINFREE_AUTO UINT64_MAX
+
+/* mtad_config_minfree - the reserve in force (bytes; 0 = none). */
+uint64_t mtad_config_minfree(const struct mtad_config *cfg);
 
 /* Fills in every default. The hostname default is the machine's FQDN. */
 void mtad_config_defaults(struct mtad_config *cfg);

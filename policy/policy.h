@@ -129,4 +129,15 @@ bool policy_net_contains(const struct policy_addr *net, const struct policy_addr
 /* policy_in_networks - is the textual address in any of the networks? */
 bool policy_in_networks(const struct policy_addr *nets, size_t n, const char *ip);
 
+/*
+ * policy_space_verdict - may a message of size bytes (0 when the client
+ * did not say, RFC 1870 SIZE) be taken, when the spool's filesystem has
+ * avail bytes free and queue_minfree asks for reserve? True unless avail
+ * would fall below reserve: avail - size < reserve. reserve 0 means no
+ * reserve; avail POLICY_SPACE_UNKNOWN (not measured yet, or the measure
+ * failed) means room. No overflow for any input. policy/space.c.
+ */
+#define POLICY_SPACE_UNKNOWN UINT64_MAX
+bool policy_space_verdict(uint64_t avail, uint64_t reserve, uint64_t size);
+
 #endif

@@ -37,6 +37,7 @@ int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
 	srv->queue = queue;
 	srv->auth = auth;
 	srv->dns = dns;
+	srv->spool_free = POLICY_SPACE_UNKNOWN;
 	smtp_server_policy_update(srv);
 	srv->scratch = malloc(SMTP_READ_SIZE);
 	/* Bounded: a spray of addresses cannot grow the table without limit. */
@@ -339,6 +340,25 @@ void session_start_data(struct smtp_session *s)
 		mtad_log(MTAD_LOG_INFO, "%s: client=%s", s->qid, s->client_label);
 }
 
+/*
+ * session_space_used - a committed message takes its size in the log
+ * and again in body.db once its pages are written, and its last chunk
+ * a whole 64 KB page there (measured: 4000 messages of 20 KB took 94 MB
+ * of log and 245 MB of body.db, ~85 KB each; this estimates 104 KB):
+ * taken off the measured free space at once, so a burst of messages
+ * within one measuring interval cannot run far past the reserve. The
+ * next measure corrects it either way.
+ */
+static void session_space_used(struct smtp_server *srv, uint64_t size)
+{
+	uint64_t used = size > UINT64_MAX / SMTP_SPACE_FACTOR - SMTP_SPACE_PER_MESSAGE
+				? UINT64_MAX : size * SMTP_SPACE_FACTOR + SMTP_SPACE_PER_MESSAGE;
+
+	if (srv->spool_free == POLICY_SPACE_UNKNOWN)
+		return;
+	srv->spool_free = srv->spool_free > used ? srv->spool_free - used : 0;
+}
+
 /* session_commit_done - the queue says whether the message is durable. */
 static void session_commit_done(void *arg, int status, const char *errmsg)
 {
@@ -350,6 +370,7 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 		return;
 	if (status == 0) {
 		s->srv->messages++;
+		session_space_used(s->srv, s->dec.size + s->header_size);
 		mtad_log(MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
 			 s->qid, s->sender.addr,
 			 (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,

@@ -15,6 +15,11 @@
 
 #define SESSION_OUT_SIZE 4096	/* replies gathered before one send */
 #define SESSION_HELO_MAX 255
+/* Disk a committed message takes, for the free-space estimate between
+ * two measures (session.c, session_space_used): its bytes once in the
+ * log and once in body.db, plus up to a 64 KB page of rounding. */
+#define SMTP_SPACE_FACTOR 2
+#define SMTP_SPACE_PER_MESSAGE (64u * 1024)
 
 enum session_state {
 	STATE_COMMAND,		/* reading command lines */

@@ -478,6 +478,14 @@ struct smtp_server {
 	struct queue_id_gen ids;
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
 	uint64_t messages;	/* accepted since start */
+	/*
+	 * Free bytes in the spool's filesystem for mtad's user, as the
+	 * daemon last measured them (mtad/spool_space.c, every second,
+	 * off the loop), less what sessions committed since. MAIL and DATA
+	 * compare it with queue_minfree (policy_space_verdict).
+	 * POLICY_SPACE_UNKNOWN until measured.
+	 */
+	uint64_t spool_free;
 	bool stopping;		/* shutting down: no new transactions */
 	bool queue_failed;	/* ... because the queue failed (421 4.3.0) */
 };

@@ -4,7 +4,8 @@
  * out (OpenSMTPD's layout: checking never mixes with doing, and a new
  * verb is one row).
  *
- * RFC 5321 §4.1 (commands, reply codes), RFC 1870 (SIZE), RFC 6152
+ * RFC 5321 §4.1 (commands, reply codes; §4.5.3.1.10 452 for a full
+ * spool), RFC 1870 (SIZE, §6.1 the free-space check), RFC 6152
  * (8BITMIME), RFC 2034/3463 (enhanced status codes on every reply but
  * the greeting and the EHLO lines).
  *
@@ -63,6 +64,26 @@ static const struct verb_row verb_table[] = {
 	{ SMTP_AUTH, NEEDS_NOTHING, verb_auth },
 	{ SMTP_UNKNOWN, NEEDS_NOTHING, verb_unknown },
 };
+
+/*
+ * space_refused - the spool's filesystem is at its reserve
+ * (queue_minfree), or would be after the SIZE the client announced:
+ * 452 4.3.1, RFC 5321 §4.5.3.1.10 and RFC 1870 §6.1, at MAIL and again
+ * at DATA (free space may have gone meanwhile), before any body byte is
+ * read. Berkeley DB keeps what is left for the messages already in DATA
+ * and for the deletes of delivered mail.
+ */
+static bool space_refused(struct smtp_session *s, const char *verb)
+{
+	uint64_t size = s->params.has_size ? s->params.size : 0;
+
+	if (policy_space_verdict(s->srv->spool_free, mtad_config_minfree(s->srv->cfg), size))
+		return false;
+	session_reply(s, 452, "4.3.1", "Insufficient system storage");
+	session_log_reject(s, verb, "452 4.3.1 Insufficient system storage; free=%llu",
+			   (unsigned long long)s->srv->spool_free);
+	return true;
+}
 
 /* reply_parse_error - the reply a path parser chose. */
 static void reply_parse_error(struct smtp_session *s, const char *verb,
@@ -164,6 +185,8 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		session_log_reject(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit");
 		return false;
 	}
+	if (space_refused(s, "MAIL"))
+		return false;
 	if (!session_policy_mail(s))
 		return false;	/* refused, or waiting for DNS: verbs_mail_accept then */
 	s->in_transaction = true;
@@ -217,6 +240,8 @@ static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)
 		session_reply(s, 501, "5.5.4", "Syntax: DATA");
 		return false;
 	}
+	if (space_refused(s, "DATA"))
+		return false;
 	session_start_data(s);
 	return s->state == STATE_DATA;
 }

@@ -35,7 +35,10 @@ my $TMPFS = '96m';
 my $FREE_MB = 6;	# left free by the filler
 my $BIG = 500_000;	# bytes per big message
 
-my $m = MtadTest->new(start => 0, db_cache_size => '16m', checkpoint_interval => 3600);
+# queue_minfree = 0: this test is about the real ENOSPC path beneath any
+# reserve (t/88-minfree.t tests the reserve).
+my $m = MtadTest->new(start => 0, db_cache_size => '16m', checkpoint_interval => 3600,
+		      queue_minfree => 0);
 if (my $why = MtadTest::mount_tmpfs($m->spool, $TMPFS)) {
 	plan skip_all => "cannot mount a small filesystem for the spool: $why";
 }

@@ -489,6 +489,36 @@ static void test_print(struct tap *t)
 	free(out);
 }
 
+/*
+ * test_minfree - queue_minfree: unset is max(2 x message_size_limit,
+ * 256 MB), 0 is no reserve, an explicit value is taken as it is and
+ * printed by -n; the sentinel itself cannot be written.
+ */
+static void test_minfree(struct tap *t)
+{
+	struct mtad_config c;
+	char err[256], *out;
+
+	mtad_config_defaults(&c);
+	TAP_OK(t, c.queue_minfree == MTAD_MINFREE_AUTO && mtad_config_minfree(&c) == 256ull << 20,
+	       "queue_minfree unset: 256 MB with the default message_size_limit");
+	TAP_OK(t, parse(&c, "message_size_limit = 200M\n", err, sizeof(err)) == 0 &&
+	       mtad_config_minfree(&c) == 400ull << 20,
+	       "queue_minfree unset, message_size_limit 200M: twice the limit, 400 MB");
+	TAP_OK(t, parse(&c, "message_size_limit = 128M\n", err, sizeof(err)) == 0 &&
+	       mtad_config_minfree(&c) == 256ull << 20, "exactly at the floor: 256 MB");
+	TAP_OK(t, parse(&c, "queue_minfree = 0\n", err, sizeof(err)) == 0 &&
+	       mtad_config_minfree(&c) == 0, "queue_minfree = 0: no reserve");
+	out = capture(&c);
+	TAP_OK(t, out && strcmp(out, "queue_minfree = 0\n") == 0, "-n prints queue_minfree = 0");
+	free(out);
+	TAP_OK(t, parse(&c, "queue_minfree = 10M\nmessage_size_limit = 1G\n", err, sizeof(err)) == 0 &&
+	       mtad_config_minfree(&c) == 10ull << 20, "an explicit queue_minfree wins over the limit");
+	TAP_OK(t, parse(&c, "queue_minfree = 18446744073709551615\n", err, sizeof(err)) == -1 &&
+	       strcmp(err, "etc/mtad.conf:1: queue_minfree = 18446744073709551615 is out of range "
+		      "(0..1099511627776)") == 0, "the auto sentinel is out of range (%s)", err);
+}
+
 /* test_service_keys - user (may be empty), log, syslog_socket: parsed, printed, read back. */
 static void test_service_keys(struct tap *t)
 {
@@ -561,6 +591,7 @@ int main(void)
 	test_errors(&t);
 	test_limits(&t);
 	test_print(&t);
+	test_minfree(&t);
 	test_service_keys(&t);
 	test_load(&t);
 	return tap_done(&t);
