@@ -29,7 +29,7 @@ use Time::HiRes qw(sleep time);
 use MtadTest;
 use Sink;
 
-my $ROUNDS = 10;
+my $ROUNDS = 8;
 my $CLIENTS = 2;
 my $seed = $ENV{MTAD_SEED} // int(time * 1000) % 1000000;
 srand $seed;
@@ -42,10 +42,10 @@ my $m = MtadTest->new(start => 0, db_cache_size => '1m', checkpoint_interval => 
 my $out = $m->dir . '/clients';
 mkdir $out;
 
-# body_of(TAG, SEED) - 150 to 300 KB of lines that each name TAG.
+# body_of(TAG, SEED) - 100 to 200 KB of lines that each name TAG.
 sub body_of {
 	my ($tag, $n) = @_;
-	my $lines = 2000 + $n % 2000;
+	my $lines = 1500 + $n % 1500;
 	return "Subject: $tag\nMessage-ID: <$tag\@torn.test>\n\n"
 		. join('', map { "$tag line $_ " . ('x' x (40 + $_ % 37)) . "\n" } 1 .. $lines);
 }
@@ -98,14 +98,14 @@ sub check_bodies {
 for my $round (1 .. $ROUNDS) {
 	$m->start;
 	check_bodies("round $round, after the kill of round " . ($round - 1))
-		if $round == 6;
+		if $round == 5;
 	my @pids;
 	for my $n (1 .. $CLIENTS) {
 		my $pid = fork // die "fork: $!";
 		client($round, $n) if $pid == 0;
 		push @pids, $pid;
 	}
-	sleep 1 + rand(1.0);	# past at least one checkpoint
+	sleep 1.1 + rand(0.6);	# past at least one checkpoint
 	$m->kill9;
 	my %left = map { $_ => 1 } @pids;
 	my $deadline = time + 60;
@@ -133,6 +133,7 @@ $sink->set(rcpt_default => '250 2.1.5 Ok');
 my ($rc, $text, $err) = $m->mtaq('flush');
 is $rc, 0, 'mtaq flush' or diag $err;
 my $want = keys(%listed);
+local $Sink::WAIT = 180;	# hundreds of large messages through a Perl sink
 my @got = $sink->wait_messages($want);
 ok @got >= $want, "the next hop got all $want queued messages" or diag scalar(@got) . ' arrived';
 my %arrived;
