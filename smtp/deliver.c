@@ -30,6 +30,7 @@
 #define SCAN_INTERVAL_MS 1000
 #define MAX_ADDRS 16		/* addresses tried per attempt */
 #define MAX_DESTS 256		/* destinations with a connection count */
+#define MAX_COOLING 64		/* messages whose outcome could not be recorded */
 
 /* A destination (route host or recipient domain) and its connections. */
 struct dest {
@@ -105,6 +106,14 @@ struct smtp_deliver {
 	size_t ndests;
 	struct attempt *active;
 	unsigned nactive;
+	/*
+	 * Messages whose outcome the queue could not record (a full spool:
+	 * even the delete of a delivered message needs log space). They are
+	 * still due, and without this they were delivered again at once, in
+	 * a loop: each waits retry_min instead. A ring: the oldest go first.
+	 */
+	struct { char qid[QUEUE_ID_LEN + 1]; int64_t until; } cooling[MAX_COOLING];
+	size_t cooling_next;
 	bool scanning;
 	bool more_due;		/* the last scan was full: look again when there is room */
 	size_t asked;		/* how many the scan in flight asked for */
@@ -947,6 +956,15 @@ static void attempt_unlink(struct attempt *a)
 		}
 }
 
+/* deliver_cool - qid waits retry_min before it may be tried again. */
+static void deliver_cool(struct smtp_deliver *d, const char *qid)
+{
+	size_t i = d->cooling_next++ % MAX_COOLING;
+
+	memcpy(d->cooling[i].qid, qid, QUEUE_ID_LEN + 1);
+	d->cooling[i].until = time(NULL) + d->cfg->retry_min;
+}
+
 /* attempt_updated - the queue has the outcome. */
 static void attempt_updated(void *arg, int status, const char *errmsg)
 {
@@ -954,9 +972,12 @@ static void attempt_updated(void *arg, int status, const char *errmsg)
 	struct smtp_deliver *d = a->d;
 
 	a->queue_wait = false;
-	if (status != 0 && status != QUEUE_NOTFOUND)
-		mtad_log(MTAD_LOG_WARNING, "%s: cannot record the delivery outcome: %s",
-			 a->env.qid, errmsg ? errmsg : "unknown error");
+	if (status != 0 && status != QUEUE_NOTFOUND) {
+		mtad_log(MTAD_LOG_WARNING, "%s: cannot record the delivery outcome: %s; "
+			 "not tried again for %u s", a->env.qid, errmsg ? errmsg : "unknown error",
+			 d->cfg->retry_min);
+		deliver_cool(d, a->env.qid);
+	}
 	attempt_unlink(a);
 	attempt_free(a);
 	deliver_more(d);
@@ -1219,17 +1240,21 @@ static void deliver_close_idle(struct smtp_deliver *d, bool all)
  * deliver_scan - asks the queue for up to room due messages. In-flight
  * messages are still due until their attempt is recorded; the scan
  * skips them by queue id rather than decoding them again (under a
- * backlog it runs after every attempt).
+ * backlog it runs after every attempt), and the cooling ones too.
  */
 static void deliver_scan(struct smtp_deliver *d, unsigned room)
 {
 	char (*skip)[QUEUE_ID_LEN + 1] = NULL;
 	size_t nskip = 0;
+	int64_t now = time(NULL);
 
-	if (d->nactive > 0 && !(skip = calloc(d->nactive, sizeof(*skip))))
+	if (!(skip = calloc(d->nactive + MAX_COOLING, sizeof(*skip))))
 		return;		/* the next tick tries again */
 	for (const struct attempt *a = d->active; a && nskip < d->nactive; a = a->next)
 		memcpy(skip[nskip++], a->env.qid, QUEUE_ID_LEN + 1);
+	for (size_t i = 0; i < MAX_COOLING; i++)
+		if (d->cooling[i].until > now)
+			memcpy(skip[nskip++], d->cooling[i].qid, QUEUE_ID_LEN + 1);
 	d->asked = room;
 	d->scanning = queue_due_async(d->queue, time(NULL), room, (const char (*)[QUEUE_ID_LEN + 1])skip,
 				      nskip, due_arrived, d) == 0;
