@@ -18,7 +18,7 @@
 #   - once the filler is gone, mail is accepted again.
 #
 # Size: as in t/80-disk-full.t, Berkeley DB's regions take ~75 MB with a
-# 16 MB cache; log files are created full (DB_LOG_ZERO), 10 MB each. The
+# 16 MB cache; log files are 10 MB each (grown as written). The
 # reserve (16 MB) is above one log file, as it must be for deletes at
 # the reserve to be able to start a new one.
 use strict;
@@ -237,6 +237,43 @@ ok !$m->wait_log(qr/No space left|ENOSPC|queue: .*(?:failed|error)/i, $from, 0),
 	'... with no storage error in the log';
 %sent = ();
 check_queue('drained');
+
+# ---- the disk full to its last block: delivery goes on, but never in a loop ----
+# Another program (not mtad) takes the last free block: now even the
+# delete of a delivered message may not be logged. The message is then
+# still due; during the issue 11 work it once went out again at once, in
+# a tight loop (about 5 times a second each, duplicates at the next hop;
+# this phase did not reproduce that loop on the code before the fix, so
+# it is a bound, not a reproduction). mtad waits retry_min (1 s here)
+# before it tries such a message again; with room, everything arrives.
+$sink->set(rcpt_default => '450 4.2.0 try later');
+set_free($RESERVE + 8 * $MB);
+like wait_mail(qr/\A250 /), qr/\A250 /, 'room for a few more messages';
+{
+	my $smtp = $m->smtp;
+	for my $i (1 .. 5) {
+		my ($qid, $r) = queue_one($smtp, "zero-$i", 20000);
+		ok $qid, "message zero-$i queued" or diag $r;
+	}
+	$smtp->quit;
+}
+set_free(0);
+$sink->set(rcpt_default => '250 2.1.5 Ok');
+sleep 8;
+my %times;
+$times{$_}++ for map { $_->{data} =~ /^Subject: (zero-\d)\r?$/m ? $1 : () } $sink->messages;
+my $most = max(0, values %times);
+note 'outcomes that could not be recorded meanwhile: '
+	. scalar(() = $m->log_text =~ /cannot record the delivery outcome/g);
+ok $most <= 12, "with no block left, a message goes out at most about once a second "
+	. "($most times in 8 s)" or diag explain \%times;
+set_free($RESERVE + 8 * $MB);
+ok MtadTest::wait_for(60, sub { $m->queue_count == 0 }), 'with room again the queue drains'
+	or diag 'still queued: ' . $m->queue_count;
+my %got_zero = map { $_->{data} =~ /^Subject: (zero-\d)\r?$/m ? ($1 => 1) : () } $sink->messages;
+my @never = grep { !$got_zero{$_} } map { "zero-$_" } 1 .. 5;
+is scalar(@never), 0, '... and each of them arrived' or diag "@never";
+%sent = ();
 
 # ---- room again ----
 unlink $filler or die "unlink $filler: $!";
