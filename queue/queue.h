@@ -478,7 +478,8 @@ int queue_due_async(struct queue *q, int64_t now, size_t max,
 
 /*
  * queue_chunk_async - body chunk index of qid (the chunks of a message
- * are numbered from 0; every one but the last holds 60 KB). last is
+ * are numbered from 0; every one holds 60 KB but the last, or the
+ * pieces a short last one was stored in: see queue_impl.h). last is
  * true when no chunk index + 1 exists. An empty body has no chunk at
  * all: index 0 then gives len 0, last true. data is valid
  * only until cb returns. QUEUE_NOTFOUND when the message (or, for

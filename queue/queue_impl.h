@@ -24,6 +24,16 @@
 #define QUEUE_PAGESIZE 4096
 #define QUEUE_CHUNK_SIZE (60 * 1024)
 /*
+ * A body's last chunk, when shorter than QUEUE_PIECED_TAIL, is stored as
+ * pieces of QUEUE_PIECE_SIZE bytes (the last one shorter), numbered on
+ * from it. On a 4 KB page an item over ~1000 bytes becomes an overflow
+ * item with a page of its own: a 1 KB message took a whole new page,
+ * and that cost 9% of the accept rate at 1 KB (BENCHMARKS.md). Pieces
+ * stay on the leaf pages, several messages to a page.
+ */
+#define QUEUE_PIECE_SIZE 960
+#define QUEUE_PIECED_TAIL (4 * QUEUE_PIECE_SIZE)
+/*
  * The spool's format, in the file FORMAT in the spool directory. A spool
  * without it that holds envelope.db was made by mtad 0.1 (64 KB body
  * pages, no page checksums): queue_open refuses it, and `mtaq migrate`
@@ -67,6 +77,7 @@ struct queue_writer;
 
 struct queue {
 	DB_ENV *env;
+	pid_t pid;		/* this process (env_isalive) */
 	DB *envelope;		/* envelope.db: qid -> encoded record */
 	DB *body;		/* body.db: qid + chunk number -> bytes */
 	DB *stats;		/* stats.db: counter name -> u64 big-endian */

@@ -133,6 +133,19 @@ static int writer_chunk_txn(struct queue *q, DB_TXN *txn, void *arg)
 	return writer_put_chunk(q, txn, job->in->qid, job->chunkno, job->data, job->len);
 }
 
+/* writer_put_tail - the last chunk: whole, or in pieces when short
+ * (QUEUE_PIECED_TAIL, queue_impl.h), numbered on from n. */
+static int writer_put_tail(struct queue *q, DB_TXN *txn, const char *qid, uint32_t n,
+			   const unsigned char *bytes, size_t len)
+{
+	size_t step = len >= QUEUE_PIECED_TAIL ? len : QUEUE_PIECE_SIZE;
+	int rc = 0;
+
+	for (size_t off = 0; off < len && rc == 0; off += step, n++)
+		rc = writer_put_chunk(q, txn, qid, n, bytes + off, len - off < step ? len - off : step);
+	return rc;
+}
+
 /* writer_commit_txn - the transaction of a COMMIT job: tail chunk, envelope. */
 static int writer_commit_txn(struct queue *q, DB_TXN *txn, void *arg)
 {
@@ -141,8 +154,7 @@ static int writer_commit_txn(struct queue *q, DB_TXN *txn, void *arg)
 	DBT data = { .data = job->data, .size = (uint32_t)job->len };
 	int rc;
 
-	if (job->taillen > 0 &&
-	    (rc = writer_put_chunk(q, txn, job->in->qid, job->chunkno, job->tail, job->taillen)) != 0)
+	if ((rc = writer_put_tail(q, txn, job->in->qid, job->chunkno, job->tail, job->taillen)) != 0)
 		return rc;
 	return q->envelope->put(q->envelope, txn, &key, &data, DB_NOOVERWRITE);
 }
