@@ -332,6 +332,33 @@ static int env_format_read(const char *spool, char *err, size_t errlen)
 }
 
 /*
+ * env_body_is_current - body.db's meta page says 4 KB pages with
+ * checksums: the current format without its FORMAT file, as a restore
+ * from db_hotbackup (which copies databases and logs only) leaves it.
+ * Read from the file as Berkeley DB lays it out (DBMETA: page size at
+ * byte 20, metaflags at byte 26 with DBMETA_CHKSUM = 0x01), before any
+ * environment is open.
+ */
+static bool env_body_is_current(const char *spool)
+{
+	unsigned char meta[32];
+	char path[PATH_MAX];
+	uint32_t pagesize;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/body.db", spool);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = pread(fd, meta, sizeof(meta), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(meta))
+		return false;
+	memcpy(&pagesize, meta + 20, sizeof(pagesize));	/* the creator's byte order: ours */
+	return pagesize == QUEUE_PAGESIZE && (meta[26] & 0x01) != 0;
+}
+
+/*
  * env_format - checks the spool's format before Berkeley DB touches it:
  * 0 for the current format (a new, empty spool is given the FORMAT file
  * first, so a crash while its databases are created leaves a spool that
@@ -354,6 +381,8 @@ static int env_format(const char *spool, bool old_ok, char *err, size_t errlen)
 	}
 	snprintf(path, sizeof(path), "%s/envelope.db", spool);
 	if (format == 0 && access(path, F_OK) < 0 && errno == ENOENT)
+		return queue_format_write(spool, err, errlen);
+	if (format == 0 && env_body_is_current(spool))	/* restored from db_hotbackup */
 		return queue_format_write(spool, err, errlen);
 	if (old_ok)
 		return 1;

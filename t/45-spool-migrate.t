@@ -13,7 +13,9 @@
 #     4 KB pages and checksums, the FORMAT file exists, mtaq verify finds
 #     nothing damaged, and every body reads back as 0.1 stored it;
 #   - a second migrate has nothing to do; mtad starts and delivers every
-#     message, byte-exact, to the next hop.
+#     message, byte-exact, to the next hop;
+#   - a current spool that lost its FORMAT file (restored from
+#     db_hotbackup, which copies only databases and logs) is recognised.
 use strict;
 use warnings;
 use FindBin;
@@ -95,5 +97,12 @@ for my $msg (@got) {
 is_deeply [map { $seen{$_} // 0 } @qids], [2, 2, 2],
 	'each arrived byte-exact, to both of its recipients' or diag explain \%seen;
 is $m->queue_count, 0, 'the queue is empty afterwards';
+$m->stop;
+
+# A restore from db_hotbackup brings databases and logs, not the FORMAT
+# file (INSTALL, section 14): 4 KB checksummed pages say it is current.
+unlink "$spool/FORMAT" or die "unlink FORMAT: $!";
+$m->start;
+ok -f "$spool/FORMAT", 'a current spool without FORMAT (a restored backup) starts, and gets it back';
 $m->stop;
 done_testing;
