@@ -16,9 +16,13 @@ my ($CLIENTS, $SESSIONS) = ($ENV{MTAD_TLS_LOAD} // '200x1') =~ /\A(\d+)x(\d+)\z/
 	or die "MTAD_TLS_LOAD must look like 20x10\n";
 my $TOTAL = $CLIENTS * $SESSIONS;
 
-# Only the load is tested here: allow every client from 127.0.0.1.
+# Only the load is tested here: allow every client from 127.0.0.1. That
+# includes the AUTH limiter, which counts attempts in flight from one
+# address as possible failures (t/53): 200 logins at once from one
+# address are what auth_ip_exempt is for (a shared NAT).
 my $m = MtadTest->new(listeners => ['starttls'], users => {alice => 'secret'},
-		      max_connections_per_ip => 4 * $CLIENTS, max_connections => 4 * $CLIENTS);
+		      max_connections_per_ip => 4 * $CLIENTS, max_connections => 4 * $CLIENTS,
+		      auth_ip_exempt => '127.0.0.0/8');
 my $out = $m->dir . '/clients';
 mkdir $out;
 
@@ -71,7 +75,8 @@ for my $n (1 .. $CLIENTS) {
 	open my $fh, '<', "$out/$n" or do { push @fails, "client $n wrote nothing"; next };
 	while (<$fh>) {
 		chomp;
-		/^FAIL/ ? push(@fails, "client $n: $_") : push(@qids, $_);
+		next if $_ eq '';	# the tail of a multi-line FAIL reply
+		/\A[0-9A-Z]{14}\z/ ? push(@qids, $_) : push(@fails, "client $n: $_");
 	}
 }
 is scalar(@qids), $TOTAL, "all $TOTAL STARTTLS + AUTH sessions got 250 with a queue id"
