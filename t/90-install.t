@@ -164,8 +164,9 @@ SKIP: {
 	my @pw = getpwnam('nobody') or skip 'no user nobody', 2;
 	my $d3 = tempdir(CLEANUP => 1);
 	chown $pw[2], $pw[3], $d3 or skip "chown $d3: $!", 2;
-	skip "nobody cannot read $top or $build", 2
-		unless (stat $top)[2] & 0005 && (stat "$build/mtad")[2] & 0004;
+	skip "nobody cannot reach $top or $build (a checkout under /root, mode 0700)", 2
+		unless MtadTest::world_reachable("$top/GNUmakefile")
+		&& MtadTest::world_reachable("$build/mtad");
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		open STDOUT, '>', '/dev/null';

@@ -774,6 +774,39 @@ sub raise_nofile {
 	return nofile_limit();
 }
 
+# world_reachable(PATH) - true when any user can reach PATH: every
+# directory on the way is searchable by others (a checkout under /root,
+# mode 0700, is not) and PATH itself is readable by them.
+sub world_reachable {
+	my ($path) = @_;
+	$path = Cwd::abs_path($path) // return 0;
+	my @st = stat $path or return 0;
+	return 0 unless $st[2] & 0004;
+	for (my $dir = File::Basename::dirname($path); ; $dir = File::Basename::dirname($dir)) {
+		my @d = stat $dir or return 0;
+		return 0 unless $d[2] & 0001;
+		last if $dir eq '/';
+	}
+	return 1;
+}
+
+# programs_for_others() - a directory with mtad and mtaq that any user
+# can run: the build itself when it is reachable, else copies in a
+# temporary directory (mode 0755, removed at exit). Tests that run the
+# programs as another user (nobody) take them from here.
+my $others_dir;
+sub programs_for_others {
+	return $BUILD if world_reachable("$BUILD/mtad") && world_reachable("$BUILD/mtaq");
+	return $others_dir if $others_dir;
+	my $dir = tempdir('mtad-bin-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+	chmod 0755, $dir or croak "chmod $dir: $!";
+	for my $prog (qw(mtad mtaq)) {
+		system('cp', "$BUILD/$prog", "$dir/$prog") == 0 or croak "cp $prog to $dir failed";
+		chmod 0755, "$dir/$prog" or croak "chmod $dir/$prog: $!";
+	}
+	return $others_dir = $dir;
+}
+
 # mount_tmpfs(DIR, SIZE) - mounts a tmpfs of SIZE (e.g. '96m') on DIR,
 # unmounted at exit (after the mtads of this process are stopped), also
 # when the test dies. Returns undef on success, else why not (not root,
