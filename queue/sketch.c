@@ -39,20 +39,6 @@ static unsigned get16(const unsigned char *p)
 	return (unsigned)p[0] << 8 | p[1];
 }
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* name_len - the length of a name a summary may hold, or 0. */
 static size_t name_len(const char *name, size_t max)
@@ -216,8 +202,8 @@ size_t sketch_top_encode(const struct sketch_top *t, unsigned char *buf, size_t 
 		buf[off++] = (unsigned char)it->len;
 		memcpy(buf + off, it->name, it->len);
 		off += it->len;
-		put64(buf + off, it->count);
-		put64(buf + off + 8, it->error);
+		sketch_put64(buf + off, it->count);
+		sketch_put64(buf + off + 8, it->error);
 		off += 16;
 	}
 	return off;
@@ -239,8 +225,8 @@ int sketch_top_decode(struct sketch_top *t, const unsigned char *buf, size_t len
 			return -1;
 		memcpy(name, buf + off + 1, nl);
 		name[nl] = '\0';
-		count = get64(buf + off + 1 + nl);
-		error = get64(buf + off + 9 + nl);
+		count = sketch_get64(buf + off + 1 + nl);
+		error = sketch_get64(buf + off + 9 + nl);
 		if (name_len(name, nl) != nl || error > count || top_find(t, name, nl) != NULL)
 			return -1;
 		top_set(&t->item[t->n++], name, nl, count, error);
@@ -375,7 +361,7 @@ size_t sketch_hll_encode(const struct sketch_hll *h, unsigned char *buf, size_t 
 	}
 	put16(buf + 6, (unsigned)h->n);
 	for (size_t i = 0; i < h->n; i++)
-		put64(buf + 8 + 8 * i, h->sparse[i]);
+		sketch_put64(buf + 8 + 8 * i, h->sparse[i]);
 	return need;
 }
 
@@ -397,7 +383,7 @@ int sketch_hll_decode(struct sketch_hll *h, const unsigned char *buf, size_t len
 	if (len < 8 || (n = get16(buf + 6)) > SKETCH_HLL_SPARSE_MAX || len != 8 + 8 * n)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		sketch_hll_add(h, get64(buf + 8 + 8 * i));
+		sketch_hll_add(h, sketch_get64(buf + 8 + 8 * i));
 	return h->n == n ? 0 : -1;
 }
 

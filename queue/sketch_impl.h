@@ -19,6 +19,23 @@
  * traffic is nearly flat, and one stored summary is at most ~27 KB
  * (255-byte names) or ~6 KB (addresses).
  */
+/* sketch_get64, sketch_put64 - a u64 stored big-endian: the one
+ * encoding of every number in stats.db (counters and sketches alike). */
+static inline uint64_t sketch_get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void sketch_put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
 #define SKETCH_TOP_K 100
 #define SKETCH_NAME_MAX 255	/* bytes; graphic ASCII only */
 

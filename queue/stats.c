@@ -111,23 +111,6 @@ static size_t stats_key_len(const char *key, size_t max)
 	return len;
 }
 
-/* stats_get64 - a big-endian stored value. */
-static uint64_t stats_get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* stats_put64 - the reverse. */
-static void stats_put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
 /* queue_stats_day - see queue.h. Noon, so a DST change cannot skip a day. */
 int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1])
 {
@@ -546,14 +529,14 @@ static int stats_apply_txn(struct queue *q, DB_TXN *txn, void *arg)
 		int rc = q->stats->get(q->stats, txn, &key, &data, DB_RMW);
 
 		if (rc == 0 && data.size == sizeof(buf))
-			v = stats_get64(buf);
+			v = sketch_get64(buf);
 		else if (rc == 0 || rc == DB_BUFFER_SMALL)	/* not ours: start over */
 			mtad_log(MTAD_LOG_WARNING, "queue: statistics: %s had a malformed value",
 				 e->key);
 		else if (rc != DB_NOTFOUND)
 			return rc;
 		v = v > UINT64_MAX - e->delta ? UINT64_MAX : v + e->delta;
-		stats_put64(buf, v);
+		sketch_put64(buf, v);
 		data = (DBT){ .data = buf, .size = sizeof(buf) };
 		if ((rc = q->stats->put(q->stats, txn, &key, &data, 0)) != 0)
 			return rc;
@@ -588,16 +571,16 @@ static int stats_key_txn(struct queue *q, DB_TXN *txn, void *arg)
 	int rc = q->stats->get(q->stats, txn, &key, &data, DB_RMW);
 
 	if (rc == 0 && data.size == sizeof(buf)) {
-		k[0] = stats_get64(buf);
-		k[1] = stats_get64(buf + 8);
+		k[0] = sketch_get64(buf);
+		k[1] = sketch_get64(buf + 8);
 		return 0;
 	}
 	if (rc != 0 && rc != DB_NOTFOUND && rc != DB_BUFFER_SMALL)
 		return rc;
 	if (getrandom(buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
 		return errno ? errno : EIO;
-	k[0] = stats_get64(buf);
-	k[1] = stats_get64(buf + 8);
+	k[0] = sketch_get64(buf);
+	k[1] = sketch_get64(buf + 8);
 	data = (DBT){ .data = buf, .size = sizeof(buf) };
 	return q->stats->put(q->stats, txn, &key, &data, 0);
 }
@@ -722,7 +705,7 @@ static void stats_keep_row(struct stats_scan *s, const DBT *key, const DBT *data
 	r->key[key->size] = '\0';
 	if (stats_key_len(r->key, QUEUE_STATS_KEY_MAX) != key->size)
 		return;
-	r->value = stats_get64(data->data);
+	r->value = sketch_get64(data->data);
 	s->n++;
 }
 
