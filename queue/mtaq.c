@@ -1588,18 +1588,6 @@ static int load_options(struct mtaq *m, struct mtad_config *cfg, struct queue_op
 	return 0;
 }
 
-/* read_only - commands that only read the queue: they open it read-only. */
-static bool read_only(const char *command)
-{
-	static const char *const readers[] = { "list", "show", "count", "summary", "stats",
-					       "verify" };
-
-	for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++)
-		if (strcmp(command, readers[i]) == 0)
-			return true;
-	return false;
-}
-
 /*
  * take_spool - the spool lock for a command that must run with mtad
  * stopped (recover, migrate); held until mtaq exits. 0 or -1 (said why).
@@ -1619,8 +1607,16 @@ static int take_spool(struct mtaq *m, const char *spool)
 	return -1;
 }
 
-/* open_queue - the spool named by the configuration, opened as mode. */
-static int open_queue(struct mtaq *m, enum queue_mode mode)
+/*
+ * How a command opens the spool: reading only (DB_RDONLY: works on a full
+ * spool, cannot change anything), joining to change messages, as the
+ * recoverer (spool lock held, mtad stopped), or not at all (migrate opens
+ * it itself: it may be of the old format).
+ */
+enum mtaq_open { OPEN_READ, OPEN_WRITE, OPEN_RECOVER, OPEN_SELF };
+
+/* open_queue - the spool named by the configuration, opened as how says. */
+static int open_queue(struct mtaq *m, enum mtaq_open how)
 {
 	struct mtad_config *cfg = calloc(1, sizeof(*cfg));
 	struct queue_options opt;
@@ -1634,9 +1630,9 @@ static int open_queue(struct mtaq *m, enum queue_mode mode)
 		free(cfg);
 		return -1;
 	}
-	opt.read_only = read_only(m->command);
-	opt.mode = mode;
-	if (mode == QUEUE_RECOVER && take_spool(m, cfg->spool_directory) < 0) {
+	opt.read_only = how == OPEN_READ;
+	opt.mode = how == OPEN_RECOVER ? QUEUE_RECOVER : QUEUE_JOIN;
+	if (how == OPEN_RECOVER && take_spool(m, cfg->spool_directory) < 0) {
 		free(cfg);
 		return -1;
 	}
@@ -1727,13 +1723,20 @@ static int run_command(struct mtaq *m)
 		const char *name;
 		int (*fn)(struct mtaq *);
 		bool takes_args;
+		enum mtaq_open how;
 	} cmds[] = {
-		{ "list", cmd_list, false }, { "show", cmd_show, true },
-		{ "delete", cmd_delete, true }, { "count", cmd_count, false },
-		{ "summary", cmd_summary, false }, { "stats", cmd_stats, false },
-		{ "hold", cmd_hold, true }, { "release", cmd_hold, true },
-		{ "flush", cmd_flush, true }, { "recover", cmd_recover, false },
-		{ "verify", cmd_verify, false }, { "migrate", cmd_migrate, false },
+		{ "list", cmd_list, false, OPEN_READ },
+		{ "show", cmd_show, true, OPEN_READ },
+		{ "count", cmd_count, false, OPEN_READ },
+		{ "summary", cmd_summary, false, OPEN_READ },
+		{ "stats", cmd_stats, false, OPEN_READ },
+		{ "verify", cmd_verify, false, OPEN_READ },
+		{ "delete", cmd_delete, true, OPEN_WRITE },
+		{ "hold", cmd_hold, true, OPEN_WRITE },
+		{ "release", cmd_hold, true, OPEN_WRITE },
+		{ "flush", cmd_flush, true, OPEN_WRITE },
+		{ "recover", cmd_recover, false, OPEN_RECOVER },
+		{ "migrate", cmd_migrate, false, OPEN_SELF },
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -1743,9 +1746,7 @@ static int run_command(struct mtaq *m)
 			fprintf(stderr, "mtaq: %s takes no operand\n", m->command);
 			return MTAQ_EXIT_USAGE;
 		}
-		/* migrate opens the spool itself: it may be of the old format */
-		if (cmds[i].fn != cmd_migrate &&
-		    open_queue(m, cmds[i].fn == cmd_recover ? QUEUE_RECOVER : QUEUE_JOIN) < 0)
+		if (cmds[i].how != OPEN_SELF && open_queue(m, cmds[i].how) < 0)
 			return 1;
 		return cmds[i].fn(m);
 	}
