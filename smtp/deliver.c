@@ -217,8 +217,8 @@ static int chunk_check(struct group *g, int status, const void *data, size_t len
 		snprintf(a->damage, sizeof(a->damage), "a chunk of its body is missing");
 		return status;
 	}
-	if (status != 0 || g->check == NULL)
-		return status != 0 ? status : -1;
+	if (status != 0)
+		return status;
 	queue_body_check_add(g->check, data, len);
 	if (last && queue_body_check_verify(g->check, &a->env, a->damage, sizeof(a->damage)) < 0) {
 		a->damaged = true;
