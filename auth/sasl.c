@@ -46,7 +46,7 @@
 #include <sasl/sasl.h>
 
 #include "auth/auth_int.h"
-#include "mtad/mtad.h"
+#include "util/util.h"
 
 #define AUTH_APPNAME "mtad"	/* libsasl2's appname: names the (refused) mtad.conf */
 #define AUTH_MECHS_MAX 16	/* "PLAIN LOGIN" */

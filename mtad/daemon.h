@@ -12,8 +12,9 @@
 #include <uv.h>
 
 #include "auth/auth.h"
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue.h"
+#include "deliver/deliver.h"
 #include "smtp/smtp.h"
 #include "tls/tls.h"
 
@@ -63,7 +64,7 @@ struct daemon {
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
 	struct mtad_dns *dns;		/* NULL when dns_servers = none */
 	struct tls_client *tls_client;	/* outbound STARTTLS; NULL when smtp_tls = none */
-	struct smtp_deliver *deliver;	/* the queue runner */
+	struct deliver *deliver;	/* the queue runner */
 
 	struct listener listeners[MTAD_MAX_LISTEN];
 	size_t nlisteners;

@@ -35,6 +35,13 @@
 
 #include "mtad/daemon.h"
 
+/* The modules' checks of their own settings, for the config parser. */
+static const struct mtad_config_checks config_checks = {
+	.route = deliver_config_route,
+	.helo_rule = policy_config_rule,
+	.helo_rule_name = policy_config_rule_name,
+};
+
 #define DEFAULT_CONFIG "/etc/mtad/mtad.conf"
 /* Descriptors besides client connections and deliveries: standard
  * streams, the loop, listeners, queue files and logs, DNS, SASL (about
@@ -168,14 +175,14 @@ static void daemon_fd_limit(struct daemon *d, bool at_start)
 void daemon_connections_gone(struct daemon *d)
 {
 	if (d->deliver)
-		smtp_deliver_stop(d->deliver);
+		deliver_stop(d->deliver);
 	spool_space_stop(d);
 	if (d->writer_started) {
 		queue_writer_stop(d->queue);	/* runs the callbacks still owed */
 		d->writer_started = false;
 	}
 	if (d->deliver) {
-		smtp_deliver_free(d->deliver);
+		deliver_free(d->deliver);
 		d->deliver = NULL;
 	}
 	if (d->dns) {
@@ -261,7 +268,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	char err[2 * MTAD_PATH_MAX];
 
 	(void)signum;
-	if (!fresh || mtad_config_load(fresh, d->config_path, err, sizeof(err)) != 0) {
+	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
 		free(fresh);
@@ -280,7 +287,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	smtp_server_policy_update(&d->smtp);
 	daemon_fd_limit(d, false);	/* max_connections may have grown */
 	if (d->deliver)
-		smtp_deliver_reload(d->deliver);
+		deliver_reload(d->deliver);
 	mtad_log(MTAD_LOG_INFO, "reload: configuration %s loaded (helo_policy = %s)",
 		 d->config_path, d->cfg.helo_policy);
 	if (!d->tls)
@@ -468,7 +475,7 @@ static int daemon_run(struct daemon *d)
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
 	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
 	    spool_space_start(d, err, sizeof(err)) != 0 ||
-	    !(d->deliver = smtp_deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
+	    !(d->deliver = deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
 					    &d->smtp.ids))) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
 		if (mtad_log_syslog_active())
@@ -481,7 +488,7 @@ static int daemon_run(struct daemon *d)
 			 MTAD_VERSION, d->config_path);
 		status = 0;
 		/* From here on the loop writes its info lines once per
-		 * iteration, not one write(2) each (mtad/log.c). */
+		 * iteration, not one write(2) each (util/log.c). */
 		if (mtad_log_hold_start(d->loop) != 0)
 			mtad_log(MTAD_LOG_WARNING, "cannot gather log lines: writing each at once");
 	}
@@ -567,12 +574,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (mtad_config_load(&d.cfg, d.config_path, err, sizeof(err)) != 0) {
+	if (mtad_config_load(&d.cfg, &config_checks, d.config_path, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mtad: %s\n", err);
 		return 1;
 	}
 	if (check_only) {
-		mtad_config_print_nondefault(&d.cfg, stdout);
+		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
 		warn_unrouted(&d.cfg);
 		return 0;
 	}

@@ -16,6 +16,7 @@
  * §2.3.5 (domain names; a trailing dot names the same host); RFC 3463
  * (enhanced codes); RFC 2505 §2 (anti-relay).
  */
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -80,7 +81,7 @@ struct helo {
 	size_t len;
 	bool literal;		/* [...] */
 	bool is_addr;		/* addr holds a parsed address (literal or bare) */
-	struct policy_addr addr;
+	struct mtad_addr addr;
 };
 
 /* ---- names ---- */
@@ -219,7 +220,7 @@ static bool helo_parse(const char *s, struct helo *h)
 			return false;
 		h->len = len;
 		h->literal = true;
-		h->is_addr = policy_addr_parse(s, len, true, &h->addr) == 0;
+		h->is_addr = mtad_addr_parse(s, len, true, &h->addr) == 0;
 		return true;
 	}
 	if (s[len - 1] == '.')
@@ -227,7 +228,7 @@ static bool helo_parse(const char *s, struct helo *h)
 	h->len = len;
 	/* No '/': "10.0.0.0/8" is no host; and "1.2.3.4." is still 1.2.3.4. */
 	if (memchr(s, '/', len) == NULL)
-		h->is_addr = policy_addr_parse(s, len, false, &h->addr) == 0;
+		h->is_addr = mtad_addr_parse(s, len, false, &h->addr) == 0;
 	return len > 0 && (h->is_addr || name_shape(s, len));
 }
 
@@ -236,11 +237,11 @@ static bool helo_parse(const char *s, struct helo *h)
 /* is_localhost - the names and addresses that mean "this machine" to the client. */
 static bool is_localhost(const struct helo *h)
 {
-	static const struct policy_addr loop4 = { AF_INET, { 127 }, 8 };
-	static const struct policy_addr loop6 = { AF_INET6, { [15] = 1 }, 128 };
+	static const struct mtad_addr loop4 = { AF_INET, { 127 }, 8 };
+	static const struct mtad_addr loop6 = { AF_INET6, { [15] = 1 }, 128 };
 
 	if (h->is_addr)
-		return policy_net_contains(&loop4, &h->addr) || policy_net_contains(&loop6, &h->addr);
+		return mtad_net_contains(&loop4, &h->addr) || mtad_net_contains(&loop6, &h->addr);
 	return !h->literal && (name_is(h->name, h->len, "localhost") ||
 			       name_is(h->name, h->len, "localhost.localdomain"));
 }
@@ -253,7 +254,7 @@ static bool is_own_address(const struct policy_settings *set, const struct helo 
 	if (!h->is_addr || set->own_addrs == NULL)
 		return false;
 	for (i = 0; i < set->nown_addrs; i++)
-		if (policy_net_contains(&set->own_addrs[i], &h->addr))
+		if (mtad_net_contains(&set->own_addrs[i], &h->addr))
 			return true;
 	return false;
 }
@@ -261,15 +262,15 @@ static bool is_own_address(const struct policy_settings *set, const struct helo 
 /* literal_mismatch - a literal that is not (or cannot be shown to be) the client. */
 static bool literal_mismatch(const struct helo *h, const char *client_ip)
 {
-	struct policy_addr client;
+	struct mtad_addr client;
 
 	if (!h->literal)
 		return false;
 	/* [IPv7:...] or a client address we cannot read: nothing to match. */
 	if (!h->is_addr || client_ip == NULL ||
-	    policy_addr_parse(client_ip, strnlen(client_ip, 64), false, &client) < 0)
+	    mtad_addr_parse(client_ip, strnlen(client_ip, 64), false, &client) < 0)
 		return true;
-	return !policy_net_contains(&h->addr, &client) || !policy_net_contains(&client, &h->addr);
+	return !mtad_net_contains(&h->addr, &client) || !mtad_net_contains(&client, &h->addr);
 }
 
 /* is_name - a host name: not a literal and not a bare address. */
@@ -454,6 +455,29 @@ int policy_rule_lookup(const char *name)
 		if (strcmp(name, rules[r].name) == 0)
 			return r;
 	return -1;
+}
+
+/* policy_config_rule - see policy.h: the config's hook for helo_rule.NAME. */
+int policy_config_rule(const char *name, char *err, size_t errlen)
+{
+	int r = policy_rule_lookup(name);
+
+	if (r < 0 || r == POLICY_RELAY || r >= MTAD_MAX_RULES) {
+		snprintf(err, errlen, "unknown HELO rule \"%s\"", name ? name : "");
+		return -1;
+	}
+	/* A protocol error is not a policy: these two cannot be switched off. */
+	if (r == POLICY_NO_HELO || r == POLICY_HELO_SYNTAX) {
+		snprintf(err, errlen, "helo_rule.%s is always on", name);
+		return -1;
+	}
+	return r;
+}
+
+/* policy_config_rule_name - see policy.h. */
+const char *policy_config_rule_name(int rule)
+{
+	return policy_rule_name((enum policy_rule)rule);
 }
 
 /* policy_mode_name - see policy.h; "unknown" out of range. */

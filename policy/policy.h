@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/util.h"
+
 /* The rules, in the order they are checked. */
 enum policy_rule {
 	POLICY_ACCEPT = 0,
@@ -40,16 +42,8 @@ enum policy_mode { POLICY_MODE_OFF, POLICY_MODE_RELAXED, POLICY_MODE_STRICT };
 /* What a DNS lookup said; UNKNOWN when it was not done (no resolver). */
 enum policy_dns { POLICY_DNS_UNKNOWN, POLICY_DNS_FOUND, POLICY_DNS_NOTFOUND, POLICY_DNS_TEMPFAIL };
 
-/* An IPv4 or IPv6 address, or a network (CIDR). */
-struct policy_addr {
-	int family;		/* AF_INET or AF_INET6 */
-	uint8_t bytes[16];
-	unsigned prefix;	/* networks: prefix length; addresses: 32 or 128 */
-};
-
 #define POLICY_MAX_DOMAINS 64
 #define POLICY_MAX_ADDRS 64
-#define POLICY_MAX_NETWORKS 64
 
 /* Settings: built from mtad.conf (and the machine's addresses) by the caller. */
 struct policy_settings {
@@ -61,9 +55,9 @@ struct policy_settings {
 	size_t nlocal_domains;
 	const char *const *relay_domains;	/* mail for them is relayed on */
 	size_t nrelay_domains;
-	const struct policy_addr *own_addrs;	/* this machine's addresses */
+	const struct mtad_addr *own_addrs;	/* this machine's addresses */
 	size_t nown_addrs;
-	const struct policy_addr *trusted;	/* relay_networks */
+	const struct mtad_addr *trusted;	/* relay_networks */
 	size_t ntrusted;
 };
 
@@ -112,22 +106,18 @@ bool policy_rule_enabled(const struct policy_settings *set, enum policy_rule rul
 const char *policy_rule_name(enum policy_rule rule);
 int policy_rule_lookup(const char *name);
 
+/*
+ * policy_config_rule / policy_config_rule_name - the configuration's
+ * hooks for helo_rule.NAME (struct mtad_config_checks): the number of a
+ * rule a mode can switch, or -1 with err ("unknown HELO rule", "... is
+ * always on" for no-helo and helo-syntax); and a number's name.
+ */
+int policy_config_rule(const char *name, char *err, size_t errlen);
+const char *policy_config_rule_name(int rule);
+
 /* policy_mode_name / lookup: "off", "relaxed", "strict". */
 const char *policy_mode_name(enum policy_mode mode);
 int policy_mode_lookup(const char *name);
-
-/*
- * policy_addr_parse - "192.0.2.1", "2001:db8::1", "10.0.0.0/8",
- * "[::1]" (brackets and "IPv6:" prefix allowed when literal is true).
- * Returns 0 or -1. Networks with host bits set are accepted and masked.
- */
-int policy_addr_parse(const char *text, size_t len, bool literal, struct policy_addr *out);
-
-/* policy_net_contains - is addr inside net? (IPv4-mapped IPv6 counts as IPv4.) */
-bool policy_net_contains(const struct policy_addr *net, const struct policy_addr *addr);
-
-/* policy_in_networks - is the textual address in any of the networks? */
-bool policy_in_networks(const struct policy_addr *nets, size_t n, const char *ip);
 
 /*
  * policy_space_verdict - may a message of size bytes (0 when the client

@@ -9,7 +9,7 @@
  * chunk from another message, or a bug anywhere between the session
  * and the database. The digest is over the whole body, so any of those
  * shows as a mismatch, and a mismatch means the message is held, never
- * delivered (smtp/deliver.c).
+ * delivered (deliver/deliver.c).
  *
  * Must not: do I/O, allocate per chunk, or accept a body whose length or
  * digest differ from the envelope's (no "close enough").

@@ -66,7 +66,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue_impl.h"
 
 #define QUEUE_DEFAULT_CACHE (64ull << 20)

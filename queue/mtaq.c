@@ -38,9 +38,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "policy/policy.h"
 #include "queue/queue.h"
+#include "util/util.h"
 #include "queue/sketch_impl.h"
+
+/* mtaq reads mtad.conf for the spool; routes are delivery's business
+ * (not linked here: kept as text, `mtad -n` checks them); rule names are
+ * the policy's. */
+static const struct mtad_config_checks config_checks = {
+	.route = NULL,
+	.helo_rule = policy_config_rule,
+	.helo_rule_name = policy_config_rule_name,
+};
 
 #define MTAQ_DEFAULT_CONFIG "/etc/mtad/mtad.conf"
 #define MTAQ_EXIT_USAGE 2
@@ -1577,7 +1587,7 @@ static int load_options(struct mtaq *m, struct mtad_config *cfg, struct queue_op
 {
 	char err[512];
 
-	if (mtad_config_load(cfg, m->config, err, sizeof(err)) < 0) {
+	if (mtad_config_load(cfg, &config_checks, m->config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mtaq: %s\n", err);
 		return -1;
 	}

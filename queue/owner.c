@@ -31,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue_impl.h"
 
 #define OWNER_LOCK "mtad.lock"

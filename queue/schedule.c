@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue_impl.h"
 
 /* Envelopes a due scan allocates room for at first. */

@@ -45,7 +45,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue_impl.h"
 #include "queue/sketch_impl.h"
 

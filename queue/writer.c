@@ -40,7 +40,7 @@
 #include <time.h>
 #include <sys/random.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue_impl.h"
 
 /* Full chunks waiting for the writer before the sender is paused. */

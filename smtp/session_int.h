@@ -9,7 +9,7 @@
 #include <netinet/in.h>
 
 #include "auth/auth.h"
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 

@@ -10,12 +10,11 @@
  * by its HELO name (the reason mtad exists; see the README). A listener
  * with helo_reject_at=ehlo, where no AUTH is offered, judges at EHLO.
  *
- * DNS answers arrive asynchronously (mtad/dns.c); the greeting waits for
+ * DNS answers arrive asynchronously (util/dns.c); the greeting waits for
  * the client's reverse name, and when a rule needs the HELO name's
  * lookup still on its way, MAIL waits for it with input paused. Nothing
  * here blocks or does I/O itself.
  */
-#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,62 +24,6 @@
 #include "smtp/session_int.h"
 
 /* ---- the server's policy settings ---- */
-
-/* addr_from_sockaddr - an interface address as a policy_addr. */
-static bool addr_from_sockaddr(const struct sockaddr *sa, struct policy_addr *out)
-{
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET) {
-		out->family = AF_INET;
-		memcpy(out->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		out->prefix = 32;
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		out->family = AF_INET6;
-		memcpy(out->bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-		out->prefix = 128;
-		return true;
-	}
-	return false;
-}
-
-/* own_addresses - this machine's interface addresses and the listen addresses. */
-static size_t own_addresses(const struct mtad_config *cfg, struct policy_addr *out, size_t max)
-{
-	struct ifaddrs *ifa, *i;
-	size_t n = 0;
-
-	if (getifaddrs(&ifa) == 0) {
-		for (i = ifa; i && n < max; i = i->ifa_next)
-			if (i->ifa_addr && addr_from_sockaddr(i->ifa_addr, &out[n]))
-				n++;
-		freeifaddrs(ifa);
-	} else {
-		mtad_log(MTAD_LOG_WARNING, "cannot list this machine's addresses: %m");
-	}
-	for (size_t l = 0; l < cfg->nlisten && n < max; l++) {
-		const char *a = cfg->listen[l].address;
-
-		if (strcmp(a, "0.0.0.0") != 0 && strcmp(a, "::") != 0 &&
-		    policy_addr_parse(a, strlen(a), false, &out[n]) == 0)
-			n++;
-	}
-	return n;
-}
-
-/* networks_of - a configured network list as the policy's addresses (at most POLICY_MAX_NETWORKS). */
-static size_t networks_of(const struct mtad_network *nets, size_t n, struct policy_addr *out)
-{
-	size_t i;
-
-	for (i = 0; i < n && i < POLICY_MAX_NETWORKS; i++) {
-		out[i].family = nets[i].family;
-		memcpy(out[i].bytes, nets[i].bytes, sizeof(out[i].bytes));
-		out[i].prefix = nets[i].prefix;
-	}
-	return i;
-}
 
 /* smtp_server_policy_update - see smtp.h. */
 void smtp_server_policy_update(struct smtp_server *srv)
@@ -100,12 +43,10 @@ void smtp_server_policy_update(struct smtp_server *srv)
 		srv->policy_relay[set->nrelay_domains++] = cfg->relay_domains[i];
 	set->local_domains = srv->policy_local;
 	set->relay_domains = srv->policy_relay;
-	set->nown_addrs = own_addresses(cfg, srv->own_addrs, POLICY_MAX_ADDRS);
+	set->nown_addrs = mtad_own_addresses(cfg, srv->own_addrs, POLICY_MAX_ADDRS);
 	set->own_addrs = srv->own_addrs;
-	set->ntrusted = networks_of(cfg->relay_networks, cfg->nrelay_networks, srv->trusted);
-	set->trusted = srv->trusted;
-	srv->nauth_exempt = networks_of(cfg->auth_ip_exempt, cfg->nauth_ip_exempt,
-					          srv->auth_exempt);
+	set->ntrusted = cfg->nrelay_networks;
+	set->trusted = cfg->relay_networks;
 }
 
 /* ---- statistics ---- */
@@ -251,7 +192,7 @@ void session_policy_start(struct smtp_session *s)
 
 	snprintf(s->client_name, sizeof(s->client_name), "unknown");
 	label_update(s);
-	s->trusted = policy_in_networks(set->trusted, set->ntrusted, s->client_ip);
+	s->trusted = mtad_in_networks(set->trusted, set->ntrusted, s->client_ip);
 	if (!s->srv->dns)
 		return;
 	s->rdns_query = mtad_dns_reverse(s->srv->dns, s->client_ip, rdns_done, s);
@@ -272,9 +213,9 @@ void session_policy_stop(struct smtp_session *s)
 /* helo_is_name - a host name, not an address literal or a bare address. */
 static bool helo_is_name(const char *helo)
 {
-	struct policy_addr a;
+	struct mtad_addr a;
 
-	return helo[0] != '[' && policy_addr_parse(helo, strlen(helo), false, &a) != 0;
+	return helo[0] != '[' && mtad_addr_parse(helo, strlen(helo), false, &a) != 0;
 }
 
 /* client_facts - what the policy is told about this session. */

@@ -56,7 +56,7 @@ void verb_auth_forget(struct smtp_session *s)
 /* auth_exempt - the client is in auth_ip_exempt: the address limit does not count it. */
 static bool auth_exempt(const struct smtp_session *s)
 {
-	return policy_in_networks(s->srv->auth_exempt, s->srv->nauth_exempt, s->client_ip);
+	return mtad_in_networks(s->srv->cfg->auth_ip_exempt, s->srv->cfg->nauth_ip_exempt, s->client_ip);
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
  * fuzz_client_reply.c - libFuzzer target for the SMTP client's reply
- * parser (smtp_client_parse_reply in smtp/client_reply.c): what a remote
+ * parser (smtp_client_parse_reply in deliver/client_reply.c): what a remote
  * server sends us when we deliver. The input is the bytes received; the
  * first byte's low bit says whether the reply is read as an EHLO reply
  * (extension flags wanted) or not.
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 
 /* parse - on an exact-size heap copy, so reading past len is an ASan error. */
 static int parse(const char *in, size_t len, struct smtp_client_reply *out, unsigned *ext)

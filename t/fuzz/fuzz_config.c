@@ -1,7 +1,7 @@
 /*
  * fuzz_config.c - libFuzzer target for the configuration parser
- * (mtad_config_parse in mtad/config.c, which parses from a buffer; it
- * also reaches smtp_route_parse and policy_addr_parse through route,
+ * (mtad_config_parse in util/config.c, which parses from a buffer; it
+ * also reaches smtp_route_parse and mtad_addr_parse through route,
  * relayhost and relay_networks). The input is the text of an mtad.conf.
  * Defaults are computed once (they look up the host name), then each
  * input is parsed on top of a copy.
@@ -17,8 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtad/mtad.h"
-#include "smtp/smtp.h"
+#include "util/util.h"
+#include "deliver/deliver.h"
+#include "policy/policy.h"
+
+/* The checks mtad itself passes to the parser (mtad/main.c). */
+static const struct mtad_config_checks checks = {
+	.route = deliver_config_route,
+	.helo_rule = policy_config_rule,
+	.helo_rule_name = policy_config_rule_name,
+};
 
 static struct mtad_config defaults;
 
@@ -77,7 +85,7 @@ static char *printed(const struct mtad_config *c, size_t *len)
 
 	if (f == NULL)
 		abort();
-	mtad_config_print_nondefault(c, f);
+	mtad_config_print_nondefault(c, &checks, f);
 	if (fclose(f) != 0)
 		abort();
 	return text;
@@ -92,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(&cfg, &defaults, sizeof(cfg));
 	memset(err, 'x', sizeof(err));
-	if (mtad_config_parse(&cfg, (const char *)data, size, "fuzz.conf", err, sizeof(err)) != 0) {
+	if (mtad_config_parse(&cfg, &checks, (const char *)data, size, "fuzz.conf", err, sizeof(err)) != 0) {
 		if (memchr(err, '\0', sizeof(err)) == NULL || strncmp(err, "fuzz.conf:", 10) != 0)
 			abort();
 		return 0;
@@ -102,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* `mtad -n` prints a config that reads back as itself. */
 	text1 = printed(&cfg, &len1);
 	memcpy(&again, &defaults, sizeof(again));
-	if (mtad_config_parse(&again, text1, len1, "printed", err, sizeof(err)) != 0) {
+	if (mtad_config_parse(&again, &checks, text1, len1, "printed", err, sizeof(err)) != 0) {
 		fprintf(stderr, "printed config does not parse: %s\n---\n%s---\n", err, text1);
 		abort();
 	}

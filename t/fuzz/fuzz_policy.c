@@ -1,8 +1,8 @@
 /*
  * fuzz_policy.c - libFuzzer target for the policy decisions in policy/:
  * policy_helo_verdict (the HELO rules), policy_relay_verdict, and the
- * address and network parsing under them (policy_addr_parse,
- * policy_net_contains, policy_in_networks). The HELO name, client
+ * address and network parsing under them (mtad_addr_parse,
+ * mtad_net_contains, mtad_in_networks). The HELO name, client
  * address and recipient come from the client; the settings from
  * mtad.conf; both are built from the input here.
  *
@@ -11,7 +11,7 @@
  * recipient, local domains, relay domains, own addresses, trusted
  * networks (lists separated by blanks). Flag bit 4 makes the own
  * addresses raw struct bytes instead of text, as "the struct may come
- * from anywhere" (policy/addr.c).
+ * from anywhere" (util/addr.c).
  *
  * Checks: verdicts are a rule with its code, enhanced code and text;
  * authenticated and trusted clients are refused only for the protocol
@@ -37,8 +37,8 @@ struct text {
 	size_t len;	/* bytes of the field, NULs included */
 };
 
-/* check_addr - what policy_addr_parse promises about a parsed address. */
-static void check_addr(const struct policy_addr *a)
+/* check_addr - what mtad_addr_parse promises about a parsed address. */
+static void check_addr(const struct mtad_addr *a)
 {
 	unsigned max = a->family == AF_INET ? 32 : 128;
 
@@ -47,26 +47,26 @@ static void check_addr(const struct policy_addr *a)
 	for (unsigned bit = a->prefix; bit < max; bit++)
 		if (a->bytes[bit / 8] & (0x80u >> (bit % 8)))
 			abort();
-	if (!policy_net_contains(a, a))
+	if (!mtad_net_contains(a, a))
 		abort();
 }
 
 /* parse_list - blank-separated addresses; each also checked as literal and not. */
-static size_t parse_list(const char *s, struct policy_addr *out, size_t max)
+static size_t parse_list(const char *s, struct mtad_addr *out, size_t max)
 {
 	size_t n = 0;
 
 	while (*s && n < max) {
 		size_t w;
-		struct policy_addr a, b;
+		struct mtad_addr a, b;
 		int ra, rb;
 
 		s += strspn(s, " ");
 		w = strcspn(s, " ");
 		if (w == 0)
 			break;
-		ra = policy_addr_parse(s, w, false, &a);
-		rb = policy_addr_parse(s, w, true, &b);
+		ra = mtad_addr_parse(s, w, false, &a);
+		rb = mtad_addr_parse(s, w, true, &b);
 		if (ra == 0)
 			check_addr(&a);
 		if (rb == 0)
@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct text f[NFIELDS] = { { 0 } };
 	struct policy_settings set;
 	struct policy_client client;
-	struct policy_addr own[MAX_LIST], trusted[MAX_LIST];
+	struct mtad_addr own[MAX_LIST], trusted[MAX_LIST];
 	const char *local[MAX_LIST], *relay[MAX_LIST];
 	struct policy_verdict v, rv;
 	uint32_t overrides;
@@ -148,11 +148,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	set.relay_domains = relay;
 	if (flags & 0x10) {
 		/* Raw structs: any family, any prefix. */
-		size_t n = f[6].len / sizeof(struct policy_addr);
+		size_t n = f[6].len / sizeof(struct mtad_addr);
 
 		if (n > MAX_LIST)
 			n = MAX_LIST;
-		memcpy(own, f[6].s, n * sizeof(struct policy_addr));
+		memcpy(own, f[6].s, n * sizeof(struct mtad_addr));
 		for (size_t i = 0; i < n; i++)
 			own[i].family = own[i].family & 1 ? AF_INET : own[i].family & 2 ? AF_INET6 :
 					own[i].family;
@@ -203,8 +203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rv = policy_relay_verdict(NULL, f[3].s, flags & 0x04, auth, trust);
 	check_verdict(&rv);
 
-	(void)policy_in_networks(trusted, set.ntrusted, f[2].s);
-	(void)policy_in_networks(own, set.nown_addrs, f[2].s);
+	(void)mtad_in_networks(trusted, set.ntrusted, f[2].s);
+	(void)mtad_in_networks(own, set.nown_addrs, f[2].s);
 
 	for (int r = POLICY_ACCEPT + 1; r < POLICY_NRULES; r++)
 		if (policy_rule_lookup(policy_rule_name((enum policy_rule)r)) != r)

@@ -1,5 +1,5 @@
 /*
- * client.c - unit tests for smtp/client.c, the outbound SMTP client, on
+ * client.c - unit tests for deliver/client.c, the outbound SMTP client, on
  * a libuv loop against a scripted SMTP server: a forked child on a
  * loopback socket that answers by recipient ("ok..." 250, "temp..." 450,
  * "bad..." 550, "drop..." closes the connection) and writes what it
@@ -27,7 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 #include "t/unit/tap.h"
 #include "tls/tls.h"
 

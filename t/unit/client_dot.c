@@ -1,5 +1,5 @@
 /*
- * client_dot.c - unit tests for smtp/client_dot.c, the client's
+ * client_dot.c - unit tests for deliver/client_dot.c, the client's
  * dot-stuffing: line-start dots (first byte, after CRLF, split across
  * chunks at every position), the CRLF added before ".\r\n", empty
  * bodies, bare LF repaired. Every result is decoded again with the
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliver/deliver.h"
 #include "smtp/smtp.h"
 #include "t/unit/tap.h"
 

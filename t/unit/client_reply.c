@@ -1,5 +1,5 @@
 /*
- * client_reply.c - unit tests for smtp/client_reply.c, the SMTP client's
+ * client_reply.c - unit tests for deliver/client_reply.c, the SMTP client's
  * reply parser: single and multi-line replies, EHLO keywords and SIZE,
  * enhanced codes (taken, derived, of the wrong class), bad and mixed
  * codes, bare LF, the line and size bounds, and every valid reply split
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 #include "t/unit/tap.h"
 
 struct parse_case {

@@ -1,5 +1,5 @@
 /*
- * config.c - unit tests for mtad/config.c: defaults, every key, size
+ * config.c - unit tests for util/config.c: defaults, every key, size
  * suffixes, listen syntax, comments, exact FILE:LINE error texts, and
  * the `mtad -n` printer.
  */
@@ -7,15 +7,23 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
+#include "deliver/deliver.h"
 #include "policy/policy.h"
 #include "t/unit/tap.h"
+
+/* The checks mtad itself passes to the parser (mtad/main.c). */
+static const struct mtad_config_checks checks = {
+	.route = deliver_config_route,
+	.helo_rule = policy_config_rule,
+	.helo_rule_name = policy_config_rule_name,
+};
 
 /* parse - defaults, then text; returns the parser's result. */
 static int parse(struct mtad_config *cfg, const char *text, char *err, size_t errlen)
 {
 	mtad_config_defaults(cfg);
-	return mtad_config_parse(cfg, text, strlen(text), "etc/mtad.conf", err, errlen);
+	return mtad_config_parse(cfg, &checks, text, strlen(text), "etc/mtad.conf", err, errlen);
 }
 
 /* test_defaults - every default from the table. */
@@ -323,7 +331,7 @@ static void test_listen_roles(struct tap *t)
 	f = open_memstream(&out, &outlen);
 	if (!f)
 		return;
-	mtad_config_print_nondefault(&c, f);
+	mtad_config_print_nondefault(&c, &checks, f);
 	fclose(f);
 	TAP_OK(t, strstr(out, "listen = [::1]:587 starttls submission\n") != NULL &&
 		  strstr(out, "listen = 127.0.0.1:465 tls\n") != NULL,
@@ -349,7 +357,7 @@ static void test_print_helo_reject(struct tap *t)
 	f = open_memstream(&out, &outlen);
 	if (!f)
 		return;
-	mtad_config_print_nondefault(&c, f);
+	mtad_config_print_nondefault(&c, &checks, f);
 	fclose(f);
 	TAP_OK(t, strcmp(out, "listen = 0.0.0.2:5 helo_reject_at=ehlo\n") == 0,
 	       "-n prints helo_reject_at=ehlo");
@@ -398,7 +406,7 @@ static void test_policy_keys(struct tap *t)
 	f = open_memstream(&out, &outlen);
 	if (!f)
 		return;
-	mtad_config_print_nondefault(&c, f);
+	mtad_config_print_nondefault(&c, &checks, f);
 	fclose(f);
 	TAP_OK(t, strstr(out, "helo_rule.no-rdns = on\n") && strstr(out, "helo_rule.non-fqdn = off\n") &&
 		  strstr(out, "relay_networks = 10.0.0.0/8 2001:db8::/32 192.0.2.7\n") &&
@@ -421,26 +429,26 @@ static void test_limits(struct tap *t)
 	memcpy(text + 4096 - 12, "max_errors=3", 12);	/* exactly 4096 bytes */
 	text[4096] = '\n';
 	mtad_config_defaults(&c);
-	r = mtad_config_parse(&c, text, 4097, "f", err, sizeof(err));
+	r = mtad_config_parse(&c, &checks, text, 4097, "f", err, sizeof(err));
 	TAP_OK(t, r == 0 && c.max_errors == 3, "4096-byte line is fine");
 	memcpy(text + 4097 - 12, "max_errors=3", 12);
 	text[4097] = '\n';
-	r = mtad_config_parse(&c, text, 4098, "f", err, sizeof(err));
+	r = mtad_config_parse(&c, &checks, text, 4098, "f", err, sizeof(err));
 	TAP_OK(t, r == -1 && strcmp(err, "f:1: line too long (more than 4096 bytes)") == 0,
 	       "4097-byte line is an error (%s)", err);
 	free(text);
-	r = mtad_config_parse(&c, "max_errors = 1\0 x\n", 18, "f", err, sizeof(err));
+	r = mtad_config_parse(&c, &checks, "max_errors = 1\0 x\n", 18, "f", err, sizeof(err));
 	TAP_OK(t, r == -1 && strcmp(err, "f:1: NUL byte in line") == 0, "NUL byte (%s)", err);
-	r = mtad_config_parse(&c, "nosuch = 1\n", 11, NULL, err, sizeof(err));
+	r = mtad_config_parse(&c, &checks, "nosuch = 1\n", 11, NULL, err, sizeof(err));
 	TAP_OK(t, r == -1 && strcmp(err, "(config):1: unknown parameter \"nosuch\"") == 0,
 	       "NULL file name (%s)", err);
-	r = mtad_config_parse(&c, "nosuch = 1\n", 11, "etc/mtad.conf", tiny, sizeof(tiny));
+	r = mtad_config_parse(&c, &checks, "nosuch = 1\n", 11, "etc/mtad.conf", tiny, sizeof(tiny));
 	TAP_OK(t, r == -1 && strlen(tiny) < sizeof(tiny), "tiny error buffer stays terminated");
-	r = mtad_config_parse(&c, "nosuch = 1\n", 11, "etc/mtad.conf", NULL, 0);
+	r = mtad_config_parse(&c, &checks, "nosuch = 1\n", 11, "etc/mtad.conf", NULL, 0);
 	TAP_OK(t, r == -1, "no error buffer at all");
-	r = mtad_config_parse(&c, "", 0, "f", err, sizeof(err));
+	r = mtad_config_parse(&c, &checks, "", 0, "f", err, sizeof(err));
 	TAP_OK(t, r == 0 && err[0] == '\0', "empty text");
-	r = mtad_config_parse(&c, "a#b = 1\n", 8, "f", err, sizeof(err));
+	r = mtad_config_parse(&c, &checks, "a#b = 1\n", 8, "f", err, sizeof(err));
 	TAP_OK(t, r == -1 && strcmp(err, "f:1: unknown parameter \"a#b\"") == 0,
 	       "'#' inside a word is not a comment (%s)", err);
 }
@@ -454,7 +462,7 @@ static char *capture(const struct mtad_config *c)
 
 	if (f == NULL)
 		return NULL;
-	mtad_config_print_nondefault(c, f);
+	mtad_config_print_nondefault(c, &checks, f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -567,12 +575,12 @@ static void test_load(struct tap *t)
 	}
 	close(fd);
 	snprintf(want, sizeof(want), "%s:2: unknown parameter \"bogus\"", path);
-	TAP_OK(t, mtad_config_load(&c, path, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
+	TAP_OK(t, mtad_config_load(&c, &checks, path, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
 	       "load names the file in errors (%s)", err);
 	TAP_OK(t, c.max_errors == 9, "load applied the lines before the error");
 	unlink(path);
 	snprintf(want, sizeof(want), "%s: No such file or directory", path);
-	TAP_OK(t, mtad_config_load(&c, path, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
+	TAP_OK(t, mtad_config_load(&c, &checks, path, err, sizeof(err)) == -1 && strcmp(err, want) == 0,
 	       "missing file (%s)", err);
 }
 

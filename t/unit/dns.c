@@ -1,5 +1,5 @@
 /*
- * dns.c - unit tests for mtad/dns.c against t/lib/fake-dns, a loopback
+ * dns.c - unit tests for util/dns.c against t/lib/fake-dns, a loopback
  * DNS server started here with a records file in a mkdtemp directory.
  * Forward (A, AAAA, both, NXDOMAIN, NODATA, SERVFAIL, REFUSED, timeout,
  * a truncated answer retried over TCP), reverse with forward confirmation (IPv4, IPv6, mapped, no PTR, a PTR
@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "t/unit/tap.h"
 
 #define WAIT_MS 10000	/* upper bound for any wait: a failure, not a hang */

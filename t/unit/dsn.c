@@ -1,5 +1,5 @@
 /*
- * dsn.c - unit tests for smtp/dsn.c: a bounce for two recipients checked
+ * dsn.c - unit tests for deliver/dsn.c: a bounce for two recipients checked
  * line by line (top headers, the three parts, their boundaries, every
  * delivery-status field); CRLF everywhere and no line over 998 octets,
  * also with 2000-character diagnostics; hostile CR/LF in diagnostics,
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 #include "t/unit/tap.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,5 +1,5 @@
 /*
- * log.c - unit tests for mtad/log.c: the line shape, level prefixes,
+ * log.c - unit tests for util/log.c: the line shape, level prefixes,
  * control characters from the network, truncation, errno for %m, the
  * hold buffer, and syslog: one RFC 3164 datagram per line with facility
  * mail, never held, and stderr when the socket does not take a line.
@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 #include "t/unit/tap.h"
 
 /* logged - runs one mtad_log call with stderr on a pipe; returns what it wrote. */

@@ -50,7 +50,7 @@ static const struct reply unresolvable_later = {
 
 static const char *const local_domains[] = { "msu.edu", "mail.msu.edu" };
 static const char *const relay_domains[] = { "physics.msu.edu", "relay.test." };
-static struct policy_addr own_addrs[2];	/* 35.8.1.28, 2001:db8::28 */
+static struct mtad_addr own_addrs[2];	/* 35.8.1.28, 2001:db8::28 */
 
 #define SYS28 "sys28.mail.msu.edu"
 #define SYS19 "sys19.mail.msu.edu"
@@ -606,17 +606,17 @@ static const struct parse_case parse_cases[] = {
 	{ "1111:2222:3333:4444:5555:6666:7777:8888:9999", 0, false, 0, NULL, 0 },
 };
 
-/* test_parse - policy_addr_parse, field by field. */
+/* test_parse - mtad_addr_parse, field by field. */
 static void test_parse(struct tap *t)
 {
 	size_t i;
 	char huge[300];
-	struct policy_addr a;
+	struct mtad_addr a;
 
 	for (i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
 		const struct parse_case *c = &parse_cases[i];
 		size_t len = c->len ? c->len : strlen(c->text);
-		int ret = policy_addr_parse(c->text, len, c->literal, &a);
+		int ret = mtad_addr_parse(c->text, len, c->literal, &a);
 		uint8_t want[16] = { 0 };
 		bool ok;
 
@@ -632,8 +632,8 @@ static void test_parse(struct tap *t)
 		       c->literal ? " (literal)" : "", c->want, c->prefix);
 	}
 	memset(huge, '1', sizeof(huge));
-	TAP_OK(t, policy_addr_parse(huge, sizeof(huge), true, &a) == -1, "parse 300 digits fails");
-	TAP_OK(t, policy_addr_parse(NULL, 0, false, &a) == -1, "parse NULL fails");
+	TAP_OK(t, mtad_addr_parse(huge, sizeof(huge), true, &a) == -1, "parse 300 digits fails");
+	TAP_OK(t, mtad_addr_parse(NULL, 0, false, &a) == -1, "parse NULL fails");
 }
 
 struct contains_case {
@@ -672,7 +672,7 @@ static const struct contains_case contains_cases[] = {
 	{ "10.1.0.0/16", "10.0.0.0/8", false },
 };
 
-/* test_contains - policy_net_contains, and policy_in_networks over a list. */
+/* test_contains - mtad_net_contains, and mtad_in_networks over a list. */
 static void test_contains(struct tap *t)
 {
 	static const char *const trusted_text[] = {
@@ -684,34 +684,34 @@ static void test_contains(struct tap *t)
 		{ "2001:db9::1", false }, { "garbage", false }, { "", false },
 		{ "10.0.0.0/8", false }, { "[10.1.1.1]", false },
 	};
-	struct policy_addr net, addr, trusted[3], bad;
+	struct mtad_addr net, addr, trusted[3], bad;
 	size_t i;
 
 	for (i = 0; i < sizeof(contains_cases) / sizeof(contains_cases[0]); i++) {
 		const struct contains_case *c = &contains_cases[i];
-		bool parsed = policy_addr_parse(c->net, strlen(c->net), false, &net) == 0 &&
-			      policy_addr_parse(c->addr, strlen(c->addr), false, &addr) == 0;
+		bool parsed = mtad_addr_parse(c->net, strlen(c->net), false, &net) == 0 &&
+			      mtad_addr_parse(c->addr, strlen(c->addr), false, &addr) == 0;
 
-		TAP_OK(t, parsed && policy_net_contains(&net, &addr) == c->want,
+		TAP_OK(t, parsed && mtad_net_contains(&net, &addr) == c->want,
 		       "%s %s %s", c->net, c->want ? "contains" : "does not contain", c->addr);
 	}
-	policy_addr_parse("1.2.3.4", 7, false, &addr);
-	TAP_OK(t, !policy_net_contains(NULL, &addr) && !policy_net_contains(&addr, NULL),
+	mtad_addr_parse("1.2.3.4", 7, false, &addr);
+	TAP_OK(t, !mtad_net_contains(NULL, &addr) && !mtad_net_contains(&addr, NULL),
 	       "contains with NULL is false");
 	bad = addr;
 	bad.family = 99;
-	TAP_OK(t, !policy_net_contains(&bad, &addr), "a network of an unknown family holds nothing");
+	TAP_OK(t, !mtad_net_contains(&bad, &addr), "a network of an unknown family holds nothing");
 	bad = addr;
 	bad.prefix = 200;
-	TAP_OK(t, !policy_net_contains(&bad, &addr), "a network with prefix 200 holds nothing");
+	TAP_OK(t, !mtad_net_contains(&bad, &addr), "a network with prefix 200 holds nothing");
 
 	for (i = 0; i < 3; i++)
-		policy_addr_parse(trusted_text[i], strlen(trusted_text[i]), false, &trusted[i]);
+		mtad_addr_parse(trusted_text[i], strlen(trusted_text[i]), false, &trusted[i]);
 	for (i = 0; i < sizeof(in_cases) / sizeof(in_cases[0]); i++)
-		TAP_OK(t, policy_in_networks(trusted, 3, in_cases[i].ip) == in_cases[i].want,
+		TAP_OK(t, mtad_in_networks(trusted, 3, in_cases[i].ip) == in_cases[i].want,
 		       "\"%s\" %s relay_networks", in_cases[i].ip, in_cases[i].want ? "in" : "not in");
-	TAP_OK(t, !policy_in_networks(trusted, 3, NULL), "NULL is in no network");
-	TAP_OK(t, !policy_in_networks(trusted, 0, "10.1.1.1"), "an empty list holds nothing");
+	TAP_OK(t, !mtad_in_networks(trusted, 3, NULL), "NULL is in no network");
+	TAP_OK(t, !mtad_in_networks(trusted, 0, "10.1.1.1"), "an empty list holds nothing");
 }
 
 /* ---- names ---- */
@@ -747,8 +747,8 @@ int main(void)
 {
 	struct tap t = { 0, 0 };
 
-	if (policy_addr_parse("35.8.1.28", 9, false, &own_addrs[0]) != 0 ||
-	    policy_addr_parse("2001:db8::28", 12, false, &own_addrs[1]) != 0) {
+	if (mtad_addr_parse("35.8.1.28", 9, false, &own_addrs[0]) != 0 ||
+	    mtad_addr_parse("2001:db8::28", 12, false, &own_addrs[1]) != 0) {
 		printf("Bail out! cannot parse the fixture addresses\n");
 		return 1;
 	}

@@ -1,5 +1,5 @@
 /*
- * route.c - unit tests for smtp/route.c: a table of route and relayhost
+ * route.c - unit tests for deliver/route.c: a table of route and relayhost
  * values, good ones with every field of the result checked and bad ones
  * with the exact error text; then lookup: exact domain over ".parent",
  * the longest parent, label boundaries, relayhost or NULL when nothing
@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 #include "t/unit/tap.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 
 /* smtp_dot_init - an encoder at the start of the body: a line start. */
 void smtp_dot_init(struct smtp_dot_encoder *e)

@@ -30,7 +30,7 @@
 #include <ares.h>
 #include <arpa/nameser.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 
 #define MAX_INFLIGHT 4000	/* lookups (each one or two DNS queries) */
 #define MAX_PTR 3		/* PTR names tried for forward confirmation */

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 #include "tls/tls.h"
 
 #define CIPHER_READ 16384	/* ciphertext read buffer while TLS is on */

@@ -1,6 +1,8 @@
 /*
- * addr.c - IPv4 and IPv6 addresses and networks for the policy: parsing
- * "192.0.2.1", "2001:db8::/32" and HELO address literals, and asking
+ * addr.c - mtad's one address type (struct mtad_addr): IPv4 and IPv6
+ * addresses and networks for the configuration, the policy and delivery:
+ * parsing "192.0.2.1", "2001:db8::/32" and HELO address literals,
+ * formatting them back, converting a socket's sockaddr, and asking
  * whether an address is inside a network.
  *
  * Must not: allocate, do I/O, read past len, accept text inet_pton would
@@ -13,19 +15,15 @@
  * (CIDR); RFC 5321 §4.1.3 (address literals).
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "policy/policy.h"
+#include "util/util.h"
 
 /* Longest address text inet_pton can take, "ffff:...:255.255.255.255". */
 #define ADDR_TEXT_MAX 45
-
-/* lower - ASCII only, so the locale cannot change what "IPv6:" matches. */
-static char lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
 
 /* has_tag - does s start with "IPv6:" in any case? */
 static bool has_tag(const char *s, size_t len)
@@ -36,7 +34,7 @@ static bool has_tag(const char *s, size_t len)
 	if (len < sizeof(tag) - 1)
 		return false;
 	for (i = 0; i < sizeof(tag) - 1; i++)
-		if (lower(s[i]) != tag[i])
+		if (mtad_lower(s[i]) != tag[i])
 			return false;
 	return true;
 }
@@ -45,7 +43,7 @@ static bool has_tag(const char *s, size_t len)
  * parse_host - one address, no prefix. family 0: IPv6 if it has a
  * colon, else IPv4; AF_INET6: only IPv6 (after an "IPv6:" tag).
  */
-static int parse_host(const char *s, size_t len, int family, struct policy_addr *out)
+static int parse_host(const char *s, size_t len, int family, struct mtad_addr *out)
 {
 	char buf[ADDR_TEXT_MAX + 1];
 
@@ -84,7 +82,7 @@ static int parse_prefix(const char *s, size_t len, unsigned max, unsigned *out)
 }
 
 /* mask - clears the host bits below the prefix. */
-static void mask(struct policy_addr *a)
+static void mask(struct mtad_addr *a)
 {
 	unsigned i;
 
@@ -103,7 +101,7 @@ static void mask(struct policy_addr *a)
  * is optional for IPv6 because people write "[::1]"; with the tag the
  * content must be IPv6. A literal is one address, never a network.
  */
-static int parse_literal(const char *s, size_t len, struct policy_addr *out)
+static int parse_literal(const char *s, size_t len, struct mtad_addr *out)
 {
 	int family = 0;
 
@@ -119,8 +117,8 @@ static int parse_literal(const char *s, size_t len, struct policy_addr *out)
 	return parse_host(s, len, family, out);
 }
 
-/* policy_addr_parse - see policy.h. */
-int policy_addr_parse(const char *text, size_t len, bool literal, struct policy_addr *out)
+/* mtad_addr_parse - see util.h. */
+int mtad_addr_parse(const char *text, size_t len, bool literal, struct mtad_addr *out)
 {
 	const char *slash;
 	unsigned prefix;
@@ -147,10 +145,10 @@ int policy_addr_parse(const char *text, size_t len, bool literal, struct policy_
  * Shorter IPv6 networks, ::/0 included, stay IPv6 and so never hold an
  * IPv4 client: an admin who trusts "::/0" has not said a word about IPv4.
  */
-static struct policy_addr as_ipv4(const struct policy_addr *a)
+static struct mtad_addr as_ipv4(const struct mtad_addr *a)
 {
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	struct policy_addr v4;
+	struct mtad_addr v4;
 
 	if (a->family != AF_INET6 || a->prefix < 96 || a->prefix > 128 ||
 	    memcmp(a->bytes, mapped, sizeof(mapped)) != 0)
@@ -163,7 +161,7 @@ static struct policy_addr as_ipv4(const struct policy_addr *a)
 }
 
 /* prefix_ok - a prefix the family can have (the struct may come from anywhere). */
-static bool prefix_ok(const struct policy_addr *a)
+static bool prefix_ok(const struct mtad_addr *a)
 {
 	if (a->family == AF_INET)
 		return a->prefix <= 32;
@@ -185,12 +183,12 @@ static bool same_bits(const uint8_t *a, const uint8_t *b, unsigned n)
 }
 
 /*
- * policy_net_contains - see policy.h. addr may itself be a network: it is
+ * mtad_net_contains - see util.h. addr may itself be a network: it is
  * inside net when it is no wider and starts with net's bits.
  */
-bool policy_net_contains(const struct policy_addr *net, const struct policy_addr *addr)
+bool mtad_net_contains(const struct mtad_addr *net, const struct mtad_addr *addr)
 {
-	struct policy_addr n, a;
+	struct mtad_addr n, a;
 
 	if (net == NULL || addr == NULL)
 		return false;
@@ -201,10 +199,10 @@ bool policy_net_contains(const struct policy_addr *net, const struct policy_addr
 	return same_bits(n.bytes, a.bytes, n.prefix);
 }
 
-/* policy_in_networks - see policy.h. Unparsable text is in no network. */
-bool policy_in_networks(const struct policy_addr *nets, size_t n, const char *ip)
+/* mtad_in_networks - see util.h. Unparsable text is in no network. */
+bool mtad_in_networks(const struct mtad_addr *nets, size_t n, const char *ip)
 {
-	struct policy_addr a;
+	struct mtad_addr a;
 	size_t i;
 
 	if (nets == NULL || ip == NULL)
@@ -212,7 +210,53 @@ bool policy_in_networks(const struct policy_addr *nets, size_t n, const char *ip
 	if (parse_host(ip, strnlen(ip, ADDR_TEXT_MAX + 1), 0, &a) < 0)
 		return false;
 	for (i = 0; i < n; i++)
-		if (policy_net_contains(&nets[i], &a))
+		if (mtad_net_contains(&nets[i], &a))
 			return true;
 	return false;
+}
+
+/* mtad_addr_from_sockaddr - see util.h. */
+bool mtad_addr_from_sockaddr(const struct sockaddr *sa, struct mtad_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		out->family = AF_INET;
+		memcpy(out->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		out->prefix = 32;
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		out->family = AF_INET6;
+		memcpy(out->bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		out->prefix = 128;
+		return true;
+	}
+	return false;
+}
+
+/* mtad_addr_same - see util.h. */
+bool mtad_addr_same(const struct mtad_addr *a, const struct mtad_addr *b)
+{
+	struct mtad_addr x = as_ipv4(a), y = as_ipv4(b);
+	size_t n = x.family == AF_INET ? 4 : 16;
+
+	return x.family == y.family && memcmp(x.bytes, y.bytes, n) == 0;
+}
+
+/* mtad_addr_format - see util.h. */
+void mtad_addr_format(const struct mtad_addr *a, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned full = a->family == AF_INET ? 32 : 128;
+
+	if (size == 0)
+		return;
+	if (!inet_ntop(a->family, a->bytes, ip, sizeof(ip))) {
+		snprintf(buf, size, "?");
+		return;
+	}
+	if (a->prefix < full)
+		snprintf(buf, size, "%s/%u", ip, a->prefix);
+	else
+		snprintf(buf, size, "%s", ip);
 }

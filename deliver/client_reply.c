@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 
 #define LINE_KEEP 512	/* bytes of one line looked at; the rest is dropped */
 

@@ -22,9 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
-#include "policy/policy.h"
-#include "smtp/smtp.h"
+#include "util/util.h"
 
 #define CONFIG_LINE_MAX 4096		/* longer lines are an error */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
@@ -135,6 +133,7 @@ struct parse_ctx {
 	char *err;
 	size_t errlen;
 	int seen[NPARAMS];	/* line a key was first set on, 0 = not yet */
+	const struct mtad_config_checks *checks;	/* the modules' own checks, or NULL */
 };
 
 /* perr - formats "FILE:LINE: message" into the caller's buffer; returns -1. */
@@ -473,7 +472,7 @@ static int set_domains(struct parse_ctx *ctx, struct mtad_config *cfg,
 
 /* networks_of - the list field a P_NETWORKS row points at, and its count. */
 static void networks_of(struct mtad_config *cfg, const struct param *p,
-			struct mtad_network **list, size_t **count)
+			struct mtad_addr **list, size_t **count)
 {
 	bool exempt = p->offset == OFF(auth_ip_exempt);
 
@@ -485,64 +484,55 @@ static void networks_of(struct mtad_config *cfg, const struct param *p,
 static int set_networks(struct parse_ctx *ctx, struct mtad_config *cfg,
 			const struct param *p, const char *value)
 {
-	struct mtad_network *list;
+	struct mtad_addr *list;
 	size_t *count, len;
 	const char *w;
 
 	networks_of(cfg, p, &list, &count);
 	*count = 0;
 	while ((w = next_word(&value, &len)) != NULL) {
-		struct mtad_network *n = &list[*count];
-		struct policy_addr a;
-
 		if (*count >= MTAD_MAX_NETWORKS)
 			return perr(ctx, "%s: too many networks (at most %d)",
 				    p->name, MTAD_MAX_NETWORKS);
-		if (len >= sizeof(n->text) || policy_addr_parse(w, len, false, &a) != 0)
+		if (mtad_addr_parse(w, len, false, &list[*count]) != 0)
 			return perr(ctx, "%s: bad network \"%.*s\" "
 				    "(expected ADDRESS or ADDRESS/PREFIX)", p->name, (int)len, w);
-		memcpy(n->text, w, len);
-		n->text[len] = '\0';
-		n->family = a.family;
-		memcpy(n->bytes, a.bytes, sizeof(n->bytes));
-		n->prefix = a.prefix;
 		(*count)++;
 	}
 	return 0;
 }
 
-/* set_rule - helo_rule.NAME = on|off, for the rules a mode can switch. */
+/* set_rule - helo_rule.NAME = on|off; policy/ says which names are rules a mode can switch. */
 static int set_rule(struct parse_ctx *ctx, struct mtad_config *cfg,
 		    const char *name, size_t len, const char *value)
 {
-	char rule[32];
+	char rule[32], why[200];
 	int r;
 
 	if (len >= sizeof(rule))
 		return perr(ctx, "unknown HELO rule \"%.*s\"", (int)len, name);
 	memcpy(rule, name, len);
 	rule[len] = '\0';
-	r = policy_rule_lookup(rule);
-	if (r < 0 || r == POLICY_RELAY || r >= MTAD_MAX_RULES)
+	if (!ctx->checks || !ctx->checks->helo_rule)
 		return perr(ctx, "unknown HELO rule \"%s\"", rule);
-	/* A protocol error is not a policy: these two cannot be switched off. */
-	if (r == POLICY_NO_HELO || r == POLICY_HELO_SYNTAX)
-		return perr(ctx, "helo_rule.%s is always on", rule);
+	r = ctx->checks->helo_rule(rule, why, sizeof(why));
+	if (r < 0 || r >= MTAD_MAX_RULES)
+		return perr(ctx, "%s", r < 0 ? why : "unknown HELO rule");
 	if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
 		return perr(ctx, "helo_rule.%s must be on or off, not \"%s\"", rule, value);
 	cfg->helo_rule[r] = strcmp(value, "on") == 0;
 	return 0;
 }
 
-/* check_route - a route or relayhost line, checked by the parser delivery uses. */
+/* check_route - a route or relayhost line, checked by delivery's own parser (the hook). */
 static int check_route(struct parse_ctx *ctx, const char *value, bool relayhost)
 {
-	struct smtp_route r;
 	char err[256];
 
 	if (strlen(value) >= MTAD_ROUTE_MAX)
 		return perr(ctx, "%s is too long", relayhost ? "relayhost" : "route");
-	if (smtp_route_parse(value, relayhost, &r, err, sizeof(err)) != 0)
+	if (ctx->checks && ctx->checks->route &&
+	    ctx->checks->route(value, relayhost, err, sizeof(err)) != 0)
 		return perr(ctx, "%s", err);
 	return 0;
 }
@@ -731,11 +721,11 @@ static int check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
 	return check_mechanisms(ctx, cfg);
 }
 
-/* mtad_config_parse - parses text on top of cfg; see mtad.h. */
-int mtad_config_parse(struct mtad_config *cfg, const char *text, size_t len,
-		      const char *filename, char *err, size_t errlen)
+/* mtad_config_parse - parses text on top of cfg; see util.h. */
+int mtad_config_parse(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+		      const char *text, size_t len, const char *filename, char *err, size_t errlen)
 {
-	struct parse_ctx ctx = { filename ? filename : "(config)", 0, err, errlen, { 0 } };
+	struct parse_ctx ctx = { filename ? filename : "(config)", 0, err, errlen, { 0 }, checks };
 	char line[CONFIG_LINE_MAX + 1];
 	size_t pos = 0, n;
 	const char *nl;
@@ -804,7 +794,8 @@ fail:
 }
 
 /* mtad_config_load - defaults, then the file's settings. */
-int mtad_config_load(struct mtad_config *cfg, const char *path, char *err, size_t errlen)
+int mtad_config_load(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+		     const char *path, char *err, size_t errlen)
 {
 	char *text;
 	size_t len;
@@ -813,7 +804,7 @@ int mtad_config_load(struct mtad_config *cfg, const char *path, char *err, size_
 	mtad_config_defaults(cfg);
 	if (read_file(path, &text, &len, err, errlen) < 0)
 		return -1;
-	r = mtad_config_parse(cfg, text, len, path, err, errlen);
+	r = mtad_config_parse(cfg, checks, text, len, path, err, errlen);
 	free(text);
 	return r;
 }
@@ -837,7 +828,7 @@ static void default_hostname(char *out, size_t size)
 	snprintf(out, size, "%s", name);
 }
 
-/* mtad_config_defaults - every row's default; see mtad.h. */
+/* mtad_config_defaults - every row's default; see util.h. */
 void mtad_config_defaults(struct mtad_config *cfg)
 {
 	const struct param *p;
@@ -883,25 +874,30 @@ static void print_listen(const struct mtad_config *cfg, FILE *out)
 }
 
 /* print_list - domain and network lists and the rule switches, when set. */
-static void print_list(const struct mtad_config *cfg, const struct param *p, FILE *out)
+static void print_list(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+		       const struct param *p, FILE *out)
 {
 	if (p->type == P_RULE) {
 		for (int r = 0; r < MTAD_MAX_RULES; r++)
-			if (cfg->helo_rule[r] >= 0)
-				fprintf(out, "helo_rule.%s = %s\n", policy_rule_name((enum policy_rule)r),
+			if (cfg->helo_rule[r] >= 0 && checks && checks->helo_rule_name)
+				fprintf(out, "helo_rule.%s = %s\n", checks->helo_rule_name(r),
 					cfg->helo_rule[r] ? "on" : "off");
 		return;
 	}
 	if (p->type == P_NETWORKS) {
-		struct mtad_network *nets;
+		struct mtad_addr *nets;
 		size_t *count;
 
 		networks_of((struct mtad_config *)cfg, p, &nets, &count);
 		if (*count == 0)
 			return;
 		fprintf(out, "%s =", p->name);
-		for (size_t i = 0; i < *count; i++)
-			fprintf(out, " %s", nets[i].text);
+		for (size_t i = 0; i < *count; i++) {
+			char text[MTAD_ADDR_TEXT];
+
+			mtad_addr_format(&nets[i], text, sizeof(text));
+			fprintf(out, " %s", text);
+		}
 		fprintf(out, "\n");
 		return;
 	}
@@ -921,7 +917,7 @@ static void print_list(const struct mtad_config *cfg, const struct param *p, FIL
 
 /* print_param - one row if its value differs from the default. */
 static void print_param(const struct mtad_config *cfg, const struct mtad_config *def,
-			const struct param *p, FILE *out)
+			const struct mtad_config_checks *checks, const struct param *p, FILE *out)
 {
 	switch (p->type) {
 	case P_HOSTNAME:
@@ -948,7 +944,7 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	case P_DOMAINS:
 	case P_NETWORKS:
 	case P_RULE:
-		print_list(cfg, p, out);
+		print_list(cfg, checks, p, out);
 		break;
 	case P_ROUTE:
 		if (p->offset == OFF(routes))
@@ -977,12 +973,13 @@ uint64_t mtad_config_minfree(const struct mtad_config *cfg)
 }
 
 /* mtad_config_print_nondefault - `mtad -n`: a loop over the table. */
-void mtad_config_print_nondefault(const struct mtad_config *cfg, FILE *out)
+void mtad_config_print_nondefault(const struct mtad_config *cfg,
+				  const struct mtad_config_checks *checks, FILE *out)
 {
 	struct mtad_config def;
 	const struct param *p;
 
 	mtad_config_defaults(&def);
 	for (p = params; p < params + NPARAMS; p++)
-		print_param(cfg, &def, p, out);
+		print_param(cfg, &def, checks, p, out);
 }

@@ -23,8 +23,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "mtad/mtad.h"
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 #include "tls/tls.h"
 
 #define SCAN_INTERVAL_MS 1000
@@ -73,7 +72,7 @@ struct group {
 
 /* A message being delivered. */
 struct attempt {
-	struct smtp_deliver *d;
+	struct deliver *d;
 	struct queue_envelope env;	/* our own copy */
 	struct group *groups;
 	size_t ngroups, current;
@@ -88,7 +87,7 @@ struct attempt {
 	struct attempt *next;
 };
 
-struct smtp_deliver {
+struct deliver {
 	uv_loop_t *loop;
 	const struct mtad_config *cfg;
 	struct queue *queue;
@@ -122,12 +121,12 @@ struct smtp_deliver {
 
 static void attempt_next_group(struct attempt *a);
 static void attempt_finish(struct attempt *a);
-static void deliver_more(struct smtp_deliver *d);
+static void deliver_more(struct deliver *d);
 
 /* ---- routes ---- */
 
 /* deliver_routes - parses the configured routes (already checked by the config parser). */
-static void deliver_routes(struct smtp_deliver *d)
+static void deliver_routes(struct deliver *d)
 {
 	char err[256];
 
@@ -190,7 +189,7 @@ static void group_connect_next(struct group *g);
 static void group_done(struct group *g);
 static void group_send(struct group *g);
 static bool group_pass_on(struct group *g);
-static struct dest *dest_find(struct smtp_deliver *d, const struct group *g);
+static struct dest *dest_find(struct deliver *d, const struct group *g);
 static bool literal_addr(const char *host, struct sockaddr_storage *ss);
 
 /* A body chunk on its way from the queue to the client. */
@@ -429,7 +428,7 @@ static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_stor
  * loops_to_myself - is addr one of our own listeners? A stale MX or a
  * missing route would otherwise make mtad hand mail to itself forever.
  */
-static bool loops_to_myself(const struct smtp_deliver *d, const struct sockaddr_storage *addr)
+static bool loops_to_myself(const struct deliver *d, const struct sockaddr_storage *addr)
 {
 	int port = ntohs(addr->ss_family == AF_INET6
 				 ? ((const struct sockaddr_in6 *)addr)->sin6_port
@@ -452,7 +451,7 @@ static bool loops_to_myself(const struct smtp_deliver *d, const struct sockaddr_
 }
 
 /* own_addresses - the interface addresses, once at start. */
-static void own_addresses(struct smtp_deliver *d)
+static void own_addresses(struct deliver *d)
 {
 	struct ifaddrs *ifa, *i;
 
@@ -470,7 +469,7 @@ static void own_addresses(struct smtp_deliver *d)
 }
 
 /* dest_find - the connection count of a group's destination (NULL: table full, no limit). */
-static struct dest *dest_find(struct smtp_deliver *d, const struct group *g)
+static struct dest *dest_find(struct deliver *d, const struct group *g)
 {
 	char key[300];
 
@@ -499,7 +498,7 @@ static struct dest *dest_find(struct smtp_deliver *d, const struct group *g)
  */
 static bool dest_acquire(struct group *g)
 {
-	struct smtp_deliver *d = g->att->d;
+	struct deliver *d = g->att->d;
 	struct dest *dest;
 
 	if (g->dest)
@@ -523,7 +522,7 @@ static bool dest_acquire(struct group *g)
 }
 
 /* dest_unwait - takes a waiting group off its destination's queue. */
-static void dest_unwait(struct smtp_deliver *d, struct group *g)
+static void dest_unwait(struct deliver *d, struct group *g)
 {
 	for (size_t i = 0; i < d->ndests && g->waiting; i++) {
 		struct dest *dest = &d->dests[i];
@@ -868,7 +867,7 @@ static void group_start(struct group *g)
 /* attempt_groups - pending recipients grouped by next hop (route or domain). */
 static int attempt_groups(struct attempt *a)
 {
-	struct smtp_deliver *d = a->d;
+	struct deliver *d = a->d;
 
 	a->groups = calloc(a->env.nrcpt, sizeof(*a->groups));
 	if (!a->groups)
@@ -946,7 +945,7 @@ static void attempt_free(struct attempt *a)
 /* attempt_unlink - off the active list. */
 static void attempt_unlink(struct attempt *a)
 {
-	struct smtp_deliver *d = a->d;
+	struct deliver *d = a->d;
 
 	for (struct attempt **pp = &d->active; *pp; pp = &(*pp)->next)
 		if (*pp == a) {
@@ -957,7 +956,7 @@ static void attempt_unlink(struct attempt *a)
 }
 
 /* deliver_cool - qid waits retry_min before it may be tried again. */
-static void deliver_cool(struct smtp_deliver *d, const char *qid)
+static void deliver_cool(struct deliver *d, const char *qid)
 {
 	size_t i = d->cooling_next++ % MAX_COOLING;
 
@@ -969,7 +968,7 @@ static void deliver_cool(struct smtp_deliver *d, const char *qid)
 static void attempt_updated(void *arg, int status, const char *errmsg)
 {
 	struct attempt *a = arg;
-	struct smtp_deliver *d = a->d;
+	struct deliver *d = a->d;
 
 	a->queue_wait = false;
 	if (status != 0 && status != QUEUE_NOTFOUND) {
@@ -1171,7 +1170,7 @@ static void attempt_finish(struct attempt *a)
 }
 
 /* attempt_start - one due message. */
-static void attempt_start(struct smtp_deliver *d, struct queue_envelope *env)
+static void attempt_start(struct deliver *d, struct queue_envelope *env)
 {
 	struct attempt *a = calloc(1, sizeof(*a));
 
@@ -1197,7 +1196,7 @@ static void attempt_start(struct smtp_deliver *d, struct queue_envelope *env)
 }
 
 /* in_flight - a message already being delivered (the scan may see it again). */
-static bool in_flight(const struct smtp_deliver *d, const char *qid)
+static bool in_flight(const struct deliver *d, const char *qid)
 {
 	for (const struct attempt *a = d->active; a; a = a->next)
 		if (strcmp(a->env.qid, qid) == 0)
@@ -1208,7 +1207,7 @@ static bool in_flight(const struct smtp_deliver *d, const char *qid)
 /* due_arrived - the scan's result. */
 static void due_arrived(void *arg, int status, struct queue_envelope *envs, size_t n)
 {
-	struct smtp_deliver *d = arg;
+	struct deliver *d = arg;
 	size_t asked = d->asked;
 
 	d->scanning = false;
@@ -1221,7 +1220,7 @@ static void due_arrived(void *arg, int status, struct queue_envelope *envs, size
 }
 
 /* deliver_close_idle - kept connections past IDLE_SECONDS (all of them when stopping). */
-static void deliver_close_idle(struct smtp_deliver *d, bool all)
+static void deliver_close_idle(struct deliver *d, bool all)
 {
 	int64_t now = time(NULL);
 
@@ -1242,7 +1241,7 @@ static void deliver_close_idle(struct smtp_deliver *d, bool all)
  * skips them by queue id rather than decoding them again (under a
  * backlog it runs after every attempt), and the cooling ones too.
  */
-static void deliver_scan(struct smtp_deliver *d, unsigned room)
+static void deliver_scan(struct deliver *d, unsigned room)
 {
 	char (*skip)[QUEUE_ID_LEN + 1] = NULL;
 	size_t nskip = 0;
@@ -1264,7 +1263,7 @@ static void deliver_scan(struct smtp_deliver *d, unsigned room)
 /* deliver_tick - every second: anything due? */
 static void deliver_tick(uv_timer_t *t)
 {
-	struct smtp_deliver *d = t->data;
+	struct deliver *d = t->data;
 	unsigned room = d->cfg->delivery_concurrency - d->nactive;
 
 	deliver_close_idle(d, false);
@@ -1278,22 +1277,22 @@ static void deliver_tick(uv_timer_t *t)
  * behind, look again now rather than at the next tick, so a backlog is
  * worked off at the speed of delivery, not one batch a second.
  */
-static void deliver_more(struct smtp_deliver *d)
+static void deliver_more(struct deliver *d)
 {
 	if (d->more_due && !d->scanning && !d->stopping)
 		deliver_tick(&d->timer);
 }
 
-/* smtp_deliver_new - see smtp.h. */
-struct smtp_deliver *smtp_deliver_new(uv_loop_t *loop, const struct mtad_config *cfg,
+/* deliver_new - see smtp.h. */
+struct deliver *deliver_new(uv_loop_t *loop, const struct mtad_config *cfg,
 				      struct queue *queue, struct mtad_dns *dns,
 				      struct tls_client *tls, struct queue_id_gen *ids)
 {
-	struct smtp_deliver *d = calloc(1, sizeof(*d));
+	struct deliver *d = calloc(1, sizeof(*d));
 
 	if (!d)
 		return NULL;
-	*d = (struct smtp_deliver){ .loop = loop, .cfg = cfg, .queue = queue, .dns = dns,
+	*d = (struct deliver){ .loop = loop, .cfg = cfg, .queue = queue, .dns = dns,
 				    .tls = tls, .ids = ids };
 	deliver_routes(d);
 	own_addresses(d);
@@ -1309,8 +1308,8 @@ struct smtp_deliver *smtp_deliver_new(uv_loop_t *loop, const struct mtad_config 
 	return d;
 }
 
-/* smtp_deliver_reload - routes again after SIGHUP. */
-void smtp_deliver_reload(struct smtp_deliver *d)
+/* deliver_reload - routes again after SIGHUP. */
+void deliver_reload(struct deliver *d)
 {
 	deliver_routes(d);
 }
@@ -1322,13 +1321,13 @@ static void deliver_closed(uv_handle_t *h)
 }
 
 /*
- * smtp_deliver_stop - no new attempts. Attempts in the middle of DNS or
+ * deliver_stop - no new attempts. Attempts in the middle of DNS or
  * SMTP are abandoned: their recipients stay pending in the queue and are
  * tried again after the restart (delivered twice at worst, never lost).
  * Attempts waiting for the queue finish when the queue answers (call
- * queue_writer_stop next, then smtp_deliver_free).
+ * queue_writer_stop next, then deliver_free).
  */
-void smtp_deliver_stop(struct smtp_deliver *d)
+void deliver_stop(struct deliver *d)
 {
 	struct attempt *a, *next;
 
@@ -1344,8 +1343,8 @@ void smtp_deliver_stop(struct smtp_deliver *d)
 	}
 }
 
-/* smtp_deliver_free - after smtp_deliver_stop and queue_writer_stop. */
-void smtp_deliver_free(struct smtp_deliver *d)
+/* deliver_free - after deliver_stop and queue_writer_stop. */
+void deliver_free(struct deliver *d)
 {
 	while (d->active) {
 		struct attempt *a = d->active;

@@ -27,7 +27,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 
 #define HEADERS_MAX 65536	/* of the original header section */
 #define LINE_MAX_OCTETS 990	/* forced fold before RFC 5322's 998 */

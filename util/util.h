@@ -1,14 +1,21 @@
 /*
- * mtad.h - the daemon's public interface: configuration and logging.
+ * util.h - the ground floor: what every part of mtad needs and that
+ * needs nothing of mtad above it. Configuration (the key table, the
+ * parser, defaults; util/config.c), logging (util/log.c), DNS on the
+ * event loop (util/dns.c), the one address type (util/addr.c), this
+ * machine's own addresses (util/own_addr.c) and small string helpers
+ * (util/str.c).
  *
- * Every other part of mtad (smtp/, queue/, the mtaq tool) reads its
- * settings from struct mtad_config and logs through mtad_log(). The
- * configuration parser itself is pure: it turns text into a struct and
- * an error message naming file:line, and does no I/O beyond reading the
- * file in mtad_config_load().
+ * Nothing here includes a header of another folder. The configuration
+ * knows keys, types and defaults; values whose meaning belongs to a
+ * module above (routes, HELO rule names) are checked by that module
+ * through struct mtad_config_checks, so the parser still reports them
+ * as file:line. The parser is pure: it turns text into a struct and an
+ * error message, and does no I/O beyond reading the file in
+ * mtad_config_load().
  */
-#ifndef MTAD_MTAD_H
-#define MTAD_MTAD_H
+#ifndef UTIL_UTIL_H
+#define UTIL_UTIL_H
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,6 +28,12 @@
 #include <uv.h>
 
 #define MTAD_VERSION "0.1"
+
+/* RFC 5321 §4.5.3.1 limits, for both the server (smtp/) and the client (deliver/). */
+#define SMTP_COMMAND_MAX 512	/* command line including CRLF */
+#define SMTP_PATH_MAX 256	/* path including < > */
+#define SMTP_DOMAIN_MAX 255
+#define SMTP_LOCAL_MAX 64
 #define MTAD_MAX_LISTEN 16
 #define MTAD_HOSTNAME_MAX 255
 #define MTAD_PATH_MAX 1024
@@ -50,17 +63,21 @@ struct mtad_listen {
 #define MTAD_MAX_ROUTES 64
 #define MTAD_ROUTE_MAX 320
 
-/* One network of relay_networks or auth_ip_exempt, as text and as parsed. */
-struct mtad_network {
-	char text[64];
-	int family;		/* AF_INET, AF_INET6 */
+/*
+ * An IPv4 or IPv6 address, or a network (CIDR): the one address type of
+ * mtad (util/addr.c). Configured networks, the policy's lists and this
+ * machine's own addresses all use it; sockets' sockaddrs are converted
+ * with mtad_addr_from_sockaddr.
+ */
+struct mtad_addr {
+	int family;		/* AF_INET or AF_INET6 */
 	uint8_t bytes[16];
-	unsigned prefix;
+	unsigned prefix;	/* networks: prefix length; addresses: 32 or 128 */
 };
 
 /*
  * All settings. Each one is declared once, with its default, in the
- * parameter table in mtad/config.c; `mtad -n` prints those that differ.
+ * parameter table in util/config.c; `mtad -n` prints those that differ.
  */
 struct mtad_config {
 	char hostname[MTAD_HOSTNAME_MAX + 1];
@@ -105,7 +122,7 @@ struct mtad_config {
 	unsigned auth_failure_delay;	/* milliseconds before a 535, plus jitter */
 	unsigned auth_ip_max_failures;	/* per client address within auth_ip_window */
 	unsigned auth_ip_window;	/* seconds */
-	struct mtad_network auth_ip_exempt[MTAD_MAX_NETWORKS];	/* not counted (a shared NAT) */
+	struct mtad_addr auth_ip_exempt[MTAD_MAX_NETWORKS];	/* not counted (a shared NAT) */
 	size_t nauth_ip_exempt;
 
 	char helo_policy[16];		/* off, relaxed, strict */
@@ -114,13 +131,13 @@ struct mtad_config {
 	size_t nlocal_domains;
 	char relay_domains[MTAD_MAX_DOMAINS][MTAD_HOSTNAME_MAX + 1];
 	size_t nrelay_domains;
-	struct mtad_network relay_networks[MTAD_MAX_NETWORKS];
+	struct mtad_addr relay_networks[MTAD_MAX_NETWORKS];
 	size_t nrelay_networks;
 	unsigned max_policy_rejections;	/* per connection, then 421 */
 	char dns_servers[512];		/* "system", "none", or IP[:PORT] list */
 	unsigned dns_timeout;		/* seconds per try */
 
-	/* Delivery (smtp/deliver.c). Routes are kept as text, parsed by smtp/route.c. */
+	/* Delivery (deliver/deliver.c). Routes are kept as text, parsed by deliver/route.c. */
 	char routes[MTAD_MAX_ROUTES][MTAD_ROUTE_MAX];
 	int route_line[MTAD_MAX_ROUTES];
 	size_t nroutes;
@@ -149,6 +166,21 @@ struct mtad_config {
 /* mtad_config_minfree - the reserve in force (bytes; 0 = none). */
 uint64_t mtad_config_minfree(const struct mtad_config *cfg);
 
+/*
+ * What the parser asks the modules above the ground floor: values whose
+ * meaning is theirs. The program that loads the file (mtad/main.c, mtaq)
+ * fills it in; any member may be NULL: routes are then kept unchecked,
+ * and helo_rule.NAME lines are refused as unknown.
+ */
+struct mtad_config_checks {
+	/* route / relayhost value: 0, or -1 with err ("bad route ..."). */
+	int (*route)(const char *value, bool relayhost, char *err, size_t errlen);
+	/* helo_rule.NAME: the rule's number (below MTAD_MAX_RULES), or -1 with err. */
+	int (*helo_rule)(const char *name, char *err, size_t errlen);
+	/* The NAME of rule number r, for `mtad -n`. */
+	const char *(*helo_rule_name)(int r);
+};
+
 /* Fills in every default. The hostname default is the machine's FQDN. */
 void mtad_config_defaults(struct mtad_config *cfg);
 
@@ -156,15 +188,16 @@ void mtad_config_defaults(struct mtad_config *cfg);
  * Parses configuration text on top of what is in cfg (call defaults
  * first). On error returns -1 and writes "file:line: what" into err.
  */
-int mtad_config_parse(struct mtad_config *cfg, const char *text, size_t len,
-		      const char *filename, char *err, size_t errlen);
+int mtad_config_parse(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+		      const char *text, size_t len, const char *filename, char *err, size_t errlen);
 
 /* Reads and parses a file; defaults are applied first. */
-int mtad_config_load(struct mtad_config *cfg, const char *path,
-		     char *err, size_t errlen);
+int mtad_config_load(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+		     const char *path, char *err, size_t errlen);
 
 /* Prints `key = value` for each setting that differs from its default. */
-void mtad_config_print_nondefault(const struct mtad_config *cfg, FILE *out);
+void mtad_config_print_nondefault(const struct mtad_config *cfg,
+				  const struct mtad_config_checks *checks, FILE *out);
 
 /*
  * Logging: one line per event, Postfix-shaped, to stderr:
@@ -217,7 +250,7 @@ int mtad_log_hold_start(uv_loop_t *loop);
 void mtad_log_hold_stop(void);
 
 /*
- * DNS (mtad/dns.c): c-ares driven by the libuv loop, never blocking.
+ * DNS (util/dns.c): c-ares driven by the libuv loop, never blocking.
  * Only the servers named in mtad.conf are asked (`dns_servers`), so tests
  * and the development runtime use a DNS server on loopback and never the
  * system's resolver; "system" means /etc/resolv.conf.
@@ -297,5 +330,45 @@ void mtad_dns_cancel(struct mtad_dns_query *q);
  * trailing dot is allowed. Names from DNS reach users only if this holds.
  */
 bool mtad_dns_hostname_ok(const char *name);
+
+/*
+ * mtad_addr_parse - "192.0.2.1", "2001:db8::1", "10.0.0.0/8",
+ * "[::1]" (brackets and "IPv6:" prefix allowed when literal is true).
+ * Returns 0 or -1. Networks with host bits set are accepted and masked.
+ */
+int mtad_addr_parse(const char *text, size_t len, bool literal, struct mtad_addr *out);
+
+/* mtad_net_contains - is addr inside net? (IPv4-mapped IPv6 counts as IPv4.) */
+bool mtad_net_contains(const struct mtad_addr *net, const struct mtad_addr *addr);
+
+/* mtad_in_networks - is the textual address in any of the networks? */
+bool mtad_in_networks(const struct mtad_addr *nets, size_t n, const char *ip);
+
+/* mtad_addr_from_sockaddr - an AF_INET/AF_INET6 sockaddr as an address (false: another family). */
+bool mtad_addr_from_sockaddr(const struct sockaddr *sa, struct mtad_addr *out);
+
+/* mtad_addr_same - the same host address (prefixes ignored; IPv4-mapped IPv6 is IPv4). */
+bool mtad_addr_same(const struct mtad_addr *a, const struct mtad_addr *b);
+
+/*
+ * mtad_addr_format - "192.0.2.1", "2001:db8::/32": the prefix only when
+ * it is shorter than the family's length. buf of MTAD_ADDR_TEXT bytes.
+ */
+#define MTAD_ADDR_TEXT 64
+void mtad_addr_format(const struct mtad_addr *a, char *buf, size_t size);
+
+/*
+ * mtad_own_addresses - this machine's interface addresses (getifaddrs)
+ * and the configured listen addresses that are not wildcards, at most
+ * max. util/own_addr.c; it logs a warning when the interfaces cannot
+ * be listed and returns what it has.
+ */
+size_t mtad_own_addresses(const struct mtad_config *cfg, struct mtad_addr *out, size_t max);
+
+/* mtad_lower - ASCII lower case, whatever the locale (util/str.c). */
+char mtad_lower(char c);
+
+/* mtad_str_lower - n bytes of src into dst, lower-cased (ASCII), NUL-terminated. */
+void mtad_str_lower(char *dst, const char *src, size_t n);
 
 #endif

@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mtad/mtad.h"
+#include "util/util.h"
 
 #define LOG_LINE_MAX 2048	/* longer lines are truncated */
 #define LOG_HOLD_MAX 16384	/* held lines are written when this fills */

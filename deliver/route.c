@@ -24,8 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mtad/mtad.h"
-#include "smtp/smtp.h"
+#include "deliver/deliver.h"
 
 #define BLANKS " \t"
 #define MAX_FIELDS 3		/* DOMAIN NEXTHOP tls=... */
@@ -292,4 +291,12 @@ const struct smtp_route *smtp_route_lookup(const struct smtp_route *routes, size
 	if (best)
 		return best;
 	return relayhost && relayhost->host[0] ? relayhost : NULL;
+}
+
+/* deliver_config_route - see deliver.h. */
+int deliver_config_route(const char *value, bool relayhost, char *err, size_t errlen)
+{
+	struct smtp_route r;
+
+	return smtp_route_parse(value, relayhost, &r, err, errlen);
 }

@@ -1,0 +1,293 @@
+/*
+ * deliver.h - the delivery wing: mail leaves mtad here. The queue runner
+ * (deliver.c) picks what is due, finds where it goes (routes, relayhost,
+ * MX through util/'s DNS), talks SMTP to the next hop (client*.c, with
+ * STARTTLS through tls/), and records the outcome in the queue, writing
+ * bounces (dsn.c) when mail cannot be delivered.
+ *
+ * The route parser, the reply parser, the dot-stuffer and the DSN
+ * builder are pure functions (no I/O), unit-tested and fuzzed. Nothing
+ * here knows the server session (smtp/): mail arrives through the queue.
+ */
+#ifndef DELIVER_DELIVER_H
+#define DELIVER_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "queue/queue.h"
+#include "util/util.h"
+
+/* ---- outbound: routes (deliver/route.c), DSNs (deliver/dsn.c), client (deliver/client.c) ---- */
+
+enum smtp_tls_policy { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_VERIFY };
+
+/*
+ * A route: mail for domain (and its subdomains when the config says
+ * ".domain") goes to host: "[host]:port" means that host, no MX lookup;
+ * "host" or "host:port" means MX lookup of host. Written in mtad.conf as
+ *   route = campus.test [mailhub.campus.test]:25
+ *   route = .campus.test [10.1.2.3]:2525 tls=verify
+ *   relayhost = [smarthost.example]:587
+ */
+struct smtp_route {
+	char domain[256];	/* "" for relayhost */
+	bool subdomains;	/* ".campus.test": the domain and everything under it */
+	char host[256];
+	int port;		/* 25 unless given */
+	bool mx;		/* look up MX of host (no brackets) */
+	enum smtp_tls_policy tls;
+	bool tls_given;		/* tls= was written; else tls is MAY and smtp_tls may apply */
+};
+
+/*
+ * smtp_route_parse - "DOMAIN NEXTHOP [tls=none|may|verify]" (relayhost:
+ * "NEXTHOP [tls=...]"), fields separated by blanks. DOMAIN is a host
+ * name or ".name"; one trailing dot is dropped, letters are lower-cased.
+ * NEXTHOP is one of
+ *   [host] [host]:port          that host, no MX lookup
+ *   [192.0.2.1] [192.0.2.1]:port
+ *   [2001:db8::1] [2001:db8::1]:port   (no "IPv6:" prefix)
+ *   host host:port              MX lookup of host
+ * host stores the name (lower case) or the address, without brackets;
+ * port is 25 unless given. Returns 0, or -1 with err set to
+ * "bad route \"VALUE\": what is wrong" ("bad relayhost ..."). An empty
+ * relayhost is an error too: "no relayhost" is the caller's "".
+ */
+int smtp_route_parse(const char *value, bool relayhost, struct smtp_route *out,
+		     char *err, size_t errlen);
+
+/*
+ * deliver_config_route - the configuration's hook for route and
+ * relayhost lines (struct mtad_config_checks): smtp_route_parse without
+ * the result. 0, or -1 with err.
+ */
+int deliver_config_route(const char *value, bool relayhost, char *err, size_t errlen);
+
+/*
+ * smtp_route_lookup - where mail for domain goes: the most specific
+ * route, else relayhost (when set), else NULL (MX lookup of the domain).
+ * A route for exactly the domain wins over ".parent" routes; of those
+ * the longest matching parent wins; among equals, the first. Case and
+ * one trailing dot of domain are ignored. A relayhost with host "" is
+ * taken as not set.
+ */
+const struct smtp_route *smtp_route_lookup(const struct smtp_route *routes, size_t n,
+					   const struct smtp_route *relayhost,
+					   const char *domain);
+
+/* One recipient in a DSN. */
+struct smtp_dsn_rcpt {
+	const char *addr;
+	const char *action;		/* "failed" or "delayed" */
+	const char *status;		/* "5.1.1" */
+	const char *remote_mta;		/* "mx.example.org", or NULL */
+	const char *diagnostic;		/* "550 5.1.1 no such user", or NULL */
+	const char *orig_addr;		/* Original-Recipient (ORCPT), or NULL: none written */
+};
+
+struct smtp_dsn_info {
+	const char *hostname;		/* the reporting MTA */
+	const char *orig_qid;
+	const char *orig_sender;	/* where the DSN goes */
+	int64_t orig_arrival;
+	int64_t now;
+	const struct smtp_dsn_rcpt *rcpt;
+	size_t nrcpt;
+	const char *headers;		/* the original message's header section */
+	size_t headers_len;
+};
+
+/*
+ * smtp_dsn_build - an RFC 3464 delivery status notification
+ * (multipart/report; message/delivery-status; the original headers as
+ * text/rfc822-headers), from MAILER-DAEMON@hostname, CRLF line ends.
+ * Subject "Delayed Mail (still being retried)" when every recipient's
+ * action is "delayed", else "Undelivered Mail Returned to Sender".
+ * A NULL action is "failed"; a NULL status is 5.0.0 (4.0.0 delayed).
+ * Control characters in the fields become spaces or '?'; long fields
+ * are folded, so no line exceeds 998 octets. At most 64 KB of the
+ * original headers are included, cut at a line end.
+ * Returns a malloc'd, NUL-terminated message and its length, or NULL
+ * (out of memory, or orig_sender is "": no DSN about a DSN).
+ */
+char *smtp_dsn_build(const struct smtp_dsn_info *info, size_t *len);
+
+/* The SMTP client: one connection to one peer, several messages over it. */
+struct smtp_client;
+struct tls_client;
+
+struct smtp_client_options {
+	const char *helo_name;		/* our name in EHLO */
+	const char *peer_name;		/* for logs, SNI and certificate checks */
+	enum smtp_tls_policy tls;
+	struct tls_client *tls_client;	/* NULL: no STARTTLS */
+	unsigned timeout;		/* seconds per step */
+};
+
+/* The outcome of one recipient, or of the whole message. */
+struct smtp_client_reply {
+	int code;			/* 250, 450, 550 ...; 0 when the connection failed */
+	char enhanced[16];		/* "5.1.1", or derived from the code */
+	char text[512];			/* the peer's text, or what went wrong */
+	uint64_t size;			/* EHLO replies: the peer's SIZE limit, 0 = none */
+};
+
+typedef void (*smtp_client_ready_cb)(void *arg, const struct smtp_client_reply *reply);
+
+/*
+ * smtp_client_connect - connects to addr (port set), reads the greeting,
+ * EHLO (HELO when EHLO is refused), STARTTLS when offered and the policy
+ * allows (required for SMTP_TLS_VERIFY, with the certificate checked),
+ * then cb with 2xx, or with the failure (the client is then unusable:
+ * smtp_client_close it).
+ *
+ * cb runs once, never from inside this call. Failures: the peer's own
+ * reply when it refused the greeting, EHLO/HELO; code 0 with 4.4.1
+ * (connect failed), 4.4.2 (timeout, lost connection, malformed reply),
+ * 4.7.0 (TLS handshake failed); 450 4.7.5 "TLS required but ..." when
+ * the policy is SMTP_TLS_VERIFY and STARTTLS is missing, refused or the
+ * certificate does not verify. Returns NULL (no callback) when the
+ * connect cannot even start. opt is copied.
+ */
+struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
+					const struct smtp_client_options *opt,
+					smtp_client_ready_cb cb, void *arg);
+
+/*
+ * Body chunks come from the caller (the queue), asynchronously: read is
+ * called for index 0, 1, ... one at a time, the next only once the last
+ * chunk is written to the socket. done must be called exactly once per
+ * read (from inside read too), with data valid only during the call,
+ * last true on the final chunk; status != 0 means the message cannot be
+ * read (451 4.3.0, the connection is dropped: half a message must not
+ * be delivered). done must still be called after smtp_client_close;
+ * the client is freed then. No timeout runs while a read is out, and
+ * the sent callback never runs during one.
+ */
+typedef void (*smtp_client_chunk_done)(struct smtp_client *c, int status,
+				       const void *data, size_t len, bool last);
+typedef void (*smtp_client_read_fn)(void *arg, uint32_t index, struct smtp_client *c,
+				    smtp_client_chunk_done done);
+
+struct smtp_client_message {
+	const char *sender;
+	const char *const *rcpt;
+	size_t nrcpt;
+	uint64_t size;			/* for SIZE= */
+	smtp_client_read_fn read;	/* body chunks, CRLF text, not dot-stuffed */
+	void *read_arg;
+};
+
+/*
+ * Called once per message: results[i] for rcpt[i] (2xx sent, 4xx
+ * deferred, 5xx failed), and data for the message as a whole (the reply
+ * to the end of DATA, or why it never got there). ok is false when the
+ * connection is no longer usable.
+ *
+ * A recipient's result is its RCPT reply when refused, else the reply
+ * to the end of data (or to DATA when that failed). When MAIL is
+ * refused everyone gets its reply. Decided here, without the peer:
+ * 552 5.3.4 "message size exceeds the peer's limit" (SIZE), 553 5.1.7
+ * (a sender, or 553 5.1.3 a recipient, with spaces, controls or < >).
+ * Code 0 (temporary) when the connection failed first; the text says
+ * so: "lost connection with HOST[IP] while sending RCPT TO",
+ * "conversation with HOST[IP] timed out while sending message body".
+ * data is the reply that ended the transaction: end of data, DATA,
+ * MAIL, or the last RCPT when nobody was accepted. results and data
+ * are valid during the call only.
+ */
+typedef void (*smtp_client_sent_cb)(void *arg, bool ok, const struct smtp_client_reply *results,
+				    const struct smtp_client_reply *data);
+
+/*
+ * Sends one message (PIPELINING when offered; SIZE honoured). Only
+ * after a 2xx ready callback or an ok sent callback (may be called from
+ * inside either). Returns -1, and cb never runs, when the client is not
+ * ready (busy, failed, closed, or the peer left while it was idle) or
+ * nrcpt is 0. msg is copied; its strings and rcpt array must last until
+ * cb.
+ */
+int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
+		     smtp_client_sent_cb cb, void *arg);
+
+/*
+ * QUIT politely (when usable: idle, or setup refused by a reply; the
+ * 221 is waited for at most 2 seconds) and free; no callback follows.
+ * May be called from inside any callback.
+ */
+void smtp_client_close(struct smtp_client *c);
+
+/* What the peer offered, for logs: "TLSv1.3 ..." or "" */
+const char *smtp_client_tls_info(const struct smtp_client *c);
+
+/*
+ * smtp_client_parse_reply - one complete reply (possibly multi-line)
+ * at the start of buf: returns its length, 0 when more bytes are needed,
+ * -1 when it is malformed. Pure, for the client and for fuzzing.
+ *
+ * Lines end in CRLF or a bare LF. Every line has the same code, 200 to
+ * 599, then ' ' (last line), '-' (more follow) or the end of the line.
+ * More than SMTP_CLIENT_REPLY_LINES lines, or SMTP_CLIENT_REPLY_MAX
+ * bytes without the end of the reply, is malformed. out->enhanced is
+ * the first line's enhanced code when it has one of the code's class
+ * ("550 5.1.1 ..."), else derived ("5.0.0"). out->text joins the text of
+ * every line, enhanced codes removed, with "; ", control characters as
+ * '?', each line cut at 512 bytes and the whole at 511 characters.
+ * When ext_flags is not NULL it gets the SMTP_EXT_* keywords found as
+ * the first word of the second and later lines (an EHLO reply; the
+ * first line is the peer's name), and out->size the SIZE value.
+ */
+int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_reply *out,
+			    unsigned *ext_flags);
+
+#define SMTP_EXT_PIPELINING 0x01
+#define SMTP_EXT_STARTTLS 0x02
+#define SMTP_EXT_SIZE 0x04
+#define SMTP_EXT_8BITMIME 0x08
+#define SMTP_EXT_ENHANCED 0x10
+
+#define SMTP_CLIENT_REPLY_LINES 100
+#define SMTP_CLIENT_REPLY_MAX 65536
+
+/*
+ * Dot-stuffing for the body sent after DATA (deliver/client_dot.c), pure
+ * and streaming: a '.' at the start of a line (also the first byte, and
+ * across chunk boundaries) gets another '.', and a bare LF goes out as
+ * CRLF so the peer's idea of a line start is ours.
+ */
+struct smtp_dot_encoder {
+	bool line_start;	/* the next byte starts a line */
+	bool after_cr;		/* the last byte was '\r' */
+};
+
+void smtp_dot_init(struct smtp_dot_encoder *e);
+/* Encodes in into out (room for 2 * inlen bytes); returns the output length. */
+size_t smtp_dot_encode(struct smtp_dot_encoder *e, const char *in, size_t inlen, char *out);
+/* The end: CRLF unless the body ended with one, then ".\r\n" (room for 5). */
+size_t smtp_dot_finish(struct smtp_dot_encoder *e, char *out);
+
+/* ---- the queue runner (deliver/deliver.c) ---- */
+
+struct deliver;
+struct mtad_dns;
+struct mtad_config;
+
+/*
+ * deliver_new - scans the queue every second and delivers what is
+ * due, by route, relayhost or MX. dns and tls may be NULL (no lookups:
+ * only routes to addresses work; no STARTTLS). ids makes bounce ids.
+ */
+struct deliver *deliver_new(uv_loop_t *loop, const struct mtad_config *cfg,
+				      struct queue *queue, struct mtad_dns *dns,
+				      struct tls_client *tls, struct queue_id_gen *ids);
+/* Routes again from the configuration (SIGHUP). */
+void deliver_reload(struct deliver *d);
+/* Stop: then queue_writer_stop, then deliver_free. */
+void deliver_stop(struct deliver *d);
+void deliver_free(struct deliver *d);
+
+#endif
