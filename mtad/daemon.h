@@ -97,6 +97,9 @@ struct daemon {
 	bool panic_async_open, panic_timer_open;
 	bool queue_failed;
 	int exit_status;
+	/* Set by main.c: listen.c calls it when the last connection of a stop
+	 * has closed, so the listeners never call back up into main.c. */
+	void (*connections_gone)(struct daemon *d);
 };
 
 /* privilege.c */
@@ -132,7 +135,5 @@ void spool_space_stop(struct daemon *d);
 int listen_start(struct daemon *d, char *err, size_t errlen);
 /* Stops accepting, says 421 to every session; the loop ends when all are closed. */
 void listen_stop(struct daemon *d);
-/* Called when the last connection closed during a stop. */
-void daemon_connections_gone(struct daemon *d);
 
 #endif

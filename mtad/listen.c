@@ -395,7 +395,7 @@ static void conn_handle_closed(uv_handle_t *h)
 	free(c);
 	accept_resume(d);	/* if out of descriptors: one is free now */
 	if (d->stopping && d->nconns == 0)
-		daemon_connections_gone(d);
+		d->connections_gone(d);
 }
 
 /* conn_finish - closes both handles (idempotent). */
@@ -809,5 +809,5 @@ void listen_stop(struct daemon *d)
 			smtp_session_shutdown(c->session);
 	}
 	if (d->nconns == 0)
-		daemon_connections_gone(d);
+		d->connections_gone(d);
 }

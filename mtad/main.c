@@ -171,8 +171,8 @@ static void daemon_fd_limit(struct daemon *d, bool at_start)
 			 d->conn_fd_capacity, (unsigned long long)need);
 }
 
-/* daemon_connections_gone - the last session of a stop has closed. */
-void daemon_connections_gone(struct daemon *d)
+/* connections_gone - the last session of a stop has closed (listen.c calls it through d). */
+static void connections_gone(struct daemon *d)
 {
 	if (d->deliver)
 		deliver_stop(d->deliver);
@@ -549,7 +549,8 @@ static void warn_unrouted(const struct mtad_config *cfg)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .config_path = DEFAULT_CONFIG, .lock_fd = -1 };
+	struct daemon d = { .config_path = DEFAULT_CONFIG, .lock_fd = -1,
+			   .connections_gone = connections_gone };
 	char err[1024];
 	bool check_only = false, log_stderr = false;
 	int opt, status;

@@ -1,6 +1,7 @@
 /*
- * config.c - mtad's configuration: the parameter table, defaults, the
- * `key = value` parser and the printer of non-default settings.
+ * config.c - mtad's configuration: the parameter table (every key, its
+ * type and default) and the `key = value` parser. Defaults and the
+ * printer of non-default settings (`mtad -n`) are in config_print.c.
  *
  * Must not: do I/O in the parser (only mtad_config_load reads a file and
  * only mtad_config_defaults asks the resolver for the FQDN), keep global
@@ -22,36 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/util.h"
+#include "util/config_int.h"
 
 #define CONFIG_LINE_MAX 4096		/* longer lines are an error */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
 
-enum param_type {
-	P_HOSTNAME, P_PATH, P_STRING, P_CHOICE, P_SIZE, P_UNSIGNED, P_LISTEN,
-	P_DOMAINS,	/* list of domain names: local_domains, relay_domains */
-	P_NETWORKS,	/* list of CIDR networks: relay_networks, auth_ip_exempt */
-	P_RULE,		/* helo_rule.NAME = on|off */
-	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
-	P_USER,		/* a login name, or empty: user */
-};
-
-/*
- * One row per setting. Adding a setting is a field in struct mtad_config
- * and one row here; parsing, defaults and `mtad -n` follow from the row.
- */
-struct param {
-	const char *name;
-	enum param_type type;
-	size_t offset;		/* into struct mtad_config */
-	size_t size;		/* of a string field */
-	const char *def_str;	/* P_PATH default; P_HOSTNAME: NULL = FQDN */
-	uint64_t def_num;
-	uint64_t min, max;	/* P_SIZE, P_UNSIGNED */
-	const char *choices;	/* P_CHOICE: "a|b|c" */
-};
-
-#define OFF(f) offsetof(struct mtad_config, f)
 #define STR(f) OFF(f), sizeof(((struct mtad_config *)0)->f)
 #define KB 1024ULL
 #define MB (1024ULL * KB)
@@ -59,7 +35,7 @@ struct param {
 #define TB (1024ULL * GB)
 #define DAY 86400
 
-static const struct param params[] = {
+const struct param config_params[] = {
 	{ "hostname", P_HOSTNAME, STR(hostname), NULL, 0, 0, 0 , NULL },
 	/* Postfix's mail_owner = postfix: a root start never stays root
 	 * unless the file says `user =` (mtad/privilege.c). */
@@ -124,7 +100,9 @@ static const struct param params[] = {
 	{ "auth_ip_exempt", P_NETWORKS, OFF(auth_ip_exempt), 0, NULL, 0, 0, 0, NULL },
 };
 
-#define NPARAMS (sizeof(params) / sizeof(params[0]))
+#define NPARAMS (sizeof(config_params) / sizeof(config_params[0]))
+
+const size_t config_nparams = NPARAMS;
 
 /* Where one parse is: the file name and line for messages. */
 struct parse_ctx {
@@ -156,18 +134,6 @@ static int perr(struct parse_ctx *ctx, const char *fmt, ...)
 		ctx->err[n] = '\0';
 	va_end(ap);
 	return -1;
-}
-
-/* field - the address of a parameter's field inside cfg. */
-static void *field(struct mtad_config *cfg, const struct param *p)
-{
-	return (char *)cfg + p->offset;
-}
-
-/* cfield - the same, read-only. */
-static const void *cfield(const struct mtad_config *cfg, const struct param *p)
-{
-	return (const char *)cfg + p->offset;
 }
 
 /* valid_hostname - RFC 1123 names: letters, digits, hyphens, dots; no empty labels. */
@@ -256,9 +222,9 @@ static int set_number(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return perr(ctx, "%s = %s is out of range (%" PRIu64 "..%" PRIu64 ")",
 			    p->name, value, p->min, p->max);
 	if (p->type == P_SIZE)
-		*(uint64_t *)field(cfg, p) = v;
+		*(uint64_t *)config_field(cfg, p) = v;
 	else
-		*(unsigned *)field(cfg, p) = (unsigned)v;
+		*(unsigned *)config_field(cfg, p) = (unsigned)v;
 	return 0;
 }
 
@@ -295,7 +261,7 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 	/* A relative spool would depend on the directory mtad starts in. */
 	if (p->type == P_PATH && value[0] != '/')
 		return perr(ctx, "%s must be an absolute path: \"%s\"", p->name, value);
-	memcpy(field(cfg, p), value, len + 1);
+	memcpy(config_field(cfg, p), value, len + 1);
 	return 0;
 }
 
@@ -434,7 +400,7 @@ static const char *next_word(const char **s, size_t *len)
 }
 
 /* domains_of - the list field a P_DOMAINS row points at, and its count. */
-static void domains_of(struct mtad_config *cfg, const struct param *p,
+void config_domains_of(struct mtad_config *cfg, const struct param *p,
 		       char (**list)[MTAD_HOSTNAME_MAX + 1], size_t **count)
 {
 	bool local = p->offset == OFF(local_domains);
@@ -451,16 +417,14 @@ static int set_domains(struct parse_ctx *ctx, struct mtad_config *cfg,
 	size_t *count, len;
 	const char *w;
 
-	domains_of(cfg, p, &list, &count);
+	config_domains_of(cfg, p, &list, &count);
 	*count = 0;
 	while ((w = next_word(&value, &len)) != NULL) {
 		char name[MTAD_HOSTNAME_MAX + 1];
 
 		if (len > MTAD_HOSTNAME_MAX)
 			return perr(ctx, "%s: name too long: \"%.*s\"", p->name, (int)len, w);
-		for (size_t i = 0; i < len; i++)
-			name[i] = (char)tolower((unsigned char)w[i]);
-		name[len] = '\0';
+		mtad_str_lower(name, w, len);
 		if (!valid_hostname(name))
 			return perr(ctx, "%s: bad domain \"%s\"", p->name, name);
 		if (*count >= MTAD_MAX_DOMAINS)
@@ -471,32 +435,38 @@ static int set_domains(struct parse_ctx *ctx, struct mtad_config *cfg,
 }
 
 /* networks_of - the list field a P_NETWORKS row points at, and its count. */
-static void networks_of(struct mtad_config *cfg, const struct param *p,
-			struct mtad_addr **list, size_t **count)
+void config_networks_of(struct mtad_config *cfg, const struct param *p,
+			struct mtad_addr **list, size_t **count, char **text)
 {
 	bool exempt = p->offset == OFF(auth_ip_exempt);
 
 	*list = exempt ? cfg->auth_ip_exempt : cfg->relay_networks;
 	*count = exempt ? &cfg->nauth_ip_exempt : &cfg->nrelay_networks;
+	*text = exempt ? cfg->auth_ip_exempt_text : cfg->relay_networks_text;
 }
 
-/* set_networks - relay_networks, auth_ip_exempt: CIDR networks, parsed by the policy module. */
+/* set_networks - relay_networks, auth_ip_exempt: CIDR networks (util/addr.c), and the text as written. */
 static int set_networks(struct parse_ctx *ctx, struct mtad_config *cfg,
 			const struct param *p, const char *value)
 {
 	struct mtad_addr *list;
-	size_t *count, len;
+	size_t *count, len, used = 0;
 	const char *w;
+	char *text;
 
-	networks_of(cfg, p, &list, &count);
+	config_networks_of(cfg, p, &list, &count, &text);
 	*count = 0;
+	text[0] = '\0';
 	while ((w = next_word(&value, &len)) != NULL) {
 		if (*count >= MTAD_MAX_NETWORKS)
 			return perr(ctx, "%s: too many networks (at most %d)",
 				    p->name, MTAD_MAX_NETWORKS);
-		if (mtad_addr_parse(w, len, false, &list[*count]) != 0)
+		/* Under 64 bytes a word, so the text (64 per network) always has room. */
+		if (len >= 64 || mtad_addr_parse(w, len, false, &list[*count]) != 0)
 			return perr(ctx, "%s: bad network \"%.*s\" "
 				    "(expected ADDRESS or ADDRESS/PREFIX)", p->name, (int)len, w);
+		used += (size_t)snprintf(text + used, MTAD_NETWORKS_TEXT - used, "%s%.*s",
+					 used ? " " : "", (int)len, w);
 		(*count)++;
 	}
 	return 0;
@@ -564,12 +534,12 @@ static const struct param *find_param(const char *key, size_t keylen)
 	size_t i;
 
 	for (i = 0; i < NPARAMS; i++) {
-		size_t n = strlen(params[i].name);
+		size_t n = strlen(config_params[i].name);
 
 		/* helo_rule.NAME: the row's name is a prefix, NAME is checked later. */
-		if (params[i].type == P_RULE ? (keylen > n && memcmp(params[i].name, key, n) == 0)
-					     : (n == keylen && memcmp(params[i].name, key, keylen) == 0))
-			return &params[i];
+		if (config_params[i].type == P_RULE ? (keylen > n && memcmp(config_params[i].name, key, n) == 0)
+					     : (n == keylen && memcmp(config_params[i].name, key, keylen) == 0))
+			return &config_params[i];
 	}
 	return NULL;
 }
@@ -583,7 +553,7 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 
 	if (p == NULL)
 		return perr(ctx, "unknown parameter \"%.*s\"", (int)keylen, key);
-	i = (size_t)(p - params);
+	i = (size_t)(p - config_params);
 	/* `user =` (nothing) is a choice: stay the user mtad was started as. */
 	if (*value == '\0' && p->type != P_USER)
 		return perr(ctx, "empty value for %s", p->name);
@@ -658,7 +628,7 @@ static int param_line(const struct parse_ctx *ctx, const char *name)
 {
 	const struct param *p = find_param(name, strlen(name));
 
-	return p ? ctx->seen[p - params] : 0;
+	return p ? ctx->seen[p - config_params] : 0;
 }
 
 /* check_mechanisms - only mechanisms mtad offers (PLAIN, LOGIN), or none at all. */
@@ -807,179 +777,4 @@ int mtad_config_load(struct mtad_config *cfg, const struct mtad_config_checks *c
 	r = mtad_config_parse(cfg, checks, text, len, path, err, errlen);
 	free(text);
 	return r;
-}
-
-/* default_hostname - the FQDN: gethostname(), canonicalised when it has no dot. */
-static void default_hostname(char *out, size_t size)
-{
-	struct addrinfo hints = { .ai_flags = AI_CANONNAME, .ai_family = AF_UNSPEC };
-	struct addrinfo *res = NULL;
-	char name[MTAD_HOSTNAME_MAX + 1];
-
-	/* Truncated or missing names are useless in a greeting: fall back. */
-	if (gethostname(name, sizeof(name)) != 0 || memchr(name, '\0', sizeof(name)) == NULL)
-		snprintf(name, sizeof(name), "localhost");
-	if (strchr(name, '.') == NULL && getaddrinfo(name, NULL, &hints, &res) == 0) {
-		if (res->ai_canonname && strchr(res->ai_canonname, '.') &&
-		    strlen(res->ai_canonname) < sizeof(name))
-			snprintf(name, sizeof(name), "%s", res->ai_canonname);
-		freeaddrinfo(res);
-	}
-	snprintf(out, size, "%s", name);
-}
-
-/* mtad_config_defaults - every row's default; see util.h. */
-void mtad_config_defaults(struct mtad_config *cfg)
-{
-	const struct param *p;
-
-	memset(cfg, 0, sizeof(*cfg));
-	for (p = params; p < params + NPARAMS; p++) {
-		if (p->type == P_HOSTNAME)
-			default_hostname(field(cfg, p), p->size);
-		else if (p->type == P_PATH || p->type == P_STRING || p->type == P_CHOICE ||
-			 p->type == P_USER)
-			snprintf(field(cfg, p), p->size, "%s", p->def_str);
-		else if (p->type == P_SIZE)
-			*(uint64_t *)field(cfg, p) = p->def_num;
-		else if (p->type == P_UNSIGNED)
-			*(unsigned *)field(cfg, p) = (unsigned)p->def_num;
-	}
-	memset(cfg->helo_rule, -1, sizeof(cfg->helo_rule));
-	/* Until a listen line says otherwise: all IPv4 addresses, port 25. */
-	snprintf(cfg->listen[0].address, sizeof(cfg->listen[0].address), "0.0.0.0");
-	cfg->listen[0].port = 25;
-	cfg->nlisten = 1;
-	cfg->listen_configured = false;
-}
-
-/* print_listen - the configured listen entries, in the syntax they were given in. */
-static void print_listen(const struct mtad_config *cfg, FILE *out)
-{
-	size_t i;
-
-	if (!cfg->listen_configured)
-		return;
-	for (i = 0; i < cfg->nlisten; i++) {
-		const struct mtad_listen *l = &cfg->listen[i];
-
-		fprintf(out, strchr(l->address, ':') ? "listen = [%s]:%d" : "listen = %s:%d",
-			l->address, l->port);
-		fprintf(out, "%s%s%s%s\n",
-			l->tls == MTAD_TLS_STARTTLS ? " starttls" :
-			l->tls == MTAD_TLS_IMPLICIT ? " tls" : "",
-			l->submission ? " submission" : "", l->auth_plaintext ? " auth_plaintext" : "",
-			l->helo_reject_ehlo ? " helo_reject_at=ehlo" : "");
-	}
-}
-
-/* print_list - domain and network lists and the rule switches, when set. */
-static void print_list(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
-		       const struct param *p, FILE *out)
-{
-	if (p->type == P_RULE) {
-		for (int r = 0; r < MTAD_MAX_RULES; r++)
-			if (cfg->helo_rule[r] >= 0 && checks && checks->helo_rule_name)
-				fprintf(out, "helo_rule.%s = %s\n", checks->helo_rule_name(r),
-					cfg->helo_rule[r] ? "on" : "off");
-		return;
-	}
-	if (p->type == P_NETWORKS) {
-		struct mtad_addr *nets;
-		size_t *count;
-
-		networks_of((struct mtad_config *)cfg, p, &nets, &count);
-		if (*count == 0)
-			return;
-		fprintf(out, "%s =", p->name);
-		for (size_t i = 0; i < *count; i++) {
-			char text[MTAD_ADDR_TEXT];
-
-			mtad_addr_format(&nets[i], text, sizeof(text));
-			fprintf(out, " %s", text);
-		}
-		fprintf(out, "\n");
-		return;
-	}
-	{
-		char (*list)[MTAD_HOSTNAME_MAX + 1];
-		size_t *count;
-
-		domains_of((struct mtad_config *)cfg, p, &list, &count);
-		if (*count == 0)
-			return;
-		fprintf(out, "%s =", p->name);
-		for (size_t i = 0; i < *count; i++)
-			fprintf(out, " %s", list[i]);
-		fprintf(out, "\n");
-	}
-}
-
-/* print_param - one row if its value differs from the default. */
-static void print_param(const struct mtad_config *cfg, const struct mtad_config *def,
-			const struct mtad_config_checks *checks, const struct param *p, FILE *out)
-{
-	switch (p->type) {
-	case P_HOSTNAME:
-	case P_PATH:
-	case P_STRING:
-	case P_CHOICE:
-	case P_USER:
-		/* An empty user prints as "user =", which reads back the same. */
-		if (strcmp(cfield(cfg, p), cfield(def, p)) != 0)
-			fprintf(out, "%s =%s%s\n", p->name, *(const char *)cfield(cfg, p) ? " " : "",
-				(const char *)cfield(cfg, p));
-		break;
-	case P_SIZE:
-		if (*(const uint64_t *)cfield(cfg, p) != *(const uint64_t *)cfield(def, p))
-			fprintf(out, "%s = %" PRIu64 "\n", p->name, *(const uint64_t *)cfield(cfg, p));
-		break;
-	case P_UNSIGNED:
-		if (*(const unsigned *)cfield(cfg, p) != *(const unsigned *)cfield(def, p))
-			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)cfield(cfg, p));
-		break;
-	case P_LISTEN:
-		print_listen(cfg, out);
-		break;
-	case P_DOMAINS:
-	case P_NETWORKS:
-	case P_RULE:
-		print_list(cfg, checks, p, out);
-		break;
-	case P_ROUTE:
-		if (p->offset == OFF(routes))
-			for (size_t i = 0; i < cfg->nroutes; i++)
-				fprintf(out, "route = %s\n", cfg->routes[i]);
-		else if (cfg->relayhost[0])
-			fprintf(out, "relayhost = %s\n", cfg->relayhost);
-		break;
-	}
-}
-
-/*
- * mtad_config_minfree - the free-space reserve in force: queue_minfree
- * when set, else twice message_size_limit, but at least 256 MB (see
- * etc/mtad.conf for why).
- */
-uint64_t mtad_config_minfree(const struct mtad_config *cfg)
-{
-	const uint64_t floor = 256 * MB;
-	uint64_t twice;
-
-	if (cfg->queue_minfree != MTAD_MINFREE_AUTO)
-		return cfg->queue_minfree;
-	twice = cfg->message_size_limit > UINT64_MAX / 2 ? UINT64_MAX : 2 * cfg->message_size_limit;
-	return twice > floor ? twice : floor;
-}
-
-/* mtad_config_print_nondefault - `mtad -n`: a loop over the table. */
-void mtad_config_print_nondefault(const struct mtad_config *cfg,
-				  const struct mtad_config_checks *checks, FILE *out)
-{
-	struct mtad_config def;
-	const struct param *p;
-
-	mtad_config_defaults(&def);
-	for (p = params; p < params + NPARAMS; p++)
-		print_param(cfg, &def, checks, p, out);
 }

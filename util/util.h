@@ -59,6 +59,7 @@ struct mtad_listen {
 
 #define MTAD_MAX_DOMAINS 64
 #define MTAD_MAX_NETWORKS 64
+#define MTAD_NETWORKS_TEXT (MTAD_MAX_NETWORKS * 64)	/* a network list as written */
 #define MTAD_MAX_RULES 16
 #define MTAD_MAX_ROUTES 64
 #define MTAD_ROUTE_MAX 320
@@ -124,6 +125,7 @@ struct mtad_config {
 	unsigned auth_ip_window;	/* seconds */
 	struct mtad_addr auth_ip_exempt[MTAD_MAX_NETWORKS];	/* not counted (a shared NAT) */
 	size_t nauth_ip_exempt;
+	char auth_ip_exempt_text[MTAD_NETWORKS_TEXT];	/* as written, for `mtad -n` */
 
 	char helo_policy[16];		/* off, relaxed, strict */
 	int8_t helo_rule[MTAD_MAX_RULES];	/* per policy rule: -1 mode, 0 off, 1 on */
@@ -133,6 +135,7 @@ struct mtad_config {
 	size_t nrelay_domains;
 	struct mtad_addr relay_networks[MTAD_MAX_NETWORKS];
 	size_t nrelay_networks;
+	char relay_networks_text[MTAD_NETWORKS_TEXT];	/* as written, for `mtad -n` */
 	unsigned max_policy_rejections;	/* per connection, then 421 */
 	char dns_servers[512];		/* "system", "none", or IP[:PORT] list */
 	unsigned dns_timeout;		/* seconds per try */
