@@ -6,48 +6,27 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use POSIX qw(_exit :sys_wait_h);
 use Time::HiRes qw(sleep time);
 use MtadTest;
+use MtadLoad;
 
 my $CLIENTS = 20;
 
 my $m = MtadTest->new(max_connections_per_ip => 2 * $CLIENTS);
-my $out = $m->dir . '/clients';
-mkdir $out;
-
-# client(N) - sends messages until the server goes away, writing each
-# queue id to its file the moment the 250 arrives.
-sub client {
-	my ($n) = @_;
-	$SIG{PIPE} = 'IGNORE';
-	open my $fh, '>', "$out/$n" or _exit(2);
-	$fh->autoflush(1);
-	my $smtp = eval { $m->smtp } or _exit(0);
+# Each client sends messages until the server goes away, saying each
+# queue id the moment the 250 arrives.
+my $load = MtadLoad->start($CLIENTS, sub {
+	my ($n, $say) = @_;
+	my $smtp = eval { $m->smtp } or return;
 	for my $i (1 .. 100000) {
 		my $r = $m->send_message($smtp, "client$n\@b.test", ["u$n-$i\@campus.test"],
 			"Subject: crash $n/$i\n\n" . ("line $i of client $n\n" x 20));
-		last unless $r =~ /\A250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})\z/;
-		print $fh "$1\n";
+		last unless $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/;
+		$say->($1);
 	}
-	_exit(0);
-}
+});
 
-sub recorded {
-	my @q;
-	for my $n (1 .. $CLIENTS) {
-		open my $fh, '<', "$out/$n" or next;
-		push @q, grep { /^[0-9A-Z]{14}$/ } map { chomp; $_ } <$fh>;
-	}
-	return @q;
-}
-
-my @pids;
-for my $n (1 .. $CLIENTS) {
-	my $pid = fork // die "fork: $!";
-	client($n) if $pid == 0;
-	push @pids, $pid;
-}
+sub recorded { grep { /\A$MtadTest::QID\z/ } map { $_->[1] } $load->lines }
 
 # Let the load run: until some messages are queued, then a bit more.
 my $t0 = time;
@@ -59,18 +38,7 @@ $m->kill9;
 
 # The clients notice the dead server and stop; any that do not are ours
 # to kill.
-my $deadline = time + 60;
-my %left = map { $_ => 1 } @pids;
-while (%left && time < $deadline) {
-	for my $pid (keys %left) {
-		delete $left{$pid} if waitpid($pid, WNOHANG) == $pid;
-	}
-	sleep 0.1;
-}
-for my $pid (keys %left) {
-	kill 'KILL', $pid;
-	waitpid $pid, 0;
-}
+$load->wait(60);
 
 my @acked = recorded();
 note scalar(@acked) . ' messages were acknowledged with 250';

@@ -38,25 +38,8 @@ sub failed {
 	return $r;
 }
 
-# queue(SOCK) - one message in an open session; returns the queue id.
-sub queue {
-	my ($s, $subject) = @_;
-	my @r = $m->dialog($s, <<"END");
-	> MAIL FROM:<a\@b.test>
-	< 250 2.1.0 *
-	> RCPT TO:<u\@campus.test>
-	< 250 2.1.5 *
-	> DATA
-	< 354 *
-	> Subject: $subject
-	>
-	> body
-	> .
-	< 250 2.0.0 Ok: queued as *
-END
-	my ($qid) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
-	return $qid // 'NONE';
-}
+# queue(SOCK, SUBJECT) - one message in an open session; returns the queue id.
+sub queue { $m->queue_message(@_) }
 
 # ---- order and bad input (over implicit TLS) ----
 my $s = $m->tls_raw(0);

@@ -8,8 +8,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::SSL qw(SSL_VERIFY_NONE);
-use POSIX qw(_exit);
 use MtadTest;
+use MtadLoad;
 
 # MTAD_TLS_LOAD=20x10 runs 20 clients with ten sessions each instead.
 my ($CLIENTS, $SESSIONS) = ($ENV{MTAD_TLS_LOAD} // '200x1') =~ /\A(\d+)x(\d+)\z/
@@ -23,8 +23,6 @@ my $TOTAL = $CLIENTS * $SESSIONS;
 my $m = MtadTest->new(listeners => ['starttls'], users => {alice => 'secret'},
 		      max_connections_per_ip => 4 * $CLIENTS, max_connections => 4 * $CLIENTS,
 		      auth_ip_exempt => '127.0.0.0/8');
-my $out = $m->dir . '/clients';
-mkdir $out;
 
 # session(N, I) - one STARTTLS + AUTH + message session: a queue id or "FAIL ...".
 sub session {
@@ -39,55 +37,15 @@ sub session {
 	my $r = $m->send_message($smtp, "client$n\@b.test", ["u$n-$i\@campus.test"],
 		"Subject: tls load $n/$i\n\n" . ("line $i of client $n\n" x 20));
 	$smtp->quit;
-	return $r =~ /\A250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})\z/ ? $1 : "FAIL $r";
+	return $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/ ? $1 : "FAIL $r";
 }
 
-sub client {
-	my ($n) = @_;
-	$SIG{PIPE} = 'IGNORE';
-	open my $fh, '>', "$out/$n" or _exit(2);
-	$fh->autoflush(1);
-	for my $i (1 .. $SESSIONS) {
-		my $r = eval { session($n, $i) } // "FAIL died: $@";
-		print $fh "$r\n";
-	}
-	close $fh;
-	_exit(0);
-}
-
-sub first10 { grep { defined } @_[0 .. 9] }
-
-my @pids;
-for my $n (1 .. $CLIENTS) {
-	my $pid = fork // die "fork: $!";
-	client($n) if $pid == 0;
-	push @pids, $pid;
-}
-my $bad_exit = 0;
-for my $pid (@pids) {
-	waitpid $pid, 0;
-	$bad_exit++ if $? != 0;
-}
-is $bad_exit, 0, "all $CLIENTS clients finished cleanly";
-
-my (@qids, @fails);
-for my $n (1 .. $CLIENTS) {
-	open my $fh, '<', "$out/$n" or do { push @fails, "client $n wrote nothing"; next };
-	while (<$fh>) {
-		chomp;
-		next if $_ eq '';	# the tail of a multi-line FAIL reply
-		/\A[0-9A-Z]{14}\z/ ? push(@qids, $_) : push(@fails, "client $n: $_");
-	}
-}
-is scalar(@qids), $TOTAL, "all $TOTAL STARTTLS + AUTH sessions got 250 with a queue id"
-	or diag join "\n", first10(@fails);
-my %seen;
-my @dups = grep { $seen{$_}++ } @qids;
-is scalar(@dups), 0, 'queue ids are unique' or diag join ' ', first10(@dups);
-is $m->queue_count, $TOTAL, "mtaq count = $TOTAL";
-my %listed = map { $_ => 1 } $m->queue_ids;
-my @missing = grep { !$listed{$_} } @qids;
-is scalar(@missing), 0, 'every queue id is in mtaq list' or diag join ' ', 'missing:', first10(@missing);
+my $load = MtadLoad->start($CLIENTS, sub {
+	my ($n, $say) = @_;
+	$say->(eval { session($n, $_) } // "FAIL died: $@") for 1 .. $SESSIONS;
+});
+is $load->wait, 0, "all $CLIENTS clients finished cleanly";
+my @qids = $load->check_queued($m, $TOTAL, "all $TOTAL STARTTLS + AUTH sessions");
 
 # a sample of the messages says ESMTPSA
 for my $qid (grep { defined } @qids[0 .. 2]) {

@@ -17,9 +17,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use JSON::PP ();
-use POSIX qw(_exit WNOHANG);
+use POSIX qw(_exit);
 use Time::HiRes qw(sleep time);
 use MtadTest;
+use MtadLoad;
 
 my $ROUNDS = 20;
 my $CLIENTS = 6;
@@ -28,40 +29,34 @@ srand $seed;
 note "MTAD_SEED=$seed";
 
 my $m = MtadTest->new(max_connections_per_ip => 4 * $CLIENTS, start => 0);
-my $out = $m->dir . '/clients';
-mkdir $out;
-
-# client(ROUND, N) - messages until the server goes away; before each
-# one "try SENDER", after its 250 "QID SENDER", one line each, flushed.
-sub client {
-	my ($round, $n) = @_;
-	$SIG{PIPE} = 'IGNORE';
-	open my $fh, '>', "$out/$round-$n" or _exit(2);
-	$fh->autoflush(1);
-	my $smtp = eval { $m->smtp } or _exit(0);
-	for my $i (1 .. 100000) {
-		my $sender = "r$round-c$n-m$i\@b.test";
-		print $fh "try $sender\n";
-		my $r = $m->send_message($smtp, $sender, ["u$n\@campus.test"],
-			"Subject: round $round client $n message $i\n"
-			. "Message-ID: <r$round.c$n.m$i\@crash.test>\n\n"
-			. ("line $i of client $n in round $round\n" x (1 + $i % 40)));
-		last unless $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/;
-		print $fh "$1 $sender\n";
-	}
-	_exit(0);
+# clients(ROUND) - the load of one round: each client sends messages until
+# the server goes away; before each one "try SENDER", after its 250 "QID
+# SENDER".
+sub clients {
+	my ($round) = @_;
+	return MtadLoad->start($CLIENTS, sub {
+		my ($n, $say) = @_;
+		my $smtp = eval { $m->smtp } or return;
+		for my $i (1 .. 100000) {
+			my $sender = "r$round-c$n-m$i\@b.test";
+			$say->("try $sender");
+			my $r = $m->send_message($smtp, $sender, ["u$n\@campus.test"],
+				"Subject: round $round client $n message $i\n"
+				. "Message-ID: <r$round.c$n.m$i\@crash.test>\n\n"
+				. ("line $i of client $n in round $round\n" x (1 + $i % 40)));
+			last unless $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/;
+			$say->("$1 $sender");
+		}
+	});
 }
 
-# results(ROUND) - (acked: {sender => qid}, tried: {sender => 1}).
+# results(LOAD) - (acked: {sender => qid}, tried: {sender => 1}).
 sub results {
-	my ($round) = @_;
+	my ($load) = @_;
 	my (%acked, %tried);
-	for my $n (1 .. $CLIENTS) {
-		open my $fh, '<', "$out/$round-$n" or next;
-		while (<$fh>) {
-			if (/^try (\S+)$/) { $tried{$1} = 1 }
-			elsif (/^($MtadTest::QID) (\S+)$/) { $acked{$2} = $1 }
-		}
+	for (map { $_->[1] } $load->lines) {
+		if (/^try (\S+)$/) { $tried{$1} = 1 }
+		elsif (/^($MtadTest::QID) (\S+)$/) { $acked{$2} = $1 }
 	}
 	return (\%acked, \%tried);
 }
@@ -124,25 +119,11 @@ for my $round (1 .. $ROUNDS) {
 	# after the restart: everything acknowledged so far is there, once
 	check_queue("round $round: after the kill of round " . ($round - 1)) if $round > 1;
 
-	my @pids;
-	for my $n (1 .. $CLIENTS) {
-		my $pid = fork // die "fork: $!";
-		client($round, $n) if $pid == 0;
-		push @pids, $pid;
-	}
+	my $load = clients($round);
 	sleep 0.2 + rand(1.0);
 	$m->kill9;
-	my $deadline = time + 60;
-	my %left = map { $_ => 1 } @pids;
-	while (%left && time < $deadline) {
-		delete $left{$_} for grep { waitpid($_, WNOHANG) == $_ } keys %left;
-		sleep 0.05 if %left;
-	}
-	for my $pid (keys %left) {	# ours; they should have noticed by now
-		kill 'KILL', $pid;
-		waitpid $pid, 0;
-	}
-	my ($acked, $tried) = results($round);
+	$load->wait(60);	# they notice the dead server; those left are killed
+	my ($acked, $tried) = results($load);
 	$all_acked{$_} = $acked->{$_} for keys %$acked;
 	$total_acked += keys %$acked;
 	$total_tried += keys %$tried;

@@ -34,22 +34,7 @@ my $PLAIN = encode_base64("\0alice\0secret", '');
 my $EHLO_TLS = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
 my $EHLO_STARTTLS = MtadTest::ehlo_script('client.example', starttls => 1);
 
-sub message {
-	my ($s, $subject) = @_;
-	$m->dialog($s, <<"END");
-	> MAIL FROM:<a\@b.test>
-	< 250 2.1.0 *
-	> RCPT TO:<u\@campus.test>
-	< 250 2.1.5 *
-	> DATA
-	< 354 *
-	> Subject: $subject
-	>
-	> a message sent to mtad under valgrind
-	> .
-	< 250 2.0.0 Ok: queued as *
-END
-}
+sub message { $m->queue_message(@_, body => 'a message sent to mtad under valgrind') }
 
 # plain SMTP
 my $s = $m->raw;

@@ -24,9 +24,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Digest::MD5 qw(md5_hex);
-use POSIX qw(_exit WNOHANG);
 use Time::HiRes qw(sleep time);
 use MtadTest;
+use MtadLoad;
 use Sink;
 
 my $ROUNDS = 8;
@@ -39,8 +39,6 @@ my $sink = Sink->new(rcpt_default => '450 4.2.0 not yet');
 my $m = MtadTest->new(start => 0, db_cache_size => '1m', checkpoint_interval => 1,
 		      retry_min => 3600, retry_max => 7200,
 		      extra => 'route = campus.test [127.0.0.1]:' . $sink->port . "\n");
-my $out = $m->dir . '/clients';
-mkdir $out;
 
 # body_of(TAG, SEED) - 100 to 200 KB of lines that each name TAG.
 sub body_of {
@@ -50,29 +48,28 @@ sub body_of {
 		. join('', map { "$tag line $_ " . ('x' x (40 + $_ % 37)) . "\n" } 1 .. $lines);
 }
 
-# client(ROUND, N) - big messages until mtad goes away; "QID MD5" per 250.
-sub client {
-	my ($round, $n) = @_;
-	$SIG{PIPE} = 'IGNORE';
-	open my $fh, '>', "$out/$round-$n" or _exit(2);
-	$fh->autoflush(1);
-	my $smtp = eval { $m->smtp } or _exit(0);
-	for my $i (1 .. 100000) {
-		my $body = body_of("r$round.c$n.m$i", $round * 7919 + $n * 104729 + $i * 31);
-		my $r = $m->send_message($smtp, "r$round-c$n\@b.test", ["u$n\@campus.test"], $body);
-		last unless $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/;
-		print $fh "$1 " . md5_hex($body =~ s/\n/\r\n/gr) . "\n";
-	}
-	_exit(0);
+# clients(ROUND) - the load of one round: big messages until mtad goes
+# away; "QID MD5" per 250.
+sub clients {
+	my ($round) = @_;
+	return MtadLoad->start($CLIENTS, sub {
+		my ($n, $say) = @_;
+		my $smtp = eval { $m->smtp } or return;
+		for my $i (1 .. 100000) {
+			my $body = body_of("r$round.c$n.m$i", $round * 7919 + $n * 104729 + $i * 31);
+			my $r = $m->send_message($smtp, "r$round-c$n\@b.test", ["u$n\@campus.test"], $body);
+			last unless $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/;
+			$say->("$1 " . md5_hex($body =~ s/\n/\r\n/gr));
+		}
+	});
 }
 
 my %acked;	# qid -> md5 of the body as sent (CRLF)
 
 sub collect {
-	my ($round) = @_;
-	for my $n (1 .. $CLIENTS) {
-		open my $fh, '<', "$out/$round-$n" or next;
-		while (<$fh>) { $acked{$1} = $2 if /^($MtadTest::QID) ([0-9a-f]{32})$/ }
+	my ($load) = @_;
+	for (map { $_->[1] } $load->lines) {
+		$acked{$1} = $2 if /^($MtadTest::QID) ([0-9a-f]{32})$/;
 	}
 }
 
@@ -99,25 +96,11 @@ for my $round (1 .. $ROUNDS) {
 	$m->start;
 	check_bodies("round $round, after the kill of round " . ($round - 1))
 		if $round == 5;
-	my @pids;
-	for my $n (1 .. $CLIENTS) {
-		my $pid = fork // die "fork: $!";
-		client($round, $n) if $pid == 0;
-		push @pids, $pid;
-	}
+	my $load = clients($round);
 	sleep 1.1 + rand(0.6);	# past at least one checkpoint
 	$m->kill9;
-	my %left = map { $_ => 1 } @pids;
-	my $deadline = time + 60;
-	while (%left && time < $deadline) {
-		delete $left{$_} for grep { waitpid($_, WNOHANG) == $_ } keys %left;
-		sleep 0.05 if %left;
-	}
-	for my $pid (keys %left) {
-		kill 'KILL', $pid;
-		waitpid $pid, 0;
-	}
-	collect($round);
+	$load->wait(60);	# they notice the dead server; those left are killed
+	collect($load);
 }
 
 $m->start;

@@ -601,6 +601,30 @@ sub closed {
 	return (${*$s}{mtad_why} // '') ne 'timeout';
 }
 
+# queue_message($sock, SUBJECT, from => ADDR, to => ADDR, body => LINE) -
+# one transaction in an open session, played by dialog() (a test per
+# reply) and expected to be accepted. Returns the queue id, or 'NONE'.
+sub queue_message {
+	my ($self, $s, $subject, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($from, $to, $body) = ($o{from} // 'a@b.test', $o{to} // 'u@campus.test', $o{body} // 'body');
+	my @r = $self->dialog($s, <<"END");
+	> MAIL FROM:<$from>
+	< 250 2.1.0 *
+	> RCPT TO:<$to>
+	< 250 2.1.5 *
+	> DATA
+	< 354 *
+	> Subject: $subject
+	>
+	> $body
+	> .
+	< 250 2.0.0 Ok: queued as *
+END
+	my ($qid) = map { /queued as ($QID)/ ? $1 : () } @r;
+	return $qid // 'NONE';
+}
+
 # dialog($sock, SCRIPT) - plays a transcript, one test per reply.
 #
 #   > TEXT      a line sent with CRLF; consecutive > lines go in one write

@@ -1,0 +1,116 @@
+# 05-layers.t - etc/check-layers: the repository keeps its floors (util/
+# < queue/ auth/ tls/ policy/ < smtp/ deliver/ < mtad/), and the check
+# really fails, naming the file and line, on copies of the sources with
+# one bad include added: an include from a higher floor (which also makes
+# a cycle), a private header, a same-floor cycle, an include of mtad/, a
+# folder missing from the table, an include climbing out with "..".
+use strict;
+use warnings;
+use FindBin;
+use Test::More;
+use File::Find ();
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+
+my $top = "$FindBin::Bin/..";
+my $script = "$top/etc/check-layers";
+
+# layers(ROOT) - (exit code, stdout, stderr) of check-layers on ROOT
+sub layers {
+	my ($root) = @_;
+	my $dir = tempdir(CLEANUP => 1);
+	my $rc = system("perl '$script' '$root' >'$dir/out' 2>'$dir/err'") >> 8;
+	my ($out, $err) = map { local (@ARGV, $/) = ("$dir/$_"); scalar <> } qw(out err);
+	return ($rc, $out, $err);
+}
+
+# (a) the repository itself
+my ($rc, $out, $err) = layers($top);
+is($rc, 0, 'the repository keeps its floors') or diag($err);
+like($out, qr/^check-layers: OK: util < auth,policy,queue,tls < deliver,smtp < mtad; \d+ files/,
+	'one OK line naming the floors');
+is($err, '', 'nothing on stderr');
+
+# copy() - a fresh copy of the repository's .c and .h files (not t/, build*/)
+sub copy {
+	my $dst = tempdir(CLEANUP => 1);
+	opendir my $dh, $top or die "$top: $!";
+	for my $dir (grep { !/^\./ && $_ ne 't' && !/^build/ && -d "$top/$_" } readdir $dh) {
+		File::Find::find({ no_chdir => 1, wanted => sub {
+			return unless -f $_ && /\.[ch]\z/;
+			my $rel = substr($_, length($top) + 1);
+			(my $parent = "$dst/$rel") =~ s{/[^/]+\z}{};
+			make_path($parent);
+			local (@ARGV, $/) = ($_);
+			my $text = <>;
+			open my $fh, '>', "$dst/$rel" or die "$dst/$rel: $!";
+			print $fh $text;
+			close $fh or die "$dst/$rel: $!";
+		} }, "$top/$dir");
+	}
+	closedir $dh;
+	return $dst;
+}
+
+# add(ROOT, FILE, LINES) - writes a new source file FILE under ROOT
+sub add {
+	my ($root, $file, @lines) = @_;
+	(my $parent = "$root/$file") =~ s{/[^/]+\z}{};
+	make_path($parent);
+	open my $fh, '>', "$root/$file" or die "$root/$file: $!";
+	print $fh map { "$_\n" } @lines;
+	close $fh or die "$root/$file: $!";
+}
+
+my $clean = copy();
+($rc, $out) = layers($clean);
+is($rc, 0, 'the copy of the sources passes as it is');
+like($out, qr/: OK: /, 'and says OK');
+
+# bad(NAME, FILE => [LINES], qr/MESSAGE/...) - the copy with FILE added fails
+# with exit 1, a FAILED line, and every MESSAGE on stderr
+sub bad {
+	my ($name, $file, $lines, @expect) = @_;
+	my $root = copy();
+	add($root, $file, @$lines);
+	my ($rc, $out, $err) = layers($root);
+	is($rc, 1, "$name: exit 1");
+	is($out, '', "$name: no OK line");
+	like($err, qr/^check-layers: FAILED: \d+ problems? in /m, "$name: a FAILED line");
+	like($err, $_, "$name: says $_") for @expect;
+}
+
+bad('util includes smtp', 'util/x.c',
+	['/* x.c */', '#include "util/util.h"', '#include "smtp/smtp.h"'],
+	qr{^check-layers: util/x\.c:3: util/ \(floor 0\) includes "smtp/smtp\.h" from a higher floor: smtp/ is floor 2$}m,
+	qr{^check-layers: cycle in the folder graph: .*smtp -> util \(smtp/\S+:\d+\).*util -> smtp \(util/x\.c:3\)}m);
+
+bad('a private header from another folder', 'deliver/y.c',
+	['#include <stdio.h>', '#include "smtp/session_int.h"'],
+	qr{^check-layers: deliver/y\.c:2: deliver/ includes "smtp/session_int\.h", a private header of smtp/: only smtp/smtp\.h may be included from outside smtp/$}m);
+
+bad('a same-floor cycle', 'policy/z.c',
+	['#include "queue/queue.h"'],
+	qr{^check-layers: cycle in the folder graph: policy -> queue \(policy/z\.c:1\), queue -> policy \(queue/\S+:\d+\)$}m);
+
+bad('an include of mtad/', 'deliver/w.h',
+	['#include "mtad/daemon.h"'],
+	qr{^check-layers: deliver/w\.h:1: deliver/ \(floor 2\) includes "mtad/daemon\.h" from a higher floor: mtad/ is floor 3$}m);
+
+bad('a folder not in the table', 'spam/filter.c',
+	['#include "util/util.h"'],
+	qr{^check-layers: spam/filter\.c: folder spam/ is not in the floor table}m);
+
+bad('an include of a folder not in the table', 'smtp/v.c',
+	['#include "spam/filter.h"'],
+	qr{^check-layers: smtp/v\.c:1: includes "spam/filter\.h": folder spam/ is not in the floor table}m);
+
+bad('an include climbing out with ..', 'auth/u.c',
+	['#  include "../smtp/smtp.h"'],
+	qr{^check-layers: auth/u\.c:1: include "\.\./smtp/smtp\.h" climbs out with \.\.}m);
+
+bad('an angle include of ours', 'tls/a.c',
+	['#include <stdlib.h>', '#include <deliver/deliver.h>'],
+	qr{^check-layers: tls/a\.c:2: tls/ \(floor 1\) includes "deliver/deliver\.h" from a higher floor}m);
+
+done_testing();
