@@ -10,9 +10,10 @@
  * durable, is handed to the queue's writer thread and the session
  * pauses until its callback. It never touches a socket; bytes come in
  * through smtp_session_received() and leave through struct smtp_io.
- * The commands themselves live in verbs.c.
+ * The commands themselves live in verbs.c; this file gives them their
+ * primitives (reply, close, resume, timers) and calls up only at the
+ * edges of a session's life (see session_int.h).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,10 +65,6 @@ static void session_timeout(uv_timer_t *timer)
 {
 	struct smtp_session *s = timer->data;
 
-	if (s->state == STATE_AUTH_DELAY) {
-		verb_auth_delay_done(s);
-		return;
-	}
 	if (s->state != STATE_COMMAND && s->state != STATE_DATA && s->state != STATE_AUTH_INPUT)
 		return;
 	mtad_log(MTAD_LOG_INFO, "timeout after %s from %s",
@@ -87,10 +84,14 @@ static void session_arm_timer(struct smtp_session *s)
 		mtad_log(MTAD_LOG_WARNING, "cannot start timer for [%s]", s->client_ip);
 }
 
-/* session_set_timer - the session's one timer, ms from now (the AUTH failure delay). */
-int session_set_timer(struct smtp_session *s, uint64_t ms)
+/*
+ * session_set_timer - the session's one timer, ms from now, calling done
+ * (the AUTH failure delay: verb_auth.c's own callback, so that the idle
+ * timeout here never calls up into it).
+ */
+int session_set_timer(struct smtp_session *s, uint64_t ms, uv_timer_cb done)
 {
-	return uv_timer_start(&s->timer, session_timeout, ms, 0);
+	return uv_timer_start(&s->timer, done, ms, 0);
 }
 
 /* smtp_session_new - a session for a freshly accepted connection. */
@@ -283,7 +284,8 @@ const char *session_protocol(const struct smtp_session *s)
 
 /*
  * received_header - the RFC 5321 §4.4 trace header. The client's name is
- * "unknown" until reverse lookups exist, as Postfix writes it then. The
+ * its forward-confirmed reverse name (session_policy.c looks it up before
+ * the greeting), or "unknown" without one, as Postfix writes it. The
  * authenticated user is not written: it is kept in the queue and the
  * log, not shown to every recipient.
  */
@@ -565,10 +567,8 @@ static bool session_command_step(struct smtp_session *s)
 		s->skip_to_eol = false;
 	else if (used > max)
 		session_reply(s, 500, "5.5.2", "Error: line too long");
-	else if (s->state == STATE_AUTH_INPUT)
-		verb_auth_response(s, s->in, linelen);
 	else
-		verbs_dispatch(s, s->in, linelen);
+		verbs_dispatch(s, s->in, linelen);	/* a command, or the answer to a 334 */
 	if (s->state == STATE_TLS_HANDSHAKE) {
 		/* Plaintext pipelined after STARTTLS is never run (CVE-2011-0411). */
 		s->inlen = 0;
@@ -674,9 +674,7 @@ static void session_log_disconnect(struct smtp_session *s)
 	}
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;
-	line[n] = '\0';
-	for (char *p = line; *p; p++)	/* Postfix writes ehlo=1, not EHLO=1 */
-		*p = (char)tolower((unsigned char)*p);
+	mtad_str_lower(line, line, n);	/* Postfix writes ehlo=1, not EHLO=1 */
 	mtad_log(MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u",
 		 s->client_label, line, s->commands_ok, s->commands_total);
 }

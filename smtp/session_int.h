@@ -2,6 +2,24 @@
  * session_int.h - private to smtp/: the server session as session.c
  * (input, DATA, queue commit, lifetime) and verbs.c (the command table)
  * share it. Nothing outside smtp/ includes this file.
+ *
+ * Who calls whom, one way:
+ *
+ *   verbs.c            the command table: checks and runs every verb,
+ *     |  \             RCPT and AUTH included; calls all three below
+ *     |   verb_auth.c, session_policy.c
+ *     |  /             (never verbs.c; between them, nothing)
+ *   session.c          the primitives: reply, flush, close, resume,
+ *                      timers, log lines, transaction reset, DATA start
+ *
+ * session.c calls up only where a session's life has its edges: each
+ * input line goes to verbs_dispatch, a new and a freed session to
+ * session_policy_start/stop and verb_auth_forget, a queued message to
+ * session_policy_accepted. What finishes after an asynchronous wait
+ * comes back through a pointer the caller stored, not a call upwards:
+ * a MAIL that waited for the policy's DNS answer goes on through
+ * s->mail_go_on (set by verbs.c), the AUTH failure delay ends through
+ * the timer callback verb_auth.c gave session_set_timer.
  */
 #ifndef SMTP_SESSION_INT_H
 #define SMTP_SESSION_INT_H
@@ -62,6 +80,10 @@ struct smtp_session {
 	bool trusted;			/* in relay_networks */
 	bool greet_pending;		/* the 220 waits for the reverse name */
 	struct policy_verdict blocked;	/* a rejected MAIL: RCPT gets the same reply */
+	struct policy_verdict mail_verdict;	/* the HELO rules at this MAIL, once */
+	bool mail_judged;		/* mail_verdict is computed for this MAIL */
+	/* A MAIL the policy let go on after its DNS wait: verbs.c finishes it. */
+	void (*mail_go_on)(struct smtp_session *s);
 	unsigned policy_rejections;
 	uint32_t rules_seen;		/* rules already counted for this connection */
 
@@ -119,7 +141,7 @@ void session_reply_raw(struct smtp_session *s, const char *text, size_t len);
 void session_close(struct smtp_session *s);
 void session_flush(struct smtp_session *s);
 void session_greet(struct smtp_session *s);
-int session_set_timer(struct smtp_session *s, uint64_t ms);
+int session_set_timer(struct smtp_session *s, uint64_t ms, uv_timer_cb done);
 void session_resume(struct smtp_session *s, enum session_state next);
 void session_forget_client(struct smtp_session *s);
 bool session_free_if_gone(struct smtp_session *s);
@@ -131,22 +153,21 @@ void session_log_reject(struct smtp_session *s, const char *verb, const char *fm
 
 /* verbs.c */
 void verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
-bool verbs_auth_offered(const struct smtp_session *s);
-void verbs_mail_accept(struct smtp_session *s);
 
 /* session_policy.c */
 void session_policy_start(struct smtp_session *s);
 void session_policy_stop(struct smtp_session *s);
 bool session_policy_ehlo(struct smtp_session *s);
 bool session_policy_mail(struct smtp_session *s);
+bool session_policy_blocked(struct smtp_session *s);
 bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path);
 void session_policy_count(struct smtp_session *s, enum policy_rule rule);
 void session_policy_accepted(struct smtp_session *s);
 
 /* verb_auth.c */
+bool verb_auth_check(struct smtp_session *s);
 bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd);
 void verb_auth_response(struct smtp_session *s, const char *line, size_t len);
-void verb_auth_delay_done(struct smtp_session *s);
 void verb_auth_forget(struct smtp_session *s);
 
 #endif

@@ -14,6 +14,11 @@
  * the client's reverse name, and when a rule needs the HELO name's
  * lookup still on its way, MAIL waits for it with input paused. Nothing
  * here blocks or does I/O itself.
+ *
+ * The HELO verdict is computed once per MAIL (mail_waits), even when
+ * the MAIL waits for DNS. This file calls only session.c's primitives,
+ * never verbs.c: a MAIL that waited goes on through s->mail_go_on,
+ * which verbs.c set (see session_int.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,11 +268,14 @@ bool session_policy_ehlo(struct smtp_session *s)
 }
 
 /*
- * must_wait - the verdict needs a DNS answer still on its way: one a
- * rule that is on depends on, or the client's name for the log line of
- * a rejection. Accepted mail does not wait for the name.
+ * mail_waits - the verdict needs a DNS answer still on its way: one a
+ * rule that is on depends on (then the verdict is not computed yet), or
+ * the client's name for the log line of a rejection (then the verdict
+ * is kept for that line: only the no-rdns rule reads the reverse lookup,
+ * and it is off, or the first test had waited). Accepted mail does not
+ * wait for the name. The verdict is computed here, once per MAIL.
  */
-static bool must_wait(const struct smtp_session *s)
+static bool mail_waits(struct smtp_session *s)
 {
 	const struct policy_settings *set = &s->srv->policy;
 	struct policy_client c;
@@ -275,15 +283,18 @@ static bool must_wait(const struct smtp_session *s)
 	if ((s->helo_dns_pending && policy_rule_enabled(set, POLICY_UNRESOLVABLE)) ||
 	    (s->rdns_pending && policy_rule_enabled(set, POLICY_NO_RDNS)))
 		return true;
-	c = client_facts(s);
-	return s->rdns_pending && policy_helo_verdict(set, &c).rule != POLICY_ACCEPT;
+	if (!s->mail_judged) {
+		c = client_facts(s);
+		s->mail_verdict = policy_helo_verdict(set, &c);
+		s->mail_judged = true;
+	}
+	return s->rdns_pending && s->mail_verdict.rule != POLICY_ACCEPT;
 }
 
-/* mail_verdict - the HELO rules at MAIL; true when MAIL may go on. */
+/* mail_verdict - the HELO rules' verdict at MAIL given; true when MAIL may go on. */
 static bool mail_verdict(struct smtp_session *s)
 {
-	struct policy_client c = client_facts(s);
-	struct policy_verdict v = policy_helo_verdict(&s->srv->policy, &c);
+	struct policy_verdict v = s->mail_verdict;
 
 	if (v.rule == POLICY_ACCEPT) {
 		s->blocked.rule = POLICY_ACCEPT;
@@ -297,14 +308,15 @@ static bool mail_verdict(struct smtp_session *s)
 /*
  * session_policy_mail - MAIL FROM was parsed: judge the session. Returns
  * true to go on now; false when refused (reply given) or when the
- * verdict waits for DNS (state STATE_POLICY_WAIT; verbs_mail_accept
- * finishes the command later).
+ * verdict waits for DNS (state STATE_POLICY_WAIT; s->mail_go_on
+ * finishes the command later, if it may go on).
  */
 bool session_policy_mail(struct smtp_session *s)
 {
 	if (s->auth_user[0] || s->trusted)
 		return true;
-	if (must_wait(s)) {
+	s->mail_judged = false;
+	if (mail_waits(s)) {
 		s->state = STATE_POLICY_WAIT;
 		s->io.pause(s->io.ctx, true);
 		uv_timer_stop(&s->timer);
@@ -324,31 +336,33 @@ static void policy_dns_arrived(struct smtp_session *s)
 		session_resume(s, STATE_COMMAND);
 		return;
 	}
-	if (s->state != STATE_POLICY_WAIT || must_wait(s))
+	if (s->state != STATE_POLICY_WAIT || mail_waits(s))
 		return;
 	s->state = STATE_COMMAND;
 	if (mail_verdict(s))
-		verbs_mail_accept(s);
+		s->mail_go_on(s);
 	if (s->state == STATE_COMMAND)
 		session_resume(s, STATE_COMMAND);
 }
 
 /*
- * session_policy_rcpt - relay control for one recipient, and the HELO
- * verdict again after a refused MAIL. Returns true to go on.
+ * session_policy_blocked - RCPT outside a transaction: after a MAIL the
+ * HELO rules refused, the rule's reply again. Returns true to go on (to
+ * the usual 503: not a policy matter).
  */
+bool session_policy_blocked(struct smtp_session *s)
+{
+	if (s->in_transaction || s->blocked.rule == POLICY_ACCEPT)
+		return true;
+	policy_reject(s, "RCPT", &s->blocked, NULL);
+	return false;
+}
+
+/* session_policy_rcpt - relay control for one recipient. Returns true to go on. */
 bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path)
 {
 	struct policy_verdict v;
 
-	if (!s->in_transaction) {
-		if (s->blocked.rule == POLICY_ACCEPT)
-			return true;	/* the usual 503: not a policy matter */
-		policy_reject(s, "RCPT", &s->blocked, NULL);
-		return false;
-	}
-	if (!path)
-		return true;
 	v = policy_relay_verdict(&s->srv->policy, path->addr, path->had_route,
 				 s->auth_user[0] != '\0', s->trusted);
 	if (v.rule == POLICY_ACCEPT)

@@ -4,7 +4,7 @@
  *
  * The parsers and the decoder are pure functions over bytes (no I/O,
  * no allocation) so they can be unit-tested and fuzzed. The session is
- * driven by a transport (mtad/listen.c, later tls/) through
+ * driven by a transport (mtad/listen.c, with tls/ under TLS) through
  * smtp_session_inbuf()/smtp_session_received() and writes its replies
  * through struct smtp_io; it never touches a socket itself.
  */
@@ -222,9 +222,10 @@ struct smtp_server {
 #define SMTP_READ_SIZE 16384	/* session input buffer */
 
 /*
- * How a session reaches its connection. The transport (plain TCP in
- * mtad/listen.c, TLS later) implements these; the session never sees a
- * socket, so it does not care how the bytes travel.
+ * How a session reaches its connection. The transport in mtad/listen.c
+ * implements these, for plain TCP and for TLS (implicit or after
+ * STARTTLS, through tls/); the session never sees a socket, so it does
+ * not care how the bytes travel.
  */
 struct smtp_io {
 	void *ctx;

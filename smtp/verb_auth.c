@@ -17,6 +17,9 @@
  * Never logged: passwords, and the user name of a failed attempt (people
  * type their password into the user field; Postfix logs none either).
  * The failure line keeps the shape fail2ban's filter in INSTALL reads.
+ *
+ * verbs.c's table calls verb_auth_check and verb_auth; this file calls
+ * only session.c's primitives, never verbs.c (see session_int.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 
 static void auth_done(void *arg, enum auth_result result, const char *challenge,
 		      size_t challenge_len, const char *user, const char *reason);
+static void auth_delay_done(struct smtp_session *s);
 
 /* auth_release - the attempt leaves the address limiter's count, once; failed: a failed password check. */
 static void auth_release(struct smtp_session *s, bool failed)
@@ -82,8 +86,11 @@ static bool auth_admit(struct smtp_session *s, const char *mech)
 	return false;
 }
 
-/* auth_refused - the checks before any SASL work; true when refused (the reply is given). */
-static bool auth_refused(struct smtp_session *s)
+/*
+ * verb_auth_check - the AUTH row's check step, before any SASL work:
+ * true when AUTH may run; false when refused (the reply is given).
+ */
+bool verb_auth_check(struct smtp_session *s)
 {
 	if (!s->srv->auth) {
 		session_reply(s, 502, "5.5.1", "Error: command not implemented");
@@ -97,9 +104,9 @@ static bool auth_refused(struct smtp_session *s)
 	} else if (s->in_transaction) {
 		session_reply(s, 503, "5.5.1", "Error: MAIL transaction in progress");
 	} else {
-		return false;
+		return true;
 	}
-	return true;
+	return false;
 }
 
 /* auth_decode - a base64 response; "=" is the empty response (RFC 4954 §4). */
@@ -120,7 +127,7 @@ static void auth_wait(struct smtp_session *s)
 	uv_timer_stop(&s->timer);
 }
 
-/* verb_auth - AUTH mechanism [initial-response]. */
+/* verb_auth - AUTH mechanism [initial-response], after verb_auth_check. */
 bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	char mech[sizeof(s->auth_mech)];
@@ -128,8 +135,6 @@ bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 	size_t mechlen, rest, declen = 0;
 	const char *resp;
 
-	if (auth_refused(s))
-		return false;
 	mechlen = 0;
 	while (cmd->arg && mechlen < cmd->arglen && cmd->arg[mechlen] != ' ')
 		mechlen++;
@@ -216,6 +221,15 @@ static void auth_challenge(struct smtp_session *s, const char *challenge, size_t
 	session_resume(s, STATE_AUTH_INPUT);
 }
 
+/* auth_delay_timer - the session's timer, set by auth_failed, ran out. */
+static void auth_delay_timer(uv_timer_t *timer)
+{
+	struct smtp_session *s = timer->data;
+
+	if (s->state == STATE_AUTH_DELAY)
+		auth_delay_done(s);
+}
+
 /*
  * auth_failed - the line fail2ban's filter in INSTALL reads, and the
  * reason (which sasl.c has cleared of the name typed), then the wait.
@@ -232,12 +246,12 @@ static void auth_failed(struct smtp_session *s, const char *reason)
 		 s->client_label, s->auth_mech, reason && reason[0] ? reason : "none given");
 	s->auth_failures++;
 	s->state = STATE_AUTH_DELAY;
-	if (session_set_timer(s, delay) != 0)
-		verb_auth_delay_done(s);
+	if (session_set_timer(s, delay, auth_delay_timer) != 0)
+		auth_delay_done(s);
 }
 
-/* verb_auth_delay_done - the delay is over: 535, or 421 after too many. */
-void verb_auth_delay_done(struct smtp_session *s)
+/* auth_delay_done - the delay is over: 535, or 421 after too many. */
+static void auth_delay_done(struct smtp_session *s)
 {
 	session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
 	if (s->auth_failures >= s->srv->cfg->auth_max_failures) {

@@ -1,8 +1,9 @@
 /*
  * verbs.c - the SMTP commands of the server session: one table row per
- * verb, each with the state it needs and the function that carries it
- * out (OpenSMTPD's layout: checking never mixes with doing, and a new
- * verb is one row).
+ * verb, RCPT and AUTH included, each with a check step (the session
+ * state the verb needs; refused with the reply given) and a run step
+ * that carries it out (OpenSMTPD's layout: checking never mixes with
+ * doing, and a new verb is one row).
  *
  * RFC 5321 §4.1 (commands, reply codes; §4.5.3.1.10 452 for a full
  * spool), RFC 1870 (SIZE, §6.1 the free-space check), RFC 6152
@@ -10,7 +11,10 @@
  * the greeting and the EHLO lines).
  *
  * No I/O here: replies go to the session's output buffer; nothing from
- * the envelope is ever interpreted beyond the path syntax checks.
+ * the envelope is ever interpreted beyond the path syntax checks. This
+ * is the top of the session: it calls session_policy.c, verb_auth.c and
+ * session.c; the first two never call back here, and session.c only
+ * hands it each input line (verbs_dispatch; see session_int.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +24,6 @@
 
 /* What a verb needs before it may run. */
 enum verb_needs {
-	NEEDS_NOTHING = 0,
 	NEEDS_HELO = 1 << 0,
 	NEEDS_MAIL = 1 << 1,
 	NEEDS_RCPT = 1 << 2,
@@ -29,10 +32,17 @@ enum verb_needs {
 
 struct verb_row {
 	enum smtp_verb verb;
-	unsigned needs;
+	/* True when the verb may run; else the reply is given. */
+	bool (*check)(struct smtp_session *s);
 	/* Returns true when the command succeeded (for the disconnect counts). */
 	bool (*run)(struct smtp_session *s, const struct smtp_command *cmd);
 };
+
+static bool check_nothing(struct smtp_session *s);
+static bool check_mail(struct smtp_session *s);
+static bool check_rcpt(struct smtp_session *s);
+static bool check_data(struct smtp_session *s);
+static bool check_starttls(struct smtp_session *s);
 
 static bool verb_helo(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd);
@@ -49,20 +59,20 @@ static bool verb_not_implemented(struct smtp_session *s, const struct smtp_comma
 static bool verb_unknown(struct smtp_session *s, const struct smtp_command *cmd);
 
 static const struct verb_row verb_table[] = {
-	{ SMTP_HELO, NEEDS_NOTHING, verb_helo },
-	{ SMTP_EHLO, NEEDS_NOTHING, verb_ehlo },
-	{ SMTP_MAIL, NEEDS_HELO | NEEDS_NO_MAIL, verb_mail },
-	{ SMTP_RCPT, NEEDS_MAIL, verb_rcpt },
-	{ SMTP_DATA, NEEDS_MAIL | NEEDS_RCPT, verb_data },
-	{ SMTP_RSET, NEEDS_NOTHING, verb_rset },
-	{ SMTP_NOOP, NEEDS_NOTHING, verb_noop },
-	{ SMTP_QUIT, NEEDS_NOTHING, verb_quit },
-	{ SMTP_HELP, NEEDS_NOTHING, verb_help },
-	{ SMTP_VRFY, NEEDS_NOTHING, verb_vrfy },
-	{ SMTP_EXPN, NEEDS_NOTHING, verb_not_implemented },
-	{ SMTP_STARTTLS, NEEDS_NOTHING, verb_starttls },
-	{ SMTP_AUTH, NEEDS_NOTHING, verb_auth },
-	{ SMTP_UNKNOWN, NEEDS_NOTHING, verb_unknown },
+	{ SMTP_HELO, check_nothing, verb_helo },
+	{ SMTP_EHLO, check_nothing, verb_ehlo },
+	{ SMTP_MAIL, check_mail, verb_mail },
+	{ SMTP_RCPT, check_rcpt, verb_rcpt },
+	{ SMTP_DATA, check_data, verb_data },
+	{ SMTP_RSET, check_nothing, verb_rset },
+	{ SMTP_NOOP, check_nothing, verb_noop },
+	{ SMTP_QUIT, check_nothing, verb_quit },
+	{ SMTP_HELP, check_nothing, verb_help },
+	{ SMTP_VRFY, check_nothing, verb_vrfy },
+	{ SMTP_EXPN, check_nothing, verb_not_implemented },
+	{ SMTP_STARTTLS, check_starttls, verb_starttls },
+	{ SMTP_AUTH, verb_auth_check, verb_auth },	/* verb_auth.c */
+	{ SMTP_UNKNOWN, check_nothing, verb_unknown },
 };
 
 /*
@@ -105,13 +115,10 @@ static bool remember_helo(struct smtp_session *s, const struct smtp_command *cmd
 	session_reset_transaction(s);
 	memcpy(s->helo, cmd->arg, cmd->arglen);
 	s->helo[cmd->arglen] = '\0';
-	s->helo_seen = true;
 	s->esmtp = esmtp;
-	if (!session_policy_ehlo(s)) {
-		s->helo_seen = false;	/* refused: MAIL needs a new HELO */
-		return false;
-	}
-	return true;
+	/* Refused (reply given): MAIL needs a new HELO. */
+	s->helo_seen = session_policy_ehlo(s);
+	return s->helo_seen;
 }
 
 /* verb_helo - HELO: the RFC 821 greeting, one line, no extensions. */
@@ -127,7 +134,7 @@ static bool verb_helo(struct smtp_session *s, const struct smtp_command *cmd)
  * verbs_auth_offered - AUTH only where the password cannot be read off
  * the wire: under TLS, unless the listener allows plaintext AUTH.
  */
-bool verbs_auth_offered(const struct smtp_session *s)
+static bool verbs_auth_offered(const struct smtp_session *s)
 {
 	return s->srv->auth && (s->tls_active || s->auth_plaintext);
 }
@@ -162,6 +169,21 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 	return true;
 }
 
+/* mail_open - the transaction starts: the end of every accepted MAIL. */
+static void mail_open(struct smtp_session *s)
+{
+	s->in_transaction = true;
+	session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* mail_waited - s->mail_go_on: a MAIL that waited for the policy's DNS answer goes on. */
+static void mail_waited(struct smtp_session *s)
+{
+	s->verbs[SMTP_MAIL].ok++;
+	s->commands_ok++;
+	mail_open(s);
+}
+
 static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	struct smtp_parse_error err;
@@ -187,20 +209,11 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (space_refused(s, "MAIL"))
 		return false;
+	s->mail_go_on = mail_waited;
 	if (!session_policy_mail(s))
-		return false;	/* refused, or waiting for DNS: verbs_mail_accept then */
-	s->in_transaction = true;
-	session_reply(s, 250, "2.1.0", "Ok");
+		return false;	/* refused, or waiting for DNS: mail_waited then */
+	mail_open(s);
 	return true;
-}
-
-/* verbs_mail_accept - a MAIL that waited for the policy's DNS answer goes on. */
-void verbs_mail_accept(struct smtp_session *s)
-{
-	s->in_transaction = true;
-	s->verbs[SMTP_MAIL].ok++;
-	s->commands_ok++;
-	session_reply(s, 250, "2.1.0", "Ok");
 }
 
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
@@ -288,14 +301,6 @@ static bool verb_help(struct smtp_session *s, const struct smtp_command *cmd)
  */
 static bool verb_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	if (s->tls_mode != MTAD_TLS_STARTTLS) {
-		session_reply(s, 502, "5.5.1", "Error: command not implemented");
-		return false;
-	}
-	if (s->tls_active) {
-		session_reply(s, 503, "5.5.1", "Error: TLS already active");
-		return false;
-	}
 	if (cmd->arglen > 0) {
 		session_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
 		return false;
@@ -334,26 +339,69 @@ static bool verb_unknown(struct smtp_session *s, const struct smtp_command *cmd)
 	return false;
 }
 
-/* verb_ready - checks the session state a verb needs; replies 503 when it is missing. */
-static bool verb_ready(struct smtp_session *s, const struct verb_row *row)
+/* ---- check steps ---- */
+
+/* session_has - the session state in needs is there; else 503 (RFC 5321 §4.1.4). */
+static bool session_has(struct smtp_session *s, unsigned needs)
 {
 	const char *missing = NULL;
 
-	if ((row->needs & NEEDS_HELO) && !s->helo_seen)
+	if ((needs & NEEDS_HELO) && !s->helo_seen)
 		missing = "Error: send HELO/EHLO first";
-	else if ((row->needs & NEEDS_NO_MAIL) && s->in_transaction)
+	else if ((needs & NEEDS_NO_MAIL) && s->in_transaction)
 		missing = "Error: nested MAIL command";
-	else if ((row->needs & NEEDS_MAIL) && !s->in_transaction)
+	else if ((needs & NEEDS_MAIL) && !s->in_transaction)
 		missing = "Error: need MAIL command";
-	else if ((row->needs & NEEDS_RCPT) && s->nrcpt == 0)
+	else if ((needs & NEEDS_RCPT) && s->nrcpt == 0)
 		missing = "Error: need RCPT command";
 	if (!missing)
 		return true;
 	session_reply(s, 503, "5.5.1", "%s", missing);
-	if (row->verb == SMTP_MAIL && !s->helo_seen)
+	return false;
+}
+
+static bool check_nothing(struct smtp_session *s)
+{
+	(void)s;
+	return true;
+}
+
+/* check_mail - after HELO/EHLO, outside a transaction; MAIL without HELO is a policy count. */
+static bool check_mail(struct smtp_session *s)
+{
+	if (session_has(s, NEEDS_HELO | NEEDS_NO_MAIL))
+		return true;
+	if (!s->helo_seen)
 		session_policy_count(s, POLICY_NO_HELO);
 	return false;
 }
+
+/* check_rcpt - after MAIL; after a MAIL the HELO rules refused, the rule's reply first. */
+static bool check_rcpt(struct smtp_session *s)
+{
+	return session_policy_blocked(s) && session_has(s, NEEDS_MAIL);
+}
+
+static bool check_data(struct smtp_session *s)
+{
+	return session_has(s, NEEDS_MAIL | NEEDS_RCPT);
+}
+
+/* check_starttls - RFC 3207: on a STARTTLS listener, once. */
+static bool check_starttls(struct smtp_session *s)
+{
+	if (s->tls_mode != MTAD_TLS_STARTTLS) {
+		session_reply(s, 502, "5.5.1", "Error: command not implemented");
+		return false;
+	}
+	if (s->tls_active) {
+		session_reply(s, 503, "5.5.1", "Error: TLS already active");
+		return false;
+	}
+	return true;
+}
+
+/* ---- the table ---- */
 
 /* verb_find - the table row for a verb (the last row catches the rest). */
 static const struct verb_row *verb_find(enum smtp_verb verb)
@@ -366,13 +414,20 @@ static const struct verb_row *verb_find(enum smtp_verb verb)
 	return &verb_table[n - 1];
 }
 
-/* verbs_dispatch - parses one command line and runs it. */
+/*
+ * verbs_dispatch - one input line: the client's answer to a 334 goes to
+ * the AUTH exchange; a command is parsed, checked and run.
+ */
 void verbs_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_command cmd;
 	const struct verb_row *row;
 	bool ok;
 
+	if (s->state == STATE_AUTH_INPUT) {
+		verb_auth_response(s, line, len);
+		return;
+	}
 	s->commands_total++;
 	if (smtp_command_parse(line, len, &cmd) != 0) {
 		s->verbs[SMTP_UNKNOWN].total++;
@@ -381,10 +436,7 @@ void verbs_dispatch(struct smtp_session *s, const char *line, size_t len)
 	}
 	row = verb_find(cmd.verb);
 	s->verbs[row->verb].total++;
-	/* After a MAIL the HELO rules refused, RCPT gets the rule's reply too. */
-	if (row->verb == SMTP_RCPT && !session_policy_rcpt(s, NULL))
-		return;
-	ok = verb_ready(s, row) && row->run(s, &cmd);
+	ok = row->check(s) && row->run(s, &cmd);
 	if (ok) {
 		s->verbs[row->verb].ok++;
 		s->commands_ok++;
