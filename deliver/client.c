@@ -4,9 +4,9 @@
  * message after another over the same connection, with PIPELINING and
  * SIZE when the peer offers them, and QUIT at the end.
  *
- * With TLS the ciphertext from the socket goes through a tls_conn
- * (tls/) and the reply parser only ever sees plaintext, as in
- * mtad/listen.c on the server side.
+ * Writes, and with TLS the ciphertext's way through a tls_conn, go
+ * through tls/'s pump (tls/pump.c), which mtad/listen.c shares on the
+ * server side; the reply parser only ever sees plaintext.
  *
  * Must not: block; wait without a deadline (connect, the greeting, each
  * reply, the TLS handshake and each body write have opt->timeout);
@@ -32,7 +32,6 @@
 #include "tls/tls.h"
 
 #define CIPHER_READ 16384	/* ciphertext read buffer while TLS is on */
-#define CIPHER_WRITE 16384	/* ciphertext moved to the socket per write */
 #define QUIT_WAIT_MS 2000	/* how long QUIT waits for its 221 */
 #define DEFAULT_TIMEOUT 300	/* seconds, when opt->timeout is 0 (RFC 5321 §4.5.3.2) */
 
@@ -84,9 +83,8 @@ struct smtp_client {
 	uint64_t peer_size;		/* its SIZE limit, 0 = none */
 	struct smtp_client_reply ehlo;	/* for the ready callback after STARTTLS fails */
 
-	struct tls_conn *tls;
+	struct tls_pump pump;		/* writes; TLS once it starts (pump.tls) */
 	char *cipher_in;
-	bool tls_handshaking;
 	char tls_info[160];
 
 	smtp_client_ready_cb ready_cb;
@@ -108,16 +106,9 @@ struct smtp_client {
 	bool body_last;
 	uint32_t chunk_index;
 	struct smtp_dot_encoder dot;
-	size_t writes_pending;
 
 	bool user_closed;		/* smtp_client_close was called: no more callbacks */
 	bool closing;			/* the handles are being closed */
-};
-
-struct write_req {
-	uv_write_t req;
-	struct smtp_client *c;
-	char data[];
 };
 
 static void client_fail(struct smtp_client *c, int code, const char *enhanced,
@@ -189,7 +180,7 @@ static void client_free(struct smtp_client *c)
 {
 	if (c->handles_open > 0 || c->reading_chunk)
 		return;
-	tls_conn_free(c->tls);
+	tls_pump_free(&c->pump);
 	free(c->cipher_in);
 	free(c->results);
 	free(c->rstate);
@@ -211,31 +202,19 @@ static void hard_close(struct smtp_client *c)
 		return;
 	c->closing = true;
 	uv_timer_stop(&c->timer);
-	if (c->tls != NULL && !c->tls_handshaking && c->state != C_DEAD) {
-		char buf[512];
-		uv_buf_t b;
-		size_t n;
-
-		/* Best effort, and never waited for: RFC 8446 §6.1. */
-		tls_conn_shutdown(c->tls);
-		n = tls_conn_output(c->tls, buf, sizeof(buf));
-		b = uv_buf_init(buf, (unsigned)n);
-		if (n > 0)
-			(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-	}
+	if (c->state != C_DEAD)
+		tls_pump_shutdown(&c->pump, true);
 	uv_close((uv_handle_t *)&c->tcp, handle_closed);
 	uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
 
 /* ---- writing ---- */
 
-static void write_done(uv_write_t *req, int status)
+/* written - a write finished: a failure ends the connection; after a body chunk, the next. */
+static void written(void *ctx, int status)
 {
-	struct write_req *w = (struct write_req *)req;
-	struct smtp_client *c = w->c;
+	struct smtp_client *c = ctx;
 
-	free(w);
-	c->writes_pending--;
 	if (c->closing || c->state == C_DEAD)
 		return;
 	if (status < 0) {
@@ -244,54 +223,15 @@ static void write_done(uv_write_t *req, int status)
 		return;
 	}
 	/* The chunk is out: the next one may come (one chunk in memory at a time). */
-	if (c->state == C_BODY && c->writes_pending == 0 && !c->reading_chunk)
+	if (c->state == C_BODY && c->pump.writes_pending == 0 && !c->reading_chunk)
 		request_chunk(c);
-}
-
-/* write_raw - bytes for the socket, copied. -1 when they cannot be queued. */
-static int write_raw(struct smtp_client *c, const char *data, size_t len)
-{
-	struct write_req *w;
-	uv_buf_t buf;
-
-	if (len == 0)
-		return 0;
-	w = malloc(sizeof(*w) + len);
-	if (w == NULL)
-		return -1;
-	w->c = c;
-	memcpy(w->data, data, len);
-	buf = uv_buf_init(w->data, (unsigned)len);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_done) != 0) {
-		free(w);
-		return -1;
-	}
-	c->writes_pending++;
-	return 0;
-}
-
-/* tls_flush - the ciphertext the TLS engine has ready. */
-static int tls_flush(struct smtp_client *c)
-{
-	char buf[CIPHER_WRITE];
-	size_t n;
-
-	while (tls_conn_output_pending(c->tls) > 0 &&
-	       (n = tls_conn_output(c->tls, buf, sizeof(buf))) > 0)
-		if (write_raw(c, buf, n) != 0)
-			return -1;
-	return 0;
 }
 
 /* send_plain - SMTP bytes to the peer, encrypted when TLS is on; failures end the connection. */
 static int send_plain(struct smtp_client *c, const char *data, size_t len)
 {
-	int r;
+	int r = tls_pump_send(&c->pump, data, len) == 0 ? 0 : -1;
 
-	if (c->tls == NULL)
-		r = write_raw(c, data, len);
-	else
-		r = tls_conn_write(c->tls, data, len) == 0 ? tls_flush(c) : -1;
 	if (r != 0)
 		client_fail(c, 0, "4.4.2", "cannot send to %s while %s", c->peer, phase(c));
 	return r;
@@ -465,13 +405,13 @@ static void setup_done(struct smtp_client *c, const struct smtp_client_reply *r)
 	bool can_tls = c->tls_policy != SMTP_TLS_NONE && c->tls_client != NULL;
 
 	c->ehlo = *r;
-	if (c->tls == NULL && can_tls && (c->ext & SMTP_EXT_STARTTLS)) {
+	if (c->pump.tls == NULL && can_tls && (c->ext & SMTP_EXT_STARTTLS)) {
 		c->state = C_STARTTLS;
 		step_timer(c, c->timeout_ms);
 		(void)send_line(c, "STARTTLS\r\n");
 		return;
 	}
-	if (c->tls == NULL && c->tls_policy == SMTP_TLS_VERIFY) {
+	if (c->pump.tls == NULL && c->tls_policy == SMTP_TLS_VERIFY) {
 		snprintf(why, sizeof(why), c->tls_client == NULL ? "no TLS client is configured"
 			 : "%s does not offer STARTTLS", c->peer);
 		tls_required(c, why);
@@ -805,7 +745,7 @@ static void chunk_done(struct smtp_client *c, int status, const void *data, size
 		c->state = C_DOT;	/* the reply may come before the write callback */
 	}
 	step_timer(c, c->timeout_ms);
-	if (send_plain(c, out, n) == 0 && c->state == C_BODY && c->writes_pending == 0)
+	if (send_plain(c, out, n) == 0 && c->state == C_BODY && c->pump.writes_pending == 0)
 		request_chunk(c);	/* an empty chunk: nothing to wait for */
 	free(out);
 }
@@ -896,97 +836,92 @@ static void lost(struct smtp_client *c, ssize_t nread)
 }
 
 /* handshake_done - TLS is up: check the certificate when asked to, then EHLO again. */
-static void handshake_done(struct smtp_client *c)
+static void handshake_done(void *ctx)
 {
+	struct smtp_client *c = ctx;
+	struct tls_conn *tls = c->pump.tls;
 	char why[SMTP_DOMAIN_MAX + 256];
-	int bits = tls_conn_bits(c->tls);
+	int bits = tls_conn_bits(tls);
 
-	c->tls_handshaking = false;
 	snprintf(c->tls_info, sizeof(c->tls_info), "%s with cipher %s (%d/%d bits)",
-		 tls_conn_version(c->tls), tls_conn_cipher(c->tls), bits, bits);
-	if (c->tls_policy == SMTP_TLS_VERIFY && !tls_conn_verified(c->tls)) {
+		 tls_conn_version(tls), tls_conn_cipher(tls), bits, bits);
+	if (c->tls_policy == SMTP_TLS_VERIFY && !tls_conn_verified(tls)) {
 		snprintf(why, sizeof(why), "the certificate of %s did not verify: %s", c->peer,
-			 tls_conn_verify_error(c->tls));
+			 tls_conn_verify_error(tls));
 		tls_required(c, why);
 		return;
 	}
 	send_ehlo(c);
 }
 
-/* tls_pump - plaintext out of the TLS engine into the reply buffer. */
-static void tls_pump(struct smtp_client *c)
+/* tls_inbuf - room in the reply buffer for plaintext; none left is a reply over 64 KB. */
+static void tls_inbuf(void *ctx, char **buf, size_t *len)
 {
-	while (live(c)) {
-		size_t n = 0, room = sizeof(c->in) - c->inlen;
-		enum tls_status st;
+	struct smtp_client *c = ctx;
+	size_t room = sizeof(c->in) - c->inlen;
 
-		if (room == 0) {
-			client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer,
-				    phase(c));
-			return;
-		}
-		st = tls_conn_read(c->tls, c->in + c->inlen, room, &n);
-		if (tls_flush(c) != 0) {
-			client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
-			return;
-		}
-		if (st == TLS_WANT_MORE)
-			return;
-		if (st != TLS_DONE) {
-			client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
-				    phase(c), st == TLS_CLOSED ? "TLS closed" : tls_conn_error(c->tls));
-			return;
-		}
-		c->inlen += n;
-		process_input(c);
-	}
-}
-
-/* tls_input - ciphertext arrived: the handshake first, then plaintext. */
-static void tls_input(struct smtp_client *c, size_t n)
-{
-	enum tls_status st;
-
-	if (tls_conn_feed(c->tls, c->cipher_in, n) != 0) {
-		client_fail(c, 0, "4.3.0", "out of memory talking to %s", c->peer);
+	*len = 0;
+	if (!live(c))
+		return;
+	if (room == 0) {
+		client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer, phase(c));
 		return;
 	}
-	if (c->tls_handshaking) {
-		st = tls_conn_handshake(c->tls);
-		if (tls_flush(c) != 0) {
-			client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
-			return;
-		}
-		if (st == TLS_WANT_MORE)
-			return;
-		if (st != TLS_DONE) {
-			client_fail(c, 0, "4.7.0", "TLS handshake with %s failed: %s", c->peer,
-				    st == TLS_CLOSED ? "closed by the peer" : tls_conn_error(c->tls));
-			return;
-		}
-		handshake_done(c);
-	}
-	tls_pump(c);
+	*buf = c->in + c->inlen;
+	*len = room;
 }
+
+/* tls_received - plaintext from the TLS engine: parse what is complete. */
+static void tls_received(void *ctx, size_t n)
+{
+	struct smtp_client *c = ctx;
+
+	c->inlen += n;
+	process_input(c);
+}
+
+/* tls_failed - the handshake or the TLS stream failed: the connection is lost. */
+static void tls_failed(void *ctx, enum tls_pump_failure what, const char *why)
+{
+	struct smtp_client *c = ctx;
+
+	switch (what) {
+	case TLS_PUMP_NOMEM:
+		client_fail(c, 0, "4.3.0", "out of memory talking to %s", c->peer);
+		return;
+	case TLS_PUMP_SEND:
+		client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
+		return;
+	case TLS_PUMP_HANDSHAKE:
+		client_fail(c, 0, "4.7.0", "TLS handshake with %s failed: %s", c->peer,
+			    why ? why : "closed by the peer");
+		return;
+	case TLS_PUMP_READ:
+		client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
+			    phase(c), why ? why : "TLS closed");
+		return;
+	}
+}
+
+static const struct tls_pump_ops client_pump_ops = {
+	.inbuf = tls_inbuf, .received = tls_received, .handshake_done = handshake_done,
+	.failed = tls_failed, .written = written,
+};
 
 /* start_tls - after the 220 to STARTTLS: the ClientHello goes out. */
 static int start_tls(struct smtp_client *c)
 {
-	enum tls_status st;
+	struct tls_conn *tls;
 
 	c->cipher_in = malloc(CIPHER_READ);
-	c->tls = c->cipher_in != NULL
-		 ? tls_conn_new_client(c->tls_client, c->peer_name, c->tls_policy == SMTP_TLS_VERIFY)
-		 : NULL;
-	if (c->tls == NULL)
+	tls = c->cipher_in != NULL
+	      ? tls_conn_new_client(c->tls_client, c->peer_name, c->tls_policy == SMTP_TLS_VERIFY)
+	      : NULL;
+	if (tls == NULL)
 		return -1;
-	c->tls_handshaking = true;
 	c->state = C_HANDSHAKE;
 	step_timer(c, c->timeout_ms);
-	st = tls_conn_handshake(c->tls);
-	if (st == TLS_FAILED)
-		return -1;
-	return tls_flush(c);
+	return tls_pump_start(&c->pump, tls, true);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -994,7 +929,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct smtp_client *c = h->data;
 
 	(void)suggested;
-	if (c->tls != NULL)
+	if (c->pump.tls != NULL)
 		*buf = uv_buf_init(c->cipher_in, CIPHER_READ);
 	else
 		*buf = uv_buf_init(c->in + c->inlen, (unsigned)(sizeof(c->in) - c->inlen));
@@ -1007,8 +942,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (c->closing || c->state == C_DEAD)
 		return;
-	if (nread > 0 && c->tls != NULL) {
-		tls_input(c, (size_t)nread);
+	if (nread > 0 && c->pump.tls != NULL) {
+		tls_pump_input(&c->pump, c->cipher_in, (size_t)nread);
 	} else if (nread > 0) {
 		c->inlen += (size_t)nread;
 		process_input(c);
@@ -1097,6 +1032,7 @@ struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *
 		free(c);
 		return NULL;
 	}
+	tls_pump_init(&c->pump, (uv_stream_t *)&c->tcp, &client_pump_ops, c, false, 0);
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->connect_req.data = c;
@@ -1200,5 +1136,5 @@ void smtp_client_close(struct smtp_client *c)
 /* smtp_client_tls_info - "TLSv1.3 with cipher ... (256/256 bits)", or "". */
 const char *smtp_client_tls_info(const struct smtp_client *c)
 {
-	return c->tls != NULL && !c->tls_handshaking ? c->tls_info : "";
+	return c->pump.tls != NULL && !c->pump.handshaking ? c->tls_info : "";
 }
