@@ -1,12 +1,13 @@
 /*
  * client.c - the outbound SMTP client: one TCP connection to one peer,
  * the greeting, EHLO (HELO when EHLO is refused), STARTTLS, then one
- * message after another over the same connection, with PIPELINING and
- * SIZE when the peer offers them, and QUIT at the end.
+ * message after another over the same connection (the transactions are
+ * in client_send.c, with PIPELINING and SIZE when the peer offers
+ * them), and QUIT at the end.
  *
- * With TLS the ciphertext from the socket goes through a tls_conn
- * (tls/) and the reply parser only ever sees plaintext, as in
- * mtad/listen.c on the server side.
+ * Writes, and with TLS the ciphertext's way through a tls_conn, go
+ * through tls/'s pump (tls/pump.c), which mtad/listen.c shares on the
+ * server side; the reply parser only ever sees plaintext.
  *
  * Must not: block; wait without a deadline (connect, the greeting, each
  * reply, the TLS handshake and each body write have opt->timeout);
@@ -28,102 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/deliver.h"
-#include "tls/tls.h"
+#include "deliver/client_int.h"
 
 #define CIPHER_READ 16384	/* ciphertext read buffer while TLS is on */
-#define CIPHER_WRITE 16384	/* ciphertext moved to the socket per write */
 #define QUIT_WAIT_MS 2000	/* how long QUIT waits for its 221 */
 #define DEFAULT_TIMEOUT 300	/* seconds, when opt->timeout is 0 (RFC 5321 §4.5.3.2) */
 
-enum client_state {
-	C_CONNECT,	/* TCP connect */
-	C_GREETING,	/* waiting for the 220 */
-	C_EHLO,
-	C_HELO,
-	C_STARTTLS,	/* waiting for the 220 to STARTTLS */
-	C_HANDSHAKE,	/* TLS handshake */
-	C_REFUSED,	/* setup failed on a reply: in sync, only QUIT is left */
-	C_READY,	/* idle, a message may be sent */
-	C_MAIL,		/* waiting for the MAIL reply */
-	C_RCPT,		/* waiting for RCPT replies */
-	C_DATA,		/* waiting for the DATA reply */
-	C_BODY,		/* sending the body */
-	C_DOT,		/* waiting for the reply to the end of data */
-	C_RSET,		/* waiting for the RSET reply after a failed transaction */
-	C_LOCAL,	/* a message decided without the peer; reported from the timer */
-	C_QUIT,		/* closing: waiting for the 221 */
-	C_DEAD,		/* the connection is no longer usable */
-};
-
-/* Per recipient. */
-enum rcpt_state {
-	R_PENDING,	/* goes (or went) to the peer, no verdict yet */
-	R_ACCEPTED,	/* RCPT accepted: the end of data decides */
-	R_DONE,		/* decided */
-	R_LOCAL,	/* decided here, never sent */
-};
-
-struct smtp_client {
-	uv_loop_t *loop;
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	uv_connect_t connect_req;
-	int handles_open;
-	enum client_state state;
-	enum smtp_tls_policy tls_policy;
-	struct tls_client *tls_client;
-	uint64_t timeout_ms;
-	char helo[SMTP_DOMAIN_MAX + 1];
-	char peer_name[SMTP_DOMAIN_MAX + 1];
-	char peer[SMTP_DOMAIN_MAX + INET6_ADDRSTRLEN + 3];	/* "name[ip]" for texts */
-
-	char in[SMTP_CLIENT_REPLY_MAX];	/* plaintext from the peer, not yet parsed */
-	size_t inlen;
-	unsigned ext;			/* SMTP_EXT_* from the last EHLO */
-	uint64_t peer_size;		/* its SIZE limit, 0 = none */
-	struct smtp_client_reply ehlo;	/* for the ready callback after STARTTLS fails */
-
-	struct tls_conn *tls;
-	char *cipher_in;
-	bool tls_handshaking;
-	char tls_info[160];
-
-	smtp_client_ready_cb ready_cb;
-	void *ready_arg;
-
-	/* The message being sent. */
-	struct smtp_client_message msg;
-	smtp_client_sent_cb sent_cb;
-	void *sent_arg;
-	struct smtp_client_reply *results;
-	unsigned char *rstate;		/* enum rcpt_state per recipient */
-	struct smtp_client_reply data;
-	size_t next_rcpt;		/* whose RCPT reply comes next */
-	size_t accepted;
-	bool pipelining;		/* this transaction was pipelined */
-	bool mail_ok, mail_failed;
-	bool reading_chunk;		/* msg.read has not called back yet */
-	bool fail_pending;		/* failed while reading_chunk: report when it returns */
-	bool body_last;
-	uint32_t chunk_index;
-	struct smtp_dot_encoder dot;
-	size_t writes_pending;
-
-	bool user_closed;		/* smtp_client_close was called: no more callbacks */
-	bool closing;			/* the handles are being closed */
-};
-
-struct write_req {
-	uv_write_t req;
-	struct smtp_client *c;
-	char data[];
-};
-
-static void client_fail(struct smtp_client *c, int code, const char *enhanced,
-			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void process_input(struct smtp_client *c);
-static void request_chunk(struct smtp_client *c);
 
 /* ---- small helpers ---- */
 
@@ -148,36 +60,10 @@ static const char *phase(const struct smtp_client *c)
 	}
 }
 
-/* set_reply - fills a reply of our own. */
-static void set_reply(struct smtp_client_reply *r, int code, const char *enhanced,
-		      const char *text)
-{
-	memset(r, 0, sizeof(*r));
-	r->code = code;
-	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced);
-	snprintf(r->text, sizeof(r->text), "%s", text);
-}
-
-/* addr_ok - an address that can go into MAIL FROM:<> / RCPT TO:<> as it is. */
-static bool addr_ok(const char *a)
-{
-	size_t n = 0;
-
-	for (; a[n] != '\0'; n++) {
-		unsigned char ch = (unsigned char)a[n];
-
-		/* Quoted local parts may hold spaces, but the queue never has
-		 * them unquoted; refusing all keeps command injection out. */
-		if (ch <= ' ' || ch == 0x7f || ch == '<' || ch == '>')
-			return false;
-	}
-	return n < SMTP_PATH_MAX - 2;
-}
-
 static void timer_cb(uv_timer_t *t);
 
-/* step_timer - the deadline for the step that starts now (replaces the last one). */
-static void step_timer(struct smtp_client *c, uint64_t ms)
+/* client_step_timer - the deadline for the step that starts now (replaces the last one). */
+void client_step_timer(struct smtp_client *c, uint64_t ms)
 {
 	(void)uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
@@ -185,11 +71,11 @@ static void step_timer(struct smtp_client *c, uint64_t ms)
 /* ---- closing and freeing ---- */
 
 /* client_free - everything, once libuv and the body reader are done with it. */
-static void client_free(struct smtp_client *c)
+void client_free(struct smtp_client *c)
 {
 	if (c->handles_open > 0 || c->reading_chunk)
 		return;
-	tls_conn_free(c->tls);
+	tls_pump_free(&c->pump);
 	free(c->cipher_in);
 	free(c->results);
 	free(c->rstate);
@@ -211,31 +97,19 @@ static void hard_close(struct smtp_client *c)
 		return;
 	c->closing = true;
 	uv_timer_stop(&c->timer);
-	if (c->tls != NULL && !c->tls_handshaking && c->state != C_DEAD) {
-		char buf[512];
-		uv_buf_t b;
-		size_t n;
-
-		/* Best effort, and never waited for: RFC 8446 §6.1. */
-		tls_conn_shutdown(c->tls);
-		n = tls_conn_output(c->tls, buf, sizeof(buf));
-		b = uv_buf_init(buf, (unsigned)n);
-		if (n > 0)
-			(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-	}
+	if (c->state != C_DEAD)
+		tls_pump_shutdown(&c->pump, true);
 	uv_close((uv_handle_t *)&c->tcp, handle_closed);
 	uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
 
 /* ---- writing ---- */
 
-static void write_done(uv_write_t *req, int status)
+/* written - a write finished: a failure ends the connection; after a body chunk, the next. */
+static void written(void *ctx, int status)
 {
-	struct write_req *w = (struct write_req *)req;
-	struct smtp_client *c = w->c;
+	struct smtp_client *c = ctx;
 
-	free(w);
-	c->writes_pending--;
 	if (c->closing || c->state == C_DEAD)
 		return;
 	if (status < 0) {
@@ -244,64 +118,22 @@ static void write_done(uv_write_t *req, int status)
 		return;
 	}
 	/* The chunk is out: the next one may come (one chunk in memory at a time). */
-	if (c->state == C_BODY && c->writes_pending == 0 && !c->reading_chunk)
-		request_chunk(c);
+	if (c->state == C_BODY && c->pump.writes_pending == 0 && !c->reading_chunk)
+		client_request_chunk(c);
 }
 
-/* write_raw - bytes for the socket, copied. -1 when they cannot be queued. */
-static int write_raw(struct smtp_client *c, const char *data, size_t len)
+/* client_send_plain - SMTP bytes to the peer, encrypted when TLS is on; failures end the connection. */
+int client_send_plain(struct smtp_client *c, const char *data, size_t len)
 {
-	struct write_req *w;
-	uv_buf_t buf;
+	int r = tls_pump_send(&c->pump, data, len) == 0 ? 0 : -1;
 
-	if (len == 0)
-		return 0;
-	w = malloc(sizeof(*w) + len);
-	if (w == NULL)
-		return -1;
-	w->c = c;
-	memcpy(w->data, data, len);
-	buf = uv_buf_init(w->data, (unsigned)len);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_done) != 0) {
-		free(w);
-		return -1;
-	}
-	c->writes_pending++;
-	return 0;
-}
-
-/* tls_flush - the ciphertext the TLS engine has ready. */
-static int tls_flush(struct smtp_client *c)
-{
-	char buf[CIPHER_WRITE];
-	size_t n;
-
-	while (tls_conn_output_pending(c->tls) > 0 &&
-	       (n = tls_conn_output(c->tls, buf, sizeof(buf))) > 0)
-		if (write_raw(c, buf, n) != 0)
-			return -1;
-	return 0;
-}
-
-/* send_plain - SMTP bytes to the peer, encrypted when TLS is on; failures end the connection. */
-static int send_plain(struct smtp_client *c, const char *data, size_t len)
-{
-	int r;
-
-	if (c->tls == NULL)
-		r = write_raw(c, data, len);
-	else
-		r = tls_conn_write(c->tls, data, len) == 0 ? tls_flush(c) : -1;
 	if (r != 0)
 		client_fail(c, 0, "4.4.2", "cannot send to %s while %s", c->peer, phase(c));
 	return r;
 }
 
-/* send_line - one command, formatted. */
-static int send_line(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int send_line(struct smtp_client *c, const char *fmt, ...)
+/* client_send_line - one command, formatted. */
+int client_send_line(struct smtp_client *c, const char *fmt, ...)
 {
 	char line[SMTP_COMMAND_MAX + 64];
 	va_list ap;
@@ -312,7 +144,7 @@ static int send_line(struct smtp_client *c, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
-	return send_plain(c, line, (size_t)n);
+	return client_send_plain(c, line, (size_t)n);
 }
 
 /* ---- outcomes ---- */
@@ -335,11 +167,11 @@ static void report_ready(struct smtp_client *c, const struct smtp_client_reply *
 }
 
 /*
- * finish_message - reports the message: every recipient has its result
+ * client_finish_message - reports the message: every recipient has its result
  * (one still open gets data's), then the client is ready again (ok) or
  * dead. The callback may send the next message or close the client.
  */
-static void finish_message(struct smtp_client *c, bool ok)
+void client_finish_message(struct smtp_client *c, bool ok)
 {
 	struct smtp_client_reply *results = c->results, data = c->data;
 	smtp_client_sent_cb cb = c->sent_cb;
@@ -381,7 +213,7 @@ static void fail_message(struct smtp_client *c, const struct smtp_client_reply *
 		c->fail_pending = true;
 		return;
 	}
-	finish_message(c, false);
+	client_finish_message(c, false);
 }
 
 /*
@@ -409,7 +241,7 @@ static void fail_with(struct smtp_client *c, const struct smtp_client_reply *r)
 }
 
 /* client_fail - fail_with a reply of our own: code 0 (temporary) or e.g. 450 4.7.5. */
-static void client_fail(struct smtp_client *c, int code, const char *enhanced,
+void client_fail(struct smtp_client *c, int code, const char *enhanced,
 			const char *fmt, ...)
 {
 	struct smtp_client_reply r;
@@ -454,8 +286,8 @@ static void send_ehlo(struct smtp_client *c)
 	c->ext = 0;
 	c->peer_size = 0;
 	c->state = C_EHLO;
-	step_timer(c, c->timeout_ms);
-	(void)send_line(c, "EHLO %s\r\n", c->helo);
+	client_step_timer(c, c->timeout_ms);
+	(void)client_send_line(c, "EHLO %s\r\n", c->helo);
 }
 
 /* setup_done - EHLO or HELO accepted: STARTTLS, or ready (policy allowing). */
@@ -465,13 +297,13 @@ static void setup_done(struct smtp_client *c, const struct smtp_client_reply *r)
 	bool can_tls = c->tls_policy != SMTP_TLS_NONE && c->tls_client != NULL;
 
 	c->ehlo = *r;
-	if (c->tls == NULL && can_tls && (c->ext & SMTP_EXT_STARTTLS)) {
+	if (c->pump.tls == NULL && can_tls && (c->ext & SMTP_EXT_STARTTLS)) {
 		c->state = C_STARTTLS;
-		step_timer(c, c->timeout_ms);
-		(void)send_line(c, "STARTTLS\r\n");
+		client_step_timer(c, c->timeout_ms);
+		(void)client_send_line(c, "STARTTLS\r\n");
 		return;
 	}
-	if (c->tls == NULL && c->tls_policy == SMTP_TLS_VERIFY) {
+	if (c->pump.tls == NULL && c->tls_policy == SMTP_TLS_VERIFY) {
 		snprintf(why, sizeof(why), c->tls_client == NULL ? "no TLS client is configured"
 			 : "%s does not offer STARTTLS", c->peer);
 		tls_required(c, why);
@@ -530,8 +362,8 @@ static void on_setup_reply(struct smtp_client *c, const struct smtp_client_reply
 			setup_done(c, r);
 		} else if (r->code / 100 == 5) {
 			c->state = C_HELO;
-			step_timer(c, c->timeout_ms);
-			(void)send_line(c, "HELO %s\r\n", c->helo);
+			client_step_timer(c, c->timeout_ms);
+			(void)client_send_line(c, "HELO %s\r\n", c->helo);
 		} else {
 			refuse_setup(c, r);
 		}
@@ -548,274 +380,6 @@ static void on_setup_reply(struct smtp_client *c, const struct smtp_client_reply
 	default:
 		break;
 	}
-}
-
-/* ---- the mail transaction ---- */
-
-/* next_sent - the next recipient from i on that goes to the peer. */
-static size_t next_sent(const struct smtp_client *c, size_t i)
-{
-	while (i < c->msg.nrcpt && c->rstate[i] == R_LOCAL)
-		i++;
-	return i;
-}
-
-/* mail_line - "MAIL FROM:<s> SIZE=n\r\n" into buf; returns the length. */
-static size_t mail_line(const struct smtp_client *c, char *buf, size_t size)
-{
-	int n;
-
-	if (c->ext & SMTP_EXT_SIZE)
-		n = snprintf(buf, size, "MAIL FROM:<%s> SIZE=%llu\r\n", c->msg.sender,
-			     (unsigned long long)c->msg.size);
-	else
-		n = snprintf(buf, size, "MAIL FROM:<%s>\r\n", c->msg.sender);
-	return n > 0 && (size_t)n < size ? (size_t)n : 0;
-}
-
-/* rcpt_line - "RCPT TO:<r>\r\n" into buf; returns the length. */
-static size_t rcpt_line(const struct smtp_client *c, size_t i, char *buf, size_t size)
-{
-	int n = snprintf(buf, size, "RCPT TO:<%s>\r\n", c->msg.rcpt[i]);
-
-	return n > 0 && (size_t)n < size ? (size_t)n : 0;
-}
-
-#define CMD_MAX (SMTP_PATH_MAX + 64)
-
-/* send_pipelined - MAIL, every RCPT and DATA in one write (RFC 2920 §3.1). */
-static void send_pipelined(struct smtp_client *c)
-{
-	char *buf = malloc(CMD_MAX * (c->msg.nrcpt + 2));
-	size_t len;
-
-	if (buf == NULL) {
-		client_fail(c, 0, "4.3.0", "out of memory sending to %s", c->peer);
-		return;
-	}
-	len = mail_line(c, buf, CMD_MAX);
-	for (size_t i = next_sent(c, 0); i < c->msg.nrcpt; i = next_sent(c, i + 1))
-		len += rcpt_line(c, i, buf + len, CMD_MAX);
-	memcpy(buf + len, "DATA\r\n", 6);
-	len += 6;
-	(void)send_plain(c, buf, len);
-	free(buf);
-}
-
-/* start_transaction - MAIL (and with PIPELINING, the rest of the envelope). */
-static void start_transaction(struct smtp_client *c)
-{
-	char line[CMD_MAX];
-
-	c->state = C_MAIL;
-	c->next_rcpt = next_sent(c, 0);
-	step_timer(c, c->timeout_ms);
-	c->pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
-	if (c->pipelining)
-		send_pipelined(c);
-	else
-		(void)send_plain(c, line, mail_line(c, line, sizeof(line)));
-}
-
-/* send_rset - a transaction the peer opened but we cannot finish. */
-static void send_rset(struct smtp_client *c)
-{
-	c->state = C_RSET;
-	step_timer(c, c->timeout_ms);
-	(void)send_line(c, "RSET\r\n");
-}
-
-/* envelope_done - every RCPT answered: DATA, or RSET when nobody was accepted. */
-static void envelope_done(struct smtp_client *c)
-{
-	if (c->pipelining) {
-		c->state = C_DATA;	/* DATA went with the envelope */
-		return;
-	}
-	if (c->accepted == 0) {
-		send_rset(c);
-		return;
-	}
-	c->state = C_DATA;
-	(void)send_line(c, "DATA\r\n");
-}
-
-/* on_mail - the MAIL reply. */
-static void on_mail(struct smtp_client *c, const struct smtp_client_reply *r)
-{
-	char line[CMD_MAX];
-
-	if (r->code / 100 == 2) {
-		c->mail_ok = true;
-		c->state = C_RCPT;
-		if (!c->pipelining)
-			(void)send_plain(c, line, rcpt_line(c, c->next_rcpt, line, sizeof(line)));
-		return;
-	}
-	/* Every recipient gets the reason; pipelined RCPT and DATA replies
-	 * that follow (503s) are read and ignored. */
-	c->data = *r;
-	for (size_t i = 0; i < c->msg.nrcpt; i++) {
-		if (c->rstate[i] == R_PENDING) {
-			c->results[i] = *r;
-			c->rstate[i] = R_DONE;
-		}
-	}
-	if (c->pipelining) {
-		c->mail_failed = true;
-		c->state = C_RCPT;
-		return;
-	}
-	finish_message(c, true);
-}
-
-/* on_rcpt - one RCPT reply, for the recipient whose turn it is. */
-static void on_rcpt(struct smtp_client *c, const struct smtp_client_reply *r)
-{
-	char line[CMD_MAX];
-	size_t i = c->next_rcpt;
-
-	if (!c->mail_failed) {
-		c->results[i] = *r;
-		if (r->code / 100 == 2) {
-			c->rstate[i] = R_ACCEPTED;
-			c->accepted++;
-		} else {
-			c->rstate[i] = R_DONE;
-			c->data = *r;
-		}
-		i = next_sent(c, i + 1);
-	} else {
-		/* The recipients are decided already: count through them. */
-		i = next_sent(c, i + 1);
-	}
-	c->next_rcpt = i;
-	if (i >= c->msg.nrcpt) {
-		envelope_done(c);
-		return;
-	}
-	if (!c->pipelining)
-		(void)send_plain(c, line, rcpt_line(c, i, line, sizeof(line)));
-}
-
-/* decide_accepted - the final word for recipients the peer accepted. */
-static void decide_accepted(struct smtp_client *c, const struct smtp_client_reply *r)
-{
-	c->data = *r;
-	for (size_t i = 0; i < c->msg.nrcpt; i++) {
-		if (c->rstate[i] == R_ACCEPTED) {
-			c->results[i] = *r;
-			c->rstate[i] = R_DONE;
-		}
-	}
-}
-
-/* start_body - 354: the body, one chunk at a time. */
-static void start_body(struct smtp_client *c)
-{
-	c->state = C_BODY;
-	c->chunk_index = 0;
-	c->body_last = false;
-	smtp_dot_init(&c->dot);
-	request_chunk(c);
-}
-
-/* on_data - the reply to DATA. */
-static void on_data(struct smtp_client *c, const struct smtp_client_reply *r)
-{
-	if (r->code == 354 && c->accepted > 0 && !c->mail_failed) {
-		start_body(c);
-		return;
-	}
-	if (r->code / 100 == 3) {
-		/* Go-ahead with nobody to deliver to: sending nothing is wrong,
-		 * and an empty message would be wrong too. */
-		client_fail(c, 0, "4.5.0", "%s accepted DATA without accepted recipients",
-			    c->peer);
-		return;
-	}
-	decide_accepted(c, r);
-	if (c->mail_ok)
-		send_rset(c);	/* the transaction is open: MAIL was accepted */
-	else
-		finish_message(c, true);
-}
-
-/* on_transaction_reply - a reply while a message is under way. */
-static void on_transaction_reply(struct smtp_client *c, const struct smtp_client_reply *r)
-{
-	switch (c->state) {
-	case C_MAIL:
-		on_mail(c, r);
-		break;
-	case C_RCPT:
-		on_rcpt(c, r);
-		break;
-	case C_DATA:
-		on_data(c, r);
-		break;
-	case C_DOT:
-		decide_accepted(c, r);
-		finish_message(c, true);
-		break;
-	case C_RSET:
-		finish_message(c, r->code / 100 == 2);
-		break;
-	default:
-		break;
-	}
-}
-
-/* ---- the body ---- */
-
-/* chunk_done - a body chunk from the caller: dot-stuffed and written. */
-static void chunk_done(struct smtp_client *c, int status, const void *data, size_t len,
-		       bool last)
-{
-	char *out;
-	size_t n;
-
-	c->reading_chunk = false;
-	if (c->closing) {
-		client_free(c);	/* frees only when the handles are closed too */
-		return;
-	}
-	if (c->fail_pending) {
-		c->fail_pending = false;
-		finish_message(c, false);
-		return;
-	}
-	if (c->state != C_BODY)
-		return;
-	if (status != 0) {
-		/* Half a message must not be delivered: drop the connection. */
-		client_fail(c, 451, "4.3.0", "error reading the queued message for %s", c->peer);
-		return;
-	}
-	out = malloc(2 * len + 8);
-	if (out == NULL) {
-		client_fail(c, 451, "4.3.0", "out of memory sending to %s", c->peer);
-		return;
-	}
-	n = smtp_dot_encode(&c->dot, data, len, out);
-	c->chunk_index++;
-	c->body_last = last;
-	if (last) {
-		n += smtp_dot_finish(&c->dot, out + n);
-		c->state = C_DOT;	/* the reply may come before the write callback */
-	}
-	step_timer(c, c->timeout_ms);
-	if (send_plain(c, out, n) == 0 && c->state == C_BODY && c->writes_pending == 0)
-		request_chunk(c);	/* an empty chunk: nothing to wait for */
-	free(out);
-}
-
-/* request_chunk - asks the caller for the next chunk (no deadline: it is local). */
-static void request_chunk(struct smtp_client *c)
-{
-	uv_timer_stop(&c->timer);
-	c->reading_chunk = true;
-	c->msg.read(c->msg.read_arg, c->chunk_index, c, chunk_done);
 }
 
 /* ---- reading replies ---- */
@@ -842,7 +406,7 @@ static void handle_reply(struct smtp_client *c, const struct smtp_client_reply *
 			fail_with(c, r);
 			return;
 		}
-		on_transaction_reply(c, r);
+		client_on_transaction_reply(c, r);
 		return;
 	case C_QUIT:
 		hard_close(c);
@@ -896,97 +460,92 @@ static void lost(struct smtp_client *c, ssize_t nread)
 }
 
 /* handshake_done - TLS is up: check the certificate when asked to, then EHLO again. */
-static void handshake_done(struct smtp_client *c)
+static void handshake_done(void *ctx)
 {
+	struct smtp_client *c = ctx;
+	struct tls_conn *tls = c->pump.tls;
 	char why[SMTP_DOMAIN_MAX + 256];
-	int bits = tls_conn_bits(c->tls);
+	int bits = tls_conn_bits(tls);
 
-	c->tls_handshaking = false;
 	snprintf(c->tls_info, sizeof(c->tls_info), "%s with cipher %s (%d/%d bits)",
-		 tls_conn_version(c->tls), tls_conn_cipher(c->tls), bits, bits);
-	if (c->tls_policy == SMTP_TLS_VERIFY && !tls_conn_verified(c->tls)) {
+		 tls_conn_version(tls), tls_conn_cipher(tls), bits, bits);
+	if (c->tls_policy == SMTP_TLS_VERIFY && !tls_conn_verified(tls)) {
 		snprintf(why, sizeof(why), "the certificate of %s did not verify: %s", c->peer,
-			 tls_conn_verify_error(c->tls));
+			 tls_conn_verify_error(tls));
 		tls_required(c, why);
 		return;
 	}
 	send_ehlo(c);
 }
 
-/* tls_pump - plaintext out of the TLS engine into the reply buffer. */
-static void tls_pump(struct smtp_client *c)
+/* tls_inbuf - room in the reply buffer for plaintext; none left is a reply over 64 KB. */
+static void tls_inbuf(void *ctx, char **buf, size_t *len)
 {
-	while (live(c)) {
-		size_t n = 0, room = sizeof(c->in) - c->inlen;
-		enum tls_status st;
+	struct smtp_client *c = ctx;
+	size_t room = sizeof(c->in) - c->inlen;
 
-		if (room == 0) {
-			client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer,
-				    phase(c));
-			return;
-		}
-		st = tls_conn_read(c->tls, c->in + c->inlen, room, &n);
-		if (tls_flush(c) != 0) {
-			client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
-			return;
-		}
-		if (st == TLS_WANT_MORE)
-			return;
-		if (st != TLS_DONE) {
-			client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
-				    phase(c), st == TLS_CLOSED ? "TLS closed" : tls_conn_error(c->tls));
-			return;
-		}
-		c->inlen += n;
-		process_input(c);
-	}
-}
-
-/* tls_input - ciphertext arrived: the handshake first, then plaintext. */
-static void tls_input(struct smtp_client *c, size_t n)
-{
-	enum tls_status st;
-
-	if (tls_conn_feed(c->tls, c->cipher_in, n) != 0) {
-		client_fail(c, 0, "4.3.0", "out of memory talking to %s", c->peer);
+	*len = 0;
+	if (!live(c))
+		return;
+	if (room == 0) {
+		client_fail(c, 0, "4.4.2", "malformed reply from %s while %s", c->peer, phase(c));
 		return;
 	}
-	if (c->tls_handshaking) {
-		st = tls_conn_handshake(c->tls);
-		if (tls_flush(c) != 0) {
-			client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
-			return;
-		}
-		if (st == TLS_WANT_MORE)
-			return;
-		if (st != TLS_DONE) {
-			client_fail(c, 0, "4.7.0", "TLS handshake with %s failed: %s", c->peer,
-				    st == TLS_CLOSED ? "closed by the peer" : tls_conn_error(c->tls));
-			return;
-		}
-		handshake_done(c);
-	}
-	tls_pump(c);
+	*buf = c->in + c->inlen;
+	*len = room;
 }
+
+/* tls_received - plaintext from the TLS engine: parse what is complete. */
+static void tls_received(void *ctx, size_t n)
+{
+	struct smtp_client *c = ctx;
+
+	c->inlen += n;
+	process_input(c);
+}
+
+/* tls_failed - the handshake or the TLS stream failed: the connection is lost. */
+static void tls_failed(void *ctx, enum tls_pump_failure what, const char *why)
+{
+	struct smtp_client *c = ctx;
+
+	switch (what) {
+	case TLS_PUMP_NOMEM:
+		client_fail(c, 0, "4.3.0", "out of memory talking to %s", c->peer);
+		return;
+	case TLS_PUMP_SEND:
+		client_fail(c, 0, "4.4.2", "cannot send to %s", c->peer);
+		return;
+	case TLS_PUMP_HANDSHAKE:
+		client_fail(c, 0, "4.7.0", "TLS handshake with %s failed: %s", c->peer,
+			    why ? why : "closed by the peer");
+		return;
+	case TLS_PUMP_READ:
+		client_fail(c, 0, "4.4.2", "lost connection with %s while %s: %s", c->peer,
+			    phase(c), why ? why : "TLS closed");
+		return;
+	}
+}
+
+static const struct tls_pump_ops client_pump_ops = {
+	.inbuf = tls_inbuf, .received = tls_received, .handshake_done = handshake_done,
+	.failed = tls_failed, .written = written,
+};
 
 /* start_tls - after the 220 to STARTTLS: the ClientHello goes out. */
 static int start_tls(struct smtp_client *c)
 {
-	enum tls_status st;
+	struct tls_conn *tls;
 
 	c->cipher_in = malloc(CIPHER_READ);
-	c->tls = c->cipher_in != NULL
-		 ? tls_conn_new_client(c->tls_client, c->peer_name, c->tls_policy == SMTP_TLS_VERIFY)
-		 : NULL;
-	if (c->tls == NULL)
+	tls = c->cipher_in != NULL
+	      ? tls_conn_new_client(c->tls_client, c->peer_name, c->tls_policy == SMTP_TLS_VERIFY)
+	      : NULL;
+	if (tls == NULL)
 		return -1;
-	c->tls_handshaking = true;
 	c->state = C_HANDSHAKE;
-	step_timer(c, c->timeout_ms);
-	st = tls_conn_handshake(c->tls);
-	if (st == TLS_FAILED)
-		return -1;
-	return tls_flush(c);
+	client_step_timer(c, c->timeout_ms);
+	return tls_pump_start(&c->pump, tls, true);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -994,7 +553,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct smtp_client *c = h->data;
 
 	(void)suggested;
-	if (c->tls != NULL)
+	if (c->pump.tls != NULL)
 		*buf = uv_buf_init(c->cipher_in, CIPHER_READ);
 	else
 		*buf = uv_buf_init(c->in + c->inlen, (unsigned)(sizeof(c->in) - c->inlen));
@@ -1007,8 +566,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (c->closing || c->state == C_DEAD)
 		return;
-	if (nread > 0 && c->tls != NULL) {
-		tls_input(c, (size_t)nread);
+	if (nread > 0 && c->pump.tls != NULL) {
+		tls_pump_input(&c->pump, c->cipher_in, (size_t)nread);
 	} else if (nread > 0) {
 		c->inlen += (size_t)nread;
 		process_input(c);
@@ -1032,7 +591,7 @@ static void timer_cb(uv_timer_t *t)
 		return;
 	}
 	if (c->state == C_LOCAL) {
-		finish_message(c, true);
+		client_finish_message(c, true);
 		return;
 	}
 	client_fail(c, 0, "4.4.2", "conversation with %s timed out while %s", c->peer, phase(c));
@@ -1054,7 +613,7 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	c->state = C_GREETING;
-	step_timer(c, c->timeout_ms);
+	client_step_timer(c, c->timeout_ms);
 }
 
 /* client_names - our EHLO name and the peer's label, from the options. */
@@ -1097,6 +656,7 @@ struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *
 		free(c);
 		return NULL;
 	}
+	tls_pump_init(&c->pump, (uv_stream_t *)&c->tcp, &client_pump_ops, c, false, 0);
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->connect_req.data = c;
@@ -1113,69 +673,8 @@ struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *
 		hard_close(c);
 		return NULL;
 	}
-	step_timer(c, c->timeout_ms);
+	client_step_timer(c, c->timeout_ms);
 	return c;
-}
-
-/* ---- messages ---- */
-
-/* local_verdicts - recipients decided without the peer; true when none is left to send. */
-static bool local_verdicts(struct smtp_client *c, const struct smtp_client_message *msg)
-{
-	struct smtp_client_reply r;
-	size_t left = 0;
-
-	if (!addr_ok(msg->sender))
-		set_reply(&r, 553, "5.1.7", "bad sender address syntax");
-	else if ((c->ext & SMTP_EXT_SIZE) && c->peer_size > 0 && msg->size > c->peer_size)
-		set_reply(&r, 552, "5.3.4", "message size exceeds the peer's limit");
-	else
-		r.code = 0;
-	for (size_t i = 0; i < msg->nrcpt; i++) {
-		if (r.code != 0)
-			c->results[i] = r;
-		else if (!addr_ok(msg->rcpt[i]))
-			set_reply(&c->results[i], 553, "5.1.3", "bad recipient address syntax");
-		else {
-			left++;
-			continue;
-		}
-		c->rstate[i] = R_LOCAL;
-		c->data = c->results[i];
-	}
-	return left == 0;
-}
-
-/* smtp_client_send - see smtp.h. */
-int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
-		     smtp_client_sent_cb cb, void *arg)
-{
-	if (c == NULL || c->state != C_READY || c->user_closed || msg->nrcpt == 0 ||
-	    msg->read == NULL)
-		return -1;
-	c->results = calloc(msg->nrcpt, sizeof(*c->results));
-	c->rstate = calloc(msg->nrcpt, 1);
-	if (c->results == NULL || c->rstate == NULL) {
-		free(c->results);
-		free(c->rstate);
-		c->results = NULL;
-		c->rstate = NULL;
-		return -1;
-	}
-	c->msg = *msg;
-	c->sent_cb = cb;
-	c->sent_arg = arg;
-	c->accepted = 0;
-	c->mail_ok = c->mail_failed = c->fail_pending = false;
-	memset(&c->data, 0, sizeof(c->data));
-	if (local_verdicts(c, msg)) {
-		/* Reported from the loop, never from inside this call. */
-		c->state = C_LOCAL;
-		step_timer(c, 0);
-		return 0;
-	}
-	start_transaction(c);
-	return 0;
 }
 
 /* smtp_client_close - QUIT when the conversation allows it, then free; no callbacks. */
@@ -1190,8 +689,8 @@ void smtp_client_close(struct smtp_client *c)
 		return;
 	if (c->state == C_READY || c->state == C_REFUSED) {
 		c->state = C_QUIT;
-		step_timer(c, c->timeout_ms < QUIT_WAIT_MS ? c->timeout_ms : QUIT_WAIT_MS);
-		if (send_line(c, "QUIT\r\n") == 0)
+		client_step_timer(c, c->timeout_ms < QUIT_WAIT_MS ? c->timeout_ms : QUIT_WAIT_MS);
+		if (client_send_line(c, "QUIT\r\n") == 0)
 			return;
 	}
 	hard_close(c);
@@ -1200,5 +699,5 @@ void smtp_client_close(struct smtp_client *c)
 /* smtp_client_tls_info - "TLSv1.3 with cipher ... (256/256 bits)", or "". */
 const char *smtp_client_tls_info(const struct smtp_client *c)
 {
-	return c->tls != NULL && !c->tls_handshaking ? c->tls_info : "";
+	return c->pump.tls != NULL && !c->pump.handshaking ? c->tls_info : "";
 }

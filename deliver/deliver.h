@@ -1,9 +1,11 @@
 /*
  * deliver.h - the delivery wing: mail leaves mtad here. The queue runner
  * (deliver.c) picks what is due, finds where it goes (routes, relayhost,
- * MX through util/'s DNS), talks SMTP to the next hop (client*.c, with
- * STARTTLS through tls/), and records the outcome in the queue, writing
- * bounces (dsn.c) when mail cannot be delivered.
+ * MX through util/'s DNS: mx.c), talks SMTP to the next hop (group.c,
+ * client*.c, with STARTTLS through tls/), and records the outcome in the
+ * queue (outcome.c), writing bounces (dsn.c) when mail cannot be
+ * delivered. The runner's files share deliver_int.h, the client's
+ * client_int.h; only this header is public.
  *
  * The route parser, the reply parser, the dot-stuffer and the DSN
  * builder are pure functions (no I/O), unit-tested and fuzzed. Nothing

@@ -18,7 +18,6 @@
  * itself), RFC 3207 / RFC 7672-style policy names (none, may, verify).
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,9 +94,7 @@ static bool lower_copy(char *out, size_t outlen, const char *s, size_t len)
 		len--;
 	if (len >= outlen)
 		return false;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (char)tolower((unsigned char)s[i]);
-	out[len] = '\0';
+	mtad_str_lower(out, s, len);
 	return true;
 }
 

@@ -4,9 +4,9 @@
  * the descriptor limit has room for), reading into the session's buffer,
  * writing its replies, and closing politely.
  *
- * With TLS (implicit, or after STARTTLS) the same transport moves
- * ciphertext and runs it through a tls_conn from tls/; the session above
- * sees plaintext either way.
+ * Writing, and with TLS (implicit, or after STARTTLS) the ciphertext's
+ * way through a tls_conn, go through tls/'s pump (tls/pump.c), which the
+ * SMTP client shares; the session above sees plaintext either way.
  *
  * Must not block and must not trust the peer: writes that the client
  * does not read are bounded (reading stops until they drain), a TLS
@@ -43,10 +43,7 @@ struct conn {
 	struct conn *prev, *next;
 	struct ip_count *ip;
 	const struct mtad_listen *lcfg;
-	struct tls_conn *tls;	/* set once TLS starts */
-	bool tls_handshaking;
-	bool tls_pumping, tls_pump_again;
-	size_t write_backlog;
+	struct tls_pump pump;	/* writes; TLS once it starts (pump.tls) */
 	int handles_open;
 	bool paused_by_session;
 	bool paused_by_backlog;
@@ -54,13 +51,6 @@ struct conn {
 	bool closing;
 	char listener[80];
 	char session_ip[INET6_ADDRSTRLEN];	/* the client, for log lines */
-};
-
-struct write_req {
-	uv_write_t req;
-	struct conn *c;
-	size_t len;
-	char data[];
 };
 
 static void accept_resume(struct daemon *d);
@@ -131,8 +121,6 @@ static void conn_update_reading(struct conn *c)
 	}
 }
 
-static void conn_tls_input(struct conn *c, size_t n);
-
 /*
  * conn_alloc_cb - plaintext goes straight into the session; ciphertext
  * into the daemon's one read buffer, which conn_read_cb empties into the
@@ -146,7 +134,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	size_t len;
 
 	(void)suggested;
-	if (c->tls) {
+	if (c->pump.tls) {
 		*buf = uv_buf_init(c->d->cipher_in, sizeof(c->d->cipher_in));
 		return;
 	}
@@ -159,8 +147,8 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 	struct conn *c = stream->data;
 
 	(void)buf;
-	if (nread > 0 && c->tls) {
-		conn_tls_input(c, (size_t)nread);
+	if (nread > 0 && c->pump.tls) {
+		tls_pump_input(&c->pump, c->d->cipher_in, (size_t)nread);
 		return;
 	}
 	if (nread > 0) {
@@ -169,127 +157,55 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 	}
 	if (nread == 0 || nread == UV_ENOBUFS)
 		return;	/* EAGAIN, or a full buffer: the session has paused us */
-	if (c->tls && c->tls_handshaking)
+	if (c->pump.tls && c->pump.handshaking)
 		mtad_log(MTAD_LOG_WARNING, "TLS handshake failed from unknown[%s]: %s",
 			 c->session_ip, nread == UV_EOF ? "connection closed by the client"
 							: uv_strerror((int)nread));
 	smtp_session_eof(c->session, nread == UV_EOF ? NULL : uv_strerror((int)nread));
 }
 
-/* ---- writing ---- */
-
-static void conn_write_cb(uv_write_t *req, int status)
-{
-	struct write_req *w = (struct write_req *)req;
-	struct conn *c = w->c;
-
-	(void)status;	/* a failed write shows up as a read error too */
-	c->write_backlog -= w->len;
-	free(w);
-	if (c->paused_by_backlog && c->write_backlog < WRITE_BACKLOG_MAX / 2) {
-		c->paused_by_backlog = false;
-		conn_update_reading(c);
-	}
-}
-
-/* conn_write_raw - bytes for the socket: written at once when it takes them, else queued. */
-static void conn_write_raw(struct conn *c, const char *data, size_t len)
-{
-	struct write_req *w;
-	uv_buf_t buf;
-	int n = 0;
-
-	if (len == 0)
-		return;
-	if (c->write_backlog == 0) {
-		buf = uv_buf_init((char *)data, (unsigned)len);
-		n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-		if (n == (int)len)
-			return;
-		if (n < 0)
-			n = 0;
-	}
-	w = malloc(sizeof(*w) + len - (size_t)n);
-	if (!w) {
-		mtad_log(MTAD_LOG_WARNING, "out of memory writing a reply");
-		return;
-	}
-	w->c = c;
-	w->len = len - (size_t)n;
-	memcpy(w->data, data + n, w->len);
-	buf = uv_buf_init(w->data, (unsigned)w->len);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb) != 0) {
-		free(w);
-		return;
-	}
-	c->write_backlog += w->len;
-	if (c->write_backlog > WRITE_BACKLOG_MAX) {
-		c->paused_by_backlog = true;
-		conn_update_reading(c);
-	}
-}
-
-/* conn_tls_flush - sends the ciphertext the TLS engine has ready. */
-static void conn_tls_flush(struct conn *c)
-{
-	char buf[SMTP_READ_SIZE];
-	size_t n;
-
-	while (tls_conn_output_pending(c->tls) > 0 &&
-	       (n = tls_conn_output(c->tls, buf, sizeof(buf))) > 0)
-		conn_write_raw(c, buf, n);
-}
+/* ---- writing, and TLS through the pump ---- */
 
 /* conn_send - the session's replies, encrypted when TLS is on. */
 static void conn_send(void *ctx, const char *data, size_t len)
 {
 	struct conn *c = ctx;
+	int r;
 
 	if (c->closing || len == 0)
 		return;
-	if (!c->tls) {
-		conn_write_raw(c, data, len);
-		return;
-	}
-	if (tls_conn_write(c->tls, data, len) != 0)
+	r = tls_pump_send(&c->pump, data, len);
+	if (r == UV_EPROTO)
 		mtad_log(MTAD_LOG_WARNING, "TLS write failed for unknown[%s]", c->session_ip);
-	conn_tls_flush(c);
+	else if (r == UV_ENOMEM)
+		mtad_log(MTAD_LOG_WARNING, "out of memory writing a reply");
 }
 
-/*
- * conn_tls_pump - hands decrypted bytes to the session while it takes
- * them. OpenSSL may hold plaintext that arrived while the session was
- * paused, so this runs again when the session resumes. Re-entry (the
- * session resuming from inside smtp_session_received) loops instead.
- */
-static void conn_tls_pump(struct conn *c)
+/* conn_backlog - replies the client does not read: stop reading until half are out. */
+static void conn_backlog(void *ctx, bool over)
 {
-	if (c->tls_pumping) {
-		c->tls_pump_again = true;
-		return;
-	}
-	c->tls_pumping = true;
-	do {
-		c->tls_pump_again = false;
-		while (!c->closing && !c->paused_by_session && !c->tls_handshaking) {
-			enum tls_status st;
-			size_t len, n = 0;
-			char *p;
+	struct conn *c = ctx;
 
-			smtp_session_inbuf(c->session, &p, &len);
-			if (len == 0)
-				break;
-			st = tls_conn_read(c->tls, p, len, &n);
-			if (st == TLS_DONE && n > 0) {
-				smtp_session_received(c->session, n);
-				continue;
-			}
-			if (st == TLS_CLOSED || st == TLS_FAILED)
-				smtp_session_eof(c->session, st == TLS_CLOSED ? NULL : tls_conn_error(c->tls));
-			break;
-		}
-	} while (c->tls_pump_again && !c->closing);
-	c->tls_pumping = false;
+	c->paused_by_backlog = over;
+	conn_update_reading(c);
+}
+
+/* conn_inbuf - the session's input buffer, while it takes plaintext. */
+static void conn_inbuf(void *ctx, char **buf, size_t *len)
+{
+	struct conn *c = ctx;
+
+	*len = 0;
+	if (c->closing || c->paused_by_session)
+		return;
+	smtp_session_inbuf(c->session, buf, len);
+}
+
+static void conn_received(void *ctx, size_t n)
+{
+	struct conn *c = ctx;
+
+	smtp_session_received(c->session, n);
 }
 
 static void conn_pause(void *ctx, bool paused)
@@ -298,17 +214,17 @@ static void conn_pause(void *ctx, bool paused)
 
 	c->paused_by_session = paused;
 	conn_update_reading(c);
-	if (!paused && c->tls && !c->tls_handshaking)
-		conn_tls_pump(c);
+	if (!paused)
+		tls_pump_read(&c->pump);	/* plaintext the engine held meanwhile */
 }
 
 /* conn_handshake_done - TLS is up: log it like Postfix, and the session starts over. */
-static void conn_handshake_done(struct conn *c)
+static void conn_handshake_done(void *ctx)
 {
-	const char *version = tls_conn_version(c->tls), *cipher = tls_conn_cipher(c->tls);
-	int bits = tls_conn_bits(c->tls);
+	struct conn *c = ctx;
+	const char *version = tls_conn_version(c->pump.tls), *cipher = tls_conn_cipher(c->pump.tls);
+	int bits = tls_conn_bits(c->pump.tls);
 
-	c->tls_handshaking = false;
 	uv_timer_stop(&c->linger);
 	mtad_log(MTAD_LOG_INFO, "Anonymous TLS connection established from unknown[%s]: "
 		 "%s with cipher %s (%d/%d bits)", c->session_ip, version, cipher, bits, bits);
@@ -317,30 +233,31 @@ static void conn_handshake_done(struct conn *c)
 		smtp_session_start(c->session);
 }
 
-/* conn_tls_input - ciphertext arrived: handshake, then plaintext for the session. */
-static void conn_tls_input(struct conn *c, size_t n)
+/* conn_tls_failed - the handshake failed, the client closed TLS, or a write could not be queued. */
+static void conn_tls_failed(void *ctx, enum tls_pump_failure what, const char *why)
 {
-	if (tls_conn_feed(c->tls, c->d->cipher_in, n) != 0) {
-		smtp_session_eof(c->session, "out of memory");
+	struct conn *c = ctx;
+
+	switch (what) {
+	case TLS_PUMP_HANDSHAKE:
+		mtad_log(MTAD_LOG_WARNING, "TLS handshake failed from unknown[%s]: %s",
+			 c->session_ip, why ? why : "closed by the client");
+		smtp_session_eof(c->session, NULL);
+		return;
+	case TLS_PUMP_SEND:
+		mtad_log(MTAD_LOG_WARNING, "cannot write to unknown[%s]: %s", c->session_ip, why);
+		smtp_session_eof(c->session, why);
+		return;
+	default:	/* NOMEM, READ: why NULL is the client's close_notify */
+		smtp_session_eof(c->session, why);
 		return;
 	}
-	if (c->tls_handshaking) {
-		enum tls_status st = tls_conn_handshake(c->tls);
-
-		conn_tls_flush(c);
-		if (st == TLS_WANT_MORE)
-			return;
-		if (st != TLS_DONE) {
-			mtad_log(MTAD_LOG_WARNING, "TLS handshake failed from unknown[%s]: %s",
-				 c->session_ip, st == TLS_CLOSED ? "closed by the client"
-								 : tls_conn_error(c->tls));
-			smtp_session_eof(c->session, NULL);
-			return;
-		}
-		conn_handshake_done(c);
-	}
-	conn_tls_pump(c);
 }
+
+static const struct tls_pump_ops conn_pump_ops = {
+	.inbuf = conn_inbuf, .received = conn_received, .handshake_done = conn_handshake_done,
+	.failed = conn_tls_failed, .backlog = conn_backlog,
+};
 
 /* conn_handshake_timeout - the client did not finish the handshake in time. */
 static void conn_handshake_timeout(uv_timer_t *t)
@@ -355,13 +272,14 @@ static void conn_handshake_timeout(uv_timer_t *t)
 static int conn_tls_start(void *ctx)
 {
 	struct conn *c = ctx;
+	struct tls_conn *tls;
 
-	if (!c->d->tls || c->tls)
+	if (!c->d->tls || c->pump.tls)
 		return -1;
-	c->tls = tls_conn_new(c->d->tls);
-	if (!c->tls)
+	tls = tls_conn_new(c->d->tls);
+	if (!tls)
 		return -1;
-	c->tls_handshaking = true;
+	(void)tls_pump_start(&c->pump, tls, false);	/* the server waits for the hello */
 	if (uv_timer_start(&c->linger, conn_handshake_timeout,
 			   (uint64_t)c->d->cfg.tls_handshake_timeout * 1000, 0) != 0)
 		mtad_log(MTAD_LOG_WARNING, "cannot time the TLS handshake of [%s]", c->session_ip);
@@ -381,8 +299,7 @@ static void conn_handle_closed(uv_handle_t *h)
 		return;
 	if (c->session)
 		smtp_session_free(c->session);
-	if (c->tls)
-		tls_conn_free(c->tls);
+	tls_pump_free(&c->pump);
 	if (c->ip)
 		ip_release(d, c->ip);
 	if (c->prev)
@@ -448,10 +365,7 @@ static void conn_close(void *ctx)
 
 	if (c->closing)
 		return;
-	if (c->tls && !c->tls_handshaking) {
-		tls_conn_shutdown(c->tls);
-		conn_tls_flush(c);
-	}
+	tls_pump_shutdown(&c->pump, false);
 	c->closing = true;
 	conn_update_reading(c);
 	/* A client that said QUIT may reconnect at once: it no longer counts. */
@@ -557,6 +471,7 @@ static struct conn *conn_new(struct listener *l)
 		return NULL;
 	}
 	conn_link(l->d, c);
+	tls_pump_init(&c->pump, (uv_stream_t *)&c->tcp, &conn_pump_ops, c, true, WRITE_BACKLOG_MAX);
 	c->tcp.data = c;
 	c->linger.data = c;
 	c->handles_open = 1;

@@ -3,8 +3,12 @@
  * BIOs, so the transport (mtad/listen.c) moves the ciphertext over its
  * libuv stream and the SMTP session above only ever sees plaintext.
  *
- * Nothing here touches a socket or blocks: a tls_conn is a pure engine
- * fed with ciphertext and asked for plaintext, and the reverse.
+ * Nothing here blocks. A tls_conn is a pure engine fed with ciphertext
+ * and asked for plaintext, and the reverse; it touches no socket. The
+ * pump (tls/pump.c, at the end) is the one piece that does: it moves a
+ * connection's bytes between its libuv stream and its tls_conn, for
+ * both the server's transport (mtad/listen.c) and the SMTP client
+ * (deliver/client.c).
  * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 8446/5246.
  */
 #ifndef TLS_TLS_H
@@ -12,6 +16,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <uv.h>
 
 struct tls_settings {
 	const char *cert_file;		/* PEM certificate (may hold the chain too) */
@@ -116,5 +122,108 @@ int tls_conn_bits(const struct tls_conn *c);
 
 /* Why the last step failed, for the log ("wrong version number", ...). */
 const char *tls_conn_error(const struct tls_conn *c);
+
+/*
+ * ---- the pump (tls/pump.c) ----
+ *
+ * What a transport does with a tls_conn, written once: writes to its
+ * libuv stream with a counted backlog (plaintext before TLS starts,
+ * ciphertext after), the engine's output flushed to the socket after
+ * each step, ciphertext from the socket fed in, the handshake driven,
+ * then plaintext read into the owner's buffer for as long as the owner
+ * takes it (pull: inbuf says how much room there is now, 0 = not now;
+ * tls_pump_read starts again when the owner resumes). The owner keeps
+ * its uv_tcp_t, reads (alloc and read callbacks: the ciphertext buffer
+ * is its choice), timers and closing; it embeds a struct tls_pump and
+ * reads tls and handshaking, never writes them.
+ *
+ * Callbacks run only from inside tls_pump_* calls and the stream's
+ * write callbacks; the owner must not free the pump from inside one
+ * (closing the stream, which frees later, is fine).
+ */
+enum tls_pump_failure {
+	TLS_PUMP_NOMEM,		/* ciphertext could not be fed to the engine */
+	TLS_PUMP_HANDSHAKE,	/* the handshake failed; why NULL: the peer closed */
+	TLS_PUMP_READ,		/* after it: an error, or why NULL: close_notify */
+	TLS_PUMP_SEND,		/* the engine's output could not be queued for the socket */
+};
+
+struct tls_pump_ops {
+	/* Where plaintext goes now: *len bytes of room at *buf, 0 = not now. */
+	void (*inbuf)(void *ctx, char **buf, size_t *len);
+	/* n bytes were put there. */
+	void (*received)(void *ctx, size_t n);
+	void (*handshake_done)(void *ctx);
+	/* The TLS side failed; nothing more is read until the owner acts. */
+	void (*failed)(void *ctx, enum tls_pump_failure what, const char *why);
+	/* A queued write finished (status < 0: a libuv error). May be NULL. */
+	void (*written)(void *ctx, int status);
+	/* The backlog went over backlog_max (true), or back under half of it. May be NULL. */
+	void (*backlog)(void *ctx, bool over);
+};
+
+struct tls_pump {
+	uv_stream_t *stream;
+	const struct tls_pump_ops *ops;
+	void *ctx;
+	struct tls_conn *tls;		/* NULL until TLS starts; freed by tls_pump_free */
+	bool handshaking;
+	bool try_write;			/* write at once when nothing is queued */
+	bool over;			/* backlog() said true last */
+	bool pumping, pump_again;	/* tls_pump_read re-entered: loop instead */
+	size_t backlog_max;		/* 0 = no limit */
+	size_t backlog;			/* bytes queued on the stream, not yet written */
+	size_t writes_pending;		/* queued writes not yet called back */
+};
+
+/*
+ * tls_pump_init - a pump over stream, plaintext for now. try_write:
+ * bytes go out with uv_try_write when nothing waits (else every write
+ * is queued and called back). backlog_max: 0, or the queued bytes
+ * above which ops->backlog(ctx, true) is called.
+ */
+void tls_pump_init(struct tls_pump *p, uv_stream_t *stream, const struct tls_pump_ops *ops,
+		   void *ctx, bool try_write, size_t backlog_max);
+
+/*
+ * tls_pump_send - bytes for the peer: encrypted once TLS is on, then
+ * written or queued. 0, or a libuv error: UV_ENOMEM, uv_write's error,
+ * or UV_EPROTO when the engine refused them (the engine's output, an
+ * alert perhaps, is flushed all the same).
+ */
+int tls_pump_send(struct tls_pump *p, const char *data, size_t len);
+
+/*
+ * tls_pump_start - TLS begins with tls (the pump owns it from now).
+ * hello: the client side, whose ClientHello goes out now. 0, or -1 when
+ * the handshake failed at once or its output could not be queued.
+ */
+int tls_pump_start(struct tls_pump *p, struct tls_conn *tls, bool hello);
+
+/*
+ * tls_pump_input - n bytes of ciphertext from the stream: fed, the
+ * handshake advanced (handshake_done when it completes), then plaintext
+ * for the owner (tls_pump_read).
+ */
+void tls_pump_input(struct tls_pump *p, const char *data, size_t n);
+
+/*
+ * tls_pump_read - plaintext the engine holds, into the owner's buffer
+ * while inbuf gives room (the engine may hold some that arrived while
+ * the owner was paused: call this when it resumes). Does nothing before
+ * TLS or during the handshake; re-entered from a callback, it loops.
+ */
+void tls_pump_read(struct tls_pump *p);
+
+/*
+ * tls_pump_shutdown - close_notify, when TLS is up (best effort, never
+ * waited for: RFC 8446 §6.1). now: the stream is closed right after,
+ * so only what the socket takes at once is written; else it is queued
+ * like any output.
+ */
+void tls_pump_shutdown(struct tls_pump *p, bool now);
+
+/* tls_pump_free - the tls_conn (after the stream is closed). */
+void tls_pump_free(struct tls_pump *p);
 
 #endif

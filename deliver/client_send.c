@@ -1,0 +1,380 @@
+/*
+ * client_send.c - the SMTP client's mail transactions (deliver/client.c
+ * makes and keeps the connection): MAIL, RCPT and DATA (pipelined when
+ * the peer offers PIPELINING), the body one chunk at a time,
+ * dot-stuffed, the end of data, RSET after a transaction that cannot be
+ * finished, and each recipient's verdict.
+ *
+ * Must not: send an address that could inject a command (CR, LF, other
+ * controls, spaces, < >: decided here with 553, never sent); hold more
+ * than one body chunk in memory (the next is asked for when the last
+ * is written); report a message while the body reader holds the client;
+ * deliver half a message (a failed read drops the connection before the
+ * final dot); touch the socket or TLS other than through client.c's
+ * client_send_plain/client_send_line.
+ *
+ * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.5.2
+ * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver/client_int.h"
+
+/* ---- small helpers ---- */
+
+/* set_reply - fills a reply of our own. */
+static void set_reply(struct smtp_client_reply *r, int code, const char *enhanced,
+		      const char *text)
+{
+	memset(r, 0, sizeof(*r));
+	r->code = code;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced);
+	snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+/* addr_ok - an address that can go into MAIL FROM:<> / RCPT TO:<> as it is. */
+static bool addr_ok(const char *a)
+{
+	size_t n = 0;
+
+	for (; a[n] != '\0'; n++) {
+		unsigned char ch = (unsigned char)a[n];
+
+		/* Quoted local parts may hold spaces, but the queue never has
+		 * them unquoted; refusing all keeps command injection out. */
+		if (ch <= ' ' || ch == 0x7f || ch == '<' || ch == '>')
+			return false;
+	}
+	return n < SMTP_PATH_MAX - 2;
+}
+
+/* ---- the mail transaction ---- */
+
+/* next_sent - the next recipient from i on that goes to the peer. */
+static size_t next_sent(const struct smtp_client *c, size_t i)
+{
+	while (i < c->msg.nrcpt && c->rstate[i] == R_LOCAL)
+		i++;
+	return i;
+}
+
+/* mail_line - "MAIL FROM:<s> SIZE=n\r\n" into buf; returns the length. */
+static size_t mail_line(const struct smtp_client *c, char *buf, size_t size)
+{
+	int n;
+
+	if (c->ext & SMTP_EXT_SIZE)
+		n = snprintf(buf, size, "MAIL FROM:<%s> SIZE=%llu\r\n", c->msg.sender,
+			     (unsigned long long)c->msg.size);
+	else
+		n = snprintf(buf, size, "MAIL FROM:<%s>\r\n", c->msg.sender);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* rcpt_line - "RCPT TO:<r>\r\n" into buf; returns the length. */
+static size_t rcpt_line(const struct smtp_client *c, size_t i, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "RCPT TO:<%s>\r\n", c->msg.rcpt[i]);
+
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+#define CMD_MAX (SMTP_PATH_MAX + 64)
+
+/* send_pipelined - MAIL, every RCPT and DATA in one write (RFC 2920 §3.1). */
+static void send_pipelined(struct smtp_client *c)
+{
+	char *buf = malloc(CMD_MAX * (c->msg.nrcpt + 2));
+	size_t len;
+
+	if (buf == NULL) {
+		client_fail(c, 0, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
+	len = mail_line(c, buf, CMD_MAX);
+	for (size_t i = next_sent(c, 0); i < c->msg.nrcpt; i = next_sent(c, i + 1))
+		len += rcpt_line(c, i, buf + len, CMD_MAX);
+	memcpy(buf + len, "DATA\r\n", 6);
+	len += 6;
+	(void)client_send_plain(c, buf, len);
+	free(buf);
+}
+
+/* client_start_transaction - MAIL (and with PIPELINING, the rest of the envelope). */
+void client_start_transaction(struct smtp_client *c)
+{
+	char line[CMD_MAX];
+
+	c->state = C_MAIL;
+	c->next_rcpt = next_sent(c, 0);
+	client_step_timer(c, c->timeout_ms);
+	c->pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	if (c->pipelining)
+		send_pipelined(c);
+	else
+		(void)client_send_plain(c, line, mail_line(c, line, sizeof(line)));
+}
+
+/* send_rset - a transaction the peer opened but we cannot finish. */
+static void send_rset(struct smtp_client *c)
+{
+	c->state = C_RSET;
+	client_step_timer(c, c->timeout_ms);
+	(void)client_send_line(c, "RSET\r\n");
+}
+
+/* envelope_done - every RCPT answered: DATA, or RSET when nobody was accepted. */
+static void envelope_done(struct smtp_client *c)
+{
+	if (c->pipelining) {
+		c->state = C_DATA;	/* DATA went with the envelope */
+		return;
+	}
+	if (c->accepted == 0) {
+		send_rset(c);
+		return;
+	}
+	c->state = C_DATA;
+	(void)client_send_line(c, "DATA\r\n");
+}
+
+/* on_mail - the MAIL reply. */
+static void on_mail(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	char line[CMD_MAX];
+
+	if (r->code / 100 == 2) {
+		c->mail_ok = true;
+		c->state = C_RCPT;
+		if (!c->pipelining)
+			(void)client_send_plain(c, line, rcpt_line(c, c->next_rcpt, line, sizeof(line)));
+		return;
+	}
+	/* Every recipient gets the reason; pipelined RCPT and DATA replies
+	 * that follow (503s) are read and ignored. */
+	c->data = *r;
+	for (size_t i = 0; i < c->msg.nrcpt; i++) {
+		if (c->rstate[i] == R_PENDING) {
+			c->results[i] = *r;
+			c->rstate[i] = R_DONE;
+		}
+	}
+	if (c->pipelining) {
+		c->mail_failed = true;
+		c->state = C_RCPT;
+		return;
+	}
+	client_finish_message(c, true);
+}
+
+/* on_rcpt - one RCPT reply, for the recipient whose turn it is. */
+static void on_rcpt(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	char line[CMD_MAX];
+	size_t i = c->next_rcpt;
+
+	if (!c->mail_failed) {
+		c->results[i] = *r;
+		if (r->code / 100 == 2) {
+			c->rstate[i] = R_ACCEPTED;
+			c->accepted++;
+		} else {
+			c->rstate[i] = R_DONE;
+			c->data = *r;
+		}
+		i = next_sent(c, i + 1);
+	} else {
+		/* The recipients are decided already: count through them. */
+		i = next_sent(c, i + 1);
+	}
+	c->next_rcpt = i;
+	if (i >= c->msg.nrcpt) {
+		envelope_done(c);
+		return;
+	}
+	if (!c->pipelining)
+		(void)client_send_plain(c, line, rcpt_line(c, i, line, sizeof(line)));
+}
+
+/* decide_accepted - the final word for recipients the peer accepted. */
+static void decide_accepted(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	c->data = *r;
+	for (size_t i = 0; i < c->msg.nrcpt; i++) {
+		if (c->rstate[i] == R_ACCEPTED) {
+			c->results[i] = *r;
+			c->rstate[i] = R_DONE;
+		}
+	}
+}
+
+/* start_body - 354: the body, one chunk at a time. */
+static void start_body(struct smtp_client *c)
+{
+	c->state = C_BODY;
+	c->chunk_index = 0;
+	c->body_last = false;
+	smtp_dot_init(&c->dot);
+	client_request_chunk(c);
+}
+
+/* on_data - the reply to DATA. */
+static void on_data(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	if (r->code == 354 && c->accepted > 0 && !c->mail_failed) {
+		start_body(c);
+		return;
+	}
+	if (r->code / 100 == 3) {
+		/* Go-ahead with nobody to deliver to: sending nothing is wrong,
+		 * and an empty message would be wrong too. */
+		client_fail(c, 0, "4.5.0", "%s accepted DATA without accepted recipients",
+			    c->peer);
+		return;
+	}
+	decide_accepted(c, r);
+	if (c->mail_ok)
+		send_rset(c);	/* the transaction is open: MAIL was accepted */
+	else
+		client_finish_message(c, true);
+}
+
+/* client_on_transaction_reply - a reply while a message is under way. */
+void client_on_transaction_reply(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	switch (c->state) {
+	case C_MAIL:
+		on_mail(c, r);
+		break;
+	case C_RCPT:
+		on_rcpt(c, r);
+		break;
+	case C_DATA:
+		on_data(c, r);
+		break;
+	case C_DOT:
+		decide_accepted(c, r);
+		client_finish_message(c, true);
+		break;
+	case C_RSET:
+		client_finish_message(c, r->code / 100 == 2);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the body ---- */
+
+/* chunk_done - a body chunk from the caller: dot-stuffed and written. */
+static void chunk_done(struct smtp_client *c, int status, const void *data, size_t len,
+		       bool last)
+{
+	char *out;
+	size_t n;
+
+	c->reading_chunk = false;
+	if (c->closing) {
+		client_free(c);	/* frees only when the handles are closed too */
+		return;
+	}
+	if (c->fail_pending) {
+		c->fail_pending = false;
+		client_finish_message(c, false);
+		return;
+	}
+	if (c->state != C_BODY)
+		return;
+	if (status != 0) {
+		/* Half a message must not be delivered: drop the connection. */
+		client_fail(c, 451, "4.3.0", "error reading the queued message for %s", c->peer);
+		return;
+	}
+	out = malloc(2 * len + 8);
+	if (out == NULL) {
+		client_fail(c, 451, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
+	n = smtp_dot_encode(&c->dot, data, len, out);
+	c->chunk_index++;
+	c->body_last = last;
+	if (last) {
+		n += smtp_dot_finish(&c->dot, out + n);
+		c->state = C_DOT;	/* the reply may come before the write callback */
+	}
+	client_step_timer(c, c->timeout_ms);
+	if (client_send_plain(c, out, n) == 0 && c->state == C_BODY && c->pump.writes_pending == 0)
+		client_request_chunk(c);	/* an empty chunk: nothing to wait for */
+	free(out);
+}
+
+/* client_request_chunk - asks the caller for the next chunk (no deadline: it is local). */
+void client_request_chunk(struct smtp_client *c)
+{
+	uv_timer_stop(&c->timer);
+	c->reading_chunk = true;
+	c->msg.read(c->msg.read_arg, c->chunk_index, c, chunk_done);
+}
+
+/* ---- messages ---- */
+
+/* local_verdicts - recipients decided without the peer; true when none is left to send. */
+static bool local_verdicts(struct smtp_client *c, const struct smtp_client_message *msg)
+{
+	struct smtp_client_reply r;
+	size_t left = 0;
+
+	if (!addr_ok(msg->sender))
+		set_reply(&r, 553, "5.1.7", "bad sender address syntax");
+	else if ((c->ext & SMTP_EXT_SIZE) && c->peer_size > 0 && msg->size > c->peer_size)
+		set_reply(&r, 552, "5.3.4", "message size exceeds the peer's limit");
+	else
+		r.code = 0;
+	for (size_t i = 0; i < msg->nrcpt; i++) {
+		if (r.code != 0)
+			c->results[i] = r;
+		else if (!addr_ok(msg->rcpt[i]))
+			set_reply(&c->results[i], 553, "5.1.3", "bad recipient address syntax");
+		else {
+			left++;
+			continue;
+		}
+		c->rstate[i] = R_LOCAL;
+		c->data = c->results[i];
+	}
+	return left == 0;
+}
+
+/* smtp_client_send - see smtp.h. */
+int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
+		     smtp_client_sent_cb cb, void *arg)
+{
+	if (c == NULL || c->state != C_READY || c->user_closed || msg->nrcpt == 0 ||
+	    msg->read == NULL)
+		return -1;
+	c->results = calloc(msg->nrcpt, sizeof(*c->results));
+	c->rstate = calloc(msg->nrcpt, 1);
+	if (c->results == NULL || c->rstate == NULL) {
+		free(c->results);
+		free(c->rstate);
+		c->results = NULL;
+		c->rstate = NULL;
+		return -1;
+	}
+	c->msg = *msg;
+	c->sent_cb = cb;
+	c->sent_arg = arg;
+	c->accepted = 0;
+	c->mail_ok = c->mail_failed = c->fail_pending = false;
+	memset(&c->data, 0, sizeof(c->data));
+	if (local_verdicts(c, msg)) {
+		/* Reported from the loop, never from inside this call. */
+		c->state = C_LOCAL;
+		client_step_timer(c, 0);
+		return 0;
+	}
+	client_start_transaction(c);
+	return 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * deliver_int.h - private to the queue runner: the structs and calls
+ * that deliver.c (the runner loop and scheduling), group.c (connections
+ * per destination, the SMTP client's side), mx.c (where a destination's
+ * mail goes: routes, MX, addresses, loops) and outcome.c (recording
+ * results, retries, bounces) share. Nothing outside those files
+ * includes this; the API is deliver/deliver.h.
+ */
+#ifndef DELIVER_DELIVER_INT_H
+#define DELIVER_DELIVER_INT_H
+
+#include <sys/socket.h>
+
+#include "deliver/deliver.h"
+
+#define MAX_ADDRS 16		/* addresses tried per attempt */
+#define MAX_DESTS 256		/* destinations with a connection count */
+#define MAX_COOLING 64		/* messages whose outcome could not be recorded */
+#define MAX_OWN 64		/* this machine's addresses, for loop checks */
+
+/* A destination (route host or recipient domain) and its connections. */
+struct dest {
+	char key[300];
+	unsigned conns;			/* connection slots in use (the idle one too) */
+	struct group *wait_head, *wait_tail;	/* groups waiting for a slot */
+	struct smtp_client *idle;	/* a connection kept for the next message */
+	char idle_relay[320];
+	int64_t idle_since;
+};
+
+#define IDLE_SECONDS 2		/* how long a spare connection is kept */
+
+struct attempt;
+
+/* One next hop tried for some recipients of one message. */
+struct group {
+	struct attempt *att;
+	const struct smtp_route *route;	/* NULL: MX of the domain */
+	char domain[256];
+	size_t *rcpt;			/* indexes into att->env.rcpt */
+	size_t nrcpt;
+	struct sockaddr_storage addrs[MAX_ADDRS];
+	char hosts[MAX_ADDRS][256];	/* the name each address came from */
+	size_t naddrs, next_addr;
+	struct mtad_dns_query *query;
+	struct smtp_client *client;
+	char relay[320];		/* "host[ip]:port" of the connection in use */
+	const char **rcpt_addrs;
+	struct mx_wait *mx;
+	struct chunk_req *chunk;	/* a body chunk being read for the client */
+	struct queue_body_check *check;	/* over the chunks sent so far */
+	struct smtp_client_reply fail;	/* the last address's failure, for the log */
+	bool failed_once;
+	struct dest *dest;		/* set while it holds a connection slot */
+	bool waiting;			/* queued for a slot of its destination */
+	bool tried_idle;		/* a kept connection was offered already */
+	struct group *next_wait;
+};
+
+/* A message being delivered. */
+struct attempt {
+	struct deliver *d;
+	struct queue_envelope env;	/* our own copy */
+	struct group *groups;
+	size_t ngroups, current;
+	int64_t started;
+	bool queue_wait;		/* a queue call answers later: freed there */
+	bool damaged;			/* the body failed its check: hold, never send */
+	char damage[200];		/* ... and how */
+	bool *decided;			/* per recipient: this attempt decided it */
+	char (*reply)[600];		/* per recipient: the reply for logs and DSN */
+	char (*dsn)[16];
+	char (*relay)[320];
+	struct attempt *next;
+};
+
+struct deliver {
+	uv_loop_t *loop;
+	const struct mtad_config *cfg;
+	struct queue *queue;
+	struct mtad_dns *dns;
+	struct tls_client *tls;
+	struct queue_id_gen *ids;
+	uv_timer_t timer;
+	struct smtp_route routes[MTAD_MAX_ROUTES];
+	size_t nroutes;
+	struct smtp_route relayhost;
+	bool has_relayhost;
+	struct mtad_addr own[MAX_OWN];	/* this machine's addresses, for loop checks */
+	size_t nown;
+	struct dest dests[MAX_DESTS];
+	size_t ndests;
+	struct attempt *active;
+	unsigned nactive;
+	/*
+	 * Messages whose outcome the queue could not record (a full spool:
+	 * even the delete of a delivered message needs log space). They are
+	 * still due, and without this they were delivered again at once, in
+	 * a loop: each waits retry_min instead. A ring: the oldest go first.
+	 */
+	struct { char qid[QUEUE_ID_LEN + 1]; int64_t until; } cooling[MAX_COOLING];
+	size_t cooling_next;
+	bool scanning;
+	bool more_due;		/* the last scan was full: look again when there is room */
+	size_t asked;		/* how many the scan in flight asked for */
+	bool stopping;
+};
+
+/* A body chunk on its way from the queue to the client. */
+struct chunk_req {
+	struct group *g;		/* NULL: the attempt went away meanwhile */
+	struct smtp_client *client;
+	smtp_client_chunk_done done;
+};
+
+/* ---- deliver.c: the runner ---- */
+
+/* attempt_next_group - one destination after the other; then the outcome. */
+void attempt_next_group(struct attempt *a);
+/* attempt_free - everything one message's attempt took. */
+void attempt_free(struct attempt *a);
+/* attempt_unlink - off the active list. */
+void attempt_unlink(struct attempt *a);
+/* deliver_more - an attempt ended: look for more due messages now when the last scan was full. */
+void deliver_more(struct deliver *d);
+
+/* ---- group.c: connections and the SMTP client ---- */
+
+/* group_connect_next - the next address; when none is left, the recipients wait. */
+void group_connect_next(struct group *g);
+/* group_done - this destination is decided: free the slot, on to the next group. */
+void group_done(struct group *g);
+/* dest_unwait - takes a waiting group off its destination's queue. */
+void dest_unwait(struct deliver *d, struct group *g);
+
+/* ---- mx.c: where the mail goes ---- */
+
+/* group_start - route, relayhost or MX: where this group's mail goes. */
+void group_start(struct group *g);
+/* loops_to_myself - is addr one of our own listeners? */
+bool loops_to_myself(const struct deliver *d, const struct sockaddr_storage *addr);
+
+/* ---- outcome.c: recording results ---- */
+
+/* attempt_decide - one recipient's outcome in this attempt, and its log line. */
+void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
+		    const char *text, const char *relay);
+/* group_decide - the same outcome for every recipient of a group. */
+void group_decide(struct group *g, int code, const char *enhanced, const char *text);
+/* attempt_finish - the outcome of every group is known: retry, done, bounce. */
+void attempt_finish(struct attempt *a);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * group.c - one group (the recipients of one message that share a next
+ * hop) on its way out: a connection slot of its destination
+ * (destination_concurrency), a kept connection when one is idle, else
+ * the next address; the message handed to the SMTP client with its
+ * body read chunk by chunk from the queue and checked end to end; the
+ * peer's verdicts; the connection passed on to the next group or kept.
+ *
+ * Must not: send a body that fails its check (the chunk becomes a read
+ * error before the final dot); connect to one of our own listeners
+ * (loops_to_myself); exceed a destination's connection limit; leave a
+ * chunk request pointing at a freed group (attempt_free clears it).
+ *
+ * Follows: RFC 5321 §4.5.4 (retry another address), §5 (one transaction
+ * per next hop, several per connection).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "deliver/deliver_int.h"
+
+static void group_send(struct group *g);
+static bool group_pass_on(struct group *g);
+static struct dest *dest_find(struct deliver *d, const struct group *g);
+
+/*
+ * chunk_check - the end-to-end body check on each chunk before it goes
+ * out: when the last one arrives, the bytes must add up to the size and
+ * SHA-256 the envelope recorded at arrival. A mismatch (a chunk missing,
+ * short, or changed) becomes a failed read, so the client drops the
+ * connection before the final dot and the next hop never gets the
+ * message; the attempt then holds it (attempt_finish). Returns status.
+ */
+static int chunk_check(struct group *g, int status, const void *data, size_t len, bool last)
+{
+	struct attempt *a = g->att;
+
+	if (status == QUEUE_DAMAGED) {
+		a->damaged = true;
+		snprintf(a->damage, sizeof(a->damage), "a chunk of its body is missing");
+		return status;
+	}
+	if (status != 0)
+		return status;
+	queue_body_check_add(g->check, data, len);
+	if (last && queue_body_check_verify(g->check, &a->env, a->damage, sizeof(a->damage)) < 0) {
+		a->damaged = true;
+		return QUEUE_DAMAGED;
+	}
+	return 0;
+}
+
+/* chunk_arrived - hands the chunk to the client, unless it is gone. */
+static void chunk_arrived(void *arg, int status, const void *data, size_t len, bool last)
+{
+	struct chunk_req *req = arg;
+
+	/*
+	 * Even when the attempt went away meanwhile: a closed client waits
+	 * for this call to free itself.
+	 */
+	if (req->g) {
+		req->g->chunk = NULL;
+		status = chunk_check(req->g, status, data, len, last);
+	} else {
+		status = -1;
+	}
+	req->done(req->client, status, data, len, last);
+	free(req);
+}
+
+/* chunk_read - the client wants chunk index; chunk 0 starts a new check
+ * (a retry over another connection reads the body again). */
+static void chunk_read(void *arg, uint32_t index, struct smtp_client *c, smtp_client_chunk_done done)
+{
+	struct group *g = arg;
+	struct chunk_req *req = malloc(sizeof(*req));
+
+	if (!req) {
+		done(c, -1, NULL, 0, true);
+		return;
+	}
+	if (index == 0) {
+		queue_body_check_free(g->check);
+		g->check = queue_body_check_new();
+	}
+	*req = (struct chunk_req){ g, c, done };
+	if (g->check == NULL ||
+	    queue_chunk_async(g->att->d->queue, g->att->env.qid, index, chunk_arrived, req) != 0) {
+		free(req);
+		done(c, -1, NULL, 0, true);
+		return;
+	}
+	g->chunk = req;
+}
+
+/* group_sent - the peer's verdicts, per recipient. */
+static void group_sent(void *arg, bool ok, const struct smtp_client_reply *results,
+		       const struct smtp_client_reply *data)
+{
+	struct group *g = arg;
+
+	(void)data;
+	for (size_t i = 0; i < g->nrcpt; i++)
+		attempt_decide(g->att, g->rcpt[i], results[i].code, results[i].enhanced,
+			       results[i].text, g->relay);
+	if (ok && g->dest && !g->att->d->stopping && group_pass_on(g))
+		return;
+	smtp_client_close(g->client);
+	g->client = NULL;
+	group_done(g);
+}
+
+/*
+ * group_pass_on - several messages over one connection: the connection
+ * (and its slot) goes to a group waiting for this destination, or is
+ * kept IDLE_SECONDS for the next one. Returns false when neither.
+ */
+static bool group_pass_on(struct group *g)
+{
+	struct dest *dest = g->dest;
+	struct group *w = dest->wait_head;
+
+	if (!w && dest->idle)
+		return false;
+	g->dest = NULL;
+	if (w) {
+		dest->wait_head = w->next_wait;
+		if (!dest->wait_head)
+			dest->wait_tail = NULL;
+		w->waiting = false;
+		w->dest = dest;
+		w->client = g->client;
+		w->tried_idle = true;
+		snprintf(w->relay, sizeof(w->relay), "%s", g->relay);
+		g->client = NULL;
+		attempt_next_group(g->att);
+		group_send(w);
+		return true;
+	}
+	dest->idle = g->client;
+	dest->idle_since = time(NULL);
+	snprintf(dest->idle_relay, sizeof(dest->idle_relay), "%s", g->relay);
+	g->client = NULL;
+	attempt_next_group(g->att);
+	return true;
+}
+
+/* group_take_idle - a kept connection to this destination, with its slot. */
+static bool group_take_idle(struct group *g)
+{
+	struct dest *dest = dest_find(g->att->d, g);
+
+	g->tried_idle = true;
+	if (!dest || !dest->idle || g->dest)
+		return false;
+	g->client = dest->idle;
+	dest->idle = NULL;
+	g->dest = dest;
+	snprintf(g->relay, sizeof(g->relay), "%s", dest->idle_relay);
+	return true;
+}
+
+/* group_start_send - hands the group's message to its connection; 0 or -1. */
+static int group_start_send(struct group *g)
+{
+	struct smtp_client_message msg = {
+		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
+		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
+	};
+
+	return smtp_client_send(g->client, &msg, group_sent, g);
+}
+
+/* group_send - the message over a kept connection. */
+static void group_send(struct group *g)
+{
+	if (group_start_send(g) == 0)
+		return;
+	/* A kept connection the peer closed meanwhile: connect afresh. */
+	smtp_client_close(g->client);
+	g->client = NULL;
+	group_connect_next(g);
+}
+
+/* group_ready - connected and greeted: send the message. */
+static void group_ready(void *arg, const struct smtp_client_reply *reply)
+{
+	struct group *g = arg;
+
+	if (reply->code < 200 || reply->code >= 300) {
+		smtp_client_close(g->client);
+		g->client = NULL;
+		if (reply->code >= 500) {
+			group_decide(g, reply->code, reply->enhanced, reply->text);
+			group_done(g);
+			return;
+		}
+		/* Kept: when no address is left, this is what the recipients are told. */
+		g->fail = *reply;
+		g->failed_once = true;
+		mtad_log(MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay, reply->text);
+		group_connect_next(g);
+		return;
+	}
+	if (group_start_send(g) != 0) {
+		smtp_client_close(g->client);
+		g->client = NULL;
+		group_decide(g, 451, "4.3.0", "cannot start the SMTP transaction");
+		group_done(g);
+	}
+}
+
+/* relay_label - "host[ip]:port" for logs. */
+static void relay_label(struct group *g, size_t i)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	const struct sockaddr_storage *ss = &g->addrs[i];
+	int port;
+
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	}
+	snprintf(g->relay, sizeof(g->relay), "%s[%s]:%d", g->hosts[i], ip, port);
+}
+
+/* default_tls - smtp_tls, for routes that do not say. */
+static enum smtp_tls_policy default_tls(const struct mtad_config *cfg)
+{
+	if (strcmp(cfg->smtp_tls, "none") == 0)
+		return SMTP_TLS_NONE;
+	return strcmp(cfg->smtp_tls, "verify") == 0 ? SMTP_TLS_VERIFY : SMTP_TLS_MAY;
+}
+
+/* dest_find - the connection count of a group's destination (NULL: table full, no limit). */
+static struct dest *dest_find(struct deliver *d, const struct group *g)
+{
+	char key[300];
+
+	if (g->route)
+		snprintf(key, sizeof(key), "%s:%d", g->route->host, g->route->port);
+	else
+		snprintf(key, sizeof(key), "mx:%s", g->domain);
+	for (size_t i = 0; i < d->ndests; i++)
+		if (strcasecmp(d->dests[i].key, key) == 0)
+			return &d->dests[i];
+	for (size_t i = 0; i < d->ndests; i++)
+		if (d->dests[i].conns == 0 && !d->dests[i].wait_head) {
+			snprintf(d->dests[i].key, sizeof(d->dests[i].key), "%s", key);
+			return &d->dests[i];
+		}
+	if (d->ndests >= MAX_DESTS)
+		return NULL;
+	snprintf(d->dests[d->ndests].key, sizeof(d->dests[0].key), "%s", key);
+	return &d->dests[d->ndests++];
+}
+
+/*
+ * dest_acquire - a connection slot of the group's destination
+ * (destination_concurrency). Returns false when the group must wait:
+ * it is queued and resumes when a slot frees.
+ */
+static bool dest_acquire(struct group *g)
+{
+	struct deliver *d = g->att->d;
+	struct dest *dest;
+
+	if (g->dest)
+		return true;
+	dest = dest_find(d, g);
+	if (!dest)
+		return true;
+	if (dest->conns < d->cfg->destination_concurrency) {
+		dest->conns++;
+		g->dest = dest;
+		return true;
+	}
+	g->waiting = true;
+	g->next_wait = NULL;
+	if (dest->wait_tail)
+		dest->wait_tail->next_wait = g;
+	else
+		dest->wait_head = g;
+	dest->wait_tail = g;
+	return false;
+}
+
+/* dest_unwait - takes a waiting group off its destination's queue. */
+void dest_unwait(struct deliver *d, struct group *g)
+{
+	for (size_t i = 0; i < d->ndests && g->waiting; i++) {
+		struct dest *dest = &d->dests[i];
+		struct group *prev = NULL;
+
+		for (struct group *w = dest->wait_head; w; prev = w, w = w->next_wait) {
+			if (w != g)
+				continue;
+			if (prev)
+				prev->next_wait = w->next_wait;
+			else
+				dest->wait_head = w->next_wait;
+			if (dest->wait_tail == w)
+				dest->wait_tail = prev;
+			g->waiting = false;
+			break;
+		}
+	}
+}
+
+/* dest_release - the group is done with its slot; the next waiting group takes it. */
+static void dest_release(struct group *g)
+{
+	struct dest *dest = g->dest;
+	struct group *w;
+
+	if (!dest)
+		return;
+	g->dest = NULL;
+	dest->conns--;
+	if (g->att->d->stopping || !(w = dest->wait_head))
+		return;
+	dest->wait_head = w->next_wait;
+	if (!dest->wait_head)
+		dest->wait_tail = NULL;
+	w->waiting = false;
+	group_connect_next(w);
+}
+
+/* group_done - this destination is decided: free the slot, on to the next group. */
+void group_done(struct group *g)
+{
+	dest_release(g);
+	attempt_next_group(g->att);
+}
+
+/* group_no_address_left - every address failed: the recipients hear the last reason. */
+static void group_no_address_left(struct group *g)
+{
+	char text[1200];
+
+	if (g->failed_once && g->fail.code >= 400) {
+		snprintf(text, sizeof(text), "host %s said: %d %s %s", g->relay, g->fail.code,
+			 g->fail.enhanced, g->fail.text);
+		group_decide(g, g->fail.code, g->fail.enhanced, text);
+	} else if (g->failed_once) {
+		group_decide(g, 451, g->fail.enhanced[0] ? g->fail.enhanced : "4.4.1", g->fail.text);
+	} else {
+		group_decide(g, 451, "4.4.1", "no address for the destination");
+	}
+	group_done(g);
+}
+
+/* group_connect_next - the next address; when none is left, the recipients wait. */
+void group_connect_next(struct group *g)
+{
+	const struct mtad_config *cfg = g->att->d->cfg;
+	struct smtp_client_options opt = {
+		.helo_name = cfg->hostname, .timeout = cfg->smtp_timeout,
+		.tls_client = g->att->d->tls,
+		.tls = g->route && g->route->tls_given ? g->route->tls : default_tls(cfg),
+	};
+	size_t i;
+
+	if (!g->tried_idle && group_take_idle(g)) {
+		group_send(g);
+		return;
+	}
+	if (g->next_addr >= g->naddrs) {
+		group_no_address_left(g);
+		return;
+	}
+	if (!dest_acquire(g))
+		return;	/* waits for a connection slot of its destination */
+	i = g->next_addr++;
+	relay_label(g, i);
+	if (loops_to_myself(g->att->d, &g->addrs[i])) {
+		char why[320];
+
+		snprintf(why, sizeof(why), "mail for %s loops back to myself", g->domain);
+		group_decide(g, 554, "5.4.6", why);
+		group_done(g);
+		return;
+	}
+	opt.peer_name = g->hosts[i];
+	g->client = smtp_client_connect(g->att->d->loop, (const struct sockaddr *)&g->addrs[i],
+					&opt, group_ready, g);
+	if (!g->client)
+		group_connect_next(g);
+}
