@@ -921,13 +921,6 @@ static int cmd_summary(struct mtaq *m)
 
 /* ---- stats ---- */
 
-/* The HELO rules in the order they are checked (policy/policy.h), then relay. */
-static const char *const rule_order[] = {
-	"no-helo", "helo-syntax", "own-name", "own-address", "localhost", "non-fqdn",
-	"under-own-name", "bare-ip", "literal-mismatch", "unresolvable", "no-rdns", "relay",
-};
-#define MTAQ_NRULE_ORDER (sizeof(rule_order) / sizeof(rule_order[0]))
-
 enum { TODAY = 0, PERIOD = 1 };
 
 struct rule_row {
@@ -998,34 +991,29 @@ static void count2(const struct stats *st, uint64_t v[2], uint64_t n)
 /* count_ip - one "ip/RULE/IP" key of before issue 11 (value: the
  * address's refusals): into the rule's address sketches, hashed as mtad
  * hashes them, and the top addresses. */
-static int count_ip(struct stats *st, const char *what, uint64_t value)
+static int count_ip(struct stats *st, const struct queue_stats_key *k, uint64_t value)
 {
-	const char *slash = strchr(what, '/');
 	struct rule_row *r;
 	uint64_t h;
 
-	if (slash == NULL || slash == what || slash[1] == '\0')
-		return 0;	/* not ours: ignored */
-	r = row_of(&st->rules, what, (size_t)(slash - what), sizeof(*r), &st->nrules);
+	r = row_of(&st->rules, k->name, k->name_len, sizeof(*r), &st->nrules);
 	if (r == NULL)
 		return -1;
-	h = sketch_hash(st->hash_key, slash + 1, strlen(slash + 1));
+	h = sketch_hash(st->hash_key, k->ip, strlen(k->ip));
 	sketch_hll_add(&r->clients[PERIOD], h);
 	if (st->today)
 		sketch_hll_add(&r->clients[TODAY], h);
-	(void)sketch_top_add(st->ip_top, slash + 1, value);
+	(void)sketch_top_add(st->ip_top, k->ip, value);
 	return 0;
 }
 
-/* day_blob - the day's stored sketch what into buf; its length, 0 when
- * there is none, -1 on error (said). */
-static long day_blob(struct stats *st, const char *what, void **buf)
+/* day_blob - the stored sketch key (of the day being read) into buf;
+ * its length, 0 when there is none, -1 on error (said). */
+static long day_blob(struct stats *st, const char *key, void **buf)
 {
-	char key[QUEUE_STATS_KEY_MAX + 1];
 	size_t len;
 	int rc;
 
-	snprintf(key, sizeof(key), "%s/%s", st->day, what);
 	rc = queue_stats_get(st->q, key, buf, &len);
 	if (rc == QUEUE_NOTFOUND)
 		return 0;
@@ -1045,20 +1033,21 @@ static long day_blob(struct stats *st, const char *what, void **buf)
  * and the period's. A sketch that does not decode is said and skipped. */
 static int read_clients(struct stats *st, struct rule_row *r)
 {
-	char what[QUEUE_STATS_KEY_MAX];
+	char key[QUEUE_STATS_KEY_MAX + 1];
 	struct sketch_hll *h;
 	void *buf = NULL;
 	long len;
 
-	snprintf(what, sizeof(what), "sketch/clients/%s", r->name);
-	if ((len = day_blob(st, what, &buf)) <= 0)
+	if (queue_stats_key_format(key, sizeof(key), st->day, QUEUE_STATS_CLIENTS, r->name, 0) < 0)
+		return 0;	/* a name no key can hold: it has no sketch */
+	if ((len = day_blob(st, key, &buf)) <= 0)
 		return (int)len;
 	if ((h = malloc(sizeof(*h))) == NULL) {
 		free(buf);
 		return -1;
 	}
 	if (sketch_hll_decode(h, buf, (size_t)len) < 0) {
-		fprintf(stderr, "mtaq: %s/%s is damaged; skipped\n", st->day, what);
+		fprintf(stderr, "mtaq: %s is damaged; skipped\n", key);
 		st->damaged = true;
 	} else {
 		sketch_hll_merge(&r->clients[PERIOD], h);
@@ -1070,21 +1059,24 @@ static int read_clients(struct stats *st, struct rule_row *r)
 	return 0;
 }
 
-/* read_top - the day's top-K what ("sketch/helo", "sketch/ip") merged into into. */
-static int read_top(struct stats *st, const char *what, struct sketch_top *into)
+/* read_top - the day's top-K what (QUEUE_STATS_TOP_HELO, _IP) merged into into. */
+static int read_top(struct stats *st, enum queue_stats_kind what, struct sketch_top *into)
 {
+	char key[QUEUE_STATS_KEY_MAX + 1];
 	struct sketch_top *t;
 	void *buf = NULL;
 	long len;
 
-	if ((len = day_blob(st, what, &buf)) <= 0)
+	if (queue_stats_key_format(key, sizeof(key), st->day, what, NULL, 0) < 0)
+		return 0;	/* not reached: the day is queue_stats_day's */
+	if ((len = day_blob(st, key, &buf)) <= 0)
 		return (int)len;
 	if ((t = malloc(sizeof(*t))) == NULL) {
 		free(buf);
 		return -1;
 	}
 	if (sketch_top_decode(t, buf, (size_t)len) < 0) {
-		fprintf(stderr, "mtaq: %s/%s is damaged; skipped\n", st->day, what);
+		fprintf(stderr, "mtaq: %s is damaged; skipped\n", key);
 		st->damaged = true;
 	} else {
 		sketch_top_merge(into, t);
@@ -1092,23 +1084,6 @@ static int read_top(struct stats *st, const char *what, struct sketch_top *into)
 	free(t);
 	free(buf);
 	return 0;
-}
-
-/* commit_counter - where a "commit/..." key counts, or NULL when unknown. */
-static uint64_t *commit_counter(struct stats *st, const char *what)
-{
-	if (strcmp(what, "messages") == 0)
-		return st->committed;
-	if (strncmp(what, "syncs/", 6) != 0)
-		return NULL;
-	for (size_t b = 0; b < QUEUE_SYNC_BUCKETS; b++) {
-		char n[12];
-
-		snprintf(n, sizeof(n), "%u", 1u << b);
-		if (strcmp(what + 6, n) == 0)
-			return st->syncs[b];
-	}
-	return NULL;
 }
 
 /* sync_total - log syncs that carried messages, in group g. */
@@ -1132,37 +1107,42 @@ static void sync_label(size_t b, char *buf, size_t size)
 		snprintf(buf, size, "%u-%u", 1u << b, (2u << b) - 1);
 }
 
-/* stats_fn - queue_stats_foreach callback for one day's keys (see queue.h). */
+/* count_rule - a reject/RULE or conn/RULE counter: the rule's row, and
+ * for reject/RULE its address sketch (written with it); -1 on ENOMEM. */
+static int count_rule(struct stats *st, const struct queue_stats_key *k, uint64_t **v)
+{
+	bool reject = k->kind == QUEUE_STATS_REJECT;
+	struct rule_row *r = row_of(&st->rules, k->name, k->name_len, sizeof(*r), &st->nrules);
+
+	if (r == NULL)
+		return -1;
+	*v = reject ? r->rejected : r->conns;
+	return reject ? read_clients(st, r) : 0;
+}
+
+/* stats_fn - queue_stats_foreach callback for one day's keys, taken
+ * apart by queue_stats_key_parse; kinds it does not know are skipped. */
 static int stats_fn(void *arg, const char *key, uint64_t value)
 {
 	struct stats *st = arg;
-	const char *what = key + QUEUE_STATS_DAY_LEN + 1;
+	struct queue_stats_key k;
 	uint64_t *v = NULL;
 	int rc = 0;
 
-	if (strncmp(what, "reject/", 7) == 0 || strncmp(what, "conn/", 5) == 0) {
-		bool reject = what[0] == 'r';
-		const char *name = what + (reject ? 7 : 5);
-		struct rule_row *r;
-
-		if (*name == '\0' || strchr(name, '/') != NULL)
-			return 0;
-		if ((r = row_of(&st->rules, name, strlen(name), sizeof(*r), &st->nrules)) == NULL)
-			rc = -1;
-		else if (reject)
-			rc = read_clients(st, r);	/* written with reject/RULE */
-		if (r != NULL)
-			v = reject ? r->rejected : r->conns;
-	} else if (strncmp(what, "ip/", 3) == 0) {
-		rc = count_ip(st, what + 3, value);
-	} else if (strncmp(what, "helo/", 5) == 0 && what[5] != '\0') {
-		(void)sketch_top_add(st->helo_top, what + 5, value);	/* before issue 11 */
-	} else if (strncmp(what, "commit/", 7) == 0) {
-		v = commit_counter(st, what + 7);
-	} else if (strcmp(what, "accept/auth") == 0) {
-		v = st->auth;
-	} else if (strcmp(what, "accept/unauth") == 0) {
-		v = st->unauth;
+	if (queue_stats_key_parse(key, &k) < 0)
+		return 0;
+	switch (k.kind) {
+	case QUEUE_STATS_REJECT:
+	case QUEUE_STATS_CONN: rc = count_rule(st, &k, &v); break;
+	case QUEUE_STATS_OLD_IP: rc = count_ip(st, &k, value); break;
+	case QUEUE_STATS_OLD_HELO:
+		(void)sketch_top_add(st->helo_top, k.name, value);
+		break;
+	case QUEUE_STATS_COMMIT_MESSAGES: v = st->committed; break;
+	case QUEUE_STATS_COMMIT_SYNCS: v = st->syncs[k.bucket]; break;
+	case QUEUE_STATS_ACCEPT_AUTH: v = st->auth; break;
+	case QUEUE_STATS_ACCEPT_UNAUTH: v = st->unauth; break;
+	default: break;		/* sketches (read by day), and what we do not know */
 	}
 	if (v != NULL)
 		count2(st, v, value);
@@ -1180,13 +1160,13 @@ static int any_fn(void *arg, const char *key, uint64_t value)
 	return 1;
 }
 
-/* rule_rank - the place of a rule: the known ones in order, then the rest. */
+/* rule_rank - the place of a rule: the policy's rules in the order they
+ * are checked (enum policy_rule, relay last), then the rest. */
 static size_t rule_rank(const char *name)
 {
-	for (size_t i = 0; i < MTAQ_NRULE_ORDER; i++)
-		if (strcmp(name, rule_order[i]) == 0)
-			return i;
-	return MTAQ_NRULE_ORDER;
+	int r = policy_rule_lookup(name);
+
+	return r < 0 ? POLICY_NRULES : (size_t)r;
 }
 
 /* rule_list_order - qsort: known rules in check order, others alphabetically. */
@@ -1458,7 +1438,7 @@ static int stats_read(struct mtaq *m, struct stats *st, time_t now)
 	if (read_hash_key(st) < 0)
 		return -1;
 	for (int off = -m->days; off <= 0; off++) {
-		char prefix[QUEUE_STATS_DAY_LEN + 2];
+		char prefix[QUEUE_STATS_KEY_MAX + 1];
 
 		if (queue_stats_day(now, off, st->day) < 0) {
 			fprintf(stderr, "mtaq: cannot compute the local date\n");
@@ -1466,14 +1446,15 @@ static int stats_read(struct mtaq *m, struct stats *st, time_t now)
 		}
 		if (off == -m->days)
 			memcpy(st->first, st->day, sizeof(st->first));
-		snprintf(prefix, sizeof(prefix), "%s/", st->day);
 		st->today = off == 0;
-		if (queue_stats_foreach(m->q, prefix, stats_fn, st) != QUEUE_OK || st->oom) {
+		if (queue_stats_key_format(prefix, sizeof(prefix), st->day, QUEUE_STATS_DAY,
+					   NULL, 0) < 0 ||
+		    queue_stats_foreach(m->q, prefix, stats_fn, st) != QUEUE_OK || st->oom) {
 			fprintf(stderr, "mtaq: %s\n", st->oom ? "out of memory" : queue_strerror(m->q));
 			return -1;
 		}
-		if (st->failed || read_top(st, "sketch/helo", st->helo_top) < 0 ||
-		    read_top(st, "sketch/ip", st->ip_top) < 0) {
+		if (st->failed || read_top(st, QUEUE_STATS_TOP_HELO, st->helo_top) < 0 ||
+		    read_top(st, QUEUE_STATS_TOP_IP, st->ip_top) < 0) {
 			if (!st->failed)
 				fprintf(stderr, "mtaq: out of memory\n");
 			return -1;
