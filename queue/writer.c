@@ -3,13 +3,12 @@
  * writes of new messages; the loop thread (SMTP sessions) hands it jobs
  * and gets completions back through a uv_async_t.
  *
- * Group commit (a disk sync is what bounds a durable queue: about 3,300
- * fdatasync a second on the benchmark machine, BENCHMARKS.md; so no
- * message gets a sync of its own): each message is its own transaction committed with DB_TXN_NOSYNC, which releases its locks
- * at once; after running every job that was waiting, the thread calls
- * log_flush() once and only then reports all of the batch's commits as
- * done. One disk sync therefore covers every message that finished
- * while the previous sync was running, and the batch grows with load.
+ * Group commit (disk syncs bound a durable queue: ~3,300/s on the bench
+ * machine, BENCHMARKS.md): each message is its own transaction committed
+ * with DB_TXN_NOSYNC, which releases its locks at once; after every job
+ * that was waiting, the thread calls log_flush() once and only then
+ * reports the batch's commits as done: one disk sync covers every message
+ * that finished during the previous one, and the batch grows with load.
  *
  * Memory per message stays bounded: body bytes fill one 60 KB chunk at
  * a time, at most QUEUE_MAX_INFLIGHT full chunks wait for the writer,
