@@ -86,12 +86,6 @@ struct helo {
 
 /* ---- names ---- */
 
-/* lower - ASCII only: the locale must not change a verdict. */
-static char lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
 /* name_len - a domain's length without one trailing dot; > NAME_MAX_LEN if too long. */
 static size_t name_len(const char *s)
 {
@@ -102,13 +96,14 @@ static size_t name_len(const char *s)
 	return len;
 }
 
-/* same_text - equal in any ASCII case. */
+/* same_text - equal in any ASCII case (mtad_lower: the locale must not
+ * change a verdict). */
 static bool same_text(const char *a, const char *b, size_t len)
 {
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		if (lower(a[i]) != lower(b[i]))
+		if (mtad_lower(a[i]) != mtad_lower(b[i]))
 			return false;
 	return true;
 }

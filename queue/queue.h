@@ -1,7 +1,7 @@
 /*
  * queue.h - the Berkeley DB mail queue: message records, queue ids, the
  * environment, the writer thread that makes messages durable, and the
- * read/modify calls that mtaq (and later the delivery runner) use.
+ * read/modify calls that mtaq and the delivery runner (deliver/) use.
  *
  * Where a message becomes durable: queue/writer.c. A message exists in
  * the queue exactly when its envelope record is committed; body chunks
@@ -372,11 +372,61 @@ void queue_stats_flush(struct queue *q);
 typedef int (*queue_stats_fn)(void *arg, const char *key, uint64_t value);
 int queue_stats_foreach(struct queue *q, const char *prefix, queue_stats_fn fn, void *arg);
 
+/* ---- the statistics keys' format (queue/stats_key.c, pure) ---- */
+
 /*
  * queue_stats_day - the local date offset days from now (negative: in
  * the past) as "YYYYMMDD", the day part of a key. Returns 0 or -1.
  */
 int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1]);
+
+/* What a key counts: the part after "YYYYMMDD/" (the list above). */
+enum queue_stats_kind {
+	QUEUE_STATS_OTHER = 0,		/* well-formed, but none of these (parse only) */
+	QUEUE_STATS_DAY,		/* "YYYYMMDD/": the prefix of the day's keys
+					 * (format only, for queue_stats_foreach) */
+	QUEUE_STATS_REJECT,		/* reject/RULE */
+	QUEUE_STATS_CONN,		/* conn/RULE */
+	QUEUE_STATS_CLIENTS,		/* sketch/clients/RULE */
+	QUEUE_STATS_TOP_HELO,		/* sketch/helo */
+	QUEUE_STATS_TOP_IP,		/* sketch/ip */
+	QUEUE_STATS_ACCEPT_AUTH,	/* accept/auth */
+	QUEUE_STATS_ACCEPT_UNAUTH,	/* accept/unauth */
+	QUEUE_STATS_COMMIT_MESSAGES,	/* commit/messages */
+	QUEUE_STATS_COMMIT_SYNCS,	/* commit/syncs/N, N = 1 << bucket */
+	QUEUE_STATS_OLD_IP,		/* ip/RULE/IP, before issue 11 (parse only) */
+	QUEUE_STATS_OLD_HELO,		/* helo/NAME, before issue 11 (parse only) */
+};
+
+/* A key taken apart; name and ip point into the key, they are no copies. */
+struct queue_stats_key {
+	enum queue_stats_kind kind;
+	char day[QUEUE_STATS_DAY_LEN + 1];
+	const char *name;	/* REJECT, CONN, CLIENTS, OLD_IP: the rule;
+				 * OLD_HELO: the name; else NULL */
+	size_t name_len;	/* OLD_IP's rule ends at a '/', not at the NUL */
+	const char *ip;		/* OLD_IP: the address, to the end of the key */
+	unsigned bucket;	/* COMMIT_SYNCS: 0 .. QUEUE_SYNC_BUCKETS - 1 */
+};
+
+/*
+ * queue_stats_key_format - the key of kind on day ("YYYYMMDD") into buf
+ * of size bytes: rule (policy_rule_name) for REJECT, CONN and CLIENTS,
+ * bucket for COMMIT_SYNCS; the others ignore them. Returns the key's
+ * length, or -1 (nothing usable in buf) when the kind is not written,
+ * the day is not 8 digits, the rule is empty or holds '/', the bucket is
+ * out of range, or the key would not be well-formed or not fit.
+ */
+int queue_stats_key_format(char *buf, size_t size, const char *day, enum queue_stats_kind kind,
+			   const char *rule, unsigned bucket);
+
+/*
+ * queue_stats_key_parse - key taken apart into *out: 0 for a well-formed
+ * key (kind QUEUE_STATS_OTHER when it is none of the known ones: a
+ * reader skips it), -1 for a malformed one. The inverse of
+ * queue_stats_key_format for every kind it writes.
+ */
+int queue_stats_key_parse(const char *key, struct queue_stats_key *out);
 
 /* ---- reading and changing the queue (queue/store.c) ---- */
 

@@ -60,6 +60,10 @@
 #define QUEUE_STATS_SKETCH_RULES 16
 #define QUEUE_STATS_RULE_MAX 32
 
+/* queue_stats_key_len - the length of a well-formed statistics key (see
+ * queue.h) of at most max bytes, or 0 (stats_key.c). */
+size_t queue_stats_key_len(const char *key, size_t max);
+
 /* Damaged records whose due-scan warning is not repeated (schedule.c). */
 #define QUEUE_DAMAGED_SEEN 32
 

@@ -2,7 +2,7 @@
  * sketch_impl.h - fixed-size summaries of what clients choose (sketch.c):
  * a space-saving top-K of names and a HyperLogLog of distinct items,
  * with their byte encodings for stats.db. Private to queue/ (stats.c,
- * mtaq.c) and its unit tests. Pure: no I/O, no allocation.
+ * mtaq_stats.c) and its unit tests. Pure: no I/O, no allocation.
  */
 #ifndef QUEUE_SKETCH_IMPL_H
 #define QUEUE_SKETCH_IMPL_H

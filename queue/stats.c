@@ -4,7 +4,8 @@
  * applies it with, daily expiry, and iteration for mtaq.
  *
  * On disk: stats.db, a btree in the queue's environment. Key = the
- * counter name without a NUL ("20261127/reject/own-name"); value = the
+ * counter name without a NUL ("20261127/reject/own-name"; its format is
+ * stats_key.c's, and so is the check every key passes); value = the
  * count as 8 bytes, big-endian (the same on every machine, so a spool
  * can be read elsewhere); a sketch's value is its encoding (sketch.c).
  * Keys start with the day, so one day's
@@ -90,42 +91,6 @@ struct queue_stats_table {
 	size_t nslots;		/* a power of two */
 	uint64_t dropped;	/* updates refused since the table was made */
 };
-
-/* ---- keys ---- */
-
-/* stats_key_len - the length of a well-formed key (see queue.h), or 0. */
-static size_t stats_key_len(const char *key, size_t max)
-{
-	size_t len = strnlen(key, max + 1);
-
-	if (len <= QUEUE_STATS_DAY_LEN + 1 || len > max)
-		return 0;
-	for (size_t i = 0; i < QUEUE_STATS_DAY_LEN; i++)
-		if (key[i] < '0' || key[i] > '9')
-			return 0;
-	if (key[QUEUE_STATS_DAY_LEN] != '/')
-		return 0;
-	for (size_t i = QUEUE_STATS_DAY_LEN + 1; i < len; i++)
-		if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
-			return 0;
-	return len;
-}
-
-/* queue_stats_day - see queue.h. Noon, so a DST change cannot skip a day. */
-int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1])
-{
-	struct tm tm;
-
-	if (localtime_r(&now, &tm) == NULL)
-		return -1;
-	tm.tm_mday += offset;
-	tm.tm_hour = 12;
-	tm.tm_min = tm.tm_sec = 0;
-	tm.tm_isdst = -1;
-	if (mktime(&tm) == (time_t)-1)
-		return -1;
-	return strftime(out, QUEUE_STATS_DAY_LEN + 1, "%Y%m%d", &tm) == QUEUE_STATS_DAY_LEN ? 0 : -1;
-}
 
 /* ---- the in-memory table (loop thread) ---- */
 
@@ -270,7 +235,7 @@ int queue_stats_add(struct queue *q, const char *key, uint64_t delta)
 {
 	size_t len;
 
-	if (key == NULL || (len = stats_key_len(key, QUEUE_STATS_KEY_MAX)) == 0) {
+	if (key == NULL || (len = queue_stats_key_len(key, QUEUE_STATS_KEY_MAX)) == 0) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -333,14 +298,11 @@ static struct sketch_hll *stats_rule_of(struct stats_day *d, const char *rule)
 /* stats_note_ok - are the day and the rule usable in keys? */
 static bool stats_note_ok(const char *day, const char *rule)
 {
-	char key[QUEUE_STATS_DAY_LEN + QUEUE_STATS_RULE_MAX + 32];
-	size_t rlen = strnlen(rule, QUEUE_STATS_RULE_MAX + 1);
+	char key[QUEUE_STATS_KEY_MAX + 1];
 
-	if (strnlen(day, QUEUE_STATS_DAY_LEN + 1) != QUEUE_STATS_DAY_LEN || rlen == 0 ||
-	    rlen > QUEUE_STATS_RULE_MAX || strchr(rule, '/') != NULL)
+	if (strnlen(rule, QUEUE_STATS_RULE_MAX + 1) > QUEUE_STATS_RULE_MAX)
 		return false;
-	snprintf(key, sizeof(key), "%s/sketch/clients/%s", day, rule);
-	return stats_key_len(key, sizeof(key) - 1) == strlen(key);
+	return queue_stats_key_format(key, sizeof(key), day, QUEUE_STATS_CLIENTS, rule, 0) > 0;
 }
 
 /* queue_stats_note - see queue.h. */
@@ -455,14 +417,17 @@ static void stats_malformed(const char *key)
 
 /* stats_merge_top - merges a pending top-K into the day's stored one. */
 static int stats_merge_top(struct queue *q, DB_TXN *txn, struct stats_apply *a,
-			   const char *day, const char *what, const struct sketch_top *add)
+			   const char *day, enum queue_stats_kind what, const struct sketch_top *add)
 {
 	char k[QUEUE_STATS_KEY_MAX + 1];
-	DBT key = { .data = k, .size = (uint32_t)snprintf(k, sizeof(k), "%s/%s", day, what) };
+	int klen = queue_stats_key_format(k, sizeof(k), day, what, NULL, 0);
+	DBT key = { .data = k, .size = (uint32_t)klen };
 	int rc;
-	long len = stats_blob_get(q, txn, a, &key, &rc);
+	long len;
 
-	if (len < 0)
+	if (klen < 0)
+		return 0;	/* not reached: queue_stats_note checked the day */
+	if ((len = stats_blob_get(q, txn, a, &key, &rc)) < 0)
 		return rc;
 	if (len == 0 || sketch_top_decode(&a->top, a->buf, (size_t)len) < 0) {
 		if (len > 0)
@@ -478,12 +443,14 @@ static int stats_merge_hll(struct queue *q, DB_TXN *txn, struct stats_apply *a,
 			   const char *day, const struct stats_rule_hll *add)
 {
 	char k[QUEUE_STATS_KEY_MAX + 1];
-	DBT key = { .data = k, .size = (uint32_t)snprintf(k, sizeof(k), "%s/sketch/clients/%s",
-							   day, add->rule) };
+	int klen = queue_stats_key_format(k, sizeof(k), day, QUEUE_STATS_CLIENTS, add->rule, 0);
+	DBT key = { .data = k, .size = (uint32_t)klen };
 	int rc;
-	long len = stats_blob_get(q, txn, a, &key, &rc);
+	long len;
 
-	if (len < 0)
+	if (klen < 0)
+		return 0;	/* not reached: queue_stats_note checked day and rule */
+	if ((len = stats_blob_get(q, txn, a, &key, &rc)) < 0)
 		return rc;
 	if (len == 0 || sketch_hll_decode(&a->hll, a->buf, (size_t)len) < 0) {
 		if (len > 0)
@@ -502,9 +469,9 @@ static int stats_apply_sketches(struct queue *q, DB_TXN *txn, struct stats_apply
 		int rc = 0;
 
 		if (d->helo.n > 0)
-			rc = stats_merge_top(q, txn, a, d->day, "sketch/helo", &d->helo);
+			rc = stats_merge_top(q, txn, a, d->day, QUEUE_STATS_TOP_HELO, &d->helo);
 		if (rc == 0 && d->ip.n > 0)
-			rc = stats_merge_top(q, txn, a, d->day, "sketch/ip", &d->ip);
+			rc = stats_merge_top(q, txn, a, d->day, QUEUE_STATS_TOP_IP, &d->ip);
 		for (size_t r = 0; rc == 0 && r < d->nrules; r++)
 			rc = stats_merge_hll(q, txn, a, d->day, d->rule[r]);
 		if (rc != 0)
@@ -703,7 +670,7 @@ static void stats_keep_row(struct stats_scan *s, const DBT *key, const DBT *data
 		return;
 	memcpy(r->key, key->data, key->size);
 	r->key[key->size] = '\0';
-	if (stats_key_len(r->key, QUEUE_STATS_KEY_MAX) != key->size)
+	if (queue_stats_key_len(r->key, QUEUE_STATS_KEY_MAX) != key->size)
 		return;
 	r->value = sketch_get64(data->data);
 	s->n++;

@@ -56,22 +56,22 @@ void smtp_server_policy_update(struct smtp_server *srv)
 
 /* ---- statistics ---- */
 
-/* stats_today - the local date, the day part of statistics keys. */
+/* stats_today - the local date, the day part of statistics keys ("" when
+ * there is none: then no key is made). */
 static void stats_today(char day[16])
 {
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(day, 16, "%Y%m%d", &tm);
+	if (queue_stats_day(time(NULL), 0, day) < 0)
+		day[0] = '\0';
 }
 
-/* stats_add - one counter of the day's statistics: "YYYYMMDD/what". */
-static void stats_add(struct smtp_session *s, const char *day, const char *what)
+/* stats_add - one counter of the day's statistics (the key's format is
+ * queue_stats_key_format's); rule for the per-rule counters, else NULL. */
+static void stats_add(struct smtp_session *s, const char *day, enum queue_stats_kind what,
+		      const char *rule)
 {
-	char key[400];
+	char key[QUEUE_STATS_KEY_MAX + 1];
 
-	if ((size_t)snprintf(key, sizeof(key), "%s/%s", day, what) < sizeof(key))
+	if (queue_stats_key_format(key, sizeof(key), day, what, rule, 0) > 0)
 		queue_stats_add(s->srv->queue, key, 1);
 }
 
@@ -96,16 +96,14 @@ static void stats_helo(const struct smtp_session *s, char out[SESSION_HELO_MAX +
 void session_policy_count(struct smtp_session *s, enum policy_rule rule)
 {
 	const char *name = policy_rule_name(rule);
-	char what[128], day[16], helo[SESSION_HELO_MAX + 1];
+	char day[16], helo[SESSION_HELO_MAX + 1];
 	bool with_helo = rule != POLICY_RELAY && rule != POLICY_NO_HELO && s->helo[0];
 
 	stats_today(day);
-	snprintf(what, sizeof(what), "reject/%s", name);
-	stats_add(s, day, what);
+	stats_add(s, day, QUEUE_STATS_REJECT, name);
 	if (!(s->rules_seen & (1u << rule))) {
 		s->rules_seen |= 1u << rule;
-		snprintf(what, sizeof(what), "conn/%s", name);
-		stats_add(s, day, what);
+		stats_add(s, day, QUEUE_STATS_CONN, name);
 	}
 	if (with_helo)
 		stats_helo(s, helo);
@@ -124,7 +122,8 @@ void session_policy_accepted(struct smtp_session *s)
 	char day[16];
 
 	stats_today(day);
-	stats_add(s, day, s->auth_user[0] ? "accept/auth" : "accept/unauth");
+	stats_add(s, day, s->auth_user[0] ? QUEUE_STATS_ACCEPT_AUTH : QUEUE_STATS_ACCEPT_UNAUTH,
+		  NULL);
 }
 
 /* policy_reject - the rule's reply, one log line, the count. */

@@ -5,6 +5,8 @@
  * once-a-second timer, expiry of old days (direct and at writer start),
  * the final flush at stop and reopening, and counters written while 100
  * messages commit. White-box where it triggers expiry (queue_impl.h).
+ * And the keys' format (stats_key.c): format and parse round trips for
+ * every kind and every policy rule, malformed keys and unusable parts.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -14,6 +16,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "policy/policy.h"
 #include "queue/queue_impl.h"
 #include "queue/sketch_impl.h"
 #include "t/unit/tap.h"
@@ -523,6 +526,152 @@ static void test_note_bound(struct tap *t)
 	       "bound: spool removed");
 }
 
+/* ---- the key format (stats_key.c, pure) ---- */
+
+/* round_trip - format then parse gives back what went in. */
+static void round_trip(struct tap *t, enum queue_stats_kind kind, const char *rule,
+		       unsigned bucket, const char *want)
+{
+	char key[QUEUE_STATS_KEY_MAX + 1];
+	struct queue_stats_key k;
+	int n = queue_stats_key_format(key, sizeof(key), "20261127", kind, rule, bucket);
+
+	TAP_OK(t, n > 0 && strcmp(key, want) == 0 && (size_t)n == strlen(want),
+	       "key format: %s", want);
+	TAP_OK(t, n > 0 && queue_stats_key_parse(key, &k) == 0 && k.kind == kind &&
+	       strcmp(k.day, "20261127") == 0 &&
+	       (rule == NULL ? k.name == NULL :
+		k.name_len == strlen(rule) && strncmp(k.name, rule, k.name_len) == 0) &&
+	       (kind != QUEUE_STATS_COMMIT_SYNCS || k.bucket == bucket),
+	       "key parse: %s", want);
+}
+
+/* parses_as - key parses (0) to kind, or is malformed (-1, kind < 0). */
+static void parses_as(struct tap *t, const char *key, int kind, const char *label)
+{
+	struct queue_stats_key k;
+	int rc = queue_stats_key_parse(key, &k);
+
+	TAP_OK(t, kind < 0 ? rc == -1 : rc == 0 && k.kind == (enum queue_stats_kind)kind,
+	       "key parse: %s (rc %d, kind %d)", label, rc, rc == 0 ? (int)k.kind : -1);
+}
+
+/* test_key_format - every kind mtad writes round-trips; malformed keys
+ * and unusable parts are refused; old keys still parse. */
+static void test_key_format(struct tap *t)
+{
+	char key[QUEUE_STATS_KEY_MAX + 1], long_rule[QUEUE_STATS_KEY_MAX + 2];
+	char too_long[QUEUE_STATS_KEY_MAX + 2], big[QUEUE_STATS_KEY_MAX + 16];
+	struct queue_stats_key k;
+
+	round_trip(t, QUEUE_STATS_REJECT, "own-name", 0, "20261127/reject/own-name");
+	round_trip(t, QUEUE_STATS_CONN, "relay", 0, "20261127/conn/relay");
+	round_trip(t, QUEUE_STATS_CLIENTS, "no-rdns", 0, "20261127/sketch/clients/no-rdns");
+	round_trip(t, QUEUE_STATS_TOP_HELO, NULL, 0, "20261127/sketch/helo");
+	round_trip(t, QUEUE_STATS_TOP_IP, NULL, 0, "20261127/sketch/ip");
+	round_trip(t, QUEUE_STATS_ACCEPT_AUTH, NULL, 0, "20261127/accept/auth");
+	round_trip(t, QUEUE_STATS_ACCEPT_UNAUTH, NULL, 0, "20261127/accept/unauth");
+	round_trip(t, QUEUE_STATS_COMMIT_MESSAGES, NULL, 0, "20261127/commit/messages");
+	round_trip(t, QUEUE_STATS_COMMIT_SYNCS, NULL, 0, "20261127/commit/syncs/1");
+	round_trip(t, QUEUE_STATS_COMMIT_SYNCS, NULL, 3, "20261127/commit/syncs/8");
+	round_trip(t, QUEUE_STATS_COMMIT_SYNCS, NULL, QUEUE_SYNC_BUCKETS - 1,
+		   "20261127/commit/syncs/64");
+
+	/* Every rule the policy has fits each per-rule key, and comes back
+	 * as the name policy_rule_lookup knows. */
+	for (int r = POLICY_ACCEPT + 1; r < POLICY_NRULES; r++) {
+		const char *name = policy_rule_name((enum policy_rule)r);
+		bool ok = true;
+
+		for (int kind = QUEUE_STATS_REJECT; kind <= QUEUE_STATS_CLIENTS; kind++) {
+			char n[QUEUE_STATS_RULE_MAX + 1];
+
+			ok &= queue_stats_key_format(key, sizeof(key), "20261127",
+						     (enum queue_stats_kind)kind, name, 0) > 0 &&
+			      queue_stats_key_parse(key, &k) == 0 && (int)k.kind == kind &&
+			      k.name_len <= QUEUE_STATS_RULE_MAX;
+			if (ok)
+				snprintf(n, sizeof(n), "%.*s", (int)k.name_len, k.name);
+			ok &= ok && policy_rule_lookup(n) == r;
+		}
+		TAP_OK(t, ok, "key format: rule %s round-trips through policy_rule_lookup", name);
+	}
+
+	TAP_OK(t, queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_DAY, NULL, 0) == 9 &&
+	       strcmp(key, "20261127/") == 0, "key format: the day's prefix");
+	TAP_OK(t, queue_stats_key_format(key, sizeof(key), "2026112", QUEUE_STATS_REJECT, "x", 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "2026112x", QUEUE_STATS_ACCEPT_AUTH, NULL, 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "202611270", QUEUE_STATS_ACCEPT_AUTH, NULL, 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), NULL, QUEUE_STATS_ACCEPT_AUTH, NULL, 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "2026112", QUEUE_STATS_DAY, NULL, 0) < 0,
+	       "key format: a day that is not 8 digits is refused");
+	TAP_OK(t, queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_REJECT, NULL, 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_CONN, "", 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_CLIENTS, "a/b", 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_REJECT, "a b", 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_REJECT, "caf\xc3\xa9", 0) < 0,
+	       "key format: a rule that is empty, holds '/' or is not graphic ASCII is refused");
+	memset(long_rule, 'r', sizeof(long_rule) - 1);
+	long_rule[sizeof(long_rule) - 1] = '\0';
+	long_rule[QUEUE_STATS_KEY_MAX - 16] = '\0';	/* "20261127/reject/" + this = the max */
+	TAP_OK(t, queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_REJECT,
+					 long_rule, 0) == QUEUE_STATS_KEY_MAX,
+	       "key format: a key of QUEUE_STATS_KEY_MAX bytes");
+	long_rule[QUEUE_STATS_KEY_MAX - 16] = 'r';
+	long_rule[QUEUE_STATS_KEY_MAX - 15] = '\0';
+	TAP_OK(t, queue_stats_key_format(big, sizeof(big), "20261127", QUEUE_STATS_REJECT,
+					 long_rule, 0) < 0 &&
+	       queue_stats_key_format(key, 10, "20261127", QUEUE_STATS_ACCEPT_AUTH, NULL, 0) < 0 &&
+	       queue_stats_key_format(key, 0, "20261127", QUEUE_STATS_ACCEPT_AUTH, NULL, 0) < 0,
+	       "key format: a key too long for stats.db or for buf is refused");
+	TAP_OK(t, queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_COMMIT_SYNCS,
+					 NULL, QUEUE_SYNC_BUCKETS) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_OTHER, NULL, 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_OLD_IP, "x", 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_OLD_HELO, "x", 0) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", (enum queue_stats_kind)99, NULL, 0) < 0,
+	       "key format: a bucket out of range and kinds never written are refused");
+
+	/* Keys written before issue 11: read, never written. */
+	TAP_OK(t, queue_stats_key_parse("20261127/ip/own-name/192.0.2.1", &k) == 0 &&
+	       k.kind == QUEUE_STATS_OLD_IP && k.name_len == 8 &&
+	       strncmp(k.name, "own-name", 8) == 0 && strcmp(k.ip, "192.0.2.1") == 0,
+	       "key parse: ip/RULE/IP");
+	TAP_OK(t, queue_stats_key_parse("20261127/helo/a/b", &k) == 0 &&
+	       k.kind == QUEUE_STATS_OLD_HELO && strcmp(k.name, "a/b") == 0 && k.name_len == 3,
+	       "key parse: helo/NAME (a name may hold '/')");
+	parses_as(t, "20261127/ip/192.0.2.1", QUEUE_STATS_OTHER, "ip/ without a rule");
+	parses_as(t, "20261127/ip//192.0.2.1", QUEUE_STATS_OTHER, "ip/ with an empty rule");
+	parses_as(t, "20261127/ip/own-name/", QUEUE_STATS_OTHER, "ip/ without an address");
+	parses_as(t, "20261127/helo/", QUEUE_STATS_OTHER, "helo/ without a name");
+	parses_as(t, "20261127/reject/", QUEUE_STATS_OTHER, "reject/ without a rule");
+	parses_as(t, "20261127/conn/a/b", QUEUE_STATS_OTHER, "conn/ with two segments");
+	parses_as(t, "20261127/sketch/clients/", QUEUE_STATS_OTHER, "sketch/clients/ without a rule");
+	parses_as(t, "20261127/commit/syncs/3", QUEUE_STATS_OTHER, "syncs/3: not a bucket");
+	parses_as(t, "20261127/commit/syncs/128", QUEUE_STATS_OTHER, "syncs/128: past the buckets");
+	parses_as(t, "20261127/commit/syncs/01", QUEUE_STATS_OTHER, "syncs/01: not as written");
+	parses_as(t, "20261127/accept/authx", QUEUE_STATS_OTHER, "accept/authx");
+	parses_as(t, "20261127/whatever", QUEUE_STATS_OTHER, "an unknown kind");
+
+	/* Malformed: refused, whoever wrote them. */
+	parses_as(t, "2026112/reject/x", -1, "a 7-digit day");
+	parses_as(t, "2026112x/reject/x", -1, "a day that is not digits");
+	parses_as(t, "20261127reject/x", -1, "no '/' after the day");
+	parses_as(t, "20261127/", -1, "only the day's prefix");
+	parses_as(t, "", -1, "the empty key");
+	parses_as(t, "20261127/reject/a b", -1, "a blank");
+	parses_as(t, "20261127/reject/a\tb", -1, "a control character");
+	parses_as(t, "20261127/helo/caf\xc3\xa9", -1, "an 8-bit byte");
+	parses_as(t, QUEUE_STATS_HASH_KEY, -1, "the hash key (no day)");
+	memset(too_long, 'x', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	memcpy(too_long, "20261127/helo/", 14);
+	parses_as(t, too_long, -1, "a key of QUEUE_STATS_KEY_MAX + 1 bytes");
+	too_long[QUEUE_STATS_KEY_MAX] = '\0';
+	parses_as(t, too_long, QUEUE_STATS_OLD_HELO, "a key of QUEUE_STATS_KEY_MAX bytes");
+	TAP_OK(t, queue_stats_key_parse(NULL, &k) == -1, "key parse: NULL");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/queue_stats.XXXXXX", err[200] = "";
@@ -551,6 +700,7 @@ int main(void)
 	test_note(&t, &c);
 	test_note_bound(&t);
 	test_reopen(&t, &c);
+	test_key_format(&t);
 	queue_close(c.q);
 	TAP_OK(&t, uv_loop_close(&c.loop) == 0, "loop closes: no handle left behind");
 	TAP_OK(&t, nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp directory removed");
