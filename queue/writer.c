@@ -28,6 +28,8 @@
  * deletes expired statistics days at start and hourly, at most
  * QUEUE_STATS_EXPIRE_STEP keys between two batches.
  *
+ * The messages' side of it, queue_incoming_*, is in incoming.c.
+ *
  * Threads: the queue_incoming_* calls, the async and timer callbacks and
  * every user callback run on the loop thread; the writer thread only touches jobs,
  * the fields of struct queue_incoming marked "writer thread", and
@@ -41,75 +43,7 @@
 #include <sys/random.h>
 
 #include "util/util.h"
-#include "queue/queue_impl.h"
-
-/* Full chunks waiting for the writer before the sender is paused. */
-#define QUEUE_MAX_INFLIGHT 2
-
-enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT, WJOB_STATS, WJOB_TASK };
-
-struct wjob {
-	struct wjob *next;
-	enum wjob_type type;
-	struct queue_incoming *in;
-	unsigned char *data;	/* CHUNK: the chunk; COMMIT: encoded envelope */
-	size_t len;
-	unsigned char *tail;	/* COMMIT: the last, partial chunk (may be NULL) */
-	size_t taillen;
-	uint32_t chunkno;	/* number of data (CHUNK) or of tail (COMMIT) */
-	struct queue_stats_table *stats;	/* STATS: the counters to add */
-	struct queue_task *task;	/* TASK: schedule.c's work */
-	queue_commit_cb cb;
-	void *cbarg;
-	int status;		/* 0 or a Berkeley DB / errno value */
-	char errmsg[200];
-};
-
-struct queue_incoming {
-	struct queue *q;
-	char qid[QUEUE_ID_LEN + 1];
-	queue_resume_cb resume;
-	void *arg;
-	struct wjob *final;	/* preallocated COMMIT/ABORT job: they cannot fail on memory */
-	/* loop thread */
-	unsigned char *buf;	/* chunk being filled */
-	size_t buflen;
-	uint32_t nchunks;	/* full chunks handed to the writer */
-	uint64_t size;
-	struct queue_body_check *check;	/* SHA-256 of the bytes as they came */
-	unsigned inflight;
-	bool blocked;		/* write returned 1: resume owed */
-	bool failed;		/* a chunk failed: commit will fail too */
-	/* writer thread */
-	uint32_t w_written;	/* chunks in body.db */
-	int w_status;		/* first chunk failure */
-	bool w_collision;	/* chunk keys held by another message: delete nothing */
-	char w_err[200];
-};
-
-struct queue_writer {
-	struct queue *q;
-	uv_async_t async;
-	uv_timer_t timer;	/* statistics flush; unreferenced */
-	unsigned handles;	/* handles still open: w is freed at 0 */
-	uv_thread_t thread;
-	uv_mutex_t lock;
-	uv_cond_t cond;
-	/* under lock */
-	struct wjob *pending, **pending_tail;
-	struct wjob *done, **done_tail;
-	bool stopping;
-	/* loop thread: jobs submitted and not yet completed; the async
-	 * handle keeps the loop alive only while there are some */
-	size_t outstanding;
-	size_t stats_inflight;	/* STATS jobs submitted and not completed */
-	uint64_t commits_counted;	/* q->commits already in the statistics */
-	/* writer thread */
-	bool active;		/* work since the last checkpoint */
-	uint64_t last_checkpoint;	/* uv_hrtime() */
-	uint64_t last_expire;	/* uv_hrtime() when the last statistics expiry ended */
-	bool expiring;		/* expired statistics keys may be left to delete */
-};
+#include "queue/writer_int.h"
 
 /* ---- writer thread ---- */
 
@@ -462,7 +396,7 @@ static void writer_main(void *arg)
 /* ---- loop thread ---- */
 
 /* writer_submit - queues a job for the writer thread. */
-static void writer_submit(struct queue_writer *w, struct wjob *job)
+void writer_submit(struct queue_writer *w, struct wjob *job)
 {
 	job->next = NULL;
 	if (w->outstanding++ == 0)
@@ -472,15 +406,6 @@ static void writer_submit(struct queue_writer *w, struct wjob *job)
 	w->pending_tail = &job->next;
 	uv_cond_signal(&w->cond);
 	uv_mutex_unlock(&w->lock);
-}
-
-/* incoming_free - releases an incoming message and what it still holds. */
-static void incoming_free(struct queue_incoming *in)
-{
-	queue_body_check_free(in->check);
-	free(in->buf);
-	free(in->final);
-	free(in);
 }
 
 /* writer_complete_chunk - a chunk is written: maybe let the sender go on. */
@@ -788,146 +713,4 @@ void queue_writer_stats(struct queue *q, uint64_t *commits, uint64_t *flushes)
 {
 	*commits = atomic_load(&q->commits);
 	*flushes = atomic_load(&q->flushes);
-}
-
-/* ---- incoming messages (loop thread) ---- */
-
-/* queue_incoming_new - see queue.h. */
-struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
-					  queue_resume_cb resume, void *arg)
-{
-	struct queue_incoming *in;
-
-	if (q->writer == NULL || !queue_id_valid(qid))
-		return NULL;
-	if ((in = calloc(1, sizeof(*in))) == NULL)
-		return NULL;
-	if ((in->final = calloc(1, sizeof(*in->final))) == NULL ||
-	    (in->check = queue_body_check_new()) == NULL) {
-		free(in->final);
-		free(in);
-		return NULL;
-	}
-	in->q = q;
-	memcpy(in->qid, qid, sizeof(in->qid));
-	in->resume = resume;
-	in->arg = arg;
-	in->final->in = in;
-	return in;
-}
-
-/* incoming_send_chunk - hands the full buffer to the writer. */
-static int incoming_send_chunk(struct queue_incoming *in)
-{
-	struct wjob *job = calloc(1, sizeof(*job));
-
-	if (job == NULL)
-		return -1;
-	job->type = WJOB_CHUNK;
-	job->in = in;
-	job->data = in->buf;
-	job->len = in->buflen;
-	job->chunkno = in->nchunks++;
-	in->buf = NULL;
-	in->buflen = 0;
-	in->inflight++;
-	writer_submit(in->q->writer, job);
-	return 0;
-}
-
-/* queue_incoming_write - see queue.h; -1 also once the writer stopped. */
-int queue_incoming_write(struct queue_incoming *in, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	if (in->q->writer == NULL || in->final == NULL)
-		return -1;
-	in->size += len;
-	queue_body_check_add(in->check, data, len);
-	while (len > 0 && !in->failed) {
-		size_t n;
-
-		if (in->buf == NULL && (in->buf = malloc(QUEUE_CHUNK_SIZE)) == NULL)
-			return -1;
-		n = QUEUE_CHUNK_SIZE - in->buflen;
-		if (n > len)
-			n = len;
-		memcpy(in->buf + in->buflen, p, n);
-		in->buflen += n;
-		p += n;
-		len -= n;
-		if (in->buflen == QUEUE_CHUNK_SIZE && incoming_send_chunk(in) < 0)
-			return -1;
-	}
-	if (in->inflight < QUEUE_MAX_INFLIGHT)
-		return 0;
-	in->blocked = true;
-	return 1;
-}
-
-/* incoming_encode - the envelope to store: the caller's, with our id,
- * size and digest. */
-static void incoming_encode(struct queue_incoming *in, const struct queue_envelope *env,
-			    struct wjob *job)
-{
-	struct queue_envelope copy = *env;
-
-	copy.version = QUEUE_RECORD_VERSION;
-	memcpy(copy.qid, in->qid, sizeof(copy.qid));
-	copy.size = in->size;
-	copy.has_digest = true;
-	if (queue_body_check_final(in->check, copy.digest) < 0) {
-		snprintf(job->errmsg, sizeof(job->errmsg), "cannot compute the body's SHA-256");
-		return;
-	}
-	job->data = queue_record_encode(&copy, &job->len);
-	if (job->data == NULL)
-		snprintf(job->errmsg, sizeof(job->errmsg), "encoding the envelope: %s",
-			 strerror(errno));
-}
-
-/* queue_incoming_commit - see queue.h. */
-int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope *env,
-			  queue_commit_cb cb, void *arg)
-{
-	struct wjob *job = in->final;
-
-	in->final = NULL;
-	job->type = WJOB_COMMIT;
-	job->cb = cb;
-	job->cbarg = arg;
-	if (in->q->writer == NULL) {
-		/* Shut down under a live session: nobody can call back later. */
-		incoming_free(in);	/* in->final is NULL now: not freed twice */
-		cb(arg, ESHUTDOWN, "queue writer stopped");
-		free(job);
-		return 0;
-	}
-	incoming_encode(in, env, job);
-	job->tail = in->buf;
-	job->taillen = in->buflen;
-	job->chunkno = in->nchunks;
-	in->buf = NULL;
-	writer_submit(in->q->writer, job);
-	return 0;
-}
-
-/* queue_incoming_abort - see queue.h. */
-void queue_incoming_abort(struct queue_incoming *in)
-{
-	struct wjob *job = in->final;
-
-	in->final = NULL;
-	free(in->buf);
-	in->buf = NULL;
-	/* Nothing reached the writer, or it is gone: no job to wait for
-	 * (chunks left by a stopped writer are orphans for the next start). */
-	if (in->nchunks == 0 || in->q->writer == NULL) {
-		free(job);
-		queue_body_check_free(in->check);
-		free(in);
-		return;
-	}
-	job->type = WJOB_ABORT;
-	writer_submit(in->q->writer, job);
 }
