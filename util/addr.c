@@ -2,7 +2,7 @@
  * addr.c - mtad's one address type (struct mtad_addr): IPv4 and IPv6
  * addresses and networks for the configuration, the policy and delivery:
  * parsing "192.0.2.1", "2001:db8::/32" and HELO address literals,
- * formatting them back, converting a socket's sockaddr, and asking
+ * converting a socket's sockaddr, and asking
  * whether an address is inside a network.
  *
  * Must not: allocate, do I/O, read past len, accept text inet_pton would
@@ -241,22 +241,4 @@ bool mtad_addr_same(const struct mtad_addr *a, const struct mtad_addr *b)
 	size_t n = x.family == AF_INET ? 4 : 16;
 
 	return x.family == y.family && memcmp(x.bytes, y.bytes, n) == 0;
-}
-
-/* mtad_addr_format - see util.h. */
-void mtad_addr_format(const struct mtad_addr *a, char *buf, size_t size)
-{
-	char ip[INET6_ADDRSTRLEN];
-	unsigned full = a->family == AF_INET ? 32 : 128;
-
-	if (size == 0)
-		return;
-	if (!inet_ntop(a->family, a->bytes, ip, sizeof(ip))) {
-		snprintf(buf, size, "?");
-		return;
-	}
-	if (a->prefix < full)
-		snprintf(buf, size, "%s/%u", ip, a->prefix);
-	else
-		snprintf(buf, size, "%s", ip);
 }

@@ -354,13 +354,6 @@ bool mtad_addr_from_sockaddr(const struct sockaddr *sa, struct mtad_addr *out);
 bool mtad_addr_same(const struct mtad_addr *a, const struct mtad_addr *b);
 
 /*
- * mtad_addr_format - "192.0.2.1", "2001:db8::/32": the prefix only when
- * it is shorter than the family's length. buf of MTAD_ADDR_TEXT bytes.
- */
-#define MTAD_ADDR_TEXT 64
-void mtad_addr_format(const struct mtad_addr *a, char *buf, size_t size);
-
-/*
  * mtad_own_addresses - this machine's interface addresses (getifaddrs)
  * and the configured listen addresses that are not wildcards, at most
  * max. util/own_addr.c; it logs a warning when the interfaces cannot
