@@ -14,6 +14,8 @@
 #                         users => {alice => 'secret'});
 #   my $s = $t->raw(port => $t->port(0));          # plaintext, then
 #   $t->starttls($s);                              # STARTTLS + handshake
+#   $t->starttls_ehlo($s, 'client.example');       # EHLO, STARTTLS, EHLO
+#   $t->dialog($s, '> ' . MtadTest::auth_plain('alice', 'secret') . "\n< 235 *\n");
 #   my $u = $t->tls_raw(1);                        # implicit TLS, greeting read
 #
 # Each object owns a temporary directory (mtad.conf, spool/, mtad.log)
@@ -33,6 +35,7 @@ use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::IP;
 use IO::Socket::SSL qw(SSL_VERIFY_NONE);
+use MIME::Base64 ();
 use Net::SMTP;
 use POSIX qw(:sys_wait_h _exit);
 use Socket qw(IPPROTO_TCP);
@@ -495,6 +498,42 @@ sub ehlo_script {
 	push @l, "250-AUTH $o{auth}" if $o{auth};
 	push @l, '250 HELP';
 	return join '', map { "< $_\n" } @l;
+}
+
+# ehlo($sock, NAME, starttls => 1, auth => 'PLAIN LOGIN', size => N) -
+# sends EHLO NAME and tests (one test) that the reply is exactly
+# ehlo_script(NAME, ...). Returns the reply.
+sub ehlo {
+	my ($self, $s, $name, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($r) = $self->dialog($s, "> EHLO $name\n" . ehlo_script($name, %o));
+	return $r;
+}
+
+# starttls_ehlo($sock, NAME, auth => MECHS, SSL_OPTIONS...) - the usual way
+# into a STARTTLS session: EHLO NAME offering STARTTLS, starttls() (its
+# three tests), then EHLO NAME again offering AUTH MECHS (default PLAIN
+# LOGIN; '' for a server without SASL) and no STARTTLS. Returns the
+# socket, or undef when STARTTLS failed.
+sub starttls_ehlo {
+	my ($self, $s, $name, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $auth = exists $o{auth} ? delete $o{auth} : 'PLAIN LOGIN';
+	$self->ehlo($s, $name, starttls => 1);
+	$self->starttls($s, %o) or return undef;
+	$self->ehlo($s, $name, auth => $auth);
+	return $s;
+}
+
+# b64(BYTES) - base64 on one line, as SMTP AUTH wants it.
+sub b64 { MIME::Base64::encode_base64($_[0], '') }
+
+# auth_plain(USER, PASSWORD, AUTHZID) - the command line (no CRLF)
+# "AUTH PLAIN <base64 of AUTHZID NUL USER NUL PASSWORD>" (RFC 4616),
+# AUTHZID empty unless given.
+sub auth_plain {
+	my ($user, $pass, $authz) = @_;
+	return 'AUTH PLAIN ' . b64(($authz // '') . "\0$user\0$pass");
 }
 
 # smtp(%opts) - a Net::SMTP client that has said EHLO client.example.
