@@ -14,9 +14,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use MtadTest;
+use MtadTest qw(auth_plain b64);
 
-my $ALICE = MtadTest::auth_plain('alice', 'secret');
+my $ALICE = auth_plain('alice', 'secret');
 my $BYE = "> QUIT\n< 221 2.0.0 *\n";
 
 # listener 0: port 25 style with AUTH allowed in the clear;
@@ -102,13 +102,13 @@ my @typed = ('Tr0ub4dor-user', 'Correct.Horse.Login', 'zzAuthzSecret9');
 $s = $m->raw(port => $m->port(0));
 ehlo($s, 1);
 $m->dialog($s, <<"END");
-	> ${\ MtadTest::auth_plain($typed[0], 'x')}
+	> ${\ auth_plain($typed[0], 'x')}
 	< 535 5.7.8 *
-	> AUTH LOGIN ${\ MtadTest::b64($typed[1])}
+	> AUTH LOGIN ${\ b64($typed[1])}
 	< 334 UGFzc3dvcmQ6
-	> ${\ MtadTest::b64('wrong')}
+	> ${\ b64('wrong')}
 	< 535 5.7.8 *
-	> ${\ MtadTest::auth_plain('alice', 'wrong', $typed[2])}
+	> ${\ auth_plain('alice', 'wrong', $typed[2])}
 	< 535 5.7.8 *
 	< 421 4.7.0 *
 	< [closed]

@@ -42,6 +42,10 @@ use Socket qw(IPPROTO_TCP);
 use Time::HiRes qw(sleep time);
 use Test::More ();
 
+# The functions a test may import: use MtadTest qw(auth_plain b64);
+use Exporter 'import';
+our @EXPORT_OK = qw(auth_plain b64 ehlo_script);
+
 # `make check` sets MTAD_BUILD; a bare `prove t/` uses ./build.
 our $BUILD = $ENV{MTAD_BUILD}
 	// Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../build');
