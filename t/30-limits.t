@@ -18,15 +18,7 @@ for my $len (600, 4096, 70000) {
 	like $r, qr/\A500 5\.5\.2 [^\r\n]*\r\n\z/, "a $len-byte command line -> 500 5.5.2";
 	like $m->send_recv($s, "NOOP\r\n"), qr/\A250 2\.0\.0 /, "... and the session goes on";
 }
-$m->dialog($s, <<'END');
-	> EHLO client.example
-	< 250-mx.campus.test Hello client.example [127.0.0.1]
-	< 250-SIZE 52428800
-	< 250-PIPELINING
-	< 250-8BITMIME
-	< 250-ENHANCEDSTATUSCODES
-	< 250 HELP
-END
+$m->ehlo($s, 'client.example');
 # 510 bytes + CRLF = 512: the longest allowed line (RFC 5321 4.5.3.1.4)
 my $max = 'NOOP ' . ('y' x 505);
 like $m->send_recv($s, "$max\r\n"), qr/\A250 2\.0\.0 /, 'a 512-byte line with CRLF is fine';
