@@ -205,49 +205,68 @@ sub log_path  { "$_[0]{dir}/mtad.log" }
 sub log_text  { slurp($_[0]->log_path) }
 sub pid       { $_[0]{pid} }
 
-# start - runs mtad and waits until the port answers with a greeting.
+# start - runs mtad and waits until the port answers with a greeting
+# (try_start); dies, with the log, when mtad exits during start-up.
 sub start {
 	my ($self) = @_;
+	return $self if $self->try_start(greeting_timeout => 10);
+	$self->_die_with_log("mtad exited during start-up (wait status $self->{exit_status})");
+}
+
+# try_start(prefix => [ARGV...], timeout => SECS, greeting_timeout => SECS)
+# - runs mtad (under PREFIX, e.g. valgrind, when given) and waits up to
+# TIMEOUT (default $START_TIMEOUT) for its greeting, each attempt reading
+# for up to GREETING_TIMEOUT (default 30) seconds. A mtad that exits
+# during start-up is no error here: returns 1 when it greets, 0 when it
+# exited (its wait status in $self->{exit_status}). One that neither
+# greets nor exits in time is stopped and the test dies with the log.
+sub try_start {
+	my ($self, %o) = @_;
 	croak "mtad already running" if $self->{pid};
+	my @prefix = @{ $o{prefix} // [] };
 	my $pid = fork // croak "fork: $!";
 	if ($pid == 0) {
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', $self->log_path or _exit(126);
 		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
+		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
 	}
 	$self->{pid} = $pid;
 	$live{"$self"} = $self;
-
-	my $deadline = time + $START_TIMEOUT;
+	delete $self->{exit_status};
+	my $deadline = time + ($o{timeout} // $START_TIMEOUT);
 	while (time < $deadline) {
 		if (waitpid($pid, WNOHANG) == $pid) {
-			my $st = $?;
-			delete $self->{pid};
-			delete $live{"$self"};
-			$self->_die_with_log("mtad exited during start-up (wait status $st)");
+			$self->{exit_status} = $self->_reaped;
+			return 0;
 		}
-		my $s = $self->implicit_tls(0)
-			? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
-					       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
-			: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-						PeerPort => $self->{port}, Timeout => 5);
-		if ($s) {
-			# Read the greeting so we know the server serves, and
-			# say goodbye so the connection is gone quickly.
-			my $g = $self->read_reply($s, 10);
-			if (defined $g && $g =~ /^220 /) {
-				print $s "QUIT\r\n";
-				$self->read_reply($s, 10);
-				close $s;
-				return $self;
-			}
-			close $s;
-		}
+		return 1 if $self->_greets($o{greeting_timeout} // 30);
 		sleep 0.1;
 	}
 	$self->stop;
-	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within ${START_TIMEOUT}s");
+	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within "
+		. ($o{timeout} // $START_TIMEOUT) . "s");
+}
+
+# _greets(TIMEOUT) - true when listener 0 answers a new connection with
+# a 220 greeting within TIMEOUT seconds; then says QUIT, so that the
+# connection is gone quickly.
+sub _greets {
+	my ($self, $timeout) = @_;
+	my $s = $self->implicit_tls(0)
+		? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
+				       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
+		: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+					PeerPort => $self->{port}, Timeout => 5);
+	return 0 unless $s;
+	my $g = $self->read_reply($s, $timeout);
+	my $ok = defined $g && $g =~ /^220 /;
+	if ($ok) {
+		print $s "QUIT\r\n";
+		$self->read_reply($s, $timeout);
+	}
+	close $s;
+	return $ok;
 }
 
 sub _die_with_log {
@@ -747,54 +766,6 @@ sub _expect_reply {
 }
 
 # ---- fault injection (t/8N-*.t) ----
-
-# try_start(prefix => [ARGV...], timeout => SECS) - start(), but mtad
-# runs under PREFIX (e.g. valgrind) when given, the wait for its
-# greeting is TIMEOUT (default $START_TIMEOUT), and a mtad that exits
-# during start-up is no error: returns 1 when it greets, 0 when it
-# exited (its wait status in $self->{exit_status}). One that neither
-# greets nor exits in time is stopped and the test dies, as in start().
-sub try_start {
-	my ($self, %o) = @_;
-	croak "mtad already running" if $self->{pid};
-	my @prefix = @{ $o{prefix} // [] };
-	my $pid = fork // croak "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $self->log_path or _exit(126);
-		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
-	}
-	$self->{pid} = $pid;
-	$live{"$self"} = $self;
-	delete $self->{exit_status};
-	my $deadline = time + ($o{timeout} // $START_TIMEOUT);
-	while (time < $deadline) {
-		if (waitpid($pid, WNOHANG) == $pid) {
-			$self->{exit_status} = $self->_reaped;
-			return 0;
-		}
-		my $s = $self->implicit_tls(0)
-			? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
-					       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
-			: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-						PeerPort => $self->{port}, Timeout => 5);
-		if ($s) {
-			my $g = $self->read_reply($s, 30);
-			if (defined $g && $g =~ /^220 /) {
-				print $s "QUIT\r\n";
-				$self->read_reply($s, 30);
-				close $s;
-				return 1;
-			}
-			close $s;
-		}
-		sleep 0.1;
-	}
-	$self->stop;
-	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within "
-		. ($o{timeout} // $START_TIMEOUT) . "s");
-}
 
 # set_config(KEY => VALUE, ...) - changes (or adds) settings in
 # mtad.conf for the next start; VALUE undef removes the key.
