@@ -46,13 +46,7 @@ sub prepare {
 # there): nothing was made as root.
 sub refused {
 	my ($m, $name, @files) = @_;
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>', $m->log_path or _exit(126);
-		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec "$MtadTest::BUILD/mtad", '-c', $m->conf_path or _exit(127);
-	}
+	my $pid = $m->spawn;
 	my $deadline = time + 15;
 	while (waitpid($pid, WNOHANG) != $pid) {
 		if (time > $deadline) {

@@ -205,6 +205,22 @@ sub log_path  { "$_[0]{dir}/mtad.log" }
 sub log_text  { slurp($_[0]->log_path) }
 sub pid       { $_[0]{pid} }
 
+# spawn(PREFIX...) - forks `mtad -c mtad.conf` (under PREFIX, e.g.
+# valgrind, when given) with stdin /dev/null and stdout and stderr
+# appended to mtad.log. Returns its PID; nothing waits for it or stops
+# it: start/try_start do, or the caller, by that PID.
+sub spawn {
+	my ($self, @prefix) = @_;
+	my $pid = fork // croak "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $self->log_path or _exit(126);
+		open STDERR, '>&', \*STDOUT or _exit(126);
+		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
+	}
+	return $pid;
+}
+
 # start - runs mtad and waits until the port answers with a greeting
 # (try_start); dies, with the log, when mtad exits during start-up.
 sub start {
@@ -223,14 +239,7 @@ sub start {
 sub try_start {
 	my ($self, %o) = @_;
 	croak "mtad already running" if $self->{pid};
-	my @prefix = @{ $o{prefix} // [] };
-	my $pid = fork // croak "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $self->log_path or _exit(126);
-		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
-	}
+	my $pid = $self->spawn(@{ $o{prefix} // [] });
 	$self->{pid} = $pid;
 	$live{"$self"} = $self;
 	delete $self->{exit_status};
