@@ -46,19 +46,9 @@ $m->stop;
 # ---- data_timeout: a client that stops in the middle of DATA ----
 $m = MtadTest->new(data_timeout => 2);
 $s = $m->raw;
-$m->dialog($s, <<'END');
-	> HELO client.example
-	< 250 mx.campus.test
-	> MAIL FROM:<a@b.test>
-	< 250 2.1.0 *
-	> RCPT TO:<u@campus.test>
-	< 250 2.1.5 *
-	> DATA
-	< 354 *
-	> Subject: never finished
-	>
-	> half a message
-END
+$m->dialog($s, "> HELO client.example\n< 250 mx.campus.test\n");
+$m->start_data($s);
+$m->dialog($s, "> Subject: never finished\n>\n> half a message\n");
 $r = $m->read_reply($s, 60);
 like $r, qr/\A421 4\.4\.2 [^\r\n]*\r\n\z/, 'idle inside DATA -> 421 4.4.2' or diag $r // 'nothing';
 ok $m->closed($s), '... and the connection is closed';

@@ -672,20 +672,33 @@ sub closed {
 	return (${*$s}{mtad_why} // '') ne 'timeout';
 }
 
-# queue_message($sock, SUBJECT, from => ADDR, to => ADDR, body => LINE) -
-# one transaction in an open session, played by dialog() (a test per
-# reply) and expected to be accepted. Returns the queue id, or 'NONE'.
-sub queue_message {
-	my ($self, $s, $subject, %o) = @_;
+# start_data($sock, from => ADDR, to => ADDR) - MAIL FROM (default
+# a@b.test), RCPT TO (default u@campus.test) and DATA in an open session,
+# played by dialog() and expected to get 250 2.1.0, 250 2.1.5 and 354.
+# The message itself is the caller's.
+sub start_data {
+	my ($self, $s, %o) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my ($from, $to, $body) = ($o{from} // 'a@b.test', $o{to} // 'u@campus.test', $o{body} // 'body');
-	my @r = $self->dialog($s, <<"END");
+	my ($from, $to) = ($o{from} // 'a@b.test', $o{to} // 'u@campus.test');
+	return $self->dialog($s, <<"END");
 	> MAIL FROM:<$from>
 	< 250 2.1.0 *
 	> RCPT TO:<$to>
 	< 250 2.1.5 *
 	> DATA
 	< 354 *
+END
+}
+
+# queue_message($sock, SUBJECT, from => ADDR, to => ADDR, body => LINE) -
+# one transaction in an open session, played by dialog() (a test per
+# reply) and expected to be accepted. Returns the queue id, or 'NONE'.
+sub queue_message {
+	my ($self, $s, $subject, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$self->start_data($s, %o);
+	my $body = $o{body} // 'body';
+	my @r = $self->dialog($s, <<"END");
 	> Subject: $subject
 	>
 	> $body
