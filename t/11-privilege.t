@@ -18,7 +18,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
-use MIME::Base64 qw(encode_base64);
 use POSIX qw(:sys_wait_h _exit);
 use Time::HiRes qw(sleep time);
 use MtadTest;
@@ -47,13 +46,7 @@ sub prepare {
 # there): nothing was made as root.
 sub refused {
 	my ($m, $name, @files) = @_;
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>', $m->log_path or _exit(126);
-		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec "$MtadTest::BUILD/mtad", '-c', $m->conf_path or _exit(127);
-	}
+	my $pid = $m->spawn;
 	my $deadline = time + 15;
 	while (waitpid($pid, WNOHANG) != $pid) {
 		if (time > $deadline) {
@@ -122,36 +115,19 @@ unlike $log, qr/sasl_database|spool directory/, 'log: nothing to say about the s
 
 # mail, and AUTH against the sasldb that nobody reads through its group
 my $s = $m->raw;
-$m->dialog($s, "> EHLO client.example\n" . MtadTest::ehlo_script('client.example', starttls => 1));
-$m->starttls($s);
-my $plain = encode_base64("\0alice\0secret", '');
-my @r = $m->dialog($s, "> EHLO client.example\n"
-	. MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN') . <<"END");
-	> AUTH PLAIN $plain
-	< 235 2.7.0 Authentication successful
-	> MAIL FROM:<alice\@campus.test>
-	< 250 2.1.0 *
-	> RCPT TO:<bob\@campus.test>
-	< 250 2.1.5 *
-	> DATA
-	< 354 *
-	> Subject: sent to an mtad that runs as nobody
-	>
-	> hello
-	> .
-	< 250 2.0.0 Ok: queued as *
-	> QUIT
-	< 221 2.0.0 *
-END
-my ($qid) = map { /queued as ($MtadTest::QID)/ ? $1 : () } @r;
-ok $qid, 'mail is accepted after AUTH, as nobody';
+$m->starttls_ehlo($s, 'client.example');
+$m->dialog($s, '> ' . MtadTest::auth_plain('alice', 'secret') . "\n< 235 2.7.0 Authentication successful\n");
+my $qid = $m->queue_message($s, 'sent to an mtad that runs as nobody',
+			    from => 'alice@campus.test', to => 'bob@campus.test', body => 'hello');
+$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
+ok $qid ne 'NONE', 'mail is accepted after AUTH, as nobody';
 # nobody runs mtaq: from a copy when the build is out of its reach
 # (a checkout under /root, mode 0700)
 my $mtaq = MtadTest::programs_for_others() . '/mtaq';
 my $conf = $m->conf_path;
 is as_nobody(sub {
 	open STDOUT, '>', '/dev/null';
-	exec $mtaq, '-c', $conf, 'show', $qid // 'NONE';
+	exec $mtaq, '-c', $conf, 'show', $qid;
 }), 0, 'mtaq as nobody finds the message';
 my @foreign = grep { (lstat)[4] != $uid } glob($m->spool . '/*');
 is "@foreign", '', 'every file in the spool is nobody\'s';

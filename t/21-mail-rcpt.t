@@ -10,15 +10,7 @@ use MtadTest;
 
 # Many refusals per session here: max_errors must not cut them short.
 my $m = MtadTest->new(max_recipients => 5, max_errors => 100);
-my $ehlo = <<'END';
-	> EHLO client.example
-	< 250-mx.campus.test Hello client.example [127.0.0.1]
-	< 250-SIZE 52428800
-	< 250-PIPELINING
-	< 250-8BITMIME
-	< 250-ENHANCEDSTATUSCODES
-	< 250 HELP
-END
+my $ehlo = "> EHLO client.example\n" . MtadTest::ehlo_script('client.example');
 
 my $s = $m->raw;
 $m->dialog($s, $ehlo . <<'END');

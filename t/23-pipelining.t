@@ -8,14 +8,7 @@ use Test::More;
 use MtadTest;
 
 my $m = MtadTest->new;
-my $EHLO = <<'END';
-	< 250-mx.campus.test Hello client.example [127.0.0.1]
-	< 250-SIZE 52428800
-	< 250-PIPELINING
-	< 250-8BITMIME
-	< 250-ENHANCEDSTATUSCODES
-	< 250 HELP
-END
+my $EHLO = MtadTest::ehlo_script('client.example');
 
 # The envelope in one write, then body, end and QUIT in one write.
 my $s = $m->raw;

@@ -11,15 +11,7 @@ use Test::More;
 use MtadTest;
 
 my $m = MtadTest->new;
-my $EHLO = <<'END';
-	> EHLO client.example
-	< 250-mx.campus.test Hello client.example [127.0.0.1]
-	< 250-SIZE 52428800
-	< 250-PIPELINING
-	< 250-8BITMIME
-	< 250-ENHANCEDSTATUSCODES
-	< 250 HELP
-END
+my $EHLO = "> EHLO client.example\n" . MtadTest::ehlo_script('client.example');
 my $ENVELOPE = <<'END';
 	> MAIL FROM:<sender@b.test>
 	< 250 2.1.0 *

@@ -72,10 +72,7 @@ END
 
 # ---- plaintext pipelined behind STARTTLS is discarded ----
 $s = $m->raw;
-$m->dialog($s, <<"END");
-	> EHLO client.example
-	$EHLO_PLAIN
-END
+$m->ehlo($s, 'client.example', starttls => 1);
 ok $m->starttls($s, pipelined => "RSET\r\n"), 'STARTTLS\r\nRSET\r\n in one write: the handshake works';
 my $stray = $m->read_reply($s, 2);
 ok !defined $stray, 'nothing arrives over TLS before the client speaks'
@@ -89,7 +86,7 @@ END
 
 # A whole injected transaction must not be acted on either.
 $s = $m->raw;
-$m->dialog($s, "> EHLO client.example\n$EHLO_PLAIN");
+$m->ehlo($s, 'client.example', starttls => 1);
 ok $m->starttls($s, pipelined => "MAIL FROM:<evil\@b.test>\r\nRCPT TO:<u\@campus.test>\r\n"),
 	'STARTTLS with MAIL and RCPT behind it: the handshake works';
 $m->dialog($s, <<"END");
@@ -104,14 +101,8 @@ END
 
 # ---- STARTTLS where it is not offered ----
 $s = $m->raw(port => $m->port(1));
+$m->ehlo($s, 'client.example');		# no STARTTLS offered
 $m->dialog($s, <<"END");
-	> EHLO client.example
-	< 250-mx.campus.test Hello client.example [127.0.0.1]
-	< 250-SIZE 52428800
-	< 250-PIPELINING
-	< 250-8BITMIME
-	< 250-ENHANCEDSTATUSCODES
-	< 250 HELP
 	> STARTTLS
 	< 502 5.5.1 *
 	> NOOP
@@ -132,28 +123,10 @@ unlike $rcvd, qr/\(using TLS/, '... and no (using TLS...) part' or diag $rcvd;
 
 # ---- raw message over STARTTLS: Received: with ESMTPS and the cipher ----
 $s = $m->raw;
-$m->dialog($s, "> EHLO client.example\n$EHLO_PLAIN");
-$m->starttls($s);
+$m->starttls_ehlo($s, 'client.example');
 my ($ver, $cipher) = $m->tls_info($s);
-my @r = $m->dialog($s, <<"END");
-	> EHLO client.example
-	$EHLO_TLS
-	> MAIL FROM:<a\@b.test>
-	< 250 2.1.0 *
-	> RCPT TO:<u\@campus.test>
-	< 250 2.1.5 *
-	> DATA
-	< 354 *
-	> Subject: over starttls
-	>
-	> secret body
-	> .
-	< 250 2.0.0 Ok: queued as *
-	> QUIT
-	< 221 2.0.0 *
-END
-my ($qid1) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
-$qid1 //= 'NONE';
+my $qid1 = $m->queue_message($s, 'over starttls', body => 'secret body');
+$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
 $rcvd = $m->received_of($qid1);
 like $rcvd, qr/\bwith ESMTPS id \Q$qid1\E\b/, 'Received: with ESMTPS' or diag $rcvd;
 like $rcvd, qr/\(using \Q$ver\E with cipher \Q$cipher\E\b/, "Received: (using $ver with cipher $cipher" or diag $rcvd;

@@ -12,12 +12,11 @@ use Test::More;
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::SSL qw(SSL_VERIFY_NONE);
-use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time);
 use MtadTest;
 
 my $QUEUED = qr/\A250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})\r?\n?\z/;
-my $PLAIN = encode_base64("\0alice\0secret", '');
+my $ALICE = MtadTest::auth_plain('alice', 'secret');
 my $EHLO_TLS = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
 
 # drain(SOCK, TIMEOUT) - raw bytes until EOF: (bytes, 'eof'|'timeout'|'error: ...').
@@ -64,32 +63,18 @@ is $greeting, "220 mx.campus.test ESMTP mtad\r\n", 'the greeting comes after the
 is $s->peer_certificate('commonName'), 'mx.campus.test', 'the certificate is the configured one';
 my ($ver, $cipher) = $m->tls_info($s);
 like $ver, qr/\ATLSv1\.[23]\z/, "negotiated $ver";
-my @r = $m->dialog($s, <<"END");
+$m->dialog($s, <<"END");
 	> EHLO client.example
 	$EHLO_TLS
 	# TLS is on, and this listener does not offer STARTTLS: the spec
 	# gives 503 for the one and 502 for the other; either is accepted
 	> STARTTLS
 	<~ 50[23] 5\\.5\\.1 .*
-	> AUTH PLAIN $PLAIN
+	> $ALICE
 	< 235 2.7.0 Authentication successful
-	> MAIL FROM:<a\@b.test>
-	< 250 2.1.0 *
-	> RCPT TO:<u\@campus.test>
-	< 250 2.1.5 *
-	> DATA
-	< 354 *
-	> Subject: implicit tls
-	>
-	> body
-	> .
-	< 250 2.0.0 Ok: queued as *
-	> QUIT
-	< 221 2.0.0 *
-	< [closed]
 END
-my ($qid1) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
-$qid1 //= 'NONE';
+my $qid1 = $m->queue_message($s, 'implicit tls');
+$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n< [closed]\n");
 my $rcvd = $m->received_of($qid1);
 like $rcvd, qr/\bwith ESMTPSA id \Q$qid1\E\b/, 'Received: with ESMTPSA' or diag $rcvd;
 like $rcvd, qr/\(using \Q$ver\E with cipher \Q$cipher\E\b/, "Received: (using $ver with cipher $cipher" or diag $rcvd;
@@ -174,9 +159,8 @@ close $p2;
 is $greeting, "220 mx.campus.test ESMTP mtad\r\n", 'implicit TLS still works';
 $m->dialog($s, "> EHLO client.example\n$EHLO_TLS> QUIT\n< 221 2.0.0 *\n");
 $s = $m->raw(port => $m->port(1));
-$m->dialog($s, "> EHLO client.example\n" . MtadTest::ehlo_script('client.example', starttls => 1));
-ok $m->starttls($s), 'STARTTLS still works';
-$m->dialog($s, "> EHLO client.example\n$EHLO_TLS> QUIT\n< 221 2.0.0 *\n");
+ok $m->starttls_ehlo($s, 'client.example'), 'STARTTLS still works';
+$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
 is $m->queue_count, 4, 'mtaq count: 4';
 is $m->stop, 0, 'mtad exits 0 on SIGTERM';
 

@@ -9,11 +9,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time sleep);
-use MtadTest;
+use MtadTest qw(auth_plain b64);
 
-sub b64 { encode_base64($_[0], '') }
 my $PLAIN = b64("\0alice\0secret");
 my $FAILED_LOG = qr/warning: unknown\[127\.0\.0\.1\]: SASL (?:PLAIN|LOGIN) authentication failed/;
 my $AUTH_FIELD = qr/^[\w-]*(?:auth|sasl)[\w-]*\s*:.*\balice\b/mi;
@@ -77,8 +75,8 @@ END
 # ---- failures, then success and a message ----
 $s = $m->tls_raw(0);
 $m->dialog($s, "> EHLO client.example\n$EHLO_TLS");
-failed($s, "AUTH PLAIN " . b64("\0alice\0wrong") . "\r\n", 'wrong password');
-failed($s, "AUTH PLAIN " . b64("\0nobody\0secret") . "\r\n", 'unknown user');
+failed($s, auth_plain('alice', 'wrong') . "\r\n", 'wrong password');
+failed($s, auth_plain('nobody', 'secret') . "\r\n", 'unknown user');
 $m->dialog($s, <<"END");
 	# two failures: the session goes on, and the right password works
 	> AUTH PLAIN $PLAIN
@@ -192,9 +190,9 @@ $m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
 # ---- auth_max_failures = 3: the third 535 is followed by 421 and close ----
 $s = $m->tls_raw(0);
 $m->dialog($s, "> EHLO client.example\n$EHLO_TLS");
-failed($s, "AUTH PLAIN " . b64("\0alice\0wrong1") . "\r\n", 'session failure 1');
-failed($s, "AUTH PLAIN " . b64("\0alice\0wrong2") . "\r\n", 'session failure 2');
-failed($s, "AUTH PLAIN " . b64("\0alice\0wrong3") . "\r\n", 'session failure 3');
+failed($s, auth_plain('alice', 'wrong1') . "\r\n", 'session failure 1');
+failed($s, auth_plain('alice', 'wrong2') . "\r\n", 'session failure 2');
+failed($s, auth_plain('alice', 'wrong3') . "\r\n", 'session failure 3');
 $m->dialog($s, <<"END");
 	< 421 4.7.0 *
 	< [closed]
@@ -288,7 +286,7 @@ my $d = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
 $s = $d->tls_raw(0);
 $d->dialog($s, "> EHLO client.example\n$EHLO_TLS");
 $t0 = time;
-$r = $d->send_recv($s, "AUTH PLAIN " . b64("\0alice\0wrong") . "\r\n");
+$r = $d->send_recv($s, auth_plain('alice', 'wrong') . "\r\n");
 my $took = time - $t0;
 like $r, qr/\A535 5\.7\.8 /, 'auth_failure_delay = 400: wrong password -> 535 5.7.8';
 cmp_ok $took, '>=', 0.4, '... after at least 0.4 s';
@@ -302,7 +300,7 @@ $s = $k->tls_raw(0);
 $k->dialog($s, "> EHLO client.example\n" . MtadTest::ehlo_script('client.example', auth => 'PLAIN') . <<"END");
 	> AUTH LOGIN
 	< 504 5.5.4 *
-	> AUTH PLAIN ${\ b64("\0alice\0wrong")}
+	> ${\ auth_plain('alice', 'wrong')}
 	< 535 5.7.8 *
 	< 421 4.7.0 *
 	< [closed]

@@ -12,14 +12,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(sleep);
-use MtadTest;
+use MtadTest qw(auth_plain b64);
 
-sub b64 { encode_base64($_[0], '') }
-sub plain { "AUTH PLAIN " . b64("\0$_[0]\0$_[1]") }
 my $EHLO_TLS = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
-my ($ALICE, $BOB) = (plain('alice', 'secret'), plain('bob', 'hunter2'));
+my ($ALICE, $BOB) = (auth_plain('alice', 'secret'), auth_plain('bob', 'hunter2'));
 
 my $m = MtadTest->new(listeners => ['tls', 'starttls'],
 		      users => {alice => 'secret', bob => 'hunter2'},
@@ -34,10 +31,10 @@ my $BAD = "< 535 5.7.8 *\n";
 my $BYE = "> QUIT\n< 221 2.0.0 *\n";
 
 # failures 1 and 2 (two accounts), connection 1
-$m->dialog(session(), "> " . plain('alice', 'wrong') . "\n$BAD> " . plain('bob', 'wrong') . "\n$BAD$BYE");
+$m->dialog(session(), "> " . auth_plain('alice', 'wrong') . "\n$BAD> " . auth_plain('bob', 'wrong') . "\n$BAD$BYE");
 # failure 3 (an unknown user), connection 2; below the limit the right
 # password still works
-$m->dialog(session(), "> " . plain('nobody', 'x') . "\n$BAD> $BOB\n< 235 2.7.0 Authentication successful\n$BYE");
+$m->dialog(session(), "> " . auth_plain('nobody', 'x') . "\n$BAD> $BOB\n< 235 2.7.0 Authentication successful\n$BYE");
 # failure 4, connection 3: now the address is refused, in this session too
 $m->dialog(session(), <<"END");
 	> AUTH LOGIN
@@ -69,11 +66,8 @@ END
 
 # ... and over STARTTLS on the other listener (the limit is the address's)
 my $s = $m->raw(port => $m->port(1));
-$m->dialog($s, "> EHLO client.example\n" . MtadTest::ehlo_script('client.example', starttls => 1));
-$m->starttls($s);
+$m->starttls_ehlo($s, 'client.example');
 $m->dialog($s, <<"END");
-	> EHLO client.example
-	$EHLO_TLS
 	> $ALICE
 	< 454 4.7.0 *
 	$BYE
@@ -91,7 +85,7 @@ is $m->stop, 0, 'mtad exits 0 on SIGTERM';
 # ---- failures age out after auth_ip_window seconds ----
 $m = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
 		   auth_ip_max_failures => 2, auth_ip_window => 2);
-$m->dialog(session(), "> " . plain('alice', 'wrong') . "\n$BAD> " . plain('alice', 'wrong') . "\n$BAD"
+$m->dialog(session(), "> " . auth_plain('alice', 'wrong') . "\n$BAD> " . auth_plain('alice', 'wrong') . "\n$BAD"
 	. "> $ALICE\n< 454 4.7.0 *\n$BYE");
 sleep 4.5;	# well past the 2 s window (which may be counted in whole seconds)
 $m->dialog(session(), "> $ALICE\n< 235 2.7.0 Authentication successful\n$BYE");
@@ -141,7 +135,7 @@ ok defined $m->wait_log(qr/SASL LOGIN authentication failed/, 0), 'failures logg
 is fail_lines($m, 0), 5, 'exactly 5 failed password checks';
 # the 15 refused ones try again now: refused, the failures are recorded
 my @again = grep { my $i = $_; !grep { $_ == $i } @in } 0 .. $#c;
-$m->send_bytes($c[$_], "AUTH PLAIN " . b64("\0alice\0secret") . "\r\n") for @again;
+$m->send_bytes($c[$_], "$ALICE\r\n") for @again;
 is scalar(grep { ($m->read_reply($c[$_]) // '') =~ /^454 4\.7\.0 / } @again), 15,
 	'the 15 try again, even with the right password: 454';
 is fail_lines($m, 0), 5, 'still 5 failed password checks';
@@ -175,7 +169,7 @@ $m = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
 @c = sessions(20);
 my ($n535, $n454) = (0, 0);
 for my $round (1, 2) {
-	$m->send_bytes($c[$_], plain('alice', "wrong$_") . "\r\n") for 0 .. $#c;
+	$m->send_bytes($c[$_], auth_plain('alice', "wrong$_") . "\r\n") for 0 .. $#c;
 	for my $c (@c) {
 		my $r = $m->read_reply($c) // '';
 		$n535++ if $r =~ /^535 /;
@@ -206,7 +200,7 @@ SKIP: {
 		$m->send_recv($c, "EHLO client.example\r\n");
 		return $c;
 	};
-	$m->dialog($v6->(), "> " . plain('alice', 'wrong') . "\n$BAD> " . plain('alice', 'wrong')
+	$m->dialog($v6->(), "> " . auth_plain('alice', 'wrong') . "\n$BAD> " . auth_plain('alice', 'wrong')
 		. "\n$BAD> $ALICE\n< 454 4.7.0 *\n$BYE");
 	ok defined $m->wait_log(qr/refused: too many failures from this address \(::\/64\)/, 0),
 		'::1 is counted as ::/64';
@@ -221,14 +215,14 @@ $m = MtadTest->new(listeners => ['tls'], users => {alice => 'secret'},
 		   auth_ip_max_failures => 2, auth_failure_delay => 0,
 		   auth_ip_exempt => '192.0.2.0/24 127.0.0.1/32');
 for my $i (1 .. 3) {
-	$m->dialog((sessions(1))[0], "> " . plain('alice', "wrong$i") . "\n$BAD> " . plain('alice', "again$i")
+	$m->dialog((sessions(1))[0], "> " . auth_plain('alice', "wrong$i") . "\n$BAD> " . auth_plain('alice', "again$i")
 		. "\n$BAD$BYE");
 }
 # an exempt address: 6 failures, still 535 (not 454), and the right password works
 $m->dialog((sessions(1))[0], "> $ALICE\n< 235 2.7.0 Authentication successful\n$BYE");
 # a non-exempt address is limited after 2 failures
 my @other = sessions(1, LocalAddr => '127.0.0.2');
-$m->dialog($other[0], "> " . plain('alice', 'wrong') . "\n$BAD> " . plain('alice', 'wrong')
+$m->dialog($other[0], "> " . auth_plain('alice', 'wrong') . "\n$BAD> " . auth_plain('alice', 'wrong')
 	. "\n$BAD> $ALICE\n< 454 4.7.0 *\n$BYE");
 ($rc, $out) = MtadTest::run("$MtadTest::BUILD/mtad", "-n", "-c", $m->conf_path);
 like $out, qr/^auth_ip_exempt = 192\.0\.2\.0\/24 127\.0\.0\.1\/32$/m, 'mtad -n prints auth_ip_exempt'

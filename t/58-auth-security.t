@@ -14,12 +14,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use MIME::Base64 qw(encode_base64);
-use MtadTest;
+use MtadTest qw(auth_plain b64);
 
-sub b64 { encode_base64($_[0], '') }
-sub plain { "AUTH PLAIN " . b64("\0$_[0]\0$_[1]") }
-my $ALICE = plain('alice', 'secret');
+my $ALICE = auth_plain('alice', 'secret');
 my $BYE = "> QUIT\n< 221 2.0.0 *\n";
 
 # listener 0: port 25 style with AUTH allowed in the clear;
@@ -105,13 +102,13 @@ my @typed = ('Tr0ub4dor-user', 'Correct.Horse.Login', 'zzAuthzSecret9');
 $s = $m->raw(port => $m->port(0));
 ehlo($s, 1);
 $m->dialog($s, <<"END");
-	> ${\ plain($typed[0], 'x')}
+	> ${\ auth_plain($typed[0], 'x')}
 	< 535 5.7.8 *
 	> AUTH LOGIN ${\ b64($typed[1])}
 	< 334 UGFzc3dvcmQ6
 	> ${\ b64('wrong')}
 	< 535 5.7.8 *
-	> AUTH PLAIN ${\ b64("$typed[2]\0alice\0wrong")}
+	> ${\ auth_plain('alice', 'wrong', $typed[2])}
 	< 535 5.7.8 *
 	< 421 4.7.0 *
 	< [closed]

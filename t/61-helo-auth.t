@@ -11,10 +11,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use MIME::Base64 qw(encode_base64);
 use MtadTest;
 
-my $PLAIN = encode_base64("\0alice\0secret", '');
+my $ALICE = MtadTest::auth_plain('alice', 'secret');
 my %REPLY = (
 	'own-name'       => '550 5.7.1 Invalid HELO. HELO/EHLO with my domain name.',
 	'own-address'    => '550 5.7.1 Invalid HELO. HELO/EHLO with my address.',
@@ -61,7 +60,7 @@ END
 	< $REPLY{$rule}
 	> RCPT TO:<u\@campus.test>
 	< $REPLY{$rule}
-	> AUTH PLAIN $PLAIN
+	> $ALICE
 	< 235 2.7.0 Authentication successful
 END
 	my $qid = send_one($s, "starttls+auth as $name");
@@ -79,7 +78,7 @@ END
 	$EHLO_TLS
 	> MAIL FROM:<alice\@campus.test>
 	< $REPLY{$rule}
-	> AUTH PLAIN $PLAIN
+	> $ALICE
 	< 235 2.7.0 Authentication successful
 END
 	send_one($s, "tls+auth as $name");
@@ -87,10 +86,9 @@ END
 
 	# HELO (not EHLO) after AUTH is judged alike: still authenticated
 	$s = $m->tls_raw(1);
+	$m->ehlo($s, 'client.example', auth => 'PLAIN LOGIN');
 	$m->dialog($s, <<"END");
-	> EHLO client.example
-	${\ MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN')}
-	> AUTH PLAIN $PLAIN
+	> $ALICE
 	< 235 2.7.0 Authentication successful
 	> HELO $name
 	< 250 mx.campus.test
@@ -115,7 +113,7 @@ END
 	< 530 5.7.0 *
 	> RCPT TO:<u\@campus.test>
 	< 503 5.5.1 *
-	> AUTH PLAIN $PLAIN
+	> $ALICE
 	< 235 2.7.0 Authentication successful
 END
 	send_one($s, "submission as $name");

@@ -12,10 +12,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use MIME::Base64 qw(encode_base64);
 use MtadTest;
 
-my $PLAIN = encode_base64("\0alice\0secret", '');
+my $ALICE = MtadTest::auth_plain('alice', 'secret');
 
 sub denied { "554 5.7.1 <$_[0]>: Relay access denied" }
 
@@ -136,7 +135,7 @@ $m->dialog($s, <<"END");
 	< ${\ denied('x@y.example')}
 	> RSET
 	< 250 2.0.0 *
-	> AUTH PLAIN $PLAIN
+	> $ALICE
 	< 235 2.7.0 Authentication successful
 END
 $script = "> MAIL FROM:<alice\@campus.test>\n< 250 2.1.0 *\n";

@@ -17,7 +17,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use JSON::PP ();
-use POSIX qw(_exit);
 use Time::HiRes qw(sleep time);
 use MtadTest;
 use MtadLoad;
@@ -71,13 +70,7 @@ sub queue_now {
 # kill_during_start - runs mtad and kills it a moment later, while it
 # recovers or opens its listeners (not through MtadTest: no wait).
 sub kill_during_start {
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $m->log_path or _exit(126);
-		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec "$MtadTest::BUILD/mtad", '-c', $m->conf_path or _exit(127);
-	}
+	my $pid = $m->spawn;
 	my $after = 0.01 + rand(0.2);
 	sleep $after;
 	kill 'KILL', $pid;

@@ -14,6 +14,8 @@
 #                         users => {alice => 'secret'});
 #   my $s = $t->raw(port => $t->port(0));          # plaintext, then
 #   $t->starttls($s);                              # STARTTLS + handshake
+#   $t->starttls_ehlo($s, 'client.example');       # EHLO, STARTTLS, EHLO
+#   $t->dialog($s, '> ' . MtadTest::auth_plain('alice', 'secret') . "\n< 235 *\n");
 #   my $u = $t->tls_raw(1);                        # implicit TLS, greeting read
 #
 # Each object owns a temporary directory (mtad.conf, spool/, mtad.log)
@@ -33,11 +35,16 @@ use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::IP;
 use IO::Socket::SSL qw(SSL_VERIFY_NONE);
+use MIME::Base64 ();
 use Net::SMTP;
 use POSIX qw(:sys_wait_h _exit);
 use Socket qw(IPPROTO_TCP);
 use Time::HiRes qw(sleep time);
 use Test::More ();
+
+# The functions a test may import: use MtadTest qw(auth_plain b64);
+use Exporter 'import';
+our @EXPORT_OK = qw(auth_plain b64 ehlo_script);
 
 # `make check` sets MTAD_BUILD; a bare `prove t/` uses ./build.
 our $BUILD = $ENV{MTAD_BUILD}
@@ -198,49 +205,77 @@ sub log_path  { "$_[0]{dir}/mtad.log" }
 sub log_text  { slurp($_[0]->log_path) }
 sub pid       { $_[0]{pid} }
 
-# start - runs mtad and waits until the port answers with a greeting.
-sub start {
-	my ($self) = @_;
-	croak "mtad already running" if $self->{pid};
+# spawn(PREFIX...) - forks `mtad -c mtad.conf` (under PREFIX, e.g.
+# valgrind, when given) with stdin /dev/null and stdout and stderr
+# appended to mtad.log. Returns its PID; nothing waits for it or stops
+# it: start/try_start do, or the caller, by that PID.
+sub spawn {
+	my ($self, @prefix) = @_;
 	my $pid = fork // croak "fork: $!";
 	if ($pid == 0) {
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', $self->log_path or _exit(126);
 		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
+		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
 	}
+	return $pid;
+}
+
+# start - runs mtad and waits until the port answers with a greeting
+# (try_start); dies, with the log, when mtad exits during start-up.
+sub start {
+	my ($self) = @_;
+	return $self if $self->try_start(greeting_timeout => 10);
+	$self->_die_with_log("mtad exited during start-up (wait status $self->{exit_status})");
+}
+
+# try_start(prefix => [ARGV...], timeout => SECS, greeting_timeout => SECS)
+# - runs mtad (under PREFIX, e.g. valgrind, when given) and waits up to
+# TIMEOUT (default $START_TIMEOUT) for its greeting, each attempt reading
+# for up to GREETING_TIMEOUT (default 30) seconds. A mtad that exits
+# during start-up is no error here: returns 1 when it greets, 0 when it
+# exited (its wait status in $self->{exit_status}). One that neither
+# greets nor exits in time is stopped and the test dies with the log.
+sub try_start {
+	my ($self, %o) = @_;
+	croak "mtad already running" if $self->{pid};
+	my $pid = $self->spawn(@{ $o{prefix} // [] });
 	$self->{pid} = $pid;
 	$live{"$self"} = $self;
-
-	my $deadline = time + $START_TIMEOUT;
+	delete $self->{exit_status};
+	my $deadline = time + ($o{timeout} // $START_TIMEOUT);
 	while (time < $deadline) {
 		if (waitpid($pid, WNOHANG) == $pid) {
-			my $st = $?;
-			delete $self->{pid};
-			delete $live{"$self"};
-			$self->_die_with_log("mtad exited during start-up (wait status $st)");
+			$self->{exit_status} = $self->_reaped;
+			return 0;
 		}
-		my $s = $self->implicit_tls(0)
-			? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
-					       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
-			: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-						PeerPort => $self->{port}, Timeout => 5);
-		if ($s) {
-			# Read the greeting so we know the server serves, and
-			# say goodbye so the connection is gone quickly.
-			my $g = $self->read_reply($s, 10);
-			if (defined $g && $g =~ /^220 /) {
-				print $s "QUIT\r\n";
-				$self->read_reply($s, 10);
-				close $s;
-				return $self;
-			}
-			close $s;
-		}
+		return 1 if $self->_greets($o{greeting_timeout} // 30);
 		sleep 0.1;
 	}
 	$self->stop;
-	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within ${START_TIMEOUT}s");
+	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within "
+		. ($o{timeout} // $START_TIMEOUT) . "s");
+}
+
+# _greets(TIMEOUT) - true when listener 0 answers a new connection with
+# a 220 greeting within TIMEOUT seconds; then says QUIT, so that the
+# connection is gone quickly.
+sub _greets {
+	my ($self, $timeout) = @_;
+	my $s = $self->implicit_tls(0)
+		? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
+				       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
+		: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+					PeerPort => $self->{port}, Timeout => 5);
+	return 0 unless $s;
+	my $g = $self->read_reply($s, $timeout);
+	my $ok = defined $g && $g =~ /^220 /;
+	if ($ok) {
+		print $s "QUIT\r\n";
+		$self->read_reply($s, $timeout);
+	}
+	close $s;
+	return $ok;
 }
 
 sub _die_with_log {
@@ -497,6 +532,42 @@ sub ehlo_script {
 	return join '', map { "< $_\n" } @l;
 }
 
+# ehlo($sock, NAME, starttls => 1, auth => 'PLAIN LOGIN', size => N) -
+# sends EHLO NAME and tests (one test) that the reply is exactly
+# ehlo_script(NAME, ...). Returns the reply.
+sub ehlo {
+	my ($self, $s, $name, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($r) = $self->dialog($s, "> EHLO $name\n" . ehlo_script($name, %o));
+	return $r;
+}
+
+# starttls_ehlo($sock, NAME, auth => MECHS, SSL_OPTIONS...) - the usual way
+# into a STARTTLS session: EHLO NAME offering STARTTLS, starttls() (its
+# three tests), then EHLO NAME again offering AUTH MECHS (default PLAIN
+# LOGIN; '' for a server without SASL) and no STARTTLS. Returns the
+# socket, or undef when STARTTLS failed.
+sub starttls_ehlo {
+	my ($self, $s, $name, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $auth = exists $o{auth} ? delete $o{auth} : 'PLAIN LOGIN';
+	$self->ehlo($s, $name, starttls => 1);
+	$self->starttls($s, %o) or return undef;
+	$self->ehlo($s, $name, auth => $auth);
+	return $s;
+}
+
+# b64(BYTES) - base64 on one line, as SMTP AUTH wants it.
+sub b64 { MIME::Base64::encode_base64($_[0], '') }
+
+# auth_plain(USER, PASSWORD, AUTHZID) - the command line (no CRLF)
+# "AUTH PLAIN <base64 of AUTHZID NUL USER NUL PASSWORD>" (RFC 4616),
+# AUTHZID empty unless given.
+sub auth_plain {
+	my ($user, $pass, $authz) = @_;
+	return 'AUTH PLAIN ' . b64(($authz // '') . "\0$user\0$pass");
+}
+
 # smtp(%opts) - a Net::SMTP client that has said EHLO client.example.
 sub smtp {
 	my ($self, %o) = @_;
@@ -601,20 +672,33 @@ sub closed {
 	return (${*$s}{mtad_why} // '') ne 'timeout';
 }
 
-# queue_message($sock, SUBJECT, from => ADDR, to => ADDR, body => LINE) -
-# one transaction in an open session, played by dialog() (a test per
-# reply) and expected to be accepted. Returns the queue id, or 'NONE'.
-sub queue_message {
-	my ($self, $s, $subject, %o) = @_;
+# start_data($sock, from => ADDR, to => ADDR) - MAIL FROM (default
+# a@b.test), RCPT TO (default u@campus.test) and DATA in an open session,
+# played by dialog() and expected to get 250 2.1.0, 250 2.1.5 and 354.
+# The message itself is the caller's.
+sub start_data {
+	my ($self, $s, %o) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my ($from, $to, $body) = ($o{from} // 'a@b.test', $o{to} // 'u@campus.test', $o{body} // 'body');
-	my @r = $self->dialog($s, <<"END");
+	my ($from, $to) = ($o{from} // 'a@b.test', $o{to} // 'u@campus.test');
+	return $self->dialog($s, <<"END");
 	> MAIL FROM:<$from>
 	< 250 2.1.0 *
 	> RCPT TO:<$to>
 	< 250 2.1.5 *
 	> DATA
 	< 354 *
+END
+}
+
+# queue_message($sock, SUBJECT, from => ADDR, to => ADDR, body => LINE) -
+# one transaction in an open session, played by dialog() (a test per
+# reply) and expected to be accepted. Returns the queue id, or 'NONE'.
+sub queue_message {
+	my ($self, $s, $subject, %o) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$self->start_data($s, %o);
+	my $body = $o{body} // 'body';
+	my @r = $self->dialog($s, <<"END");
 	> Subject: $subject
 	>
 	> $body
@@ -704,54 +788,6 @@ sub _expect_reply {
 }
 
 # ---- fault injection (t/8N-*.t) ----
-
-# try_start(prefix => [ARGV...], timeout => SECS) - start(), but mtad
-# runs under PREFIX (e.g. valgrind) when given, the wait for its
-# greeting is TIMEOUT (default $START_TIMEOUT), and a mtad that exits
-# during start-up is no error: returns 1 when it greets, 0 when it
-# exited (its wait status in $self->{exit_status}). One that neither
-# greets nor exits in time is stopped and the test dies, as in start().
-sub try_start {
-	my ($self, %o) = @_;
-	croak "mtad already running" if $self->{pid};
-	my @prefix = @{ $o{prefix} // [] };
-	my $pid = fork // croak "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $self->log_path or _exit(126);
-		open STDERR, '>&', \*STDOUT or _exit(126);
-		exec @prefix, "$BUILD/mtad", '-c', $self->conf_path or _exit(127);
-	}
-	$self->{pid} = $pid;
-	$live{"$self"} = $self;
-	delete $self->{exit_status};
-	my $deadline = time + ($o{timeout} // $START_TIMEOUT);
-	while (time < $deadline) {
-		if (waitpid($pid, WNOHANG) == $pid) {
-			$self->{exit_status} = $self->_reaped;
-			return 0;
-		}
-		my $s = $self->implicit_tls(0)
-			? IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => $self->{port},
-					       SSL_verify_mode => SSL_VERIFY_NONE, Timeout => 5)
-			: IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-						PeerPort => $self->{port}, Timeout => 5);
-		if ($s) {
-			my $g = $self->read_reply($s, 30);
-			if (defined $g && $g =~ /^220 /) {
-				print $s "QUIT\r\n";
-				$self->read_reply($s, 30);
-				close $s;
-				return 1;
-			}
-			close $s;
-		}
-		sleep 0.1;
-	}
-	$self->stop;
-	$self->_die_with_log("mtad did not accept connections on 127.0.0.1:$self->{port} within "
-		. ($o{timeout} // $START_TIMEOUT) . "s");
-}
 
 # set_config(KEY => VALUE, ...) - changes (or adds) settings in
 # mtad.conf for the next start; VALUE undef removes the key.
