@@ -3,7 +3,9 @@
 # really fails, naming the file and line, on copies of the sources with
 # one bad include added: an include from a higher floor (which also makes
 # a cycle), a private header, a same-floor cycle, an include of mtad/, a
-# folder missing from the table, an include climbing out with "..".
+# folder missing from the table, an include climbing out with "..". With a
+# build (MTAD_BUILD), the same over the objects' symbols (nm): a call up a
+# floor that no include shows fails too.
 use strict;
 use warnings;
 use FindBin;
@@ -112,5 +114,34 @@ bad('an include climbing out with ..', 'auth/u.c',
 bad('an angle include of ours', 'tls/a.c',
 	['#include <stdlib.h>', '#include <deliver/deliver.h>'],
 	qr{^check-layers: tls/a\.c:2: tls/ \(floor 1\) includes "deliver/deliver\.h" from a higher floor}m);
+
+# (c) the calls no include shows: the build's objects (nm), when there is a build
+my $obj = ($ENV{MTAD_BUILD} // "$top/build") . '/obj';
+SKIP: {
+	skip "no build at $obj (set MTAD_BUILD)", 6 unless -d "$obj/util";
+	my $dir = tempdir(CLEANUP => 1);
+	my $rc = system("perl '$script' --objects '$obj' '$top' >'$dir/out' 2>'$dir/err'") >> 8;
+	my ($out, $err) = map { local (@ARGV, $/) = ("$dir/$_"); scalar <> } qw(out err);
+	is($rc, 0, 'the objects keep the floors too') or diag($err);
+	like($out, qr/, \d+ objects, \d+ symbols used across folders,/, 'and it read them');
+
+	# util/x.c declares a function of smtp/ itself (no include) and calls it
+	my $root = copy();
+	add($root, 'util/x.c', 'void smtp_session_eof(void *s, const char *why);',
+	    'void x_ground(void);', 'void x_ground(void) { smtp_session_eof(0, 0); }');
+	my $objs = tempdir(CLEANUP => 1);
+	for my $d ('util', 'smtp') {
+		make_path("$objs/$d");
+		system('cp', glob("$obj/$d/*.o"), "$objs/$d/") == 0 or die "cp $d objects failed";
+	}
+	is(system('cc', '-c', '-o', "$objs/util/x.o", "$root/util/x.c"), 0, 'a ground-floor object that calls smtp/ compiles');
+	$rc = system("perl '$script' --objects '$objs' '$root' >'$dir/out' 2>'$dir/err'") >> 8;
+	($out, $err) = map { local (@ARGV, $/) = ("$dir/$_"); scalar <> } qw(out err);
+	is($rc, 1, 'a call up a floor that no include shows: exit 1');
+	like($err, qr{^check-layers: util/x\.o: util/ \(floor 0\) uses smtp_session_eof, defined in smtp/ \(floor 2\), a higher floor$}m,
+	     'names the object and the symbol');
+	like($err, qr{^check-layers: cycle in the folder graph: .*util -> smtp \(util/x\.o uses smtp_session_eof\)}m,
+	     'and the cycle it closes');
+}
 
 done_testing();
