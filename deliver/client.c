@@ -636,7 +636,7 @@ static void client_names(struct smtp_client *c, const struct sockaddr *addr,
 	snprintf(c->peer, sizeof(c->peer), "%s[%s]", c->peer_name, ip);
 }
 
-/* smtp_client_connect - see smtp.h; NULL when the connect cannot even start. */
+/* smtp_client_connect - see deliver.h; NULL when the connect cannot even start. */
 struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
 					const struct smtp_client_options *opt,
 					smtp_client_ready_cb cb, void *arg)

@@ -23,7 +23,7 @@ void smtp_dot_init(struct smtp_dot_encoder *e)
 	e->after_cr = false;
 }
 
-/* smtp_dot_encode - see smtp.h; each input byte gives at most two. */
+/* smtp_dot_encode - see deliver.h; each input byte gives at most two. */
 size_t smtp_dot_encode(struct smtp_dot_encoder *e, const char *in, size_t inlen, char *out)
 {
 	size_t n = 0;

@@ -172,7 +172,7 @@ static int line_code(const char *line)
 	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 }
 
-/* smtp_client_parse_reply - see smtp.h. */
+/* smtp_client_parse_reply - see deliver.h. */
 int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_reply *out,
 			    unsigned *ext_flags)
 {

@@ -347,7 +347,7 @@ static bool local_verdicts(struct smtp_client *c, const struct smtp_client_messa
 	return left == 0;
 }
 
-/* smtp_client_send - see smtp.h. */
+/* smtp_client_send - see deliver.h. */
 int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *msg,
 		     smtp_client_sent_cb cb, void *arg)
 {

@@ -259,7 +259,7 @@ void deliver_more(struct deliver *d)
 		deliver_tick(&d->timer);
 }
 
-/* deliver_new - see smtp.h. */
+/* deliver_new - see deliver.h. */
 struct deliver *deliver_new(uv_loop_t *loop, const struct mtad_config *cfg,
 				      struct queue *queue, struct mtad_dns *dns,
 				      struct tls_client *tls, struct queue_id_gen *ids)

@@ -475,7 +475,7 @@ static void report(struct out *o, struct out *scratch, const struct smtp_dsn_inf
 	}
 }
 
-/* smtp_dsn_build - see smtp.h. */
+/* smtp_dsn_build - see deliver.h. */
 char *smtp_dsn_build(const struct smtp_dsn_info *info, size_t *len)
 {
 	struct out o = { 0 }, scratch = { 0 }, hdrs = { 0 };

@@ -238,7 +238,7 @@ static int parse_option(const struct ctx *c, struct field f, struct smtp_route *
 	return fail(c, "tls must be none, may or verify, not \"%.*s\"", SHOW(f.len - 4), f.p + 4);
 }
 
-/* smtp_route_parse - see smtp.h. */
+/* smtp_route_parse - see deliver.h. */
 int smtp_route_parse(const char *value, bool relayhost, struct smtp_route *out,
 		     char *err, size_t errlen)
 {
@@ -261,7 +261,7 @@ int smtp_route_parse(const char *value, bool relayhost, struct smtp_route *out,
 	return 0;
 }
 
-/* smtp_route_lookup - see smtp.h. */
+/* smtp_route_lookup - see deliver.h. */
 const struct smtp_route *smtp_route_lookup(const struct smtp_route *routes, size_t n,
 					   const struct smtp_route *relayhost,
 					   const char *domain)

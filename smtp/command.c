@@ -60,12 +60,6 @@ static bool memchr_ctl(const char *s, size_t len)
 	return false;
 }
 
-/* lower - ASCII lowercase, independent of the locale. */
-static char lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
 /* is_alnum - ASCII letter or digit. */
 static bool is_alnum(char c)
 {
@@ -96,7 +90,7 @@ static bool prefix_ci(const char *s, size_t len, const char *word)
 	if (len < n)
 		return false;
 	for (i = 0; i < n; i++)
-		if (lower(s[i]) != lower(word[i]))
+		if (mtad_lower(s[i]) != mtad_lower(word[i]))
 			return false;
 	return true;
 }

@@ -221,7 +221,7 @@ static int syslog_address(const char *path, struct sockaddr_un *addr, socklen_t 
 	return 0;
 }
 
-/* mtad_log_to_syslog - see mtad.h. */
+/* mtad_log_to_syslog - see util.h. */
 int mtad_log_to_syslog(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un addr;
@@ -253,7 +253,7 @@ int mtad_log_to_syslog(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* mtad_log_to_stderr - see mtad.h. */
+/* mtad_log_to_stderr - see util.h. */
 void mtad_log_to_stderr(void)
 {
 	int old = atomic_exchange(&log_syslog.fd, -1);
@@ -262,13 +262,13 @@ void mtad_log_to_stderr(void)
 		close(old);
 }
 
-/* mtad_log_syslog_active - see mtad.h. */
+/* mtad_log_syslog_active - see util.h. */
 bool mtad_log_syslog_active(void)
 {
 	return atomic_load(&log_syslog.fd) >= 0;
 }
 
-/* mtad_log_hold_start - see mtad.h. */
+/* mtad_log_hold_start - see util.h. */
 int mtad_log_hold_start(uv_loop_t *loop)
 {
 	struct log_hold *h;
@@ -294,7 +294,7 @@ int mtad_log_hold_start(uv_loop_t *loop)
 	return 0;
 }
 
-/* mtad_log_hold_stop - see mtad.h. */
+/* mtad_log_hold_stop - see util.h. */
 void mtad_log_hold_stop(void)
 {
 	struct log_hold *h = atomic_load(&log_hold);
@@ -327,7 +327,7 @@ void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap)
 	errno = saved;
 }
 
-/* mtad_log - see mtad.h. */
+/* mtad_log - see util.h. */
 void mtad_log(enum mtad_log_level level, const char *fmt, ...)
 {
 	va_list ap;
