@@ -225,6 +225,22 @@ void session_log_reject(struct smtp_session *s, const char *verb, const char *fm
 		 s->helo);
 }
 
+/*
+ * session_queue_release - the message is committed or aborted: the queue
+ * owes no resume any more (queue_incoming_write's "wait" ends with the
+ * message), so a pause for it ends here. Without this a message whose
+ * final dot arrived in the same read as the chunk that filled the
+ * writer's window got its reply, and then its session read nothing more.
+ */
+static void session_queue_release(struct smtp_session *s)
+{
+	if (!s->paused_by_queue)
+		return;
+	s->paused_by_queue = false;
+	if (!s->transport_gone)
+		s->io.pause(s->io.ctx, false);
+}
+
 /* session_reset_transaction - forgets sender, recipients and any message in progress. */
 void session_reset_transaction(struct smtp_session *s)
 {
@@ -239,6 +255,7 @@ void session_reset_transaction(struct smtp_session *s)
 	if (s->incoming) {
 		queue_incoming_abort(s->incoming);
 		s->incoming = NULL;
+		session_queue_release(s);
 	}
 	s->qid[0] = '\0';
 	s->header_size = 0;
@@ -471,6 +488,7 @@ static void session_commit(struct smtp_session *s)
 	 */
 	s->state = STATE_COMMIT;
 	uv_timer_stop(&s->timer);
+	session_queue_release(s);	/* the commit's callback is the only resume now */
 	if (queue_incoming_commit(in, &env, session_commit_done, s) != 0) {
 		s->state = STATE_COMMAND;
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
