@@ -9,8 +9,8 @@
  * after that makes a new key, and the old one only opens tickets until
  * two periods after it was made, then it is gone. Only the newest two
  * keys are kept. Rotation is checked when a ticket is sealed or opened,
- * so no timer is needed. OpenSSL's own session timeout (2 hours) still
- * limits each ticket further.
+ * so no timer is needed. Clients are told to keep a ticket for OpenSSL's
+ * session lifetime (2 hours); the keys bound it here.
  *
  * Must not: write a key anywhere (they come from RAND_bytes, live only
  * in this process's memory and are wiped when freed); open a ticket

@@ -35,8 +35,9 @@ struct tls_server;
  * Loads certificate and key (checked against each other). NULL + err on
  * failure. Resumption is by session tickets only (TLS 1.3 and 1.2, no
  * session cache), under keys the server makes in memory and rotates
- * every 12 hours; a ticket resumes for up to two rotation periods (and
- * OpenSSL's session timeout, 2 hours), across reloads too.
+ * every 12 hours; a ticket resumes for up to two rotation periods
+ * (clients are told 2 hours, OpenSSL's session lifetime), across
+ * reloads too.
  */
 struct tls_server *tls_server_new(const struct tls_settings *set, char *err, size_t errlen);
 
