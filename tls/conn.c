@@ -52,6 +52,7 @@ struct tls_queue_method {
 struct tls_conn {
 	SSL *ssl;
 	struct tls_queue_method *queues;	/* a reference, for the two BIOs */
+	struct tls_tickets *tickets;	/* server side: a reference, for the ticket hook */
 	struct queue in;	/* ciphertext from the peer, read by SSL through rbio */
 	struct queue out;	/* ciphertext for the peer, written by SSL through wbio */
 	bool failed;		/* fatal: every call now says TLS_FAILED */
@@ -279,13 +280,21 @@ static struct tls_conn *conn_alloc(SSL_CTX *ctx, struct tls_queue_method *queues
 	return c;
 }
 
-/* tls_conn_new - a server side connection with srv's current context. */
+/* tls_conn_new - a server side connection with srv's current context and ticket keys. */
 struct tls_conn *tls_conn_new(struct tls_server *srv)
 {
 	struct tls_conn *c = conn_alloc(srv->ctx, srv->queues);
 
-	if (c != NULL)
-		SSL_set_accept_state(c->ssl);
+	if (c == NULL)
+		return NULL;
+	c->tickets = srv->tickets;
+	tls_tickets_hold(srv->tickets);
+	if (tls_tickets_attach(srv->tickets, c->ssl) != 0) {
+		tls_conn_free(c);
+		ERR_clear_error();
+		return NULL;
+	}
+	SSL_set_accept_state(c->ssl);
 	return c;
 }
 
@@ -363,6 +372,7 @@ void tls_conn_free(struct tls_conn *c)
 	free(c->in.data);	/* in case the SSL object never got its BIOs */
 	free(c->out.data);
 	tls_queue_method_drop(c->queues);
+	tls_tickets_drop(c->tickets);
 	free(c);
 }
 
@@ -538,6 +548,12 @@ int tls_conn_bits(const struct tls_conn *c)
 	if (!SSL_is_init_finished(c->ssl) || cipher == NULL)
 		return 0;
 	return SSL_CIPHER_get_bits(cipher, NULL);
+}
+
+/* tls_conn_resumed - the handshake resumed a session (a ticket) instead of a full one. */
+bool tls_conn_resumed(const struct tls_conn *c)
+{
+	return SSL_is_init_finished(c->ssl) && SSL_session_reused(c->ssl) == 1;
 }
 
 /* tls_conn_error - why the last step failed, "" if nothing did. */

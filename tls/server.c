@@ -1,7 +1,9 @@
 /*
  * server.c - the server side TLS configuration: one SSL_CTX built from
  * struct tls_settings (certificate, chain, key, minimum version,
- * ciphers), and its replacement on reload (SIGHUP).
+ * ciphers), and its replacement on reload (SIGHUP). The session ticket
+ * keys (tickets.c) belong to the server and serve every context it
+ * builds, so tickets handed out before a reload still resume after it.
  *
  * Must not: hand out a half-built context (a failed reload keeps the
  * old one), prompt for a key passphrase (a daemon has no terminal),
@@ -9,7 +11,8 @@
  * in tls_server_new and tls_server_reload.
  *
  * Follows: RFC 8446 (TLS 1.3), RFC 5246 (TLS 1.2), RFC 8996 (no TLS 1.0
- * or 1.1), RFC 9325 (no compression, no renegotiation).
+ * or 1.1), RFC 9325 (no compression, no renegotiation; resumption through
+ * rotated ticket keys only, §3.4).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,6 +102,8 @@ static int ctx_protocol(SSL_CTX *ctx, const struct tls_settings *set,
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_clear_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	if (tls_tickets_setup(ctx) != 0)
+		return fail(err, errlen, "session tickets");
 	return 0;
 }
 
@@ -202,17 +207,17 @@ static SSL_CTX *ctx_build(const struct tls_settings *set, char *err, size_t errl
 /* tls_server_new - loads certificate and key; NULL and err on failure. */
 struct tls_server *tls_server_new(const struct tls_settings *set, char *err, size_t errlen)
 {
-	struct tls_server *srv = malloc(sizeof(*srv));
+	struct tls_server *srv = calloc(1, sizeof(*srv));
 
-	if (srv == NULL || (srv->queues = tls_queue_method_new()) == NULL) {
-		free(srv);
+	if (srv == NULL || (srv->queues = tls_queue_method_new()) == NULL ||
+	    (srv->tickets = tls_tickets_new()) == NULL) {
 		say(err, errlen, "out of memory");
+		tls_server_free(srv);
 		return NULL;
 	}
 	srv->ctx = ctx_build(set, err, errlen);
 	if (srv->ctx == NULL) {
-		tls_queue_method_drop(srv->queues);
-		free(srv);
+		tls_server_free(srv);
 		return NULL;
 	}
 	return srv;
@@ -222,7 +227,8 @@ struct tls_server *tls_server_new(const struct tls_settings *set, char *err, siz
  * tls_server_reload - a new context for connections made from now on.
  * Connections already open hold a reference to the old SSL_CTX (SSL_new
  * takes one, SSL_free drops it), so freeing it here only drops ours;
- * the last connection using it frees it. On failure nothing changes.
+ * the last connection using it frees it. The ticket keys stay: they
+ * are the server's, not the context's. On failure nothing changes.
  */
 int tls_server_reload(struct tls_server *srv, const struct tls_settings *set,
 		      char *err, size_t errlen)
@@ -243,5 +249,6 @@ void tls_server_free(struct tls_server *srv)
 		return;
 	SSL_CTX_free(srv->ctx);
 	tls_queue_method_drop(srv->queues);
+	tls_tickets_drop(srv->tickets);
 	free(srv);
 }

@@ -31,13 +31,21 @@ struct tls_settings {
 /* The server side configuration: certificate, key, versions, ciphers. */
 struct tls_server;
 
-/* Loads certificate and key (checked against each other). NULL + err on failure. */
+/*
+ * Loads certificate and key (checked against each other). NULL + err on
+ * failure. Resumption is by session tickets only (TLS 1.3 and 1.2, no
+ * session cache), under keys the server makes in memory and rotates
+ * every 12 hours; a ticket resumes for up to two rotation periods
+ * (clients are told 2 hours, OpenSSL's session lifetime), across
+ * reloads too.
+ */
 struct tls_server *tls_server_new(const struct tls_settings *set, char *err, size_t errlen);
 
 /*
  * tls_server_reload - loads the files again for new connections (SIGHUP);
- * connections already open keep what they started with. On failure the
- * old configuration stays and err says why.
+ * connections already open keep what they started with, and the ticket
+ * keys stay, so clients keep resuming. On failure the old configuration
+ * stays and err says why.
  */
 int tls_server_reload(struct tls_server *srv, const struct tls_settings *set,
 		      char *err, size_t errlen);
@@ -119,6 +127,9 @@ void tls_conn_shutdown(struct tls_conn *c);
 const char *tls_conn_version(const struct tls_conn *c);
 const char *tls_conn_cipher(const struct tls_conn *c);
 int tls_conn_bits(const struct tls_conn *c);
+
+/* After the handshake: true when a ticket resumed a session (no full handshake). */
+bool tls_conn_resumed(const struct tls_conn *c);
 
 /* Why the last step failed, for the log ("wrong version number", ...). */
 const char *tls_conn_error(const struct tls_conn *c);

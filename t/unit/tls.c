@@ -2,7 +2,9 @@
  * tls.c - unit tests for tls/: real handshakes between an OpenSSL client
  * (memory BIOs, no verification) and a tls_conn, entirely in memory.
  * Versions, plaintext both ways (1 MB too), close_notify, garbage and
- * truncated input, byte-at-a-time input, configuration errors, reload.
+ * truncated input, byte-at-a-time input, configuration errors, reload,
+ * and resumption by session tickets (TLS 1.3 and 1.2): key rotation on
+ * a clock the test moves (tls_int.h), tickets across a reload.
  * Certificates are made at start with the openssl command in a mkdtemp
  * directory that is removed at the end.
  */
@@ -17,6 +19,7 @@
 
 #include "t/unit/tap.h"
 #include "tls/tls.h"
+#include "tls/tls_int.h"	/* the ticket keys' clock */
 
 #define MB (1024 * 1024)
 
@@ -648,6 +651,176 @@ static void test_reload(struct tap *t, const struct files *f, struct tls_server 
 	client_free(&old);
 }
 
+/* ---- resumption ---- */
+
+/* What a connection did: completed, resumed (server and client agree), the new session. */
+struct round {
+	int done;
+	int resumed;		/* 1, 0, or -1 when the two ends disagree */
+	SSL_SESSION *session;	/* the client's, with the newest ticket; caller frees */
+};
+
+/*
+ * session_on - a client capped at max_version (options opts) offering
+ * offer (NULL: none) handshakes with s; then it reads, so TLS 1.3's
+ * tickets (sent after the handshake) reach its session.
+ */
+static struct round session_on(struct tls_conn *s, int max_version, long opts,
+			       SSL_SESSION *offer)
+{
+	struct round r = { 0, -1, NULL };
+	struct client cl;
+	char buf[16];
+
+	if (s == NULL || client_new(&cl, max_version) != 0)
+		goto out;
+	SSL_set_options(cl.ssl, (uint64_t)opts);
+	if ((offer == NULL || SSL_set_session(cl.ssl, offer) == 1) &&
+	    handshake(&cl, s, 16384) == TLS_DONE && cl.done) {
+		(void)SSL_read(cl.ssl, buf, sizeof(buf));	/* WANT_READ, tickets taken */
+		r.done = 1;
+		r.resumed = tls_conn_resumed(s) ? 1 : 0;
+		if ((SSL_session_reused(cl.ssl) == 1) != (r.resumed == 1))
+			r.resumed = -1;
+		r.session = SSL_get1_session(cl.ssl);
+		/* As a mail client after QUIT: freed without close_notify,
+		 * OpenSSL would mark the session not resumable. */
+		(void)SSL_shutdown(cl.ssl);
+	}
+out:
+	client_free(&cl);
+	tls_conn_free(s);
+	return r;
+}
+
+/* session_round - session_on with a new connection of srv. */
+static struct round session_round(struct tls_server *srv, int max_version, SSL_SESSION *offer)
+{
+	return session_on(tls_conn_new(srv), max_version, 0, offer);
+}
+
+/* vname - "TLS 1.3" or "TLS 1.2", for the test names. */
+static const char *vname(int version)
+{
+	return version == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2";
+}
+
+/* test_resume - a second connection with the first one's ticket skips the full handshake. */
+static void test_resume(struct tap *t, struct tls_server *srv, struct tls_server *other,
+			int version)
+{
+	struct round first = session_round(srv, version, NULL), again, elsewhere, noticket;
+
+	TAP_OK(t, first.done && first.resumed == 0 && first.session != NULL &&
+	       SSL_SESSION_is_resumable(first.session), "%s: first connection, full handshake, "
+	       "resumable ticket", vname(version));
+	again = session_round(srv, version, first.session);
+	TAP_OK(t, again.done && again.resumed == 1, "%s: second connection resumes (%d)",
+	       vname(version), again.resumed);
+	elsewhere = session_round(other, version, first.session);
+	TAP_OK(t, elsewhere.done && elsewhere.resumed == 0,
+	       "%s: another tls_server's keys do not open the ticket", vname(version));
+	if (version == TLS1_2_VERSION) {
+		/* A client without tickets offers only the session id: no cache, no resumption. */
+		struct round a = session_on(tls_conn_new(srv), version, SSL_OP_NO_TICKET, NULL);
+		noticket = session_on(tls_conn_new(srv), version, SSL_OP_NO_TICKET, a.session);
+		TAP_OK(t, a.done && noticket.done && noticket.resumed == 0,
+		       "TLS 1.2 without tickets: the session id is not cached, full handshake");
+		SSL_SESSION_free(a.session);
+		SSL_SESSION_free(noticket.session);
+	}
+	TAP_OK(t, queue_clean(), "%s: error queue empty after resumption", vname(version));
+	SSL_SESSION_free(first.session);
+	SSL_SESSION_free(again.session);
+	SSL_SESSION_free(elsewhere.session);
+}
+
+static int64_t fake_now(void *arg)
+{
+	return *(const int64_t *)arg;
+}
+
+/*
+ * test_rotation - period 100 s on a clock the test moves: a ticket from
+ * before one rotation resumes, one from two rotations ago does not, nor
+ * one whose key is two periods old though nothing rotated it out.
+ */
+static void test_rotation(struct tap *t, const struct files *f, int version)
+{
+	struct tls_settings set = settings(f->cert1, f->key1);
+	struct tls_server *srv;
+	struct round a, b, c, r;
+	int64_t now = 1000;
+	char err[512] = "";
+
+	srv = tls_server_new(&set, err, sizeof(err));
+	if (srv == NULL) {
+		TAP_OK(t, 0, "server for the rotation tests %s", err);
+		return;
+	}
+	tls_tickets_set_clock(srv->tickets, 100, fake_now, &now);
+	a = session_round(srv, version, NULL);		/* key A, born 1000 */
+	now = 1150;
+	b = session_round(srv, version, NULL);		/* rotates: key B, A previous */
+	r = session_round(srv, version, a.session);
+	TAP_OK(t, b.done && b.resumed == 0 && r.done && r.resumed == 1,
+	       "%s: a ticket from before the rotation still resumes", vname(version));
+	SSL_SESSION_free(r.session);
+	now = 1300;
+	c = session_round(srv, version, NULL);		/* rotates: key C, B previous, A gone */
+	r = session_round(srv, version, a.session);
+	TAP_OK(t, c.done && r.done && r.resumed == 0,
+	       "%s: a ticket from two rotations ago: full handshake", vname(version));
+	SSL_SESSION_free(r.session);
+	r = session_round(srv, version, b.session);
+	TAP_OK(t, r.done && r.resumed == 1, "%s: one rotation ago still resumes", vname(version));
+	SSL_SESSION_free(r.session);
+	now = 1500;					/* C is two periods old, still current */
+	r = session_round(srv, version, c.session);
+	TAP_OK(t, r.done && r.resumed == 0,
+	       "%s: a key two periods old opens nothing, rotated or not", vname(version));
+	SSL_SESSION_free(r.session);
+	TAP_OK(t, queue_clean(), "%s: error queue empty after the rotation tests", vname(version));
+	SSL_SESSION_free(a.session);
+	SSL_SESSION_free(b.session);
+	SSL_SESSION_free(c.session);
+	tls_server_free(srv);
+}
+
+/*
+ * test_resume_reload - tickets from before a reload resume after it (the
+ * keys are the server's), and a handshake begun before the server is
+ * freed still opens its ticket.
+ */
+static void test_resume_reload(struct tap *t, const struct files *f)
+{
+	struct tls_settings set1 = settings(f->cert1, f->key1), set2 = settings(f->cert2, f->key2);
+	struct tls_server *srv = tls_server_new(&set1, NULL, 0);
+	struct round v13, v12, r;
+	struct tls_conn *pending;
+
+	if (srv == NULL) {
+		TAP_OK(t, 0, "server for the reload resumption tests");
+		return;
+	}
+	v13 = session_round(srv, TLS1_3_VERSION, NULL);
+	v12 = session_round(srv, TLS1_2_VERSION, NULL);
+	TAP_OK(t, tls_server_reload(srv, &set2, NULL, 0) == 0, "reload with cert2");
+	r = session_round(srv, TLS1_3_VERSION, v13.session);
+	TAP_OK(t, r.done && r.resumed == 1, "TLS 1.3: a ticket from before the reload resumes");
+	SSL_SESSION_free(r.session);
+	r = session_round(srv, TLS1_2_VERSION, v12.session);
+	TAP_OK(t, r.done && r.resumed == 1, "TLS 1.2: a ticket from before the reload resumes");
+	SSL_SESSION_free(r.session);
+	pending = tls_conn_new(srv);
+	tls_server_free(srv);		/* the pending connection keeps the keys */
+	r = session_on(pending, TLS1_3_VERSION, 0, v13.session);
+	TAP_OK(t, r.done && r.resumed == 1, "a connection made before the server was freed resumes");
+	SSL_SESSION_free(r.session);
+	SSL_SESSION_free(v13.session);
+	SSL_SESSION_free(v12.session);
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
@@ -666,6 +839,15 @@ int main(void)
 	srv = tls_server_new(&set, err, sizeof(err));
 	TAP_OK(&t, srv != NULL, "tls_server_new with default settings %s", err);
 	if (srv != NULL) {
+		struct tls_server *other = tls_server_new(&set, err, sizeof(err));
+
+		if (other != NULL) {
+			test_resume(&t, srv, other, TLS1_3_VERSION);
+			test_resume(&t, srv, other, TLS1_2_VERSION);
+		} else {
+			TAP_OK(&t, 0, "a second tls_server %s", err);
+		}
+		tls_server_free(other);
 		test_handshake(&t, srv);
 		test_data(&t, srv);
 		test_tls12(&t, srv);
@@ -677,6 +859,9 @@ int main(void)
 	test_min13(&t, &f);
 	test_config_errors(&t, &f);
 	test_chain(&t, &f);
+	test_rotation(&t, &f, TLS1_3_VERSION);
+	test_rotation(&t, &f, TLS1_2_VERSION);
+	test_resume_reload(&t, &f);
 	remove_files(&f);
 	return tap_done(&t);
 }
