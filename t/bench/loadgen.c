@@ -1,30 +1,41 @@
 /*
  * loadgen.c - the SMTP load generator of `make bench` (t/bench/run).
  *
- *   loadgen [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-r MSGS_PER_CONN] [-S]
- *           [-f FROM] [-t TO] [-e EHLO_NAME] HOST:PORT
+ *   loadgen [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-r MSGS_PER_CONN]
+ *           [-S | -T] [-a USER:PASSWORD] [-f FROM] [-t TO] [-e EHLO_NAME]
+ *           HOST:PORT
  *
  * What it does: keeps SESSIONS connections busy (one thread with a
  * blocking socket per session) until MESSAGES messages have been sent
  * in total. Each connection reads the greeting, says EHLO (with -S:
- * STARTTLS, a TLS handshake without any certificate check, EHLO again),
+ * STARTTLS, a TLS handshake without any certificate check, EHLO again;
+ * with -T: implicit TLS, RFC 8314, the handshake right after connect and
+ * before the greeting), with -a: AUTH PLAIN (RFC 4616, the credentials
+ * as the initial response) after that EHLO, which must get 235, then
  * sends up to MSGS_PER_CONN messages and QUIT, and the session opens
- * the next connection. With PIPELINING, MAIL FROM, RCPT TO and DATA go
- * out in one write, and each message with its final "." in one more.
+ * the next connection. -T and -a with -r 1 is the submission client of
+ * issue 13: connect, TLS, EHLO, AUTH, one message, QUIT. With
+ * PIPELINING, MAIL FROM, RCPT TO and DATA go out in one write, and each
+ * message with its final "." in one more.
  * Every message is BYTES octets (headers included, before dot-stuffing)
  * and has its own Message-ID. Latency is the time from the write of the
  * final "." to the complete 250 reply. It prints one line on stdout:
  *
  *   messages=2000 seconds=0.8123 rate=2462.1 p50_ms=1.92 p99_ms=7.40
- *   max_ms=12.10 errors=0 connections=200 [tls=TLSv1.3/TLS_AES_...]
+ *   max_ms=12.10 errors=0 connections=200 conn_p50_ms=9.10
+ *   conn_p99_ms=21.40 [auths=200] [tls=TLSv1.3/TLS_AES_...]
  *
  * messages counts the messages accepted with 250; seconds runs from the
- * first connect to the last reply read. Any reply other than the one
- * expected, any I/O error or timeout (30 s for every wait) is an error:
+ * first connect to the last reply read; conn_p50_ms/conn_p99_ms are the
+ * latency of whole connections, from just before connect() to the
+ * complete 221 reply to QUIT (connections that ended otherwise are
+ * errors and not counted); auths (with -a) counts the 235 replies. Any
+ * reply other than the one expected, any I/O error or timeout (30 s for
+ * every wait) is an error:
  * the first few are printed on stderr, the connection is dropped, and
  * after a handful the run stops. The exit status is 0 only when every
  * message was accepted and nothing went wrong, 1 otherwise, 2 for bad
- * usage.
+ * usage. With -a, every connection must have got 235 to AUTH.
  *
  * What it must not do: it is a benchmark tool, not a test, and not a
  * mailer. It connects only to a numeric loopback address (127.0.0.0/8
@@ -54,6 +65,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #define MAX_SESSIONS	1000
@@ -64,15 +76,21 @@
 #define SHOW_ERRORS	5		/* errors printed on stderr */
 #define STOP_ERRORS	20		/* errors after which the run stops */
 
-enum { EXT_PIPELINING = 1, EXT_SIZE = 2, EXT_STARTTLS = 4 };
+enum { EXT_PIPELINING = 1, EXT_SIZE = 2, EXT_STARTTLS = 4, EXT_AUTH_PLAIN = 8 };
 
 static struct {
 	long sessions, messages, bytes, per_conn;
-	bool starttls;
+	bool starttls, implicit_tls;
+	const char *auth;		/* -a USER:PASSWORD, or NULL */
 	const char *from, *to, *ehlo;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-} opt = { 1, 100, 1024, 1, false, "a@b.test", "u@bench.test", "loadgen.test", { 0 }, 0 };
+} opt = { 1, 100, 1024, 1, false, false, NULL, "a@b.test", "u@bench.test", "loadgen.test",
+	  { 0 }, 0 };
+
+static char auth_line[1024];	/* "AUTH PLAIN base64(NUL user NUL password)\r\n" */
+static uint64_t *conn_lat;	/* latencies of connections that ended with 221, ns */
+static atomic_long nconn_lat, nauths;
 
 static SSL_CTX *ssl_ctx;
 static char *body;		/* the dot-stuffed body and ".\r\n" */
@@ -112,7 +130,9 @@ struct reply {
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen [-s SESSIONS] [-m MESSAGES] [-l BYTES] "
-		"[-r MSGS_PER_CONN] [-S] [-f FROM] [-t TO] [-e EHLO_NAME] HOST:PORT\n"
+		"[-r MSGS_PER_CONN] [-S | -T] [-a USER:PASSWORD] [-f FROM] [-t TO] "
+		"[-e EHLO_NAME] HOST:PORT\n"
+		"  -S STARTTLS, -T implicit TLS, -a AUTH PLAIN after EHLO\n"
 		"  HOST is a numeric loopback address: 127.0.0.0/8 or [::1]\n");
 	exit(2);
 }
@@ -231,6 +251,20 @@ static int conn_fill(struct conn *c, const char *what)
 	}
 }
 
+/* auth_plain_listed - EXT_AUTH_PLAIN if PLAIN is among the mechanisms
+ * after an EHLO "AUTH" keyword (" PLAIN LOGIN"), else 0 */
+static unsigned auth_plain_listed(const char *s)
+{
+	while (*s == ' ') {
+		s++;
+		size_t n = strcspn(s, " ");
+		if (n == 5 && strncasecmp(s, "PLAIN", n) == 0)
+			return EXT_AUTH_PLAIN;
+		s += n;
+	}
+	return 0;
+}
+
 static unsigned ehlo_keyword(const char *s)
 {
 	size_t n = strcspn(s, " ");
@@ -241,6 +275,8 @@ static unsigned ehlo_keyword(const char *s)
 		return EXT_SIZE;
 	if (n == 8 && strncasecmp(s, "STARTTLS", n) == 0)
 		return EXT_STARTTLS;
+	if (n == 4 && strncasecmp(s, "AUTH", n) == 0)
+		return auth_plain_listed(s + n);
 	return 0;
 }
 
@@ -353,7 +389,9 @@ static int conn_open(struct conn *c)
 	return 0;
 }
 
-static int conn_starttls(struct conn *c)
+/* conn_tls - the TLS handshake on the connection: after the 220 to
+ * STARTTLS, or (implicit TLS) right after connect */
+static int conn_tls(struct conn *c)
 {
 	char why[256];
 
@@ -495,14 +533,33 @@ static int ehlo(struct conn *c, struct reply *r)
 	return command(c, line, 250, "EHLO", r);
 }
 
+/* auth - AUTH PLAIN with the initial response; only 235 will do. r holds
+ * the EHLO reply on entry. */
+static int auth(struct conn *c, struct reply *r)
+{
+	if (!(r->ext & EXT_AUTH_PLAIN)) {
+		report_error("the server does not offer AUTH PLAIN after EHLO");
+		atomic_store(&stop, true);
+		return -1;
+	}
+	struct reply ar;
+	if (command(c, auth_line, 235, "AUTH PLAIN", &ar) < 0)
+		return -1;
+	atomic_fetch_add(&nauths, 1);
+	return 0;
+}
+
 /* connection - one connection: n messages from idx on */
 static void connection(struct session *s, long idx, long n)
 {
 	struct conn c = { .s = s, .fd = -1 };
 	struct reply r;
+	struct timespec t0, t1;
 	bool clean = false;
 
-	if (conn_open(&c) < 0 || read_reply(&c, "the greeting", &r) < 0 ||
+	now(&t0);
+	if (conn_open(&c) < 0 || (opt.implicit_tls && conn_tls(&c) < 0) ||
+	    read_reply(&c, "the greeting", &r) < 0 ||
 	    !expect(&r, 220, "the greeting") || ehlo(&c, &r) < 0)
 		goto out;
 	if (opt.starttls) {
@@ -512,15 +569,19 @@ static void connection(struct session *s, long idx, long n)
 			goto out;
 		}
 		if (command(&c, "STARTTLS\r\n", 220, "STARTTLS", &r) < 0 ||
-		    conn_starttls(&c) < 0 || ehlo(&c, &r) < 0)
+		    conn_tls(&c) < 0 || ehlo(&c, &r) < 0)
 			goto out;
 	}
+	if (opt.auth && auth(&c, &r) < 0)
+		goto out;
 	unsigned ext = r.ext;
 	for (long i = 0; i < n; i++)
 		if (atomic_load(&stop) || send_message(&c, ext, idx + i) < 0)
 			goto out;
 	if (command(&c, "QUIT\r\n", 221, "QUIT", &r) < 0)
 		goto out;
+	now(&t1);
+	conn_lat[atomic_fetch_add(&nconn_lat, 1)] = ns_between(&t0, &t1);
 	clean = true;
 out:
 	conn_close(&c, clean);
@@ -579,6 +640,35 @@ static int make_body(void)
 	}
 	memcpy(body + pos, ".\r\n", 3);
 	body_len = pos + 3;
+	return 0;
+}
+
+/* make_auth_line - "AUTH PLAIN " and base64 of NUL USER NUL PASSWORD
+ * (RFC 4616, no authzid) from -a USER:PASSWORD */
+static int make_auth_line(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	unsigned char raw[520];
+	size_t ul = colon ? (size_t)(colon - arg) : 0;
+	size_t pl = colon ? strlen(colon + 1) : 0;
+
+	if (!colon || ul == 0 || ul > 255 || pl > 255) {
+		fprintf(stderr, "loadgen: -a wants USER:PASSWORD (each at most 255 octets)\n");
+		return -1;
+	}
+	raw[0] = '\0';
+	memcpy(raw + 1, arg, ul);
+	raw[1 + ul] = '\0';
+	memcpy(raw + 2 + ul, colon + 1, pl);
+	char *p = auth_line + sizeof "AUTH PLAIN " - 1;
+	memcpy(auth_line, "AUTH PLAIN ", sizeof "AUTH PLAIN " - 1);
+	/* 4 * ceil(512 / 3) + 1 = 685 octets at most: fits auth_line */
+	int n = EVP_EncodeBlock((unsigned char *)p, raw, (int)(2 + ul + pl));
+	if (n <= 0) {
+		fprintf(stderr, "loadgen: base64 of the credentials failed\n");
+		return -1;
+	}
+	memcpy(p + n, "\r\n", 3);
 	return 0;
 }
 
@@ -670,22 +760,26 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "s:m:l:r:Sf:t:e:")) != -1) {
+	while ((c = getopt(argc, argv, "s:m:l:r:STa:f:t:e:")) != -1) {
 		switch (c) {
 		case 's': opt.sessions = number(optarg, 1, MAX_SESSIONS, "-s SESSIONS"); break;
 		case 'm': opt.messages = number(optarg, 1, MAX_MESSAGES, "-m MESSAGES"); break;
 		case 'l': opt.bytes = number(optarg, 1, MAX_BYTES, "-l BYTES"); break;
 		case 'r': opt.per_conn = number(optarg, 1, MAX_MESSAGES, "-r MSGS_PER_CONN"); break;
 		case 'S': opt.starttls = true; break;
+		case 'T': opt.implicit_tls = true; break;
+		case 'a': opt.auth = optarg; break;
 		case 'f': opt.from = word(optarg, "FROM"); break;
 		case 't': opt.to = word(optarg, "TO"); break;
 		case 'e': opt.ehlo = word(optarg, "EHLO_NAME"); break;
 		default: usage();
 		}
 	}
-	if (optind != argc - 1)
+	if (optind != argc - 1 || (opt.starttls && opt.implicit_tls))
 		usage();
 	target(argv[optind]);
+	if (opt.auth && make_auth_line(opt.auth) < 0)
+		return 2;
 
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		perror("loadgen: signal");
@@ -698,7 +792,9 @@ int main(int argc, char **argv)
 	int rc = 1;
 	struct session *ss = calloc((size_t)opt.sessions, sizeof *ss);
 	lat = malloc((size_t)opt.messages * sizeof *lat);
-	if (!ss || !lat) {
+	/* every connection takes at least one message: no more connections than messages */
+	conn_lat = malloc((size_t)opt.messages * sizeof *conn_lat);
+	if (!ss || !lat || !conn_lat) {
 		perror("loadgen: malloc");
 		goto out;
 	}
@@ -710,7 +806,7 @@ int main(int argc, char **argv)
 		}
 		memcpy(ss[i].msg + hdr_len, body, body_len);
 	}
-	if (opt.starttls) {
+	if (opt.starttls || opt.implicit_tls) {
 		ssl_ctx = SSL_CTX_new(TLS_client_method());
 		if (!ssl_ctx || SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION) != 1) {
 			fprintf(stderr, "loadgen: SSL_CTX_new: %s\n", ERR_error_string(ERR_get_error(), NULL));
@@ -749,13 +845,17 @@ int main(int argc, char **argv)
 	double secs = any ? (double)ns_between(&t0, &t1) / 1e9 : 0;
 	long n = atomic_load(&nlat);
 	qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+	long nc = atomic_load(&nconn_lat);
+	qsort(conn_lat, (size_t)nc, sizeof *conn_lat, cmp_u64);
 	long ok = atomic_load(&accepted), errs = atomic_load(&nerrors);
 	printf("messages=%ld seconds=%.4f rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
-	       "errors=%ld connections=%ld",
+	       "errors=%ld connections=%ld conn_p50_ms=%.2f conn_p99_ms=%.2f",
 	       ok, secs, secs > 0 ? (double)ok / secs : 0.0, pct_ms(lat, n, 0.50),
 	       pct_ms(lat, n, 0.99), n ? (double)lat[n - 1] / 1e6 : 0.0, errs,
-	       atomic_load(&nconns));
-	if (opt.starttls)
+	       atomic_load(&nconns), pct_ms(conn_lat, nc, 0.50), pct_ms(conn_lat, nc, 0.99));
+	if (opt.auth)
+		printf(" auths=%ld", atomic_load(&nauths));
+	if (opt.starttls || opt.implicit_tls)
 		printf(" tls=%s", tls_info[0] ? tls_info : "none");
 	printf("\n");
 	if (fflush(stdout) != 0) {
@@ -765,13 +865,19 @@ int main(int argc, char **argv)
 	if (ok != opt.messages)
 		fprintf(stderr, "loadgen: %ld of %ld messages were not accepted\n",
 			opt.messages - ok, opt.messages);
-	rc = errs == 0 && ok == opt.messages ? 0 : 1;
+	/* every connection that started must have logged in (235) */
+	bool auth_ok = !opt.auth || atomic_load(&nauths) == atomic_load(&nconns);
+	if (!auth_ok)
+		fprintf(stderr, "loadgen: %ld of %ld connections did not get 235 to AUTH\n",
+			atomic_load(&nconns) - atomic_load(&nauths), atomic_load(&nconns));
+	rc = errs == 0 && ok == opt.messages && auth_ok ? 0 : 1;
 out:
 	if (ss)
 		for (long i = 0; i < opt.sessions; i++)
 			free(ss[i].msg);
 	free(ss);
 	free(lat);
+	free(conn_lat);
 	free(body);
 	SSL_CTX_free(ssl_ctx);
 	return rc;
