@@ -154,4 +154,53 @@ for my $case ([plain => 0, 400, 8], [STARTTLS => 1, 200, 24]) {
 	$mt->stop;
 }
 
+# Out of memory for an input buffer: that session says 421 4.3.0 and
+# closes; the others, and the daemon, go on. A malloc shim (LD_PRELOAD)
+# refuses 16 KB blocks while a file exists; a first session holds the
+# only buffer (a partial line), so the second must allocate one.
+SKIP: {
+	my $build = $ENV{MTAD_BUILD} // "$FindBin::Bin/../build";
+	skip 'mtad runs under AddressSanitizer: no malloc shim', 5
+		if `ldd $build/mtad 2>/dev/null` =~ /libasan/;
+	my $mt = MtadTest->new(start => 0, sasl_mechanisms => 'none');
+	my ($src, $so, $flag) = map { $mt->dir . "/$_" } qw(shim.c shim.so fail);
+	open my $f, '>', $src or die "$src: $!";
+	print $f <<"C";
+#include <errno.h>
+#include <stddef.h>
+#include <unistd.h>
+extern void *__libc_malloc(size_t);
+void *malloc(size_t n)
+{
+	if (n == 16384 && access("$flag", F_OK) == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(n);
+}
+C
+	close $f;
+	skip 'no C compiler for the malloc shim', 5
+		if system('cc', '-shared', '-fPIC', '-o', $so, $src) != 0;
+	$mt->try_start(prefix => ['env', "LD_PRELOAD=$so"]) or BAIL_OUT('mtad with the shim did not start');
+	my $first = $mt->raw;
+	$mt->send_bytes($first, 'EH');	# holds the one input buffer
+	sleep 0.3;
+	open my $t, '>', $flag or die "$flag: $!";
+	close $t;
+	my $second = $mt->raw;
+	is $mt->send_recv($second, "EHLO b.example\r\n"),
+		"421 4.3.0 mx.campus.test Error: out of memory\r\n",
+		'no memory for an input buffer: 421 4.3.0';
+	ok $mt->closed($second), '... and the connection is closed';
+	unlink $flag;
+	like $mt->send_recv($first, "LO a.example\r\n") // '', qr/\A250-/,
+		'the session that had its buffer goes on';
+	my $third = $mt->raw;
+	like $mt->send_recv($third, "EHLO c.example\r\n") // '', qr/\A250-/,
+		'with memory back, a new session is served';
+	like $mt->log_text, qr/warning: out of memory for the input of /, 'the log says why';
+	$mt->stop;
+}
+
 done_testing;
