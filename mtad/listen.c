@@ -125,7 +125,11 @@ static void conn_update_reading(struct conn *c)
  * conn_alloc_cb - plaintext goes straight into the session; ciphertext
  * into the daemon's one read buffer, which conn_read_cb empties into the
  * TLS engine before anything else can read (one loop, one read at a
- * time), so an idle TLS connection owns no read buffer of its own.
+ * time), so an idle TLS connection owns no read buffer of its own. The
+ * session's buffer exists only while input waits in it: asking for it
+ * may allocate it, and conn_read_cb gives it back (smtp_session_read_done)
+ * when the read left it empty. No room (out of memory) makes libuv call
+ * back with UV_ENOBUFS; reading must not be stopped in here.
  */
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -147,16 +151,16 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 	struct conn *c = stream->data;
 
 	(void)buf;
-	if (nread > 0 && c->pump.tls) {
+	if (nread > 0 && c->pump.tls)
 		tls_pump_input(&c->pump, c->d->cipher_in, (size_t)nread);
-		return;
-	}
-	if (nread > 0) {
+	else if (nread > 0)
 		smtp_session_received(c->session, (size_t)nread);
+	/* EAGAIN, a full buffer (the session has paused us), or no memory
+	 * for one: the session keeps, returns or lacks its buffer. */
+	if (nread >= 0 || nread == UV_ENOBUFS) {
+		smtp_session_read_done(c->session);
 		return;
 	}
-	if (nread == 0 || nread == UV_ENOBUFS)
-		return;	/* EAGAIN, or a full buffer: the session has paused us */
 	if (c->pump.tls && c->pump.handshaking)
 		mtad_log(MTAD_LOG_WARNING, "TLS handshake failed from unknown[%s]: %s",
 			 c->session_ip, nread == UV_EOF ? "connection closed by the client"
@@ -214,8 +218,10 @@ static void conn_pause(void *ctx, bool paused)
 
 	c->paused_by_session = paused;
 	conn_update_reading(c);
-	if (!paused)
+	if (!paused && c->pump.tls) {
 		tls_pump_read(&c->pump);	/* plaintext the engine held meanwhile */
+		smtp_session_read_done(c->session);
+	}
 }
 
 /* conn_handshake_done - TLS is up: log it like Postfix, and the session starts over. */

@@ -13,6 +13,11 @@
  * The commands themselves live in verbs.c; this file gives them their
  * primitives (reply, close, resume, timers) and calls up only at the
  * edges of a session's life (see session_int.h).
+ *
+ * Memory: a session holds its 16 KB input buffer only while input waits
+ * in it (a partial command, pipelined commands, body bytes) and its reply
+ * buffer only while replies gather; both come from and go back to the
+ * server's small spare lists. An idle connection holds neither.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -26,6 +31,74 @@
 #include "smtp/session_int.h"
 
 static void session_process(struct smtp_session *s);
+
+/* ---- buffers lent to sessions while they hold bytes ---- */
+
+/* A spare buffer's first bytes link it to the next. */
+struct smtp_spare_buf {
+	struct smtp_spare_buf *next;
+};
+
+/* spare_take - a buffer of size bytes from the spares, else malloc; NULL when out of memory. */
+static void *spare_take(struct smtp_spare *sp, size_t size)
+{
+	struct smtp_spare_buf *b = sp->first;
+
+	if (!b)
+		return malloc(size);
+	sp->first = b->next;
+	sp->count--;
+	return b;
+}
+
+/* spare_give - a buffer back to the spares, or freed when there are enough. */
+static void spare_give(struct smtp_spare *sp, void *buf)
+{
+	struct smtp_spare_buf *b = buf;
+
+	if (!b)
+		return;
+	if (sp->count >= SMTP_SPARE_MAX) {
+		free(b);
+		return;
+	}
+	b->next = sp->first;
+	sp->first = b;
+	sp->count++;
+}
+
+/* spare_drain - frees every spare buffer. */
+static void spare_drain(struct smtp_spare *sp)
+{
+	while (sp->first) {
+		struct smtp_spare_buf *b = sp->first;
+
+		sp->first = b->next;
+		free(b);
+	}
+	sp->count = 0;
+}
+
+/*
+ * session_input_release - an empty input buffer goes back to the server,
+ * unless session_process is using it (the command line being run points
+ * into it).
+ */
+static void session_input_release(struct smtp_session *s)
+{
+	if (!s->in || s->inlen > 0 || s->processing)
+		return;
+	spare_give(&s->srv->spare_in, s->in);
+	s->in = NULL;
+}
+
+/* session_output_release - the reply buffer goes back once its replies are sent. */
+static void session_output_release(struct smtp_session *s)
+{
+	s->outlen = 0;
+	spare_give(&s->srv->spare_out, s->out);
+	s->out = NULL;
+}
 
 /* smtp_server_init - shared state for all sessions of one loop. */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
@@ -50,9 +123,11 @@ int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
 	return 0;
 }
 
-/* smtp_server_fini - releases what smtp_server_init took. */
+/* smtp_server_fini - releases what smtp_server_init took (after the last session). */
 void smtp_server_fini(struct smtp_server *srv)
 {
+	spare_drain(&srv->spare_in);
+	spare_drain(&srv->spare_out);
 	free(srv->scratch);
 	srv->scratch = NULL;
 	if (srv->auth_limit)
@@ -158,9 +233,13 @@ void session_reply_raw(struct smtp_session *s, const char *text, size_t len)
 {
 	if (s->state == STATE_CLOSING)
 		return;
-	if (s->outlen + len > sizeof(s->out))
+	if (s->outlen + len > SESSION_OUT_SIZE)
 		session_flush(s);
-	if (len > sizeof(s->out)) {
+	if (!s->out && len <= SESSION_OUT_SIZE)
+		s->out = spare_take(&s->srv->spare_out, SESSION_OUT_SIZE);
+	if (!s->out || len > SESSION_OUT_SIZE) {
+		/* Too long to gather, or no memory to gather it in: sent on
+		 * its own (send copies), after what was gathered before. */
 		s->io.send(s->io.ctx, text, len);
 		return;
 	}
@@ -190,13 +269,12 @@ void session_reply(struct smtp_session *s, int code, const char *enhanced,
 		s->errors++;
 }
 
-/* session_flush - hands the gathered replies to the transport. */
+/* session_flush - hands the gathered replies to the transport (which copies them). */
 void session_flush(struct smtp_session *s)
 {
-	if (s->outlen == 0)
-		return;
-	s->io.send(s->io.ctx, s->out, s->outlen);
-	s->outlen = 0;
+	if (s->outlen > 0)
+		s->io.send(s->io.ctx, s->out, s->outlen);
+	session_output_release(s);
 }
 
 /* session_close - flush and let the transport close the connection. */
@@ -529,10 +607,13 @@ static void session_end_data(struct smtp_session *s)
  */
 static bool session_data_step(struct smtp_session *s)
 {
-	size_t outlen = 0;
-	size_t used = smtp_data_decode(&s->dec, s->in, s->inlen, s->srv->scratch, &outlen);
-	bool keep = !s->dec.too_big && !s->dec.bare_lf && !s->dec.bare_cr;
+	size_t outlen = 0, used;
+	bool keep;
 
+	if (s->inlen == 0)
+		return false;	/* and s->in may be NULL */
+	used = smtp_data_decode(&s->dec, s->in, s->inlen, s->srv->scratch, &outlen);
+	keep = !s->dec.too_big && !s->dec.bare_lf && !s->dec.bare_cr;
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
 	if (keep && outlen > 0 && session_write_body(s, s->srv->scratch, outlen) < 0) {
@@ -564,9 +645,12 @@ static size_t session_line_max(const struct smtp_session *s)
  */
 static bool session_command_step(struct smtp_session *s)
 {
-	char *eol = memchr(s->in, '\n', s->inlen);
+	char *eol;
 	size_t linelen, used, max = session_line_max(s);
 
+	if (s->inlen == 0)
+		return false;	/* and s->in may be NULL */
+	eol = memchr(s->in, '\n', s->inlen);
 	if (!eol) {
 		if (s->inlen >= max) {
 			/* Too long already: answer once, drop the rest up to its LF. */
@@ -613,36 +697,91 @@ static bool session_too_many_errors(struct smtp_session *s)
 	return true;
 }
 
-/*
- * session_process - runs everything buffered, in order, until the
- * buffer holds no complete command or the session must wait. Replies
- * go out together at the end (PIPELINING).
- */
-static void session_process(struct smtp_session *s)
+/* session_run_buffered - the steps of session_process; false when it closed the session. */
+static bool session_run_buffered(struct smtp_session *s)
 {
 	for (;;) {
 		bool more;
 
 		if ((s->state != STATE_COMMAND && s->state != STATE_DATA &&
 		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue)
-			break;
+			return true;
 		if (s->state == STATE_DATA)
 			more = session_data_step(s);
 		else
 			more = session_command_step(s);
 		if (session_too_many_errors(s))
-			return;
+			return false;
 		if (!more)
-			break;
+			return true;
 	}
-	session_flush(s);
 }
 
-/* smtp_session_inbuf - free room in the input buffer for the transport. */
+/*
+ * session_process - runs everything buffered, in order, until the
+ * buffer holds no complete command or the session must wait. Replies
+ * go out together at the end (PIPELINING). A buffer left empty goes
+ * back to the server: what is left of a partial line stays.
+ */
+static void session_process(struct smtp_session *s)
+{
+	bool outer = !s->processing;
+
+	s->processing = true;
+	if (session_run_buffered(s))
+		session_flush(s);
+	if (outer) {
+		s->processing = false;
+		session_input_release(s);
+	}
+}
+
+/*
+ * smtp_session_inbuf - free room in the input buffer for the transport;
+ * the buffer is taken from the server's spares when the session has
+ * none. Without memory for one: no room, and smtp_session_read_done
+ * acts on it (not here: libuv's alloc callback must not stop reading).
+ */
 void smtp_session_inbuf(struct smtp_session *s, char **buf, size_t *len)
 {
+	*buf = NULL;
+	*len = 0;
+	if (!s->in && !(s->in = spare_take(&s->srv->spare_in, SMTP_READ_SIZE))) {
+		s->in_nomem = true;
+		return;
+	}
 	*buf = s->in + s->inlen;
-	*len = sizeof(s->in) - s->inlen;
+	*len = SMTP_READ_SIZE - s->inlen;
+}
+
+/*
+ * session_input_nomem - no input buffer: a session waiting for its
+ * client says 421 and closes (memory comes back with it); one waiting
+ * for its own step pauses, and session_resume reads on (and tries again)
+ * when that step ends.
+ */
+static void session_input_nomem(struct smtp_session *s)
+{
+	if (s->state == STATE_CLOSING)
+		return;
+	if (s->state != STATE_COMMAND && s->state != STATE_DATA &&
+	    s->state != STATE_AUTH_INPUT) {
+		s->io.pause(s->io.ctx, true);
+		return;
+	}
+	mtad_log(MTAD_LOG_WARNING, "out of memory for the input of %s", s->client_label);
+	session_reply(s, 421, "4.3.0", "%s Error: out of memory", s->srv->cfg->hostname);
+	session_close(s);
+}
+
+/* smtp_session_read_done - see smtp.h. */
+void smtp_session_read_done(struct smtp_session *s)
+{
+	if (s->in_nomem) {
+		s->in_nomem = false;
+		session_input_nomem(s);
+	}
+	session_input_release(s);
 }
 
 /* smtp_session_received - n new bytes are in the input buffer. */
@@ -662,7 +801,7 @@ void smtp_session_received(struct smtp_session *s, size_t n)
 	if (s->state == STATE_DATA)
 		session_arm_timer(s);
 	session_process(s);
-	if (s->inlen == sizeof(s->in) && s->state != STATE_CLOSING)
+	if (s->inlen == SMTP_READ_SIZE && s->state != STATE_CLOSING)
 		s->io.pause(s->io.ctx, true);	/* full while waiting: resumes later */
 }
 
@@ -717,7 +856,7 @@ void smtp_session_eof(struct smtp_session *s, const char *why)
 	}
 	s->state = STATE_CLOSING;
 	uv_timer_stop(&s->timer);
-	s->outlen = 0;
+	session_output_release(s);	/* nobody reads them now */
 	s->io.close(s->io.ctx);
 }
 
@@ -750,6 +889,10 @@ static void session_timer_closed(uv_handle_t *h)
 
 	session_reset_transaction(s);
 	verb_auth_forget(s);	/* an exchange waiting at a 334 leaves the limiter's count */
+	session_output_release(s);
+	s->inlen = 0;
+	s->processing = false;
+	session_input_release(s);
 	free(s->rcpt);
 	free(s);
 }

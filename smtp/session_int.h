@@ -128,10 +128,18 @@ struct smtp_session {
 	bool transport_gone;	/* smtp_session_free was called */
 	bool eof_pending;	/* the client half-closed during a commit: after its reply */
 
+	/*
+	 * The input and reply buffers are lent by the server (srv->spare_in,
+	 * spare_out) only while they hold bytes: an idle session has
+	 * neither (issue 13). in is SMTP_READ_SIZE bytes, out
+	 * SESSION_OUT_SIZE; NULL means inlen (outlen) is 0.
+	 */
 	size_t inlen;
 	size_t outlen;
-	char in[SMTP_READ_SIZE];
-	char out[SESSION_OUT_SIZE];
+	char *in;
+	char *out;
+	bool processing;	/* session_process runs: s->in is in use, keep it */
+	bool in_nomem;		/* no input buffer could be had (smtp_session_read_done) */
 };
 
 /* session.c */

@@ -189,6 +189,20 @@ struct auth_limiter;
 struct mtad_dns;
 
 /*
+ * Buffers no session holds now, kept for the next session that needs
+ * one so that a busy server does not malloc and free per command
+ * (session.c). A list through the free buffers themselves, at most
+ * SMTP_SPARE_MAX long: more are freed.
+ */
+struct smtp_spare_buf;
+struct smtp_spare {
+	struct smtp_spare_buf *first;
+	unsigned count;
+};
+
+#define SMTP_SPARE_MAX 64
+
+/*
  * State shared by all sessions of one server; owned by the event loop
  * (mtad/main.c). cfg may be replaced between sessions (reload).
  */
@@ -207,6 +221,8 @@ struct smtp_server {
 	struct queue_id_gen ids;
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
 	uint64_t messages;	/* accepted since start */
+	struct smtp_spare spare_in;	/* input buffers, SMTP_READ_SIZE bytes */
+	struct smtp_spare spare_out;	/* reply buffers, SESSION_OUT_SIZE bytes */
 	/*
 	 * Free bytes in the spool's filesystem for mtad's user, as the
 	 * daemon last measured them (mtad/spool_space.c, every second,
@@ -219,7 +235,7 @@ struct smtp_server {
 	bool queue_failed;	/* ... because the queue failed (421 4.3.0) */
 };
 
-#define SMTP_READ_SIZE 16384	/* session input buffer */
+#define SMTP_READ_SIZE 16384	/* session input buffer, lent only while input waits */
 
 /*
  * How a session reaches its connection. The transport in mtad/listen.c
@@ -267,10 +283,22 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 				      const struct mtad_listen *lcfg);
 /* Sends the greeting and starts the command timer. */
 void smtp_session_start(struct smtp_session *s);
-/* Where the transport should put the next bytes read (may be 0 bytes: pause). */
+/*
+ * Where the transport should put the next bytes read. 0 bytes: the
+ * buffer is full (the session has paused reading), or no buffer could
+ * be allocated (smtp_session_read_done then deals with it).
+ */
 void smtp_session_inbuf(struct smtp_session *s, char **buf, size_t *len);
 /* n bytes were put there: process them. */
 void smtp_session_received(struct smtp_session *s, size_t n);
+/*
+ * The transport's read is over, whatever it put into the buffer it was
+ * given (perhaps nothing: EAGAIN, or no whole TLS record yet). An input
+ * buffer left empty goes back to the server; when none could be had the
+ * session says 421 and closes, or pauses until its asynchronous step
+ * (queue commit, SASL, DNS) ends and reading resumes.
+ */
+void smtp_session_read_done(struct smtp_session *s);
 /*
  * The TLS handshake finished (after STARTTLS, or before the greeting on
  * an implicit TLS listener): the session starts over, under TLS.
