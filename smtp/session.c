@@ -346,11 +346,9 @@ static void session_queue_resume(void *arg)
 
 	if (!s->paused_by_queue)
 		return;
-	s->paused_by_queue = false;
-	if (s->transport_gone)
-		return;
-	s->io.pause(s->io.ctx, false);
-	session_process(s);
+	session_queue_release(s);
+	if (!s->transport_gone)
+		session_process(s);
 }
 
 /* session_write_body - passes body bytes to the queue, pausing when it is busy. */

@@ -29,10 +29,6 @@
 #define CONFIG_FILE_MAX (1024 * 1024)	/* a config file is small */
 
 #define STR(f) OFF(f), sizeof(((struct mtad_config *)0)->f)
-#define KB 1024ULL
-#define MB (1024ULL * KB)
-#define GB (1024ULL * MB)
-#define TB (1024ULL * GB)
 #define DAY 86400
 
 const struct param config_params[] = {

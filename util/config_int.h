@@ -41,6 +41,12 @@ extern const size_t config_nparams;
 
 #define OFF(f) offsetof(struct mtad_config, f)
 
+/* Sizes in the table and in defaults. */
+#define KB 1024ULL
+#define MB (1024ULL * KB)
+#define GB (1024ULL * MB)
+#define TB (1024ULL * GB)
+
 /* config_field - the address of a parameter's field inside cfg. */
 static inline void *config_field(struct mtad_config *cfg, const struct param *p)
 {

@@ -17,9 +17,6 @@
 
 #include "util/config_int.h"
 
-#define KB 1024ULL
-#define MB (1024ULL * KB)
-
 /* default_hostname - the FQDN: gethostname(), canonicalised when it has no dot. */
 static void default_hostname(char *out, size_t size)
 {
