@@ -40,14 +40,21 @@ static int32_t qid_tick(int32_t usec)
 	return (int32_t)((int64_t)usec * QID_TICKS / 1000000);
 }
 
+/* qid_step - how far apart this generator's sequence numbers are. */
+static uint32_t qid_step(const struct queue_id_gen *gen)
+{
+	return gen->lanes > 0 ? gen->lanes : 1;
+}
+
 /* qid_advance - moves the generator one step past its last id. */
 static void qid_advance(struct queue_id_gen *gen)
 {
 	/* The sequence carries into the tick and the tick into the
 	 * second, so even 29791 ids in one tick stay unique and ordered. */
-	if (++gen->seq < QID_SEQS)
+	gen->seq += qid_step(gen);
+	if (gen->seq < QID_SEQS)
 		return;
-	gen->seq = 0;
+	gen->seq = gen->lane;
 	if (++gen->last_usec < QID_TICKS)
 		return;
 	gen->last_usec = 0;
@@ -75,12 +82,24 @@ void queue_id_next(struct queue_id_gen *gen, int64_t sec, int32_t usec,
 	} else {
 		gen->last_sec = sec;
 		gen->last_usec = tick;
-		gen->seq = 0;
+		gen->seq = gen->lane;
 	}
 	qid_put(out, QID_SEC_DIGITS, gen->last_sec > QID_SEC_MAX ? QID_SEC_MAX : gen->last_sec);
 	qid_put(out + QID_SEC_DIGITS, QID_TICK_DIGITS, gen->last_usec);
 	qid_put(out + QID_SEC_DIGITS + QID_TICK_DIGITS, QID_SEQ_DIGITS, gen->seq);
 	out[QUEUE_ID_LEN] = '\0';
+}
+
+/* queue_id_lane - see queue.h; out-of-range values fall back to lane 0 of 1. */
+void queue_id_lane(struct queue_id_gen *gen, unsigned lane, unsigned lanes)
+{
+	if (lanes == 0 || lanes > QUEUE_ID_LANES_MAX || lane >= lanes) {
+		lane = 0;
+		lanes = 1;
+	}
+	gen->lane = lane;
+	gen->lanes = lanes;
+	gen->seq = lane;
 }
 
 /* queue_id_valid - exactly 14 characters, all from the alphabet. */

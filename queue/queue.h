@@ -27,14 +27,24 @@
  * A queue id is 14 characters from [0-9A-Z] minus vowels, sortable by
  * arrival: 7 characters of seconds, 4 of microseconds, 3 of a sequence
  * number that makes ids from one process unique within a microsecond.
+ *
+ * Several event loops each own a generator: generator k of n (lane k,
+ * lanes n) uses only the sequence numbers k, k+n, k+2n, ..., so no two
+ * loops can make the same id even in the same tick, without a lock. A
+ * zeroed generator is lane 0 of 1.
  */
 #define QUEUE_ID_LEN 14
+#define QUEUE_ID_LANES_MAX 64
 
 struct queue_id_gen {
 	int64_t last_sec;
 	int32_t last_usec;
 	uint32_t seq;
+	uint32_t lane, lanes;	/* set with queue_id_lane; 0, 0 = lane 0 of 1 */
 };
+
+/* queue_id_lane - makes gen lane `lane` of `lanes` (lane < lanes <= QUEUE_ID_LANES_MAX). */
+void queue_id_lane(struct queue_id_gen *gen, unsigned lane, unsigned lanes);
 
 /* queue_id_next - writes the next id (NUL-terminated) for time now. */
 void queue_id_next(struct queue_id_gen *gen, int64_t sec, int32_t usec,

@@ -99,12 +99,60 @@ static void test_valid(struct tap *t)
 	TAP_OK(t, !queue_id_valid(NULL), "NULL rejected");
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * test_lanes - the generators of four event loops, all in the same
+ * microsecond (and on through many ticks): every id is distinct, each
+ * lane's own ids still increase.
+ */
+static void test_lanes(struct tap *t)
+{
+	enum { LANES = 4, PER_LANE = 40000 };
+	struct queue_id_gen gen[LANES];
+	char (*ids)[QUEUE_ID_LEN + 1] = malloc((size_t)LANES * PER_LANE * sizeof(*ids));
+	int increasing = 1, distinct = 1;
+
+	if (ids == NULL)
+		abort();
+	for (unsigned l = 0; l < LANES; l++) {
+		memset(&gen[l], 0, sizeof(gen[l]));
+		queue_id_lane(&gen[l], l, LANES);
+	}
+	for (size_t i = 0; i < PER_LANE; i++)
+		for (unsigned l = 0; l < LANES; l++) {
+			char *id = ids[i * LANES + l];
+
+			queue_id_next(&gen[l], 1700000000, 5, id);
+			if (i > 0 && strcmp(ids[(i - 1) * LANES + l], id) >= 0)
+				increasing = 0;
+		}
+	TAP_OK(t, increasing, "each lane's ids increase");
+	qsort(ids, (size_t)LANES * PER_LANE, sizeof(*ids), cmp_id);
+	for (size_t i = 1; i < (size_t)LANES * PER_LANE; i++)
+		if (strcmp(ids[i - 1], ids[i]) == 0)
+			distinct = 0;
+	TAP_OK(t, distinct, "%d ids from %d lanes in one microsecond are all distinct",
+	       LANES * PER_LANE, LANES);
+	memset(&gen[0], 0, sizeof(gen[0]));
+	queue_id_lane(&gen[0], 3, 2);	/* nonsense: lane 0 of 1 */
+	queue_id_next(&gen[0], 1700000000, 5, ids[0]);
+	queue_id_next(&gen[0], 1700000000, 5, ids[1]);
+	TAP_OK(t, strcmp(ids[0] + 11, "000") == 0 && strcmp(ids[1] + 11, "001") == 0,
+	       "a bad lane falls back to lane 0 of 1");
+	free(ids);
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
 
 	test_format(&t);
 	test_order(&t);
+	test_lanes(&t);
 	test_valid(&t);
 	return tap_done(&t);
 }
