@@ -62,7 +62,13 @@ typedef void (*auth_done_cb)(void *arg, enum auth_result result,
 			     const char *challenge, size_t challenge_len,
 			     const char *user, const char *reason);
 
-struct auth_exchange *auth_exchange_new(struct auth_server *srv, const char *client_ip);
+/*
+ * auth_exchange_new - one session's exchange; its steps call back on
+ * loop (the session's event loop: with several loops, one auth_server
+ * serves them all, since libsasl2 is process-wide).
+ */
+struct auth_exchange *auth_exchange_new(struct auth_server *srv, uv_loop_t *loop,
+					const char *client_ip);
 
 /*
  * auth_exchange_start - begins mechanism mech with an optional initial

@@ -72,7 +72,7 @@ struct auth_server {
 	char hostname[AUTH_NAME_MAX];
 	char realm[AUTH_NAME_MAX];	/* hostname when configured as "" */
 	sasl_callback_t callbacks[4];	/* libsasl2 keeps a pointer: lives here */
-	size_t nexchanges;		/* auth_server_free refuses while > 0 */
+	atomic_size_t nexchanges;	/* auth_server_free refuses while > 0; any loop */
 };
 
 /* One start or step on the thread pool: inputs, then results. */
@@ -99,6 +99,7 @@ struct auth_job {
 
 struct auth_exchange {
 	struct auth_server *srv;
+	uv_loop_t *loop;	/* the session's: job_done runs there */
 	sasl_conn_t *conn;
 	bool used;		/* conn has seen a start: next start gets a fresh one */
 	bool login;		/* LOGIN, else PLAIN */
@@ -508,9 +509,10 @@ void auth_server_free(struct auth_server *srv)
 {
 	if (srv == NULL)
 		return;
-	if (srv->nexchanges > 0) {
+	if (atomic_load(&srv->nexchanges) > 0) {
 		/* Their sasl_conn_t would point into freed plugin state. */
-		mtad_log(MTAD_LOG_ERROR, "auth_server_free: %zu exchanges still open", srv->nexchanges);
+		mtad_log(MTAD_LOG_ERROR, "auth_server_free: %zu exchanges still open",
+			 atomic_load(&srv->nexchanges));
 		abort();
 	}
 	sasl_server_done();
@@ -534,7 +536,8 @@ bool auth_server_offers(const struct auth_server *srv, const char *mech)
 /* ---- exchanges ---- */
 
 /* auth_exchange_new - a fresh sasl_conn_t for one session; NULL on failure (logged). */
-struct auth_exchange *auth_exchange_new(struct auth_server *srv, const char *client_ip)
+struct auth_exchange *auth_exchange_new(struct auth_server *srv, uv_loop_t *loop,
+					const char *client_ip)
 {
 	struct auth_exchange *ex = calloc(1, sizeof(*ex));
 	int rc;
@@ -553,7 +556,8 @@ struct auth_exchange *auth_exchange_new(struct auth_server *srv, const char *cli
 		return NULL;
 	}
 	ex->srv = srv;
-	srv->nexchanges++;
+	ex->loop = loop;
+	atomic_fetch_add(&srv->nexchanges, 1);
 	return ex;
 }
 
@@ -568,7 +572,7 @@ void auth_exchange_free(struct auth_exchange *ex)
 		abort();
 	}
 	sasl_dispose(&ex->conn);
-	ex->srv->nexchanges--;
+	atomic_fetch_sub(&ex->srv->nexchanges, 1);
 	free(ex);
 }
 
@@ -763,7 +767,7 @@ static int job_queue(struct auth_exchange *ex, bool start, const char *mech,
 	job->arg = arg;
 	/* Before queueing: the worker's log callback looks for it. */
 	ex->job = job;
-	if (uv_queue_work(ex->srv->loop, &job->req, job_work, job_done) != 0) {
+	if (uv_queue_work(ex->loop, &job->req, job_work, job_done) != 0) {
 		ex->job = NULL;
 		free(job);
 		return -1;

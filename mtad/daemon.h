@@ -1,11 +1,15 @@
 /*
- * daemon.h - private to mtad/: the running daemon as main.c, listen.c
- * and privilege.c share it. Everything here is owned by the event loop
- * thread.
+ * daemon.h - private to mtad/: the running daemon as main.c, listen.c,
+ * loops.c, spool_space.c and privilege.c share it. Everything in struct
+ * daemon is owned by the main event loop's thread, except what is marked
+ * otherwise: the connection limits (under limits_lock, any loop) and
+ * each struct mtad_loop (its own loop's thread; its mailbox under its
+ * lock).
  */
 #ifndef MTAD_DAEMON_H
 #define MTAD_DAEMON_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -40,6 +44,51 @@ struct listener {
 	char name[80];		/* "127.0.0.1:2525", "[::1]:2525" */
 };
 
+/* One accepted connection on its way from the main loop to a worker loop. */
+struct handoff {
+	struct handoff *next;
+	int fd;
+	struct listener *l;
+	struct ip_count *ip;		/* counted at admission */
+	char ip_text[INET6_ADDRSTRLEN];
+};
+
+/*
+ * One event loop serving SMTP sessions (loops.c). Loop 0 is the main
+ * loop (d->loop), which also accepts, delivers and handles signals; the
+ * others each run on a thread of their own, take the connections the
+ * main loop hands them, and run those sessions, their TLS and their
+ * SASL steps start to end.
+ */
+struct mtad_loop {
+	struct daemon *d;
+	unsigned index;
+	uv_loop_t *loop;		/* d->loop for loop 0, else &own */
+	uv_loop_t own;
+	uv_thread_t thread;
+	bool thread_started;
+	bool own_open;			/* own is initialised */
+	struct smtp_server smtp;
+	bool smtp_open;
+	struct mtad_dns *dns;		/* owned by workers; loop 0 uses d->dns */
+	struct queue_port *port;	/* where this loop's commits come back */
+	struct conn *conns;		/* this loop's connections */
+	unsigned nconns;
+	bool stopping;			/* no new sessions; closes down when the last is gone */
+	bool closed;			/* a worker's handles are closing: its thread ends */
+	/* Workers: the mailbox the main loop fills, under lock. */
+	uv_async_t wake;
+	bool wake_open;
+	uv_mutex_t lock;
+	bool lock_open;
+	struct handoff *inbox, **inbox_tail;
+	bool ask_stop, ask_queue_failed, ask_pause;
+	/* Read buffers shared by this loop's connections: each read is used
+	 * up in its callback, before the loop reads anything else. */
+	char cipher_in[SMTP_READ_SIZE];	/* TLS ciphertext, fed to the engine at once */
+	char drain[256];		/* input thrown away while a connection lingers */
+};
+
 /* The spool's free space, measured every second (spool_space.c). */
 struct spool_space {
 	struct daemon *d;
@@ -59,7 +108,8 @@ struct daemon {
 	struct mtad_config cfg;
 	const char *config_path;
 	struct queue *queue;
-	struct smtp_server smtp;
+	struct smtp_shared shared;	/* what every loop's sessions share (smtp.h) */
+	bool shared_open;
 	struct tls_server *tls;		/* NULL when no listener uses TLS */
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
 	struct mtad_dns *dns;		/* NULL when dns_servers = none */
@@ -69,20 +119,27 @@ struct daemon {
 	struct listener listeners[MTAD_MAX_LISTEN];
 	size_t nlisteners;
 
-	struct conn *conns;		/* every open connection */
-	unsigned nconns;
+	struct mtad_loop *loops;	/* nloops of them; loops[0] runs on this loop */
+	unsigned nloops;
+	unsigned next_loop;		/* the next connection goes there (round robin) */
+	uv_async_t main_wake;		/* a worker's connection closed (loops.c) */
+	bool main_wake_open;
+	uv_barrier_t reload_barrier;	/* every loop stands still during a reload */
+	bool reload_barrier_open;
+	bool gone_called;		/* connections_gone ran */
+
+	/* Connection limits, exact over every loop: under limits_lock. */
+	uv_mutex_t limits_lock;
+	bool limits_open;
+	unsigned nconns;		/* open connections on every loop */
+	struct ip_count *per_ip[IP_BUCKETS];	/* connections per client address */
 	unsigned conn_fd_capacity;	/* connections the descriptor limit has room for */
 	uv_timer_t accept_timer;	/* ends a pause in accepting (EMFILE, ENFILE) */
 	bool accept_timer_open;
 	bool accept_paused;
 	uint64_t accept_warned;		/* uv_now() of the last "out of descriptors" line */
-	struct ip_count *per_ip[IP_BUCKETS];	/* connections per client address */
-	/* Read buffers shared by all connections: each read is used up in
-	 * its callback, before the loop reads anything else. */
-	char cipher_in[SMTP_READ_SIZE];	/* TLS ciphertext, fed to the engine at once */
-	char drain[256];		/* input thrown away while a connection lingers */
 
-	struct spool_space space;	/* sets smtp.spool_free */
+	struct spool_space space;	/* sets shared.spool_free */
 	struct daemon_user user;	/* who mtad runs as once started */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
@@ -135,5 +192,37 @@ void spool_space_stop(struct daemon *d);
 int listen_start(struct daemon *d, char *err, size_t errlen);
 /* Stops accepting, says 421 to every session; the loop ends when all are closed. */
 void listen_stop(struct daemon *d);
+/* listen_adopt - on lp's thread: a handed-over connection becomes a session. */
+void listen_adopt(struct mtad_loop *lp, struct handoff *h);
+/* listen_shutdown_sessions - on lp's thread: 421 to each of its sessions. */
+void listen_shutdown_sessions(struct mtad_loop *lp);
+/* listen_release - on any loop: one connection's counts end (under limits_lock). */
+void listen_release(struct daemon *d, struct ip_count *e);
+/* listen_conn_gone - on the main loop: a connection of any loop is gone. */
+void listen_conn_gone(struct daemon *d);
+
+/* loops.c */
+/*
+ * loops_start - cfg->loops event loops (0: one per core) for sessions:
+ * loop 0 on d->loop, the others on threads of their own, each with its
+ * smtp_server, resolver and queue port. Call after the queue writer and
+ * the shared state are up. -1 with err.
+ */
+int loops_start(struct daemon *d, char *err, size_t errlen);
+/* loops_pick - the loop the next connection goes to. */
+struct mtad_loop *loops_pick(struct daemon *d);
+/* loops_hand - gives h to worker lp (main loop); false when lp cannot take it. */
+bool loops_hand(struct mtad_loop *lp, struct handoff *h);
+/* loops_stop - every loop: no new sessions, 421 to those open. */
+void loops_stop(struct daemon *d, bool queue_failed);
+/* loops_closed - on lp's thread: lp stops if it should (no connections left). */
+void loops_closed(struct mtad_loop *lp);
+/* loops_join - waits for every worker thread to end (main loop, after a stop). */
+void loops_join(struct daemon *d);
+/* loops_pause / loops_resume - every worker waits between them (reload). */
+void loops_pause(struct daemon *d);
+void loops_resume(struct daemon *d);
+/* loops_free - releases what loops_start took (after loops_join). */
+void loops_free(struct daemon *d);
 
 #endif

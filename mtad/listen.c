@@ -13,6 +13,13 @@
  * handshake has a deadline, and a closing connection gets a few seconds
  * to take our last reply before it is dropped. Must not spin or drop
  * waiting clients when out of descriptors: accepting pauses instead.
+ *
+ * Threads: the listeners, accepting and the limits' admission run on
+ * the main loop; a connection then lives on the event loop it was handed
+ * to (loops.c) and is touched only there. The counts behind the limits
+ * (connections in all, per client address) are the daemon's, under
+ * limits_lock: one thread admits, every loop releases, so the limits
+ * are exact however many loops there are.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +46,7 @@ struct conn {
 	uv_timer_t linger;	/* the TLS handshake deadline, then the closing linger */
 	uv_shutdown_t shutdown;
 	struct daemon *d;
+	struct mtad_loop *lp;	/* the loop it lives on */
 	struct smtp_session *session;
 	struct conn *prev, *next;
 	struct ip_count *ip;
@@ -53,7 +61,6 @@ struct conn {
 	char session_ip[INET6_ADDRSTRLEN];	/* the client, for log lines */
 };
 
-static void accept_resume(struct daemon *d);
 static void listener_readable(uv_poll_t *p, int status, int events);
 static void listener_closed(uv_handle_t *h);
 
@@ -86,12 +93,12 @@ static struct ip_count *ip_find(struct daemon *d, const char *ip, bool create)
 	return e;
 }
 
-/* ip_release - one connection from this address ended. */
+/* ip_release - one connection from this address ended (under limits_lock). */
 static void ip_release(struct daemon *d, struct ip_count *e)
 {
 	struct ip_count **pp;
 
-	if (--e->count > 0)
+	if (e == NULL || --e->count > 0)
 		return;
 	for (pp = &d->per_ip[ip_hash(e->ip)]; *pp; pp = &(*pp)->next) {
 		if (*pp == e) {
@@ -99,6 +106,70 @@ static void ip_release(struct daemon *d, struct ip_count *e)
 			free(e);
 			return;
 		}
+	}
+}
+
+/* limits_release_ip - the address's count ends early (QUIT; any loop). */
+static void limits_release_ip(struct daemon *d, struct ip_count *e)
+{
+	uv_mutex_lock(&d->limits_lock);
+	ip_release(d, e);
+	uv_mutex_unlock(&d->limits_lock);
+}
+
+/* listen_release - see daemon.h: the connection's count, and its address's if held. */
+void listen_release(struct daemon *d, struct ip_count *e)
+{
+	uv_mutex_lock(&d->limits_lock);
+	ip_release(d, e);
+	d->nconns--;
+	uv_mutex_unlock(&d->limits_lock);
+}
+
+/*
+ * limits_admit - counts a new connection from ip against every limit;
+ * NULL when admitted, else why not (the connection is counted either
+ * way until listen_release). *counted is the address's counter, if it
+ * was counted. Main loop.
+ */
+static const char *limits_admit(struct daemon *d, const char *ip, struct ip_count **counted)
+{
+	const char *why = NULL;
+	struct ip_count *e;
+
+	*counted = NULL;
+	uv_mutex_lock(&d->limits_lock);
+	d->nconns++;
+	if (d->nconns > d->cfg.max_connections)
+		why = "too many connections";
+	else if (d->nconns > d->conn_fd_capacity)
+		why = "too many connections (descriptor limit)";
+	else if (!(e = ip_find(d, ip, true)))
+		why = "out of memory";
+	else {
+		e->count++;
+		*counted = e;
+		if (e->count > d->cfg.max_connections_per_ip)
+			why = "too many connections from your address";
+	}
+	uv_mutex_unlock(&d->limits_lock);
+	return why;
+}
+
+/* listen_conn_gone - see daemon.h. */
+static void accept_resume(struct daemon *d);
+
+void listen_conn_gone(struct daemon *d)
+{
+	unsigned left;
+
+	accept_resume(d);	/* if out of descriptors: one is free now */
+	uv_mutex_lock(&d->limits_lock);
+	left = d->nconns;
+	uv_mutex_unlock(&d->limits_lock);
+	if (d->stopping && left == 0 && !d->gone_called) {
+		d->gone_called = true;
+		d->connections_gone(d);
 	}
 }
 
@@ -139,7 +210,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 	(void)suggested;
 	if (c->pump.tls) {
-		*buf = uv_buf_init(c->d->cipher_in, sizeof(c->d->cipher_in));
+		*buf = uv_buf_init(c->lp->cipher_in, sizeof(c->lp->cipher_in));
 		return;
 	}
 	smtp_session_inbuf(c->session, &p, &len);
@@ -152,7 +223,7 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
 	(void)buf;
 	if (nread > 0 && c->pump.tls)
-		tls_pump_input(&c->pump, c->d->cipher_in, (size_t)nread);
+		tls_pump_input(&c->pump, c->lp->cipher_in, (size_t)nread);
 	else if (nread > 0)
 		smtp_session_received(c->session, (size_t)nread);
 	/* EAGAIN, a full buffer (the session has paused us), or no memory
@@ -300,25 +371,27 @@ static void conn_handle_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
 	struct daemon *d = c->d;
+	struct mtad_loop *lp = c->lp;
 
 	if (--c->handles_open > 0)
 		return;
 	if (c->session)
 		smtp_session_free(c->session);
 	tls_pump_free(&c->pump);
-	if (c->ip)
-		ip_release(d, c->ip);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		d->conns = c->next;
+		lp->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	d->nconns--;
+	lp->nconns--;
+	listen_release(d, c->ip);
 	free(c);
-	accept_resume(d);	/* if out of descriptors: one is free now */
-	if (d->stopping && d->nconns == 0)
-		d->connections_gone(d);
+	if (lp->index == 0)
+		listen_conn_gone(d);
+	else
+		(void)uv_async_send(&d->main_wake);	/* the main loop looks at the counts */
+	loops_closed(lp);
 }
 
 /* conn_finish - closes both handles (idempotent). */
@@ -340,7 +413,7 @@ static void conn_drain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct conn *c = h->data;
 
 	(void)suggested;
-	*buf = uv_buf_init(c->d->drain, sizeof(c->d->drain));
+	*buf = uv_buf_init(c->lp->drain, sizeof(c->lp->drain));
 }
 
 static void conn_drain_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -376,7 +449,7 @@ static void conn_close(void *ctx)
 	conn_update_reading(c);
 	/* A client that said QUIT may reconnect at once: it no longer counts. */
 	if (c->ip) {
-		ip_release(c->d, c->ip);
+		limits_release_ip(c->d, c->ip);
 		c->ip = NULL;
 	}
 	c->shutdown.data = c;
@@ -401,34 +474,6 @@ static void conn_refuse(struct conn *c, const char *ip, const char *why)
 	conn_finish(c);
 }
 
-/* conn_admit - checks the connection limits and counts this one. */
-static bool conn_admit(struct conn *c, const char *ip)
-{
-	struct daemon *d = c->d;
-	struct ip_count *e;
-
-	if (d->nconns > d->cfg.max_connections) {
-		conn_refuse(c, ip, "too many connections");
-		return false;
-	}
-	if (d->nconns > d->conn_fd_capacity) {
-		conn_refuse(c, ip, "too many connections (descriptor limit)");
-		return false;
-	}
-	e = ip_find(d, ip, true);
-	if (!e) {
-		conn_refuse(c, ip, "out of memory");
-		return false;
-	}
-	e->count++;
-	c->ip = e;
-	if (e->count > d->cfg.max_connections_per_ip) {
-		conn_refuse(c, ip, "too many connections from your address");
-		return false;
-	}
-	return true;
-}
-
 /* conn_start_session - the SMTP session on top of an admitted connection. */
 static void conn_start_session(struct conn *c, const char *ip)
 {
@@ -438,7 +483,7 @@ static void conn_start_session(struct conn *c, const char *ip)
 	};
 
 	snprintf(c->session_ip, sizeof(c->session_ip), "%s", ip);
-	c->session = smtp_session_new(&c->d->smtp, &io, ip, c->listener, c->lcfg);
+	c->session = smtp_session_new(&c->lp->smtp, &io, ip, c->listener, c->lcfg);
 	if (!c->session) {
 		conn_refuse(c, ip, "out of memory");
 		return;
@@ -454,34 +499,51 @@ static void conn_start_session(struct conn *c, const char *ip)
 	smtp_session_start(c->session);
 }
 
-/* conn_link - puts a connection on the daemon's list (conn_handle_closed takes it off). */
-static void conn_link(struct daemon *d, struct conn *c)
+/* conn_counts_drop - the counts of a connection that never was. */
+static void conn_counts_drop(struct mtad_loop *lp, struct ip_count *ip)
 {
-	c->d = d;
-	c->next = d->conns;
-	if (d->conns)
-		d->conns->prev = c;
-	d->conns = c;
-	d->nconns++;
+	listen_release(lp->d, ip);
+	if (lp->index == 0)
+		listen_conn_gone(lp->d);
+	else
+		(void)uv_async_send(&lp->d->main_wake);
 }
 
-/* conn_new - a connection with its two handles, linked into the daemon's list. */
-static struct conn *conn_new(struct listener *l)
+/* conn_link - puts a connection on its loop's list (conn_handle_closed takes it off). */
+static void conn_link(struct mtad_loop *lp, struct conn *c)
+{
+	c->lp = lp;
+	c->d = lp->d;
+	c->next = lp->conns;
+	if (lp->conns)
+		lp->conns->prev = c;
+	lp->conns = c;
+	lp->nconns++;
+}
+
+/*
+ * conn_new - a connection with its two handles on lp's loop, linked
+ * into its list; it holds one count of the limits (and ip's, if not
+ * NULL) from here on, and gives them back when it is freed. NULL when
+ * out of memory (the counts are given back all the same); the caller
+ * still owns the socket.
+ */
+static struct conn *conn_new(struct mtad_loop *lp, struct listener *l, struct ip_count *ip)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
-	if (!c)
-		return NULL;
-	if (uv_tcp_init(l->d->loop, &c->tcp) != 0) {
+	if (!c || uv_tcp_init(lp->loop, &c->tcp) != 0) {
 		free(c);
+		conn_counts_drop(lp, ip);
 		return NULL;
 	}
-	conn_link(l->d, c);
+	conn_link(lp, c);
+	c->ip = ip;
 	tls_pump_init(&c->pump, (uv_stream_t *)&c->tcp, &conn_pump_ops, c, true, WRITE_BACKLOG_MAX);
 	c->tcp.data = c;
 	c->linger.data = c;
 	c->handles_open = 1;
-	if (uv_timer_init(l->d->loop, &c->linger) != 0) {
+	if (uv_timer_init(lp->loop, &c->linger) != 0) {
 		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 		return NULL;
 	}
@@ -531,6 +593,17 @@ static void accept_pause_over(uv_timer_t *t)
 	accept_resume(t->data);
 }
 
+/* listen_count - connections open on every loop. */
+static unsigned listen_count(struct daemon *d)
+{
+	unsigned n;
+
+	uv_mutex_lock(&d->limits_lock);
+	n = d->nconns;
+	uv_mutex_unlock(&d->limits_lock);
+	return n;
+}
+
 /* accept_pause - no descriptors: stop accepting on every listener for a while. */
 static void accept_pause(struct listener *l, int err)
 {
@@ -542,7 +615,7 @@ static void accept_pause(struct listener *l, int err)
 	if (d->accept_warned == 0 || now - d->accept_warned >= ACCEPT_WARN_MS) {
 		mtad_log(MTAD_LOG_WARNING, "accept on %s: %s with %u connections open: "
 			 "new connections wait until one closes", l->name, strerror(err),
-			 d->nconns);
+			 listen_count(d));
 		d->accept_warned = now ? now : 1;
 	}
 	for (size_t i = 0; i < d->nlisteners; i++)
@@ -563,31 +636,105 @@ static int sockaddr_ip(const struct sockaddr_storage *ss, char *ip, size_t iplen
 	return -1;
 }
 
-/* listener_take - an accepted socket becomes a connection (or is closed). */
-static void listener_take(struct listener *l, int fd, const struct sockaddr_storage *ss)
+/* fd_close - closes a socket nobody will use. */
+static void fd_close(int fd)
 {
-	char ip[INET6_ADDRSTRLEN];
-	struct conn *c = conn_new(l);
+	if (close(fd) != 0)
+		mtad_log(MTAD_LOG_WARNING, "close: %s", strerror(errno));
+}
+
+/*
+ * conn_open - fd becomes a connection on lp (lp's thread); refused: a
+ * 421 with why. The counts taken at admission go with it, or are
+ * released here when it cannot be made.
+ */
+static void conn_open(struct mtad_loop *lp, struct listener *l, int fd, const char *ip,
+		      struct ip_count *counted, const char *why)
+{
+	struct conn *c = conn_new(lp, l, counted);
 
 	if (!c) {
-		if (close(fd) != 0)
-			mtad_log(MTAD_LOG_WARNING, "close: %s", strerror(errno));
+		fd_close(fd);
 		return;
 	}
 	if (uv_tcp_open(&c->tcp, fd) != 0) {
-		if (close(fd) != 0)
-			mtad_log(MTAD_LOG_WARNING, "close: %s", strerror(errno));
+		fd_close(fd);
 		c->closing = true;
 		conn_finish(c);
 		return;
 	}
-	if (sockaddr_ip(ss, ip, sizeof(ip)) != 0) {
-		c->closing = true;
-		conn_finish(c);
-		return;
-	}
-	if (conn_admit(c, ip))
+	if (why)
+		conn_refuse(c, ip, why);
+	else if (lp->stopping)
+		conn_refuse(c, ip, "shutting down");
+	else
 		conn_start_session(c, ip);
+}
+
+/* listen_adopt - see daemon.h. */
+void listen_adopt(struct mtad_loop *lp, struct handoff *h)
+{
+	conn_open(lp, h->l, h->fd, h->ip_text, h->ip, NULL);
+	free(h);
+}
+
+/* listen_shutdown_sessions - see daemon.h. */
+void listen_shutdown_sessions(struct mtad_loop *lp)
+{
+	struct conn *c, *next;
+
+	for (c = lp->conns; c; c = next) {
+		next = c->next;
+		if (c->session && !c->closing)
+			smtp_session_shutdown(c->session);
+	}
+}
+
+/*
+ * listener_hand - an admitted connection goes to the next loop: at once
+ * when that is the main loop, else through the worker's mailbox.
+ */
+static void listener_hand(struct listener *l, int fd, const char *ip, struct ip_count *counted)
+{
+	struct daemon *d = l->d;
+	struct mtad_loop *lp = loops_pick(d);
+	struct handoff *h;
+
+	if (lp->index == 0) {
+		conn_open(lp, l, fd, ip, counted, NULL);
+		return;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		conn_open(&d->loops[0], l, fd, ip, counted, "out of memory");
+		return;
+	}
+	h->fd = fd;
+	h->l = l;
+	h->ip = counted;
+	snprintf(h->ip_text, sizeof(h->ip_text), "%s", ip);
+	if (loops_hand(lp, h))
+		return;
+	free(h);
+	conn_open(&d->loops[0], l, fd, ip, counted, "shutting down");	/* that loop is stopping */
+}
+
+/* listener_take - an accepted socket: counted, then a connection (or refused). */
+static void listener_take(struct listener *l, int fd, const struct sockaddr_storage *ss)
+{
+	struct daemon *d = l->d;
+	char ip[INET6_ADDRSTRLEN];
+	struct ip_count *counted;
+	const char *why;
+
+	if (sockaddr_ip(ss, ip, sizeof(ip)) != 0) {
+		fd_close(fd);
+		return;
+	}
+	why = limits_admit(d, ip, &counted);
+	if (why)
+		conn_open(&d->loops[0], l, fd, ip, counted, why);	/* 421 from here */
+	else
+		listener_hand(l, fd, ip, counted);
 }
 
 /* listener_readable - connections are waiting: accept a batch of them. */
@@ -701,9 +848,14 @@ static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *
 /* listen_start - binds every configured listener. */
 int listen_start(struct daemon *d, char *err, size_t errlen)
 {
-	int r = uv_timer_init(d->loop, &d->accept_timer);
+	int r;
 
-	if (r != 0) {
+	if (uv_mutex_init(&d->limits_lock) != 0) {
+		snprintf(err, errlen, "cannot create the connection limits' lock");
+		return -1;
+	}
+	d->limits_open = true;
+	if ((r = uv_timer_init(d->loop, &d->accept_timer)) != 0) {
 		snprintf(err, errlen, "accept timer: %s", uv_strerror(r));
 		return -1;
 	}
@@ -714,21 +866,21 @@ int listen_start(struct daemon *d, char *err, size_t errlen)
 			return -1;
 	return 0;
 }
-/* listen_stop - stop accepting; every session says 421 and closes. */
+/* listen_stop - stop accepting (after loops_stop told every session to say 421). */
 void listen_stop(struct daemon *d)
 {
-	struct conn *c, *next;
-
 	for (size_t i = 0; i < d->nlisteners; i++)
 		if (!uv_is_closing((uv_handle_t *)&d->listeners[i].poll))
 			uv_close((uv_handle_t *)&d->listeners[i].poll, listener_closed);
 	if (d->accept_timer_open && !uv_is_closing((uv_handle_t *)&d->accept_timer))
 		uv_close((uv_handle_t *)&d->accept_timer, NULL);
-	for (c = d->conns; c; c = next) {
-		next = c->next;
-		if (c->session && !c->closing)
-			smtp_session_shutdown(c->session);
+	if (!d->limits_open) {
+		/* Stopped before anything was counted. */
+		if (!d->gone_called) {
+			d->gone_called = true;
+			d->connections_gone(d);
+		}
+		return;
 	}
-	if (d->nconns == 0)
-		d->connections_gone(d);
+	listen_conn_gone(d);
 }

@@ -174,6 +174,9 @@ static void daemon_fd_limit(struct daemon *d, bool at_start)
 /* connections_gone - the last session of a stop has closed (listen.c calls it through d). */
 static void connections_gone(struct daemon *d)
 {
+	/* Every worker loop has closed down (or is about to: its last
+	 * handles); the writer must outlive their queue ports. */
+	loops_join(d);
 	if (d->deliver)
 		deliver_stop(d->deliver);
 	spool_space_stop(d);
@@ -210,7 +213,7 @@ static void daemon_signal(uv_signal_t *sig, int signum)
 		return;
 	mtad_log(MTAD_LOG_INFO, "terminating on signal %d", signum);
 	d->stopping = true;
-	d->smtp.stopping = true;
+	loops_stop(d, false);
 	listen_stop(d);
 }
 
@@ -249,6 +252,8 @@ static void reload_restart_needed(const struct mtad_config *old, const struct mt
 	    strcmp(old->sasl_database, new->sasl_database) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: spool, DNS and SASL changes take effect "
 			 "after a restart");
+	if (old->loops != new->loops)
+		mtad_log(MTAD_LOG_WARNING, "reload: a loops change takes effect after a restart");
 	if (strcmp(old->user, new->user) != 0 || strcmp(old->log, new->log) != 0 ||
 	    strcmp(old->syslog_socket, new->syslog_socket) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: user and log changes take effect after a restart");
@@ -268,6 +273,10 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	char err[2 * MTAD_PATH_MAX];
 
 	(void)signum;
+	if (d->stopping) {
+		free(fresh);
+		return;		/* the loops are closing down: nothing to reload for */
+	}
 	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
@@ -282,22 +291,30 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	memcpy(fresh->user, d->cfg.user, sizeof(fresh->user));
 	memcpy(fresh->log, d->cfg.log, sizeof(fresh->log));
 	memcpy(fresh->syslog_socket, d->cfg.syslog_socket, sizeof(fresh->syslog_socket));
+	fresh->loops = d->cfg.loops;	/* the loops run as they started */
+	/* Every worker loop waits between two callbacks while the settings,
+	 * the policy and the TLS context are replaced under it. */
+	loops_pause(d);
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
-	smtp_server_policy_update(&d->smtp);
+	for (unsigned i = 0; i < d->nloops; i++)
+		smtp_server_policy_update(&d->loops[i].smtp);
+	uv_mutex_lock(&d->limits_lock);
 	daemon_fd_limit(d, false);	/* max_connections may have grown */
+	uv_mutex_unlock(&d->limits_lock);
 	if (d->deliver)
 		deliver_reload(d->deliver);
 	mtad_log(MTAD_LOG_INFO, "reload: configuration %s loaded (helo_policy = %s)",
 		 d->config_path, d->cfg.helo_policy);
-	if (!d->tls)
-		return;
-	set = tls_settings_of(&d->cfg);
-	if (tls_server_reload(d->tls, &set, err, sizeof(err)) != 0)
-		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old certificate: %s", err);
-	else
-		mtad_log(MTAD_LOG_INFO, "reload: TLS certificate and key loaded from %s",
-			 d->cfg.tls_cert_file);
+	if (d->tls) {
+		set = tls_settings_of(&d->cfg);
+		if (tls_server_reload(d->tls, &set, err, sizeof(err)) != 0)
+			mtad_log(MTAD_LOG_WARNING, "reload: keeping the old certificate: %s", err);
+		else
+			mtad_log(MTAD_LOG_INFO, "reload: TLS certificate and key loaded from %s",
+				 d->cfg.tls_cert_file);
+	}
+	loops_resume(d);
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -409,11 +426,12 @@ static void daemon_queue_panic(uv_async_t *async)
 		uv_unref((uv_handle_t *)&d->panic_timer);
 		(void)uv_timer_start(&d->panic_timer, daemon_panic_timeout, DAEMON_PANIC_EXIT_MS, 0);
 	}
-	d->smtp.queue_failed = true;
-	if (d->stopping)
+	if (d->stopping) {
+		loops_stop(d, true);	/* sessions still open say 421 4.3.0 */
 		return;
+	}
 	d->stopping = true;
-	d->smtp.stopping = true;
+	loops_stop(d, true);
 	listen_stop(d);
 }
 
@@ -450,6 +468,17 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* daemon_open_shared - what every loop's sessions share (the AUTH limiter, counters). */
+static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
+{
+	if (smtp_shared_init(&d->shared, &d->cfg) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	d->shared_open = true;
+	return 0;
+}
+
 /*
  * daemon_run - everything between a valid configuration and exit. As
  * root: the descriptor limit, the user's lookup, the key, SASL, the
@@ -473,15 +502,16 @@ static int daemon_run(struct daemon *d)
 	    privilege_drop(&d->cfg, &d->user, d->tls != NULL, d->auth != NULL,
 			   err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
-	    smtp_server_init(&d->smtp, d->loop, &d->cfg, d->queue, d->auth, d->dns) != 0 ||
+	    daemon_open_shared(d, err, sizeof(err)) != 0 ||
+	    loops_start(d, err, sizeof(err)) != 0 ||
 	    spool_space_start(d, err, sizeof(err)) != 0 ||
 	    !(d->deliver = deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
-					    &d->smtp.ids))) {
+					    &d->loops[0].smtp.ids))) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
 		if (mtad_log_syslog_active())
 			fprintf(stderr, "mtad: error: %s\n", err[0] ? err : "start-up failed");
 		d->stopping = true;
-		d->smtp.stopping = true;
+		loops_stop(d, false);
 		listen_stop(d);
 	} else {
 		mtad_log(MTAD_LOG_INFO, "daemon started -- version %s, configuration %s",
@@ -501,7 +531,10 @@ static int daemon_run(struct daemon *d)
 /* daemon_cleanup - releases what daemon_run took (the loop is idle). */
 static void daemon_cleanup(struct daemon *d)
 {
-	smtp_server_fini(&d->smtp);
+	loops_join(d);		/* a start that failed half-way: its workers end now */
+	loops_free(d);
+	if (d->shared_open)
+		smtp_shared_fini(&d->shared);
 	if (d->auth)
 		auth_server_free(d->auth);
 	if (d->tls)
@@ -522,6 +555,8 @@ static void daemon_cleanup(struct daemon *d)
 	for (size_t b = 0; b < IP_BUCKETS; b++)
 		if (d->per_ip[b])
 			mtad_log(MTAD_LOG_WARNING, "connection counts left at exit");
+	if (d->limits_open)
+		uv_mutex_destroy(&d->limits_lock);
 	if (uv_loop_close(d->loop) != 0)
 		mtad_log(MTAD_LOG_WARNING, "event loop still had handles at exit");
 }

@@ -8,7 +8,7 @@
  * are not counted) times f_frsize. It runs on libuv's thread pool, one
  * at a time, never on the loop: on a hung network filesystem statvfs
  * may block, and a command must never wait for it. The result goes to
- * d->smtp.spool_free, which sessions lower themselves after each
+ * d->shared.spool_free, which sessions lower themselves after each
  * committed message until the next measure. Only the first measure, at
  * start before any connection is served, is taken on the loop thread.
  *
@@ -58,13 +58,13 @@ static void space_note(struct daemon *d, int error, uint64_t avail)
 				 "queue_minfree is not enforced until it can", sp->path,
 				 strerror(-error));
 		sp->failing = true;
-		d->smtp.spool_free = POLICY_SPACE_UNKNOWN;
+		atomic_store(&d->shared.spool_free, POLICY_SPACE_UNKNOWN);
 		return;
 	}
 	if (sp->failing)
 		mtad_log(MTAD_LOG_INFO, "spool %s: free space measured again", sp->path);
 	sp->failing = false;
-	d->smtp.spool_free = avail;
+	atomic_store(&d->shared.spool_free, avail);
 	low = !policy_space_verdict(avail, reserve, 0);
 	if (low && !sp->low)
 		mtad_log(MTAD_LOG_WARNING, "spool %s: %llu MB free, below queue_minfree (%llu MB): "

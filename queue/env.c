@@ -690,9 +690,15 @@ struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bo
 		env_err(err, errlen, "out of memory");
 		return NULL;
 	}
+	if (uv_mutex_init(&q->stats_lock) != 0) {
+		env_err(err, errlen, "cannot create the statistics lock");
+		free(q);
+		return NULL;
+	}
 	q->opt = *opt;
 	if ((q->spool = strdup(opt->spool_directory)) == NULL) {
 		env_err(err, errlen, "out of memory");
+		uv_mutex_destroy(&q->stats_lock);
 		free(q);
 		return NULL;
 	}
@@ -782,6 +788,7 @@ void queue_close(struct queue *q)
 			 "leaving the environment to recovery at the next start");
 	else if (q->env != NULL)
 		env_close_env(q, failed);
+	uv_mutex_destroy(&q->stats_lock);
 	free(q->spool);
 	free(q);
 }

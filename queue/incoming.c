@@ -30,12 +30,12 @@ void incoming_free(struct queue_incoming *in)
 /* ---- incoming messages (loop thread) ---- */
 
 /* queue_incoming_new - see queue.h. */
-struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
+struct queue_incoming *queue_incoming_new(struct queue_port *port, const char *qid,
 					  queue_resume_cb resume, void *arg)
 {
 	struct queue_incoming *in;
 
-	if (q->writer == NULL || !queue_id_valid(qid))
+	if (port == NULL || port->w->q->writer == NULL || !queue_id_valid(qid))
 		return NULL;
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return NULL;
@@ -45,7 +45,8 @@ struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
 		free(in);
 		return NULL;
 	}
-	in->q = q;
+	in->q = port->w->q;
+	in->port = port;
 	memcpy(in->qid, qid, sizeof(in->qid));
 	in->resume = resume;
 	in->arg = arg;
@@ -68,7 +69,7 @@ static int incoming_send_chunk(struct queue_incoming *in)
 	in->buf = NULL;
 	in->buflen = 0;
 	in->inflight++;
-	writer_submit(in->q->writer, job);
+	writer_submit(in->port, job);
 	return 0;
 }
 
@@ -145,7 +146,7 @@ int queue_incoming_commit(struct queue_incoming *in, const struct queue_envelope
 	job->taillen = in->buflen;
 	job->chunkno = in->nchunks;
 	in->buf = NULL;
-	writer_submit(in->q->writer, job);
+	writer_submit(in->port, job);
 	return 0;
 }
 
@@ -166,5 +167,5 @@ void queue_incoming_abort(struct queue_incoming *in)
 		return;
 	}
 	job->type = WJOB_ABORT;
-	writer_submit(in->q->writer, job);
+	writer_submit(in->port, job);
 }

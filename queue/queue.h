@@ -253,15 +253,30 @@ void queue_writer_stats(struct queue *q, uint64_t *commits, uint64_t *flushes);
 
 struct queue_incoming;
 
-/* Called on the loop thread when a commit finished: status 0 = durable. */
+/*
+ * A completion port: the event loop on which a message's callbacks run.
+ * The writer's own port is the loop queue_writer_start was given
+ * (queue_port_main); every further event loop opens its own with
+ * queue_port_new, on that loop's thread, before the writer stops, and
+ * closes it with queue_port_close once its sessions are gone (the handle
+ * closes when the last job of the port has completed). One writer
+ * thread serves them all, so one log sync covers every loop's commits.
+ */
+struct queue_port;
+struct queue_port *queue_port_new(struct queue *q, uv_loop_t *loop);
+void queue_port_close(struct queue_port *port);
+/* queue_port_main - the writer's own port; NULL while no writer runs. */
+struct queue_port *queue_port_main(struct queue *q);
+
+/* Called on the port's loop thread when a commit finished: status 0 = durable. */
 typedef void (*queue_commit_cb)(void *arg, int status, const char *errmsg);
 
-/* Called on the loop thread when an incoming message can take more data. */
+/* Called on the port's loop thread when an incoming message can take more data. */
 typedef void (*queue_resume_cb)(void *arg);
 
-/* Starts a new message with the given id; NULL when out of memory or
- * when the writer is not running. */
-struct queue_incoming *queue_incoming_new(struct queue *q, const char *qid,
+/* Starts a new message with the given id, its callbacks on port's loop;
+ * NULL when out of memory or when the writer is not running. */
+struct queue_incoming *queue_incoming_new(struct queue_port *port, const char *qid,
 					  queue_resume_cb resume, void *arg);
 
 /*

@@ -92,7 +92,9 @@ struct queue {
 	char *spool;
 	struct queue_writer *writer;	/* NULL unless queue_writer_start ran */
 	bool wrote;		/* queue_writer_start ran: this is mtad (see queue_close) */
-	/* Loop thread: counters added since the last flush (NULL: none). */
+	/* Counters added since the last flush (NULL: none), by every event
+	 * loop's sessions: under stats_lock. */
+	uv_mutex_t stats_lock;
 	struct queue_stats_table *stats_pending;
 	/* The spool's SipHash key for address sketches (stats.c): set by
 	 * queue_writer_start before the loop uses it, constant after. */

@@ -230,8 +230,8 @@ static int stats_table_add(struct queue_stats_table *t, const char *key, size_t 
 	return 0;
 }
 
-/* queue_stats_add - see queue.h. */
-int queue_stats_add(struct queue *q, const char *key, uint64_t delta)
+/* stats_add - queue_stats_add under the lock. */
+static int stats_add(struct queue *q, const char *key, uint64_t delta)
 {
 	size_t len;
 
@@ -305,9 +305,9 @@ static bool stats_note_ok(const char *day, const char *rule)
 	return queue_stats_key_format(key, sizeof(key), day, QUEUE_STATS_CLIENTS, rule, 0) > 0;
 }
 
-/* queue_stats_note - see queue.h. */
-int queue_stats_note(struct queue *q, const char *day, const char *rule, const char *ip,
-		     const char *helo)
+/* stats_note - queue_stats_note under the lock. */
+static int stats_note(struct queue *q, const char *day, const char *rule, const char *ip,
+		      const char *helo)
 {
 	struct queue_stats_table *t;
 	struct stats_day *d;
@@ -340,14 +340,50 @@ int queue_stats_note(struct queue *q, const char *day, const char *rule, const c
 	return 0;
 }
 
-/* queue_stats_take - see queue_impl.h. */
-struct queue_stats_table *queue_stats_take(struct queue *q)
+/* queue_stats_add - see queue.h; any event loop. */
+int queue_stats_add(struct queue *q, const char *key, uint64_t delta)
+{
+	int rc;
+
+	uv_mutex_lock(&q->stats_lock);
+	rc = stats_add(q, key, delta);
+	uv_mutex_unlock(&q->stats_lock);
+	return rc;
+}
+
+/* queue_stats_note - see queue.h; any event loop. */
+int queue_stats_note(struct queue *q, const char *day, const char *rule, const char *ip,
+		     const char *helo)
+{
+	int rc;
+
+	uv_mutex_lock(&q->stats_lock);
+	rc = stats_note(q, day, rule, ip, helo);
+	uv_mutex_unlock(&q->stats_lock);
+	return rc;
+}
+
+/* stats_take - the pending table, handed over whole (under the lock). */
+static struct queue_stats_table *stats_take(struct queue *q)
 {
 	struct queue_stats_table *t = q->stats_pending;
 
 	if (t == NULL || (t->n == 0 && t->ndays == 0 && t->dropped == 0))
 		return NULL;
 	q->stats_pending = NULL;
+	return t;
+}
+
+/* queue_stats_take - see queue_impl.h. */
+struct queue_stats_table *queue_stats_take(struct queue *q)
+{
+	struct queue_stats_table *t;
+
+	uv_mutex_lock(&q->stats_lock);
+	t = stats_take(q);
+	uv_mutex_unlock(&q->stats_lock);
+	if (t == NULL)
+		return NULL;
 	if (t->dropped > 0)
 		mtad_log(MTAD_LOG_WARNING,
 			 "queue: statistics: %llu counter updates dropped (more than %d distinct "

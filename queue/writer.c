@@ -1,7 +1,8 @@
 /*
  * writer.c - where a message becomes durable. One writer thread owns all
- * writes of new messages; the loop thread (SMTP sessions) hands it jobs
- * and gets completions back through a uv_async_t.
+ * writes of new messages; the event loops (SMTP sessions, however many
+ * loops there are) hand it jobs and get completions back each through
+ * its own completion port (port.c).
  *
  * Group commit (disk syncs bound a durable queue: ~3,300/s on the bench
  * machine, BENCHMARKS.md): each message is its own transaction committed
@@ -286,19 +287,16 @@ static struct wjob *writer_take(struct queue_writer *w, bool *stopping)
 	return batch;
 }
 
-/* writer_deliver - hands a finished batch back to the loop thread. */
-static void writer_deliver(struct queue_writer *w, struct wjob *batch)
+/* writer_deliver - hands a finished batch back, each job to the loop
+ * that submitted it (port.c). */
+static void writer_deliver(struct wjob *batch)
 {
-	struct wjob *last = batch;
+	while (batch != NULL) {
+		struct wjob *job = batch;
 
-	while (last->next != NULL)
-		last = last->next;
-	uv_mutex_lock(&w->lock);
-	*w->done_tail = batch;
-	w->done_tail = &last->next;
-	uv_mutex_unlock(&w->lock);
-	if (uv_async_send(&w->async) != 0)
-		mtad_log(MTAD_LOG_ERROR, "queue: cannot wake the event loop");
+		batch = job->next;
+		port_deliver(job);	/* job belongs to its loop from here on */
+	}
 }
 
 /* writer_checkpoint - bounds recovery time and lets old log files go. */
@@ -372,16 +370,16 @@ static void writer_main(void *arg)
 				writer_count_sync(q, messages);
 			atomic_fetch_add(&q->commits, messages);
 			w->active = true;
-			writer_deliver(w, batch);
+			writer_deliver(batch);
 		}
 		if (reads != NULL) {
 			writer_run_reads(q, reads);
-			writer_deliver(w, reads);
+			writer_deliver(reads);
 		}
 		if (stats != NULL) {
 			writer_run_stats(q, stats);
 			w->active = true;
-			writer_deliver(w, stats);
+			writer_deliver(stats);
 		}
 		if (batch == NULL && stats == NULL && reads == NULL && stopping)
 			break;
@@ -395,12 +393,14 @@ static void writer_main(void *arg)
 
 /* ---- loop thread ---- */
 
-/* writer_submit - queues a job for the writer thread. */
-void writer_submit(struct queue_writer *w, struct wjob *job)
+/* writer_submit - see writer_int.h. */
+void writer_submit(struct queue_port *port, struct wjob *job)
 {
+	struct queue_writer *w = port->w;
+
 	job->next = NULL;
-	if (w->outstanding++ == 0)
-		uv_ref((uv_handle_t *)&w->async);
+	job->port = port;
+	port_submitted(port);
 	uv_mutex_lock(&w->lock);
 	*w->pending_tail = job;
 	w->pending_tail = &job->next;
@@ -426,8 +426,8 @@ static void writer_complete_chunk(struct wjob *job)
 	}
 }
 
-/* writer_complete - the loop-thread half of one finished job. */
-static void writer_complete(struct queue_writer *w, struct wjob *job)
+/* writer_complete - see writer_int.h. */
+void writer_complete(struct queue_writer *w, struct wjob *job)
 {
 	switch (job->type) {
 	case WJOB_STATS:
@@ -451,32 +451,6 @@ static void writer_complete(struct queue_writer *w, struct wjob *job)
 	free(job->data);
 	free(job->tail);
 	free(job);
-}
-
-/* writer_drain - runs the completions the writer thread handed back. */
-static void writer_drain(struct queue_writer *w)
-{
-	struct wjob *list;
-
-	uv_mutex_lock(&w->lock);
-	list = w->done;
-	w->done = NULL;
-	w->done_tail = &w->done;
-	uv_mutex_unlock(&w->lock);
-	while (list != NULL) {
-		struct wjob *job = list;
-
-		list = job->next;
-		if (--w->outstanding == 0)
-			uv_unref((uv_handle_t *)&w->async);
-		writer_complete(w, job);
-	}
-}
-
-/* writer_async_cb - the writer thread finished something. */
-static void writer_async_cb(uv_async_t *async)
-{
-	writer_drain(async->data);
 }
 
 /*
@@ -510,9 +484,13 @@ static void writer_submit_stats(struct queue_writer *w)
 {
 	struct queue_stats_table *t;
 	struct wjob *job;
+	bool none;
 
 	writer_take_syncs(w);
-	if (w->q->stats_pending == NULL)
+	uv_mutex_lock(&w->q->stats_lock);
+	none = w->q->stats_pending == NULL;
+	uv_mutex_unlock(&w->q->stats_lock);
+	if (none)
 		return;
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return;		/* the table stays pending: next tick */
@@ -523,7 +501,7 @@ static void writer_submit_stats(struct queue_writer *w)
 	job->type = WJOB_STATS;
 	job->stats = t;
 	w->stats_inflight++;
-	writer_submit(w, job);
+	writer_submit(&w->port, job);
 }
 
 /* writer_timer_cb - about once a second: flush the counters unless the
@@ -559,27 +537,38 @@ int queue_task_submit(struct queue *q, struct queue_task *task)
 	job->type = WJOB_TASK;
 	job->task = task;
 	task->flush_rc = 0;
-	writer_submit(q->writer, job);
+	writer_submit(&q->writer->port, job);
 	return 0;
 }
 
-/* writer_free - releases the writer once its last handle is closed. */
-static void writer_free(uv_handle_t *handle)
+/* writer_handle_gone - releases the writer once its last handle is closed. */
+static void writer_handle_gone(struct queue_writer *w)
 {
-	struct queue_writer *w = handle->data;
-
 	if (--w->handles > 0)
 		return;
+	uv_mutex_destroy(&w->port.lock);
 	uv_cond_destroy(&w->cond);
 	uv_mutex_destroy(&w->lock);
 	free(w);
 }
 
+static void writer_timer_closed(uv_handle_t *handle)
+{
+	writer_handle_gone(handle->data);
+}
+
+static void writer_port_closed(uv_handle_t *handle)
+{
+	struct queue_port *p = handle->data;
+
+	writer_handle_gone(p->w);
+}
+
 /* writer_close - closes the writer's handles; w goes once both closed. */
 static void writer_close(struct queue_writer *w)
 {
-	uv_close((uv_handle_t *)&w->timer, writer_free);
-	uv_close((uv_handle_t *)&w->async, writer_free);
+	uv_close((uv_handle_t *)&w->timer, writer_timer_closed);
+	port_shut(&w->port);
 }
 
 /* writer_init - the writer's lock, condition, async handle and timer. */
@@ -593,18 +582,15 @@ static int writer_init(struct queue_writer *w, uv_loop_t *loop)
 		uv_mutex_destroy(&w->lock);
 		return rc;
 	}
-	if ((rc = uv_async_init(loop, &w->async, writer_async_cb)) != 0) {
+	if ((rc = port_init(&w->port, w, loop, writer_port_closed)) != 0) {
 		uv_cond_destroy(&w->cond);
 		uv_mutex_destroy(&w->lock);
 		return rc;
 	}
-	w->async.data = w;
 	w->handles = 1;
-	uv_unref((uv_handle_t *)&w->async);	/* idle writer: let the loop end */
 	w->pending_tail = &w->pending;
-	w->done_tail = &w->done;
 	if ((rc = uv_timer_init(loop, &w->timer)) != 0) {
-		uv_close((uv_handle_t *)&w->async, writer_free);
+		port_shut(&w->port);
 		return rc;
 	}
 	w->timer.data = w;
@@ -701,10 +687,13 @@ void queue_writer_stop(struct queue *q)
 	uv_mutex_unlock(&w->lock);
 	if (uv_thread_join(&w->thread) != 0)
 		mtad_log(MTAD_LOG_ERROR, "queue: cannot join the writer thread");
+	if (atomic_load(&w->ports) != 0)
+		mtad_log(MTAD_LOG_ERROR, "queue: the writer stopped with %u event loops still open",
+			 atomic_load(&w->ports));
 	writer_log_syncs(q);
 	/* Callbacks below that call back into the queue find it stopped. */
 	q->writer = NULL;
-	writer_drain(w);
+	port_drain(&w->port);
 	writer_close(w);
 }
 

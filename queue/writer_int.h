@@ -7,6 +7,8 @@
 #ifndef QUEUE_WRITER_INT_H
 #define QUEUE_WRITER_INT_H
 
+#include <stdatomic.h>
+
 #include <uv.h>
 
 #include "queue/queue_impl.h"
@@ -16,9 +18,12 @@
 
 enum wjob_type { WJOB_CHUNK, WJOB_COMMIT, WJOB_ABORT, WJOB_STATS, WJOB_TASK };
 
+struct queue_port;
+
 struct wjob {
 	struct wjob *next;
 	enum wjob_type type;
+	struct queue_port *port;	/* whose loop runs the completion */
 	struct queue_incoming *in;
 	unsigned char *data;	/* CHUNK: the chunk; COMMIT: encoded envelope */
 	size_t len;
@@ -35,6 +40,7 @@ struct wjob {
 
 struct queue_incoming {
 	struct queue *q;
+	struct queue_port *port;	/* the loop that receives it */
 	char qid[QUEUE_ID_LEN + 1];
 	queue_resume_cb resume;
 	void *arg;
@@ -55,9 +61,28 @@ struct queue_incoming {
 	char w_err[200];
 };
 
+/*
+ * A completion port (port.c): where finished jobs go back to the loop
+ * that submitted them. The writer has its own (the loop it was started
+ * on, which also runs statistics and delivery tasks); each further
+ * event loop opens one with queue_port_new. Jobs of one message all go
+ * through one port, so their completions keep their order.
+ */
+struct queue_port {
+	struct queue_writer *w;
+	uv_async_t async;
+	uv_close_cb on_close;	/* frees the port (or the writer's share of it) */
+	uv_mutex_t lock;	/* guards done */
+	struct wjob *done, **done_tail;
+	/* the port's loop thread: jobs submitted and not yet completed;
+	 * the async handle keeps the loop alive only while there are some */
+	size_t outstanding;
+	bool closing;		/* closes once outstanding reaches 0 */
+};
+
 struct queue_writer {
 	struct queue *q;
-	uv_async_t async;
+	struct queue_port port;	/* the loop queue_writer_start was given */
 	uv_timer_t timer;	/* statistics flush; unreferenced */
 	unsigned handles;	/* handles still open: w is freed at 0 */
 	uv_thread_t thread;
@@ -65,11 +90,9 @@ struct queue_writer {
 	uv_cond_t cond;
 	/* under lock */
 	struct wjob *pending, **pending_tail;
-	struct wjob *done, **done_tail;
 	bool stopping;
-	/* loop thread: jobs submitted and not yet completed; the async
-	 * handle keeps the loop alive only while there are some */
-	size_t outstanding;
+	atomic_uint ports;	/* ports opened with queue_port_new, not yet closed */
+	/* the writer's own loop thread */
 	size_t stats_inflight;	/* STATS jobs submitted and not completed */
 	uint64_t commits_counted;	/* q->commits already in the statistics */
 	/* writer thread */
@@ -79,8 +102,24 @@ struct queue_writer {
 	bool expiring;		/* expired statistics keys may be left to delete */
 };
 
-/* writer_submit - queues a job for the writer thread (loop thread). */
-void writer_submit(struct queue_writer *w, struct wjob *job);
+/* writer_submit - queues a job for the writer thread; its completion
+ * runs on port's loop (the loop thread of port). */
+void writer_submit(struct queue_port *port, struct wjob *job);
+
+/* writer_complete - the loop-thread half of one finished job (writer.c). */
+void writer_complete(struct queue_writer *w, struct wjob *job);
+
+/* port.c */
+/* port_init - the port's lock and async handle on loop (unreferenced). */
+int port_init(struct queue_port *p, struct queue_writer *w, uv_loop_t *loop, uv_close_cb on_close);
+/* port_submitted - a job for this port went to the writer (port's loop thread). */
+void port_submitted(struct queue_port *p);
+/* port_deliver - writer thread: hands one finished job to its port's loop. */
+void port_deliver(struct wjob *job);
+/* port_drain - runs the completions waiting at p (port's loop thread). */
+void port_drain(struct queue_port *p);
+/* port_shut - closes p's handle now, or once its last job completes. */
+void port_shut(struct queue_port *p);
 
 /* incoming_free - releases an incoming message and what it still holds. */
 void incoming_free(struct queue_incoming *in);

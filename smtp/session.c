@@ -100,26 +100,50 @@ static void session_output_release(struct smtp_session *s)
 	s->out = NULL;
 }
 
-/* smtp_server_init - shared state for all sessions of one loop. */
+/* smtp_shared_init - see smtp.h. */
+int smtp_shared_init(struct smtp_shared *sh, const struct mtad_config *cfg)
+{
+	memset(sh, 0, sizeof(*sh));
+	atomic_init(&sh->spool_free, POLICY_SPACE_UNKNOWN);
+	atomic_init(&sh->messages, 0);
+	if (uv_mutex_init(&sh->lock) != 0)
+		return -1;
+	/* Bounded: a spray of addresses cannot grow the table without limit. */
+	sh->auth_limit = auth_limiter_new(cfg->auth_ip_max_failures, cfg->auth_ip_window, 65536);
+	if (!sh->auth_limit) {
+		uv_mutex_destroy(&sh->lock);
+		return -1;
+	}
+	return 0;
+}
+
+/* smtp_shared_fini - after every loop's last session. */
+void smtp_shared_fini(struct smtp_shared *sh)
+{
+	if (!sh->auth_limit)
+		return;
+	auth_limiter_free(sh->auth_limit);
+	sh->auth_limit = NULL;
+	uv_mutex_destroy(&sh->lock);
+}
+
+/* smtp_server_init - state for all sessions of one loop. */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
-		     const struct mtad_config *cfg, struct queue *queue,
-		     struct auth_server *auth, struct mtad_dns *dns)
+		     const struct mtad_config *cfg, const struct smtp_server_deps *deps)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->loop = loop;
 	srv->cfg = cfg;
-	srv->queue = queue;
-	srv->auth = auth;
-	srv->dns = dns;
-	srv->spool_free = POLICY_SPACE_UNKNOWN;
+	srv->queue = deps->queue;
+	srv->port = deps->port;
+	srv->shared = deps->shared;
+	srv->auth = deps->auth;
+	srv->dns = deps->dns;
+	queue_id_lane(&srv->ids, deps->lane, deps->lanes);
 	smtp_server_policy_update(srv);
 	srv->scratch = malloc(SMTP_READ_SIZE);
-	/* Bounded: a spray of addresses cannot grow the table without limit. */
-	srv->auth_limit = auth_limiter_new(cfg->auth_ip_max_failures, cfg->auth_ip_window, 65536);
-	if (!srv->scratch || !srv->auth_limit) {
-		smtp_server_fini(srv);
+	if (!srv->scratch)
 		return -1;
-	}
 	return 0;
 }
 
@@ -130,9 +154,6 @@ void smtp_server_fini(struct smtp_server *srv)
 	spare_drain(&srv->spare_out);
 	free(srv->scratch);
 	srv->scratch = NULL;
-	if (srv->auth_limit)
-		auth_limiter_free(srv->auth_limit);
-	srv->auth_limit = NULL;
 }
 
 /* session_timeout - the client said nothing for too long. */
@@ -417,7 +438,7 @@ void session_start_data(struct smtp_session *s)
 	s->arrival_sec = tv.tv_sec;
 	s->arrival_usec = (int32_t)tv.tv_usec;
 	queue_id_next(&s->srv->ids, tv.tv_sec, (int32_t)tv.tv_usec, s->qid);
-	s->incoming = queue_incoming_new(s->srv->queue, s->qid, session_queue_resume, s);
+	s->incoming = queue_incoming_new(s->srv->port, s->qid, session_queue_resume, s);
 	n = received_header(s, header, sizeof(header));
 	if (!s->incoming || n < 0 || session_write_body(s, header, (size_t)n) < 0) {
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
@@ -444,14 +465,18 @@ void session_start_data(struct smtp_session *s)
  * within one measuring interval cannot run far past the reserve. The
  * next measure corrects it either way.
  */
-static void session_space_used(struct smtp_server *srv, uint64_t size)
+static void session_space_used(struct smtp_shared *sh, uint64_t size)
 {
 	uint64_t used = size > UINT64_MAX / SMTP_SPACE_FACTOR - SMTP_SPACE_PER_MESSAGE
 				? UINT64_MAX : size * SMTP_SPACE_FACTOR + SMTP_SPACE_PER_MESSAGE;
+	uint64_t free_now = atomic_load(&sh->spool_free), left;
 
-	if (srv->spool_free == POLICY_SPACE_UNKNOWN)
-		return;
-	srv->spool_free = srv->spool_free > used ? srv->spool_free - used : 0;
+	/* Every loop's sessions take from the one figure: compare and swap. */
+	do {
+		if (free_now == POLICY_SPACE_UNKNOWN)
+			return;
+		left = free_now > used ? free_now - used : 0;
+	} while (!atomic_compare_exchange_weak(&sh->spool_free, &free_now, left));
 }
 
 /* session_commit_done - the queue says whether the message is durable. */
@@ -464,8 +489,8 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 	if (session_free_if_gone(s))
 		return;
 	if (status == 0) {
-		s->srv->messages++;
-		session_space_used(s->srv, s->dec.size + s->header_size);
+		atomic_fetch_add(&s->srv->shared->messages, 1);
+		session_space_used(s->srv->shared, s->dec.size + s->header_size);
 		mtad_log(MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
 			 s->qid, s->sender.addr,
 			 (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,

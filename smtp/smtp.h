@@ -11,6 +11,7 @@
 #ifndef SMTP_SMTP_H
 #define SMTP_SMTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -203,15 +204,50 @@ struct smtp_spare {
 #define SMTP_SPARE_MAX 64
 
 /*
- * State shared by all sessions of one server; owned by the event loop
- * (mtad/main.c). cfg may be replaced between sessions (reload).
+ * What the sessions of every event loop share, so that limits stay
+ * global and exact however many loops there are. Owned by mtad; any
+ * thread may use it, through the lock or the atomics.
+ */
+struct smtp_shared {
+	uv_mutex_t lock;		/* guards auth_limit */
+	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
+	/*
+	 * Free bytes in the spool's filesystem for mtad's user, as the
+	 * daemon last measured them (mtad/spool_space.c, every second,
+	 * off the loop), less what sessions committed since. MAIL and DATA
+	 * compare it with queue_minfree (policy_space_verdict).
+	 * POLICY_SPACE_UNKNOWN until measured.
+	 */
+	_Atomic uint64_t spool_free;
+	_Atomic uint64_t messages;	/* accepted since start */
+};
+
+/* smtp_shared_init - -1 when out of memory; cfg gives the AUTH limits. */
+int smtp_shared_init(struct smtp_shared *sh, const struct mtad_config *cfg);
+void smtp_shared_fini(struct smtp_shared *sh);
+
+/* What one event loop's smtp_server uses besides its loop and config. */
+struct smtp_server_deps {
+	struct queue *queue;
+	struct queue_port *port;	/* the loop's completion port (queue.h) */
+	struct smtp_shared *shared;
+	struct auth_server *auth;	/* NULL when no listener offers AUTH */
+	struct mtad_dns *dns;		/* the loop's resolver; NULL: no DNS lookups */
+	unsigned lane, lanes;		/* this loop's share of the queue ids */
+};
+
+/*
+ * State shared by all sessions of one event loop; owned by that loop
+ * (mtad/main.c, mtad/loops.c). cfg may be replaced between sessions
+ * (reload, while every loop waits).
  */
 struct smtp_server {
 	uv_loop_t *loop;
 	const struct mtad_config *cfg;
 	struct queue *queue;
+	struct queue_port *port;	/* where this loop's commits come back */
+	struct smtp_shared *shared;
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
-	struct auth_limiter *auth_limit;	/* failures per client address */
 	struct mtad_dns *dns;		/* NULL: no DNS lookups (dns_servers = none) */
 	/* The HELO and relay policy, rebuilt from cfg by smtp_server_policy_update. */
 	struct policy_settings policy;
@@ -220,17 +256,8 @@ struct smtp_server {
 	struct mtad_addr own_addrs[POLICY_MAX_ADDRS];
 	struct queue_id_gen ids;
 	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
-	uint64_t messages;	/* accepted since start */
 	struct smtp_spare spare_in;	/* input buffers, SMTP_READ_SIZE bytes */
 	struct smtp_spare spare_out;	/* reply buffers, SESSION_OUT_SIZE bytes */
-	/*
-	 * Free bytes in the spool's filesystem for mtad's user, as the
-	 * daemon last measured them (mtad/spool_space.c, every second,
-	 * off the loop), less what sessions committed since. MAIL and DATA
-	 * compare it with queue_minfree (policy_space_verdict).
-	 * POLICY_SPACE_UNKNOWN until measured.
-	 */
-	uint64_t spool_free;
 	bool stopping;		/* shutting down: no new transactions */
 	bool queue_failed;	/* ... because the queue failed (421 4.3.0) */
 };
@@ -261,10 +288,9 @@ struct smtp_io {
 
 struct smtp_session;
 
-/* auth and dns may be NULL (no AUTH anywhere, no DNS lookups). */
+/* One event loop's server; deps->auth and deps->dns may be NULL. */
 int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
-		     const struct mtad_config *cfg, struct queue *queue,
-		     struct auth_server *auth, struct mtad_dns *dns);
+		     const struct mtad_config *cfg, const struct smtp_server_deps *deps);
 
 /*
  * smtp_server_policy_update - rebuilds the policy settings from cfg and

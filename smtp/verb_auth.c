@@ -38,7 +38,9 @@ static void auth_release(struct smtp_session *s, bool failed)
 	if (!s->auth_limited)
 		return;
 	s->auth_limited = false;
-	auth_limiter_end(s->srv->auth_limit, s->client_ip, failed, (int64_t)time(NULL));
+	uv_mutex_lock(&s->srv->shared->lock);
+	auth_limiter_end(s->srv->shared->auth_limit, s->client_ip, failed, (int64_t)time(NULL));
+	uv_mutex_unlock(&s->srv->shared->lock);
 }
 
 /* auth_end - the exchange is over: freed, and out of the count if still in it (not a failure). */
@@ -69,12 +71,18 @@ static bool auth_exempt(const struct smtp_session *s)
  */
 static bool auth_admit(struct smtp_session *s, const char *mech)
 {
+	struct smtp_shared *sh = s->srv->shared;
 	char key[AUTH_LIMITER_KEY_MAX];
 	const char *client;
+	bool admitted;
 
 	if (auth_exempt(s))
 		return true;
-	if (auth_limiter_begin(s->srv->auth_limit, s->client_ip, (int64_t)time(NULL))) {
+	/* One limiter for every loop: a guesser cannot spread its tries. */
+	uv_mutex_lock(&sh->lock);
+	admitted = auth_limiter_begin(sh->auth_limit, s->client_ip, (int64_t)time(NULL));
+	uv_mutex_unlock(&sh->lock);
+	if (admitted) {
 		s->auth_limited = true;
 		return true;
 	}
@@ -163,7 +171,7 @@ bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 	if (!auth_admit(s, mech))
 		return false;
 	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", mech);
-	s->auth_ex = auth_exchange_new(s->srv->auth, s->client_ip);
+	s->auth_ex = auth_exchange_new(s->srv->auth, s->srv->loop, s->client_ip);
 	if (!s->auth_ex || auth_exchange_start(s->auth_ex, s->auth_mech, decoded, declen,
 					       rest > 0, auth_done, s) != 0) {
 		auth_end(s);

@@ -86,12 +86,13 @@ static const struct verb_row verb_table[] = {
 static bool space_refused(struct smtp_session *s, const char *verb)
 {
 	uint64_t size = s->params.has_size ? s->params.size : 0;
+	uint64_t spool_free = atomic_load(&s->srv->shared->spool_free);
 
-	if (policy_space_verdict(s->srv->spool_free, mtad_config_minfree(s->srv->cfg), size))
+	if (policy_space_verdict(spool_free, mtad_config_minfree(s->srv->cfg), size))
 		return false;
 	session_reply(s, 452, "4.3.1", "Insufficient system storage");
 	session_log_reject(s, verb, "452 4.3.1 Insufficient system storage; free=%llu",
-			   (unsigned long long)s->srv->spool_free);
+			   (unsigned long long)spool_free);
 	return true;
 }
 

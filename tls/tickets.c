@@ -15,16 +15,18 @@
  * Must not: write a key anywhere (they come from RAND_bytes, live only
  * in this process's memory and are wiped when freed); open a ticket
  * under a key older than two periods; fail a handshake because a ticket
- * could not be opened (the client gets a full handshake instead); be
- * used from two threads at once: every tls_conn runs on the loop
- * thread, so the keys need no lock (only the reference count is atomic,
- * like the queue method's).
+ * could not be opened (the client gets a full handshake instead); let
+ * two threads touch the keys at once: every event loop's connections
+ * seal and open tickets under one tls_server's keys, so sealing and
+ * opening take the keys' lock (held for microseconds: no crypto on the
+ * ticket itself runs under it, only choosing and loading the key).
  *
  * Follows: RFC 8446 §2.2 and §4.6.1 (TLS 1.3 resumption and tickets),
  * RFC 5077 §4 (the ticket construction OpenSSL builds from the key name,
  * AES-256-CBC and HMAC-SHA-256 set up here), RFC 9325 §3.4 (ticket keys
  * rotated, never kept longer than the tickets they protect).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +61,7 @@ struct ticket_key {
 
 struct tls_tickets {
 	atomic_uint refs;
+	pthread_mutex_t lock;		/* guards current and previous */
 	EVP_CIPHER *cipher;		/* AES-256-CBC, fetched once */
 	int64_t period;			/* seconds a key seals new tickets */
 	int64_t (*now)(void *arg);	/* seconds; tests move it */
@@ -97,6 +100,11 @@ struct tls_tickets *tls_tickets_new(void)
 		free(t);
 		return NULL;
 	}
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		EVP_CIPHER_free(t->cipher);
+		free(t);
+		return NULL;
+	}
 	atomic_init(&t->refs, 1);
 	t->period = TLS_TICKET_PERIOD;
 	t->now = clock_seconds;
@@ -115,6 +123,7 @@ void tls_tickets_drop(struct tls_tickets *t)
 		return;
 	key_wipe(&t->current);
 	key_wipe(&t->previous);
+	(void)pthread_mutex_destroy(&t->lock);	/* unlocked: the last reference */
 	EVP_CIPHER_free(t->cipher);
 	free(t);
 }
@@ -234,10 +243,13 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 		     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
 	struct tls_tickets *t = SSL_get_app_data(ssl);
+	int r;
 
-	if (t == NULL)
-		return enc ? -1 : 0;
-	return enc ? ticket_seal(t, name, iv, cctx, hctx) : ticket_open(t, name, iv, cctx, hctx);
+	if (t == NULL || pthread_mutex_lock(&t->lock) != 0)
+		return enc ? -1 : 0;	/* no ticket, or a full handshake */
+	r = enc ? ticket_seal(t, name, iv, cctx, hctx) : ticket_open(t, name, iv, cctx, hctx);
+	(void)pthread_mutex_unlock(&t->lock);	/* ours, locked above: cannot fail */
+	return r;
 }
 
 /*

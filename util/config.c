@@ -45,6 +45,8 @@ const struct param config_params[] = {
 	{ "max_errors", P_UNSIGNED, OFF(max_errors), 0, NULL, 20, 1, 1000000 , NULL },
 	{ "max_connections", P_UNSIGNED, OFF(max_connections), 0, NULL, 1000, 1, 1000000 , NULL },
 	{ "max_connections_per_ip", P_UNSIGNED, OFF(max_connections_per_ip), 0, NULL, 50, 1, 1000000 , NULL },
+	/* auto: one event loop per core (mtad/loops.c). */
+	{ "loops", P_AUTO, OFF(loops), 0, NULL, 0, 1, MTAD_LOOPS_MAX, NULL },
 	{ "command_timeout", P_UNSIGNED, OFF(command_timeout), 0, NULL, 300, 1, DAY , NULL },
 	{ "data_timeout", P_UNSIGNED, OFF(data_timeout), 0, NULL, 600, 1, DAY , NULL },
 	/* Berkeley DB refuses caches under 20 KB and log buffers too small for a record. */
@@ -204,16 +206,22 @@ static int parse_u64(const char *s, bool suffix, uint64_t *out)
 	return 0;
 }
 
-/* set_number - P_SIZE and P_UNSIGNED: syntax, then the row's range. */
+/* set_number - P_SIZE, P_UNSIGNED and P_AUTO: syntax, then the row's range. */
 static int set_number(struct parse_ctx *ctx, struct mtad_config *cfg,
 		      const struct param *p, const char *value)
 {
 	uint64_t v;
-	int r = parse_u64(value, p->type == P_SIZE, &v);
+	int r;
 
+	if (p->type == P_AUTO && strcmp(value, "auto") == 0) {
+		*(unsigned *)config_field(cfg, p) = 0;
+		return 0;
+	}
+	r = parse_u64(value, p->type == P_SIZE, &v);
 	if (r == -1)
 		return perr(ctx, "bad number \"%s\" for %s%s", value, p->name,
-			    p->type == P_SIZE ? " (digits with optional K, M or G)" : "");
+			    p->type == P_SIZE ? " (digits with optional K, M or G)"
+			    : p->type == P_AUTO ? " (a number or auto)" : "");
 	if (r == -2 || v < p->min || v > p->max)
 		return perr(ctx, "%s = %s is out of range (%" PRIu64 "..%" PRIu64 ")",
 			    p->name, value, p->min, p->max);
@@ -563,7 +571,7 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
 	ctx->seen[i] = ctx->line;
-	if (p->type == P_SIZE || p->type == P_UNSIGNED)
+	if (p->type == P_SIZE || p->type == P_UNSIGNED || p->type == P_AUTO)
 		return set_number(ctx, cfg, p, value);
 	if (p->type == P_DOMAINS)
 		return set_domains(ctx, cfg, p, value);

@@ -18,6 +18,7 @@ enum param_type {
 	P_RULE,		/* helo_rule.NAME = on|off */
 	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
 	P_USER,		/* a login name, or empty: user */
+	P_AUTO,		/* an unsigned, or "auto" (stored as 0): loops */
 };
 
 /*
@@ -31,7 +32,7 @@ struct param {
 	size_t size;		/* of a string field */
 	const char *def_str;	/* P_PATH default; P_HOSTNAME: NULL = FQDN */
 	uint64_t def_num;
-	uint64_t min, max;	/* P_SIZE, P_UNSIGNED */
+	uint64_t min, max;	/* P_SIZE, P_UNSIGNED, P_AUTO (other than auto) */
 	const char *choices;	/* P_CHOICE: "a|b|c" */
 };
 

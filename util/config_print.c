@@ -50,7 +50,7 @@ void mtad_config_defaults(struct mtad_config *cfg)
 			snprintf(config_field(cfg, p), p->size, "%s", p->def_str);
 		else if (p->type == P_SIZE)
 			*(uint64_t *)config_field(cfg, p) = p->def_num;
-		else if (p->type == P_UNSIGNED)
+		else if (p->type == P_UNSIGNED || p->type == P_AUTO)
 			*(unsigned *)config_field(cfg, p) = (unsigned)p->def_num;
 	}
 	memset(cfg->helo_rule, -1, sizeof(cfg->helo_rule));
@@ -137,6 +137,14 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 		break;
 	case P_UNSIGNED:
 		if (*(const unsigned *)config_cfield(cfg, p) != *(const unsigned *)config_cfield(def, p))
+			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
+		break;
+	case P_AUTO:
+		if (*(const unsigned *)config_cfield(cfg, p) == *(const unsigned *)config_cfield(def, p))
+			break;
+		if (*(const unsigned *)config_cfield(cfg, p) == 0)
+			fprintf(out, "%s = auto\n", p->name);
+		else
 			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
 		break;
 	case P_LISTEN:

@@ -35,6 +35,7 @@
 #define SMTP_DOMAIN_MAX 255
 #define SMTP_LOCAL_MAX 64
 #define MTAD_MAX_LISTEN 16
+#define MTAD_LOOPS_MAX 64	/* event loops (QUEUE_ID_LANES_MAX is as many) */
 #define MTAD_HOSTNAME_MAX 255
 #define MTAD_PATH_MAX 1024
 #define MTAD_USER_MAX 32	/* useradd's limit for a login name */
@@ -102,6 +103,7 @@ struct mtad_config {
 	unsigned max_errors;		/* per session, then 421 */
 	unsigned max_connections;	/* whole server */
 	unsigned max_connections_per_ip;
+	unsigned loops;			/* event loops for sessions; 0 = auto, one per core */
 	unsigned command_timeout;	/* seconds idle waiting for a command */
 	unsigned data_timeout;		/* seconds idle inside DATA */
 

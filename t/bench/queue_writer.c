@@ -75,7 +75,7 @@ static void slot_start(struct slot *s)
 	queue_id_next(&b->gen, tv.tv_sec, (int32_t)tv.tv_usec, qid);
 	env.arrival = tv.tv_sec;
 	s->t0 = uv_hrtime();
-	if ((in = queue_incoming_new(b->q, qid, on_resume, s)) == NULL ||
+	if ((in = queue_incoming_new(queue_port_main(b->q), qid, on_resume, s)) == NULL ||
 	    queue_incoming_write(in, b->body, b->size) < 0)
 		abort();
 	queue_incoming_commit(in, &env, on_commit, s);

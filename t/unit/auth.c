@@ -117,7 +117,7 @@ static struct auth_settings settings(const struct fixture *f, const char *mechs)
 /* test_plain - PLAIN with and without an initial response, good and bad. */
 static void test_plain(struct tap *t, struct fixture *f, struct auth_server *srv)
 {
-	struct auth_exchange *ex = auth_exchange_new(srv, "192.0.2.1");
+	struct auth_exchange *ex = auth_exchange_new(srv, &f->loop, "192.0.2.1");
 	struct outcome o;
 
 	TAP_OK(t, ex != NULL, "exchange created");
@@ -170,7 +170,7 @@ static void test_plain(struct tap *t, struct fixture *f, struct auth_server *srv
 /* test_login - LOGIN passes "Username:" and "Password:" through. */
 static void test_login(struct tap *t, struct fixture *f, struct auth_server *srv)
 {
-	struct auth_exchange *ex = auth_exchange_new(srv, "2001:db8::1");
+	struct auth_exchange *ex = auth_exchange_new(srv, &f->loop, "2001:db8::1");
 	struct outcome o;
 
 	o = start(f, ex, "LOGIN", NULL, 0, false);
@@ -199,7 +199,7 @@ static void test_login(struct tap *t, struct fixture *f, struct auth_server *srv
 /* test_contract - one step in flight, no step before a start, unknown mechanisms. */
 static void test_contract(struct tap *t, struct fixture *f, struct auth_server *srv)
 {
-	struct auth_exchange *ex = auth_exchange_new(srv, "192.0.2.2");
+	struct auth_exchange *ex = auth_exchange_new(srv, &f->loop, "192.0.2.2");
 	struct outcome o = { 0 }, o2 = { 0 };
 
 	TAP_OK(t, auth_exchange_step(ex, "x", 1, on_done, &o) == -1, "step before start: -1");
@@ -248,7 +248,7 @@ static void test_plain_only(struct tap *t, struct fixture *f)
 		return;
 	TAP_OK(t, strcmp(auth_server_mechanisms(srv), "PLAIN") == 0, "mechanisms: PLAIN");
 	TAP_OK(t, !auth_server_offers(srv, "LOGIN"), "LOGIN not offered");
-	ex = auth_exchange_new(srv, "192.0.2.3");
+	ex = auth_exchange_new(srv, &f->loop, "192.0.2.3");
 	o = start(f, ex, "LOGIN", NULL, 0, false);
 	TAP_OK(t, o.calls == -1, "start LOGIN: -1");
 	o = start(f, ex, "PLAIN", PLAIN_OK, sizeof(PLAIN_OK) - 1, true);
@@ -312,7 +312,7 @@ static void test_saslauthd_down(struct tap *t, struct fixture *f)
 	TAP_OK(t, srv != NULL, "saslauthd server starts without saslauthd running: %s", err);
 	if (srv == NULL)
 		return;
-	ex = auth_exchange_new(srv, "192.0.2.4");
+	ex = auth_exchange_new(srv, &f->loop, "192.0.2.4");
 	o = start(f, ex, "PLAIN", PLAIN_OK, sizeof(PLAIN_OK) - 1, true);
 	TAP_OK(t, is(&o, AUTH_TEMPFAIL), "saslauthd not there: tempfail (%d: %s)", o.result, o.reason);
 	TAP_OK(t, strstr(o.reason, "saslauthd") != NULL, "the reason says saslauthd is unreachable");
@@ -348,7 +348,7 @@ static void test_no_config_file(struct tap *t, struct fixture *f)
 	srv = auth_server_new(&set, &f->loop, err, sizeof(err));
 	TAP_OK(t, srv != NULL, "server starts with a broken config file on SASL_CONF_PATH: %s", err);
 	if (srv != NULL) {
-		ex = auth_exchange_new(srv, "192.0.2.5");
+		ex = auth_exchange_new(srv, &f->loop, "192.0.2.5");
 		o = start(f, ex, "PLAIN", PLAIN_OK, sizeof(PLAIN_OK) - 1, true);
 		TAP_OK(t, is(&o, AUTH_SUCCESS), "and PLAIN against the sasldb still works (%s)", o.reason);
 		auth_exchange_free(ex);

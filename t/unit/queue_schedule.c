@@ -96,7 +96,7 @@ static void queue_msg(struct ctx *c, struct msg *m, size_t size, int64_t next, u
 		abort();
 	for (size_t i = 0; i < size; i++)
 		m->body[i] = (unsigned char)((i * 7 + (size_t)next) ^ (i >> 9));
-	if ((in = queue_incoming_new(c->q, m->qid, on_resume, &resumed)) == NULL)
+	if ((in = queue_incoming_new(queue_port_main(c->q), m->qid, on_resume, &resumed)) == NULL)
 		abort();
 	for (size_t off = 0; off < size; off += 8192) {
 		int before = resumed;

@@ -307,7 +307,7 @@ static void test_concurrent(struct tap *t, struct ctx *c)
 
 		gettimeofday(&tv, NULL);
 		queue_id_next(&c->gen, tv.tv_sec, (int32_t)tv.tv_usec, m[i].qid);
-		if ((m[i].in = queue_incoming_new(c->q, m[i].qid, on_resume, &m[i])) == NULL ||
+		if ((m[i].in = queue_incoming_new(queue_port_main(c->q), m[i].qid, on_resume, &m[i])) == NULL ||
 		    queue_incoming_write(m[i].in, "Subject: x\r\n\r\nhi\r\n", 18) < 0 ||
 		    queue_incoming_commit(m[i].in, &env, on_commit, &m[i]) != 0)
 			abort();

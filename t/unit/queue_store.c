@@ -71,7 +71,7 @@ static void msg_init(struct ctx *c, struct msg *m, size_t size, unsigned seed)
 		abort();
 	for (size_t i = 0; i < size; i++)
 		m->body[i] = (unsigned char)((i * 131 + seed) ^ (i >> 8));
-	m->in = queue_incoming_new(c->q, m->qid, on_resume, m);
+	m->in = queue_incoming_new(queue_port_main(c->q), m->qid, on_resume, m);
 }
 
 /* msg_send - writes the body in 4 KB pieces, pausing when told to. */
@@ -230,7 +230,7 @@ static void test_duplicate(struct tap *t, struct ctx *c, const struct msg *first
 	msg_init(c, &d, 10, 9);
 	queue_incoming_abort(d.in);
 	memcpy(d.qid, first->qid, sizeof(d.qid));
-	d.in = queue_incoming_new(c->q, d.qid, on_resume, &d);
+	d.in = queue_incoming_new(queue_port_main(c->q), d.qid, on_resume, &d);
 	msg_send(c, &d);
 	msg_commit(&d);
 	uv_run(&c->loop, UV_RUN_DEFAULT);
