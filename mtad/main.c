@@ -217,6 +217,60 @@ static void daemon_signal(uv_signal_t *sig, int signum)
 	listen_stop(d);
 }
 
+#define SENDER_MAP_FILE_MAX (64 * 1024 * 1024)	/* a map larger than this is refused */
+
+/*
+ * sender_map_load - sender_login_map's file, parsed; *map is NULL when
+ * the setting is empty. -1 with err ("FILE:LINE: what") otherwise.
+ * Blocking file I/O: at start and on SIGHUP only, like the config.
+ */
+static int sender_map_load(const struct mtad_config *cfg, struct policy_sender_map **map,
+			   char *err, size_t errlen)
+{
+	const char *path = cfg->sender_login_map;
+	FILE *f;
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	int rc = -1;
+
+	*map = NULL;
+	if (path[0] == '\0')
+		return 0;
+	if (!(f = fopen(path, "re"))) {
+		snprintf(err, errlen, "sender_login_map %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			char *grown = cap < SENDER_MAP_FILE_MAX ? realloc(text, cap ? cap * 2 : 65536) : NULL;
+
+			if (!grown) {
+				snprintf(err, errlen, "sender_login_map %s: too large or out of memory", path);
+				goto out;
+			}
+			text = grown;
+			cap = cap ? cap * 2 : 65536;
+		}
+		n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "sender_login_map %s: read error", path);
+		goto out;
+	}
+	if ((*map = policy_sender_map_parse(text, len, path, err, errlen)) != NULL)
+		rc = 0;
+out:
+	free(text);
+	if (fclose(f) != 0 && rc == 0)
+		mtad_log(MTAD_LOG_WARNING, "sender_login_map %s: close: %s", path, strerror(errno));
+	return rc;
+}
+
 /* tls_settings_of - the TLS part of the configuration. */
 static struct tls_settings tls_settings_of(const struct mtad_config *cfg)
 {
@@ -269,6 +323,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
 	struct mtad_config *fresh = malloc(sizeof(*fresh));
+	struct policy_sender_map *map = NULL, *old_map;
 	struct tls_settings set;
 	char err[2 * MTAD_PATH_MAX];
 
@@ -277,7 +332,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 		free(fresh);
 		return;		/* the loops are closing down: nothing to reload for */
 	}
-	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0) {
+	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0 ||
+	    sender_map_load(fresh, &map, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
 		free(fresh);
@@ -297,6 +353,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	loops_pause(d);
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
+	old_map = d->shared.sender_map;
+	d->shared.sender_map = map;
 	for (unsigned i = 0; i < d->nloops; i++)
 		smtp_server_policy_update(&d->loops[i].smtp);
 	uv_mutex_lock(&d->limits_lock);
@@ -315,6 +373,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 				 d->cfg.tls_cert_file);
 	}
 	loops_resume(d);
+	policy_sender_map_free(old_map);	/* no session holds it: they read it only in callbacks */
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -476,7 +535,7 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->shared_open = true;
-	return 0;
+	return sender_map_load(&d->cfg, &d->shared.sender_map, err, errlen);
 }
 
 /*
@@ -615,6 +674,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		struct policy_sender_map *map;
+
+		if (sender_map_load(&d.cfg, &map, err, sizeof(err)) != 0) {
+			fprintf(stderr, "mtad: %s\n", err);
+			return 1;
+		}
+		policy_sender_map_free(map);
 		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
 		warn_unrouted(&d.cfg);
 		return 0;

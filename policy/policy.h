@@ -130,4 +130,48 @@ int policy_mode_lookup(const char *name);
 #define POLICY_SPACE_UNKNOWN UINT64_MAX
 bool policy_space_verdict(uint64_t avail, uint64_t reserve, uint64_t size);
 
+/* ---- sender ownership (policy/sender.c) ---- */
+
+/*
+ * Which addresses an authenticated login may send as (sender_login).
+ * The map (sender_login_map) is parsed once from the file's text; its
+ * lines replace the default for the logins they name. Parsing allocates;
+ * the checks do not.
+ */
+#define POLICY_SENDER_MAP_MAX 100000	/* lines */
+#define POLICY_SENDER_OWNED_MAX 256	/* addresses on one line */
+#define POLICY_FROM_MAX 32		/* addresses checked in From: */
+
+struct policy_sender_map;
+
+/*
+ * policy_sender_map_parse - "login: address, @domain, ..." lines, '#'
+ * comments and blank lines. NULL with err "FILE:LINE: what" on a bad
+ * line, a login listed twice, or out of memory.
+ */
+struct policy_sender_map *policy_sender_map_parse(const char *text, size_t len, const char *file,
+						  char *err, size_t errlen);
+void policy_sender_map_free(struct policy_sender_map *m);
+
+/* policy_login_local - the length of login's name without "@realm". */
+size_t policy_login_local(const char *login);
+
+/*
+ * policy_sender_owned - may login send as addr ("" is <>, always yes)?
+ * A login in the map (by its full name, or its name without the realm)
+ * owns what its line lists; any other owns LOCALPART@D for the local
+ * domains. m may be NULL (no map). Case does not matter.
+ */
+bool policy_sender_owned(const struct policy_sender_map *m, const char *login, const char *addr,
+			 const char *const *local_domains, size_t nlocal);
+
+/*
+ * policy_from_addresses - the addresses of a From: header's value
+ * (unfolded; several From: fields may be joined with ','), at most max.
+ * Returns -1 when there are more than max, or one is longer than
+ * SMTP_PATH_MAX - 1: the caller must not pass such a header unchecked.
+ */
+int policy_from_addresses(const char *value, size_t len, char out[][SMTP_PATH_MAX], size_t max,
+			  size_t *n);
+
 #endif

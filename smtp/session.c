@@ -124,6 +124,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 		return;
 	auth_limiter_free(sh->auth_limit);
 	sh->auth_limit = NULL;
+	policy_sender_map_free(sh->sender_map);
+	sh->sender_map = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 
@@ -358,6 +360,7 @@ void session_reset_transaction(struct smtp_session *s)
 	}
 	s->qid[0] = '\0';
 	s->header_size = 0;
+	session_sender_stop(s);
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -446,6 +449,11 @@ void session_start_data(struct smtp_session *s)
 		return;
 	}
 	s->header_size = (uint64_t)n;
+	if (session_sender_data(s) != 0) {
+		session_reply(s, 451, "4.3.0", "Error: out of memory");
+		session_reset_transaction(s);
+		return;
+	}
 	smtp_data_init(&s->dec, s->srv->cfg->message_size_limit);
 	s->state = STATE_DATA;
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -621,6 +629,12 @@ static void session_end_data(struct smtp_session *s)
 		s->state = STATE_COMMAND;
 		return;
 	}
+	if (!session_sender_end(s)) {
+		/* From: names an address the login does not own: 553 given. */
+		session_reset_transaction(s);
+		s->state = STATE_COMMAND;
+		return;
+	}
 	session_commit(s);
 }
 
@@ -639,6 +653,8 @@ static bool session_data_step(struct smtp_session *s)
 	keep = !s->dec.too_big && !s->dec.bare_lf && !s->dec.bare_cr;
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
+	if (keep && outlen > 0)
+		session_sender_feed(s, s->srv->scratch, outlen);
 	if (keep && outlen > 0 && session_write_body(s, s->srv->scratch, outlen) < 0) {
 		/* Out of memory: give up on this message but read its end. */
 		s->dec.too_big = true;

@@ -95,6 +95,7 @@ struct smtp_session {
 	struct auth_exchange *auth_ex;
 	char auth_mech[16];
 	char auth_user[256];	/* "" until authenticated */
+	struct smtp_from_scan *from_scan;	/* DATA of an authenticated session: its From: */
 	bool auth_limited;	/* the attempt is counted by the address limit */
 	unsigned auth_failures;
 
@@ -171,6 +172,18 @@ bool session_policy_blocked(struct smtp_session *s);
 bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path);
 void session_policy_count(struct smtp_session *s, enum policy_rule rule);
 void session_policy_accepted(struct smtp_session *s);
+
+/* session_sender.c */
+/* session_sender_mail - sender_login at MAIL: false when refused (553 given). */
+bool session_sender_mail(struct smtp_session *s);
+/* session_sender_data - at DATA: the From: scanner when the login is checked; -1 no memory. */
+int session_sender_data(struct smtp_session *s);
+/* session_sender_feed - decoded body bytes, for the From: scanner. */
+void session_sender_feed(struct smtp_session *s, const char *p, size_t n);
+/* session_sender_end - at the end of DATA: false when From: is refused (553 given). */
+bool session_sender_end(struct smtp_session *s);
+/* session_sender_stop - the transaction is over: the scanner goes. */
+void session_sender_stop(struct smtp_session *s);
 
 /* verb_auth.c */
 bool verb_auth_check(struct smtp_session *s);

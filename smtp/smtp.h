@@ -110,6 +110,28 @@ int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
  */
 int smtp_parse_helo(const char *arg, size_t len);
 
+/* ---- From: header scanner (smtp/from_scan.c) ---- */
+
+#define SMTP_FROM_MAX 4096	/* bytes of From: values kept */
+
+/*
+ * Fed the decoded body as it streams; afterwards value[0..len) holds the
+ * From: field bodies, unfolded, several fields joined with ','. overflow:
+ * there was more than SMTP_FROM_MAX. done: the header section ended.
+ */
+struct smtp_from_scan {
+	int state;
+	bool done, in_from, overflow;
+	unsigned fields;	/* From: fields seen */
+	unsigned name_len;
+	char name[5];
+	size_t len;
+	char value[SMTP_FROM_MAX];
+};
+
+void smtp_from_scan_init(struct smtp_from_scan *f);
+void smtp_from_scan_feed(struct smtp_from_scan *f, const char *p, size_t n);
+
 /* ---- DATA decoder (smtp/data.c) ---- */
 
 /*
@@ -210,6 +232,9 @@ struct smtp_spare {
  */
 struct smtp_shared {
 	uv_mutex_t lock;		/* guards auth_limit */
+	/* sender_login_map, or NULL: replaced only while every loop waits
+	 * (reload), read by any loop's sessions otherwise. */
+	struct policy_sender_map *sender_map;
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
 	/*
 	 * Free bytes in the spool's filesystem for mtad's user, as the

@@ -210,6 +210,8 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (space_refused(s, "MAIL"))
 		return false;
+	if (!session_sender_mail(s))
+		return false;	/* not the login's address: 553 5.7.1 */
 	s->mail_go_on = mail_waited;
 	if (!session_policy_mail(s))
 		return false;	/* refused, or waiting for DNS: mail_waited then */

@@ -73,7 +73,7 @@ $m->dialog($s, <<"END");
 	> $ALICE
 	< 235 2.7.0 Authentication successful
 END
-my $qid1 = $m->queue_message($s, 'implicit tls');
+my $qid1 = $m->queue_message($s, 'implicit tls', from => 'alice@campus.test');
 $m->dialog($s, "> QUIT\n< 221 2.0.0 *\n< [closed]\n");
 my $rcvd = $m->received_of($qid1);
 like $rcvd, qr/\bwith ESMTPSA id \Q$qid1\E\b/, 'Received: with ESMTPSA' or diag $rcvd;
@@ -82,7 +82,7 @@ like $rcvd, qr/\(using \Q$ver\E with cipher \Q$cipher\E\b/, "Received: (using $v
 # ---- swaks --tls-on-connect with AUTH PLAIN ----
 my ($rc, $out, $err) = MtadTest::run('/usr/bin/swaks', '--server', '127.0.0.1:' . $m->port,
 	'--tls-on-connect', '--auth', 'PLAIN', '--auth-user', 'alice', '--auth-password', 'secret',
-	'--from', 'a@b.test', '--to', 'u@campus.test', '--helo', 'client.example', '--timeout', '60');
+	'--from', 'alice@campus.test', '--to', 'u@campus.test', '--helo', 'client.example', '--timeout', '60');
 is $rc, 0, 'swaks --tls-on-connect --auth PLAIN exits 0' or diag "$out$err";
 like $out, qr/^<~\s+235 2\.7\.0 Authentication successful/m, 'swaks: 235 2.7.0' or diag $out;
 my ($qid2) = $out =~ /^<~\s+250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})/m;
@@ -93,7 +93,7 @@ like $m->received_of($qid2), qr/\bwith ESMTPSA id \Q$qid2\E\b/, 'swaks message: 
 # swaks with AUTH LOGIN too
 ($rc, $out, $err) = MtadTest::run('/usr/bin/swaks', '--server', '127.0.0.1:' . $m->port,
 	'--tls-on-connect', '--auth', 'LOGIN', '--auth-user', 'alice', '--auth-password', 'secret',
-	'--from', 'a@b.test', '--to', 'u@campus.test', '--helo', 'client.example', '--timeout', '60');
+	'--from', 'alice@campus.test', '--to', 'u@campus.test', '--helo', 'client.example', '--timeout', '60');
 is $rc, 0, 'swaks --tls-on-connect --auth LOGIN exits 0' or diag "$out$err";
 
 # ---- Net::SMTP with SSL => 1 and auth() ----
@@ -105,7 +105,7 @@ SKIP: {
 	skip 'no Net::SMTP connection', 4 unless $smtp;
 	is +($smtp->supports('AUTH') // '') =~ s/\s+\z//r, 'PLAIN LOGIN', 'Net::SMTP sees AUTH PLAIN LOGIN';
 	ok $smtp->auth('alice', 'secret'), 'Net::SMTP auth()' or diag $smtp->code . ' ' . join ' ', $smtp->message;
-	my $reply = $m->send_message($smtp, 'a@b.test', ['u@campus.test'], "Subject: net-smtp ssl\n\nbody\n");
+	my $reply = $m->send_message($smtp, 'alice@campus.test', ['u@campus.test'], "Subject: net-smtp ssl\n\nbody\n");
 	like $reply, $QUEUED, 'Net::SMTP message over implicit TLS queued';
 	my ($qid3) = $reply =~ $QUEUED;
 	like $m->received_of($qid3 // 'NONE'), qr/\bwith ESMTPSA\b/, 'Net::SMTP message: with ESMTPSA';

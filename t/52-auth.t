@@ -36,8 +36,9 @@ sub failed {
 	return $r;
 }
 
-# queue(SOCK, SUBJECT) - one message in an open session; returns the queue id.
-sub queue { $m->queue_message(@_) }
+# queue(SOCK, SUBJECT, USER) - one message in an open session, sent as
+# USER's own address (sender_login = strict); returns the queue id.
+sub queue { my ($s, $subject, $user) = @_; $m->queue_message($s, $subject, from => ($user // 'alice') . '@campus.test') }
 
 # ---- order and bad input (over implicit TLS) ----
 my $s = $m->tls_raw(0);
@@ -129,7 +130,7 @@ $m->dialog($s, <<"END");
 	< 235 2.7.0 Authentication successful
 END
 $off = length $m->log_text;
-my $qid2 = queue($s, 'auth login');
+my $qid2 = queue($s, 'auth login', 'bob');
 $m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
 ($rc, $show) = $m->mtaq('show', $qid2);
 like $show, qr/^[\w-]*(?:auth|sasl)[\w-]*\s*:.*\bbob\b/mi, 'mtaq show: an auth field names bob' or diag $show;
@@ -257,7 +258,7 @@ unlike $show, $AUTH_FIELD, '... and mtaq show names no user';
 # swaks with AUTH over STARTTLS
 ($rc, my $out, $err) = MtadTest::run('/usr/bin/swaks', '--server', '127.0.0.1:' . $m->port(1),
 	'--tls', '--auth', 'PLAIN', '--auth-user', 'alice', '--auth-password', 'secret',
-	'--from', 'a@b.test', '--to', 'u@campus.test', '--helo', 'client.example', '--timeout', '60');
+	'--from', 'alice@campus.test', '--to', 'u@campus.test', '--helo', 'client.example', '--timeout', '60');
 is $rc, 0, 'swaks --tls --auth PLAIN exits 0' or diag "$out$err";
 my ($qid5) = $out =~ /^<~\s+250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})/m;
 like $m->received_of($qid5 // 'NONE'), qr/\bwith ESMTPSA\b/, 'swaks STARTTLS + AUTH: with ESMTPSA';

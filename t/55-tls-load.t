@@ -34,7 +34,7 @@ sub session {
 	$smtp->starttls(SSL_verify_mode => SSL_VERIFY_NONE)
 		or return $why->("starttls $IO::Socket::SSL::SSL_ERROR");
 	$smtp->auth('alice', 'secret') or return $why->('auth');
-	my $r = $m->send_message($smtp, "client$n\@b.test", ["u$n-$i\@campus.test"],
+	my $r = $m->send_message($smtp, "alice\@campus.test", ["u$n-$i\@campus.test"],
 		"Subject: tls load $n/$i\n\n" . ("line $i of client $n\n" x 20));
 	$smtp->quit;
 	return $r =~ /\A250 2\.0\.0 Ok: queued as ($MtadTest::QID)\z/ ? $1 : "FAIL $r";

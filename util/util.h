@@ -115,6 +115,9 @@ struct mtad_config {
 	char tls_ciphersuites[512];	/* TLS 1.3 list; "" = OpenSSL's default */
 	unsigned tls_handshake_timeout;	/* seconds */
 
+	char sender_login[8];		/* strict, warn, off: who may send as whom */
+	char sender_login_map[MTAD_PATH_MAX];	/* login: address, @domain; "" = none */
+
 	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
 	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */
 	char sasl_database[MTAD_PATH_MAX];

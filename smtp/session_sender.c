@@ -1,0 +1,142 @@
+/*
+ * session_sender.c - sender ownership in the session (sender_login): an
+ * authenticated login sends only as addresses it owns (policy/sender.c
+ * decides), in MAIL FROM and in the From: header, which is read as the
+ * body streams by (smtp/from_scan.c) and checked at the end of DATA,
+ * before the 250. Unauthenticated sessions (relay_networks included)
+ * are not affected; the null sender <> is always allowed.
+ *
+ * Must not: let a From: header the scanner could not keep whole pass
+ * unchecked in strict mode, keep the scanner (4 KB) outside the DATA of
+ * an authenticated session, or log anything of a failed login.
+ *
+ * Follows: RFC 6409 §6.1 (the submission server may enforce the
+ * sender), RFC 5321 §3.3 and RFC 3463 (553 5.7.1: not authorised to send
+ * as this sender).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp/session_int.h"
+
+/* sender_mode_off / strict - what sender_login says. */
+static bool sender_checked(const struct smtp_session *s)
+{
+	return s->auth_user[0] != '\0' && strcmp(s->srv->cfg->sender_login, "off") != 0;
+}
+
+static bool sender_strict(const struct smtp_session *s)
+{
+	return strcmp(s->srv->cfg->sender_login, "strict") == 0;
+}
+
+/*
+ * login_display - the login as its user knows it: "alice" for
+ * "alice@REALM" when REALM is ours (sasl_realm, or the host name).
+ */
+static void login_display(const struct smtp_session *s, char *out, size_t size)
+{
+	const struct mtad_config *cfg = s->srv->cfg;
+	const char *realm = cfg->sasl_realm[0] ? cfg->sasl_realm : cfg->hostname;
+	size_t local = policy_login_local(s->auth_user);
+
+	if (s->auth_user[local] == '@' && strcasecmp(s->auth_user + local + 1, realm) == 0)
+		snprintf(out, size, "%.*s", (int)local, s->auth_user);
+	else
+		snprintf(out, size, "%s", s->auth_user);
+}
+
+/*
+ * sender_allowed - may the login send as addr? Not owned: in strict mode
+ * 553 5.7.1 and false; in warn mode a warning and true.
+ */
+static bool sender_allowed(struct smtp_session *s, const char *verb, const char *addr)
+{
+	const struct policy_settings *set = &s->srv->policy;
+	char login[sizeof(s->auth_user)];
+
+	if (policy_sender_owned(s->srv->shared->sender_map, s->auth_user, addr,
+				set->local_domains, set->nlocal_domains))
+		return true;
+	login_display(s, login, sizeof(login));
+	if (!sender_strict(s)) {
+		mtad_log(MTAD_LOG_WARNING, "%s: sasl_username=%s sends as <%s> in %s, which it does "
+			 "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
+		return true;
+	}
+	session_reply(s, 553, "5.7.1", "<%s>: sender address not owned by user %s", addr, login);
+	session_log_reject(s, verb, "553 5.7.1 <%s>: sender address not owned by user %s",
+			   addr, login);
+	return false;
+}
+
+/* session_sender_mail - see session_int.h. */
+bool session_sender_mail(struct smtp_session *s)
+{
+	return !sender_checked(s) || sender_allowed(s, "MAIL", s->sender.addr);
+}
+
+/* session_sender_data - see session_int.h. */
+int session_sender_data(struct smtp_session *s)
+{
+	if (!sender_checked(s))
+		return 0;
+	if (!s->from_scan && !(s->from_scan = malloc(sizeof(*s->from_scan))))
+		return -1;
+	smtp_from_scan_init(s->from_scan);
+	return 0;
+}
+
+/* session_sender_feed - see session_int.h. */
+void session_sender_feed(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->from_scan && !s->from_scan->done)
+		smtp_from_scan_feed(s->from_scan, p, n);
+}
+
+/* from_unreadable - a From: header too big to check whole. */
+static bool from_unreadable(struct smtp_session *s)
+{
+	char login[sizeof(s->auth_user)];
+
+	if (!sender_strict(s)) {
+		mtad_log(MTAD_LOG_WARNING, "%s: sasl_username=%s: From: header too long to check "
+			 "(sender_login = warn)", s->client_label, s->auth_user);
+		return true;
+	}
+	login_display(s, login, sizeof(login));
+	session_reply(s, 553, "5.7.1", "From: header has more addresses than can be checked "
+		      "for user %s", login);
+	session_log_reject(s, "END-OF-MESSAGE", "553 5.7.1 From: header too long to check "
+			   "for user %s", login);
+	return false;
+}
+
+/* session_sender_end - see session_int.h. */
+bool session_sender_end(struct smtp_session *s)
+{
+	char (*addrs)[SMTP_PATH_MAX];
+	size_t n = 0;
+	bool ok = true;
+
+	if (!s->from_scan || !sender_checked(s))
+		return true;
+	if (!(addrs = malloc(POLICY_FROM_MAX * sizeof(*addrs))))
+		return from_unreadable(s);
+	if (s->from_scan->overflow ||
+	    policy_from_addresses(s->from_scan->value, s->from_scan->len, addrs, POLICY_FROM_MAX,
+				  &n) != 0)
+		ok = from_unreadable(s);
+	for (size_t i = 0; ok && i < n; i++)
+		ok = sender_allowed(s, "END-OF-MESSAGE", addrs[i]);
+	free(addrs);
+	return ok;
+}
+
+/* session_sender_stop - see session_int.h. */
+void session_sender_stop(struct smtp_session *s)
+{
+	free(s->from_scan);
+	s->from_scan = NULL;
+}
