@@ -174,4 +174,35 @@ bool policy_sender_owned(const struct policy_sender_map *m, const char *login, c
 int policy_from_addresses(const char *value, size_t len, char out[][SMTP_PATH_MAX], size_t max,
 			  size_t *n);
 
+/* ---- sending quotas (policy/quota.c) ---- */
+
+/*
+ * Messages per minute and recipients per day per key (an authenticated
+ * login, or "[address]" for a trusted client without one), as sliding
+ * windows. The table allocates one entry per key, at most max_keys (the
+ * idlest goes when full); the caller locks it and passes the time.
+ * A limit of 0 means no limit.
+ */
+#define POLICY_QUOTA_KEY_MAX 255
+
+enum policy_quota_verdict { POLICY_QUOTA_OK, POLICY_QUOTA_OVER };
+
+struct policy_quota_result {
+	uint64_t count;	/* what the window holds with this one (over: would hold) */
+	bool warn;	/* the first refusal in this window: log it */
+};
+
+struct policy_quota;
+struct policy_quota *policy_quota_new(size_t max_keys);
+void policy_quota_free(struct policy_quota *q);
+/* policy_quota_message - one more message now? Counted only when OK. */
+enum policy_quota_verdict policy_quota_message(struct policy_quota *q, const char *key,
+					       uint64_t now_ms, unsigned limit,
+					       struct policy_quota_result *r);
+/* policy_quota_recipient - one more recipient now? Counted only when OK. */
+enum policy_quota_verdict policy_quota_recipient(struct policy_quota *q, const char *key,
+						 uint64_t now_ms, unsigned limit,
+						 struct policy_quota_result *r);
+size_t policy_quota_keys(const struct policy_quota *q);
+
 #endif

@@ -110,7 +110,14 @@ int smtp_shared_init(struct smtp_shared *sh, const struct mtad_config *cfg)
 		return -1;
 	/* Bounded: a spray of addresses cannot grow the table without limit. */
 	sh->auth_limit = auth_limiter_new(cfg->auth_ip_max_failures, cfg->auth_ip_window, 65536);
-	if (!sh->auth_limit) {
+	/* One entry per login that sent (and per trusted address): bounded. */
+	sh->quota = policy_quota_new(SMTP_QUOTA_KEYS);
+	if (!sh->auth_limit || !sh->quota) {
+		if (sh->auth_limit)
+			auth_limiter_free(sh->auth_limit);
+		policy_quota_free(sh->quota);
+		sh->auth_limit = NULL;
+		sh->quota = NULL;
 		uv_mutex_destroy(&sh->lock);
 		return -1;
 	}
@@ -126,6 +133,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->auth_limit = NULL;
 	policy_sender_map_free(sh->sender_map);
 	sh->sender_map = NULL;
+	policy_quota_free(sh->quota);
+	sh->quota = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 

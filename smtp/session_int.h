@@ -182,6 +182,9 @@ int session_sender_data(struct smtp_session *s);
 void session_sender_feed(struct smtp_session *s, const char *p, size_t n);
 /* session_sender_end - at the end of DATA: false when From: is refused (553 given). */
 bool session_sender_end(struct smtp_session *s);
+/* session_quota_mail / _rcpt - the sending quotas: false when refused (450 given). */
+bool session_quota_mail(struct smtp_session *s);
+bool session_quota_rcpt(struct smtp_session *s);
 /* session_sender_stop - the transaction is over: the scanner goes. */
 void session_sender_stop(struct smtp_session *s);
 

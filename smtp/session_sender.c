@@ -1,5 +1,10 @@
 /*
- * session_sender.c - sender ownership in the session (sender_login): an
+ * session_sender.c - what an authenticated sender may do: sender
+ * ownership (sender_login) and sending quotas (send_rate_limit,
+ * send_recipient_limit; also for trusted clients without a login, by
+ * address, 450 4.7.1 at MAIL or RCPT so nothing of it is queued).
+ *
+ * Sender ownership: an
  * authenticated login sends only as addresses it owns (policy/sender.c
  * decides), in MAIL FROM and in the From: header, which is read as the
  * body streams by (smtp/from_scan.c) and checked at the end of DATA,
@@ -132,6 +137,91 @@ bool session_sender_end(struct smtp_session *s)
 		ok = sender_allowed(s, "END-OF-MESSAGE", addrs[i]);
 	free(addrs);
 	return ok;
+}
+
+/* ---- sending quotas ---- */
+
+/*
+ * quota_key - whose quota a transaction counts against: the login, or
+ * "[address]" for a trusted client that did not log in; NULL for
+ * everybody else (mail from the world to local domains has none).
+ */
+static const char *quota_key(const struct smtp_session *s, char *buf, size_t size)
+{
+	if (s->auth_user[0])
+		return s->auth_user;
+	if (!s->trusted)
+		return NULL;
+	snprintf(buf, size, "[%s]", s->client_ip);
+	return buf;
+}
+
+/* quota_refuse - 450 4.7.1, and the log line once per window. */
+static void quota_refuse(struct smtp_session *s, const char *what, const char *per,
+			 const struct policy_quota_result *r)
+{
+	char login[sizeof(s->auth_user)];
+
+	if (s->auth_user[0])
+		login_display(s, login, sizeof(login));
+	else
+		snprintf(login, sizeof(login), "[%s]", s->client_ip);
+	session_reply(s, 450, "4.7.1", "%s: sending rate limit exceeded, try again later", login);
+	if (!r->warn)
+		return;
+	if (s->auth_user[0])
+		mtad_log(MTAD_LOG_WARNING, "sasl_username=%s %s limit exceeded: %llu %s from %s",
+			 s->auth_user, what, (unsigned long long)r->count, per, s->client_ip);
+	else
+		mtad_log(MTAD_LOG_WARNING, "client=[%s] %s limit exceeded: %llu %s", s->client_ip,
+			 what, (unsigned long long)r->count, per);
+}
+
+/* quota_now - milliseconds on the clock every loop shares. */
+static uint64_t quota_now(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
+/* session_quota_mail - see session_int.h. */
+bool session_quota_mail(struct smtp_session *s)
+{
+	struct smtp_shared *sh = s->srv->shared;
+	struct policy_quota_result r;
+	char buf[64];
+	const char *key = quota_key(s, buf, sizeof(buf));
+	enum policy_quota_verdict v;
+
+	if (!key || s->srv->cfg->send_rate_limit == 0)
+		return true;
+	uv_mutex_lock(&sh->lock);
+	v = policy_quota_message(sh->quota, key, quota_now(), s->srv->cfg->send_rate_limit, &r);
+	uv_mutex_unlock(&sh->lock);
+	if (v == POLICY_QUOTA_OK)
+		return true;
+	quota_refuse(s, "rate", "messages in 60 s", &r);
+	return false;
+}
+
+/* session_quota_rcpt - see session_int.h. */
+bool session_quota_rcpt(struct smtp_session *s)
+{
+	struct smtp_shared *sh = s->srv->shared;
+	struct policy_quota_result r;
+	char buf[64];
+	const char *key = quota_key(s, buf, sizeof(buf));
+	enum policy_quota_verdict v;
+
+	if (!key || s->srv->cfg->send_recipient_limit == 0)
+		return true;
+	uv_mutex_lock(&sh->lock);
+	v = policy_quota_recipient(sh->quota, key, quota_now(), s->srv->cfg->send_recipient_limit,
+				   &r);
+	uv_mutex_unlock(&sh->lock);
+	if (v == POLICY_QUOTA_OK)
+		return true;
+	quota_refuse(s, "recipient", "recipients in 1 day", &r);
+	return false;
 }
 
 /* session_sender_stop - see session_int.h. */

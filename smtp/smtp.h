@@ -231,11 +231,12 @@ struct smtp_spare {
  * thread may use it, through the lock or the atomics.
  */
 struct smtp_shared {
-	uv_mutex_t lock;		/* guards auth_limit */
+	uv_mutex_t lock;		/* guards auth_limit and quota */
 	/* sender_login_map, or NULL: replaced only while every loop waits
 	 * (reload), read by any loop's sessions otherwise. */
 	struct policy_sender_map *sender_map;
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
+	struct policy_quota *quota;	/* sending quotas per login (policy.h); under lock */
 	/*
 	 * Free bytes in the spool's filesystem for mtad's user, as the
 	 * daemon last measured them (mtad/spool_space.c, every second,
@@ -246,6 +247,8 @@ struct smtp_shared {
 	_Atomic uint64_t spool_free;
 	_Atomic uint64_t messages;	/* accepted since start */
 };
+
+#define SMTP_QUOTA_KEYS 100000	/* logins and trusted addresses the quotas remember */
 
 /* smtp_shared_init - -1 when out of memory; cfg gives the AUTH limits. */
 int smtp_shared_init(struct smtp_shared *sh, const struct mtad_config *cfg);

@@ -212,6 +212,8 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		return false;
 	if (!session_sender_mail(s))
 		return false;	/* not the login's address: 553 5.7.1 */
+	if (!session_quota_mail(s))
+		return false;	/* too many messages this minute: 450 4.7.1 */
 	s->mail_go_on = mail_waited;
 	if (!session_policy_mail(s))
 		return false;	/* refused, or waiting for DNS: mail_waited then */
@@ -234,6 +236,8 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (!session_policy_rcpt(s, &path))
 		return false;
+	if (s->nrcpt < s->rcpt_cap && !session_quota_rcpt(s))
+		return false;	/* too many recipients today: 450 4.7.1 */
 	if (s->nrcpt >= s->rcpt_cap) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
 		session_log_reject(s, "RCPT", "452 4.5.3 Error: too many recipients; to=<%s>",

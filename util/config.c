@@ -96,6 +96,9 @@ const struct param config_params[] = {
 	{ "auth_ip_window", P_UNSIGNED, OFF(auth_ip_window), 0, NULL, 600, 1, DAY , NULL },
 	{ "sender_login", P_CHOICE, STR(sender_login), "strict", 0, 0, 0, "strict|warn|off" },
 	{ "sender_login_map", P_PATH, STR(sender_login_map), "", 0, 0, 0, NULL },
+	/* Per login (or trusted address): what a big provider allows; 0 = no limit. */
+	{ "send_rate_limit", P_UNSIGNED, OFF(send_rate_limit), 0, NULL, 30, 0, 1000000, NULL },
+	{ "send_recipient_limit", P_UNSIGNED, OFF(send_recipient_limit), 0, NULL, 2000, 0, 100000000, NULL },
 	/* Empty: every client is counted by the AUTH address limit. */
 	{ "auth_ip_exempt", P_NETWORKS, OFF(auth_ip_exempt), 0, NULL, 0, 0, 0, NULL },
 };

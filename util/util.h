@@ -117,6 +117,8 @@ struct mtad_config {
 
 	char sender_login[8];		/* strict, warn, off: who may send as whom */
 	char sender_login_map[MTAD_PATH_MAX];	/* login: address, @domain; "" = none */
+	unsigned send_rate_limit;	/* messages a minute per login; 0 = none */
+	unsigned send_recipient_limit;	/* recipients a day per login; 0 = none */
 
 	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
 	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */

@@ -170,12 +170,17 @@ sub new {
 	# that is often root), as in the development runtime; the switch to an
 	# unprivileged user has its own test, t/11-privilege.t.
 	$opt{user} //= '';
+	# The sending quotas (30 messages a minute per login) would stop the
+	# load tests, which send hundreds as one login or from one trusted
+	# address: off unless a test sets them (t/28-send-quota.t does).
+	# (A test that passes undef gets mtad's default.)
+	exists $opt{$_} or $opt{$_} = 0 for qw(send_rate_limit send_recipient_limit);
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = $hostname\n"
 		. "spool_directory = " . $self->spool . "\n";
 	$conf .= "listen = $_\n" for @$listen;
-	$conf .= "$_ = $opt{$_}\n" for sort keys %opt;
+	$conf .= "$_ = $opt{$_}\n" for grep { defined $opt{$_} } sort keys %opt;
 	$conf .= $extra;
 	$conf .= "\n" if length $extra && $extra !~ /\n\z/;
 	open my $fh, '>', $self->conf_path or croak "write config: $!";

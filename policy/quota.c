@@ -1,0 +1,198 @@
+/*
+ * quota.c - sending quotas: messages per minute and recipients per day
+ * for each authenticated login (and each trusted client address that
+ * sends without one), so a stolen password sends a few dozen messages,
+ * not a hundred thousand.
+ *
+ * Each key has two sliding windows, estimated the usual way from two
+ * fixed ones: count(now) = previous window's count x the share of it
+ * still inside the last W seconds + the current window's count. That
+ * needs two counters per window and is never below the true count by
+ * more than the previous window's spread.
+ *
+ * Pure: no I/O, no clock (the caller passes milliseconds), no locks (the
+ * caller holds one). Must not: grow past max_keys keys (when full, the
+ * key idle longest goes: it has the least to remember), or count an
+ * attempt it refused (a refused client that retries at once must not
+ * lock itself out forever).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/policy.h"
+
+#define QUOTA_BUCKETS 4096
+#define MINUTE_MS 60000ull
+#define DAY_MS 86400000ull
+
+struct window {
+	uint64_t start;		/* ms, a multiple of the width */
+	uint64_t cur, prev;
+	uint64_t warned;	/* start of the window last warned about, +1; 0 never */
+};
+
+struct quota_entry {
+	struct quota_entry *next;
+	uint64_t last_seen;
+	struct window msgs, rcpts;
+	char key[POLICY_QUOTA_KEY_MAX + 1];
+};
+
+struct policy_quota {
+	struct quota_entry *bucket[QUOTA_BUCKETS];
+	size_t n, max;
+};
+
+/* key_hash - FNV-1a, case-folded (logins compare without case). */
+static unsigned key_hash(const char *k)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *k; k++)
+		h = (h ^ (unsigned char)(*k >= 'A' && *k <= 'Z' ? *k + 32 : *k)) * 16777619u;
+	return h % QUOTA_BUCKETS;
+}
+
+struct policy_quota *policy_quota_new(size_t max_keys)
+{
+	struct policy_quota *q = calloc(1, sizeof(*q));
+
+	if (q)
+		q->max = max_keys ? max_keys : 1;
+	return q;
+}
+
+void policy_quota_free(struct policy_quota *q)
+{
+	if (!q)
+		return;
+	for (size_t b = 0; b < QUOTA_BUCKETS; b++)
+		for (struct quota_entry *e = q->bucket[b], *next; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	free(q);
+}
+
+/* evict_idlest - makes room: the entry seen longest ago goes. */
+static void evict_idlest(struct policy_quota *q)
+{
+	struct quota_entry **victim = NULL;
+
+	for (size_t b = 0; b < QUOTA_BUCKETS; b++)
+		for (struct quota_entry **pp = &q->bucket[b]; *pp; pp = &(*pp)->next)
+			if (!victim || (*pp)->last_seen < (*victim)->last_seen)
+				victim = pp;
+	if (victim) {
+		struct quota_entry *e = *victim;
+
+		*victim = e->next;
+		free(e);
+		q->n--;
+	}
+}
+
+/* entry_of - key's entry, made when new; NULL when out of memory. */
+static struct quota_entry *entry_of(struct policy_quota *q, const char *key)
+{
+	unsigned b = key_hash(key);
+	struct quota_entry *e;
+
+	for (e = q->bucket[b]; e; e = e->next)
+		if (strcasecmp(e->key, key) == 0)
+			return e;
+	if (q->n >= q->max)
+		evict_idlest(q);
+	if (!(e = calloc(1, sizeof(*e))))
+		return NULL;
+	strncpy(e->key, key, POLICY_QUOTA_KEY_MAX);
+	e->next = q->bucket[b];
+	q->bucket[b] = e;
+	q->n++;
+	return e;
+}
+
+/* window_roll - moves w to the fixed window holding now. */
+static void window_roll(struct window *w, uint64_t now, uint64_t width)
+{
+	uint64_t start = now - now % width;
+
+	if (start == w->start)
+		return;
+	w->prev = start == w->start + width ? w->cur : 0;
+	w->cur = 0;
+	w->start = start;
+}
+
+/* window_count - the sliding estimate of the last width ms. */
+static uint64_t window_count(const struct window *w, uint64_t now, uint64_t width)
+{
+	uint64_t into = now - w->start;	/* < width after window_roll */
+
+	return w->cur + (w->prev * (width - into)) / width;
+}
+
+/*
+ * take - one more (n more) in w if that stays within limit: true and
+ * counted; false, not counted, with *count what it would have made.
+ */
+static bool take(struct window *w, uint64_t now, uint64_t width, unsigned limit, unsigned n,
+		 uint64_t *count)
+{
+	window_roll(w, now, width);
+	*count = window_count(w, now, width) + n;
+	if (limit > 0 && *count > limit)
+		return false;
+	w->cur += n;
+	return true;
+}
+
+/* first_warning - true once per fixed window: say it in the log then. */
+static bool first_warning(struct window *w)
+{
+	if (w->warned == w->start + 1)
+		return false;
+	w->warned = w->start + 1;
+	return true;
+}
+
+/* policy_quota_message - see policy.h. */
+enum policy_quota_verdict policy_quota_message(struct policy_quota *q, const char *key,
+					       uint64_t now_ms, unsigned limit,
+					       struct policy_quota_result *r)
+{
+	struct quota_entry *e = entry_of(q, key);
+
+	memset(r, 0, sizeof(*r));
+	if (!e)
+		return POLICY_QUOTA_OK;	/* no memory: not a reason to refuse mail */
+	e->last_seen = now_ms;
+	if (take(&e->msgs, now_ms, MINUTE_MS, limit, 1, &r->count))
+		return POLICY_QUOTA_OK;
+	r->warn = first_warning(&e->msgs);
+	return POLICY_QUOTA_OVER;
+}
+
+/* policy_quota_recipient - see policy.h. */
+enum policy_quota_verdict policy_quota_recipient(struct policy_quota *q, const char *key,
+						 uint64_t now_ms, unsigned limit,
+						 struct policy_quota_result *r)
+{
+	struct quota_entry *e = entry_of(q, key);
+
+	memset(r, 0, sizeof(*r));
+	if (!e)
+		return POLICY_QUOTA_OK;
+	e->last_seen = now_ms;
+	if (take(&e->rcpts, now_ms, DAY_MS, limit, 1, &r->count))
+		return POLICY_QUOTA_OK;
+	r->warn = first_warning(&e->rcpts);
+	return POLICY_QUOTA_OVER;
+}
+
+/* policy_quota_keys - see policy.h. */
+size_t policy_quota_keys(const struct policy_quota *q)
+{
+	return q->n;
+}

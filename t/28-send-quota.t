@@ -1,0 +1,126 @@
+# 28-send-quota.t - sending quotas: send_rate_limit messages a minute and
+# send_recipient_limit recipients a day, per login (over every connection
+# and every event loop) and per trusted address that sends without a
+# login. Over the limit: 450 4.7.1 at MAIL or RCPT, nothing queued, one
+# warning line per window. Mail from untrusted clients to local domains
+# has no quota.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use MtadTest qw(auth_plain);
+
+my $EHLO_TLS = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
+my %users = (alice => 'secret', bob => 'hunter2');
+
+sub login {
+	my ($m, $user) = @_;
+	my $s = $m->tls_raw(0);
+	$m->dialog($s, "> EHLO client.example\n$EHLO_TLS> " . auth_plain($user, $users{$user})
+		   . "\n< 235 2.7.0 Authentication successful\n");
+	return $s;
+}
+
+# ---- the default: 30 messages a minute per login ----
+my $m = MtadTest->new(listeners => ['tls', ''], users => \%users, loops => 2,
+		      send_rate_limit => undef, send_recipient_limit => undef);
+my $s = login($m, 'alice');
+my $ok = 0;
+for my $i (1 .. 30) {
+	$ok++ if $m->queue_message($s, "msg $i", from => 'alice@campus.test') ne 'NONE';
+}
+is $ok, 30, 'the default lets a login send 30 messages in a minute';
+$m->dialog($s, <<'END');
+	> MAIL FROM:<alice@campus.test>
+	< 450 4.7.1 alice: sending rate limit exceeded, try again later
+	> MAIL FROM:<alice@campus.test>
+	< 450 4.7.1 alice: sending rate limit exceeded, try again later
+	> QUIT
+	< 221 2.0.0 *
+END
+# another connection (the other loop): the same login, the same count
+$s = login($m, 'alice');
+$m->dialog($s, <<'END');
+	> MAIL FROM:<alice@campus.test>
+	< 450 4.7.1 alice: sending rate limit exceeded, try again later
+	> QUIT
+	< 221 2.0.0 *
+END
+is $m->queue_count, 30, 'nothing of the refused ones was queued';
+my @warn = $m->log_text =~ /(warning: sasl_username=alice\S* rate limit exceeded: \d+ messages in 60 s from 127\.0\.0\.1)/g;
+is scalar(@warn), 1, 'one warning line for the window' or diag $m->log_text;
+like $warn[0] // '', qr/: 31 messages in 60 s/, '... which says 31 messages in 60 s';
+$s = login($m, 'bob');
+$m->queue_message($s, 'bob is not alice', from => 'bob@campus.test');
+$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
+$m->stop;
+
+# ---- recipients a day, over several connections ----
+$m = MtadTest->new(listeners => ['tls'], users => \%users, send_recipient_limit => 5,
+		   send_rate_limit => 100);
+$s = login($m, 'bob');
+$m->dialog($s, <<'END');
+	> MAIL FROM:<bob@campus.test>
+	< 250 2.1.0 *
+	> RCPT TO:<a1@campus.test>
+	< 250 2.1.5 *
+	> RCPT TO:<a2@campus.test>
+	< 250 2.1.5 *
+	> RCPT TO:<a3@campus.test>
+	< 250 2.1.5 *
+	> QUIT
+	< 221 2.0.0 *
+END
+$s = login($m, 'bob');
+$m->dialog($s, <<'END');
+	> MAIL FROM:<bob@campus.test>
+	< 250 2.1.0 *
+	> RCPT TO:<b1@campus.test>
+	< 250 2.1.5 *
+	> RCPT TO:<b2@campus.test>
+	< 250 2.1.5 *
+	> RCPT TO:<b3@campus.test>
+	< 450 4.7.1 bob: sending rate limit exceeded, try again later
+	> DATA
+	< 354 *
+	> Subject: two of three
+	>
+	> body
+	> .
+	< 250 2.0.0 Ok: queued as *
+	> QUIT
+	< 221 2.0.0 *
+END
+like $m->log_text, qr/warning: sasl_username=bob\S* recipient limit exceeded: 6 recipients in 1 day from 127\.0\.0\.1/,
+	'the recipient limit says so in the log';
+$m->stop;
+
+# ---- trusted clients without a login: by address; the world: none ----
+$m = MtadTest->new(relay_networks => '127.0.0.1/32', send_rate_limit => 2);
+for my $i (1 .. 2) {
+	$s = $m->raw;
+	$m->ehlo($s, 'printer.campus.test');
+	$m->queue_message($s, "printer $i", from => 'printer@campus.test', to => 'x@elsewhere.example');
+	$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
+}
+$s = $m->raw;
+$m->ehlo($s, 'printer.campus.test');
+$m->dialog($s, <<'END');
+	> MAIL FROM:<printer@campus.test>
+	< 450 4.7.1 [127.0.0.1]: sending rate limit exceeded, try again later
+	> QUIT
+	< 221 2.0.0 *
+END
+like $m->log_text, qr/warning: client=\[127\.0\.0\.1\] rate limit exceeded: 3 messages in 60 s/,
+	'a trusted address: its own warning';
+for my $i (1 .. 4) {
+	$s = $m->raw(local => '127.0.0.2');
+	$m->dialog($s, "> EHLO mx.elsewhere.example\n"
+		   . MtadTest::ehlo_script('mx.elsewhere.example') =~ s/\[127\.0\.0\.1\]/[127.0.0.2]/r);
+	$m->queue_message($s, "inbound $i", from => 'x@elsewhere.example', to => 'u@campus.test');
+	$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
+}
+$m->stop;
+
+done_testing;

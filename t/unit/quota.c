@@ -1,0 +1,74 @@
+/*
+ * quota.c - unit tests for the sending quotas (policy/quota.c): the
+ * limit holds within a window, a refused attempt is not counted, the
+ * window slides (half of the last minute still counts half), keys are
+ * per login without case, the first refusal of a window is the one to
+ * log, and the table never holds more than max_keys.
+ */
+#include <stdlib.h>
+
+#include "policy/policy.h"
+#include "t/unit/tap.h"
+
+#define MINUTE 60000ull
+#define DAY 86400000ull
+
+static void test_minute(struct tap *t)
+{
+	struct policy_quota *q = policy_quota_new(100);
+	struct policy_quota_result r;
+	uint64_t now = 10 * MINUTE;	/* the start of a window */
+	int ok = 1;
+
+	if (!q)
+		abort();
+	for (int i = 1; i <= 30; i++)
+		ok &= policy_quota_message(q, "alice", now + (uint64_t)i, 30, &r) == POLICY_QUOTA_OK &&
+		      r.count == (uint64_t)i;
+	TAP_OK(t, ok, "30 messages in a minute pass, counted 1..30");
+	TAP_OK(t, policy_quota_message(q, "ALICE", now + 40, 30, &r) == POLICY_QUOTA_OVER &&
+	       r.count == 31 && r.warn, "the 31st (any case) is over, would make 31, and is logged");
+	TAP_OK(t, policy_quota_message(q, "alice", now + 50, 30, &r) == POLICY_QUOTA_OVER && !r.warn,
+	       "the 32nd: over, not logged again in this window");
+	TAP_OK(t, policy_quota_message(q, "bob", now + 60, 30, &r) == POLICY_QUOTA_OK,
+	       "another login has its own count");
+	/* 1.5 minutes later: half of the full window still counts (15) */
+	TAP_OK(t, policy_quota_message(q, "alice", now + MINUTE + MINUTE / 2, 30, &r) == POLICY_QUOTA_OK &&
+	       r.count == 16, "the window slides: half a minute on, 15 of 30 still count (+1 = %llu)",
+	       (unsigned long long)r.count);
+	TAP_OK(t, policy_quota_message(q, "alice", now + 3 * MINUTE, 30, &r) == POLICY_QUOTA_OK &&
+	       r.count == 1, "two quiet minutes: a fresh start");
+	TAP_OK(t, policy_quota_message(q, "carol", now, 0, &r) == POLICY_QUOTA_OK, "limit 0: none");
+	policy_quota_free(q);
+}
+
+static void test_day_and_bound(struct tap *t)
+{
+	struct policy_quota *q = policy_quota_new(3);
+	struct policy_quota_result r;
+	char key[16];
+
+	if (!q)
+		abort();
+	for (int i = 0; i < 5; i++)
+		(void)policy_quota_recipient(q, "bob", DAY + (uint64_t)i, 5, &r);
+	TAP_OK(t, policy_quota_recipient(q, "bob", DAY + 10, 5, &r) == POLICY_QUOTA_OVER &&
+	       r.count == 6, "the 6th recipient of a day over a limit of 5");
+	TAP_OK(t, policy_quota_recipient(q, "bob", 3 * DAY, 5, &r) == POLICY_QUOTA_OK,
+	       "two days later: allowed again");
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "u%d", i);
+		(void)policy_quota_message(q, key, 4 * DAY + (uint64_t)i, 30, &r);
+	}
+	TAP_OK(t, policy_quota_keys(q) == 3, "never more than max_keys (%zu)", policy_quota_keys(q));
+	policy_quota_free(q);
+}
+
+int main(void)
+{
+	struct tap t = { 0 };
+
+	test_minute(&t);
+	test_day_and_bound(&t);
+	return tap_done(&t);
+}
