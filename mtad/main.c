@@ -217,58 +217,95 @@ static void daemon_signal(uv_signal_t *sig, int signum)
 	listen_stop(d);
 }
 
-#define SENDER_MAP_FILE_MAX (64 * 1024 * 1024)	/* a map larger than this is refused */
+#define LIST_FILE_MAX (64 * 1024 * 1024)	/* a map or list larger than this is refused */
 
 /*
- * sender_map_load - sender_login_map's file, parsed; *map is NULL when
- * the setting is empty. -1 with err ("FILE:LINE: what") otherwise.
- * Blocking file I/O: at start and on SIGHUP only, like the config.
+ * file_slurp - a whole (small) file as a NUL-terminated string for a
+ * parser. -1 with err. Blocking file I/O: at start and on SIGHUP only,
+ * like the config.
  */
-static int sender_map_load(const struct mtad_config *cfg, struct policy_sender_map **map,
-			   char *err, size_t errlen)
+static int file_slurp(const char *what, const char *path, char **text, size_t *len,
+		      char *err, size_t errlen)
 {
-	const char *path = cfg->sender_login_map;
-	FILE *f;
-	char *text = NULL;
-	size_t len = 0, cap = 0;
+	FILE *f = fopen(path, "re");
+	size_t cap = 0;
 	int rc = -1;
 
-	*map = NULL;
-	if (path[0] == '\0')
-		return 0;
-	if (!(f = fopen(path, "re"))) {
-		snprintf(err, errlen, "sender_login_map %s: %s", path, strerror(errno));
+	*text = NULL;
+	*len = 0;
+	if (!f) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
 	for (;;) {
 		size_t n;
 
-		if (len == cap) {
-			char *grown = cap < SENDER_MAP_FILE_MAX ? realloc(text, cap ? cap * 2 : 65536) : NULL;
+		if (*len + 1 >= cap) {
+			char *grown = cap < LIST_FILE_MAX ? realloc(*text, cap ? cap * 2 : 65536) : NULL;
 
 			if (!grown) {
-				snprintf(err, errlen, "sender_login_map %s: too large or out of memory", path);
+				snprintf(err, errlen, "%s %s: too large or out of memory", what, path);
 				goto out;
 			}
-			text = grown;
+			*text = grown;
 			cap = cap ? cap * 2 : 65536;
 		}
-		n = fread(text + len, 1, cap - len, f);
-		len += n;
+		n = fread(*text + *len, 1, cap - *len - 1, f);
+		*len += n;
 		if (n == 0)
 			break;
 	}
 	if (ferror(f)) {
-		snprintf(err, errlen, "sender_login_map %s: read error", path);
+		snprintf(err, errlen, "%s %s: read error", what, path);
 		goto out;
 	}
-	if ((*map = policy_sender_map_parse(text, len, path, err, errlen)) != NULL)
-		rc = 0;
+	(*text)[*len] = '\0';
+	rc = 0;
 out:
-	free(text);
+	if (rc != 0) {
+		free(*text);
+		*text = NULL;
+	}
 	if (fclose(f) != 0 && rc == 0)
-		mtad_log(MTAD_LOG_WARNING, "sender_login_map %s: close: %s", path, strerror(errno));
+		mtad_log(MTAD_LOG_WARNING, "%s %s: close: %s", what, path, strerror(errno));
 	return rc;
+}
+
+/* sender_map_load - sender_login_map parsed; *map NULL when unset. -1 with err. */
+static int sender_map_load(const struct mtad_config *cfg, struct policy_sender_map **map,
+			   char *err, size_t errlen)
+{
+	char *text;
+	size_t len;
+
+	*map = NULL;
+	if (cfg->sender_login_map[0] == '\0')
+		return 0;
+	if (file_slurp("sender_login_map", cfg->sender_login_map, &text, &len, err, errlen) != 0)
+		return -1;
+	*map = policy_sender_map_parse(text, len, cfg->sender_login_map, err, errlen);
+	free(text);
+	return *map ? 0 : -1;
+}
+
+/*
+ * auth_block_load - auth_block's names: the setting itself, or the file
+ * it names (a value starting with '/'). *list is NULL when none.
+ */
+static int auth_block_load(const struct mtad_config *cfg, char **list, char *err, size_t errlen)
+{
+	size_t len;
+
+	*list = NULL;
+	if (cfg->auth_block[0] == '\0')
+		return 0;
+	if (cfg->auth_block[0] == '/')
+		return file_slurp("auth_block", cfg->auth_block, list, &len, err, errlen);
+	if (!(*list = strdup(cfg->auth_block))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 /* tls_settings_of - the TLS part of the configuration. */
@@ -324,6 +361,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	struct daemon *d = sig->data;
 	struct mtad_config *fresh = malloc(sizeof(*fresh));
 	struct policy_sender_map *map = NULL, *old_map;
+	char *block = NULL, *old_block;
 	struct tls_settings set;
 	char err[2 * MTAD_PATH_MAX];
 
@@ -333,9 +371,11 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 		return;		/* the loops are closing down: nothing to reload for */
 	}
 	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0 ||
-	    sender_map_load(fresh, &map, err, sizeof(err)) != 0) {
+	    sender_map_load(fresh, &map, err, sizeof(err)) != 0 ||
+	    auth_block_load(fresh, &block, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
+		policy_sender_map_free(map);
 		free(fresh);
 		return;
 	}
@@ -355,6 +395,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	free(fresh);
 	old_map = d->shared.sender_map;
 	d->shared.sender_map = map;
+	old_block = d->shared.auth_block;
+	d->shared.auth_block = block;
 	for (unsigned i = 0; i < d->nloops; i++)
 		smtp_server_policy_update(&d->loops[i].smtp);
 	uv_mutex_lock(&d->limits_lock);
@@ -374,6 +416,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	}
 	loops_resume(d);
 	policy_sender_map_free(old_map);	/* no session holds it: they read it only in callbacks */
+	free(old_block);
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -535,7 +578,9 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->shared_open = true;
-	return sender_map_load(&d->cfg, &d->shared.sender_map, err, errlen);
+	if (sender_map_load(&d->cfg, &d->shared.sender_map, err, errlen) != 0)
+		return -1;
+	return auth_block_load(&d->cfg, &d->shared.auth_block, err, errlen);
 }
 
 /*
@@ -675,12 +720,15 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		struct policy_sender_map *map;
+		char *block;
 
-		if (sender_map_load(&d.cfg, &map, err, sizeof(err)) != 0) {
+		if (sender_map_load(&d.cfg, &map, err, sizeof(err)) != 0 ||
+		    auth_block_load(&d.cfg, &block, err, sizeof(err)) != 0) {
 			fprintf(stderr, "mtad: %s\n", err);
 			return 1;
 		}
 		policy_sender_map_free(map);
+		free(block);
 		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
 		warn_unrouted(&d.cfg);
 		return 0;

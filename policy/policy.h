@@ -166,6 +166,14 @@ bool policy_sender_owned(const struct policy_sender_map *m, const char *login, c
 			 const char *const *local_domains, size_t nlocal);
 
 /*
+ * policy_login_listed - is login (len bytes, not NUL-terminated) in list:
+ * names separated by commas, blanks or lines, '#' comments? A name
+ * matches the whole login or its name without "@realm"; case does not
+ * matter. For auth_block.
+ */
+bool policy_login_listed(const char *list, const char *login, size_t len);
+
+/*
  * policy_from_addresses - the addresses of a From: header's value
  * (unfolded; several From: fields may be joined with ','), at most max.
  * Returns -1 when there are more than max, or one is longer than

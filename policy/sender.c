@@ -271,6 +271,30 @@ bool policy_sender_owned(const struct policy_sender_map *m, const char *login, c
 	return false;
 }
 
+/* policy_login_listed - see policy.h. */
+bool policy_login_listed(const char *list, const char *login, size_t len)
+{
+	const char *p = list;
+	size_t local = 0;
+
+	while (local < len && login[local] != '@')
+		local++;
+	while (*p) {
+		size_t n;
+
+		if (*p == '#') {	/* a comment, to the end of its line */
+			p += strcspn(p, "\n");
+			continue;
+		}
+		n = strcspn(p, ", \t\r\n#");
+		if ((n == len || n == local) && n > 0 && strncasecmp(p, login, n) == 0)
+			return true;
+		p += n;
+		p += strspn(p, ", \t\r\n");
+	}
+	return false;
+}
+
 /* ---- From: header addresses ---- */
 
 /* skip_comment - past a (possibly nested) comment starting at *p == '('. */

@@ -135,6 +135,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->sender_map = NULL;
 	policy_quota_free(sh->quota);
 	sh->quota = NULL;
+	free(sh->auth_block);
+	sh->auth_block = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 

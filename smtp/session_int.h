@@ -97,6 +97,7 @@ struct smtp_session {
 	char auth_user[256];	/* "" until authenticated */
 	struct smtp_from_scan *from_scan;	/* DATA of an authenticated session: its From: */
 	bool auth_limited;	/* the attempt is counted by the address limit */
+	bool auth_expect_user;	/* AUTH LOGIN: the next response is the user name */
 	unsigned auth_failures;
 
 	/* What the client said about itself. */

@@ -117,6 +117,67 @@ bool verb_auth_check(struct smtp_session *s)
 	return false;
 }
 
+/* ---- auth_block: logins refused whatever the password ---- */
+
+/* auth_blocked - is name (len bytes, as typed or as SASL gave it) in auth_block? */
+static bool auth_blocked(const struct smtp_session *s, const char *name, size_t len)
+{
+	const char *list = s->srv->shared->auth_block;
+
+	return list != NULL && len > 0 && policy_login_listed(list, name, len);
+}
+
+/* plain_user - PLAIN's authcid (RFC 4616: authzid NUL authcid NUL passwd); false when malformed. */
+static bool plain_user(const char *d, size_t n, const char **user, size_t *len)
+{
+	const char *nul = memchr(d, '\0', n), *end;
+
+	if (!nul)
+		return false;
+	*user = nul + 1;
+	end = memchr(*user, '\0', (size_t)(d + n - *user));
+	if (!end)
+		return false;
+	*len = (size_t)(end - *user);
+	return true;
+}
+
+/*
+ * typed_user_blocked - the user name the client typed, where the
+ * mechanism shows it before any password check (PLAIN's response,
+ * LOGIN's first one), is in auth_block.
+ */
+static bool typed_user_blocked(struct smtp_session *s, const char *mech, const char *d, size_t n)
+{
+	const char *user = d;
+	size_t len = n;
+
+	if (strcmp(mech, "PLAIN") == 0 && !plain_user(d, n, &user, &len))
+		return false;
+	return auth_blocked(s, user, len);
+}
+
+/*
+ * auth_refuse_blocked - 535 5.7.8 as for a wrong password, so the
+ * client learns nothing; the log names the blocked login (an admin's
+ * list, never a typed password).
+ */
+static void auth_refuse_blocked(struct smtp_session *s, const char *mech, const char *name,
+				size_t len)
+{
+	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s login refused: %.*s is in auth_block",
+		 s->client_label, mech, (int)(len > 255 ? 255 : len), name);
+	auth_end(s);
+	s->auth_expect_user = false;
+	s->auth_failures++;
+	session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	if (s->auth_failures >= s->srv->cfg->auth_max_failures) {
+		session_reply(s, 421, "4.7.0", "%s Error: too many failed authentication attempts",
+			      s->srv->cfg->hostname);
+		session_close(s);
+	}
+}
+
 /* auth_decode - a base64 response; "=" is the empty response (RFC 4954 §4). */
 static int auth_decode(const char *b64, size_t len, char *out, size_t outsize, size_t *outlen)
 {
@@ -168,8 +229,18 @@ bool verb_auth(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	for (char *p = mech; *p; p++)
 		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+	if (rest > 0 && typed_user_blocked(s, mech, decoded, declen)) {
+		const char *user = decoded;
+		size_t ulen = declen;
+
+		if (strcmp(mech, "PLAIN") == 0)
+			(void)plain_user(decoded, declen, &user, &ulen);
+		auth_refuse_blocked(s, mech, user, ulen);	/* no password check */
+		return false;
+	}
 	if (!auth_admit(s, mech))
 		return false;
+	s->auth_expect_user = strcmp(mech, "LOGIN") == 0 && rest == 0;
 	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", mech);
 	s->auth_ex = auth_exchange_new(s->srv->auth, s->srv->loop, s->client_ip);
 	if (!s->auth_ex || auth_exchange_start(s->auth_ex, s->auth_mech, decoded, declen,
@@ -200,6 +271,18 @@ void verb_auth_response(struct smtp_session *s, const char *line, size_t len)
 		session_reply(s, 501, "5.5.2", "Cannot decode response");
 		return;
 	}
+	if ((s->auth_expect_user || strcmp(s->auth_mech, "PLAIN") == 0) &&
+	    typed_user_blocked(s, s->auth_expect_user ? "LOGIN" : "PLAIN", decoded, declen)) {
+		const char *user = decoded;
+		size_t ulen = declen;
+
+		if (!s->auth_expect_user)
+			(void)plain_user(decoded, declen, &user, &ulen);
+		s->state = STATE_COMMAND;
+		auth_refuse_blocked(s, s->auth_mech, user, ulen);	/* no password check */
+		return;
+	}
+	s->auth_expect_user = false;
 	if (auth_exchange_step(s->auth_ex, decoded, declen, auth_done, s) != 0) {
 		auth_end(s);
 		s->state = STATE_COMMAND;
@@ -274,6 +357,13 @@ static void auth_delay_done(struct smtp_session *s)
 /* auth_succeeded - 235; the session now belongs to user. */
 static void auth_succeeded(struct smtp_session *s, const char *user)
 {
+	if (user && auth_blocked(s, user, strlen(user))) {
+		/* Blocked under another spelling (realm, authzid): still no. */
+		auth_refuse_blocked(s, s->auth_mech, user, strlen(user));
+		if (s->state != STATE_CLOSING)
+			session_resume(s, STATE_COMMAND);
+		return;
+	}
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user && user[0] ? user : "?");
 	mtad_log(MTAD_LOG_INFO, "%s: sasl_method=%s, sasl_username=%s",
 		 s->client_label, s->auth_mech, s->auth_user);

@@ -144,6 +144,21 @@ static void test_scan(struct tap *t)
 	}
 }
 
+static void test_listed(struct tap *t)
+{
+	const char *list = "# blocked\nalice, Bob\tcarol@other.test\n#dave\n";
+
+	TAP_OK(t, policy_login_listed(list, "alice", 5), "a name");
+	TAP_OK(t, policy_login_listed(list, "alice@mx.campus.test", 20), "... with any realm");
+	TAP_OK(t, policy_login_listed(list, "bob", 3), "any case, tab-separated");
+	TAP_OK(t, policy_login_listed(list, "carol@other.test", 16), "a full login");
+	TAP_OK(t, !policy_login_listed(list, "carol@mx.campus.test", 20), "... only with its realm");
+	TAP_OK(t, !policy_login_listed(list, "dave", 4), "not a commented name");
+	TAP_OK(t, !policy_login_listed(list, "alic", 4) && !policy_login_listed(list, "alicex", 6),
+	       "not a prefix or an extension");
+	TAP_OK(t, !policy_login_listed("", "alice", 5), "an empty list");
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
@@ -152,5 +167,6 @@ int main(void)
 	test_map(&t);
 	test_from(&t);
 	test_scan(&t);
+	test_listed(&t);
 	return tap_done(&t);
 }
