@@ -6,6 +6,7 @@
  *   mtaq [-c CONFIG] delete ID...
  *   mtaq [-c CONFIG] hold ID...           keep from delivery (shown with !)
  *   mtaq [-c CONFIG] release ID...
+ *   mtaq [-c CONFIG] delete|hold|release --login NAME   all that NAME submitted
  *   mtaq [-c CONFIG] flush [ID...]        due now (no ID: every deferred message)
  *   mtaq [-c CONFIG] count
  *   mtaq [-c CONFIG] recover             Berkeley DB recovery, mtad stopped
@@ -68,6 +69,10 @@ void usage(FILE *out)
 		"  delete ID...              remove messages from the queue\n"
 		"  hold ID...                keep messages from delivery (listed with !)\n"
 		"  release ID...             let held messages be delivered again\n"
+		"  delete|hold|release --login NAME\n"
+		"                            every queued message that login NAME submitted\n"
+		"                            (NAME with or without its realm): one command\n"
+		"                            against a stolen password's outbreak\n"
 		"  flush [ID...]             try messages now (no ID: every deferred one)\n"
 		"  count                     number of queued messages\n"
 		"  recover                   recover the queue after a crash (mtad must\n"
@@ -234,6 +239,10 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 			m->json = true;
 		else if (!dashdash && strcmp(a, "--body") == 0)
 			m->body = true;
+		else if (!dashdash && strcmp(a, "--login") == 0 && i + 1 < argc)
+			m->login = argv[++i];
+		else if (!dashdash && strncmp(a, "--login=", 8) == 0)
+			m->login = a + 8;
 		else if (!dashdash && strcmp(a, "--days") == 0 && i + 1 < argc) {
 			if (parse_days(argv[++i], &m->days) < 0)
 				return -1;

@@ -12,33 +12,120 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "queue/mtaq_int.h"
+
+/* delete_one - one message, reported; 1 when it failed. */
+static int delete_one(struct mtaq *m, const char *qid, int *deleted)
+{
+	int rc = queue_id_valid(qid) ? queue_delete(m->q, qid) : QUEUE_NOTFOUND;
+
+	if (rc == QUEUE_NOTFOUND)
+		fprintf(stderr, "mtaq: no such message: %s\n", qid);
+	else if (rc != QUEUE_OK)
+		fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
+	else
+		printf("%s: deleted\n", qid), (*deleted)++;
+	return rc != QUEUE_OK;
+}
+
+/* ---- --login: every message one login submitted ---- */
+
+struct login_ids {
+	const char *login;
+	size_t local;		/* its length without "@realm" */
+	char (*ids)[QUEUE_ID_LEN + 1];
+	size_t n, cap;
+	bool nomem;
+};
+
+/* login_matches - the envelope's login is NAME, or NAME@realm when NAME has no realm. */
+static bool login_matches(const struct login_ids *st, const char *user)
+{
+	size_t len = strlen(st->login);
+
+	if (user == NULL)
+		return false;
+	if (strcasecmp(user, st->login) == 0)
+		return true;
+	return st->local == len && strncasecmp(user, st->login, len) == 0 && user[len] == '@';
+}
+
+/* login_collect - queue_foreach callback: the ids of the login's messages. */
+static int login_collect(const char *qid, const struct queue_envelope *env, void *arg)
+{
+	struct login_ids *st = arg;
+
+	if (env == NULL || !login_matches(st, env->auth_user))
+		return 0;
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 256;
+		void *grown = realloc(st->ids, cap * sizeof(*st->ids));
+
+		if (!grown) {
+			st->nomem = true;
+			return 1;	/* stop: acting on part of them would mislead */
+		}
+		st->ids = grown;
+		st->cap = cap;
+	}
+	snprintf(st->ids[st->n++], QUEUE_ID_LEN + 1, "%s", qid);
+	return 0;
+}
+
+/*
+ * login_args - with --login, the login's queued messages become the
+ * operands (collected first, changed after: no change under the scan).
+ * Returns 0, or an exit status when mtaq must stop.
+ */
+static int login_args(struct mtaq *m, struct login_ids *st)
+{
+	int rc;
+
+	if (m->login == NULL)
+		return 0;
+	if (m->nargs > 0 || m->login[0] == '\0') {
+		fprintf(stderr, "mtaq: --login NAME takes no message ids\n");
+		return MTAQ_EXIT_USAGE;
+	}
+	st->login = m->login;
+	st->local = strcspn(m->login, "@");
+	rc = queue_foreach(m->q, login_collect, st);
+	if (st->nomem || (rc != QUEUE_OK && rc != 1)) {
+		fprintf(stderr, "mtaq: %s\n", st->nomem ? "out of memory" : queue_strerror(m->q));
+		return 1;
+	}
+	if (st->n == 0)
+		printf("no queued message of login %s\n", m->login);
+	return 0;
+}
 
 /* ---- delete ---- */
 
 /* cmd_delete - `mtaq delete ID...`: each one, reporting each failure. */
 int cmd_delete(struct mtaq *m)
 {
-	int failed = 0, deleted = 0;
+	struct login_ids st = { 0 };
+	int failed = 0, deleted = 0, rc;
 
+	if ((rc = login_args(m, &st)) != 0)
+		return rc;
+	if (m->login != NULL) {
+		for (size_t i = 0; i < st.n; i++)
+			failed += delete_one(m, st.ids[i], &deleted);
+		free(st.ids);
+		printf("%d message%s of login %s deleted\n", deleted, deleted == 1 ? "" : "s",
+		       m->login);
+		return failed > 0;
+	}
 	if (m->nargs == 0) {
 		usage(stderr);
 		return MTAQ_EXIT_USAGE;
 	}
-	for (int i = 0; i < m->nargs; i++) {
-		const char *qid = m->args[i];
-		int rc = queue_id_valid(qid) ? queue_delete(m->q, qid) : QUEUE_NOTFOUND;
-
-		if (rc == QUEUE_NOTFOUND)
-			fprintf(stderr, "mtaq: no such message: %s\n", qid);
-		else if (rc != QUEUE_OK)
-			fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
-		else
-			printf("%s: deleted\n", qid), deleted++;
-		failed += rc != QUEUE_OK;
-	}
+	for (int i = 0; i < m->nargs; i++)
+		failed += delete_one(m, m->args[i], &deleted);
 	return failed > 0;
 }
 
@@ -68,18 +155,29 @@ static int change_one(struct mtaq *m, const char *qid, const char *done)
 	return rc == QUEUE_OK ? 0 : -1;
 }
 
-/* cmd_hold - `mtaq hold ID...` and `mtaq release ID...`. */
+/* cmd_hold - `mtaq hold ID...` and `mtaq release ID...` (or --login NAME). */
 int cmd_hold(struct mtaq *m)
 {
-	int failed = 0;
+	const char *done = m->command[0] == 'h' ? "held" : "released";
+	struct login_ids st = { 0 };
+	int failed = 0, rc;
 
+	if ((rc = login_args(m, &st)) != 0)
+		return rc;
+	if (m->login != NULL) {
+		for (size_t i = 0; i < st.n; i++)
+			failed += change_one(m, st.ids[i], done) < 0;
+		free(st.ids);
+		printf("%zu message%s of login %s %s\n", st.n - (size_t)failed,
+		       st.n - (size_t)failed == 1 ? "" : "s", m->login, done);
+		return failed > 0;
+	}
 	if (m->nargs == 0) {
 		usage(stderr);
 		return MTAQ_EXIT_USAGE;
 	}
 	for (int i = 0; i < m->nargs; i++)
-		failed += change_one(m, m->args[i],
-				     m->command[0] == 'h' ? "held" : "released") < 0;
+		failed += change_one(m, m->args[i], done) < 0;
 	return failed > 0;
 }
 

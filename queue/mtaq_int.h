@@ -24,6 +24,7 @@ struct mtaq {
 	char **args;		/* operands after the command */
 	int nargs;
 	bool json, body;
+	const char *login;	/* delete/hold/release --login: that login's messages */
 	int days;		/* stats --days */
 	struct queue *q;
 	int lock_fd;		/* `recover`: the spool lock, else -1 */
