@@ -213,4 +213,14 @@ enum policy_quota_verdict policy_quota_recipient(struct policy_quota *q, const c
 						 struct policy_quota_result *r);
 size_t policy_quota_keys(const struct policy_quota *q);
 
+/*
+ * policy_quota_login - a login from addr now: how many distinct client
+ * addresses the login came from in this clock hour (counted up to
+ * POLICY_SPREAD_MAX). *warn is true once an hour, when that passes
+ * limit (0: never): a sign of a stolen password.
+ */
+#define POLICY_SPREAD_MAX 64
+unsigned policy_quota_login(struct policy_quota *q, const char *key, const char *addr,
+			    uint64_t now_ms, unsigned limit, bool *warn);
+
 #endif

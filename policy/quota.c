@@ -32,10 +32,19 @@ struct window {
 	uint64_t warned;	/* start of the window last warned about, +1; 0 never */
 };
 
+/* The client addresses one login came from in the current hour. */
+struct login_spread {
+	uint64_t hour;			/* start of the hour, ms, +1; 0 never */
+	uint32_t addr[POLICY_SPREAD_MAX];	/* hashes of the distinct addresses */
+	unsigned n;
+	bool warned;
+};
+
 struct quota_entry {
 	struct quota_entry *next;
 	uint64_t last_seen;
 	struct window msgs, rcpts;
+	struct login_spread spread;
 	char key[POLICY_QUOTA_KEY_MAX + 1];
 };
 
@@ -189,6 +198,46 @@ enum policy_quota_verdict policy_quota_recipient(struct policy_quota *q, const c
 		return POLICY_QUOTA_OK;
 	r->warn = first_warning(&e->rcpts);
 	return POLICY_QUOTA_OVER;
+}
+
+/* addr_hash - FNV-1a of an address text. */
+static uint32_t addr_hash(const char *a)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *a; a++)
+		h = (h ^ (unsigned char)*a) * 16777619u;
+	return h;
+}
+
+/* policy_quota_login - see policy.h. */
+unsigned policy_quota_login(struct policy_quota *q, const char *key, const char *addr,
+			    uint64_t now_ms, unsigned limit, bool *warn)
+{
+	struct quota_entry *e = entry_of(q, key);
+	struct login_spread *sp;
+	uint64_t hour = now_ms - now_ms % 3600000ull + 1;
+	uint32_t h = addr_hash(addr);
+	unsigned i;
+
+	*warn = false;
+	if (!e)
+		return 0;
+	e->last_seen = now_ms;
+	sp = &e->spread;
+	if (sp->hour != hour) {
+		memset(sp, 0, sizeof(*sp));
+		sp->hour = hour;
+	}
+	for (i = 0; i < sp->n && sp->addr[i] != h; i++)
+		;
+	if (i == sp->n && sp->n < POLICY_SPREAD_MAX)
+		sp->addr[sp->n++] = h;
+	if (limit > 0 && sp->n > limit && !sp->warned) {
+		sp->warned = true;
+		*warn = true;
+	}
+	return sp->n;
 }
 
 /* policy_quota_keys - see policy.h. */

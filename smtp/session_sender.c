@@ -224,6 +224,24 @@ bool session_quota_rcpt(struct smtp_session *s)
 	return false;
 }
 
+/* session_login_spread - see session_int.h. */
+void session_login_spread(struct smtp_session *s)
+{
+	struct smtp_shared *sh = s->srv->shared;
+	unsigned limit = s->srv->cfg->auth_login_max_addresses, n;
+	bool warn;
+
+	if (limit == 0 || !s->auth_user[0])
+		return;
+	uv_mutex_lock(&sh->lock);
+	n = policy_quota_login(sh->quota, s->auth_user, s->client_ip, quota_now(), limit, &warn);
+	uv_mutex_unlock(&sh->lock);
+	if (warn)
+		mtad_log(MTAD_LOG_WARNING, "sasl_username=%s logged in from %u client addresses "
+			 "within an hour (auth_login_max_addresses = %u), now from %s: the "
+			 "password may be stolen", s->auth_user, n, limit, s->client_ip);
+}
+
 /* session_sender_stop - see session_int.h. */
 void session_sender_stop(struct smtp_session *s)
 {

@@ -367,6 +367,7 @@ static void auth_succeeded(struct smtp_session *s, const char *user)
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user && user[0] ? user : "?");
 	mtad_log(MTAD_LOG_INFO, "%s: sasl_method=%s, sasl_username=%s",
 		 s->client_label, s->auth_mech, s->auth_user);
+	session_login_spread(s);
 	s->verbs[SMTP_AUTH].ok++;
 	s->commands_ok++;
 	session_reply(s, 235, "2.7.0", "Authentication successful");

@@ -4,6 +4,8 @@
 # without its password being checked at all (shown with a password
 # checker that cannot answer: a blocked name gets 535, any other 454);
 # the log names it; the list is inline or a file, reloaded on SIGHUP.
+# And the sign of a stolen password: one login from more than
+# auth_login_max_addresses client addresses within an hour warns, once.
 use strict;
 use warnings;
 use FindBin;
@@ -40,6 +42,27 @@ $m->wait_log(qr/reload: configuration .* loaded/) or diag $m->log_text;
 $s = session();
 $m->dialog($s, "> " . auth_plain('alice', 'secret') . "\n< 535 5.7.8 *\n");
 $m->dialog($s, "> " . auth_plain('carol', 'pw3') . "\n< 235 2.7.0 *\n> QUIT\n< 221 2.0.0 *\n");
+$m->stop;
+
+# ---- a login from more than auth_login_max_addresses addresses in an hour ----
+$m = MtadTest->new(listeners => ['tls'], users => \%users, auth_login_max_addresses => 10);
+for my $i (1 .. 11) {
+	my $s = $m->tls_raw(0, LocalAddr => "127.0.0.$i");
+	$m->dialog($s, "> EHLO client.example\n" . ($EHLO_TLS =~ s/127\.0\.0\.1/127.0.0.$i/r)
+		   . "> " . auth_plain('alice', 'secret')
+		   . "\n< 235 2.7.0 *\n> QUIT\n< 221 2.0.0 *\n");
+	if ($i == 10) {
+		unlike $m->log_text, qr/may be stolen/, 'ten addresses in an hour: nothing said';
+	}
+}
+my @stolen = $m->log_text =~ /(warning: sasl_username=alice\S* logged in from 11 client addresses within an hour \(auth_login_max_addresses = 10\), now from 127\.0\.0\.11: the password may be stolen)/g;
+is scalar(@stolen), 1, 'the eleventh address: one warning' or diag $m->log_text;
+my $s2 = $m->tls_raw(0, LocalAddr => '127.0.0.12');
+$m->dialog($s2, "> EHLO client.example\n" . ($EHLO_TLS =~ s/127\.0\.0\.1/127.0.0.12/r)
+	   . "> " . auth_plain('alice', 'secret')
+	   . "\n< 235 2.7.0 *\n> QUIT\n< 221 2.0.0 *\n");
+@stolen = $m->log_text =~ /may be stolen/g;
+is scalar(@stolen), 1, '... and only one in that hour';
 $m->stop;
 
 # no password check: a checker that cannot answer (454) is never asked

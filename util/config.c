@@ -93,6 +93,8 @@ const struct param config_params[] = {
 	{ "auth_max_failures", P_UNSIGNED, OFF(auth_max_failures), 0, NULL, 3, 1, 1000 , NULL },
 	{ "auth_failure_delay", P_UNSIGNED, OFF(auth_failure_delay), 0, NULL, 100, 0, 60000 , NULL },
 	{ "auth_ip_max_failures", P_UNSIGNED, OFF(auth_ip_max_failures), 0, NULL, 10, 1, 1000000 , NULL },
+	/* One login from more client addresses than this in an hour: a warning. */
+	{ "auth_login_max_addresses", P_UNSIGNED, OFF(auth_login_max_addresses), 0, NULL, 10, 0, 1000, NULL },
 	/* Logins refused at once, password or not: "alice, bob", or a file (/...). */
 	{ "auth_block", P_STRING, STR(auth_block), "", 0, 0, 0, NULL },
 	{ "auth_ip_window", P_UNSIGNED, OFF(auth_ip_window), 0, NULL, 600, 1, DAY , NULL },

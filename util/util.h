@@ -117,6 +117,7 @@ struct mtad_config {
 
 	char sender_login[8];		/* strict, warn, off: who may send as whom */
 	char sender_login_map[MTAD_PATH_MAX];	/* login: address, @domain; "" = none */
+	unsigned auth_login_max_addresses;	/* per login and hour, then a warning; 0 = none */
 	char auth_block[4096];		/* logins refused: "alice, bob", or a file; "" = none */
 	unsigned send_rate_limit;	/* messages a minute per login; 0 = none */
 	unsigned send_recipient_limit;	/* recipients a day per login; 0 = none */

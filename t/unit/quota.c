@@ -5,6 +5,7 @@
  * per login without case, the first refusal of a window is the one to
  * log, and the table never holds more than max_keys.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "policy/policy.h"
@@ -64,11 +65,38 @@ static void test_day_and_bound(struct tap *t)
 	policy_quota_free(q);
 }
 
+static void test_spread(struct tap *t)
+{
+	struct policy_quota *q = policy_quota_new(10);
+	char addr[32];
+	bool warn = false, warned_early = false;
+	unsigned n = 0;
+
+	if (!q)
+		abort();
+	for (int i = 1; i <= 10; i++) {
+		snprintf(addr, sizeof(addr), "192.0.2.%d", i);
+		n = policy_quota_login(q, "alice", addr, 5 * 3600000ull + (uint64_t)i, 10, &warn);
+		warned_early |= warn;
+	}
+	TAP_OK(t, n == 10 && !warned_early, "ten addresses in an hour: counted, no warning");
+	n = policy_quota_login(q, "alice", "192.0.2.1", 5 * 3600000ull + 20, 10, &warn);
+	TAP_OK(t, n == 10 && !warn, "an address seen before is not counted again");
+	n = policy_quota_login(q, "alice", "198.51.100.1", 5 * 3600000ull + 30, 10, &warn);
+	TAP_OK(t, n == 11 && warn, "the eleventh: warn");
+	n = policy_quota_login(q, "alice", "198.51.100.2", 5 * 3600000ull + 40, 10, &warn);
+	TAP_OK(t, n == 12 && !warn, "once an hour");
+	n = policy_quota_login(q, "alice", "198.51.100.3", 6 * 3600000ull, 10, &warn);
+	TAP_OK(t, n == 1 && !warn, "the next hour starts over");
+	policy_quota_free(q);
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
 
 	test_minute(&t);
 	test_day_and_bound(&t);
+	test_spread(&t);
 	return tap_done(&t);
 }
