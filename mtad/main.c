@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtad/daemon.h"
@@ -570,6 +571,38 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* quota_seed_fn - queue_stats_foreach: one sender's recipients of today. */
+static int quota_seed_fn(void *arg, const char *key, uint64_t value)
+{
+	struct smtp_shared *sh = arg;
+	struct queue_stats_key k;
+	char who[POLICY_QUOTA_KEY_MAX + 1];
+
+	if (queue_stats_key_parse(key, &k) != 0 || k.kind != QUEUE_STATS_SENDER_RCPTS ||
+	    k.name_len > POLICY_QUOTA_KEY_MAX)
+		return 0;
+	snprintf(who, sizeof(who), "%.*s", (int)k.name_len, k.name);
+	policy_quota_seed_recipients(sh->quota, who, value, uv_hrtime() / 1000000u);
+	return 0;
+}
+
+/*
+ * quota_seed - the recipients each sender sent today, from the
+ * statistics: a restart does not give a stolen login a fresh day.
+ * Before any loop runs.
+ */
+static void quota_seed(struct daemon *d)
+{
+	char day[QUEUE_STATS_DAY_LEN + 1], prefix[QUEUE_STATS_KEY_MAX + 1];
+
+	if (queue_stats_day(time(NULL), 0, day) < 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "%s/sender/rcpts/", day);
+	if (queue_stats_foreach(d->queue, prefix, quota_seed_fn, &d->shared) != QUEUE_OK)
+		mtad_log(MTAD_LOG_WARNING, "cannot read today's recipients per sender: %s "
+			 "(the daily quota starts from 0)", queue_strerror(d->queue));
+}
+
 /* daemon_open_shared - what every loop's sessions share (the AUTH limiter, counters). */
 static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 {
@@ -578,6 +611,7 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->shared_open = true;
+	quota_seed(d);
 	if (sender_map_load(&d->cfg, &d->shared.sender_map, err, errlen) != 0)
 		return -1;
 	return auth_block_load(&d->cfg, &d->shared.auth_block, err, errlen);

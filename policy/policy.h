@@ -216,11 +216,22 @@ size_t policy_quota_keys(const struct policy_quota *q);
 /*
  * policy_quota_login - a login from addr now: how many distinct client
  * addresses the login came from in this clock hour (counted up to
- * POLICY_SPREAD_MAX). *warn is true once an hour, when that passes
- * limit (0: never): a sign of a stolen password.
+ * POLICY_SPREAD_MAX). r->warn is true once an hour, when that passes
+ * limit (0: never): a sign of a stolen password. r->new_today: addr is
+ * new for the login on day (the caller's day number, say 20261204).
  */
 #define POLICY_SPREAD_MAX 64
+struct policy_login_result {
+	bool warn;
+	bool new_today;
+};
 unsigned policy_quota_login(struct policy_quota *q, const char *key, const char *addr,
-			    uint64_t now_ms, unsigned limit, bool *warn);
+			    uint64_t now_ms, uint32_t day, unsigned limit,
+			    struct policy_login_result *r);
+
+/* policy_quota_seed_recipients - count recipients already sent today
+ * (from the statistics, at start): a restart does not reset the quota. */
+void policy_quota_seed_recipients(struct policy_quota *q, const char *key, uint64_t count,
+				  uint64_t now_ms);
 
 #endif

@@ -32,9 +32,9 @@ struct window {
 	uint64_t warned;	/* start of the window last warned about, +1; 0 never */
 };
 
-/* The client addresses one login came from in the current hour. */
+/* The client addresses one login came from in a period (an hour, a day). */
 struct login_spread {
-	uint64_t hour;			/* start of the hour, ms, +1; 0 never */
+	uint64_t period;		/* which one, +1; 0 never */
 	uint32_t addr[POLICY_SPREAD_MAX];	/* hashes of the distinct addresses */
 	unsigned n;
 	bool warned;
@@ -44,7 +44,8 @@ struct quota_entry {
 	struct quota_entry *next;
 	uint64_t last_seen;
 	struct window msgs, rcpts;
-	struct login_spread spread;
+	struct login_spread spread;	/* this hour */
+	struct login_spread day;	/* this day (the caller's day number) */
 	char key[POLICY_QUOTA_KEY_MAX + 1];
 };
 
@@ -210,34 +211,55 @@ static uint32_t addr_hash(const char *a)
 	return h;
 }
 
-/* policy_quota_login - see policy.h. */
-unsigned policy_quota_login(struct policy_quota *q, const char *key, const char *addr,
-			    uint64_t now_ms, unsigned limit, bool *warn)
+/* spread_add - addr in sp's period (a new one starts it over); true when addr is new. */
+static bool spread_add(struct login_spread *sp, uint64_t period, uint32_t h)
 {
-	struct quota_entry *e = entry_of(q, key);
-	struct login_spread *sp;
-	uint64_t hour = now_ms - now_ms % 3600000ull + 1;
-	uint32_t h = addr_hash(addr);
 	unsigned i;
 
-	*warn = false;
-	if (!e)
-		return 0;
-	e->last_seen = now_ms;
-	sp = &e->spread;
-	if (sp->hour != hour) {
+	if (sp->period != period + 1) {
 		memset(sp, 0, sizeof(*sp));
-		sp->hour = hour;
+		sp->period = period + 1;
 	}
 	for (i = 0; i < sp->n && sp->addr[i] != h; i++)
 		;
-	if (i == sp->n && sp->n < POLICY_SPREAD_MAX)
-		sp->addr[sp->n++] = h;
-	if (limit > 0 && sp->n > limit && !sp->warned) {
-		sp->warned = true;
-		*warn = true;
+	if (i < sp->n || sp->n == POLICY_SPREAD_MAX)
+		return false;
+	sp->addr[sp->n++] = h;
+	return true;
+}
+
+/* policy_quota_login - see policy.h. */
+unsigned policy_quota_login(struct policy_quota *q, const char *key, const char *addr,
+			    uint64_t now_ms, uint32_t day, unsigned limit,
+			    struct policy_login_result *r)
+{
+	struct quota_entry *e = entry_of(q, key);
+	uint32_t h = addr_hash(addr);
+
+	memset(r, 0, sizeof(*r));
+	if (!e)
+		return 0;
+	e->last_seen = now_ms;
+	(void)spread_add(&e->spread, now_ms / 3600000ull, h);
+	r->new_today = spread_add(&e->day, day, h);
+	if (limit > 0 && e->spread.n > limit && !e->spread.warned) {
+		e->spread.warned = true;
+		r->warn = true;
 	}
-	return sp->n;
+	return e->spread.n;
+}
+
+/* policy_quota_seed_recipients - see policy.h. */
+void policy_quota_seed_recipients(struct policy_quota *q, const char *key, uint64_t count,
+				  uint64_t now_ms)
+{
+	struct quota_entry *e = entry_of(q, key);
+
+	if (!e)
+		return;
+	e->last_seen = now_ms;
+	window_roll(&e->rcpts, now_ms, DAY_MS);
+	e->rcpts.cur += count;
 }
 
 /* policy_quota_keys - see policy.h. */

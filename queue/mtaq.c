@@ -12,6 +12,7 @@
  *   mtaq [-c CONFIG] recover             Berkeley DB recovery, mtad stopped
  *   mtaq [-c CONFIG] summary              qshape-like table by domain and age
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
+ *   mtaq [-c CONFIG] senders [--json]             what each login sent today
  *
  * Runs beside a busy mtad: it reads through queue_foreach (which holds
  * no lock while we print) and never runs recovery while mtad runs (it
@@ -83,6 +84,9 @@ void usage(FILE *out)
 		"                            one is damaged\n"
 		"  migrate                   move a spool made by mtad 0.1 to the current\n"
 		"                            format (mtad stopped)\n"
+		"  senders [--json]          today per login (and trusted address):\n"
+		"                            messages, recipients, refused by a quota or\n"
+		"                            sender ownership, distinct client addresses\n"
 		"  stats [--json] [--days N] HELO policy statistics: rejected attempts,\n"
 		"                            connections and clients per rule, accepted\n"
 		"                            messages, top rejected HELO names, the group\n"
@@ -348,6 +352,7 @@ static int run_command(struct mtaq *m)
 		{ "count", cmd_count, false, OPEN_READ },
 		{ "summary", cmd_summary, false, OPEN_READ },
 		{ "stats", cmd_stats, false, OPEN_READ },
+		{ "senders", cmd_senders, false, OPEN_READ },
 		{ "verify", cmd_verify, false, OPEN_READ },
 		{ "delete", cmd_delete, true, OPEN_WRITE },
 		{ "hold", cmd_hold, true, OPEN_WRITE },

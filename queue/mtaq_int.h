@@ -74,6 +74,9 @@ int cmd_count(struct mtaq *m);
 int cmd_summary(struct mtaq *m);
 int count_fn(const char *qid, const struct queue_envelope *env, void *arg);
 
+/* mtaq_senders.c */
+int cmd_senders(struct mtaq *m);
+
 /* mtaq_admin.c */
 int cmd_delete(struct mtaq *m);
 int cmd_hold(struct mtaq *m);		/* and release */

@@ -421,6 +421,14 @@ enum queue_stats_kind {
 	QUEUE_STATS_COMMIT_SYNCS,	/* commit/syncs/N, N = 1 << bucket */
 	QUEUE_STATS_OLD_IP,		/* ip/RULE/IP, before issue 11 (parse only) */
 	QUEUE_STATS_OLD_HELO,		/* helo/NAME, before issue 11 (parse only) */
+	/* Per sender (a login, or "[address]" of a trusted client without
+	 * one; name): what `mtaq senders` shows, and the recipients a day
+	 * the quota starts from after a restart. */
+	QUEUE_STATS_SENDER_MSGS,	/* sender/msgs/WHO: messages accepted */
+	QUEUE_STATS_SENDER_RCPTS,	/* sender/rcpts/WHO: their recipients */
+	QUEUE_STATS_SENDER_QUOTA,	/* sender/quota/WHO: refused by a quota */
+	QUEUE_STATS_SENDER_OWNER,	/* sender/owner/WHO: a sender it does not own */
+	QUEUE_STATS_SENDER_ADDRS,	/* sender/addrs/WHO: distinct client addresses */
 };
 
 /* A key taken apart; name and ip point into the key, they are no copies. */
@@ -428,7 +436,8 @@ struct queue_stats_key {
 	enum queue_stats_kind kind;
 	char day[QUEUE_STATS_DAY_LEN + 1];
 	const char *name;	/* REJECT, CONN, CLIENTS, OLD_IP: the rule;
-				 * OLD_HELO: the name; else NULL */
+				 * OLD_HELO: the name; SENDER_*: the sender;
+				 * else NULL */
 	size_t name_len;	/* OLD_IP's rule ends at a '/', not at the NUL */
 	const char *ip;		/* OLD_IP: the address, to the end of the key */
 	unsigned bucket;	/* COMMIT_SYNCS: 0 .. QUEUE_SYNC_BUCKETS - 1 */

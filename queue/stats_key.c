@@ -33,6 +33,11 @@ static const char *const kind_what[] = {
 	[QUEUE_STATS_COMMIT_SYNCS] = "commit/syncs/#",
 	[QUEUE_STATS_OLD_IP] = NULL,
 	[QUEUE_STATS_OLD_HELO] = NULL,
+	[QUEUE_STATS_SENDER_MSGS] = "sender/msgs/*",
+	[QUEUE_STATS_SENDER_RCPTS] = "sender/rcpts/*",
+	[QUEUE_STATS_SENDER_QUOTA] = "sender/quota/*",
+	[QUEUE_STATS_SENDER_OWNER] = "sender/owner/*",
+	[QUEUE_STATS_SENDER_ADDRS] = "sender/addrs/*",
 };
 #define NKINDS (sizeof(kind_what) / sizeof(kind_what[0]))
 
@@ -208,6 +213,11 @@ int queue_stats_key_parse(const char *key, struct queue_stats_key *out)
 	if (!parse_named(what, QUEUE_STATS_REJECT, out) &&
 	    !parse_named(what, QUEUE_STATS_CONN, out) &&
 	    !parse_named(what, QUEUE_STATS_CLIENTS, out) &&
+	    !parse_named(what, QUEUE_STATS_SENDER_MSGS, out) &&
+	    !parse_named(what, QUEUE_STATS_SENDER_RCPTS, out) &&
+	    !parse_named(what, QUEUE_STATS_SENDER_QUOTA, out) &&
+	    !parse_named(what, QUEUE_STATS_SENDER_OWNER, out) &&
+	    !parse_named(what, QUEUE_STATS_SENDER_ADDRS, out) &&
 	    !parse_old_ip(what, out) && !parse_old_helo(what, out) &&
 	    !parse_syncs(what, out) && !parse_fixed(what, out))
 		out->kind = QUEUE_STATS_OTHER;

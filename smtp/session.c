@@ -509,6 +509,7 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 		return;
 	if (status == 0) {
 		atomic_fetch_add(&s->srv->shared->messages, 1);
+		session_sender_committed(s);
 		session_space_used(s->srv->shared, s->dec.size + s->header_size);
 		mtad_log(MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
 			 s->qid, s->sender.addr,

@@ -186,6 +186,8 @@ bool session_sender_end(struct smtp_session *s);
 /* session_quota_mail / _rcpt - the sending quotas: false when refused (450 given). */
 bool session_quota_mail(struct smtp_session *s);
 bool session_quota_rcpt(struct smtp_session *s);
+/* session_sender_committed - a message is durable: today's counters of its sender. */
+void session_sender_committed(struct smtp_session *s);
 /* session_login_spread - after a login: warns when it comes from too many addresses. */
 void session_login_spread(struct smtp_session *s);
 /* session_sender_stop - the transaction is over: the scanner goes. */

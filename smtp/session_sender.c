@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "smtp/session_int.h"
 
@@ -34,6 +35,34 @@ static bool sender_checked(const struct smtp_session *s)
 static bool sender_strict(const struct smtp_session *s)
 {
 	return strcmp(s->srv->cfg->sender_login, "strict") == 0;
+}
+
+/*
+ * quota_key - whose quota a transaction counts against: the login, or
+ * "[address]" for a trusted client that did not log in; NULL for
+ * everybody else (mail from the world to local domains has none).
+ */
+static const char *quota_key(const struct smtp_session *s, char *buf, size_t size)
+{
+	if (s->auth_user[0])
+		return s->auth_user;
+	if (!s->trusted)
+		return NULL;
+	snprintf(buf, size, "[%s]", s->client_ip);
+	return buf;
+}
+
+/* sender_stat - one of the sender's counters of today, for `mtaq senders`. */
+static void sender_stat(struct smtp_session *s, enum queue_stats_kind kind, uint64_t n)
+{
+	char buf[64], day[QUEUE_STATS_DAY_LEN + 1], key[QUEUE_STATS_KEY_MAX + 1];
+	const char *who = quota_key(s, buf, sizeof(buf));
+
+	/* A name that cannot be a key (a '/', a blank) is not counted. */
+	if (!who || n == 0 || queue_stats_day(time(NULL), 0, day) < 0 ||
+	    queue_stats_key_format(key, sizeof(key), day, kind, who, 0) < 0)
+		return;
+	(void)queue_stats_add(s->srv->queue, key, n);
 }
 
 /*
@@ -65,6 +94,7 @@ static bool sender_allowed(struct smtp_session *s, const char *verb, const char 
 				set->local_domains, set->nlocal_domains))
 		return true;
 	login_display(s, login, sizeof(login));
+	sender_stat(s, QUEUE_STATS_SENDER_OWNER, 1);
 	if (!sender_strict(s)) {
 		mtad_log(MTAD_LOG_WARNING, "%s: sasl_username=%s sends as <%s> in %s, which it does "
 			 "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
@@ -141,21 +171,6 @@ bool session_sender_end(struct smtp_session *s)
 
 /* ---- sending quotas ---- */
 
-/*
- * quota_key - whose quota a transaction counts against: the login, or
- * "[address]" for a trusted client that did not log in; NULL for
- * everybody else (mail from the world to local domains has none).
- */
-static const char *quota_key(const struct smtp_session *s, char *buf, size_t size)
-{
-	if (s->auth_user[0])
-		return s->auth_user;
-	if (!s->trusted)
-		return NULL;
-	snprintf(buf, size, "[%s]", s->client_ip);
-	return buf;
-}
-
 /* quota_refuse - 450 4.7.1, and the log line once per window. */
 static void quota_refuse(struct smtp_session *s, const char *what, const char *per,
 			 const struct policy_quota_result *r)
@@ -167,6 +182,7 @@ static void quota_refuse(struct smtp_session *s, const char *what, const char *p
 	else
 		snprintf(login, sizeof(login), "[%s]", s->client_ip);
 	session_reply(s, 450, "4.7.1", "%s: sending rate limit exceeded, try again later", login);
+	sender_stat(s, QUEUE_STATS_SENDER_QUOTA, 1);
 	if (!r->warn)
 		return;
 	if (s->auth_user[0])
@@ -229,17 +245,28 @@ void session_login_spread(struct smtp_session *s)
 {
 	struct smtp_shared *sh = s->srv->shared;
 	unsigned limit = s->srv->cfg->auth_login_max_addresses, n;
-	bool warn;
+	struct policy_login_result r;
+	char day[QUEUE_STATS_DAY_LEN + 1];
 
-	if (limit == 0 || !s->auth_user[0])
+	if (!s->auth_user[0] || queue_stats_day(time(NULL), 0, day) < 0)
 		return;
 	uv_mutex_lock(&sh->lock);
-	n = policy_quota_login(sh->quota, s->auth_user, s->client_ip, quota_now(), limit, &warn);
+	n = policy_quota_login(sh->quota, s->auth_user, s->client_ip, quota_now(),
+			       (uint32_t)strtoul(day, NULL, 10), limit, &r);
 	uv_mutex_unlock(&sh->lock);
-	if (warn)
+	if (r.new_today)
+		sender_stat(s, QUEUE_STATS_SENDER_ADDRS, 1);
+	if (r.warn)
 		mtad_log(MTAD_LOG_WARNING, "sasl_username=%s logged in from %u client addresses "
 			 "within an hour (auth_login_max_addresses = %u), now from %s: the "
 			 "password may be stolen", s->auth_user, n, limit, s->client_ip);
+}
+
+/* session_sender_committed - see session_int.h. */
+void session_sender_committed(struct smtp_session *s)
+{
+	sender_stat(s, QUEUE_STATS_SENDER_MSGS, 1);
+	sender_stat(s, QUEUE_STATS_SENDER_RCPTS, s->nrcpt);
 }
 
 /* session_sender_stop - see session_int.h. */

@@ -3,12 +3,14 @@
 # and every event loop) and per trusted address that sends without a
 # login. Over the limit: 450 4.7.1 at MAIL or RCPT, nothing queued, one
 # warning line per window. Mail from untrusted clients to local domains
-# has no quota.
+# has no quota. `mtaq senders` shows what each login did today, and the
+# recipients a day survive a restart.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use JSON::PP;
 use MtadTest qw(auth_plain);
 
 my $EHLO_TLS = MtadTest::ehlo_script('client.example', auth => 'PLAIN LOGIN');
@@ -53,10 +55,31 @@ is scalar(@warn), 1, 'one warning line for the window' or diag $m->log_text;
 like $warn[0] // '', qr/: 31 messages in 60 s/, '... which says 31 messages in 60 s';
 $s = login($m, 'bob');
 $m->queue_message($s, 'bob is not alice', from => 'bob@campus.test');
-$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
+$m->dialog($s, <<'END');
+	> MAIL FROM:<president@campus.test>
+	< 553 5.7.1 *
+	> QUIT
+	< 221 2.0.0 *
+END
 $m->stop;
 
-# ---- recipients a day, over several connections ----
+# ---- mtaq senders: what each login did today ----
+my ($rc, $out, $err) = $m->mtaq('senders', '--json');
+is $rc, 0, 'mtaq senders --json exits 0' or diag $err;
+my $j = eval { JSON::PP::decode_json($out) } // {};
+my %by = map { $_->{sender} => $_ } @{ $j->{senders} // [] };
+my ($alice) = grep { /^alice(\@|$)/ } keys %by;
+my ($bob) = grep { /^bob(\@|$)/ } keys %by;
+is_deeply [map { $by{$alice // ''}{$_} } qw(messages recipients refused_quota refused_sender addresses)],
+	[30, 30, 3, 0, 1], 'alice: 30 messages, 30 recipients, 3 refused by the quota, from 1 address'
+	or diag $out;
+is_deeply [map { $by{$bob // ''}{$_} } qw(messages recipients refused_quota refused_sender)],
+	[1, 1, 0, 1], 'bob: 1 message, 1 refused for a sender he does not own';
+is $j->{senders}[0]{sender}, $alice, 'the busiest sender first';
+($rc, $out) = $m->mtaq('senders');
+like $out, qr/^alice\S*\s+30\s+30\s+3\s+0\s+1$/m, 'the table, for people' or diag $out;
+
+# ---- recipients a day, over several connections and a restart ----
 $m = MtadTest->new(listeners => ['tls'], users => \%users, send_recipient_limit => 5,
 		   send_rate_limit => 100);
 $s = login($m, 'bob');
@@ -69,9 +92,17 @@ $m->dialog($s, <<'END');
 	< 250 2.1.5 *
 	> RCPT TO:<a3@campus.test>
 	< 250 2.1.5 *
+	> DATA
+	< 354 *
+	> Subject: three
+	>
+	> body
+	> .
+	< 250 2.0.0 *
 	> QUIT
 	< 221 2.0.0 *
 END
+$m->restart;	# today's recipients come back from the statistics
 $s = login($m, 'bob');
 $m->dialog($s, <<'END');
 	> MAIL FROM:<bob@campus.test>

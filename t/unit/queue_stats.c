@@ -648,6 +648,29 @@ static void test_key_format(struct tap *t)
 	parses_as(t, "20261127/conn/a/b", QUEUE_STATS_OTHER, "conn/ with two segments");
 	parses_as(t, "20261127/sketch/clients/", QUEUE_STATS_OTHER, "sketch/clients/ without a rule");
 	parses_as(t, "20261127/commit/syncs/3", QUEUE_STATS_OTHER, "syncs/3: not a bucket");
+	{
+		static const enum queue_stats_kind sk[] = {
+			QUEUE_STATS_SENDER_MSGS, QUEUE_STATS_SENDER_RCPTS, QUEUE_STATS_SENDER_QUOTA,
+			QUEUE_STATS_SENDER_OWNER, QUEUE_STATS_SENDER_ADDRS,
+		};
+		int ok = 1;
+
+		for (size_t i = 0; i < sizeof(sk) / sizeof(sk[0]); i++) {
+			int n = queue_stats_key_format(key, sizeof(key), "20261204", sk[i],
+						       "alice@mx.campus.test", 0);
+
+			ok &= n > 0 && queue_stats_key_parse(key, &k) == 0 && k.kind == sk[i] &&
+			      k.name_len == 20 && strncmp(k.name, "alice@mx.campus.test", 20) == 0;
+		}
+		TAP_OK(t, ok, "key format: the five sender/ kinds round-trip (%s)", key);
+		TAP_OK(t, queue_stats_key_format(key, sizeof(key), "20261204", QUEUE_STATS_SENDER_MSGS,
+						 "a/b", 0) < 0 &&
+		       queue_stats_key_format(key, sizeof(key), "20261204", QUEUE_STATS_SENDER_MSGS,
+					      "a b", 0) < 0,
+		       "key format: a sender with '/' or a blank is no key");
+		parses_as(t, "20261204/sender/msgs/[192.0.2.7]", QUEUE_STATS_SENDER_MSGS,
+			  "sender/msgs/[address]");
+	}
 	parses_as(t, "20261127/commit/syncs/128", QUEUE_STATS_OTHER, "syncs/128: past the buckets");
 	parses_as(t, "20261127/commit/syncs/01", QUEUE_STATS_OTHER, "syncs/01: not as written");
 	parses_as(t, "20261127/accept/authx", QUEUE_STATS_OTHER, "accept/authx");

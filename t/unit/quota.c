@@ -69,25 +69,35 @@ static void test_spread(struct tap *t)
 {
 	struct policy_quota *q = policy_quota_new(10);
 	char addr[32];
-	bool warn = false, warned_early = false;
+	struct policy_login_result r = { 0 };
+	bool warned_early = false;
 	unsigned n = 0;
 
 	if (!q)
 		abort();
 	for (int i = 1; i <= 10; i++) {
 		snprintf(addr, sizeof(addr), "192.0.2.%d", i);
-		n = policy_quota_login(q, "alice", addr, 5 * 3600000ull + (uint64_t)i, 10, &warn);
-		warned_early |= warn;
+		n = policy_quota_login(q, "alice", addr, 5 * 3600000ull + (uint64_t)i, 1, 10, &r);
+		warned_early |= r.warn || !r.new_today;
 	}
-	TAP_OK(t, n == 10 && !warned_early, "ten addresses in an hour: counted, no warning");
-	n = policy_quota_login(q, "alice", "192.0.2.1", 5 * 3600000ull + 20, 10, &warn);
-	TAP_OK(t, n == 10 && !warn, "an address seen before is not counted again");
-	n = policy_quota_login(q, "alice", "198.51.100.1", 5 * 3600000ull + 30, 10, &warn);
-	TAP_OK(t, n == 11 && warn, "the eleventh: warn");
-	n = policy_quota_login(q, "alice", "198.51.100.2", 5 * 3600000ull + 40, 10, &warn);
-	TAP_OK(t, n == 12 && !warn, "once an hour");
-	n = policy_quota_login(q, "alice", "198.51.100.3", 6 * 3600000ull, 10, &warn);
-	TAP_OK(t, n == 1 && !warn, "the next hour starts over");
+	TAP_OK(t, n == 10 && !warned_early, "ten addresses in an hour: counted, new today, no warning");
+	n = policy_quota_login(q, "alice", "192.0.2.1", 5 * 3600000ull + 20, 1, 10, &r);
+	TAP_OK(t, n == 10 && !r.warn && !r.new_today, "an address seen before is not counted again");
+	n = policy_quota_login(q, "alice", "198.51.100.1", 5 * 3600000ull + 30, 1, 10, &r);
+	TAP_OK(t, n == 11 && r.warn, "the eleventh: warn");
+	n = policy_quota_login(q, "alice", "198.51.100.2", 5 * 3600000ull + 40, 1, 10, &r);
+	TAP_OK(t, n == 12 && !r.warn, "once an hour");
+	n = policy_quota_login(q, "alice", "192.0.2.1", 6 * 3600000ull, 1, 10, &r);
+	TAP_OK(t, n == 1 && !r.warn && !r.new_today, "the next hour starts over; the day does not");
+	(void)policy_quota_login(q, "alice", "192.0.2.1", 6 * 3600000ull + 1, 2, 10, &r);
+	TAP_OK(t, r.new_today, "a new day does");
+	policy_quota_seed_recipients(q, "bob", 5, 7 * 3600000ull);
+	{
+		struct policy_quota_result qr;
+
+		TAP_OK(t, policy_quota_recipient(q, "bob", 7 * 3600000ull + 1, 5, &qr) ==
+		       POLICY_QUOTA_OVER && qr.count == 6, "seeded recipients count (a restart)");
+	}
 	policy_quota_free(q);
 }
 
