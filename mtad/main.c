@@ -289,6 +289,23 @@ static int sender_map_load(const struct mtad_config *cfg, struct policy_sender_m
 	return *map ? 0 : -1;
 }
 
+/* limit_map_load - send_limit_map parsed; *map NULL when unset. -1 with err. */
+static int limit_map_load(const struct mtad_config *cfg, struct policy_limit_map **map,
+			  char *err, size_t errlen)
+{
+	char *text;
+	size_t len;
+
+	*map = NULL;
+	if (cfg->send_limit_map[0] == '\0')
+		return 0;
+	if (file_slurp("send_limit_map", cfg->send_limit_map, &text, &len, err, errlen) != 0)
+		return -1;
+	*map = policy_limit_map_parse(text, len, cfg->send_limit_map, err, errlen);
+	free(text);
+	return *map ? 0 : -1;
+}
+
 /*
  * auth_block_load - auth_block's names: the setting itself, or the file
  * it names (a value starting with '/'). *list is NULL when none.
@@ -363,6 +380,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	struct mtad_config *fresh = malloc(sizeof(*fresh));
 	struct policy_sender_map *map = NULL, *old_map;
 	char *block = NULL, *old_block;
+	struct policy_limit_map *limits = NULL, *old_limits;
 	struct tls_settings set;
 	char err[2 * MTAD_PATH_MAX];
 
@@ -373,10 +391,12 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	}
 	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0 ||
 	    sender_map_load(fresh, &map, err, sizeof(err)) != 0 ||
-	    auth_block_load(fresh, &block, err, sizeof(err)) != 0) {
+	    auth_block_load(fresh, &block, err, sizeof(err)) != 0 ||
+	    limit_map_load(fresh, &limits, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
 		policy_sender_map_free(map);
+		free(block);
 		free(fresh);
 		return;
 	}
@@ -398,6 +418,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	d->shared.sender_map = map;
 	old_block = d->shared.auth_block;
 	d->shared.auth_block = block;
+	old_limits = d->shared.limit_map;
+	d->shared.limit_map = limits;
 	for (unsigned i = 0; i < d->nloops; i++)
 		smtp_server_policy_update(&d->loops[i].smtp);
 	uv_mutex_lock(&d->limits_lock);
@@ -418,6 +440,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	loops_resume(d);
 	policy_sender_map_free(old_map);	/* no session holds it: they read it only in callbacks */
 	free(old_block);
+	policy_limit_map_free(old_limits);
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -614,6 +637,8 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 	quota_seed(d);
 	if (sender_map_load(&d->cfg, &d->shared.sender_map, err, errlen) != 0)
 		return -1;
+	if (limit_map_load(&d->cfg, &d->shared.limit_map, err, errlen) != 0)
+		return -1;
 	return auth_block_load(&d->cfg, &d->shared.auth_block, err, errlen);
 }
 
@@ -753,16 +778,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		struct policy_sender_map *map;
-		char *block;
+		struct policy_sender_map *map = NULL;
+		struct policy_limit_map *limits = NULL;
+		char *block = NULL;
+		int bad = sender_map_load(&d.cfg, &map, err, sizeof(err)) != 0 ||
+			  auth_block_load(&d.cfg, &block, err, sizeof(err)) != 0 ||
+			  limit_map_load(&d.cfg, &limits, err, sizeof(err)) != 0;
 
-		if (sender_map_load(&d.cfg, &map, err, sizeof(err)) != 0 ||
-		    auth_block_load(&d.cfg, &block, err, sizeof(err)) != 0) {
+		policy_sender_map_free(map);
+		policy_limit_map_free(limits);
+		free(block);
+		if (bad) {
 			fprintf(stderr, "mtad: %s\n", err);
 			return 1;
 		}
-		policy_sender_map_free(map);
-		free(block);
 		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
 		warn_unrouted(&d.cfg);
 		return 0;

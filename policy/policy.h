@@ -229,6 +229,24 @@ unsigned policy_quota_login(struct policy_quota *q, const char *key, const char 
 			    uint64_t now_ms, uint32_t day, unsigned limit,
 			    struct policy_login_result *r);
 
+/*
+ * Per-login limits (send_limit_map): "login: MESSAGES RECIPIENTS" lines,
+ * each a number (0: no limit) or '-' (the global setting); '#'
+ * comments. A login is found by its full name or its name without the
+ * realm. Parse errors as "FILE:LINE: what".
+ */
+struct policy_limits {
+	long long messages_per_minute;	/* -1 in a map line: the global one */
+	long long recipients_per_day;
+};
+struct policy_limit_map;
+struct policy_limit_map *policy_limit_map_parse(const char *text, size_t len, const char *file,
+						char *err, size_t errlen);
+void policy_limit_map_free(struct policy_limit_map *m);
+/* policy_limits_for - login's limits: its line's, else global (m may be NULL). */
+struct policy_limits policy_limits_for(const struct policy_limit_map *m, const char *login,
+				       struct policy_limits global);
+
 /* policy_quota_seed_recipients - count recipients already sent today
  * (from the statistics, at start): a restart does not reset the quota. */
 void policy_quota_seed_recipients(struct policy_quota *q, const char *key, uint64_t count,

@@ -16,6 +16,8 @@
  * attempt it refused (a refused client that retries at once must not
  * lock itself out forever).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -266,4 +268,189 @@ void policy_quota_seed_recipients(struct policy_quota *q, const char *key, uint6
 size_t policy_quota_keys(const struct policy_quota *q)
 {
 	return q->n;
+}
+
+/* ---- per-login limits (send_limit_map) ---- */
+
+struct limit_line {
+	char *login;
+	struct policy_limits lim;
+};
+
+struct policy_limit_map {
+	struct limit_line *lines;	/* sorted by login, without case */
+	size_t n;
+};
+
+static int limit_cmp(const void *a, const void *b)
+{
+	return strcasecmp(((const struct limit_line *)a)->login,
+			  ((const struct limit_line *)b)->login);
+}
+
+void policy_limit_map_free(struct policy_limit_map *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		free(m->lines[i].login);
+	free(m->lines);
+	free(m);
+}
+
+/* limit_value - a number, or '-' (-1: the global setting); false when neither. */
+static bool limit_value(const char *s, size_t len, long long *v)
+{
+	char buf[16], *end;
+
+	if (len == 1 && s[0] == '-') {
+		*v = -1;
+		return true;
+	}
+	if (len == 0 || len >= sizeof(buf) || s[0] < '0' || s[0] > '9')
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	*v = strtoll(buf, &end, 10);
+	return errno == 0 && *end == '\0' && *v <= 100000000;
+}
+
+/* limit_line_parse - "login: MESSAGES RECIPIENTS" into l; NULL, or what is wrong. */
+static const char *limit_line_parse(const char *s, const char *e, struct limit_line *l)
+{
+	const char *colon = memchr(s, ':', (size_t)(e - s)), *p;
+	long long v[2];
+	size_t le;
+
+	if (!colon)
+		return "expected \"login: messages-a-minute recipients-a-day\"";
+	for (le = (size_t)(colon - s); le > 0 && (s[le - 1] == ' ' || s[le - 1] == '\t'); le--)
+		;
+	if (le == 0 || le > POLICY_QUOTA_KEY_MAX || memchr(s, ' ', le) || memchr(s, '\t', le))
+		return "bad login name";
+	p = colon + 1;
+	for (int i = 0; i < 2; i++) {
+		size_t n;
+
+		p += strspn(p, " \t");
+		n = strcspn(p, " \t\r");
+		if (p + n > e)
+			n = (size_t)(e - p);
+		if (!limit_value(p, n, &v[i]))
+			return "expected two limits: a number (0: none) or - (the global one)";
+		p += n;
+	}
+	p += strspn(p, " \t\r");
+	if (p < e)
+		return "more than two limits";
+	if (!(l->login = strndup(s, le)))
+		return "out of memory";
+	l->lim.messages_per_minute = v[0];
+	l->lim.recipients_per_day = v[1];
+	return NULL;
+}
+
+/* limit_add - appends l to m. */
+static int limit_add(struct policy_limit_map *m, size_t *cap, struct limit_line *l)
+{
+	if (m->n == POLICY_SENDER_MAP_MAX)
+		return -1;
+	if (m->n == *cap) {
+		size_t want = *cap ? *cap * 2 : 16;
+		struct limit_line *grown = realloc(m->lines, want * sizeof(*grown));
+
+		if (!grown)
+			return -1;
+		m->lines = grown;
+		*cap = want;
+	}
+	m->lines[m->n++] = *l;
+	return 0;
+}
+
+/* policy_limit_map_parse - see policy.h. */
+struct policy_limit_map *policy_limit_map_parse(const char *text, size_t len, const char *file,
+						char *err, size_t errlen)
+{
+	struct policy_limit_map *m = calloc(1, sizeof(*m));
+	const char *p = text, *end = text + len;
+	size_t cap = 0;
+	int lineno = 0;
+
+	if (!m) {
+		snprintf(err, errlen, "%s: out of memory", file);
+		return NULL;
+	}
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p)), *s = p, *e = nl ? nl : end;
+		struct limit_line l = { 0 };
+		const char *why;
+
+		p = nl ? nl + 1 : end;
+		lineno++;
+		s += strspn(s, " \t");
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+			e--;
+		if (s == e || *s == '#')
+			continue;
+		if ((why = limit_line_parse(s, e, &l)) == NULL && limit_add(m, &cap, &l) != 0)
+			why = "too many lines, or out of memory";
+		if (why) {
+			snprintf(err, errlen, "%s:%d: %s", file, lineno, why);
+			free(l.login);
+			policy_limit_map_free(m);
+			return NULL;
+		}
+	}
+	if (m->n > 1)
+		qsort(m->lines, m->n, sizeof(*m->lines), limit_cmp);
+	for (size_t i = 1; i < m->n; i++)
+		if (strcasecmp(m->lines[i - 1].login, m->lines[i].login) == 0) {
+			snprintf(err, errlen, "%s: login %s is listed twice", file, m->lines[i].login);
+			policy_limit_map_free(m);
+			return NULL;
+		}
+	return m;
+}
+
+/* limit_find - the line of login's first len bytes, or NULL. */
+static const struct limit_line *limit_find(const struct policy_limit_map *m, const char *login,
+					   size_t len)
+{
+	size_t lo = 0, hi = m ? m->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *k = m->lines[mid].login;
+		int c = strncasecmp(k, login, len);
+
+		if (c == 0 && k[len] != '\0')
+			c = 1;
+		if (c == 0)
+			return &m->lines[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* policy_limits_for - see policy.h. */
+struct policy_limits policy_limits_for(const struct policy_limit_map *m, const char *login,
+				       struct policy_limits global)
+{
+	const struct limit_line *l = limit_find(m, login, strlen(login));
+
+	if (!l)
+		l = limit_find(m, login, strcspn(login, "@"));
+	if (!l)
+		return global;
+	return (struct policy_limits){
+		.messages_per_minute = l->lim.messages_per_minute < 0
+			? global.messages_per_minute : l->lim.messages_per_minute,
+		.recipients_per_day = l->lim.recipients_per_day < 0
+			? global.recipients_per_day : l->lim.recipients_per_day,
+	};
 }

@@ -137,6 +137,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->quota = NULL;
 	free(sh->auth_block);
 	sh->auth_block = NULL;
+	policy_limit_map_free(sh->limit_map);
+	sh->limit_map = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 

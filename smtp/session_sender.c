@@ -199,6 +199,17 @@ static uint64_t quota_now(void)
 	return uv_hrtime() / 1000000u;
 }
 
+/* quota_limits - the key's limits: its send_limit_map line, else the settings. */
+static struct policy_limits quota_limits(const struct smtp_session *s, const char *key)
+{
+	struct policy_limits global = {
+		.messages_per_minute = s->srv->cfg->send_rate_limit,
+		.recipients_per_day = s->srv->cfg->send_recipient_limit,
+	};
+
+	return policy_limits_for(s->srv->shared->limit_map, key, global);
+}
+
 /* session_quota_mail - see session_int.h. */
 bool session_quota_mail(struct smtp_session *s)
 {
@@ -208,10 +219,12 @@ bool session_quota_mail(struct smtp_session *s)
 	const char *key = quota_key(s, buf, sizeof(buf));
 	enum policy_quota_verdict v;
 
-	if (!key || s->srv->cfg->send_rate_limit == 0)
+	long long limit = key ? quota_limits(s, key).messages_per_minute : 0;
+
+	if (limit <= 0)
 		return true;
 	uv_mutex_lock(&sh->lock);
-	v = policy_quota_message(sh->quota, key, quota_now(), s->srv->cfg->send_rate_limit, &r);
+	v = policy_quota_message(sh->quota, key, quota_now(), (unsigned)limit, &r);
 	uv_mutex_unlock(&sh->lock);
 	if (v == POLICY_QUOTA_OK)
 		return true;
@@ -228,11 +241,12 @@ bool session_quota_rcpt(struct smtp_session *s)
 	const char *key = quota_key(s, buf, sizeof(buf));
 	enum policy_quota_verdict v;
 
-	if (!key || s->srv->cfg->send_recipient_limit == 0)
+	long long limit = key ? quota_limits(s, key).recipients_per_day : 0;
+
+	if (limit <= 0)
 		return true;
 	uv_mutex_lock(&sh->lock);
-	v = policy_quota_recipient(sh->quota, key, quota_now(), s->srv->cfg->send_recipient_limit,
-				   &r);
+	v = policy_quota_recipient(sh->quota, key, quota_now(), (unsigned)limit, &r);
 	uv_mutex_unlock(&sh->lock);
 	if (v == POLICY_QUOTA_OK)
 		return true;

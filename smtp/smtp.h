@@ -236,6 +236,7 @@ struct smtp_shared {
 	 * (reload), read by any loop's sessions otherwise. */
 	struct policy_sender_map *sender_map;
 	char *auth_block;	/* auth_block's names (policy_login_listed), or NULL; likewise */
+	struct policy_limit_map *limit_map;	/* send_limit_map, or NULL; likewise */
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
 	struct policy_quota *quota;	/* sending quotas per login (policy.h); under lock */
 	/*

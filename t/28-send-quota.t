@@ -127,6 +127,49 @@ like $m->log_text, qr/warning: sasl_username=bob\S* recipient limit exceeded: 6 
 	'the recipient limit says so in the log';
 $m->stop;
 
+# ---- per login: send_limit_map, reloaded on SIGHUP ----
+$m = MtadTest->new(listeners => ['tls'], users => \%users, send_rate_limit => 5,
+		   send_recipient_limit => 100, start => 0);
+my $limits = $m->dir . '/send_limits';
+open my $fh, '>', $limits or die;
+print $fh "# login: messages-a-minute recipients-a-day\nalice: 2 -\nbob\@mx.campus.test: 0 2\n";
+close $fh;
+$m->set_config(send_limit_map => $limits);
+$m->start;
+$s = login($m, 'alice');
+$m->queue_message($s, "alice $_", from => 'alice@campus.test') for 1 .. 2;
+$m->dialog($s, "> MAIL FROM:<alice\@campus.test>\n< 450 4.7.1 alice: *\n> QUIT\n< 221 2.0.0 *\n");
+$s = login($m, 'bob');
+$m->queue_message($s, "bob $_", from => 'bob@campus.test', to => "r$_\@campus.test") for 1 .. 2;
+$m->dialog($s, <<'END');
+	> MAIL FROM:<bob@campus.test>
+	< 250 2.1.0 *
+	> RCPT TO:<r3@campus.test>
+	< 450 4.7.1 bob: *
+	> QUIT
+	< 221 2.0.0 *
+END
+open $fh, '>', $limits or die;
+print $fh "alice: 3 -\nalice: 4 -\n";
+close $fh;
+my $mtad = ($ENV{MTAD_BUILD} // "$FindBin::Bin/../build") . '/mtad';
+($rc, $out, $err) = MtadTest::run($mtad, '-n', '-c', $m->conf_path);
+like $err, qr/send_limits: login alice is listed twice/, 'mtad -n: a login twice in send_limit_map';
+open $fh, '>', $limits or die;
+print $fh "alice: 3 x\n";
+close $fh;
+($rc, $out, $err) = MtadTest::run($mtad, '-n', '-c', $m->conf_path);
+like $err, qr/send_limits:1: expected two limits/, '... a bad limit, with file:line';
+open $fh, '>', $limits or die;
+print $fh "alice: 3 -\n";
+close $fh;
+kill 'HUP', $m->pid;
+$m->wait_log(qr/reload: configuration .* loaded/);
+$s = login($m, 'alice');
+$m->queue_message($s, 'alice 3', from => 'alice@campus.test');
+$m->dialog($s, "> MAIL FROM:<alice\@campus.test>\n< 450 4.7.1 *\n> QUIT\n< 221 2.0.0 *\n");
+$m->stop;
+
 # ---- trusted clients without a login: by address; the world: none ----
 $m = MtadTest->new(relay_networks => '127.0.0.1/32', send_rate_limit => 2);
 for my $i (1 .. 2) {

@@ -121,6 +121,7 @@ struct mtad_config {
 	char auth_block[4096];		/* logins refused: "alice, bob", or a file; "" = none */
 	unsigned send_rate_limit;	/* messages a minute per login; 0 = none */
 	unsigned send_recipient_limit;	/* recipients a day per login; 0 = none */
+	char send_limit_map[MTAD_PATH_MAX];	/* login: MESSAGES RECIPIENTS; "" = none */
 
 	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
 	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */

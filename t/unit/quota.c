@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "policy/policy.h"
 #include "t/unit/tap.h"
@@ -101,6 +102,33 @@ static void test_spread(struct tap *t)
 	policy_quota_free(q);
 }
 
+static void test_limit_map(struct tap *t)
+{
+	static const char text[] = "# x\nalice: 2 -\nBob@realm.test: 0 7\n[192.0.2.7]: 100 100\n";
+	char err[256];
+	struct policy_limit_map *m = policy_limit_map_parse(text, sizeof(text) - 1, "f", err,
+							    sizeof(err));
+	struct policy_limits g = { 30, 2000 }, l;
+
+	TAP_OK(t, m != NULL, "a limit map parses %s", m ? "" : err);
+	l = policy_limits_for(m, "alice@realm.test", g);
+	TAP_OK(t, l.messages_per_minute == 2 && l.recipients_per_day == 2000,
+	       "alice (any realm): 2 a minute, the global 2000 a day");
+	l = policy_limits_for(m, "bob@REALM.test", g);
+	TAP_OK(t, l.messages_per_minute == 0 && l.recipients_per_day == 7, "bob@realm: none, 7");
+	l = policy_limits_for(m, "bob@other.test", g);
+	TAP_OK(t, l.messages_per_minute == 30, "bob@ another realm: the global limits");
+	l = policy_limits_for(m, "[192.0.2.7]", g);
+	TAP_OK(t, l.recipients_per_day == 100, "a trusted address");
+	policy_limit_map_free(m);
+	TAP_OK(t, policy_limit_map_parse("a: 1\n", 5, "f", err, sizeof(err)) == NULL &&
+	       strncmp(err, "f:1: expected two", 17) == 0, "one limit only: %s", err);
+	TAP_OK(t, policy_limit_map_parse("a: 1 2 3\n", 9, "f", err, sizeof(err)) == NULL,
+	       "three limits");
+	TAP_OK(t, policy_limit_map_parse("a: -1 2\n", 8, "f", err, sizeof(err)) == NULL,
+	       "a negative number");
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
@@ -108,5 +136,6 @@ int main(void)
 	test_minute(&t);
 	test_day_and_bound(&t);
 	test_spread(&t);
+	test_limit_map(&t);
 	return tap_done(&t);
 }
