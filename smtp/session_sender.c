@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "smtp/session_int.h"
@@ -171,6 +172,99 @@ bool session_sender_end(struct smtp_session *s)
 
 /* ---- sending quotas ---- */
 
+/* notice_done - the notice is queued (or not). */
+static void notice_done(void *arg, int status, const char *errmsg)
+{
+	char *qid = arg;
+
+	if (status != 0)
+		mtad_log(MTAD_LOG_WARNING, "%s: cannot queue the sending limit notice: %s", qid,
+			 errmsg ? errmsg : "queue error");
+	free(qid);
+}
+
+static void notice_resume(void *arg)
+{
+	(void)arg;	/* one small write: never paused */
+}
+
+/* notice_text - the notice: headers and a few lines, CRLF. Its length, or -1. */
+static int notice_text(const struct smtp_session *s, const char *qid, const char *who,
+		       const char *what, uint64_t count, const char *per, char *buf, size_t size)
+{
+	const char *host = s->srv->cfg->hostname;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	n = snprintf(buf, size,
+		     "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+		     "To: postmaster@%s\r\n"
+		     "Subject: mtad: sending limit exceeded by %s\r\n"
+		     "Date: %s\r\n"
+		     "Message-ID: <%s@%s>\r\n"
+		     "Auto-Submitted: auto-generated\r\n"
+		     "\r\n"
+		     "%s went over its %s limit: %llu %s, from %s.\r\n"
+		     "mtad answers its further mail with 450 4.7.1 until the window has passed.\r\n"
+		     "\r\n"
+		     "If the password may be stolen:\r\n"
+		     "  mtaq senders                  what each login sent today\r\n"
+		     "  mtaq hold --login NAME        keep its queued mail from delivery\r\n"
+		     "  auth_block = NAME             in mtad.conf, then SIGHUP: no more logins\r\n"
+		     "\r\n"
+		     "One notice per limit and window; send_limit_notify = none stops them.\r\n",
+		     host, host, who, date, qid, host, who, what, (unsigned long long)count, per,
+		     s->client_ip);
+	return n > 0 && (size_t)n < size ? n : -1;
+}
+
+/*
+ * quota_notice - a short message to postmaster@hostname (as a double
+ * bounce goes), queued like any other: the refusal that is worth a
+ * look, once per window. Nothing waits for it.
+ */
+static void quota_notice(struct smtp_session *s, const char *who, const char *what,
+			 uint64_t count, const char *per)
+{
+	char qid[QUEUE_ID_LEN + 1], to[MTAD_HOSTNAME_MAX + 16], helo[MTAD_HOSTNAME_MAX + 1], body[2048];
+	struct queue_rcpt rcpt = { .addr = to, .state = QUEUE_RCPT_PENDING };
+	struct queue_envelope env = { 0 };
+	struct queue_incoming *in;
+	struct timeval tv;
+	char *arg;
+	int n;
+
+	if (strcmp(s->srv->cfg->send_limit_notify, "none") == 0)
+		return;
+	gettimeofday(&tv, NULL);
+	queue_id_next(&s->srv->ids, tv.tv_sec, (int32_t)tv.tv_usec, qid);
+	snprintf(to, sizeof(to), "postmaster@%s", s->srv->cfg->hostname);
+	snprintf(helo, sizeof(helo), "%s", s->srv->cfg->hostname);
+	if ((n = notice_text(s, qid, who, what, count, per, body, sizeof(body))) < 0 ||
+	    !(arg = strdup(qid)))
+		return;
+	if (!(in = queue_incoming_new(s->srv->port, qid, notice_resume, NULL))) {
+		free(arg);
+		return;
+	}
+	if (queue_incoming_write(in, body, (size_t)n) < 0) {
+		queue_incoming_abort(in);
+		free(arg);
+		return;
+	}
+	env = (struct queue_envelope){
+		.arrival = tv.tv_sec, .arrival_usec = (int32_t)tv.tv_usec, .sender = "",
+		.rcpt = &rcpt, .nrcpt = 1, .client_ip = "127.0.0.1", .client_name = "localhost",
+		.helo = helo, .listener = "notice", .protocol = "local",
+	};
+	mtad_log(MTAD_LOG_INFO, "%s: sending limit notice for %s to <%s>", qid, who, to);
+	(void)queue_incoming_commit(in, &env, notice_done, arg);	/* always 0; cb reports */
+}
+
 /* quota_refuse - 450 4.7.1, and the log line once per window. */
 static void quota_refuse(struct smtp_session *s, const char *what, const char *per,
 			 const struct policy_quota_result *r)
@@ -191,6 +285,7 @@ static void quota_refuse(struct smtp_session *s, const char *what, const char *p
 	else
 		mtad_log(MTAD_LOG_WARNING, "client=[%s] %s limit exceeded: %llu %s", s->client_ip,
 			 what, (unsigned long long)r->count, per);
+	quota_notice(s, login, what, r->count, per);
 }
 
 /* quota_now - milliseconds on the clock every loop shares. */

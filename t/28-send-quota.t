@@ -3,7 +3,8 @@
 # and every event loop) and per trusted address that sends without a
 # login. Over the limit: 450 4.7.1 at MAIL or RCPT, nothing queued, one
 # warning line per window. Mail from untrusted clients to local domains
-# has no quota. `mtaq senders` shows what each login did today, and the
+# has no quota. The first refusal of a window sends postmaster a short
+# notice (send_limit_notify). `mtaq senders` shows what each login did today, and the
 # recipients a day survive a restart.
 use strict;
 use warnings;
@@ -49,7 +50,19 @@ $m->dialog($s, <<'END');
 	> QUIT
 	< 221 2.0.0 *
 END
-is $m->queue_count, 30, 'nothing of the refused ones was queued';
+is $m->queue_count, 31, 'nothing of the refused ones was queued: 30, and one notice';
+{
+	my ($rc, $out) = $m->mtaq('list');
+	my ($nqid) = $out =~ /^(\S+)\s.*\n\s+postmaster\@mx\.campus\.test/m;
+	ok defined $nqid, 'the notice goes to postmaster@mx.campus.test, from <>' or diag $out;
+	($rc, $out) = $m->mtaq('show', '--body', $nqid // 'NONE');
+	like $out, qr/^Subject: mtad: sending limit exceeded by alice\r?$/m, 'its subject names the login';
+	like $out, qr/alice went over its rate limit: 31 messages in 60 s, from 127\.0\.0\.1\./,
+		'... and the body what happened';
+	like $out, qr/mtaq hold --login NAME/, '... and what to do';
+	like $m->log_text, qr/: sending limit notice for alice to <postmaster\@mx\.campus\.test>/,
+		'the log says a notice went';
+}
 my @warn = $m->log_text =~ /(warning: sasl_username=alice\S* rate limit exceeded: \d+ messages in 60 s from 127\.0\.0\.1)/g;
 is scalar(@warn), 1, 'one warning line for the window' or diag $m->log_text;
 like $warn[0] // '', qr/: 31 messages in 60 s/, '... which says 31 messages in 60 s';
@@ -171,7 +184,8 @@ $m->dialog($s, "> MAIL FROM:<alice\@campus.test>\n< 450 4.7.1 *\n> QUIT\n< 221 2
 $m->stop;
 
 # ---- trusted clients without a login: by address; the world: none ----
-$m = MtadTest->new(relay_networks => '127.0.0.1/32', send_rate_limit => 2);
+$m = MtadTest->new(relay_networks => '127.0.0.1/32', send_rate_limit => 2,
+		   send_limit_notify => 'none');
 for my $i (1 .. 2) {
 	$s = $m->raw;
 	$m->ehlo($s, 'printer.campus.test');
@@ -195,6 +209,7 @@ for my $i (1 .. 4) {
 	$m->queue_message($s, "inbound $i", from => 'x@elsewhere.example', to => 'u@campus.test');
 	$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
 }
+is $m->queue_count, 6, 'send_limit_notify = none: no notice queued';
 $m->stop;
 
 done_testing;

@@ -104,6 +104,7 @@ const struct param config_params[] = {
 	{ "send_rate_limit", P_UNSIGNED, OFF(send_rate_limit), 0, NULL, 30, 0, 1000000, NULL },
 	{ "send_recipient_limit", P_UNSIGNED, OFF(send_recipient_limit), 0, NULL, 2000, 0, 100000000, NULL },
 	{ "send_limit_map", P_PATH, STR(send_limit_map), "", 0, 0, 0, NULL },
+	{ "send_limit_notify", P_CHOICE, STR(send_limit_notify), "postmaster", 0, 0, 0, "postmaster|none" },
 	/* Empty: every client is counted by the AUTH address limit. */
 	{ "auth_ip_exempt", P_NETWORKS, OFF(auth_ip_exempt), 0, NULL, 0, 0, 0, NULL },
 };

@@ -122,6 +122,7 @@ struct mtad_config {
 	unsigned send_rate_limit;	/* messages a minute per login; 0 = none */
 	unsigned send_recipient_limit;	/* recipients a day per login; 0 = none */
 	char send_limit_map[MTAD_PATH_MAX];	/* login: MESSAGES RECIPIENTS; "" = none */
+	char send_limit_notify[16];	/* postmaster, none: a notice when a limit is hit */
 
 	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
 	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */
