@@ -331,17 +331,19 @@ static const char *limit_line_parse(const char *s, const char *e, struct limit_l
 		return "bad login name";
 	p = colon + 1;
 	for (int i = 0; i < 2; i++) {
-		size_t n;
+		const char *q;
 
-		p += strspn(p, " \t");
-		n = strcspn(p, " \t\r");
-		if (p + n > e)
-			n = (size_t)(e - p);
-		if (!limit_value(p, n, &v[i]))
+		/* The text is len bytes, not a string: every scan stops at e. */
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		for (q = p; q < e && *q != ' ' && *q != '\t' && *q != '\r'; q++)
+			;
+		if (!limit_value(p, (size_t)(q - p), &v[i]))
 			return "expected two limits: a number (0: none) or - (the global one)";
-		p += n;
+		p = q;
 	}
-	p += strspn(p, " \t\r");
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r'))
+		p++;
 	if (p < e)
 		return "more than two limits";
 	if (!(l->login = strndup(s, le)))
@@ -389,7 +391,8 @@ struct policy_limit_map *policy_limit_map_parse(const char *text, size_t len, co
 
 		p = nl ? nl + 1 : end;
 		lineno++;
-		s += strspn(s, " \t");
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
 		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 			e--;
 		if (s == e || *s == '#')

@@ -1,13 +1,15 @@
 /*
  * fuzz_sender.c - libFuzzer target for sender ownership: the From:
  * scanner (smtp/from_scan.c) over a body, the address-list reader and
- * the map parser (policy/sender.c). Input: the first byte picks the
+ * the map parsers (policy/sender.c, policy/quota.c's send_limit_map)
+ * and auth_block's list. Input: the first byte picks the
  * split; the rest is a message (fed in two pieces) and a map text.
  *
  * Checks: feeding in two pieces finds what feeding whole finds; the
  * scanner never keeps more than SMTP_FROM_MAX bytes; every address read
  * fits SMTP_PATH_MAX and is NUL-terminated; a map that parses answers
- * lookups for its own lines without crashing.
+ * lookups for its own lines without crashing; a limit is never negative
+ * once '-' has become the global one.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			(void)policy_sender_owned(NULL, "alice@realm", out[i], local, 1);
 		}
+	}
+	{
+		struct policy_limit_map *lm = policy_limit_map_parse((const char *)data, size, "fuzz",
+								     err, sizeof(err));
+		struct policy_limits g = { 30, 2000 }, l = policy_limits_for(lm, "alice@realm", g);
+
+		if (l.messages_per_minute < 0 || l.recipients_per_day < 0)
+			abort();
+		policy_limit_map_free(lm);
+		(void)policy_login_listed("alice, bob", (const char *)data, strnlen((const char *)data, size));
 	}
 	m = policy_sender_map_parse((const char *)data, size, "fuzz", err, sizeof(err));
 	if (m != NULL) {
