@@ -31,7 +31,7 @@ ok $m->try_start(prefix => \@valgrind, timeout => 120), 'mtad starts under valgr
 
 my $ALICE = auth_plain('alice', 'secret');
 
-sub message { $m->queue_message(@_, body => 'a message sent to mtad under valgrind') }
+sub message { $m->queue_message(@_, from => 'alice@campus.test', body => 'a message sent to mtad under valgrind') }
 
 # plain SMTP
 my $s = $m->raw;
