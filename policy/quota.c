@@ -169,21 +169,35 @@ static bool first_warning(struct window *w)
 	return true;
 }
 
+/*
+ * quota_count - one more in the window of key chosen by rcpts (the day's
+ * recipients, else the minute's messages): OK and counted, or OVER with
+ * r filled. No memory for the key is not a reason to refuse mail.
+ */
+static enum policy_quota_verdict quota_count(struct policy_quota *q, const char *key,
+					     uint64_t now_ms, unsigned limit, bool rcpts,
+					     struct policy_quota_result *r)
+{
+	struct quota_entry *e = entry_of(q, key);
+	struct window *w;
+
+	memset(r, 0, sizeof(*r));
+	if (!e)
+		return POLICY_QUOTA_OK;
+	e->last_seen = now_ms;
+	w = rcpts ? &e->rcpts : &e->msgs;
+	if (take(w, now_ms, rcpts ? DAY_MS : MINUTE_MS, limit, 1, &r->count))
+		return POLICY_QUOTA_OK;
+	r->warn = first_warning(w);
+	return POLICY_QUOTA_OVER;
+}
+
 /* policy_quota_message - see policy.h. */
 enum policy_quota_verdict policy_quota_message(struct policy_quota *q, const char *key,
 					       uint64_t now_ms, unsigned limit,
 					       struct policy_quota_result *r)
 {
-	struct quota_entry *e = entry_of(q, key);
-
-	memset(r, 0, sizeof(*r));
-	if (!e)
-		return POLICY_QUOTA_OK;	/* no memory: not a reason to refuse mail */
-	e->last_seen = now_ms;
-	if (take(&e->msgs, now_ms, MINUTE_MS, limit, 1, &r->count))
-		return POLICY_QUOTA_OK;
-	r->warn = first_warning(&e->msgs);
-	return POLICY_QUOTA_OVER;
+	return quota_count(q, key, now_ms, limit, false, r);
 }
 
 /* policy_quota_recipient - see policy.h. */
@@ -191,16 +205,7 @@ enum policy_quota_verdict policy_quota_recipient(struct policy_quota *q, const c
 						 uint64_t now_ms, unsigned limit,
 						 struct policy_quota_result *r)
 {
-	struct quota_entry *e = entry_of(q, key);
-
-	memset(r, 0, sizeof(*r));
-	if (!e)
-		return POLICY_QUOTA_OK;
-	e->last_seen = now_ms;
-	if (take(&e->rcpts, now_ms, DAY_MS, limit, 1, &r->count))
-		return POLICY_QUOTA_OK;
-	r->warn = first_warning(&e->rcpts);
-	return POLICY_QUOTA_OVER;
+	return quota_count(q, key, now_ms, limit, true, r);
 }
 
 /* addr_hash - FNV-1a of an address text. */

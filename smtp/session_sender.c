@@ -305,48 +305,49 @@ static struct policy_limits quota_limits(const struct smtp_session *s, const cha
 	return policy_limits_for(s->srv->shared->limit_map, key, global);
 }
 
-/* session_quota_mail - see session_int.h. */
-bool session_quota_mail(struct smtp_session *s)
+/*
+ * quota_check - one more message (MAIL) or recipient (RCPT) of this
+ * session's sender, under its limits; false when refused (450 given).
+ */
+static bool quota_check(struct smtp_session *s, bool rcpt)
 {
 	struct smtp_shared *sh = s->srv->shared;
 	struct policy_quota_result r;
+	struct policy_limits lim;
 	char buf[64];
 	const char *key = quota_key(s, buf, sizeof(buf));
 	enum policy_quota_verdict v;
+	long long limit;
 
-	long long limit = key ? quota_limits(s, key).messages_per_minute : 0;
-
+	if (!key)
+		return true;
+	lim = quota_limits(s, key);
+	limit = rcpt ? lim.recipients_per_day : lim.messages_per_minute;
 	if (limit <= 0)
 		return true;
 	uv_mutex_lock(&sh->lock);
-	v = policy_quota_message(sh->quota, key, quota_now(), (unsigned)limit, &r);
+	v = rcpt ? policy_quota_recipient(sh->quota, key, quota_now(), (unsigned)limit, &r)
+		 : policy_quota_message(sh->quota, key, quota_now(), (unsigned)limit, &r);
 	uv_mutex_unlock(&sh->lock);
 	if (v == POLICY_QUOTA_OK)
 		return true;
-	quota_refuse(s, "rate", "messages in 60 s", &r);
+	if (rcpt)
+		quota_refuse(s, "recipient", "recipients in 1 day", &r);
+	else
+		quota_refuse(s, "rate", "messages in 60 s", &r);
 	return false;
+}
+
+/* session_quota_mail - see session_int.h. */
+bool session_quota_mail(struct smtp_session *s)
+{
+	return quota_check(s, false);
 }
 
 /* session_quota_rcpt - see session_int.h. */
 bool session_quota_rcpt(struct smtp_session *s)
 {
-	struct smtp_shared *sh = s->srv->shared;
-	struct policy_quota_result r;
-	char buf[64];
-	const char *key = quota_key(s, buf, sizeof(buf));
-	enum policy_quota_verdict v;
-
-	long long limit = key ? quota_limits(s, key).recipients_per_day : 0;
-
-	if (limit <= 0)
-		return true;
-	uv_mutex_lock(&sh->lock);
-	v = policy_quota_recipient(sh->quota, key, quota_now(), (unsigned)limit, &r);
-	uv_mutex_unlock(&sh->lock);
-	if (v == POLICY_QUOTA_OK)
-		return true;
-	quota_refuse(s, "recipient", "recipients in 1 day", &r);
-	return false;
+	return quota_check(s, true);
 }
 
 /* session_login_spread - see session_int.h. */
