@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "policy/policy.h"
+#include "policy/policy_int.h"
 
 #define QUOTA_BUCKETS 4096
 #define MINUTE_MS 60000ull
@@ -278,7 +279,7 @@ size_t policy_quota_keys(const struct policy_quota *q)
 /* ---- per-login limits (send_limit_map) ---- */
 
 struct limit_line {
-	char *login;
+	char *login;		/* first: policy_login_find */
 	struct policy_limits lim;
 };
 
@@ -422,27 +423,16 @@ struct policy_limit_map *policy_limit_map_parse(const char *text, size_t len, co
 	return m;
 }
 
-/* limit_find - the line of login's first len bytes, or NULL. */
+/* limit_find - the line of login's first len bytes (any case), or NULL. */
 static const struct limit_line *limit_find(const struct policy_limit_map *m, const char *login,
 					   size_t len)
 {
-	size_t lo = 0, hi = m ? m->n : 0;
+	size_t i;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const char *k = m->lines[mid].login;
-		int c = strncasecmp(k, login, len);
-
-		if (c == 0 && k[len] != '\0')
-			c = 1;
-		if (c == 0)
-			return &m->lines[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (m == NULL)
+		return NULL;
+	i = policy_login_find(m->lines, m->n, sizeof(*m->lines), login, len);
+	return i < m->n ? &m->lines[i] : NULL;
 }
 
 /* policy_limits_for - see policy.h. */

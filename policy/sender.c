@@ -26,9 +26,10 @@
 #include <strings.h>
 
 #include "policy/policy.h"
+#include "policy/policy_int.h"
 
 struct sender_line {
-	char *login;		/* as written, compared without case */
+	char *login;		/* as written, compared without case; first (policy_login_find) */
 	char **owned;		/* "a@b" or "@b" */
 	size_t nowned;
 };
@@ -204,27 +205,38 @@ struct policy_sender_map *policy_sender_map_parse(const char *text, size_t len, 
 	return m;
 }
 
-/* map_find - the line of login (case-insensitive), or NULL. */
-static const struct sender_line *map_find(const struct policy_sender_map *m, const char *login,
-					  size_t len)
+/* policy_login_find - see policy_int.h. */
+size_t policy_login_find(const void *base, size_t n, size_t size, const char *login, size_t len)
 {
-	size_t lo = 0, hi = m ? m->n : 0;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *k = m->lines[mid].login;
+		const char *k = *(char *const *)((const char *)base + mid * size);
 		int c = strncasecmp(k, login, len);
 
 		if (c == 0 && k[len] != '\0')
 			c = 1;
 		if (c == 0)
-			return &m->lines[mid];
+			return mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return n;
+}
+
+/* map_find - the line of login's first len bytes (any case), or NULL. */
+static const struct sender_line *map_find(const struct policy_sender_map *m, const char *login,
+					  size_t len)
+{
+	size_t i;
+
+	if (m == NULL)
+		return NULL;
+	i = policy_login_find(m->lines, m->n, sizeof(*m->lines), login, len);
+	return i < m->n ? &m->lines[i] : NULL;
 }
 
 /* policy_login_local - see policy.h. */
