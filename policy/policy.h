@@ -217,12 +217,14 @@ size_t policy_quota_keys(const struct policy_quota *q);
  * policy_quota_login - a login from addr now: how many distinct client
  * addresses the login came from in this clock hour (counted up to
  * POLICY_SPREAD_MAX). r->warn is true once an hour, when that passes
- * limit (0: never): a sign of a stolen password. r->new_today: addr is
- * new for the login on day (the caller's day number, say 20261204).
+ * limit (0: never): a sign of a stolen password. r->new_hour: addr is
+ * new for the login in this clock hour; r->new_today: on day (the
+ * caller's day number, say 20261204).
  */
 #define POLICY_SPREAD_MAX 64
 struct policy_login_result {
 	bool warn;
+	bool new_hour;
 	bool new_today;
 };
 unsigned policy_quota_login(struct policy_quota *q, const char *key, const char *addr,

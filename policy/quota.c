@@ -248,7 +248,7 @@ unsigned policy_quota_login(struct policy_quota *q, const char *key, const char 
 	if (!e)
 		return 0;
 	e->last_seen = now_ms;
-	(void)spread_add(&e->spread, now_ms / 3600000ull, h);
+	r->new_hour = spread_add(&e->spread, now_ms / 3600000ull, h);
 	r->new_today = spread_add(&e->day, day, h);
 	if (limit > 0 && e->spread.n > limit && !e->spread.warned) {
 		e->spread.warned = true;

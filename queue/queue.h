@@ -326,11 +326,17 @@ void queue_incoming_abort(struct queue_incoming *in);
  *                             durable at once (N = 1, 2, 4, ... 64; 64
  *                             means 64 or more): the group commit's
  *                             batch sizes
+ *   YYYYMMDD/sender/K/WHO     per sender (an authenticated login, or
+ *                             "[address]" of a relay_networks client):
+ *                             K = msgs, rcpts, quota, owner, addrs
+ *   YYYYMMDD/sender/HHMM/K/WHO  the same per ten minutes, kept two days
  *
  * Counter values are u64 big-endian; sketch values are their encodings
- * (sketch_impl.h). Nothing is keyed by what a client chooses, so a day
- * takes at most ~72 KB (12 rules) whatever clients send: with the 8
- * days kept, about 1 MB of stats.db (t/unit/queue_stats.c measures it). Keys written
+ * (sketch_impl.h). Nothing is keyed by what an unauthenticated client
+ * chooses, so apart from the sender keys (as many as the logins and
+ * trusted addresses that send) a day takes at most ~72 KB (12 rules)
+ * whatever clients send: with the 8 days kept, about 1 MB of stats.db
+ * (t/unit/queue_stats.c measures it). Keys written
  * before issue 11 may still be there until they expire, and mtaq reads
  * them: YYYYMMDD/ip/RULE/IP (one per client address) and
  * YYYYMMDD/helo/NAME (refused attempts per name).
@@ -405,6 +411,13 @@ int queue_stats_foreach(struct queue *q, const char *prefix, queue_stats_fn fn, 
  */
 int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1]);
 
+/*
+ * queue_stats_slot - the local date of now ("YYYYMMDD") and its
+ * ten-minute slot (0 .. QUEUE_STATS_SLOTS - 1: 0 is 00:00-00:09).
+ * Returns 0 or -1.
+ */
+int queue_stats_slot(time_t now, char day[QUEUE_STATS_DAY_LEN + 1], unsigned *slot);
+
 /* What a key counts: the part after "YYYYMMDD/" (the list above). */
 enum queue_stats_kind {
 	QUEUE_STATS_OTHER = 0,		/* well-formed, but none of these (parse only) */
@@ -429,7 +442,18 @@ enum queue_stats_kind {
 	QUEUE_STATS_SENDER_QUOTA,	/* sender/quota/WHO: refused by a quota */
 	QUEUE_STATS_SENDER_OWNER,	/* sender/owner/WHO: a sender it does not own */
 	QUEUE_STATS_SENDER_ADDRS,	/* sender/addrs/WHO: distinct client addresses */
+	/* The same per ten minutes of the day (HHMM, MM a multiple of ten:
+	 * "sender/1340/msgs/WHO"), for `mtaq senders`' last hour. Deleted
+	 * once the day is two days old (queue_stats_expire). */
+	QUEUE_STATS_SLOT_MSGS,		/* sender/HHMM/msgs/WHO */
+	QUEUE_STATS_SLOT_RCPTS,		/* sender/HHMM/rcpts/WHO */
+	QUEUE_STATS_SLOT_QUOTA,		/* sender/HHMM/quota/WHO */
+	QUEUE_STATS_SLOT_OWNER,		/* sender/HHMM/owner/WHO */
+	QUEUE_STATS_SLOT_ADDRS,		/* sender/HHMM/addrs/WHO: addresses new in their clock hour */
 };
+
+/* Ten-minute slots in a day: SLOT keys' bucket. */
+#define QUEUE_STATS_SLOTS 144
 
 /* A key taken apart; name and ip point into the key, they are no copies. */
 struct queue_stats_key {
@@ -440,13 +464,15 @@ struct queue_stats_key {
 				 * else NULL */
 	size_t name_len;	/* OLD_IP's rule ends at a '/', not at the NUL */
 	const char *ip;		/* OLD_IP: the address, to the end of the key */
-	unsigned bucket;	/* COMMIT_SYNCS: 0 .. QUEUE_SYNC_BUCKETS - 1 */
+	unsigned bucket;	/* COMMIT_SYNCS: 0 .. QUEUE_SYNC_BUCKETS - 1;
+				 * SLOT_*: the slot, 0 .. QUEUE_STATS_SLOTS - 1 */
 };
 
 /*
  * queue_stats_key_format - the key of kind on day ("YYYYMMDD") into buf
  * of size bytes: rule (policy_rule_name) for REJECT, CONN and CLIENTS,
- * bucket for COMMIT_SYNCS; the others ignore them. Returns the key's
+ * bucket for COMMIT_SYNCS, the sender (as rule) and the slot (as bucket)
+ * for SENDER_* and SLOT_*; the others ignore them. Returns the key's
  * length, or -1 (nothing usable in buf) when the kind is not written,
  * the day is not 8 digits, the rule is empty or holds '/', the bucket is
  * out of range, or the key would not be well-formed or not fit.

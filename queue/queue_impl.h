@@ -202,8 +202,10 @@ int queue_stats_key_load(struct queue *q);
 
 /*
  * queue_stats_expire - deletes the counters whose day is more than
- * q->opt.stats_keep_days before the local date of now, at most limit
- * of them (0: all), in transactions of at most 1000 keys. Writer thread
+ * q->opt.stats_keep_days before the local date of now, and the
+ * ten-minute sender keys (sender/HHMM/...) of the days before yesterday
+ * (looking back at most 31 days), at most limit of them (0: all), in
+ * transactions of at most 1000 keys. Writer thread
  * (the tests call it directly). Counts the keys deleted in *removed;
  * fewer than limit means none is left. Returns 0 or a Berkeley DB error.
  */

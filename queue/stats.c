@@ -601,8 +601,14 @@ int queue_stats_key_load(struct queue *q)
 	return 0;
 }
 
+/* Days before yesterday whose ten-minute sender keys are looked for. */
+#define STATS_SLOT_DAYS 31
+
+/* One expiry: the keys from lo (the first key when empty) up to, not
+ * including, hi. */
 struct stats_expire {
-	char cutoff[QUEUE_STATS_DAY_LEN + 1];	/* first day kept */
+	char lo[QUEUE_STATS_DAY_LEN + 16];
+	char hi[QUEUE_STATS_DAY_LEN + 16];
 	size_t max;		/* keys this transaction may delete */
 	DBT key;		/* DB_DBT_REALLOC buffer, reused */
 	size_t removed;		/* by the last transaction */
@@ -617,16 +623,31 @@ static int stats_closecur(DBC *c, int rc)
 	return rc != 0 ? rc : crc;
 }
 
-/* stats_expired - does the key sort before the first kept day? */
-static bool stats_expired(const DBT *key, const char *cutoff)
+/* stats_before - does the key sort before hi? */
+static bool stats_before(const DBT *key, const char *hi)
 {
-	size_t n = key->size < QUEUE_STATS_DAY_LEN ? key->size : QUEUE_STATS_DAY_LEN;
-	int cmp = memcmp(key->data, cutoff, n);
+	size_t hlen = strlen(hi), n = key->size < hlen ? key->size : hlen;
+	int cmp = memcmp(key->data, hi, n);
 
-	return cmp < 0 || (cmp == 0 && n < QUEUE_STATS_DAY_LEN);
+	return cmp < 0 || (cmp == 0 && key->size < hlen);
 }
 
-/* stats_expire_txn - deletes up to STATS_EXPIRE_BATCH expired keys from the start. */
+/* stats_first - positions c on the first key at or after lo. */
+static int stats_first(DBC *c, struct stats_expire *x, DBT *data)
+{
+	size_t len = strlen(x->lo);
+
+	if (len == 0)
+		return c->get(c, &x->key, data, DB_FIRST | DB_RMW);
+	/* DB_SET_RANGE reads the search key from x->key, then overwrites it. */
+	free(x->key.data);
+	if (!(x->key.data = strdup(x->lo)))
+		return ENOMEM;
+	x->key.size = (u_int32_t)len;
+	return c->get(c, &x->key, data, DB_SET_RANGE | DB_RMW);
+}
+
+/* stats_expire_txn - deletes up to x->max keys of [lo, hi). */
 static int stats_expire_txn(struct queue *q, DB_TXN *txn, void *arg)
 {
 	struct stats_expire *x = arg;
@@ -638,9 +659,9 @@ static int stats_expire_txn(struct queue *q, DB_TXN *txn, void *arg)
 	x->end = false;
 	if ((rc = q->stats->cursor(q->stats, txn, &c, 0)) != 0)
 		return rc;
-	rc = c->get(c, &x->key, &data, DB_FIRST | DB_RMW);
+	rc = stats_first(c, x, &data);
 	while (rc == 0 && x->removed < x->max) {
-		if (!stats_expired(&x->key, x->cutoff)) {
+		if (!stats_before(&x->key, x->hi)) {
 			x->end = true;
 			break;
 		}
@@ -656,7 +677,27 @@ static int stats_expire_txn(struct queue *q, DB_TXN *txn, void *arg)
 	return stats_closecur(c, rc);
 }
 
-/* queue_stats_expire - see queue_impl.h. */
+/* stats_expire_range - deletes [x->lo, x->hi) in transactions of at most
+ * STATS_EXPIRE_BATCH keys, and at most limit keys in all (0: no limit),
+ * counting into *removed. */
+static int stats_expire_range(struct queue *q, struct stats_expire *x, size_t limit,
+			      size_t *removed)
+{
+	int rc;
+
+	do {
+		x->max = STATS_EXPIRE_BATCH;
+		if (limit != 0 && limit - *removed < x->max)
+			x->max = limit - *removed;
+		rc = queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_expire_txn, x);
+		if (rc == 0)
+			*removed += x->removed;
+	} while (rc == 0 && !x->end && (limit == 0 || *removed < limit));
+	return rc;
+}
+
+/* queue_stats_expire - see queue_impl.h. First whole days, then the
+ * ten-minute sender keys of the days before yesterday still kept. */
 int queue_stats_expire(struct queue *q, time_t now, size_t limit, size_t *removed)
 {
 	struct stats_expire x = { .key = { .flags = DB_DBT_REALLOC } };
@@ -664,16 +705,22 @@ int queue_stats_expire(struct queue *q, time_t now, size_t limit, size_t *remove
 	int rc;
 
 	*removed = 0;
-	if (queue_stats_day(now, -(int)keep, x.cutoff) < 0)
+	if (queue_stats_day(now, -(int)keep, x.hi) < 0)
 		return EINVAL;
-	do {
-		x.max = STATS_EXPIRE_BATCH;
-		if (limit != 0 && limit - *removed < x.max)
-			x.max = limit - *removed;
-		rc = queue_txn_run(q, 0, DB_TXN_WRITE_NOSYNC, stats_expire_txn, &x);
-		if (rc == 0)
-			*removed += x.removed;
-	} while (rc == 0 && !x.end && (limit == 0 || *removed < limit));
+	rc = stats_expire_range(q, &x, limit, removed);
+	for (unsigned ago = 2; rc == 0 && ago <= keep && ago < 2 + STATS_SLOT_DAYS &&
+	     (limit == 0 || *removed < limit); ago++) {
+		char day[QUEUE_STATS_DAY_LEN + 1];
+
+		if (queue_stats_day(now, -(int)ago, day) < 0) {
+			rc = EINVAL;
+			break;
+		}
+		/* "D/sender/0" .. "D/sender/9...": the slots sort before ':'. */
+		snprintf(x.lo, sizeof(x.lo), "%s/sender/0", day);
+		snprintf(x.hi, sizeof(x.hi), "%s/sender/:", day);
+		rc = stats_expire_range(q, &x, limit, removed);
+	}
 	free(x.key.data);
 	return rc;
 }

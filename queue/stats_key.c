@@ -17,8 +17,9 @@
 
 #include "queue/queue_impl.h"
 
-/* The fixed "what" of each kind, after "YYYYMMDD/"; a '*' ends it with a
- * rule name, a '#' with a batch size. NULL: not written (read only). */
+/* The "what" of each kind, after "YYYYMMDD/": a '*' ends it with a rule
+ * or sender name, a '#' with a batch size; a '%' is a ten-minute slot
+ * ("HHMM"). NULL: not written (read only). */
 static const char *const kind_what[] = {
 	[QUEUE_STATS_OTHER] = NULL,
 	[QUEUE_STATS_DAY] = "",
@@ -38,6 +39,11 @@ static const char *const kind_what[] = {
 	[QUEUE_STATS_SENDER_QUOTA] = "sender/quota/*",
 	[QUEUE_STATS_SENDER_OWNER] = "sender/owner/*",
 	[QUEUE_STATS_SENDER_ADDRS] = "sender/addrs/*",
+	[QUEUE_STATS_SLOT_MSGS] = "sender/%/msgs/*",
+	[QUEUE_STATS_SLOT_RCPTS] = "sender/%/rcpts/*",
+	[QUEUE_STATS_SLOT_QUOTA] = "sender/%/quota/*",
+	[QUEUE_STATS_SLOT_OWNER] = "sender/%/owner/*",
+	[QUEUE_STATS_SLOT_ADDRS] = "sender/%/addrs/*",
 };
 #define NKINDS (sizeof(kind_what) / sizeof(kind_what[0]))
 
@@ -75,6 +81,18 @@ int queue_stats_day(time_t now, int offset, char out[QUEUE_STATS_DAY_LEN + 1])
 	return strftime(out, QUEUE_STATS_DAY_LEN + 1, "%Y%m%d", &tm) == QUEUE_STATS_DAY_LEN ? 0 : -1;
 }
 
+/* queue_stats_slot - see queue.h. */
+int queue_stats_slot(time_t now, char day[QUEUE_STATS_DAY_LEN + 1], unsigned *slot)
+{
+	struct tm tm;
+
+	if (localtime_r(&now, &tm) == NULL ||
+	    strftime(day, QUEUE_STATS_DAY_LEN + 1, "%Y%m%d", &tm) != QUEUE_STATS_DAY_LEN)
+		return -1;
+	*slot = (unsigned)(tm.tm_hour * 60 + tm.tm_min) / 10;
+	return *slot < QUEUE_STATS_SLOTS ? 0 : -1;
+}
+
 /* day_ok - exactly QUEUE_STATS_DAY_LEN digits. */
 static bool day_ok(const char *day)
 {
@@ -86,34 +104,59 @@ static bool day_ok(const char *day)
 	return true;
 }
 
+/* put_part - one variable part of a key: '*' the name, '#' the batch
+ * size 1 << bucket, '%' the slot bucket as HHMM. Returns what it wrote,
+ * or -1 when the part is unusable or does not fit. */
+static int put_part(char *buf, size_t size, char what, const char *name, unsigned bucket)
+{
+	int n;
+
+	if (what == '*') {
+		if (name == NULL || name[0] == '\0' || strchr(name, '/') != NULL)
+			return -1;
+		n = snprintf(buf, size, "%s", name);
+	} else if (what == '#') {
+		if (bucket >= QUEUE_SYNC_BUCKETS)
+			return -1;
+		n = snprintf(buf, size, "%u", 1u << bucket);
+	} else {
+		if (bucket >= QUEUE_STATS_SLOTS)
+			return -1;
+		n = snprintf(buf, size, "%02u%02u", bucket / 6, bucket % 6 * 10);
+	}
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
 /* queue_stats_key_format - see queue.h. */
 int queue_stats_key_format(char *buf, size_t size, const char *day, enum queue_stats_kind kind,
 			   const char *rule, unsigned bucket)
 {
 	const char *what = (size_t)kind < NKINDS ? kind_what[kind] : NULL;
-	size_t fixed;
-	int n;
+	size_t n;
 
-	if (what == NULL || !day_ok(day) || size == 0)
+	if (what == NULL || !day_ok(day) || size <= QUEUE_STATS_DAY_LEN + 1)
 		return -1;
-	fixed = strcspn(what, "*#");
-	if (what[fixed] == '*') {
-		if (rule == NULL || rule[0] == '\0' || strchr(rule, '/') != NULL)
+	n = (size_t)snprintf(buf, size, "%s/", day);
+	while (*what) {
+		size_t fixed = strcspn(what, "*#%");
+		int part;
+
+		if (fixed >= size - n)
 			return -1;
-		n = snprintf(buf, size, "%s/%.*s%s", day, (int)fixed, what, rule);
-	} else if (what[fixed] == '#') {
-		if (bucket >= QUEUE_SYNC_BUCKETS)
+		memcpy(buf + n, what, fixed);
+		n += fixed;
+		buf[n] = '\0';
+		what += fixed;
+		if (*what == '\0')
+			break;
+		if ((part = put_part(buf + n, size - n, *what++, rule, bucket)) < 0)
 			return -1;
-		n = snprintf(buf, size, "%s/%.*s%u", day, (int)fixed, what, 1u << bucket);
-	} else {
-		n = snprintf(buf, size, "%s/%s", day, what);
+		n += (size_t)part;
 	}
-	if (n < 0 || (size_t)n >= size)
-		return -1;
 	/* The day's prefix is no key of its own; everything else must be one. */
-	if (kind != QUEUE_STATS_DAY && queue_stats_key_len(buf, QUEUE_STATS_KEY_MAX) != (size_t)n)
+	if (kind != QUEUE_STATS_DAY && queue_stats_key_len(buf, QUEUE_STATS_KEY_MAX) != n)
 		return -1;
-	return n;
+	return (int)n;
 }
 
 /* prefix_of - the fixed part of kind's "what" (before its '*' or '#')
@@ -136,6 +179,38 @@ static bool parse_named(const char *what, enum queue_stats_kind kind, struct que
 	out->kind = kind;
 	out->name = name;
 	out->name_len = strlen(name);
+	return true;
+}
+
+/* parse_slot - SLOT_*: "sender/HHMM/K/" then a sender's name, the
+ * slot a real ten minutes of a day. */
+static bool parse_slot(const char *what, enum queue_stats_kind kind, struct queue_stats_key *out)
+{
+	const char *p = kind_what[kind], *name;
+	size_t head = strcspn(p, "%");
+	unsigned hh, mm;
+
+	if (strncmp(what, p, head) != 0)
+		return false;
+	what += head;
+	for (int i = 0; i < 4; i++)
+		if (what[i] < '0' || what[i] > '9')
+			return false;
+	hh = (unsigned)(what[0] - '0') * 10 + (unsigned)(what[1] - '0');
+	mm = (unsigned)(what[2] - '0') * 10 + (unsigned)(what[3] - '0');
+	if (hh > 23 || mm > 59 || mm % 10 != 0)
+		return false;
+	p += head + 1;
+	head = strcspn(p, "*");
+	if (strncmp(what + 4, p, head) != 0)
+		return false;
+	name = what + 4 + head;
+	if (name[0] == '\0' || strchr(name, '/') != NULL)
+		return false;
+	out->kind = kind;
+	out->name = name;
+	out->name_len = strlen(name);
+	out->bucket = hh * 6 + mm / 10;
 	return true;
 }
 
@@ -218,6 +293,11 @@ int queue_stats_key_parse(const char *key, struct queue_stats_key *out)
 	    !parse_named(what, QUEUE_STATS_SENDER_QUOTA, out) &&
 	    !parse_named(what, QUEUE_STATS_SENDER_OWNER, out) &&
 	    !parse_named(what, QUEUE_STATS_SENDER_ADDRS, out) &&
+	    !parse_slot(what, QUEUE_STATS_SLOT_MSGS, out) &&
+	    !parse_slot(what, QUEUE_STATS_SLOT_RCPTS, out) &&
+	    !parse_slot(what, QUEUE_STATS_SLOT_QUOTA, out) &&
+	    !parse_slot(what, QUEUE_STATS_SLOT_OWNER, out) &&
+	    !parse_slot(what, QUEUE_STATS_SLOT_ADDRS, out) &&
 	    !parse_old_ip(what, out) && !parse_old_helo(what, out) &&
 	    !parse_syncs(what, out) && !parse_fixed(what, out))
 		out->kind = QUEUE_STATS_OTHER;

@@ -53,17 +53,27 @@ static const char *quota_key(const struct smtp_session *s, char *buf, size_t siz
 	return buf;
 }
 
-/* sender_stat - one of the sender's counters of today, for `mtaq senders`. */
-static void sender_stat(struct smtp_session *s, enum queue_stats_kind kind, uint64_t n)
+/*
+ * sender_stat - adds n to one of the sender's counters, for `mtaq
+ * senders`: day_kind (SENDER_*) for today, slot_kind (SLOT_*) for these
+ * ten minutes; QUEUE_STATS_OTHER skips one of them.
+ */
+static void sender_stat(struct smtp_session *s, enum queue_stats_kind day_kind,
+			enum queue_stats_kind slot_kind, uint64_t n)
 {
 	char buf[64], day[QUEUE_STATS_DAY_LEN + 1], key[QUEUE_STATS_KEY_MAX + 1];
 	const char *who = quota_key(s, buf, sizeof(buf));
+	unsigned slot;
 
-	/* A name that cannot be a key (a '/', a blank) is not counted. */
-	if (!who || n == 0 || queue_stats_day(time(NULL), 0, day) < 0 ||
-	    queue_stats_key_format(key, sizeof(key), day, kind, who, 0) < 0)
+	if (!who || n == 0 || queue_stats_slot(time(NULL), day, &slot) < 0)
 		return;
-	(void)queue_stats_add(s->srv->queue, key, n);
+	/* A name that cannot be a key (a '/', a blank) is not counted. */
+	if (day_kind != QUEUE_STATS_OTHER &&
+	    queue_stats_key_format(key, sizeof(key), day, day_kind, who, 0) > 0)
+		(void)queue_stats_add(s->srv->queue, key, n);
+	if (slot_kind != QUEUE_STATS_OTHER &&
+	    queue_stats_key_format(key, sizeof(key), day, slot_kind, who, slot) > 0)
+		(void)queue_stats_add(s->srv->queue, key, n);
 }
 
 /*
@@ -95,7 +105,7 @@ static bool sender_allowed(struct smtp_session *s, const char *verb, const char 
 				set->local_domains, set->nlocal_domains))
 		return true;
 	login_display(s, login, sizeof(login));
-	sender_stat(s, QUEUE_STATS_SENDER_OWNER, 1);
+	sender_stat(s, QUEUE_STATS_SENDER_OWNER, QUEUE_STATS_SLOT_OWNER, 1);
 	if (!sender_strict(s)) {
 		mtad_log(MTAD_LOG_WARNING, "%s: sasl_username=%s sends as <%s> in %s, which it does "
 			 "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
@@ -276,7 +286,7 @@ static void quota_refuse(struct smtp_session *s, const char *what, const char *p
 	else
 		snprintf(login, sizeof(login), "[%s]", s->client_ip);
 	session_reply(s, 450, "4.7.1", "%s: sending rate limit exceeded, try again later", login);
-	sender_stat(s, QUEUE_STATS_SENDER_QUOTA, 1);
+	sender_stat(s, QUEUE_STATS_SENDER_QUOTA, QUEUE_STATS_SLOT_QUOTA, 1);
 	if (!r->warn)
 		return;
 	if (s->auth_user[0])
@@ -364,8 +374,8 @@ void session_login_spread(struct smtp_session *s)
 	n = policy_quota_login(sh->quota, s->auth_user, s->client_ip, quota_now(),
 			       (uint32_t)strtoul(day, NULL, 10), limit, &r);
 	uv_mutex_unlock(&sh->lock);
-	if (r.new_today)
-		sender_stat(s, QUEUE_STATS_SENDER_ADDRS, 1);
+	sender_stat(s, r.new_today ? QUEUE_STATS_SENDER_ADDRS : QUEUE_STATS_OTHER,
+		    r.new_hour ? QUEUE_STATS_SLOT_ADDRS : QUEUE_STATS_OTHER, 1);
 	if (r.warn)
 		mtad_log(MTAD_LOG_WARNING, "sasl_username=%s logged in from %u client addresses "
 			 "within an hour (auth_login_max_addresses = %u), now from %s: the "
@@ -375,8 +385,8 @@ void session_login_spread(struct smtp_session *s)
 /* session_sender_committed - see session_int.h. */
 void session_sender_committed(struct smtp_session *s)
 {
-	sender_stat(s, QUEUE_STATS_SENDER_MSGS, 1);
-	sender_stat(s, QUEUE_STATS_SENDER_RCPTS, s->nrcpt);
+	sender_stat(s, QUEUE_STATS_SENDER_MSGS, QUEUE_STATS_SLOT_MSGS, 1);
+	sender_stat(s, QUEUE_STATS_SENDER_RCPTS, QUEUE_STATS_SLOT_RCPTS, s->nrcpt);
 }
 
 /* session_sender_stop - see session_int.h. */

@@ -89,8 +89,15 @@ is_deeply [map { $by{$alice // ''}{$_} } qw(messages recipients refused_quota re
 is_deeply [map { $by{$bob // ''}{$_} } qw(messages recipients refused_quota refused_sender)],
 	[1, 1, 0, 1], 'bob: 1 message, 1 refused for a sender he does not own';
 is $j->{senders}[0]{sender}, $alice, 'the busiest sender first';
+# All of it happened within the last hour: that column says the same.
+is_deeply [map { $by{$alice // ''}{last_hour}{$_} } qw(messages recipients refused_quota refused_sender addresses)],
+	[30, 30, 3, 0, 1], 'alice in the last hour: the same' or diag $out;
+is_deeply [map { $by{$bob // ''}{last_hour}{$_} } qw(messages refused_sender)], [1, 1],
+	'bob in the last hour: the same';
+like $j->{last_hour_since} // '', qr/^\d{4}-\d\d-\d\d \d\d:\d0$/, 'the last hour says since when';
 ($rc, $out) = $m->mtaq('senders');
-like $out, qr/^alice\S*\s+30\s+30\s+3\s+0\s+1$/m, 'the table, for people' or diag $out;
+like $out, qr/^alice\S*\s+30\s+30\s+3\s+0\s+1 \|\s+30\s+30\s+3\s+0\s+1$/m,
+	'the table, for people: today | the last hour' or diag $out;
 
 # ---- recipients a day, over several connections and a restart ----
 $m = MtadTest->new(listeners => ['tls'], users => \%users, send_recipient_limit => 5,

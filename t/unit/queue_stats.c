@@ -214,6 +214,38 @@ static void test_timer(struct tap *t, struct ctx *c)
 	       QUEUE_STATS_FLUSH_MS + 500);
 }
 
+/* test_expire_slots - the ten-minute sender keys go once their day is
+ * two days old; the day's own sender keys and yesterday's slots stay. */
+static void test_expire_slots(struct tap *t, struct ctx *c)
+{
+	char d1[QUEUE_STATS_DAY_LEN + 1], d2[QUEUE_STATS_DAY_LEN + 1], k[80], prefix[40];
+	size_t removed = 99;
+	int rc;
+
+	if (queue_stats_day(time(NULL), -1, d1) < 0 || queue_stats_day(time(NULL), -2, d2) < 0)
+		abort();
+	for (unsigned slot = 0; slot < QUEUE_STATS_SLOTS; slot += 20) {
+		if (queue_stats_key_format(k, sizeof(k), d2, QUEUE_STATS_SLOT_MSGS, "alice", slot) < 0 ||
+		    queue_stats_add(c->q, k, 1) != 0 ||
+		    queue_stats_key_format(k, sizeof(k), d1, QUEUE_STATS_SLOT_MSGS, "alice", slot) < 0 ||
+		    queue_stats_add(c->q, k, 1) != 0)
+			abort();
+	}
+	queue_stats_add(c->q, key_of(k, sizeof(k), d2, "sender/msgs/alice"), 8);
+	queue_stats_add(c->q, key_of(k, sizeof(k), d2, "reject/localhost"), 1);
+	flush(c);
+	snprintf(prefix, sizeof(prefix), "%s/sender/", d2);
+	TAP_OK(t, stat_rows(c->q, prefix) == 9, "two days ago: 8 slots and the day's count");
+	rc = queue_stats_expire(c->q, time(NULL), 0, &removed);
+	TAP_OK(t, rc == 0 && removed == 8, "expiry removed %zu slot keys (expected 8)", removed);
+	TAP_OK(t, stat_rows(c->q, prefix) == 1 &&
+		  stat_get(c->q, key_of(k, sizeof(k), d2, "sender/msgs/alice"), NULL) == 8 &&
+		  stat_get(c->q, key_of(k, sizeof(k), d2, "reject/localhost"), NULL) == 1,
+	       "... and kept the day's own counters");
+	snprintf(prefix, sizeof(prefix), "%s/sender/", d1);
+	TAP_OK(t, stat_rows(c->q, prefix) == 8, "yesterday's slots are kept");
+}
+
 /* test_expire - days older than stats_keep_days (8) go; the rest stay. */
 static void test_expire(struct tap *t, struct ctx *c)
 {
@@ -240,6 +272,7 @@ static void test_expire(struct tap *t, struct ctx *c)
 		  UINT64_MAX, "today is kept");
 	rc = queue_stats_expire(c->q, time(NULL), 0, &removed);
 	TAP_OK(t, rc == 0 && removed == 0, "a second expiry finds nothing");
+	test_expire_slots(t, c);
 
 	/* A limited expiry stops at the limit. */
 	for (int i = 0; i < 2 * QUEUE_STATS_EXPIRE_STEP + 500; i++) {
@@ -542,7 +575,8 @@ static void round_trip(struct tap *t, enum queue_stats_kind kind, const char *ru
 	       strcmp(k.day, "20261127") == 0 &&
 	       (rule == NULL ? k.name == NULL :
 		k.name_len == strlen(rule) && strncmp(k.name, rule, k.name_len) == 0) &&
-	       (kind != QUEUE_STATS_COMMIT_SYNCS || k.bucket == bucket),
+	       (kind != QUEUE_STATS_COMMIT_SYNCS && kind < QUEUE_STATS_SLOT_MSGS ?
+		k.bucket == 0 : k.bucket == bucket),
 	       "key parse: %s", want);
 }
 
@@ -554,6 +588,47 @@ static void parses_as(struct tap *t, const char *key, int kind, const char *labe
 
 	TAP_OK(t, kind < 0 ? rc == -1 : rc == 0 && k.kind == (enum queue_stats_kind)kind,
 	       "key parse: %s (rc %d, kind %d)", label, rc, rc == 0 ? (int)k.kind : -1);
+}
+
+/* test_slot_keys - the ten-minute sender keys: every slot of the day
+ * round-trips as HHMM; a slot that is no ten minutes of a day is not one. */
+static void test_slot_keys(struct tap *t)
+{
+	static const enum queue_stats_kind sk[] = {
+		QUEUE_STATS_SLOT_MSGS, QUEUE_STATS_SLOT_RCPTS, QUEUE_STATS_SLOT_QUOTA,
+		QUEUE_STATS_SLOT_OWNER, QUEUE_STATS_SLOT_ADDRS,
+	};
+	char key[QUEUE_STATS_KEY_MAX + 1];
+	struct queue_stats_key k;
+	int ok = 1;
+
+	for (size_t i = 0; i < sizeof(sk) / sizeof(sk[0]); i++)
+		for (unsigned slot = 0; slot < QUEUE_STATS_SLOTS; slot++) {
+			int n = queue_stats_key_format(key, sizeof(key), "20261204", sk[i], "alice",
+						       slot);
+
+			ok &= n > 0 && queue_stats_key_parse(key, &k) == 0 && k.kind == sk[i] &&
+			      k.bucket == slot && k.name_len == 5 && strncmp(k.name, "alice", 5) == 0;
+		}
+	TAP_OK(t, ok, "key format: the five slot kinds round-trip in all 144 slots");
+	round_trip(t, QUEUE_STATS_SLOT_MSGS, "alice", 0, "20261127/sender/0000/msgs/alice");
+	round_trip(t, QUEUE_STATS_SLOT_ADDRS, "bob", 81, "20261127/sender/1330/addrs/bob");
+	round_trip(t, QUEUE_STATS_SLOT_RCPTS, "[192.0.2.7]", QUEUE_STATS_SLOTS - 1,
+		   "20261127/sender/2350/rcpts/[192.0.2.7]");
+	TAP_OK(t, queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_SLOT_MSGS,
+					 "alice", QUEUE_STATS_SLOTS) < 0 &&
+	       queue_stats_key_format(key, sizeof(key), "20261127", QUEUE_STATS_SLOT_MSGS,
+				      "a/b", 3) < 0,
+	       "key format: a slot past the day, or a sender with '/', is no key");
+	TAP_OK(t, queue_stats_slot(0, key, &(unsigned){ 0 }) == 0 && strlen(key) == 8,
+	       "queue_stats_slot: a date and a slot");
+	parses_as(t, "20261127/sender/2400/msgs/a", QUEUE_STATS_OTHER, "slot 2400");
+	parses_as(t, "20261127/sender/1305/msgs/a", QUEUE_STATS_OTHER, "slot 13:05");
+	parses_as(t, "20261127/sender/1360/msgs/a", QUEUE_STATS_OTHER, "slot 13:60");
+	parses_as(t, "20261127/sender/130/msgs/a", QUEUE_STATS_OTHER, "a 3-digit slot");
+	parses_as(t, "20261127/sender/1300/msgs/", QUEUE_STATS_OTHER, "a slot without a sender");
+	parses_as(t, "20261127/sender/1300/msgs/a/b", QUEUE_STATS_OTHER, "a sender with '/'");
+	parses_as(t, "20261127/sender/1300/mail/a", QUEUE_STATS_OTHER, "an unknown counter");
 }
 
 /* test_key_format - every kind mtad writes round-trips; malformed keys
@@ -671,6 +746,7 @@ static void test_key_format(struct tap *t)
 		parses_as(t, "20261204/sender/msgs/[192.0.2.7]", QUEUE_STATS_SENDER_MSGS,
 			  "sender/msgs/[address]");
 	}
+	test_slot_keys(t);
 	parses_as(t, "20261127/commit/syncs/128", QUEUE_STATS_OTHER, "syncs/128: past the buckets");
 	parses_as(t, "20261127/commit/syncs/01", QUEUE_STATS_OTHER, "syncs/01: not as written");
 	parses_as(t, "20261127/accept/authx", QUEUE_STATS_OTHER, "accept/authx");

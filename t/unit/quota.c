@@ -79,17 +79,19 @@ static void test_spread(struct tap *t)
 	for (int i = 1; i <= 10; i++) {
 		snprintf(addr, sizeof(addr), "192.0.2.%d", i);
 		n = policy_quota_login(q, "alice", addr, 5 * 3600000ull + (uint64_t)i, 1, 10, &r);
-		warned_early |= r.warn || !r.new_today;
+		warned_early |= r.warn || !r.new_today || !r.new_hour;
 	}
 	TAP_OK(t, n == 10 && !warned_early, "ten addresses in an hour: counted, new today, no warning");
 	n = policy_quota_login(q, "alice", "192.0.2.1", 5 * 3600000ull + 20, 1, 10, &r);
-	TAP_OK(t, n == 10 && !r.warn && !r.new_today, "an address seen before is not counted again");
+	TAP_OK(t, n == 10 && !r.warn && !r.new_today && !r.new_hour,
+	       "an address seen before is not counted again");
 	n = policy_quota_login(q, "alice", "198.51.100.1", 5 * 3600000ull + 30, 1, 10, &r);
 	TAP_OK(t, n == 11 && r.warn, "the eleventh: warn");
 	n = policy_quota_login(q, "alice", "198.51.100.2", 5 * 3600000ull + 40, 1, 10, &r);
 	TAP_OK(t, n == 12 && !r.warn, "once an hour");
 	n = policy_quota_login(q, "alice", "192.0.2.1", 6 * 3600000ull, 1, 10, &r);
-	TAP_OK(t, n == 1 && !r.warn && !r.new_today, "the next hour starts over; the day does not");
+	TAP_OK(t, n == 1 && !r.warn && !r.new_today && r.new_hour,
+	       "the next hour starts over; the day does not");
 	(void)policy_quota_login(q, "alice", "192.0.2.1", 6 * 3600000ull + 1, 2, 10, &r);
 	TAP_OK(t, r.new_today, "a new day does");
 	policy_quota_seed_recipients(q, "bob", 5, 7 * 3600000ull);
