@@ -272,40 +272,6 @@ out:
 	return rc;
 }
 
-/* sender_map_load - sender_login_map parsed; *map NULL when unset. -1 with err. */
-static int sender_map_load(const struct mtad_config *cfg, struct policy_sender_map **map,
-			   char *err, size_t errlen)
-{
-	char *text;
-	size_t len;
-
-	*map = NULL;
-	if (cfg->sender_login_map[0] == '\0')
-		return 0;
-	if (file_slurp("sender_login_map", cfg->sender_login_map, &text, &len, err, errlen) != 0)
-		return -1;
-	*map = policy_sender_map_parse(text, len, cfg->sender_login_map, err, errlen);
-	free(text);
-	return *map ? 0 : -1;
-}
-
-/* limit_map_load - send_limit_map parsed; *map NULL when unset. -1 with err. */
-static int limit_map_load(const struct mtad_config *cfg, struct policy_limit_map **map,
-			  char *err, size_t errlen)
-{
-	char *text;
-	size_t len;
-
-	*map = NULL;
-	if (cfg->send_limit_map[0] == '\0')
-		return 0;
-	if (file_slurp("send_limit_map", cfg->send_limit_map, &text, &len, err, errlen) != 0)
-		return -1;
-	*map = policy_limit_map_parse(text, len, cfg->send_limit_map, err, errlen);
-	free(text);
-	return *map ? 0 : -1;
-}
-
 /*
  * auth_block_load - auth_block's names: the setting itself, or the file
  * it names (a value starting with '/'). *list is NULL when none.
@@ -324,6 +290,54 @@ static int auth_block_load(const struct mtad_config *cfg, char **list, char *err
 		return -1;
 	}
 	return 0;
+}
+
+/* The files behind the authenticated users' policy, read together. */
+struct login_files {
+	struct policy_sender_map *senders;	/* sender_login_map, or NULL */
+	struct policy_limit_map *limits;	/* send_limit_map, or NULL */
+	char *block;				/* auth_block's names, or NULL */
+};
+
+static void login_files_free(struct login_files *lf)
+{
+	policy_sender_map_free(lf->senders);
+	policy_limit_map_free(lf->limits);
+	free(lf->block);
+	*lf = (struct login_files){ 0 };
+}
+
+/* login_files_load - every one cfg names, read and parsed into *lf; -1
+ * with err (and nothing in *lf) when one cannot be. */
+static int login_files_load(const struct mtad_config *cfg, struct login_files *lf, char *err,
+			    size_t errlen)
+{
+	char *text = NULL;
+	size_t len;
+
+	*lf = (struct login_files){ 0 };
+	if (cfg->sender_login_map[0]) {
+		if (file_slurp("sender_login_map", cfg->sender_login_map, &text, &len, err,
+			       errlen) != 0)
+			goto fail;
+		lf->senders = policy_sender_map_parse(text, len, cfg->sender_login_map, err, errlen);
+		free(text);
+		if (!lf->senders)
+			goto fail;
+	}
+	if (cfg->send_limit_map[0]) {
+		if (file_slurp("send_limit_map", cfg->send_limit_map, &text, &len, err, errlen) != 0)
+			goto fail;
+		lf->limits = policy_limit_map_parse(text, len, cfg->send_limit_map, err, errlen);
+		free(text);
+		if (!lf->limits)
+			goto fail;
+	}
+	if (auth_block_load(cfg, &lf->block, err, errlen) == 0)
+		return 0;
+fail:
+	login_files_free(lf);
+	return -1;
 }
 
 /* tls_settings_of - the TLS part of the configuration. */
@@ -378,9 +392,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
 	struct mtad_config *fresh = malloc(sizeof(*fresh));
-	struct policy_sender_map *map = NULL, *old_map;
-	char *block = NULL, *old_block;
-	struct policy_limit_map *limits = NULL, *old_limits;
+	struct login_files lf = { 0 }, old;
 	struct tls_settings set;
 	char err[2 * MTAD_PATH_MAX];
 
@@ -390,13 +402,9 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 		return;		/* the loops are closing down: nothing to reload for */
 	}
 	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0 ||
-	    sender_map_load(fresh, &map, err, sizeof(err)) != 0 ||
-	    auth_block_load(fresh, &block, err, sizeof(err)) != 0 ||
-	    limit_map_load(fresh, &limits, err, sizeof(err)) != 0) {
+	    login_files_load(fresh, &lf, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
-		policy_sender_map_free(map);
-		free(block);
 		free(fresh);
 		return;
 	}
@@ -414,12 +422,10 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	loops_pause(d);
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
-	old_map = d->shared.sender_map;
-	d->shared.sender_map = map;
-	old_block = d->shared.auth_block;
-	d->shared.auth_block = block;
-	old_limits = d->shared.limit_map;
-	d->shared.limit_map = limits;
+	old = (struct login_files){ d->shared.sender_map, d->shared.limit_map, d->shared.auth_block };
+	d->shared.sender_map = lf.senders;
+	d->shared.limit_map = lf.limits;
+	d->shared.auth_block = lf.block;
 	for (unsigned i = 0; i < d->nloops; i++)
 		smtp_server_policy_update(&d->loops[i].smtp);
 	uv_mutex_lock(&d->limits_lock);
@@ -438,9 +444,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 				 d->cfg.tls_cert_file);
 	}
 	loops_resume(d);
-	policy_sender_map_free(old_map);	/* no session holds it: they read it only in callbacks */
-	free(old_block);
-	policy_limit_map_free(old_limits);
+	login_files_free(&old);	/* no session holds them: they read them only in callbacks */
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -629,17 +633,20 @@ static void quota_seed(struct daemon *d)
 /* daemon_open_shared - what every loop's sessions share (the AUTH limiter, counters). */
 static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 {
+	struct login_files lf;
+
 	if (smtp_shared_init(&d->shared, &d->cfg) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	d->shared_open = true;
 	quota_seed(d);
-	if (sender_map_load(&d->cfg, &d->shared.sender_map, err, errlen) != 0)
+	if (login_files_load(&d->cfg, &lf, err, errlen) != 0)
 		return -1;
-	if (limit_map_load(&d->cfg, &d->shared.limit_map, err, errlen) != 0)
-		return -1;
-	return auth_block_load(&d->cfg, &d->shared.auth_block, err, errlen);
+	d->shared.sender_map = lf.senders;
+	d->shared.limit_map = lf.limits;
+	d->shared.auth_block = lf.block;
+	return 0;
 }
 
 /*
@@ -778,20 +785,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		struct policy_sender_map *map = NULL;
-		struct policy_limit_map *limits = NULL;
-		char *block = NULL;
-		int bad = sender_map_load(&d.cfg, &map, err, sizeof(err)) != 0 ||
-			  auth_block_load(&d.cfg, &block, err, sizeof(err)) != 0 ||
-			  limit_map_load(&d.cfg, &limits, err, sizeof(err)) != 0;
+		struct login_files lf;
 
-		policy_sender_map_free(map);
-		policy_limit_map_free(limits);
-		free(block);
-		if (bad) {
+		if (login_files_load(&d.cfg, &lf, err, sizeof(err)) != 0) {
 			fprintf(stderr, "mtad: %s\n", err);
 			return 1;
 		}
+		login_files_free(&lf);
 		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
 		warn_unrouted(&d.cfg);
 		return 0;

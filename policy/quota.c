@@ -382,31 +382,22 @@ struct policy_limit_map *policy_limit_map_parse(const char *text, size_t len, co
 						char *err, size_t errlen)
 {
 	struct policy_limit_map *m = calloc(1, sizeof(*m));
-	const char *p = text, *end = text + len;
+	struct policy_map_lines it = { .p = text, .end = text + len };
+	const char *s, *e;
 	size_t cap = 0;
-	int lineno = 0;
 
 	if (!m) {
 		snprintf(err, errlen, "%s: out of memory", file);
 		return NULL;
 	}
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p)), *s = p, *e = nl ? nl : end;
+	while (policy_map_line(&it, &s, &e)) {
 		struct limit_line l = { 0 };
 		const char *why;
 
-		p = nl ? nl + 1 : end;
-		lineno++;
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-			e--;
-		if (s == e || *s == '#')
-			continue;
 		if ((why = limit_line_parse(s, e, &l)) == NULL && limit_add(m, &cap, &l) != 0)
 			why = "too many lines, or out of memory";
 		if (why) {
-			snprintf(err, errlen, "%s:%d: %s", file, lineno, why);
+			snprintf(err, errlen, "%s:%d: %s", file, it.lineno, why);
 			free(l.login);
 			policy_limit_map_free(m);
 			return NULL;

@@ -96,15 +96,6 @@ static int add_owned(struct sender_line *l, const char *s, size_t len)
 	return 0;
 }
 
-/* trim - s..e without surrounding blanks. */
-static void trim(const char **s, const char **e)
-{
-	while (*s < *e && (**s == ' ' || **s == '\t'))
-		(*s)++;
-	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r'))
-		(*e)--;
-}
-
 /* parse_line - "login: a@b, @c" into l; NULL, or what is wrong. */
 static const char *parse_line(const char *s, const char *e, struct sender_line *l)
 {
@@ -113,7 +104,7 @@ static const char *parse_line(const char *s, const char *e, struct sender_line *
 	if (colon == NULL)
 		return "expected \"login: address, @domain, ...\"";
 	le = colon;
-	trim(&ls, &le);
+	policy_trim(&ls, &le);
 	if (ls == le || le - ls > 255 || memchr(ls, ' ', (size_t)(le - ls)) ||
 	    memchr(ls, '\t', (size_t)(le - ls)))
 		return "bad login name";
@@ -124,7 +115,7 @@ static const char *parse_line(const char *s, const char *e, struct sender_line *
 
 		ie = comma ? comma : e;
 		p = comma ? comma + 1 : e;
-		trim(&is, &ie);
+		policy_trim(&is, &ie);
 		if (is == ie)
 			continue;
 		if (!owned_ok(is, (size_t)(ie - is)))
@@ -168,28 +159,22 @@ struct policy_sender_map *policy_sender_map_parse(const char *text, size_t len, 
 						  char *err, size_t errlen)
 {
 	struct policy_sender_map *m = calloc(1, sizeof(*m));
-	const char *p = text, *end = text + len, *dup;
+	struct policy_map_lines it = { .p = text, .end = text + len };
+	const char *s, *e, *dup;
 	size_t cap = 0;
-	int lineno = 0;
 
 	if (m == NULL) {
 		snprintf(err, errlen, "%s: out of memory", file);
 		return NULL;
 	}
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p)), *s = p, *e = nl ? nl : end;
+	while (policy_map_line(&it, &s, &e)) {
 		struct sender_line l = { 0 };
 		const char *why;
 
-		p = nl ? nl + 1 : end;
-		lineno++;
-		trim(&s, &e);
-		if (s == e || *s == '#')
-			continue;
 		if ((why = parse_line(s, e, &l)) == NULL && map_add(m, &cap, &l) != 0)
 			why = "too many lines, or out of memory";
 		if (why != NULL) {
-			snprintf(err, errlen, "%s:%d: %s", file, lineno, why);
+			snprintf(err, errlen, "%s:%d: %s", file, it.lineno, why);
 			line_free(&l);
 			policy_sender_map_free(m);
 			return NULL;
@@ -203,28 +188,6 @@ struct policy_sender_map *policy_sender_map_parse(const char *text, size_t len, 
 		return NULL;
 	}
 	return m;
-}
-
-/* policy_login_find - see policy_int.h. */
-size_t policy_login_find(const void *base, size_t n, size_t size, const char *login, size_t len)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const char *k = *(char *const *)((const char *)base + mid * size);
-		int c = strncasecmp(k, login, len);
-
-		if (c == 0 && k[len] != '\0')
-			c = 1;
-		if (c == 0)
-			return mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return n;
 }
 
 /* map_find - the line of login's first len bytes (any case), or NULL. */
