@@ -51,6 +51,7 @@ struct handoff {
 	struct listener *l;
 	struct ip_count *ip;		/* counted at admission */
 	char ip_text[INET6_ADDRSTRLEN];
+	long uid;			/* the local socket's peer, else -1 */
 };
 
 /*
@@ -116,8 +117,9 @@ struct daemon {
 	struct tls_client *tls_client;	/* outbound STARTTLS; NULL when smtp_tls = none */
 	struct deliver *deliver;	/* the queue runner */
 
-	struct listener listeners[MTAD_MAX_LISTEN];
+	struct listener listeners[MTAD_MAX_LISTEN + 1];	/* and the local socket */
 	size_t nlisteners;
+	struct mtad_listen local_listen;	/* the local socket's role (listen.c) */
 
 	struct mtad_loop *loops;	/* nloops of them; loops[0] runs on this loop */
 	unsigned nloops;

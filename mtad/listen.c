@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "mtad/daemon.h"
@@ -42,7 +44,13 @@ struct ip_count {
 };
 
 struct conn {
-	uv_tcp_t tcp;
+	/* TCP for network clients, a pipe on the local submission socket. */
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+		uv_stream_t stream;
+		uv_handle_t handle;
+	} sock;
 	uv_timer_t linger;	/* the TLS handshake deadline, then the closing linger */
 	uv_shutdown_t shutdown;
 	struct daemon *d;
@@ -59,6 +67,7 @@ struct conn {
 	bool closing;
 	char listener[80];
 	char session_ip[INET6_ADDRSTRLEN];	/* the client, for log lines */
+	long uid;		/* on the local socket: the peer's uid (SO_PEERCRED); else -1 */
 };
 
 static void listener_readable(uv_poll_t *p, int status, int events);
@@ -184,10 +193,10 @@ static void conn_update_reading(struct conn *c)
 	bool want = !c->closing && !c->paused_by_session && !c->paused_by_backlog;
 
 	if (want && !c->reading) {
-		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
+		if (uv_read_start(&c->sock.stream, conn_alloc_cb, conn_read_cb) == 0)
 			c->reading = true;
 	} else if (!want && c->reading) {
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		uv_read_stop(&c->sock.stream);
 		c->reading = false;
 	}
 }
@@ -397,8 +406,8 @@ static void conn_handle_closed(uv_handle_t *h)
 /* conn_finish - closes both handles (idempotent). */
 static void conn_finish(struct conn *c)
 {
-	if (!uv_is_closing((uv_handle_t *)&c->tcp))
-		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+	if (!uv_is_closing(&c->sock.handle))
+		uv_close(&c->sock.handle, conn_handle_closed);
 	if (!uv_is_closing((uv_handle_t *)&c->linger))
 		uv_close((uv_handle_t *)&c->linger, conn_handle_closed);
 }
@@ -433,7 +442,7 @@ static void conn_shutdown_done(uv_shutdown_t *req, int status)
 	struct conn *c = req->data;
 
 	if (status != 0 ||
-	    uv_read_start((uv_stream_t *)&c->tcp, conn_drain_alloc, conn_drain_read) != 0)
+	    uv_read_start(&c->sock.stream, conn_drain_alloc, conn_drain_read) != 0)
 		conn_finish(c);
 }
 
@@ -454,7 +463,7 @@ static void conn_close(void *ctx)
 	}
 	c->shutdown.data = c;
 	if (uv_timer_start(&c->linger, conn_linger_timeout, LINGER_MS, 0) != 0 ||
-	    uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, conn_shutdown_done) != 0)
+	    uv_shutdown(&c->shutdown, &c->sock.stream, conn_shutdown_done) != 0)
 		conn_finish(c);
 }
 
@@ -469,7 +478,7 @@ static void conn_refuse(struct conn *c, const char *ip, const char *why)
 	uv_buf_t buf = uv_buf_init(line, n > 0 ? (unsigned)n : 0);
 
 	mtad_log(MTAD_LOG_WARNING, "refused connection from unknown[%s]: %s", ip, why);
-	(void)uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+	(void)uv_try_write(&c->sock.stream, &buf, 1);
 	c->closing = true;
 	conn_finish(c);
 }
@@ -483,12 +492,13 @@ static void conn_start_session(struct conn *c, const char *ip)
 	};
 
 	snprintf(c->session_ip, sizeof(c->session_ip), "%s", ip);
-	c->session = smtp_session_new(&c->lp->smtp, &io, ip, c->listener, c->lcfg);
+	c->session = smtp_session_new(&c->lp->smtp, &io, ip, c->listener, c->lcfg, c->uid);
 	if (!c->session) {
 		conn_refuse(c, ip, "out of memory");
 		return;
 	}
-	(void)uv_tcp_nodelay(&c->tcp, 1);
+	if (!c->lcfg->local)
+		(void)uv_tcp_nodelay(&c->sock.tcp, 1);
 	if (c->lcfg->tls == MTAD_TLS_IMPLICIT) {
 		/* RFC 8314: the handshake first; the greeting when it is done. */
 		if (conn_tls_start(c) != 0)
@@ -532,19 +542,20 @@ static struct conn *conn_new(struct mtad_loop *lp, struct listener *l, struct ip
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
-	if (!c || uv_tcp_init(lp->loop, &c->tcp) != 0) {
+	if (!c || (l->cfg->local ? uv_pipe_init(lp->loop, &c->sock.pipe, 0)
+				 : uv_tcp_init(lp->loop, &c->sock.tcp)) != 0) {
 		free(c);
 		conn_counts_drop(lp, ip);
 		return NULL;
 	}
 	conn_link(lp, c);
 	c->ip = ip;
-	tls_pump_init(&c->pump, (uv_stream_t *)&c->tcp, &conn_pump_ops, c, true, WRITE_BACKLOG_MAX);
-	c->tcp.data = c;
+	tls_pump_init(&c->pump, &c->sock.stream, &conn_pump_ops, c, true, WRITE_BACKLOG_MAX);
+	c->sock.handle.data = c;
 	c->linger.data = c;
 	c->handles_open = 1;
 	if (uv_timer_init(lp->loop, &c->linger) != 0) {
-		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+		uv_close(&c->sock.handle, conn_handle_closed);
 		return NULL;
 	}
 	c->handles_open = 2;
@@ -649,7 +660,7 @@ static void fd_close(int fd)
  * released here when it cannot be made.
  */
 static void conn_open(struct mtad_loop *lp, struct listener *l, int fd, const char *ip,
-		      struct ip_count *counted, const char *why)
+		      long uid, struct ip_count *counted, const char *why)
 {
 	struct conn *c = conn_new(lp, l, counted);
 
@@ -657,7 +668,8 @@ static void conn_open(struct mtad_loop *lp, struct listener *l, int fd, const ch
 		fd_close(fd);
 		return;
 	}
-	if (uv_tcp_open(&c->tcp, fd) != 0) {
+	c->uid = uid;
+	if ((l->cfg->local ? uv_pipe_open(&c->sock.pipe, fd) : uv_tcp_open(&c->sock.tcp, fd)) != 0) {
 		fd_close(fd);
 		c->closing = true;
 		conn_finish(c);
@@ -674,7 +686,7 @@ static void conn_open(struct mtad_loop *lp, struct listener *l, int fd, const ch
 /* listen_adopt - see daemon.h. */
 void listen_adopt(struct mtad_loop *lp, struct handoff *h)
 {
-	conn_open(lp, h->l, h->fd, h->ip_text, h->ip, NULL);
+	conn_open(lp, h->l, h->fd, h->ip_text, h->uid, h->ip, NULL);
 	free(h);
 }
 
@@ -694,28 +706,54 @@ void listen_shutdown_sessions(struct mtad_loop *lp)
  * listener_hand - an admitted connection goes to the next loop: at once
  * when that is the main loop, else through the worker's mailbox.
  */
-static void listener_hand(struct listener *l, int fd, const char *ip, struct ip_count *counted)
+static void listener_hand(struct listener *l, int fd, const char *ip, long uid,
+			  struct ip_count *counted)
 {
 	struct daemon *d = l->d;
 	struct mtad_loop *lp = loops_pick(d);
 	struct handoff *h;
 
 	if (lp->index == 0) {
-		conn_open(lp, l, fd, ip, counted, NULL);
+		conn_open(lp, l, fd, ip, uid, counted, NULL);
 		return;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		conn_open(&d->loops[0], l, fd, ip, counted, "out of memory");
+		conn_open(&d->loops[0], l, fd, ip, uid, counted, "out of memory");
 		return;
 	}
 	h->fd = fd;
 	h->l = l;
 	h->ip = counted;
+	h->uid = uid;
 	snprintf(h->ip_text, sizeof(h->ip_text), "%s", ip);
 	if (loops_hand(lp, h))
 		return;
 	free(h);
-	conn_open(&d->loops[0], l, fd, ip, counted, "shutting down");	/* that loop is stopping */
+	conn_open(&d->loops[0], l, fd, ip, uid, counted, "shutting down");	/* that loop is stopping */
+}
+
+/*
+ * peer_of - who is on the other end: the client's address as text, and
+ * on the local socket "local" and the peer's uid (the kernel says it:
+ * SO_PEERCRED cannot be forged). 0, or -1 when it cannot be told.
+ */
+static int peer_of(const struct listener *l, int fd, const struct sockaddr_storage *ss,
+		   char ip[INET6_ADDRSTRLEN], long *uid)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	*uid = -1;
+	if (!l->cfg->local)
+		return sockaddr_ip(ss, ip, INET6_ADDRSTRLEN);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
+		mtad_log(MTAD_LOG_WARNING, "%s: cannot tell the peer's uid: %s", l->name,
+			 strerror(errno));
+		return -1;
+	}
+	*uid = (long)cred.uid;
+	snprintf(ip, INET6_ADDRSTRLEN, "local");
+	return 0;
 }
 
 /* listener_take - an accepted socket: counted, then a connection (or refused). */
@@ -725,16 +763,17 @@ static void listener_take(struct listener *l, int fd, const struct sockaddr_stor
 	char ip[INET6_ADDRSTRLEN];
 	struct ip_count *counted;
 	const char *why;
+	long uid;
 
-	if (sockaddr_ip(ss, ip, sizeof(ip)) != 0) {
+	if (peer_of(l, fd, ss, ip, &uid) != 0) {
 		fd_close(fd);
 		return;
 	}
 	why = limits_admit(d, ip, &counted);
 	if (why)
-		conn_open(&d->loops[0], l, fd, ip, counted, why);	/* 421 from here */
+		conn_open(&d->loops[0], l, fd, ip, uid, counted, why);	/* 421 from here */
 	else
-		listener_hand(l, fd, ip, counted);
+		listener_hand(l, fd, ip, uid, counted);
 }
 
 /* listener_readable - connections are waiting: accept a batch of them. */
@@ -845,7 +884,79 @@ static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *
 	return 0;
 }
 
-/* listen_start - binds every configured listener. */
+/*
+ * local_socket - a listening Unix socket at path that any local user may
+ * connect to (mode 0666 in a directory mtad makes 0755 when missing). A
+ * socket left by an earlier mtad is replaced; anything else there is an
+ * error. The fd, or -errno.
+ */
+static int local_socket(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[sizeof(sun.sun_path)];
+	struct stat st;
+	char *slash;
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sun.sun_path) || path[0] != '/')
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	memcpy(dir, path, strlen(path) + 1);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		/* chmod: a umask (the unit's is 0077) must not lock users out. */
+		if (mkdir(dir, 0755) == 0 ? chmod(dir, 0755) != 0 : errno != EEXIST)
+			return -errno;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		if (unlink(path) != 0)
+			return -errno;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    chmod(path, 0666) != 0 || listen(fd, 128) != 0) {
+		e = errno;
+		(void)close(fd);	/* the error that matters is e */
+		return -e;
+	}
+	return fd;
+}
+
+/* listener_bind_local - local_socket: bind and listen. */
+static int listener_bind_local(struct daemon *d, char *err, size_t errlen)
+{
+	struct listener *l = &d->listeners[d->nlisteners];
+	int r = 0;
+
+	d->local_listen = (struct mtad_listen){ .tls = MTAD_TLS_NONE, .local = true };
+	snprintf(d->local_listen.address, sizeof(d->local_listen.address), "local");
+	snprintf(l->name, sizeof(l->name), "local:%.60s", d->cfg.local_socket);
+	if ((l->fd = local_socket(d->cfg.local_socket)) < 0)
+		r = uv_translate_sys_error(-l->fd);
+	if (r == 0 && (r = uv_poll_init(d->loop, &l->poll, l->fd)) != 0)
+		(void)close(l->fd);	/* reported below */
+	if (r != 0) {
+		l->fd = -1;
+		snprintf(err, errlen, "local_socket %s: %s", d->cfg.local_socket, uv_strerror(r));
+		return -1;
+	}
+	l->d = d;
+	l->cfg = &d->local_listen;
+	l->poll.data = l;
+	d->nlisteners++;
+	if ((r = uv_poll_start(&l->poll, UV_READABLE, listener_readable)) != 0) {
+		snprintf(err, errlen, "local_socket %s: %s", d->cfg.local_socket, uv_strerror(r));
+		return -1;
+	}
+	mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
+	return 0;
+}
+
+/* listen_start - binds every configured listener, the local socket last
+ * (a second mtad fails at its ports before it takes the socket over). */
 int listen_start(struct daemon *d, char *err, size_t errlen)
 {
 	int r;
@@ -864,8 +975,11 @@ int listen_start(struct daemon *d, char *err, size_t errlen)
 	for (size_t i = 0; i < d->cfg.nlisten; i++)
 		if (listener_bind(d, &d->cfg.listen[i], err, errlen) != 0)
 			return -1;
+	if (d->cfg.local_socket[0] && listener_bind_local(d, err, errlen) != 0)
+		return -1;
 	return 0;
 }
+
 /* listen_stop - stop accepting (after loops_stop told every session to say 421). */
 void listen_stop(struct daemon *d)
 {

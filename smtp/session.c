@@ -208,7 +208,7 @@ int session_set_timer(struct smtp_session *s, uint64_t ms, uv_timer_cb done)
 /* smtp_session_new - a session for a freshly accepted connection. */
 struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp_io *io,
 				      const char *client_ip, const char *listener,
-				      const struct mtad_listen *lcfg)
+				      const struct mtad_listen *lcfg, long uid)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 
@@ -231,6 +231,7 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->submission = lcfg->submission;
 	s->auth_plaintext = lcfg->auth_plaintext;
 	s->helo_reject_ehlo = lcfg->helo_reject_ehlo;
+	s->local_uid = lcfg->local ? uid : -1;
 	session_policy_start(s);
 	mtad_log(MTAD_LOG_INFO, "connect from %s to %s", s->client_label, s->listener);
 	return s;
@@ -428,6 +429,12 @@ static int received_header(struct smtp_session *s, char *buf, size_t size)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->local_uid >= 0) {
+		/* Postfix's form for its pickup: no client, the submitting uid. */
+		n = snprintf(buf, size, "Received: by %s (mtad, from userid %ld)\r\n"
+			     "\tid %s; %s\r\n", s->srv->cfg->hostname, s->local_uid, s->qid, date);
+		return n > 0 && (size_t)n < size ? n : -1;
+	}
 	if (s->tls_active)
 		snprintf(tls, sizeof(tls), "\t(using %s)\r\n", s->tls_info);
 	n = snprintf(buf, size,
@@ -441,6 +448,66 @@ static int received_header(struct smtp_session *s, char *buf, size_t size)
 	else if (n > 0 && (size_t)n < size)
 		n += snprintf(buf + n, size - (size_t)n, "\t%s\r\n", date);
 	return n > 0 && (size_t)n < size ? n : -1;
+}
+
+/*
+ * submission_fields - what RFC 6409 §8 lets a submission server add: the
+ * Date: and Message-ID: the message lacks, into buf. Their length.
+ */
+static size_t submission_fields(struct smtp_session *s, char *buf, size_t size)
+{
+	char date[64];
+	struct tm tm;
+	time_t now = (time_t)s->arrival_sec;
+	size_t n = 0;
+	int w;
+
+	if (!s->fields.has_date && localtime_r(&now, &tm) &&
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) > 0 &&
+	    (w = snprintf(buf, size, "Date: %s\r\n", date)) > 0 && (size_t)w < size)
+		n = (size_t)w;
+	/* The queue id is unique on this host, the host name in the world. */
+	if (!s->fields.has_message_id &&
+	    (w = snprintf(buf + n, size - n, "Message-ID: <%s.%lld@%s>\r\n", s->qid,
+			  (long long)s->arrival_sec, s->srv->cfg->hostname)) > 0 &&
+	    (size_t)w < size - n)
+		n += (size_t)w;
+	return n;
+}
+
+/* session_add_fields - the missing fields go into the body now. */
+static int session_add_fields(struct smtp_session *s)
+{
+	char buf[64 + QUEUE_ID_LEN + 32 + MTAD_HOSTNAME_MAX + 16];
+	size_t n;
+
+	s->add_fields = false;
+	if ((n = submission_fields(s, buf, sizeof(buf))) == 0)
+		return 0;
+	s->header_size += n;
+	if (s->local_uid < 0)
+		mtad_log(MTAD_LOG_INFO, "%s: added%s%s to a submission from %s", s->qid,
+			 s->fields.has_date ? "" : " Date:",
+			 s->fields.has_message_id ? "" : " Message-ID:", s->client_label);
+	return session_write_body(s, buf, n);
+}
+
+/*
+ * session_write_decoded - message bytes to the queue; in a submission
+ * the fields it lacks go in where its header section ends.
+ */
+static int session_write_decoded(struct smtp_session *s, const char *p, size_t n)
+{
+	size_t end;
+
+	if (!s->add_fields)
+		return session_write_body(s, p, n);
+	end = smtp_header_scan_feed(&s->fields, p, n);
+	if (!s->fields.done)
+		return session_write_body(s, p, n);
+	if ((end > 0 && session_write_body(s, p, end) < 0) || session_add_fields(s) < 0)
+		return -1;
+	return end < n ? session_write_body(s, p + end, n - end) : 0;
 }
 
 /* session_start_data - after 354: a queue id, a queue handle, the trace header. */
@@ -462,6 +529,8 @@ void session_start_data(struct smtp_session *s)
 		return;
 	}
 	s->header_size = (uint64_t)n;
+	s->add_fields = s->local_uid >= 0 || s->auth_user[0];
+	smtp_header_scan_init(&s->fields);
 	if (session_sender_data(s) != 0) {
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 		session_reset_transaction(s);
@@ -470,7 +539,10 @@ void session_start_data(struct smtp_session *s)
 	smtp_data_init(&s->dec, s->srv->cfg->message_size_limit);
 	s->state = STATE_DATA;
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	if (s->auth_user[0])
+	if (s->local_uid >= 0)
+		mtad_log(MTAD_LOG_INFO, "%s: uid=%ld from=<%s>", s->qid, s->local_uid,
+			 s->sender.addr);
+	else if (s->auth_user[0])
 		mtad_log(MTAD_LOG_INFO, "%s: client=%s, sasl_method=%s, sasl_username=%s",
 			 s->qid, s->client_label, s->auth_mech, s->auth_user);
 	else
@@ -649,6 +721,13 @@ static void session_end_data(struct smtp_session *s)
 		s->state = STATE_COMMAND;
 		return;
 	}
+	/* A message that is all header (no empty line): the fields go last. */
+	if (s->add_fields && session_add_fields(s) < 0) {
+		session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		session_reset_transaction(s);
+		s->state = STATE_COMMAND;
+		return;
+	}
 	session_commit(s);
 }
 
@@ -669,7 +748,7 @@ static bool session_data_step(struct smtp_session *s)
 	s->inlen -= used;
 	if (keep && outlen > 0)
 		session_sender_feed(s, s->srv->scratch, outlen);
-	if (keep && outlen > 0 && session_write_body(s, s->srv->scratch, outlen) < 0) {
+	if (keep && outlen > 0 && session_write_decoded(s, s->srv->scratch, outlen) < 0) {
 		/* Out of memory: give up on this message but read its end. */
 		s->dec.too_big = true;
 	}

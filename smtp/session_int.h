@@ -77,7 +77,8 @@ struct smtp_session {
 	enum policy_dns helo_dns;
 	bool rdns_pending, helo_dns_pending;
 	struct mtad_dns_query *rdns_query, *helo_query;
-	bool trusted;			/* in relay_networks */
+	bool trusted;			/* in relay_networks, or local */
+	long local_uid;			/* on the local socket: the user's uid; else -1 */
 	bool greet_pending;		/* the 220 waits for the reverse name */
 	struct policy_verdict blocked;	/* a rejected MAIL: RCPT gets the same reply */
 	struct policy_verdict mail_verdict;	/* the HELO rules at this MAIL, once */
@@ -117,7 +118,11 @@ struct smtp_session {
 	char qid[QUEUE_ID_LEN + 1];
 	struct queue_incoming *incoming;
 	struct smtp_data_decoder dec;
-	uint64_t header_size;	/* the Received: header we prepended */
+	uint64_t header_size;	/* the Received: header we prepended, and fields we added */
+	/* A submission (local or authenticated): Date: and Message-ID: are
+	 * added where its header section ends when it has none (RFC 6409 §8). */
+	bool add_fields;
+	struct smtp_header_scan fields;
 	int64_t arrival_sec;
 	int32_t arrival_usec;
 

@@ -47,9 +47,12 @@ static const char *quota_key(const struct smtp_session *s, char *buf, size_t siz
 {
 	if (s->auth_user[0])
 		return s->auth_user;
-	if (!s->trusted)
+	if (s->local_uid >= 0)
+		snprintf(buf, size, "uid=%ld", s->local_uid);
+	else if (s->trusted)
+		snprintf(buf, size, "[%s]", s->client_ip);
+	else
 		return NULL;
-	snprintf(buf, size, "[%s]", s->client_ip);
 	return buf;
 }
 

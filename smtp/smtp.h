@@ -132,6 +132,29 @@ struct smtp_from_scan {
 void smtp_from_scan_init(struct smtp_from_scan *f);
 void smtp_from_scan_feed(struct smtp_from_scan *f, const char *p, size_t n);
 
+/* ---- header section scanner (smtp/header_scan.c) ---- */
+
+/*
+ * Fed the decoded message as it streams: where its header section ends,
+ * and whether Date: and Message-ID: were in it.
+ */
+struct smtp_header_scan {
+	bool done;		/* the empty line came */
+	bool has_date, has_message_id;
+	bool at_line_start, in_name;
+	unsigned name_len;
+	char name[12];		/* of the field being read, while it may still be one we look for */
+};
+
+void smtp_header_scan_init(struct smtp_header_scan *h);
+/*
+ * smtp_header_scan_feed - n more bytes. Returns where in p the header
+ * section ends (the start of the empty line, where fields may be
+ * added), or n when it does not end within these bytes; once done,
+ * consumes nothing and returns 0.
+ */
+size_t smtp_header_scan_feed(struct smtp_header_scan *h, const char *p, size_t n);
+
 /* ---- DATA decoder (smtp/data.c) ---- */
 
 /*
@@ -332,11 +355,15 @@ void smtp_server_fini(struct smtp_server *srv);
 
 /*
  * A new connection from client_ip on a listener (its name and its
- * configuration: TLS role, submission, plaintext AUTH).
+ * configuration: TLS role, submission, plaintext AUTH). On the local
+ * submission socket (lcfg->local) uid is the submitting user's, as the
+ * kernel told it; the session is then trusted as relay_networks are,
+ * never judged by the HELO rules, and its Received: says the uid.
+ * Network sessions pass -1.
  */
 struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp_io *io,
 				      const char *client_ip, const char *listener,
-				      const struct mtad_listen *lcfg);
+				      const struct mtad_listen *lcfg, long uid);
 /* Sends the greeting and starts the command timer. */
 void smtp_session_start(struct smtp_session *s);
 /*

@@ -54,6 +54,16 @@ $m->dialog($s, <<"END");
 	< 221 2.0.0 *
 END
 like $m->received_of($qid1), qr/\bwith ESMTPSA id \Q$qid1\E\b/, 'submitted message: Received: with ESMTPSA';
+# RFC 6409 §8: the submission had no Date: or Message-ID:; mtad added
+# them at the end of its header section, before the empty line.
+{
+	my ($rc, $body) = $m->mtaq('show', '--body', $qid1);
+	$body =~ s/\r\n/\n/g;
+	like $body, qr/^Subject: submitted\nDate: \w\w\w, \d+ \w\w\w \d{4} \d\d:\d\d:\d\d [-+]\d{4}\nMessage-ID: <\Q$qid1\E\.\d+\@mx\.campus\.test>\n\nbody\n\z/m,
+		'a submission without Date: and Message-ID: gets both, before the empty line' or diag $body;
+	like $m->log_text, qr/\Q$qid1\E: added Date: Message-ID: to a submission from /,
+		'... and the log says so';
+}
 
 # ---- implicit TLS submission ----
 $s = $m->tls_raw(1);

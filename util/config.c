@@ -99,6 +99,8 @@ const struct param config_params[] = {
 	{ "auth_block", P_STRING, STR(auth_block), "", 0, 0, 0, NULL },
 	{ "auth_ip_window", P_UNSIGNED, OFF(auth_ip_window), 0, NULL, 600, 1, DAY , NULL },
 	{ "sender_login", P_CHOICE, STR(sender_login), "strict", 0, 0, 0, "strict|warn|off" },
+	/* sendmail(1)'s way in: any local user may connect; mtad reads the uid. */
+	{ "local_socket", P_PATH, STR(local_socket), "/run/mtad/submit", 0, 0, 0, NULL },
 	{ "sender_login_map", P_PATH, STR(sender_login_map), "", 0, 0, 0, NULL },
 	/* Per login (or trusted address): what a big provider allows; 0 = no limit. */
 	{ "send_rate_limit", P_UNSIGNED, OFF(send_rate_limit), 0, NULL, 30, 0, 1000000, NULL },

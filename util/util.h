@@ -56,6 +56,7 @@ struct mtad_listen {
 	bool submission;	/* RFC 6409: MAIL needs AUTH */
 	bool auth_plaintext;	/* AUTH allowed without TLS (off by default) */
 	bool helo_reject_ehlo;	/* helo_reject_at=ehlo: HELO rules at EHLO (no AUTH here) */
+	bool local;		/* the local submission socket (local_socket): sendmail's */
 };
 
 #define MTAD_MAX_DOMAINS 64
@@ -89,6 +90,8 @@ struct mtad_config {
 	char log[8];			/* where log lines go: stderr or syslog */
 	char syslog_socket[108];	/* log = syslog: the daemon's socket (sun_path) */
 	char spool_directory[MTAD_PATH_MAX];
+	/* The Unix socket sendmail(1) submits through; "" = none. */
+	char local_socket[108];
 	struct mtad_listen listen[MTAD_MAX_LISTEN];
 	size_t nlisten;
 	/*

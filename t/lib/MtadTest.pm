@@ -175,6 +175,8 @@ sub new {
 	# address: off unless a test sets them (t/28-send-quota.t does).
 	# (A test that passes undef gets mtad's default.)
 	exists $opt{$_} or $opt{$_} = 0 for qw(send_rate_limit send_recipient_limit);
+	# sendmail's socket in the test's own directory, never /run/mtad.
+	$opt{local_socket} //= $self->local_socket;
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = $hostname\n"
@@ -206,6 +208,7 @@ sub sasldb_path { "$_[0]{dir}/sasldb2" }
 sub dir       { $_[0]{dir} }
 sub spool     { "$_[0]{dir}/spool" }
 sub conf_path { "$_[0]{dir}/mtad.conf" }
+sub local_socket { "$_[0]{dir}/submit" }
 sub log_path  { "$_[0]{dir}/mtad.log" }
 sub log_text  { slurp($_[0]->log_path) }
 sub pid       { $_[0]{pid} }
