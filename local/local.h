@@ -104,7 +104,8 @@ void local_aliases_free(struct local_aliases *a);
  * /etc/aliases) and writes path.db, a Berkeley DB 5.3 hash file as
  * Postfix's postalias and Sendmail write it: for each name the key is
  * the name in lower case plus a NUL byte and the value its targets
- * joined by ',' plus a NUL byte (a target holding ',' or '"' is quoted);
+ * joined by ',' plus a NUL byte (a target holding ',' or '"', or with a
+ * blank at an end, is quoted);
  * and the key "@" with the value "@" says the file is complete
  * (Sendmail's mark). The :include: files are not read (they are read
  * when mtad loads the table). Atomic: the file is built under a unique
