@@ -43,8 +43,10 @@ void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
 		r->state = QUEUE_RCPT_SENT;
 	else if (code >= 500)
 		r->state = QUEUE_RCPT_FAILED;
-	mtad_log(MTAD_LOG_INFO, "%s: to=<%s>, relay=%s, delay=%lld, dsn=%s, status=%s (%s)",
-		 a->env.qid, r->addr, a->relay[i], (long long)(time(NULL) - a->env.arrival),
+	/* orig_to: the address an alias expanded (Postfix's field). */
+	mtad_log(MTAD_LOG_INFO, "%s: to=<%s>, %s%s%srelay=%s, delay=%lld, dsn=%s, status=%s (%s)",
+		 a->env.qid, r->addr, r->orcpt ? "orig_to=<" : "", r->orcpt ? r->orcpt : "",
+		 r->orcpt ? ">, " : "", a->relay[i], (long long)(time(NULL) - a->env.arrival),
 		 enhanced, status, a->reply[i]);
 }
 

@@ -19,6 +19,7 @@
 #include "util/util.h"
 #include "queue/queue.h"
 #include "deliver/deliver.h"
+#include "local/local.h"
 #include "smtp/smtp.h"
 #include "tls/tls.h"
 

@@ -292,30 +292,54 @@ static int auth_block_load(const struct mtad_config *cfg, char **list, char *err
 	return 0;
 }
 
-/* The files behind the authenticated users' policy, read together. */
-struct login_files {
+/*
+ * aliases_load - alias_maps' table from its .db (local/local.h). A
+ * source file that is not there means no aliases (a warning: mail for
+ * root and postmaster then has nowhere to go); a .db missing or older
+ * than its source is an error, never a silent use of old aliases.
+ */
+static int aliases_load(const struct mtad_config *cfg, struct local_aliases **out, char *err,
+			size_t errlen)
+{
+	*out = NULL;
+	if (cfg->alias_maps[0] == '\0')
+		return 0;
+	if (access(cfg->alias_maps, F_OK) != 0 && errno == ENOENT) {
+		mtad_log(MTAD_LOG_WARNING, "alias_maps %s: no such file: no aliases (mail for "
+			 "postmaster and root has nowhere to go)", cfg->alias_maps);
+		return 0;
+	}
+	*out = local_aliases_load(cfg->alias_maps, err, errlen);
+	return *out ? 0 : -1;
+}
+
+/* The files mtad.conf names and mtad reads beside it, read together at
+ * start, -n and SIGHUP (a bad one keeps the old ones at a reload). */
+struct conf_files {
 	struct policy_sender_map *senders;	/* sender_login_map, or NULL */
 	struct policy_limit_map *limits;	/* send_limit_map, or NULL */
 	char *block;				/* auth_block's names, or NULL */
+	struct local_aliases *aliases;		/* alias_maps, or NULL */
 };
 
-static void login_files_free(struct login_files *lf)
+static void conf_files_free(struct conf_files *lf)
 {
 	policy_sender_map_free(lf->senders);
 	policy_limit_map_free(lf->limits);
 	free(lf->block);
-	*lf = (struct login_files){ 0 };
+	local_aliases_free(lf->aliases);
+	*lf = (struct conf_files){ 0 };
 }
 
-/* login_files_load - every one cfg names, read and parsed into *lf; -1
+/* conf_files_load - every one cfg names, read and parsed into *lf; -1
  * with err (and nothing in *lf) when one cannot be. */
-static int login_files_load(const struct mtad_config *cfg, struct login_files *lf, char *err,
+static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf, char *err,
 			    size_t errlen)
 {
 	char *text = NULL;
 	size_t len;
 
-	*lf = (struct login_files){ 0 };
+	*lf = (struct conf_files){ 0 };
 	if (cfg->sender_login_map[0]) {
 		if (file_slurp("sender_login_map", cfg->sender_login_map, &text, &len, err,
 			       errlen) != 0)
@@ -333,10 +357,11 @@ static int login_files_load(const struct mtad_config *cfg, struct login_files *l
 		if (!lf->limits)
 			goto fail;
 	}
-	if (auth_block_load(cfg, &lf->block, err, errlen) == 0)
+	if (auth_block_load(cfg, &lf->block, err, errlen) == 0 &&
+	    aliases_load(cfg, &lf->aliases, err, errlen) == 0)
 		return 0;
 fail:
-	login_files_free(lf);
+	conf_files_free(lf);
 	return -1;
 }
 
@@ -392,7 +417,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
 	struct mtad_config *fresh = malloc(sizeof(*fresh));
-	struct login_files lf = { 0 }, old;
+	struct conf_files lf = { 0 }, old;
 	struct tls_settings set;
 	char err[2 * MTAD_PATH_MAX];
 
@@ -402,7 +427,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 		return;		/* the loops are closing down: nothing to reload for */
 	}
 	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0 ||
-	    login_files_load(fresh, &lf, err, sizeof(err)) != 0) {
+	    conf_files_load(fresh, &lf, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
 		free(fresh);
@@ -422,10 +447,12 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	loops_pause(d);
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
-	old = (struct login_files){ d->shared.sender_map, d->shared.limit_map, d->shared.auth_block };
+	old = (struct conf_files){ d->shared.sender_map, d->shared.limit_map, d->shared.auth_block,
+				   d->shared.aliases };
 	d->shared.sender_map = lf.senders;
 	d->shared.limit_map = lf.limits;
 	d->shared.auth_block = lf.block;
+	d->shared.aliases = lf.aliases;
 	for (unsigned i = 0; i < d->nloops; i++)
 		smtp_server_policy_update(&d->loops[i].smtp);
 	uv_mutex_lock(&d->limits_lock);
@@ -444,7 +471,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 				 d->cfg.tls_cert_file);
 	}
 	loops_resume(d);
-	login_files_free(&old);	/* no session holds them: they read them only in callbacks */
+	conf_files_free(&old);	/* no session holds them: they read them only in callbacks */
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -633,7 +660,7 @@ static void quota_seed(struct daemon *d)
 /* daemon_open_shared - what every loop's sessions share (the AUTH limiter, counters). */
 static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 {
-	struct login_files lf;
+	struct conf_files lf;
 
 	if (smtp_shared_init(&d->shared, &d->cfg) != 0) {
 		snprintf(err, errlen, "out of memory");
@@ -641,11 +668,12 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 	}
 	d->shared_open = true;
 	quota_seed(d);
-	if (login_files_load(&d->cfg, &lf, err, errlen) != 0)
+	if (conf_files_load(&d->cfg, &lf, err, errlen) != 0)
 		return -1;
 	d->shared.sender_map = lf.senders;
 	d->shared.limit_map = lf.limits;
 	d->shared.auth_block = lf.block;
+	d->shared.aliases = lf.aliases;
 	return 0;
 }
 
@@ -785,13 +813,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		struct login_files lf;
+		struct conf_files lf;
 
-		if (login_files_load(&d.cfg, &lf, err, sizeof(err)) != 0) {
+		if (conf_files_load(&d.cfg, &lf, err, sizeof(err)) != 0) {
 			fprintf(stderr, "mtad: %s\n", err);
 			return 1;
 		}
-		login_files_free(&lf);
+		conf_files_free(&lf);
 		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
 		warn_unrouted(&d.cfg);
 		return 0;

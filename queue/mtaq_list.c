@@ -64,6 +64,11 @@ static void list_text(const struct queue_envelope *env, int64_t now)
 
 		printf("%*s", MTAQ_INDENT, "");
 		put_text(stdout, r->addr);
+		if (r->orcpt) {
+			fputs(" (for ", stdout);
+			put_text(stdout, r->orcpt);
+			putchar(')');
+		}
 		printf("  %s", state_name(r->state));
 		if (r->attempts > 0)
 			printf(", %u attempt%s", r->attempts, r->attempts == 1 ? "" : "s");
@@ -95,6 +100,8 @@ static void json_rcpt(const struct queue_rcpt *r)
 	printf("%u", r->attempts);
 	json_key("last_reply", false);
 	json_str(stdout, r->last_reply);
+	json_key("orcpt", false);
+	json_str(stdout, r->orcpt);
 	putchar('}');
 }
 
@@ -262,6 +269,7 @@ static void show_envelope(const struct queue_envelope *env)
 		printf("recipient: ");
 		put_text(stdout, env->rcpt[i].addr);
 		printf("  %s, %u attempts\n", state_name(env->rcpt[i].state), env->rcpt[i].attempts);
+		show_field("  orcpt", env->rcpt[i].orcpt);
 		show_field("  last_reply", env->rcpt[i].last_reply);
 	}
 }

@@ -65,6 +65,8 @@ struct queue_rcpt {
 	enum queue_rcpt_state state;
 	uint32_t attempts;
 	char *last_reply;	/* NULL until a delivery attempt */
+	char *orcpt;		/* the address given at RCPT when an alias expanded
+				 * it to this one (RFC 3461's ORCPT); else NULL */
 };
 
 /*

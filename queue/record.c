@@ -29,7 +29,7 @@ enum qr_tag {
 };
 
 /* Inside a QR_RCPT field. */
-enum qr_rcpt_tag { QRR_ADDR = 1, QRR_STATE = 2, QRR_ATTEMPTS = 3, QRR_LAST_REPLY = 4 };
+enum qr_rcpt_tag { QRR_ADDR = 1, QRR_STATE = 2, QRR_ATTEMPTS = 3, QRR_LAST_REPLY = 4, QRR_ORCPT = 5 };
 
 #define QR_FIELD_HDR 6			/* u16 tag + u32 length */
 #define QR_MAX_STRING (1u << 20)	/* a reply text or address is never near this */
@@ -146,6 +146,7 @@ static void qr_put_rcpt(struct qr_buf *b, const struct queue_rcpt *r)
 	qr_put_uint(&in, QRR_STATE, (uint32_t)r->state, 4);
 	qr_put_uint(&in, QRR_ATTEMPTS, r->attempts, 4);
 	qr_put_str(&in, QRR_LAST_REPLY, r->last_reply);
+	qr_put_str(&in, QRR_ORCPT, r->orcpt);
 	b->toolong |= in.toolong;
 	if (in.oom)
 		b->oom = true;
@@ -288,6 +289,8 @@ static int qr_rcpt_field(const struct qr_field *f, struct queue_rcpt *r,
 		return qr_str(f, &r->addr, "recipient address", err, errlen);
 	case QRR_LAST_REPLY:
 		return qr_str(f, &r->last_reply, "recipient reply", err, errlen);
+	case QRR_ORCPT:
+		return qr_str(f, &r->orcpt, "original recipient", err, errlen);
 	case QRR_STATE:
 		if (qr_uint(f, 4, &v, "recipient state", err, errlen) < 0)
 			return -1;
@@ -514,6 +517,7 @@ void queue_envelope_free(struct queue_envelope *env)
 	for (size_t i = 0; env->rcpt != NULL && i < env->nrcpt; i++) {
 		free(env->rcpt[i].addr);
 		free(env->rcpt[i].last_reply);
+		free(env->rcpt[i].orcpt);
 	}
 	free(env->rcpt);
 	free(env->sender);

@@ -28,6 +28,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "local/local.h"
 #include "smtp/session_int.h"
 
 static void session_process(struct smtp_session *s);
@@ -139,6 +140,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->auth_block = NULL;
 	policy_limit_map_free(sh->limit_map);
 	sh->limit_map = NULL;
+	local_aliases_free(sh->aliases);
+	sh->aliases = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 
@@ -216,8 +219,10 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 		return NULL;
 	s->rcpt_cap = srv->cfg->max_recipients;
 	s->rcpt = calloc(s->rcpt_cap, sizeof(*s->rcpt));
-	if (!s->rcpt || uv_timer_init(srv->loop, &s->timer) != 0) {
+	s->orcpt = calloc(s->rcpt_cap, sizeof(*s->orcpt));
+	if (!s->rcpt || !s->orcpt || uv_timer_init(srv->loop, &s->timer) != 0) {
 		free(s->rcpt);
+		free(s->orcpt);
 		free(s);
 		return NULL;
 	}
@@ -361,7 +366,8 @@ void session_reset_transaction(struct smtp_session *s)
 {
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		free(s->rcpt[i]);
-		s->rcpt[i] = NULL;
+		free(s->orcpt[i]);
+		s->rcpt[i] = s->orcpt[i] = NULL;
 	}
 	s->nrcpt = 0;
 	s->in_transaction = false;
@@ -649,7 +655,8 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->arrival_usec = s->arrival_usec;
 	env->sender = s->sender.addr;
 	for (unsigned i = 0; i < s->nrcpt; i++)
-		rcpt[i] = (struct queue_rcpt){ .addr = s->rcpt[i], .state = QUEUE_RCPT_PENDING };
+		rcpt[i] = (struct queue_rcpt){ .addr = s->rcpt[i], .orcpt = s->orcpt[i],
+					       .state = QUEUE_RCPT_PENDING };
 	env->rcpt = rcpt;
 	env->nrcpt = s->nrcpt;
 	env->client_ip = s->client_ip;
@@ -1026,6 +1033,7 @@ static void session_timer_closed(uv_handle_t *h)
 	s->processing = false;
 	session_input_release(s);
 	free(s->rcpt);
+	free(s->orcpt);
 	free(s);
 }
 

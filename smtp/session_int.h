@@ -111,6 +111,7 @@ struct smtp_session {
 	struct smtp_path sender;
 	struct smtp_mail_params params;
 	char **rcpt;
+	char **orcpt;		/* per recipient: the address given when an alias led to it, or NULL */
 	unsigned nrcpt;
 	unsigned rcpt_cap;	/* max_recipients when the session began */
 
@@ -197,6 +198,14 @@ void session_sender_committed(struct smtp_session *s);
 void session_login_spread(struct smtp_session *s);
 /* session_sender_stop - the transaction is over: the scanner goes. */
 void session_sender_stop(struct smtp_session *s);
+
+/* session_rcpt.c */
+/*
+ * session_rcpt_add - a recipient the checks let through joins the
+ * transaction, through the aliases when there are some; the reply (250,
+ * or why not) is given. false when refused.
+ */
+bool session_rcpt_add(struct smtp_session *s, const char *addr);
 
 /* verb_auth.c */
 bool verb_auth_check(struct smtp_session *s);

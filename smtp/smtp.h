@@ -233,6 +233,7 @@ struct queue;
 struct auth_server;
 struct auth_limiter;
 struct mtad_dns;
+struct local_aliases;
 
 /*
  * Buffers no session holds now, kept for the next session that needs
@@ -260,6 +261,7 @@ struct smtp_shared {
 	struct policy_sender_map *sender_map;
 	char *auth_block;	/* auth_block's names (policy_login_listed), or NULL; likewise */
 	struct policy_limit_map *limit_map;	/* send_limit_map, or NULL; likewise */
+	struct local_aliases *aliases;	/* alias_maps (local/local.h), or NULL; likewise */
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
 	struct policy_quota *quota;	/* sending quotas per login (policy.h); under lock */
 	/*

@@ -244,14 +244,7 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 				   path.addr);
 		return false;
 	}
-	s->rcpt[s->nrcpt] = strdup(path.addr);
-	if (!s->rcpt[s->nrcpt]) {
-		session_reply(s, 451, "4.3.0", "Error: out of memory");
-		return false;
-	}
-	s->nrcpt++;
-	session_reply(s, 250, "2.1.5", "Ok");
-	return true;
+	return session_rcpt_add(s, path.addr);
 }
 
 static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)

@@ -13,12 +13,26 @@ use MtadTest;
 my $dir = tempdir(CLEANUP => 1);
 my $n = 0;
 
+# -n reads alias_maps' .db, by default /etc/aliases.db: not the
+# machine's here, but one compiled in the test's directory.
+{
+	open my $fh, '>', "$dir/aliases" or die "$dir/aliases: $!";
+	print $fh "postmaster: root\n";
+	close $fh;
+	open $fh, '>', "$dir/aliases.conf" or die $!;
+	print $fh "alias_maps = $dir/aliases\n";
+	close $fh;
+	my ($rc, undef, $err) = MtadTest::run("$MtadTest::BUILD/newaliases", '-C', "$dir/aliases.conf");
+	die "newaliases: $err" if $rc != 0;
+}
+
 # check(TEXT) - writes TEXT to a new file, runs mtad -n: (rc, out, err, file)
 sub check {
 	my ($text) = @_;
 	my $file = "$dir/mtad" . ++$n . ".conf";
 	open my $fh, '>', $file or die "$file: $!";
 	print $fh $text;
+	print $fh "alias_maps = $dir/aliases\n" unless $text =~ /^alias_maps\b/m;
 	close $fh;
 	return (MtadTest::run("$MtadTest::BUILD/mtad", '-c', $file, '-n'), $file);
 }
@@ -109,7 +123,7 @@ like $err, qr/\Q$dir\E\/missing\.conf/, 'missing file: error names the file';
 
 # The sample production config and the development template are valid.
 my $top = File::Basename::dirname(__FILE__) . '/..';
-($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', "$top/etc/mtad.conf", '-n');
+($rc, $out, $err) = check(MtadTest::slurp("$top/etc/mtad.conf"));
 is $rc, 0, 'etc/mtad.conf passes mtad -n' or diag $err;
 like $out, qr/^listen = 0\.0\.0\.0:587 starttls submission$/m, '... with the submission listener';
 

@@ -231,7 +231,8 @@ is $r->stop, 0, '... and a clean stop';
 
 # ---- started as nobody: user does not apply ----
 
-$r = prepare(MtadTest->new(start => 0, user => 'mtad'));
+# (No local socket: nobody may not make one in the test's directory.)
+$r = prepare(MtadTest->new(start => 0, user => 'mtad', local_socket => ''));
 chmod 0644, $r->conf_path;
 my $lp = $r->log_path;
 my $cp = $r->conf_path;

@@ -20,8 +20,8 @@ use MtadTest;
 
 my $top = Cwd::abs_path("$FindBin::Bin/..");
 my $build = Cwd::abs_path($MtadTest::BUILD) // $MtadTest::BUILD;
-plan skip_all => "$build/mtad or mtaq missing: run make first"
-	unless -x "$build/mtad" && -x "$build/mtaq";
+plan skip_all => "$build/mtad, mtaq or sendmail missing: run make first"
+	unless -x "$build/mtad" && -x "$build/mtaq" && -x "$build/sendmail";
 
 umask 022;	# what INSTALL expects; the leading directories get it
 
@@ -40,7 +40,7 @@ sub make_in {
 	local %ENV = %ENV;
 	delete @ENV{qw(MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES)};
 	return MtadTest::run('make', '--no-print-directory', '-C', $top,
-			     '-o', "$build/mtad", '-o', "$build/mtaq", "BUILD=$build",
+			     '-o', "$build/mtad", '-o', "$build/mtaq", '-o', "$build/sendmail", "BUILD=$build",
 			     "DESTDIR=$dest", 'PREFIX=/usr', @extra, $target);
 }
 
@@ -65,8 +65,10 @@ my $dest = tempdir(CLEANUP => 1);
 	is $rc, 0, 'make -n install' or diag $err;
 	# Absolute paths that stand alone (after a blank, quote or >):
 	# sed's s|old|new| expression is not one.
+	# /usr/sbin/sendmail is what the mailq and newaliases links point to,
+	# and what an existing link is compared with: never written.
 	my @outside = grep { index($_, "$dest/") != 0 && index($_, "$top/") != 0 &&
-			     index($_, "$build/") != 0 }
+			     index($_, "$build/") != 0 && $_ ne '/usr/sbin/sendmail' }
 		      $out =~ m{(?:^|[\s'">])(/[^\s'"]*)}g;
 	is_deeply \@outside, [], 'every path make install writes is under DESTDIR'
 		or diag $out;
@@ -79,7 +81,9 @@ is $rc, 0, 'make install DESTDIR=... PREFIX=/usr' or diag "$out$err";
 
 my %want = (
 	'usr' => 0755, 'usr/sbin' => 0755,
-	'usr/sbin/mtad' => 0755, 'usr/sbin/mtaq' => 0755,
+	'usr/sbin/mtad' => 0755, 'usr/sbin/mtaq' => 0755, 'usr/sbin/sendmail' => 0755,
+	'usr/bin' => 0755, 'usr/bin/mailq' => 0777, 'usr/bin/newaliases' => 0777,
+	'etc/aliases' => 0644, 'usr/share/man/man8/sendmail.8' => 0644,
 	'usr/share' => 0755, 'usr/share/man' => 0755,
 	'usr/share/man/man5' => 0755, 'usr/share/man/man8' => 0755,
 	'usr/share/man/man5/mtad.conf.5' => 0644,
@@ -95,9 +99,14 @@ for my $path (sort keys %want) {
 	next unless exists $got->{$path};
 	is sprintf('%04o', $got->{$path}), sprintf('%04o', $want{$path}), "mode of $path";
 }
-ok !(grep { $_ & 0002 } values %$got), 'nothing world-writable';
+ok !(grep { !-l "$dest/$_" && ($got->{$_} & 0002) } keys %$got), 'nothing world-writable (links aside)';
 
-for my $prog (qw(mtad mtaq)) {
+for my $link (qw(mailq newaliases)) {
+	is readlink("$dest/usr/bin/$link"), '/usr/sbin/sendmail', "usr/bin/$link -> /usr/sbin/sendmail";
+}
+is MtadTest::slurp("$dest/etc/aliases"), MtadTest::slurp("$top/etc/aliases"),
+	'etc/aliases is the sample';
+for my $prog (qw(mtad mtaq sendmail)) {
 	is MtadTest::slurp("$dest/usr/sbin/$prog"), MtadTest::slurp("$build/$prog"),
 		"usr/sbin/$prog is $build/$prog";
 }
@@ -126,10 +135,23 @@ like $out, qr/^usage: mtaq/, 'installed mtaq --help prints its usage';
 
 # -n on the installed configuration: valid, and the same verdict as the
 # built mtad gives for etc/mtad.conf.
-($rc, $out, $err) = MtadTest::run("$dest/usr/sbin/mtad", '-c', "$dest/etc/mtad/mtad.conf", '-n');
+# alias_maps is pointed at DESTDIR's /etc/aliases (compiled there by the
+# installed newaliases): -n checks it, and the real /etc is not ours.
+my $checked = tempdir(CLEANUP => 1);
+for my $pair (["$dest/etc/mtad/mtad.conf", "$checked/installed.conf"],
+	      ["$top/etc/mtad.conf", "$checked/built.conf"]) {
+	open my $c, '>', $pair->[1] or die "$pair->[1]: $!";
+	print $c MtadTest::slurp($pair->[0]), "alias_maps = $dest/etc/aliases\n";
+	close $c;
+}
+($rc, $out, $err) = MtadTest::run("$dest/usr/sbin/sendmail", '-C', "$checked/installed.conf", '-bi');
+is $rc, 0, 'installed newaliases (sendmail -bi) compiles the installed aliases' or diag $err;
+ok -s "$dest/etc/aliases.db", '... into etc/aliases.db';
+($rc, $out, $err) = MtadTest::run("$dest/usr/sbin/mtad", '-c', "$checked/installed.conf", '-n');
 is $rc, 0, 'installed mtad -n accepts the installed mtad.conf' or diag $err;
-my @built = MtadTest::run("$build/mtad", '-c', "$top/etc/mtad.conf", '-n');
+my @built = MtadTest::run("$build/mtad", '-c', "$checked/built.conf", '-n');
 is $out, $built[1], 'and prints what the built mtad prints for etc/mtad.conf';
+unlink "$dest/etc/aliases.db";
 
 # ---- a second install keeps a changed mtad.conf ----
 
@@ -173,7 +195,7 @@ SKIP: {
 		open STDERR, '>', '/dev/null';
 		POSIX::setgid($pw[3]) && POSIX::setuid($pw[2]) or POSIX::_exit(125);
 		delete @ENV{qw(MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES)};
-		{ exec 'make', '-s', '-C', $top, '-o', "$build/mtad", '-o', "$build/mtaq",
+		{ exec 'make', '-s', '-C', $top, '-o', "$build/mtad", '-o', "$build/mtaq", '-o', "$build/sendmail",
 		       "BUILD=$build", "DESTDIR=$d3", 'PREFIX=/usr', 'install' };
 		POSIX::_exit(127);
 	}

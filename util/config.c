@@ -100,7 +100,9 @@ const struct param config_params[] = {
 	{ "auth_ip_window", P_UNSIGNED, OFF(auth_ip_window), 0, NULL, 600, 1, DAY , NULL },
 	{ "sender_login", P_CHOICE, STR(sender_login), "strict", 0, 0, 0, "strict|warn|off" },
 	/* sendmail(1)'s way in: any local user may connect; mtad reads the uid. */
-	{ "local_socket", P_PATH, STR(local_socket), "/run/mtad/submit", 0, 0, 0, NULL },
+	{ "local_socket", P_OPT_PATH, STR(local_socket), "/run/mtad/submit", 0, 0, 0, NULL },
+	/* Compiled by newaliases into alias_maps.db; read at start and SIGHUP. */
+	{ "alias_maps", P_OPT_PATH, STR(alias_maps), "/etc/aliases", 0, 0, 0, NULL },
 	{ "sender_login_map", P_PATH, STR(sender_login_map), "", 0, 0, 0, NULL },
 	/* Per login (or trusted address): what a big provider allows; 0 = no limit. */
 	{ "send_rate_limit", P_UNSIGNED, OFF(send_rate_limit), 0, NULL, 30, 0, 1000000, NULL },
@@ -276,7 +278,7 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p->type == P_CHOICE && !is_choice(p->choices, value))
 		return perr(ctx, "bad %s \"%s\" (one of %s)", p->name, value, p->choices);
 	/* A relative spool would depend on the directory mtad starts in. */
-	if (p->type == P_PATH && value[0] != '/')
+	if ((p->type == P_PATH || (p->type == P_OPT_PATH && value[0])) && value[0] != '/')
 		return perr(ctx, "%s must be an absolute path: \"%s\"", p->name, value);
 	memcpy(config_field(cfg, p), value, len + 1);
 	return 0;
@@ -571,8 +573,9 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p == NULL)
 		return perr(ctx, "unknown parameter \"%.*s\"", (int)keylen, key);
 	i = (size_t)(p - config_params);
-	/* `user =` (nothing) is a choice: stay the user mtad was started as. */
-	if (*value == '\0' && p->type != P_USER)
+	/* `user =` (nothing) is a choice: stay the user mtad was started as;
+	 * `local_socket =`: none. */
+	if (*value == '\0' && p->type != P_USER && p->type != P_OPT_PATH)
 		return perr(ctx, "empty value for %s", p->name);
 	if (p->type == P_LISTEN)
 		return add_listen(ctx, cfg, value);

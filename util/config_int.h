@@ -19,6 +19,7 @@ enum param_type {
 	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
 	P_USER,		/* a login name, or empty: user */
 	P_AUTO,		/* an unsigned, or "auto" (stored as 0): loops */
+	P_OPT_PATH,	/* an absolute path, or empty: none (local_socket, alias_maps) */
 };
 
 /*

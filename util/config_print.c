@@ -45,8 +45,8 @@ void mtad_config_defaults(struct mtad_config *cfg)
 	for (p = config_params; p < config_params + config_nparams; p++) {
 		if (p->type == P_HOSTNAME)
 			default_hostname(config_field(cfg, p), p->size);
-		else if (p->type == P_PATH || p->type == P_STRING || p->type == P_CHOICE ||
-			 p->type == P_USER)
+		else if (p->type == P_PATH || p->type == P_OPT_PATH || p->type == P_STRING ||
+			 p->type == P_CHOICE || p->type == P_USER)
 			snprintf(config_field(cfg, p), p->size, "%s", p->def_str);
 		else if (p->type == P_SIZE)
 			*(uint64_t *)config_field(cfg, p) = p->def_num;
@@ -123,6 +123,7 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	switch (p->type) {
 	case P_HOSTNAME:
 	case P_PATH:
+	case P_OPT_PATH:
 	case P_STRING:
 	case P_CHOICE:
 	case P_USER:

@@ -92,6 +92,9 @@ struct mtad_config {
 	char spool_directory[MTAD_PATH_MAX];
 	/* The Unix socket sendmail(1) submits through; "" = none. */
 	char local_socket[108];
+	/* aliases(5) for the host name and local domains, read from its
+	 * .db (newaliases); "" = none. */
+	char alias_maps[MTAD_PATH_MAX];
 	struct mtad_listen listen[MTAD_MAX_LISTEN];
 	size_t nlisten;
 	/*

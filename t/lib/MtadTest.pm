@@ -175,8 +175,10 @@ sub new {
 	# address: off unless a test sets them (t/28-send-quota.t does).
 	# (A test that passes undef gets mtad's default.)
 	exists $opt{$_} or $opt{$_} = 0 for qw(send_rate_limit send_recipient_limit);
-	# sendmail's socket in the test's own directory, never /run/mtad.
+	# sendmail's socket in the test's own directory, never /run/mtad;
+	# no aliases unless a test writes its own (never the system's).
 	$opt{local_socket} //= $self->local_socket;
+	$opt{alias_maps} //= '';
 
 	my $conf = "# written by t/lib/MtadTest.pm\n"
 		. "hostname = $hostname\n"

@@ -1,0 +1,183 @@
+# 15-sendmail.t - build/sendmail (and mailq) against a test mtad over its
+# local socket, as cron, mail(1) and scripts use them: -t with To, Cc and
+# a Bcc that is removed but delivered; -f; -i keeps a lone "." and its
+# absence ends the message there; bare names get the host name; a From:
+# is added when missing; the Received: header says the submitting uid,
+# and two users' messages carry their own uids; -bs speaks SMTP on
+# stdio; -bp lists the queue; with mtad down sendmail exits 75 and says
+# so. Delivery goes to a test SMTP server (t/lib/Sink.pm) on loopback.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use File::Copy ();
+use File::Temp qw(tempdir);
+use POSIX ();
+use MtadTest;
+use Sink;
+
+my $build = $MtadTest::BUILD;
+plan skip_all => "$build/sendmail missing: run make first" unless -x "$build/sendmail";
+
+my $sink = Sink->new;
+my $port = $sink->port;
+# The socket in a directory every user can reach, for the run as nobody.
+my $pub = tempdir(CLEANUP => 1);
+chmod 0755, $pub;
+my $m = MtadTest->new(local_socket => "$pub/submit", retry_min => 1, retry_max => 2,
+		      extra => "route = campus.test [127.0.0.1]:$port\n"
+			     . "route = mx.campus.test [127.0.0.1]:$port\n"
+			     . "route = example.org [127.0.0.1]:$port\n");
+
+# sendmail(STDIN, ARGS...) - (exit code, stdout, stderr) of build/sendmail -C conf ARGS.
+sub sendmail {
+	my ($input, @args) = @_;
+	return MtadTest::run_input($input, "$build/sendmail", '-C', $m->conf_path, @args);
+}
+
+# delivered(N) - the first N messages the sink got, by their Subject.
+sub by_subject {
+	my ($subject) = @_;
+	for (1 .. 300) {
+		my ($msg) = grep { $_->{data} =~ /^Subject: \Q$subject\E\r$/m } $sink->messages;
+		return $msg if $msg;
+		select undef, undef, undef, 0.1;
+	}
+	return undef;
+}
+
+# ---- -t: recipients from To, Cc and Bcc; Bcc removed ----
+my ($rc, $out, $err) = sendmail(<<'END', '-t', '-i');
+To: alice@campus.test, Root <root>
+Cc: bob@example.org
+Bcc: secret@example.org
+Subject: with -t
+
+Hello from cron.
+.
+still the message
+END
+is $rc, 0, 'sendmail -t -i exits 0' or diag $err;
+my @got;
+for (1 .. 300) {
+	@got = grep { $_->{data} =~ /^Subject: with -t\r$/m } $sink->messages;
+	my %to = map { map { lc } @{ $_->{to} } } @got;
+	last if keys %to >= 4;
+	select undef, undef, undef, 0.1;
+}
+my %to = map { $_ => 1 } map { map { lc } @{ $_->{to} } } @got;
+is_deeply [sort keys %to],
+	[qw(alice@campus.test bob@example.org root@mx.campus.test secret@example.org)],
+	'To, Cc and Bcc all delivered; a bare "root" gets the host name' or diag explain \@got;
+my $data = $got[0]{data} // '';
+unlike $data, qr/^Bcc:/mi, 'the Bcc: header is gone';
+like $data, qr/^To: alice\@campus\.test, Root <root>\r$/m, 'To: is as written';
+like $data, qr/\r\n\.\r\nstill the message\r\n/, '-i: a lone "." is a line of the message';
+like $data, qr/^From: root\@mx\.campus\.test\r$/m, 'a From: is added: the user at the host name';
+is $got[0]{from}, 'root@mx.campus.test', 'the envelope sender is the login at the host name';
+like $data, qr/\AReceived: by mx\.campus\.test \(mtad, from userid 0\)\r\n\tid [0-9A-Z]{14}; /,
+	'Received: says the submitting uid';
+
+# ---- recipients on the command line, -f, -F, no -i ----
+($rc, $out, $err) = sendmail(<<'END', '-f', 'cron@campus.test', '-F', 'Cron Daemon', 'carol');
+Subject: without -i
+
+first part
+.
+never sent
+END
+is $rc, 0, 'sendmail -f -F carol exits 0' or diag $err;
+my $msg = by_subject('without -i');
+ok $msg, 'delivered';
+is $msg->{from}, 'cron@campus.test', '-f sets the envelope sender';
+is_deeply $msg->{to}, ['carol@mx.campus.test'], 'a bare recipient on the command line';
+like $msg->{data}, qr/^From: Cron Daemon <cron\@campus\.test>\r$/m, '-F names the added From:';
+like $msg->{data}, qr/first part\r\n\z/, 'without -i a lone "." ends the message';
+unlike $msg->{data}, qr/never sent/, '... and nothing after it is sent';
+
+# ---- options that are accepted and ignored ----
+($rc, $out, $err) = sendmail("Subject: ignored options\n\nx\n", '-oem', '-oee', '-odb', '-oi',
+			     '-N', 'never', '-B', '8BITMIME', 'dave@campus.test');
+is $rc, 0, '-oem -oee -odb -oi -N -B are accepted' or diag $err;
+ok by_subject('ignored options'), 'and the message is delivered';
+
+# ---- mistakes ----
+($rc, $out, $err) = sendmail("Subject: x\n\nx\n", '-t');
+is $rc, 64, 'no recipients: exit 64 (EX_USAGE)';
+like $err, qr/no recipient addresses found in the message header/, '... and says so';
+($rc, $out, $err) = sendmail("Subject: x\n\nx\n", '-bv', 'a@b.test');
+is $rc, 64, 'an unsupported mode: exit 64';
+($rc, $out, $err) = sendmail("Subject: x\n\nx\n", '-f', 'bad sender@campus.test', 'a@campus.test');
+is $rc, 65, 'a sender mtad refuses: exit 65 (EX_DATAERR)' or diag $err;
+
+# ---- another user: the uid in Received: is theirs ----
+SKIP: {
+	my @pw = getpwnam('nobody') or skip 'no user nobody', 3;
+	skip 'not root: cannot run as nobody', 3 if $> != 0;
+	# A copy of the program and the configuration nobody can read (the
+	# checkout may be under /root, mode 0700).
+	File::Copy::copy("$build/sendmail", "$pub/sendmail") or die "copy: $!";
+	chmod 0755, "$pub/sendmail";
+	File::Copy::copy($m->conf_path, "$pub/mtad.conf") or die "copy: $!";
+	chmod 0644, "$pub/mtad.conf";
+	my $dir = tempdir(CLEANUP => 1);
+	open my $in, '>', "$dir/in" or die $!;
+	print $in "Subject: from nobody\n\nhello\n";
+	close $in;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', "$dir/in";
+		open STDOUT, '>', '/dev/null';
+		POSIX::setgid($pw[3]) && POSIX::setuid($pw[2]) or POSIX::_exit(125);
+		{ exec "$pub/sendmail", '-C', "$pub/mtad.conf", 'erin@campus.test' };
+		POSIX::_exit(127);
+	}
+	waitpid $pid, 0;
+	is $? >> 8, 0, 'sendmail as nobody exits 0';
+	$msg = by_subject('from nobody');
+	like $msg->{data} // '', qr/\AReceived: by mx\.campus\.test \(mtad, from userid $pw[2]\)/,
+		"its Received: says uid $pw[2]";
+	is $msg->{from} // '', "nobody\@mx.campus.test", 'the sender is nobody at the host name';
+}
+
+# ---- -bs: SMTP on stdin and stdout ----
+($rc, $out, $err) = sendmail(<<"END", '-bs');
+EHLO localhost\r
+MAIL FROM:<script\@campus.test>\r
+RCPT TO:<frank\@campus.test>\r
+DATA\r
+Subject: over -bs\r
+\r
+hi\r
+.\r
+QUIT\r
+END
+is $rc, 0, 'sendmail -bs exits 0' or diag $err;
+like $out, qr/\A220 mx\.campus\.test ESMTP mtad\r\n/, '-bs: the greeting';
+like $out, qr/^250 2\.0\.0 Ok: queued as [0-9A-Z]{14}\r$/m, '-bs: the message is queued';
+like $out, qr/^221 /m, '-bs: QUIT';
+unlike $out, qr/^[45]\d\d /m, '-bs: no HELO or relay rule refused the local session';
+ok by_subject('over -bs'), '-bs: and it is delivered';
+
+# ---- -bp and mailq: the queue ----
+$sink->set(rcpt_default => '450 4.2.0 not now');
+($rc, $out, $err) = sendmail("Subject: waits\n\nx\n", 'grace@campus.test');
+is $rc, 0, 'a message that will wait' or diag $err;
+$m->wait_log(qr/to=<grace\@campus\.test>.*status=deferred/);
+($rc, $out, $err) = sendmail('', '-bp');
+is $rc, 0, 'sendmail -bp exits 0' or diag $err;
+like $out, qr/^[0-9A-Z]{14}\s+\d+ .* root\@mx\.campus\.test$/m, '-bp lists the message';
+like $out, qr/grace\@campus\.test/, '... with its recipient';
+($rc, my $out2) = MtadTest::run("$build/mailq", '-C', $m->conf_path);
+is $out2, $out, 'mailq prints the same';
+$sink->set(rcpt_default => '250 2.1.5 Ok');
+
+# ---- mtad down: exit 75, nothing lost silently ----
+$m->stop;
+($rc, $out, $err) = sendmail("Subject: down\n\nx\n", 'henry@campus.test');
+is $rc, 75, 'mtad not running: exit 75 (EX_TEMPFAIL)';
+like $err, qr/cannot reach mtad at .*: is mtad running\? The message was not sent; try again later/,
+	'... with a clear message';
+
+done_testing;
