@@ -141,6 +141,48 @@ SKIP: {
 	is $msg->{from} // '', "nobody\@mx.campus.test", 'the sender is nobody at the host name';
 }
 
+# ---- Debian's mail(1) (bsd-mailx) and a cron job, through sendmail ----
+SKIP: {
+	skip 'bsd-mailx is not installed (etc/packages lists it)', 4 unless -x '/usr/bin/bsd-mailx';
+	# As installed: programs call "sendmail"; here it is a wrapper in the
+	# test's PATH that names the test's mtad.conf.
+	my $bin = tempdir(CLEANUP => 1);
+	open my $w, '>', "$bin/sendmail" or die $!;
+	print $w "#!/bin/sh\nexec $build/sendmail -C " . $m->conf_path . " \"\$@\"\n";
+	close $w;
+	chmod 0755, "$bin/sendmail";
+	open my $rc_fh, '>', "$bin/mailrc" or die $!;
+	print $rc_fh "set sendmail=$bin/sendmail\n";
+	close $rc_fh;
+	local $ENV{MAILRC} = "$bin/mailrc";
+	local $ENV{PATH} = "$bin:$ENV{PATH}";
+	($rc, $out, $err) = MtadTest::run_input("hello from mail(1)\n", '/usr/bin/bsd-mailx',
+						'-s', 'from mailx', 'root');
+	is $rc, 0, 'mail -s "from mailx" root exits 0' or diag $err;
+	$msg = by_subject('from mailx');
+	is_deeply $msg->{to} // [], ['root@mx.campus.test'], 'mail(1) reached root at the host name';
+	# What cron does with a job's output (cron's do_command): its own
+	# headers, sendmail -FCronDaemon -i -B8BITMIME -oem USER.
+	($rc, $out, $err) = MtadTest::run_input(
+		"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root\@mx> /usr/local/bin/job\n"
+		. "MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n\njob output\n",
+		'sendmail', '-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'root');
+	is $rc, 0, 'a cron job\'s mail: sendmail -FCronDaemon -i -B8BITMIME -oem root' or diag $err;
+	$msg = by_subject('Cron <root@mx> /usr/local/bin/job');
+	like $msg->{data} // '', qr/\r\n\r\njob output\r\n\z/, '... delivered with its output';
+}
+
+# ---- Date: and Message-ID: for local mail that has none ----
+$msg = by_subject('with -t');
+like $msg->{data} // '', qr/^Date: \w\w\w, \d+ \w\w\w \d{4} [\d:]{8} [-+]\d{4}\r$/m, 'a Date: was added';
+like $msg->{data} // '', qr/^Message-ID: <[0-9A-Z]{14}\.\d+\@mx\.campus\.test>\r$/m,
+	'a Message-ID: was added';
+($rc, $out, $err) = sendmail("Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <own\@x>\n"
+			     . "Subject: has both\n\nx\n", 'ivy@campus.test');
+$msg = by_subject('has both');
+is scalar(() = ($msg->{data} // '') =~ /^Date:/mg), 1, 'a message with its own Date: keeps one';
+is scalar(() = ($msg->{data} // '') =~ /^Message-ID:/mg), 1, '... and one Message-ID:';
+
 # ---- -bs: SMTP on stdin and stdout ----
 ($rc, $out, $err) = sendmail(<<"END", '-bs');
 EHLO localhost\r
