@@ -332,7 +332,7 @@ static int mailbox(const char *s, size_t len, const struct path_kind *kind,
 	if (local == len) {
 		if (!kind->is_mail && equal_ci(s, len, "postmaster"))
 			return 0;
-		return fail(err, 501, "5.1.3", "Address must include a domain");
+		return fail(err, 501, "5.1.3", SMTP_TEXT_NO_DOMAIN);
 	}
 	if (s[local] != '@')
 		return fail(err, 501, "5.1.3", "Bad address syntax");

@@ -95,6 +95,10 @@ struct smtp_parse_error {
  *   555 5.5.4 Unsupported parameter   (anything but SIZE, BODY; any on RCPT)
  * RCPT TO:<postmaster> (any case) needs no domain (RFC 5321 §4.1.1.3).
  */
+/* The text of the 501 5.1.3 for a path without a domain: the local socket's
+ * sessions qualify such a path with the host name instead (verbs.c). */
+#define SMTP_TEXT_NO_DOMAIN "Address must include a domain"
+
 int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 			 struct smtp_mail_params *params,
 			 struct smtp_parse_error *err);

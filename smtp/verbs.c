@@ -185,8 +185,34 @@ static void mail_waited(struct smtp_session *s)
 	mail_open(s);
 }
 
+/*
+ * local_qualified - on the local socket (sendmail -bs, scripts), an
+ * address without a domain gets the host name, as RFC 6409 §8.1 lets a
+ * submission server do (`RCPT TO:<root>`). The argument with
+ * "@hostname" put before its '>' into buf; false when that is not
+ * what it needs (a network session, or no '>').
+ */
+static bool local_qualified(const struct smtp_session *s, const struct smtp_command *cmd,
+			    const struct smtp_parse_error *err, char *buf, size_t size,
+			    size_t *len)
+{
+	const char *gt = memchr(cmd->arg, '>', cmd->arglen);
+	int n;
+
+	if (s->local_uid < 0 || !gt || strcmp(err->text, SMTP_TEXT_NO_DOMAIN) != 0)
+		return false;
+	n = snprintf(buf, size, "%.*s@%s%.*s", (int)(gt - cmd->arg), cmd->arg,
+		     s->srv->cfg->hostname, (int)(cmd->arglen - (size_t)(gt - cmd->arg)), gt);
+	if (n < 0 || (size_t)n >= size)
+		return false;
+	*len = (size_t)n;
+	return true;
+}
+
 static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
+	char qualified[SMTP_COMMAND_MAX + MTAD_HOSTNAME_MAX + 2];
+	size_t qlen;
 	struct smtp_parse_error err;
 
 	if (s->submission && !s->auth_user[0]) {
@@ -199,7 +225,9 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		session_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return false;
 	}
-	if (smtp_parse_mail_from(cmd->arg, cmd->arglen, &s->sender, &s->params, &err) != 0) {
+	if (smtp_parse_mail_from(cmd->arg, cmd->arglen, &s->sender, &s->params, &err) != 0 &&
+	    (!local_qualified(s, cmd, &err, qualified, sizeof(qualified), &qlen) ||
+	     smtp_parse_mail_from(qualified, qlen, &s->sender, &s->params, &err) != 0)) {
 		reply_parse_error(s, "MAIL", &err);
 		return false;
 	}
@@ -223,14 +251,18 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
+	char qualified[SMTP_COMMAND_MAX + MTAD_HOSTNAME_MAX + 2];
 	struct smtp_path path;
 	struct smtp_parse_error err;
+	size_t qlen;
 
 	if (!cmd->arg) {
 		session_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return false;
 	}
-	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) != 0) {
+	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) != 0 &&
+	    (!local_qualified(s, cmd, &err, qualified, sizeof(qualified), &qlen) ||
+	     smtp_parse_rcpt_to(qualified, qlen, &path, &err) != 0)) {
 		reply_parse_error(s, "RCPT", &err);
 		return false;
 	}

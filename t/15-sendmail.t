@@ -186,8 +186,8 @@ is scalar(() = ($msg->{data} // '') =~ /^Message-ID:/mg), 1, '... and one Messag
 # ---- -bs: SMTP on stdin and stdout ----
 ($rc, $out, $err) = sendmail(<<"END", '-bs');
 EHLO localhost\r
-MAIL FROM:<script\@campus.test>\r
-RCPT TO:<frank\@campus.test>\r
+MAIL FROM:<script>\r
+RCPT TO:<frank>\r
 DATA\r
 Subject: over -bs\r
 \r
@@ -200,7 +200,10 @@ like $out, qr/\A220 mx\.campus\.test ESMTP mtad\r\n/, '-bs: the greeting';
 like $out, qr/^250 2\.0\.0 Ok: queued as [0-9A-Z]{14}\r$/m, '-bs: the message is queued';
 like $out, qr/^221 /m, '-bs: QUIT';
 unlike $out, qr/^[45]\d\d /m, '-bs: no HELO or relay rule refused the local session';
-ok by_subject('over -bs'), '-bs: and it is delivered';
+$msg = by_subject('over -bs');
+ok $msg, '-bs: and it is delivered';
+is $msg->{from} // '', 'script@mx.campus.test', '-bs: MAIL FROM:<script> gets the host name';
+is_deeply $msg->{to} // [], ['frank@mx.campus.test'], '-bs: RCPT TO:<frank> too (RFC 6409 8.1)';
 
 # ---- -bp and mailq: the queue ----
 $sink->set(rcpt_default => '450 4.2.0 not now');
