@@ -185,4 +185,19 @@ struct local_alias_ops {
 int local_aliases_expand(const struct local_aliases *a, const char *addr, const char *hostname,
 			 const struct local_alias_ops *ops, void *arg, unsigned max_out);
 
+/* ---- bare names in headers (local/qualify.c) ---- */
+
+/*
+ * local_qualify_addresses - an address-list field's value (To, Cc, From,
+ * Reply-To...; len bytes, folds kept as they are) into out with
+ * "@hostname" after every bare name: a mailbox that is a single
+ * dot-atom without '@', alone or inside <>. Display names, quoted
+ * strings, comments, group names and addresses with a domain stay as
+ * they are. Pure. Returns how many names it qualified (0: out is the
+ * value), with out NUL-terminated and *outlen its length; -1 when out
+ * (size bytes) is too small.
+ */
+int local_qualify_addresses(const char *value, size_t len, const char *hostname, char *out,
+			    size_t size, size_t *outlen);
+
 #endif

@@ -399,10 +399,91 @@ static int field_rcpts(struct sm_message *m, const char *start, size_t len, cons
 	return rc;
 }
 
+/* buf_splice - b's bytes [at, at + old) become the len bytes of p. */
+static int buf_splice(struct sm_buf *b, size_t at, size_t old, const char *p, size_t len)
+{
+	size_t tail = b->len - at - old;
+
+	if (len > old && buf_add(b, p, len - old) != 0)	/* room: grown, then moved */
+		return -1;
+	memmove(b->p + at + len, b->p + at + old, tail);
+	memcpy(b->p + at, p, len);
+	b->len = at + len + tail;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/* Fields whose bare names get the host name (RFC 6409 §8.6). */
+static bool address_field(const char *f)
+{
+	static const char *const names[] = {
+		"from", "to", "cc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (header_is(f, names[i]))
+			return true;
+	return false;
+}
+
+/* qualify_field - the field's value [value, end) of m->header with its
+ * bare names qualified; *end moves with it. 0, or -1 out of memory. */
+static int qualify_field(struct sm_message *m, size_t value, size_t *end, const char *hostname)
+{
+	size_t vlen = *end - value, size = vlen + (vlen / 2 + 1) * (strlen(hostname) + 1) + 1, n;
+	char *out = malloc(size);
+	int q, rc = 0;
+
+	if (!out)
+		return -1;
+	q = local_qualify_addresses(m->header.p + value, vlen, hostname, out, size, &n);
+	if (q > 0 && (rc = buf_splice(&m->header, value, vlen, out, n)) == 0)
+		*end = value + n;
+	free(out);
+	return q < 0 ? -1 : rc;
+}
+
 /*
- * read_header - the header section from stdin: with -t, the recipients
- * of To, Cc and Bcc, and the Bcc fields left out of what is sent.
- * Returns 0, or an exit code after saying what went wrong.
+ * field_done - the field at m->header[field .. *start) is complete: with
+ * -t its recipients are taken and a Bcc: removed; bare names get the
+ * host name. *start (the next line) moves with it. 0 or an exit code.
+ */
+static int field_done(const struct sm_opts *o, struct sm_message *m, size_t field, size_t *start,
+		      bool bcc, const char *hostname)
+{
+	const char *f = m->header.p + field;
+	size_t value = (size_t)(strchr(f, ':') + 1 - m->header.p);
+
+	if (o->from_headers && (header_is(f, "to") || header_is(f, "cc") || bcc) &&
+	    field_rcpts(m, m->header.p + value, *start - value, hostname) != 0) {
+		fprintf(stderr, "sendmail: too many recipients, or one that is too long, in the "
+			"message header\n");
+		return EX_DATAERR;
+	}
+	if (bcc && o->from_headers) {
+		memmove(m->header.p + field, m->header.p + *start, m->header.len - *start);
+		m->header.len -= *start - field;
+		*start = field;
+		return 0;
+	}
+	if (address_field(f) && qualify_field(m, value, start, hostname) != 0) {
+		fprintf(stderr, "sendmail: out of memory\n");
+		return EX_OSERR;
+	}
+	return 0;
+}
+
+/* body_starts - line (at start) is not a header field: the body starts
+ * there, after the empty line the writer left out (`echo hi | sendmail`). */
+static int body_starts(struct sm_message *m, size_t start)
+{
+	m->header_done = true;
+	return buf_splice(&m->header, start, 0, "\r\n", 2) == 0 ? 0 : EX_OSERR;
+}
+
+/*
+ * read_header - the header section from stdin, field by field (see
+ * field_done). Returns 0, or an exit code after saying what went wrong.
  */
 static int read_header(FILE *in, const struct sm_opts *o, struct sm_message *m,
 		       const char *hostname)
@@ -412,8 +493,8 @@ static int read_header(FILE *in, const struct sm_opts *o, struct sm_message *m,
 
 	for (;;) {
 		size_t start = m->header.len;
-		int r = read_line(in, o->dot_ok, &m->header, &m->at_end);
-		const char *line = m->header.p + start;
+		int r = read_line(in, o->dot_ok, &m->header, &m->at_end), rc;
+		bool continued;
 
 		if (r < 0) {
 			fprintf(stderr, "sendmail: cannot read the message: %s\n", strerror(errno));
@@ -424,48 +505,23 @@ static int read_header(FILE *in, const struct sm_opts *o, struct sm_message *m,
 				SM_HEADER_MAX);
 			return EX_DATAERR;
 		}
-		bool continued = r > 0 && (line[0] == ' ' || line[0] == '\t') && start > 0;
-
-		if (!continued && field < start) {
-			/* The field before this line is complete. */
-			const char *f = m->header.p + field, *value = strchr(f, ':') + 1;
-			size_t vlen = start - (size_t)(value - m->header.p);
-
-			if (o->from_headers && (header_is(f, "to") || header_is(f, "cc") || bcc) &&
-			    field_rcpts(m, value, vlen, hostname) != 0) {
-				fprintf(stderr, "sendmail: too many recipients, or one that is too "
-					"long, in the message header\n");
-				return EX_DATAERR;
-			}
-			if (bcc && o->from_headers) {
-				memmove(m->header.p + field, m->header.p + start, m->header.len - start);
-				m->header.len -= start - field;
-				start = field;
-				line = m->header.p + start;
-			}
-			bcc = false;
-		}
+		continued = r > 0 && start > 0 && (m->header.p[start] == ' ' || m->header.p[start] == '\t');
+		if (!continued && field < start &&
+		    (rc = field_done(o, m, field, &start, bcc, hostname)) != 0)
+			return rc;
 		if (r == 0)
 			return 0;
-		if (line[0] == '\r' && line[1] == '\n') {
+		if (m->header.p[start] == '\r' && m->header.p[start + 1] == '\n') {
 			m->header_done = true;	/* the empty line stays: the body follows */
 			return 0;
 		}
 		if (continued)
 			continue;
-		if (!memchr(line, ':', m->header.len - start)) {
-			/* Not a header field: the body starts here, after the
-			 * empty line the writer left out (`echo hi | sendmail`). */
-			if (buf_add(&m->header, "\r\n", 2) != 0)
-				return EX_OSERR;
-			memmove(m->header.p + start + 2, m->header.p + start, m->header.len - start - 2);
-			memcpy(m->header.p + start, "\r\n", 2);
-			m->header_done = true;
-			return 0;
-		}
+		if (!memchr(m->header.p + start, ':', m->header.len - start))
+			return body_starts(m, start);
 		field = start;
-		bcc = header_is(line, "bcc");
-		m->has_from |= header_is(line, "from");
+		bcc = header_is(m->header.p + start, "bcc");
+		m->has_from |= header_is(m->header.p + start, "from");
 	}
 }
 

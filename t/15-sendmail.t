@@ -72,7 +72,9 @@ is_deeply [sort keys %to],
 	'To, Cc and Bcc all delivered; a bare "root" gets the host name' or diag explain \@got;
 my $data = $got[0]{data} // '';
 unlike $data, qr/^Bcc:/mi, 'the Bcc: header is gone';
-like $data, qr/^To: alice\@campus\.test, Root <root>\r$/m, 'To: is as written';
+like $data, qr/^To: alice\@campus\.test, Root <root\@mx\.campus\.test>\r$/m,
+	'To: the bare name got the host name, the rest is as written (RFC 6409 8.6)';
+like $data, qr/^Cc: bob\@example\.org\r$/m, 'Cc: as written';
 like $data, qr/\r\n\.\r\nstill the message\r\n/, '-i: a lone "." is a line of the message';
 like $data, qr/^From: root\@mx\.campus\.test\r$/m, 'a From: is added: the user at the host name';
 is $got[0]{from}, 'root@mx.campus.test', 'the envelope sender is the login at the host name';
