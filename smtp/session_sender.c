@@ -39,9 +39,10 @@ static bool sender_strict(const struct smtp_session *s)
 }
 
 /*
- * quota_key - whose quota a transaction counts against: the login, or
- * "[address]" for a trusted client that did not log in; NULL for
- * everybody else (mail from the world to local domains has none).
+ * quota_key - whose quota a transaction counts against: the login,
+ * "uid=N" for the local socket, or "[address]" for a trusted client that
+ * did not log in; NULL for everybody else (mail from the world to local
+ * domains has none).
  */
 static const char *quota_key(const struct smtp_session *s, char *buf, size_t size)
 {
@@ -315,6 +316,13 @@ static struct policy_limits quota_limits(const struct smtp_session *s, const cha
 		.recipients_per_day = s->srv->cfg->send_recipient_limit,
 	};
 
+	/*
+	 * Mail from this machine (cron, logcheck) has no quota unless
+	 * send_limit_map names its uid ("uid=33: 60 1000" for a web
+	 * server's PHP): a refused cron mail is lost, not retried.
+	 */
+	if (s->local_uid >= 0)
+		global = (struct policy_limits){ 0, 0 };
 	return policy_limits_for(s->srv->shared->limit_map, key, global);
 }
 

@@ -219,6 +219,9 @@ like $out, qr/grace\@campus\.test/, '... with its recipient';
 ($rc, my $out2) = MtadTest::run("$build/mailq", '-C', $m->conf_path);
 is $out2, $out, 'mailq prints the same';
 $sink->set(rcpt_default => '250 2.1.5 Ok');
+($rc, $out, $err) = sendmail('', '-q');
+is $rc, 0, 'sendmail -q (flush) exits 0' or diag $err;
+ok by_subject('waits'), '-q: the waiting message is delivered now';
 
 # ---- mtad down: exit 75, nothing lost silently ----
 $m->stop;
@@ -226,5 +229,46 @@ $m->stop;
 is $rc, 75, 'mtad not running: exit 75 (EX_TEMPFAIL)';
 like $err, qr/cannot reach mtad at .*: is mtad running\? The message was not sent; try again later/,
 	'... with a clear message';
+
+# ---- sending quotas: none for local mail, unless send_limit_map names the uid ----
+{
+	my $map = tempdir(CLEANUP => 1);
+	open my $fh, '>', "$map/limits" or die $!;
+	print $fh "# the web server's PHP, say\nuid=65534: 2 -\n";
+	close $fh;
+	chmod 0755, $map;
+	chmod 0644, "$map/limits";
+	my $q = MtadTest->new(send_rate_limit => 2, send_limit_map => "$map/limits",
+			      local_socket => "$pub/qsubmit",
+			      extra => "route = campus.test [127.0.0.1]:$port\n");
+	my @rcs = map { (MtadTest::run_input("Subject: cron $_\n\nx\n", "$build/sendmail", '-C',
+					      $q->conf_path, 'kim@campus.test'))[0] } 1 .. 4;
+	is_deeply \@rcs, [0, 0, 0, 0], 'four messages a minute from root: no quota for local mail';
+	SKIP: {
+		my @pw = getpwnam('nobody') or skip 'no user nobody', 2;
+		skip 'not root', 2 if $> != 0;
+		File::Copy::copy($q->conf_path, "$pub/q.conf") or die $!;
+		chmod 0644, "$pub/q.conf";
+		File::Copy::copy("$build/sendmail", "$pub/sendmail") or die $!;
+		chmod 0755, "$pub/sendmail";
+		my @got;
+		for my $i (1 .. 3) {
+			my $pid = fork // die;
+			if ($pid == 0) {
+				open STDIN, '<', '/dev/null';
+				open STDOUT, '>', '/dev/null';
+				open STDERR, '>', '/dev/null';
+				POSIX::setgid($pw[3]) && POSIX::setuid($pw[2]) or POSIX::_exit(125);
+				{ exec "$pub/sendmail", '-C', "$pub/q.conf", 'kim@campus.test' };
+				POSIX::_exit(127);
+			}
+			waitpid $pid, 0;
+			push @got, $? >> 8;
+		}
+		is_deeply \@got, [0, 0, 75], 'send_limit_map names uid=65534: its third message this minute waits (75)';
+		like $q->log_text, qr/rate limit exceeded: 3 messages in 60 s/, '... and the log says why';
+	}
+	$q->stop;
+}
 
 done_testing;
