@@ -381,6 +381,7 @@ void session_reset_transaction(struct smtp_session *s)
 	s->qid[0] = '\0';
 	s->header_size = 0;
 	session_sender_stop(s);
+	session_submit_stop(s);
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -395,8 +396,8 @@ static void session_queue_resume(void *arg)
 		session_process(s);
 }
 
-/* session_write_body - passes body bytes to the queue, pausing when it is busy. */
-static int session_write_body(struct smtp_session *s, const char *data, size_t len)
+/* session_write_body - see session_int.h. */
+int session_write_body(struct smtp_session *s, const char *data, size_t len)
 {
 	int r = queue_incoming_write(s->incoming, data, len);
 
@@ -456,66 +457,6 @@ static int received_header(struct smtp_session *s, char *buf, size_t size)
 	return n > 0 && (size_t)n < size ? n : -1;
 }
 
-/*
- * submission_fields - what RFC 6409 §8 lets a submission server add: the
- * Date: and Message-ID: the message lacks, into buf. Their length.
- */
-static size_t submission_fields(struct smtp_session *s, char *buf, size_t size)
-{
-	char date[64];
-	struct tm tm;
-	time_t now = (time_t)s->arrival_sec;
-	size_t n = 0;
-	int w;
-
-	if (!s->fields.has_date && localtime_r(&now, &tm) &&
-	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) > 0 &&
-	    (w = snprintf(buf, size, "Date: %s\r\n", date)) > 0 && (size_t)w < size)
-		n = (size_t)w;
-	/* The queue id is unique on this host, the host name in the world. */
-	if (!s->fields.has_message_id &&
-	    (w = snprintf(buf + n, size - n, "Message-ID: <%s.%lld@%s>\r\n", s->qid,
-			  (long long)s->arrival_sec, s->srv->cfg->hostname)) > 0 &&
-	    (size_t)w < size - n)
-		n += (size_t)w;
-	return n;
-}
-
-/* session_add_fields - the missing fields go into the body now. */
-static int session_add_fields(struct smtp_session *s)
-{
-	char buf[64 + QUEUE_ID_LEN + 32 + MTAD_HOSTNAME_MAX + 16];
-	size_t n;
-
-	s->add_fields = false;
-	if ((n = submission_fields(s, buf, sizeof(buf))) == 0)
-		return 0;
-	s->header_size += n;
-	if (s->local_uid < 0)
-		mtad_log(MTAD_LOG_INFO, "%s: added%s%s to a submission from %s", s->qid,
-			 s->fields.has_date ? "" : " Date:",
-			 s->fields.has_message_id ? "" : " Message-ID:", s->client_label);
-	return session_write_body(s, buf, n);
-}
-
-/*
- * session_write_decoded - message bytes to the queue; in a submission
- * the fields it lacks go in where its header section ends.
- */
-static int session_write_decoded(struct smtp_session *s, const char *p, size_t n)
-{
-	size_t end;
-
-	if (!s->add_fields)
-		return session_write_body(s, p, n);
-	end = smtp_header_scan_feed(&s->fields, p, n);
-	if (!s->fields.done)
-		return session_write_body(s, p, n);
-	if ((end > 0 && session_write_body(s, p, end) < 0) || session_add_fields(s) < 0)
-		return -1;
-	return end < n ? session_write_body(s, p + end, n - end) : 0;
-}
-
 /* session_start_data - after 354: a queue id, a queue handle, the trace header. */
 void session_start_data(struct smtp_session *s)
 {
@@ -535,9 +476,7 @@ void session_start_data(struct smtp_session *s)
 		return;
 	}
 	s->header_size = (uint64_t)n;
-	s->add_fields = s->local_uid >= 0 || s->auth_user[0];
-	smtp_header_scan_init(&s->fields);
-	if (session_sender_data(s) != 0) {
+	if (session_submit_start(s) != 0 || session_sender_data(s) != 0) {
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 		session_reset_transaction(s);
 		return;
@@ -728,8 +667,8 @@ static void session_end_data(struct smtp_session *s)
 		s->state = STATE_COMMAND;
 		return;
 	}
-	/* A message that is all header (no empty line): the fields go last. */
-	if (s->add_fields && session_add_fields(s) < 0) {
+	/* A submission that is all header (no empty line): it ends here. */
+	if (session_submit_end(s) < 0) {
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
 		session_reset_transaction(s);
 		s->state = STATE_COMMAND;
@@ -755,7 +694,7 @@ static bool session_data_step(struct smtp_session *s)
 	s->inlen -= used;
 	if (keep && outlen > 0)
 		session_sender_feed(s, s->srv->scratch, outlen);
-	if (keep && outlen > 0 && session_write_decoded(s, s->srv->scratch, outlen) < 0) {
+	if (keep && outlen > 0 && session_submit_write(s, s->srv->scratch, outlen) < 0) {
 		/* Out of memory: give up on this message but read its end. */
 		s->dec.too_big = true;
 	}

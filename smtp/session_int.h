@@ -120,10 +120,14 @@ struct smtp_session {
 	struct queue_incoming *incoming;
 	struct smtp_data_decoder dec;
 	uint64_t header_size;	/* the Received: header we prepended, and fields we added */
-	/* A submission (local or authenticated): Date: and Message-ID: are
-	 * added where its header section ends when it has none (RFC 6409 §8). */
+	/* A submission (local or authenticated): its header section is held
+	 * back (up to SESSION_HOLD_MAX) for its bare names to get the host
+	 * name, and Date: and Message-ID: are added where it ends when it
+	 * has none (RFC 6409 §8; session_submit.c). */
 	bool add_fields;
 	struct smtp_header_scan fields;
+	char *hold;		/* the header section so far, while held */
+	size_t hold_len;
 	int64_t arrival_sec;
 	int32_t arrival_usec;
 
@@ -166,6 +170,8 @@ void session_reset_transaction(struct smtp_session *s);
 void session_start_data(struct smtp_session *s);
 void session_log_reject(struct smtp_session *s, const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* session_write_body - message bytes to the queue, pausing when it is busy; -1 no memory. */
+int session_write_body(struct smtp_session *s, const char *data, size_t len);
 
 /* verbs.c */
 void verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
@@ -198,6 +204,17 @@ void session_sender_committed(struct smtp_session *s);
 void session_login_spread(struct smtp_session *s);
 /* session_sender_stop - the transaction is over: the scanner goes. */
 void session_sender_stop(struct smtp_session *s);
+
+/* session_submit.c */
+#define SESSION_HOLD_MAX (16 * 1024)	/* header bytes of a submission held back */
+/* session_submit_start - at DATA: is it a submission (local, authenticated)? -1 no memory. */
+int session_submit_start(struct smtp_session *s);
+/* session_submit_write - decoded message bytes, through the header's treatment. -1 no memory. */
+int session_submit_write(struct smtp_session *s, const char *p, size_t n);
+/* session_submit_end - the message is complete: a header still held goes out. -1 no memory. */
+int session_submit_end(struct smtp_session *s);
+/* session_submit_stop - the transaction is over: what was held goes. */
+void session_submit_stop(struct smtp_session *s);
 
 /* session_rcpt.c */
 /*

@@ -44,6 +44,41 @@ $m->dialog($s, <<"END");
 	< 235 2.7.0 Authentication successful
 END
 my $qid1 = $m->queue_message($s, 'submitted', from => 'alice@campus.test');
+# RFC 6409 §8.6: bare names in the address fields get the host name;
+# everything else in the header, and the body, stays as it came.
+$m->start_data($s, from => 'alice@campus.test');
+my @bare = $m->dialog($s, <<'END');
+	> From: Alice <alice@campus.test>
+	> To: root, Bob <bob> (the boss),
+	>  "Carol, C." <carol@example.org>
+	> Subject: To: root in the subject stays
+	>
+	> To: root in the body stays
+	> .
+	< 250 2.0.0 Ok: queued as *
+END
+my ($qid_bare) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @bare;
+{
+	my ($rc, $body) = $m->mtaq('show', '--body', $qid_bare // 'NONE');
+	$body =~ s/\r\n/\n/g;
+	like $body, qr/^To: root\@mx\.campus\.test, Bob <bob\@mx\.campus\.test> \(the boss\),\n "Carol, C\." <carol\@example\.org>\n/m,
+		'a submission: bare names in To: get the host name, folds and the rest kept' or diag $body;
+	like $body, qr/^Subject: To: root in the subject stays\n/m, 'Subject: untouched';
+	like $body, qr/\n\nTo: root in the body stays\n\z/, 'the body untouched';
+}
+# A header longer than mtad holds back (16 KB) goes as it came, and
+# still gets its Date: and Message-ID: before the empty line.
+{
+	my $long = join '', map { sprintf "> X-Filler-%03d: %s\n", $_, 'x' x 100 } 1 .. 200;
+	$m->start_data($s, from => 'alice@campus.test');
+	my @r = $m->dialog($s, "> To: root\n$long> Subject: long\n>\n> body\n> .\n< 250 2.0.0 Ok: queued as *\n");
+	my ($qid) = map { /queued as ([0-9A-Z]{14})/ ? $1 : () } @r;
+	my ($rc, $body) = $m->mtaq('show', '--body', $qid // 'NONE');
+	$body =~ s/\r\n/\n/g;
+	like $body, qr/^To: root\nX-Filler-001: /m, 'a header over 16 KB: not rewritten';
+	like $body, qr/^X-Filler-200: x+\nSubject: long\nDate: [^\n]+\nMessage-ID: <[^\n]+>\n\nbody\n\z/m,
+		'... but Date: and Message-ID: are added before the empty line' or diag substr($body, -400);
+}
 $m->dialog($s, <<"END");
 	# still authenticated for the next transaction
 	> MAIL FROM:<alice\@campus.test>
@@ -127,7 +162,7 @@ is $rc, 0, 'swaks --tls --auth LOGIN on the submission port exits 0' or diag "$o
 isnt $rc, 0, 'swaks without --auth on the submission port fails';
 like $out, qr/^<~\*?\s+530 5\.7\.0 /m, '... on 530 5.7.0' or diag $out;
 
-is $m->queue_count, 3, 'mtaq count: 3';
+is $m->queue_count, 5, 'mtaq count: 5 (with the one to bare names and the long one)';
 is $m->stop, 0, 'mtad exits 0 on SIGTERM';
 
 done_testing;
