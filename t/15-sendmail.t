@@ -62,11 +62,11 @@ is $rc, 0, 'sendmail -t -i exits 0' or diag $err;
 my @got;
 for (1 .. 300) {
 	@got = grep { $_->{data} =~ /^Subject: with -t\r$/m } $sink->messages;
-	my %to = map { map { lc } @{ $_->{to} } } @got;
-	last if keys %to >= 4;
+	my %seen = map { (lc($_) => 1) } map { @{ $_->{to} } } @got;
+	last if keys %seen >= 4;
 	select undef, undef, undef, 0.1;
 }
-my %to = map { $_ => 1 } map { map { lc } @{ $_->{to} } } @got;
+my %to = map { (lc($_) => 1) } map { @{ $_->{to} } } @got;
 is_deeply [sort keys %to],
 	[qw(alice@campus.test bob@example.org root@mx.campus.test secret@example.org)],
 	'To, Cc and Bcc all delivered; a bare "root" gets the host name' or diag explain \@got;
@@ -217,6 +217,9 @@ is $rc, 0, 'sendmail -bp exits 0' or diag $err;
 like $out, qr/^[0-9A-Z]{14}\s+\d+ .* root\@mx\.campus\.test$/m, '-bp lists the message';
 like $out, qr/grace\@campus\.test/, '... with its recipient';
 ($rc, my $out2) = MtadTest::run("$build/mailq", '-C', $m->conf_path);
+# The same listing, but for the "(next attempt ...)" line, which shows
+# only while that time is still ahead.
+s/^\s*\(next attempt [^)]*\)\n//mg for $out, $out2;
 is $out2, $out, 'mailq prints the same';
 $sink->set(rcpt_default => '250 2.1.5 Ok');
 ($rc, $out, $err) = sendmail('', '-q');
