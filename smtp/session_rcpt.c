@@ -108,8 +108,10 @@ static bool expand(struct smtp_session *s, const char *addr)
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 		return false;
 	}
+	/* One more than there is room for: emit sees it and the alias is
+	 * refused as a whole, never cut short. */
 	n = local_aliases_expand(s->srv->shared->aliases, addr, s->srv->cfg->hostname, &ops, &x,
-				 x.max);
+				 x.max + 1);
 	if (n < 0 || (n > 0 && !x.too_many && take(s, &x) != 0)) {
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 	} else if (x.too_many) {

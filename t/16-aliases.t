@@ -37,11 +37,13 @@ keep: keep, erin\@example.org
 loop-a: loop-b
 loop-b: loop-a
 prog: "|/bin/cat"
+big: b1, b2, b3, b4, b5
 END
 
 my $sink = Sink->new;
 my $port = $sink->port;
 my $m = MtadTest->new(start => 0, alias_maps => $aliases, relay_networks => '127.0.0.0/8',
+		      max_recipients => 4,
 		      retry_min => 1, retry_max => 2,
 		      extra => "route = campus.test [127.0.0.1]:$port\n"
 			     . "route = mx.campus.test [127.0.0.1]:$port\n"
@@ -103,6 +105,9 @@ like $m->log_text, qr/alias loop-\w of <loop-a\@campus\.test>: target \S+ refuse
 like rcpt('prog@campus.test'), qr/^550 5\.1\.1 /, 'a pipe: 550 5.1.1';
 like $m->log_text, qr/target \S*\/bin\/cat\S* refused: pipes and files are not delivered by mtad/,
 	'... and the log says pipes are not delivered';
+
+like rcpt('big@campus.test'), qr/^452 4\.5\.3 /,
+	'an alias to more than max_recipients: 452 4.5.3, never cut short';
 
 # ---- an edit without newaliases ----
 sleep 1;	# a later mtime than the .db's
