@@ -92,6 +92,7 @@ sub connection {
 # no_connections(M) - waits until mtad holds no client socket, only its
 # listener: a connection's descriptor is closed in the same loop turn
 # that stops counting it.
+# (The tests' mtads have no local socket: the listener is their one socket.)
 sub no_connections {
 	my ($m) = @_;
 	return MtadTest::wait_for(30, sub { (fds($m->pid))[1] == 1 });
@@ -119,7 +120,8 @@ SKIP: {
 	skip "hard descriptor limit $hard is below 1084", 3
 		unless $hard eq 'unlimited' || $hard >= 1084;
 	my $cap = $hard eq 'unlimited' || $hard > 4096 ? 4096 : $hard;
-	my $m = MtadTest->new(start => 0, max_connections => 1000, delivery_concurrency => 20);
+	my $m = MtadTest->new(start => 0, max_connections => 1000, delivery_concurrency => 20,
+			      local_socket => '');
 	start_limited($m, 256, $cap, 0);
 	my ($soft) = nofile($m->pid);
 	is $soft, $cap, "the soft limit 256 is raised to the hard limit $cap";
@@ -136,7 +138,7 @@ SKIP: {
 	my $drop = $can_raise_hard;
 	skip 'needs setpriv to take CAP_SYS_RESOURCE from root', 6
 		if $drop && !($setpriv && system("$setpriv --bounding-set -sys_resource true") == 0);
-	my $m = MtadTest->new(start => 0, delivery_concurrency => 1,
+	my $m = MtadTest->new(start => 0, delivery_concurrency => 1, local_socket => '',
 			      max_connections_per_ip => 1000);
 	start_limited($m, 100, 100, $drop);
 	my $warn = $m->wait_log(qr/warning: descriptor limit/, 0, 10) // '';
@@ -165,7 +167,7 @@ SKIP: {
 
 # ---- out of descriptors for real: EMFILE on accept ----
 {
-	my $m = MtadTest->new(max_connections_per_ip => 1000);
+	my $m = MtadTest->new(max_connections_per_ip => 1000, local_socket => '');
 	my $pid = $m->pid;
 	ok no_connections($m), '(the start-up probe connection is gone)';
 	my @held = map { scalar $m->raw } 1 .. 3;
