@@ -19,10 +19,8 @@
 # `apt install ./build/deb/mtad_*.deb` (INSTALL, "Debian package").
 #
 # The version, DEB_VERSION (set it on the command line to override):
-#   0.15.0          DEB_UPSTREAM, set here: the version the packaging
-#                   issue gave this release. util/util.h's MTAD_VERSION
-#                   (what mtad -V prints, and the man pages) has not
-#                   followed and still says 0.1.
+#   0.15.0          DEB_UPSTREAM: util/util.h's MTAD_VERSION, what
+#                   mtad -V prints and the man pages say (one source).
 #   +gitDATE.TIME.HASH
 #                   the UTC commit date and time and the short hash of HEAD
 #                   when built in a git checkout: each later commit's
@@ -35,7 +33,7 @@
 # the files' times in the package, the same for every build of a commit.
 
 DEB_DIR        ?= $(BUILD)/deb
-DEB_UPSTREAM   := 0.15.0
+DEB_UPSTREAM   := $(shell sed -n 's/^\#define MTAD_VERSION "\(.*\)"$$/\1/p' util/util.h)
 DEB_MAINTAINER ?= mtad maintainers <maintainers@users.noreply.r-seed-79767073.example>
 DEB_GIT         = $(shell TZ=UTC git log -1 --format=%cd.%h --date=format-local:%Y%m%d.%H%M%S 2>/dev/null)
 DEB_VERSION    ?= $(DEB_UPSTREAM)$(if $(DEB_GIT),+git$(DEB_GIT))-1

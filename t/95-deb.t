@@ -200,6 +200,11 @@ like $out, qr{^/etc/mtad/mtad\.conf$}m, 'conffiles: /etc/mtad/mtad.conf';
 my $x = tempdir(CLEANUP => 1);
 ($rc, undef, $err) = MtadTest::run('dpkg-deb', '-x', $deb, $x);
 is $rc, 0, 'dpkg-deb -x' or diag $err;
+{
+	my ($upstream) = ($f->{Version} // '') =~ /^([^+-]+)/;
+	my (undef, $v) = MtadTest::run("$x/usr/sbin/mtad", '-V');
+	is $v, "mtad $upstream\n", 'mtad -V says the package\'s upstream version';
+}
 for my $page (qw(man8/mtad.8 man8/mtaq.8 man5/mtad.conf.5)) {
 	my $gz = MtadTest::slurp("$x/usr/share/man/$page.gz");
 	my ($flags, $mtime) = length($gz) >= 8 ? unpack('x3 C V', $gz) : (-1, -1);

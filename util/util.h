@@ -27,7 +27,7 @@
 
 #include <uv.h>
 
-#define MTAD_VERSION "0.1"
+#define MTAD_VERSION "0.15.0"
 
 /* RFC 5321 §4.5.3.1 limits, for both the server (smtp/) and the client (deliver/). */
 #define SMTP_COMMAND_MAX 512	/* command line including CRLF */
