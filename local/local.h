@@ -200,4 +200,8 @@ int local_aliases_expand(const struct local_aliases *a, const char *addr, const 
 int local_qualify_addresses(const char *value, size_t len, const char *hostname, char *out,
 			    size_t size, size_t *outlen);
 
+/* local_qualify_room - an out size that is always enough for a value of
+ * len bytes: every bare name takes at least a byte and a separator. */
+size_t local_qualify_room(size_t len, const char *hostname);
+
 #endif

@@ -126,6 +126,12 @@ static size_t skip_quoted(const char *value, size_t len, size_t i)
 	return len;
 }
 
+/* local_qualify_room - see local.h. */
+size_t local_qualify_room(size_t len, const char *hostname)
+{
+	return len + (len / 2 + 1) * (strlen(hostname) + 1) + 1;
+}
+
 /* local_qualify_addresses - see local.h. */
 int local_qualify_addresses(const char *value, size_t len, const char *hostname, char *out,
 			    size_t size, size_t *outlen)

@@ -413,40 +413,11 @@ static int buf_splice(struct sm_buf *b, size_t at, size_t old, const char *p, si
 	return 0;
 }
 
-/* Fields whose bare names get the host name (RFC 6409 §8.6). */
-static bool address_field(const char *f)
-{
-	static const char *const names[] = {
-		"from", "to", "cc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc",
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (header_is(f, names[i]))
-			return true;
-	return false;
-}
-
-/* qualify_field - the field's value [value, end) of m->header with its
- * bare names qualified; *end moves with it. 0, or -1 out of memory. */
-static int qualify_field(struct sm_message *m, size_t value, size_t *end, const char *hostname)
-{
-	size_t vlen = *end - value, size = vlen + (vlen / 2 + 1) * (strlen(hostname) + 1) + 1, n;
-	char *out = malloc(size);
-	int q, rc = 0;
-
-	if (!out)
-		return -1;
-	q = local_qualify_addresses(m->header.p + value, vlen, hostname, out, size, &n);
-	if (q > 0 && (rc = buf_splice(&m->header, value, vlen, out, n)) == 0)
-		*end = value + n;
-	free(out);
-	return q < 0 ? -1 : rc;
-}
-
 /*
  * field_done - the field at m->header[field .. *start) is complete: with
- * -t its recipients are taken and a Bcc: removed; bare names get the
- * host name. *start (the next line) moves with it. 0 or an exit code.
+ * -t its recipients are taken and a Bcc: removed. *start (the next line)
+ * moves with it. 0 or an exit code. (Bare names in the header get the
+ * host name from mtad, as every submission's do: session_submit.c.)
  */
 static int field_done(const struct sm_opts *o, struct sm_message *m, size_t field, size_t *start,
 		      bool bcc, const char *hostname)
@@ -461,14 +432,9 @@ static int field_done(const struct sm_opts *o, struct sm_message *m, size_t fiel
 		return EX_DATAERR;
 	}
 	if (bcc && o->from_headers) {
-		memmove(m->header.p + field, m->header.p + *start, m->header.len - *start);
-		m->header.len -= *start - field;
+		if (buf_splice(&m->header, field, *start - field, "", 0) != 0)
+			return EX_OSERR;
 		*start = field;
-		return 0;
-	}
-	if (address_field(f) && qualify_field(m, value, start, hostname) != 0) {
-		fprintf(stderr, "sendmail: out of memory\n");
-		return EX_OSERR;
 	}
 	return 0;
 }

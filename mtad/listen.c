@@ -846,6 +846,38 @@ static int listener_socket(const struct sockaddr_storage *ss, bool v6)
 	return fd;
 }
 
+/*
+ * listener_watch - the next listener (its name set) starts accepting on
+ * fd, a listening socket, or -errno when making it failed; errors read
+ * "PREFIX LABEL: why". The role cfg says what its connections are.
+ */
+static int listener_watch(struct daemon *d, const struct mtad_listen *cfg, int fd,
+			  const char *prefix, const char *label, char *err, size_t errlen)
+{
+	struct listener *l = &d->listeners[d->nlisteners];
+	int r = fd < 0 ? uv_translate_sys_error(-fd) : 0;
+
+	l->fd = fd;
+	if (r == 0 && (r = uv_poll_init_socket(d->loop, &l->poll, l->fd)) != 0)
+		(void)close(l->fd);	/* reported below */
+	if (r != 0) {
+		l->fd = -1;
+		snprintf(err, errlen, "%s %s: %s", prefix, label, uv_strerror(r));
+		return -1;
+	}
+	l->d = d;
+	l->cfg = cfg;
+	l->poll.data = l;
+	d->nlisteners++;	/* from here on the handle must be closed */
+	r = uv_poll_start(&l->poll, UV_READABLE, listener_readable);
+	if (r != 0) {
+		snprintf(err, errlen, "%s %s: %s", prefix, label, uv_strerror(r));
+		return -1;
+	}
+	mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
+	return 0;
+}
+
 /* listener_bind - one configured address: bind and listen. */
 static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *err, size_t errlen)
 {
@@ -860,28 +892,12 @@ static int listener_bind(struct daemon *d, const struct mtad_listen *cfg, char *
 	else
 		r = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&ss);
 	snprintf(l->name, sizeof(l->name), v6 ? "[%s]:%d" : "%s:%d", cfg->address, cfg->port);
-	if (r == 0 && (l->fd = listener_socket(&ss, v6)) < 0)
-		r = uv_translate_sys_error(-l->fd);
-	if (r == 0 && (r = uv_poll_init_socket(d->loop, &l->poll, l->fd)) != 0) {
-		(void)close(l->fd);	/* reported below */
-		l->fd = -1;
-	}
 	if (r != 0) {
 		l->fd = -1;
 		snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
 		return -1;
 	}
-	l->d = d;
-	l->cfg = cfg;
-	l->poll.data = l;
-	d->nlisteners++;	/* from here on the handle must be closed */
-	r = uv_poll_start(&l->poll, UV_READABLE, listener_readable);
-	if (r != 0) {
-		snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
-		return -1;
-	}
-	mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
-	return 0;
+	return listener_watch(d, cfg, listener_socket(&ss, v6), "listen", l->name, err, errlen);
 }
 
 /*
@@ -929,30 +945,12 @@ static int local_socket(const char *path)
 static int listener_bind_local(struct daemon *d, char *err, size_t errlen)
 {
 	struct listener *l = &d->listeners[d->nlisteners];
-	int r = 0;
 
 	d->local_listen = (struct mtad_listen){ .tls = MTAD_TLS_NONE, .local = true };
 	snprintf(d->local_listen.address, sizeof(d->local_listen.address), "local");
 	snprintf(l->name, sizeof(l->name), "local:%.60s", d->cfg.local_socket);
-	if ((l->fd = local_socket(d->cfg.local_socket)) < 0)
-		r = uv_translate_sys_error(-l->fd);
-	if (r == 0 && (r = uv_poll_init(d->loop, &l->poll, l->fd)) != 0)
-		(void)close(l->fd);	/* reported below */
-	if (r != 0) {
-		l->fd = -1;
-		snprintf(err, errlen, "local_socket %s: %s", d->cfg.local_socket, uv_strerror(r));
-		return -1;
-	}
-	l->d = d;
-	l->cfg = &d->local_listen;
-	l->poll.data = l;
-	d->nlisteners++;
-	if ((r = uv_poll_start(&l->poll, UV_READABLE, listener_readable)) != 0) {
-		snprintf(err, errlen, "local_socket %s: %s", d->cfg.local_socket, uv_strerror(r));
-		return -1;
-	}
-	mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
-	return 0;
+	return listener_watch(d, &d->local_listen, local_socket(d->cfg.local_socket),
+			      "local_socket", d->cfg.local_socket, err, errlen);
 }
 
 /* listen_start - binds every configured listener, the local socket last

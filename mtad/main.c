@@ -331,6 +331,19 @@ static void conf_files_free(struct conf_files *lf)
 	*lf = (struct conf_files){ 0 };
 }
 
+/* conf_files_swap - lf's files become the ones the sessions use, and lf
+ * gets those they used (to free once no session can be reading them). */
+static void conf_files_swap(struct smtp_shared *sh, struct conf_files *lf)
+{
+	struct conf_files old = { sh->sender_map, sh->limit_map, sh->auth_block, sh->aliases };
+
+	sh->sender_map = lf->senders;
+	sh->limit_map = lf->limits;
+	sh->auth_block = lf->block;
+	sh->aliases = lf->aliases;
+	*lf = old;
+}
+
 /* conf_files_load - every one cfg names, read and parsed into *lf; -1
  * with err (and nothing in *lf) when one cannot be. */
 static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf, char *err,
@@ -417,7 +430,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
 	struct mtad_config *fresh = malloc(sizeof(*fresh));
-	struct conf_files lf = { 0 }, old;
+	struct conf_files lf = { 0 };
 	struct tls_settings set;
 	char err[2 * MTAD_PATH_MAX];
 
@@ -447,12 +460,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	loops_pause(d);
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
-	old = (struct conf_files){ d->shared.sender_map, d->shared.limit_map, d->shared.auth_block,
-				   d->shared.aliases };
-	d->shared.sender_map = lf.senders;
-	d->shared.limit_map = lf.limits;
-	d->shared.auth_block = lf.block;
-	d->shared.aliases = lf.aliases;
+	conf_files_swap(&d->shared, &lf);
 	for (unsigned i = 0; i < d->nloops; i++)
 		smtp_server_policy_update(&d->loops[i].smtp);
 	uv_mutex_lock(&d->limits_lock);
@@ -471,7 +479,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 				 d->cfg.tls_cert_file);
 	}
 	loops_resume(d);
-	conf_files_free(&old);	/* no session holds them: they read them only in callbacks */
+	conf_files_free(&lf);	/* the old ones: sessions read them only in callbacks */
 }
 
 /* daemon_signals - the signals the loop listens for. */
@@ -670,10 +678,7 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 	quota_seed(d);
 	if (conf_files_load(&d->cfg, &lf, err, errlen) != 0)
 		return -1;
-	d->shared.sender_map = lf.senders;
-	d->shared.limit_map = lf.limits;
-	d->shared.auth_block = lf.block;
-	d->shared.aliases = lf.aliases;
+	conf_files_swap(&d->shared, &lf);	/* lf gets the NULLs smtp_shared_init left */
 	return 0;
 }
 

@@ -94,7 +94,7 @@ static int write_field(struct smtp_session *s, const char *f, size_t len)
 		return session_write_body(s, f, len);
 	value++;
 	vlen = len - (size_t)(value - f);
-	size = vlen + (vlen / 2 + 1) * (strlen(host) + 1) + 1;
+	size = local_qualify_room(vlen, host);
 	if (!(out = malloc(size)))
 		return -1;
 	q = local_qualify_addresses(value, vlen, host, out, size, &n);
@@ -107,6 +107,14 @@ static int write_field(struct smtp_session *s, const char *f, size_t len)
 	}
 	free(out);
 	return 0;	/* q < 0 cannot be (out has room for every name): the value went as it was */
+}
+
+/* hold_drop - nothing is held any more. */
+static void hold_drop(struct smtp_session *s)
+{
+	free(s->hold);
+	s->hold = NULL;
+	s->hold_len = 0;
 }
 
 /* hold_flush - the held header section goes out, field by field, qualified. */
@@ -126,9 +134,7 @@ static int hold_flush(struct smtp_session *s)
 		} while (p < end && (*p == ' ' || *p == '\t'));
 		rc = write_field(s, f, (size_t)(p - f));
 	}
-	free(s->hold);
-	s->hold = NULL;
-	s->hold_len = 0;
+	hold_drop(s);
 	return rc;
 }
 
@@ -148,9 +154,7 @@ static int hold_give_up(struct smtp_session *s)
 {
 	int rc = s->hold_len > 0 ? session_write_body(s, s->hold, s->hold_len) : 0;
 
-	free(s->hold);
-	s->hold = NULL;
-	s->hold_len = 0;
+	hold_drop(s);
 	return rc;
 }
 
@@ -202,8 +206,6 @@ int session_submit_end(struct smtp_session *s)
 /* session_submit_stop - see session_int.h. */
 void session_submit_stop(struct smtp_session *s)
 {
-	free(s->hold);
-	s->hold = NULL;
-	s->hold_len = 0;
+	hold_drop(s);
 	s->add_fields = false;
 }

@@ -36,7 +36,31 @@ sub sendmail {
 	return MtadTest::run_input($input, "$build/sendmail", '-C', $m->conf_path, @args);
 }
 
-# delivered(N) - the first N messages the sink got, by their Subject.
+# sendmail_as(PW, CONF, INPUT, ARGS...) - the exit code of a copy of
+# sendmail in $pub (nobody may not reach the build, under /root) run as
+# the user of getpwnam's list PW, with INPUT on stdin and -C CONF.
+sub sendmail_as {
+	my ($pw, $conf, $input, @args) = @_;
+	File::Copy::copy("$build/sendmail", "$pub/sendmail") or die "copy: $!";
+	chmod 0755, "$pub/sendmail";
+	my $dir = tempdir(CLEANUP => 1);
+	open my $in, '>', "$dir/in" or die $!;
+	print $in $input;
+	close $in;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', "$dir/in";
+		open STDOUT, '>', '/dev/null';
+		open STDERR, '>', '/dev/null';
+		POSIX::setgid($pw->[3]) && POSIX::setuid($pw->[2]) or POSIX::_exit(125);
+		{ exec "$pub/sendmail", '-C', $conf, @args };
+		POSIX::_exit(127);
+	}
+	waitpid $pid, 0;
+	return $? >> 8;
+}
+
+# by_subject(SUBJECT) - the message the sink got with that Subject (waits up to 30 s).
 sub by_subject {
 	my ($subject) = @_;
 	for (1 .. 300) {
@@ -117,26 +141,12 @@ is $rc, 65, 'a sender mtad refuses: exit 65 (EX_DATAERR)' or diag $err;
 SKIP: {
 	my @pw = getpwnam('nobody') or skip 'no user nobody', 3;
 	skip 'not root: cannot run as nobody', 3 if $> != 0;
-	# A copy of the program and the configuration nobody can read (the
-	# checkout may be under /root, mode 0700).
-	File::Copy::copy("$build/sendmail", "$pub/sendmail") or die "copy: $!";
-	chmod 0755, "$pub/sendmail";
+	# A copy of the configuration nobody can read (the checkout may be
+	# under /root, mode 0700).
 	File::Copy::copy($m->conf_path, "$pub/mtad.conf") or die "copy: $!";
 	chmod 0644, "$pub/mtad.conf";
-	my $dir = tempdir(CLEANUP => 1);
-	open my $in, '>', "$dir/in" or die $!;
-	print $in "Subject: from nobody\n\nhello\n";
-	close $in;
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		open STDIN, '<', "$dir/in";
-		open STDOUT, '>', '/dev/null';
-		POSIX::setgid($pw[3]) && POSIX::setuid($pw[2]) or POSIX::_exit(125);
-		{ exec "$pub/sendmail", '-C', "$pub/mtad.conf", 'erin@campus.test' };
-		POSIX::_exit(127);
-	}
-	waitpid $pid, 0;
-	is $? >> 8, 0, 'sendmail as nobody exits 0';
+	is sendmail_as(\@pw, "$pub/mtad.conf", "Subject: from nobody\n\nhello\n", 'erin@campus.test'), 0,
+		'sendmail as nobody exits 0';
 	$msg = by_subject('from nobody');
 	like $msg->{data} // '', qr/\AReceived: by mx\.campus\.test \(mtad, from userid $pw[2]\)/,
 		"its Received: says uid $pw[2]";
@@ -252,22 +262,7 @@ like $err, qr/cannot reach mtad at .*: is mtad running\? The message was not sen
 		skip 'not root', 2 if $> != 0;
 		File::Copy::copy($q->conf_path, "$pub/q.conf") or die $!;
 		chmod 0644, "$pub/q.conf";
-		File::Copy::copy("$build/sendmail", "$pub/sendmail") or die $!;
-		chmod 0755, "$pub/sendmail";
-		my @got;
-		for my $i (1 .. 3) {
-			my $pid = fork // die;
-			if ($pid == 0) {
-				open STDIN, '<', '/dev/null';
-				open STDOUT, '>', '/dev/null';
-				open STDERR, '>', '/dev/null';
-				POSIX::setgid($pw[3]) && POSIX::setuid($pw[2]) or POSIX::_exit(125);
-				{ exec "$pub/sendmail", '-C', "$pub/q.conf", 'kim@campus.test' };
-				POSIX::_exit(127);
-			}
-			waitpid $pid, 0;
-			push @got, $? >> 8;
-		}
+		my @got = map { sendmail_as(\@pw, "$pub/q.conf", '', 'kim@campus.test') } 1 .. 3;
 		is_deeply \@got, [0, 0, 75], 'send_limit_map names uid=65534: its third message this minute waits (75)';
 		like $q->log_text, qr/rate limit exceeded: 3 messages in 60 s/, '... and the log says why';
 	}

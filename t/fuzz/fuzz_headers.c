@@ -7,7 +7,7 @@
  *
  * Checks: fed in two pieces, the scanner finds the same end and fields
  * as fed whole; qualifying never loses a byte of the value, fits the
- * room sendmail gives it, and qualifying its own output again finds
+ * room local_qualify_room promises, and qualifying its own output again finds
  * nothing more to do.
  */
 #include <stdint.h>
@@ -37,9 +37,9 @@ static void check_scan(const char *p, size_t size, size_t split)
 
 static void check_qualify(const char *p, size_t size)
 {
-	/* sendmail's room: every bare name needs at least one byte and a separator. */
-	size_t room = size + (size / 2 + 1) * (sizeof(HOST)) + 1, n = 0, n2 = 0;
-	char *out = malloc(room), *again = malloc(room + (room / 2 + 1) * sizeof(HOST));
+	/* The room session_submit.c gives it. */
+	size_t room = local_qualify_room(size, HOST), n = 0, n2 = 0;
+	char *out = malloc(room), *again = malloc(local_qualify_room(room, HOST));
 	int q;
 
 	if (!out || !again)
@@ -48,7 +48,7 @@ static void check_qualify(const char *p, size_t size)
 	if (q < 0 || n < size || n != size + (size_t)q * (sizeof(HOST)) || out[n] != '\0')
 		abort();
 	if (memchr(p, '\0', size) == NULL &&
-	    local_qualify_addresses(out, n, HOST, again, room + (room / 2 + 1) * sizeof(HOST), &n2) != 0)
+	    local_qualify_addresses(out, n, HOST, again, local_qualify_room(room, HOST), &n2) != 0)
 		abort();
 	free(out);
 	free(again);
