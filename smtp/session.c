@@ -1009,6 +1009,7 @@ void smtp_session_tls_ready(struct smtp_session *s, const char *version,
 void smtp_session_free(struct smtp_session *s)
 {
 	session_policy_stop(s);	/* no DNS answer may reach it now */
+	session_rcpt_stop(s);	/* nor a recipient probe's */
 	if (!s->transport_gone) {
 		s->transport_gone = true;
 		session_log_disconnect(s);
