@@ -142,6 +142,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->limit_map = NULL;
 	local_aliases_free(sh->aliases);
 	sh->aliases = NULL;
+	policy_rcpt_map_free(sh->rcpt_map);
+	sh->rcpt_map = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 
