@@ -66,7 +66,7 @@ static void refuse(void *arg, const char *alias, const char *target, const char 
 	struct expansion *x = arg;
 
 	x->refused++;
-	mtad_log(MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
+	session_log(x->s, MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
 		 x->s->client_label, alias, x->given, target, why);
 }
 
@@ -116,12 +116,12 @@ static bool expand(struct smtp_session *s, const char *addr)
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 	} else if (x.too_many) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
-		session_log_reject(s, "RCPT", "452 4.5.3 <%s>: alias expands past max_recipients; "
-				   "to=<%s>", addr, addr);
+		session_log_reject(s, "RCPT", addr, NULL, "452 4.5.3 <%s>: alias expands past "
+				   "max_recipients", addr);
 	} else if (n == 0) {
 		session_reply(s, 550, "5.1.1", "<%s>: alias has no deliverable address", addr);
-		session_log_reject(s, "RCPT", "550 5.1.1 <%s>: alias has no deliverable address "
-				   "(%u targets refused); to=<%s>", addr, x.refused, addr);
+		session_log_reject(s, "RCPT", addr, NULL, "550 5.1.1 <%s>: alias has no deliverable "
+				   "address (%u targets refused)", addr, x.refused);
 	} else {
 		ok = true;
 	}
