@@ -253,7 +253,8 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->local_uid = lcfg->local ? uid : -1;
 	s->log_svc = session_service(lcfg);
 	session_policy_start(s);
-	session_log(s, MTAD_LOG_INFO, "connect from %s", s->client_label);
+	/* Postfix's line; " to LISTENER" is ours (its readers stop before it). */
+	session_log(s, MTAD_LOG_INFO, "connect from %s to %s", s->client_label, s->listener);
 	return s;
 }
 
