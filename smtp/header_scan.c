@@ -64,7 +64,10 @@ size_t smtp_header_scan_feed(struct smtp_header_scan *h, const char *p, size_t n
 			h->at_line_start = true;
 			h->in_name = false;
 		} else if (h->in_message_id && !h->in_name) {
-			if (c != '\r' && h->message_id_len < sizeof(h->message_id))
+			/* White space before the value takes no room. */
+			bool lead = h->message_id_len == 0 && (c == ' ' || c == '\t');
+
+			if (c != '\r' && !lead && h->message_id_len < sizeof(h->message_id))
 				h->message_id[h->message_id_len++] = c;
 		} else if (h->in_name && c == ':') {
 			name_done(h);
