@@ -182,7 +182,7 @@ static void session_timeout(uv_timer_t *timer)
 	if (s->state != STATE_COMMAND && s->state != STATE_DATA && s->state != STATE_AUTH_INPUT)
 		return;
 	session_log(s, MTAD_LOG_INFO, "timeout after %s from %s",
-		 s->state == STATE_DATA ? "DATA" : "command", s->client_label);
+		    s->state == STATE_DATA ? "DATA" : "command", s->client_label);
 	session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		      s->srv->cfg->hostname);
 	session_close(s);
@@ -505,10 +505,10 @@ void session_start_data(struct smtp_session *s)
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	if (s->local_uid >= 0)
 		session_log(s, MTAD_LOG_INFO, "%s: uid=%ld from=<%s>", s->qid, s->local_uid,
-			 s->sender.addr);
+			    s->sender.addr);
 	else if (s->auth_user[0])
 		session_log(s, MTAD_LOG_INFO, "%s: client=%s, sasl_method=%s, sasl_username=%s",
-			 s->qid, s->client_label, s->auth_mech, s->auth_user);
+			    s->qid, s->client_label, s->auth_mech, s->auth_user);
 	else
 		session_log(s, MTAD_LOG_INFO, "%s: client=%s", s->qid, s->client_label);
 }
@@ -564,14 +564,14 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 		session_space_used(s->srv->shared, s->dec.size + s->header_size);
 		log_message_id(s);
 		session_log(s, MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
-			 s->qid, s->sender.addr,
-			 (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,
-			 s->client_ip, s->helo);
+			    s->qid, s->sender.addr,
+			    (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,
+			    s->client_ip, s->helo);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
 		session_policy_accepted(s);
 	} else {
 		session_log(s, MTAD_LOG_WARNING, "%s: queue commit failed: %s", s->qid,
-			 errmsg ? errmsg : "unknown error");
+			    errmsg ? errmsg : "unknown error");
 		/* A full spool is RFC 5321's "insufficient system storage"
 		 * (452, allowed after DATA) and RFC 3463's X.3.1 "mail system
 		 * full": the client knows to retry later, maybe elsewhere
@@ -802,7 +802,7 @@ static bool session_too_many_errors(struct smtp_session *s)
 	if (s->errors < s->srv->cfg->max_errors)
 		return false;
 	session_log(s, MTAD_LOG_INFO, "too many errors after %s from %s",
-		 s->state == STATE_DATA ? "DATA" : "command", s->client_label);
+		    s->state == STATE_DATA ? "DATA" : "command", s->client_label);
 	session_reply(s, 421, "4.7.0", "%s Error: too many errors", s->srv->cfg->hostname);
 	session_close(s);
 	return true;
@@ -944,7 +944,7 @@ static void session_log_disconnect(struct smtp_session *s)
 		n = sizeof(line) - 1;
 	mtad_str_lower(line, line, n);	/* Postfix writes ehlo=1, not EHLO=1 */
 	session_log(s, MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u",
-		 s->client_label, line, s->commands_ok, s->commands_total);
+		    s->client_label, line, s->commands_ok, s->commands_total);
 }
 
 /* smtp_session_eof - the client went away (or the connection broke). */
@@ -952,7 +952,7 @@ void smtp_session_eof(struct smtp_session *s, const char *why)
 {
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
 		session_log(s, MTAD_LOG_INFO, "lost connection after %s from %s: %s",
-			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
+			    s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
 	if (s->state == STATE_COMMIT && why == NULL) {
 		/* A half-close after the message (and perhaps QUIT): the
 		 * client still reads, so the 250 and what is buffered come

@@ -67,7 +67,7 @@ static void refuse(void *arg, const char *alias, const char *target, const char 
 
 	x->refused++;
 	session_log(x->s, MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
-		 x->s->client_label, alias, x->given, target, why);
+		    x->s->client_label, alias, x->given, target, why);
 }
 
 /* in_transaction - is addr a recipient already (any case)? */

@@ -112,7 +112,7 @@ static bool sender_allowed(struct smtp_session *s, const char *verb, const char 
 	sender_stat(s, QUEUE_STATS_SENDER_OWNER, QUEUE_STATS_SLOT_OWNER, 1);
 	if (!sender_strict(s)) {
 		session_log(s, MTAD_LOG_WARNING, "%s: sasl_username=%s sends as <%s> in %s, which it does "
-			 "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
+			    "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
 		return true;
 	}
 	session_reply(s, 553, "5.7.1", "<%s>: sender address not owned by user %s", addr, login);
@@ -152,7 +152,7 @@ static bool from_unreadable(struct smtp_session *s)
 
 	if (!sender_strict(s)) {
 		session_log(s, MTAD_LOG_WARNING, "%s: sasl_username=%s: From: header too long to check "
-			 "(sender_login = warn)", s->client_label, s->auth_user);
+			    "(sender_login = warn)", s->client_label, s->auth_user);
 		return true;
 	}
 	login_display(s, login, sizeof(login));
@@ -295,10 +295,10 @@ static void quota_refuse(struct smtp_session *s, const char *what, const char *p
 		return;
 	if (s->auth_user[0])
 		session_log(s, MTAD_LOG_WARNING, "sasl_username=%s %s limit exceeded: %llu %s from %s",
-			 s->auth_user, what, (unsigned long long)r->count, per, s->client_ip);
+			    s->auth_user, what, (unsigned long long)r->count, per, s->client_ip);
 	else
 		session_log(s, MTAD_LOG_WARNING, "client=[%s] %s limit exceeded: %llu %s", s->client_ip,
-			 what, (unsigned long long)r->count, per);
+			    what, (unsigned long long)r->count, per);
 	quota_notice(s, login, what, r->count, per);
 }
 
@@ -389,8 +389,8 @@ void session_login_spread(struct smtp_session *s)
 		    r.new_hour ? QUEUE_STATS_SLOT_ADDRS : QUEUE_STATS_OTHER, 1);
 	if (r.warn)
 		session_log(s, MTAD_LOG_WARNING, "sasl_username=%s logged in from %u client addresses "
-			 "within an hour (auth_login_max_addresses = %u), now from %s: the "
-			 "password may be stolen", s->auth_user, n, limit, s->client_ip);
+			    "within an hour (auth_login_max_addresses = %u), now from %s: the "
+			    "password may be stolen", s->auth_user, n, limit, s->client_ip);
 }
 
 /* session_sender_committed - see session_int.h. */

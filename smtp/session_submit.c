@@ -66,8 +66,8 @@ static int add_fields(struct smtp_session *s)
 	s->header_size += n;
 	if (s->local_uid < 0)
 		session_log(s, MTAD_LOG_INFO, "%s: added%s%s to a submission from %s", s->qid,
-			 s->fields.has_date ? "" : " Date:",
-			 s->fields.has_message_id ? "" : " Message-ID:", s->client_label);
+			    s->fields.has_date ? "" : " Date:",
+			    s->fields.has_message_id ? "" : " Message-ID:", s->client_label);
 	return session_write_body(s, buf, n);
 }
 

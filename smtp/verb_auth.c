@@ -88,7 +88,7 @@ static bool auth_admit(struct smtp_session *s, const char *mech)
 	}
 	client = auth_limiter_key(s->client_ip, key, sizeof(key));
 	session_log(s, MTAD_LOG_WARNING, "%s: SASL %s refused: too many failures "
-		 "from this address (%s)", s->client_label, mech, client ? client : s->client_ip);
+		    "from this address (%s)", s->client_label, mech, client ? client : s->client_ip);
 	session_reply(s, 454, "4.7.0", "Temporary authentication failure: too many "
 		      "failures from your address, try again later");
 	return false;
@@ -166,7 +166,7 @@ static void auth_refuse_blocked(struct smtp_session *s, const char *mech, const 
 				size_t len)
 {
 	session_log(s, MTAD_LOG_WARNING, "%s: SASL %s login refused: %.*s is in auth_block",
-		 s->client_label, mech, (int)(len > 255 ? 255 : len), name);
+		    s->client_label, mech, (int)(len > 255 ? 255 : len), name);
 	auth_end(s);
 	s->auth_expect_user = false;
 	s->auth_failures++;
@@ -332,9 +332,9 @@ static void auth_failed(struct smtp_session *s, const char *reason)
 	uint64_t delay = base + (base ? arc4random_uniform(base + 1) : 0);
 
 	session_log(s, MTAD_LOG_WARNING, "%s: SASL %s authentication failed: "
-		 "authentication failure", s->client_label, s->auth_mech);
+		    "authentication failure", s->client_label, s->auth_mech);
 	session_log(s, MTAD_LOG_INFO, "%s: SASL %s failure reason: %s",
-		 s->client_label, s->auth_mech, reason && reason[0] ? reason : "none given");
+		    s->client_label, s->auth_mech, reason && reason[0] ? reason : "none given");
 	s->auth_failures++;
 	s->state = STATE_AUTH_DELAY;
 	if (session_set_timer(s, delay, auth_delay_timer) != 0)
@@ -366,7 +366,7 @@ static void auth_succeeded(struct smtp_session *s, const char *user)
 	}
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user && user[0] ? user : "?");
 	session_log(s, MTAD_LOG_INFO, "%s: sasl_method=%s, sasl_username=%s",
-		 s->client_label, s->auth_mech, s->auth_user);
+		    s->client_label, s->auth_mech, s->auth_user);
 	session_login_spread(s);
 	s->verbs[SMTP_AUTH].ok++;
 	s->commands_ok++;
@@ -399,7 +399,7 @@ static void auth_done(void *arg, enum auth_result result, const char *challenge,
 		break;
 	case AUTH_TEMPFAIL:
 		session_log(s, MTAD_LOG_WARNING, "%s: SASL %s: password check unavailable: %s",
-			 s->client_label, s->auth_mech, reason ? reason : "no reason");
+			    s->client_label, s->auth_mech, reason ? reason : "no reason");
 		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
 		session_resume(s, STATE_COMMAND);
 		break;
