@@ -69,6 +69,9 @@ struct attempt {
 	 * the runner took the message, and when the current group (groups
 	 * go one after the other) began and got a connection (0: not yet). */
 	double t_active, t_group_start, t_group_ready;
+	/* The program name of the current group's delivery lines: MTAD_SVC_SMTP,
+	 * or MTAD_SVC_LMTP for a group that goes over LMTP. */
+	enum mtad_log_service log_svc;
 	bool queue_wait;		/* a queue call answers later: freed there */
 	bool damaged;			/* the body failed its check: hold, never send */
 	char damage[200];		/* ... and how */

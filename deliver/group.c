@@ -204,7 +204,7 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		/* Kept: when no address is left, this is what the recipients are told. */
 		g->fail = *reply;
 		g->failed_once = true;
-		mtad_log_svc(MTAD_SVC_SMTP, MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay,
+		mtad_log_svc(g->att->log_svc, MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay,
 			     reply->text);
 		group_connect_next(g);
 		return;

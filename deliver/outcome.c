@@ -91,7 +91,7 @@ void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
 		r->state = QUEUE_RCPT_FAILED;
 	/* orig_to: the address an alias expanded (Postfix's field). */
 	delays_text(a, delays, sizeof(delays));
-	mtad_log_svc(MTAD_SVC_SMTP, MTAD_LOG_INFO, "%s: to=<%s>, %s%s%srelay=%s, %s, dsn=%s, "
+	mtad_log_svc(a->log_svc, MTAD_LOG_INFO, "%s: to=<%s>, %s%s%srelay=%s, %s, dsn=%s, "
 		     "status=%s (%s)", a->env.qid, r->addr, r->orcpt ? "orig_to=<" : "",
 		     r->orcpt ? r->orcpt : "", r->orcpt ? ">, " : "", a->relay[i], delays,
 		     enhanced, status, a->reply[i]);
