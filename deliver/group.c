@@ -168,6 +168,7 @@ static bool group_take_idle(struct group *g)
 /* group_start_send - hands the group's message to its connection; 0 or -1. */
 static int group_start_send(struct group *g)
 {
+	g->att->t_group_ready = deliver_now();	/* connection setup is over: delays=c */
 	struct smtp_client_message msg = {
 		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
 		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
@@ -203,7 +204,8 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		/* Kept: when no address is left, this is what the recipients are told. */
 		g->fail = *reply;
 		g->failed_once = true;
-		mtad_log(MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay, reply->text);
+		mtad_log_svc(g->att->log_svc, MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay,
+			     reply->text);
 		group_connect_next(g);
 		return;
 	}

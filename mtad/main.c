@@ -429,7 +429,9 @@ static void reload_restart_needed(const struct mtad_config *old, const struct mt
 	if (old->loops != new->loops)
 		mtad_log(MTAD_LOG_WARNING, "reload: a loops change takes effect after a restart");
 	if (strcmp(old->user, new->user) != 0 || strcmp(old->log, new->log) != 0 ||
-	    strcmp(old->syslog_socket, new->syslog_socket) != 0)
+	    strcmp(old->syslog_socket, new->syslog_socket) != 0 ||
+	    strcmp(old->log_tag, new->log_tag) != 0 ||
+	    strcmp(old->log_services, new->log_services) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: user and log changes take effect after a restart");
 }
 
@@ -467,6 +469,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	memcpy(fresh->user, d->cfg.user, sizeof(fresh->user));
 	memcpy(fresh->log, d->cfg.log, sizeof(fresh->log));
 	memcpy(fresh->syslog_socket, d->cfg.syslog_socket, sizeof(fresh->syslog_socket));
+	memcpy(fresh->log_tag, d->cfg.log_tag, sizeof(fresh->log_tag));
+	memcpy(fresh->log_services, d->cfg.log_services, sizeof(fresh->log_services));
 	fresh->loops = d->cfg.loops;	/* the loops run as they started */
 	/* Every worker loop waits between two callbacks while the settings,
 	 * the policy and the TLS context are replaced under it. */
@@ -845,8 +849,13 @@ int main(int argc, char **argv)
 		warn_unrouted(&d.cfg);
 		return 0;
 	}
-	/* From the first line on: the start-up lines belong with the rest.
+	/* From the first line on: the start-up lines belong with the rest,
+	 * under log_tag (the parser checked it, so this cannot fail).
 	 * -e: the log on the terminal, for a run by hand (as sshd -e). */
+	if (mtad_log_set_tag(d.cfg.log_tag, strcmp(d.cfg.log_services, "yes") == 0) != 0) {
+		fprintf(stderr, "mtad: error: bad log_tag \"%s\"\n", d.cfg.log_tag);
+		return 1;
+	}
 	if (!log_stderr && strcmp(d.cfg.log, "syslog") == 0 &&
 	    mtad_log_to_syslog(d.cfg.syslog_socket, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mtad: error: %s\n", err);

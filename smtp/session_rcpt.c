@@ -78,8 +78,8 @@ static void refuse(void *arg, const char *alias, const char *target, const char 
 	struct expansion *x = arg;
 
 	x->refused++;
-	mtad_log(MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
-		 x->s->client_label, alias, x->given, target, why);
+	session_log(x->s, MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
+		    x->s->client_label, alias, x->given, target, why);
 }
 
 /* in_transaction - is addr a recipient already (any case)? */
@@ -128,12 +128,12 @@ static bool expand(struct smtp_session *s, const char *addr)
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 	} else if (x.too_many) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
-		session_log_reject(s, "RCPT", "452 4.5.3 <%s>: alias expands past max_recipients; "
-				   "to=<%s>", addr, addr);
+		session_log_reject(s, "RCPT", addr, NULL, "452 4.5.3 <%s>: alias expands past "
+				   "max_recipients", addr);
 	} else if (n == 0) {
 		session_reply(s, 550, "5.1.1", "<%s>: alias has no deliverable address", addr);
-		session_log_reject(s, "RCPT", "550 5.1.1 <%s>: alias has no deliverable address "
-				   "(%u targets refused); to=<%s>", addr, x.refused, addr);
+		session_log_reject(s, "RCPT", addr, NULL, "550 5.1.1 <%s>: alias has no deliverable "
+				   "address (%u targets refused)", addr, x.refused);
 	} else {
 		ok = true;
 	}
@@ -183,8 +183,8 @@ static bool rcpt_take(struct smtp_session *s, const char *addr)
 static void reject_unknown(struct smtp_session *s, const char *addr)
 {
 	session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
-	session_log_reject(s, "RCPT", "550 5.1.1 <%s>: Recipient address rejected: User unknown; "
-			   "to=<%s>", addr, addr);
+	session_log_reject(s, "RCPT", addr, NULL,
+			   "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
 }
 
 /* reject_unverified - the probe got no answer: try later (450 4.1.1, as Postfix). */
@@ -192,8 +192,8 @@ static void reject_unverified(struct smtp_session *s, const char *addr, const ch
 {
 	session_reply(s, 450, "4.1.1", "<%s>: Recipient address rejected: unverified address: %s",
 		      addr, why);
-	session_log_reject(s, "RCPT", "450 4.1.1 <%s>: Recipient address rejected: unverified "
-			   "address: %s; to=<%s>", addr, why, addr);
+	session_log_reject(s, "RCPT", addr, NULL, "450 4.1.1 <%s>: Recipient address rejected: "
+			   "unverified address: %s", addr, why);
 }
 
 /* verdict - a probe's (or the cache's) answer, given. */

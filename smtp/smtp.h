@@ -138,16 +138,23 @@ void smtp_from_scan_feed(struct smtp_from_scan *f, const char *p, size_t n);
 
 /* ---- header section scanner (smtp/header_scan.c) ---- */
 
+#define SMTP_MESSAGE_ID_MAX 256	/* bytes of the Message-ID: value kept for the log */
+
 /*
  * Fed the decoded message as it streams: where its header section ends,
- * and whether Date: and Message-ID: were in it.
+ * whether Date: and Message-ID: were in it, and the first Message-ID:
+ * field's value (unfolded, at most SMTP_MESSAGE_ID_MAX bytes; the rest
+ * is dropped), for the log's message-id= line.
  */
 struct smtp_header_scan {
 	bool done;		/* the empty line came */
 	bool has_date, has_message_id;
 	bool at_line_start, in_name;
+	bool in_message_id;	/* reading the first Message-ID: field's value */
 	unsigned name_len;
 	char name[12];		/* of the field being read, while it may still be one we look for */
+	size_t message_id_len;
+	char message_id[SMTP_MESSAGE_ID_MAX];
 };
 
 void smtp_header_scan_init(struct smtp_header_scan *h);
@@ -158,6 +165,12 @@ void smtp_header_scan_init(struct smtp_header_scan *h);
  * consumes nothing and returns 0.
  */
 size_t smtp_header_scan_feed(struct smtp_header_scan *h, const char *p, size_t n);
+/*
+ * smtp_header_message_id - the Message-ID: value seen (or set by whoever
+ * added the field), without the white space around it: its start in
+ * *id and its length; 0 when there is none.
+ */
+size_t smtp_header_message_id(const struct smtp_header_scan *h, const char **id);
 
 /* ---- DATA decoder (smtp/data.c) ---- */
 

@@ -91,6 +91,8 @@ my %want = (
 	'usr/lib' => 0755, 'usr/lib/systemd' => 0755, 'usr/lib/systemd/system' => 0755,
 	'usr/lib/systemd/system/mtad.service' => 0644,
 	'etc' => 0755, 'etc/mtad' => 0755, 'etc/mtad/mtad.conf' => 0644,
+	'etc/fail2ban' => 0755, 'etc/fail2ban/filter.d' => 0755, 'etc/fail2ban/jail.d' => 0755,
+	'etc/fail2ban/filter.d/mtad.conf' => 0644, 'etc/fail2ban/jail.d/mtad.conf' => 0644,
 );
 my $got = tree($dest);
 is_deeply [sort keys %$got], [sort keys %want], 'exactly the expected files, nothing else'

@@ -38,6 +38,9 @@ const struct param config_params[] = {
 	{ "user", P_USER, STR(user), "mtad", 0, 0, 0, NULL },
 	{ "log", P_CHOICE, STR(log), "stderr", 0, 0, 0, "stderr|syslog" },
 	{ "syslog_socket", P_PATH, STR(syslog_socket), "/dev/log", 0, 0, 0, NULL },
+	/* Postfix's syslog_name; log_services = no puts the tag alone on every line. */
+	{ "log_tag", P_STRING, STR(log_tag), "mtad", 0, 0, 0, NULL },
+	{ "log_services", P_CHOICE, STR(log_services), "yes", 0, 0, 0, "yes|no" },
 	{ "spool_directory", P_PATH, STR(spool_directory), "/var/spool/mtad", 0, 0, 0 , NULL },
 	{ "listen", P_LISTEN, OFF(listen), 0, NULL, 0, 0, 0 , NULL },
 	{ "message_size_limit", P_SIZE, OFF(message_size_limit), 0, NULL, 52428800, 1, TB , NULL },
@@ -283,6 +286,9 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p->type == P_USER && !valid_user(value))
 		return perr(ctx, "bad user \"%s\" (a login name, or nothing: see `user` "
 			    "in mtad.conf(5))", value);
+	if (p->offset == OFF(log_tag) && !mtad_log_tag_valid(value))
+		return perr(ctx, "bad log_tag \"%s\" (letters, digits, '.', '_' and '-' only)",
+			    value);
 	if (p->type == P_CHOICE && !is_choice(p->choices, value))
 		return perr(ctx, "bad %s \"%s\" (one of %s)", p->name, value, p->choices);
 	/* A relative spool would depend on the directory mtad starts in. */

@@ -39,6 +39,7 @@
 #define MTAD_HOSTNAME_MAX 255
 #define MTAD_PATH_MAX 1024
 #define MTAD_USER_MAX 32	/* useradd's limit for a login name */
+#define MTAD_LOG_TAG_MAX 32	/* log_tag: letters, digits, '.', '_', '-' */
 
 /* How a listener uses TLS. */
 enum mtad_listen_tls {
@@ -88,6 +89,8 @@ struct mtad_config {
 	 * started (tests, `make run`). See mtad/privilege.c. */
 	char user[MTAD_USER_MAX + 1];
 	char log[8];			/* where log lines go: stderr or syslog */
+	char log_tag[MTAD_LOG_TAG_MAX + 1];	/* the program name in log lines */
+	char log_services[4];		/* yes: "TAG/smtpd" etc.; no: TAG on every line */
 	char syslog_socket[108];	/* log = syslog: the daemon's socket (sun_path) */
 	char spool_directory[MTAD_PATH_MAX];
 	/* The Unix socket sendmail(1) submits through; "" = none. */
@@ -241,6 +244,50 @@ enum mtad_log_level { MTAD_LOG_INFO, MTAD_LOG_WARNING, MTAD_LOG_ERROR };
 void mtad_log(enum mtad_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap);
+
+/*
+ * The part of mtad a line comes from, as Postfix names its daemons, so
+ * that pflogsumm and fail2ban's postfix filters read mtad's log: the
+ * program name is "TAG/NAME" (TAG is log_tag, "mtad" by default), e.g.
+ *   Nov 27 08:17:47 mtad/smtpd[1234]: connect from unknown[192.0.2.1]
+ * mtad_log() is MTAD_SVC_DAEMON: the plain TAG, for the daemon's own
+ * lines (start, stop, reload, queue and resource warnings).
+ */
+enum mtad_log_service {
+	MTAD_SVC_DAEMON,	/* "mtad": start, stop, reload, warnings */
+	MTAD_SVC_SMTPD,		/* "mtad/smtpd": SMTP sessions (port 25 listeners) */
+	MTAD_SVC_SUBMISSION,	/* "mtad/submission/smtpd": submission listeners */
+	MTAD_SVC_SMTPS,		/* "mtad/smtps/smtpd": implicit TLS listeners */
+	MTAD_SVC_PICKUP,	/* "mtad/pickup": the local socket (sendmail) */
+	MTAD_SVC_CLEANUP,	/* "mtad/cleanup": message-id= of a queued message */
+	MTAD_SVC_QMGR,		/* "mtad/qmgr": (queue active), removed */
+	MTAD_SVC_SMTP,		/* "mtad/smtp": SMTP deliveries */
+	MTAD_SVC_LMTP,		/* "mtad/lmtp": LMTP deliveries */
+	MTAD_SVC_BOUNCE,	/* "mtad/bounce": non-delivery notifications */
+	MTAD_SVC_MTAQ,		/* "mtad/mtaq": administrator actions */
+};
+
+/* mtad_log_svc - mtad_log, with the service's program name. */
+void mtad_log_svc(enum mtad_log_service svc, enum mtad_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void mtad_vlog_svc(enum mtad_log_service svc, enum mtad_log_level level, const char *fmt,
+		   va_list ap);
+
+/* mtad_log_service_name - "smtpd", "submission/smtpd", ...; "" for MTAD_SVC_DAEMON. */
+const char *mtad_log_service_name(enum mtad_log_service svc);
+
+/* mtad_log_tag_valid - a log_tag value that keeps "TAG/NAME[PID]:" parseable. */
+bool mtad_log_tag_valid(const char *tag);
+
+/*
+ * mtad_log_set_tag - from now on lines are "TAG[pid]:" and, when
+ * services is true, "TAG/NAME[pid]:" for the services above (when false
+ * every line has the plain TAG). Before it, the program name is the
+ * executable's (mtad, mtaq) and services are "mtad/NAME". Returns 0, or
+ * -1 for a tag mtad_log_tag_valid refuses. Call before other threads
+ * log (at start), like mtad_log_to_syslog.
+ */
+int mtad_log_set_tag(const char *tag, bool services);
 
 /*
  * mtad_log_to_syslog - from now on every line goes to the Unix datagram
