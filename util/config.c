@@ -828,19 +828,22 @@ static void parse_text(struct parse_ctx *ctx, struct mtad_config *cfg, const cha
 	const char *nl;
 
 	while (pos < len) {
+		const char *start = text + pos;
+
 		ctx->line++;
-		nl = memchr(text + pos, '\n', len - pos);
-		n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		nl = memchr(start, '\n', len - pos);
+		n = nl ? (size_t)(nl - start) : len - pos;
 		pos += n + (nl != NULL);
+		/* A bad line is reported and skipped: the rest is still checked. */
 		if (n > CONFIG_LINE_MAX) {
 			perr(ctx, "line too long (more than %d bytes)", CONFIG_LINE_MAX);
 			continue;
 		}
-		if (memchr(text + pos - n - (nl != NULL), '\0', n) != NULL) {
+		if (memchr(start, '\0', n) != NULL) {
 			perr(ctx, "NUL byte in line");
 			continue;
 		}
-		memcpy(line, text + pos - n - (nl != NULL), n);
+		memcpy(line, start, n);
 		line[n] = '\0';
 		(void)parse_line(ctx, cfg, line);
 	}
