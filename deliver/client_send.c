@@ -96,7 +96,8 @@ static void send_pipelined(struct smtp_client *c)
 	len = mail_line(c, buf, CMD_MAX);
 	for (size_t i = next_sent(c, 0); i < c->msg.nrcpt; i = next_sent(c, i + 1))
 		len += rcpt_line(c, i, buf + len, CMD_MAX);
-	memcpy(buf + len, "DATA\r\n", 6);
+	/* A probe ends where DATA would go (both 6 bytes). */
+	memcpy(buf + len, c->msg.envelope_only ? "RSET\r\n" : "DATA\r\n", 6);
 	len += 6;
 	(void)client_send_plain(c, buf, len);
 	free(buf);
@@ -129,10 +130,11 @@ static void send_rset(struct smtp_client *c)
 static void envelope_done(struct smtp_client *c)
 {
 	if (c->pipelining) {
-		c->state = C_DATA;	/* DATA went with the envelope */
+		/* DATA (RSET for a probe) went with the envelope. */
+		c->state = c->msg.envelope_only ? C_RSET : C_DATA;
 		return;
 	}
-	if (c->accepted == 0) {
+	if (c->accepted == 0 || c->msg.envelope_only) {
 		send_rset(c);
 		return;
 	}
@@ -177,7 +179,10 @@ static void on_rcpt(struct smtp_client *c, const struct smtp_client_reply *r)
 
 	if (!c->mail_failed) {
 		c->results[i] = *r;
-		if (r->code / 100 == 2) {
+		if (r->code / 100 == 2 && c->msg.envelope_only) {
+			c->rstate[i] = R_DONE;	/* a probe: the RCPT reply is the answer */
+			c->accepted++;
+		} else if (r->code / 100 == 2) {
 			c->rstate[i] = R_ACCEPTED;
 			c->accepted++;
 		} else {
@@ -352,7 +357,7 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *ms
 		     smtp_client_sent_cb cb, void *arg)
 {
 	if (c == NULL || c->state != C_READY || c->user_closed || msg->nrcpt == 0 ||
-	    msg->read == NULL)
+	    (msg->read == NULL && !msg->envelope_only))
 		return -1;
 	c->results = calloc(msg->nrcpt, sizeof(*c->results));
 	c->rstate = calloc(msg->nrcpt, 1);

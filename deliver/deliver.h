@@ -182,6 +182,12 @@ struct smtp_client_message {
 	uint64_t size;			/* for SIZE= */
 	smtp_client_read_fn read;	/* body chunks, CRLF text, not dot-stuffed */
 	void *read_arg;
+	/*
+	 * A recipient probe (deliver/verify.c): MAIL and RCPT, then RSET
+	 * where DATA would go; each result is its RCPT reply (2xx: the peer
+	 * would take it), read is not used and may be NULL.
+	 */
+	bool envelope_only;
 };
 
 /*
@@ -271,6 +277,38 @@ void smtp_dot_init(struct smtp_dot_encoder *e);
 size_t smtp_dot_encode(struct smtp_dot_encoder *e, const char *in, size_t inlen, char *out);
 /* The end: CRLF unless the body ended with one, then ".\r\n" (room for 5). */
 size_t smtp_dot_finish(struct smtp_dot_encoder *e, char *out);
+
+/* ---- recipient verification (deliver/verify.c) ---- */
+
+/*
+ * One per event loop: RCPT probes to a local domain's next hop (route,
+ * relayhost, else the domain), answers cached per recipient_verify_*
+ * (policy/verify_cache.c, at most recipient_verify_cache_size), one
+ * probe per address at a time, all on loop. cfg is read at every
+ * question (it is replaced in place on SIGHUP); routes are parsed again
+ * by deliver_verify_reload. The probe speaks SMTP; an LMTP route
+ * (when the client learns LHLO) goes through the same client calls.
+ */
+struct deliver_verify;
+struct deliver_verify_wait;
+/* code: 250 the next hop takes it, 550 (5xx) it does not, 450 no answer; text says why. */
+typedef void (*deliver_verify_cb)(void *arg, int code, const char *text);
+
+struct deliver_verify *deliver_verify_new(uv_loop_t *loop, const struct mtad_config *cfg,
+					  struct mtad_dns *dns);
+void deliver_verify_reload(struct deliver_verify *v);
+/*
+ * deliver_verify_rcpt - is addr (LOCAL@DOMAIN) deliverable? Answered now
+ * (from the cache, or a failure to ask): returns the code (250, 550,
+ * 450) with text. Else returns 0 and cb runs later, on the loop, unless
+ * *wait is given to deliver_verify_cancel first.
+ */
+int deliver_verify_rcpt(struct deliver_verify *v, const char *addr, deliver_verify_cb cb,
+			void *arg, struct deliver_verify_wait **wait, char *text, size_t textlen);
+/* deliver_verify_cancel - the waiter goes away: no callback (the probe itself goes on). */
+void deliver_verify_cancel(struct deliver_verify_wait *w);
+/* deliver_verify_free - after every session of the loop is gone: probes dropped. */
+void deliver_verify_free(struct deliver_verify *v);
 
 /* ---- the queue runner (deliver/deliver.c) ---- */
 

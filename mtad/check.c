@@ -12,8 +12,9 @@
  *   - as `user` (a child process that becomes it, when started as root;
  *     otherwise this process): the spool's use, the sasldb (every login
  *     reads it), the certificate and key again (a SIGHUP reads them),
- *     sender_login_map, send_limit_map, auth_block's file and the
- *     aliases' .db, each parsed by its own module.
+ *     sender_login_map, send_limit_map, local_recipient_maps,
+ *     auth_block's file and the aliases' .db, each parsed by its own
+ *     module.
  * Every finding is reported, as "CONF:LINE: what" where LINE is the
  * setting's line (or what made the file needed: a listener offering
  * AUTH for a default sasl_database), "CONF: what (the default)" else.
@@ -353,12 +354,40 @@ static void check_tls_reload(struct check *c)
 	}
 }
 
-/* check_map - a map file the daemon reads and parses as the user (start, SIGHUP). */
-static void check_map(struct check *c, const char *key, const char *path, bool limits)
+/* The maps the daemon reads and parses as the user (start, SIGHUP). */
+enum check_map_kind { MAP_SENDERS, MAP_LIMITS, MAP_RECIPIENTS };
+
+/* parse_map - the module's own parser on text: NULL with why; frees what it built. */
+static bool parse_map(enum check_map_kind kind, const char *text, size_t len, const char *path,
+		      char *why, size_t whylen)
+{
+	struct policy_sender_map *senders;
+	struct policy_limit_map *limits;
+	struct policy_rcpt_map *rcpts;
+
+	switch (kind) {
+	case MAP_SENDERS:
+		senders = policy_sender_map_parse(text, len, path, why, whylen);
+		policy_sender_map_free(senders);
+		return senders != NULL;
+	case MAP_LIMITS:
+		limits = policy_limit_map_parse(text, len, path, why, whylen);
+		policy_limit_map_free(limits);
+		return limits != NULL;
+	case MAP_RECIPIENTS:
+		rcpts = policy_rcpt_map_parse(text, len, path, why, whylen);
+		policy_rcpt_map_free(rcpts);
+		return rcpts != NULL;
+	}
+	return false;
+}
+
+/* check_map - a map file: readable by the user, and its parser's errors (they name its own lines). */
+static void check_map(struct check *c, const char *key, const char *path, enum check_map_kind kind)
 {
 	char why[1024], *text;
 	size_t len;
-	void *map;
+	bool ok;
 
 	if (!path[0] || file_error(c, key, path, 0))
 		return;
@@ -366,16 +395,9 @@ static void check_map(struct check *c, const char *key, const char *path, bool l
 		finding(c, MTAD_CONFIG_ERROR, line_of(c, key, 0), "%s", why);
 		return;
 	}
-	/* The module's own parser: its errors name the map's file and line. */
-	if (limits) {
-		map = policy_limit_map_parse(text, len, path, why, sizeof(why));
-		policy_limit_map_free(map);
-	} else {
-		map = policy_sender_map_parse(text, len, path, why, sizeof(why));
-		policy_sender_map_free(map);
-	}
+	ok = parse_map(kind, text, len, path, why, sizeof(why));
 	free(text);
-	if (map == NULL)
+	if (!ok)
 		finding(c, MTAD_CONFIG_ERROR, line_of(c, key, 0), "%s: %s", key, why);
 }
 
@@ -411,8 +433,9 @@ static void check_as_user(struct check *c)
 		check_sasl(c);
 	if (c->tls && c->user.drop)
 		check_tls_reload(c);
-	check_map(c, "sender_login_map", c->cfg->sender_login_map, false);
-	check_map(c, "send_limit_map", c->cfg->send_limit_map, true);
+	check_map(c, "sender_login_map", c->cfg->sender_login_map, MAP_SENDERS);
+	check_map(c, "send_limit_map", c->cfg->send_limit_map, MAP_LIMITS);
+	check_map(c, "local_recipient_maps", c->cfg->local_recipient_maps, MAP_RECIPIENTS);
 	check_lists(c);
 }
 

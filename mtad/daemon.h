@@ -74,6 +74,7 @@ struct mtad_loop {
 	bool smtp_open;
 	struct mtad_dns *dns;		/* owned by workers; loop 0 uses d->dns */
 	struct queue_port *port;	/* where this loop's commits come back */
+	struct deliver_verify *verify;	/* recipient_verify's probes and cache (deliver.h) */
 	struct conn *conns;		/* this loop's connections */
 	unsigned nconns;
 	bool stopping;			/* no new sessions; closes down when the last is gone */

@@ -324,6 +324,7 @@ struct conf_files {
 	struct policy_limit_map *limits;	/* send_limit_map, or NULL */
 	char *block;				/* auth_block's names, or NULL */
 	struct local_aliases *aliases;		/* alias_maps, or NULL */
+	struct policy_rcpt_map *rcpts;		/* local_recipient_maps, or NULL */
 };
 
 static void conf_files_free(struct conf_files *lf)
@@ -332,6 +333,7 @@ static void conf_files_free(struct conf_files *lf)
 	policy_limit_map_free(lf->limits);
 	free(lf->block);
 	local_aliases_free(lf->aliases);
+	policy_rcpt_map_free(lf->rcpts);
 	*lf = (struct conf_files){ 0 };
 }
 
@@ -339,12 +341,14 @@ static void conf_files_free(struct conf_files *lf)
  * gets those they used (to free once no session can be reading them). */
 static void conf_files_swap(struct smtp_shared *sh, struct conf_files *lf)
 {
-	struct conf_files old = { sh->sender_map, sh->limit_map, sh->auth_block, sh->aliases };
+	struct conf_files old = { sh->sender_map, sh->limit_map, sh->auth_block, sh->aliases,
+				  sh->rcpt_map };
 
 	sh->sender_map = lf->senders;
 	sh->limit_map = lf->limits;
 	sh->auth_block = lf->block;
 	sh->aliases = lf->aliases;
+	sh->rcpt_map = lf->rcpts;
 	*lf = old;
 }
 
@@ -372,6 +376,15 @@ static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf,
 		lf->limits = policy_limit_map_parse(text, len, cfg->send_limit_map, err, errlen);
 		free(text);
 		if (!lf->limits)
+			goto fail;
+	}
+	if (cfg->local_recipient_maps[0]) {
+		if (file_slurp("local_recipient_maps", cfg->local_recipient_maps, &text, &len, err,
+			       errlen) != 0)
+			goto fail;
+		lf->rcpts = policy_rcpt_map_parse(text, len, cfg->local_recipient_maps, err, errlen);
+		free(text);
+		if (!lf->rcpts)
 			goto fail;
 	}
 	if (auth_block_load(cfg, &lf->block, err, errlen) == 0 &&
@@ -465,8 +478,11 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
 	conf_files_swap(&d->shared, &lf);
-	for (unsigned i = 0; i < d->nloops; i++)
+	for (unsigned i = 0; i < d->nloops; i++) {
 		smtp_server_policy_update(&d->loops[i].smtp);
+		if (d->loops[i].verify)
+			deliver_verify_reload(d->loops[i].verify);
+	}
 	uv_mutex_lock(&d->limits_lock);
 	daemon_fd_limit(d, false);	/* max_connections may have grown */
 	uv_mutex_unlock(&d->limits_lock);

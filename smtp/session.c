@@ -142,6 +142,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->limit_map = NULL;
 	local_aliases_free(sh->aliases);
 	sh->aliases = NULL;
+	policy_rcpt_map_free(sh->rcpt_map);
+	sh->rcpt_map = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 
@@ -1009,6 +1011,7 @@ void smtp_session_tls_ready(struct smtp_session *s, const char *version,
 void smtp_session_free(struct smtp_session *s)
 {
 	session_policy_stop(s);	/* no DNS answer may reach it now */
+	session_rcpt_stop(s);	/* nor a recipient probe's */
 	if (!s->transport_gone) {
 		s->transport_gone = true;
 		session_log_disconnect(s);

@@ -48,6 +48,7 @@ enum session_state {
 	STATE_AUTH_INPUT,	/* 334 sent, the next line is the client's response */
 	STATE_AUTH_DELAY,	/* a failed AUTH waits before its 535 */
 	STATE_POLICY_WAIT,	/* MAIL waits for a DNS answer the HELO rules need */
+	STATE_RCPT_WAIT,	/* RCPT waits for recipient verification's probe */
 	STATE_CLOSING,		/* replies flushed, transport closing */
 };
 
@@ -114,6 +115,8 @@ struct smtp_session {
 	char **orcpt;		/* per recipient: the address given when an alias led to it, or NULL */
 	unsigned nrcpt;
 	unsigned rcpt_cap;	/* max_recipients when the session began */
+	void *rcpt_wait;	/* recipient verification under way (session_rcpt.c) */
+	char rcpt_waiting[SMTP_PATH_MAX];	/* ... for this address */
 
 	/* The message being received. */
 	char qid[QUEUE_ID_LEN + 1];
@@ -223,6 +226,16 @@ void session_submit_stop(struct smtp_session *s);
  * or why not) is given. false when refused.
  */
 bool session_rcpt_add(struct smtp_session *s, const char *addr);
+/*
+ * session_rcpt_check - for a local domain, does the recipient exist
+ * (local_recipient_maps, aliases, or recipient_verify's probe)? Then,
+ * and for other domains, the quota and session_rcpt_add. true when the
+ * recipient was taken; false when refused (reply given) or waiting for
+ * a probe (STATE_RCPT_WAIT: the reply comes when it answers).
+ */
+bool session_rcpt_check(struct smtp_session *s, const char *addr);
+/* session_rcpt_stop - the session goes: no probe answer may reach it. */
+void session_rcpt_stop(struct smtp_session *s);
 
 /* verb_auth.c */
 bool verb_auth_check(struct smtp_session *s);

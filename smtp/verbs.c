@@ -268,15 +268,15 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (!session_policy_rcpt(s, &path))
 		return false;
-	if (s->nrcpt < s->rcpt_cap && !session_quota_rcpt(s))
-		return false;	/* too many recipients today: 450 4.7.1 */
 	if (s->nrcpt >= s->rcpt_cap) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
 		session_log_reject(s, "RCPT", "452 4.5.3 Error: too many recipients; to=<%s>",
 				   path.addr);
 		return false;
 	}
-	return session_rcpt_add(s, path.addr);
+	/* Does a local recipient exist (perhaps waiting for a probe)? Then
+	 * the quota (450 4.7.1) and the transaction. */
+	return session_rcpt_check(s, path.addr);
 }
 
 static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)

@@ -109,6 +109,14 @@ const struct param config_params[] = {
 	/* Compiled by newaliases into alias_maps.db; read at start and SIGHUP. */
 	{ "alias_maps", P_OPT_PATH, STR(alias_maps), "/etc/aliases", 0, 0, 0, NULL },
 	{ "sender_login_map", P_PATH, STR(sender_login_map), "", 0, 0, 0, NULL },
+	/* Issue 16, no backscatter: who exists in the local domains, checked at RCPT. */
+	{ "local_recipient_maps", P_PATH, STR(local_recipient_maps), "", 0, 0, 0, NULL },
+	{ "recipient_verify", P_CHOICE, STR(recipient_verify), "no", 0, 0, 0, "yes|no" },
+	/* Postfix's address_verify_positive/negative_expire_time: 31d, 3d. */
+	{ "recipient_verify_positive_ttl", P_UNSIGNED, OFF(recipient_verify_positive_ttl), 0, NULL, 31 * DAY, 1, 365 * DAY, NULL },
+	{ "recipient_verify_negative_ttl", P_UNSIGNED, OFF(recipient_verify_negative_ttl), 0, NULL, 3 * DAY, 1, 365 * DAY, NULL },
+	{ "recipient_verify_cache_size", P_UNSIGNED, OFF(recipient_verify_cache_size), 0, NULL, 10000, 1, 10000000, NULL },
+	{ "recipient_verify_timeout", P_UNSIGNED, OFF(recipient_verify_timeout), 0, NULL, 30, 1, 600, NULL },
 	/* Per login (or trusted address): what a big provider allows; 0 = no limit. */
 	{ "send_rate_limit", P_UNSIGNED, OFF(send_rate_limit), 0, NULL, 30, 0, 1000000, NULL },
 	{ "send_recipient_limit", P_UNSIGNED, OFF(send_recipient_limit), 0, NULL, 2000, 0, 100000000, NULL },

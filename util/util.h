@@ -131,6 +131,14 @@ struct mtad_config {
 	char send_limit_map[MTAD_PATH_MAX];	/* login: MESSAGES RECIPIENTS; "" = none */
 	char send_limit_notify[16];	/* postmaster, none: a notice when a limit is hit */
 
+	/* RCPT for a local domain: does the recipient exist? (issue 16) */
+	char local_recipient_maps[MTAD_PATH_MAX];	/* one key a line; "" = none */
+	char recipient_verify[4];	/* yes, no: ask the domain's next hop (an RCPT probe) */
+	unsigned recipient_verify_positive_ttl;	/* seconds a "known" answer is kept */
+	unsigned recipient_verify_negative_ttl;	/* seconds an "unknown" answer is kept */
+	unsigned recipient_verify_cache_size;	/* answers kept per event loop */
+	unsigned recipient_verify_timeout;	/* seconds a RCPT waits for a probe */
+
 	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
 	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */
 	char sasl_database[MTAD_PATH_MAX];
