@@ -114,6 +114,9 @@ int policy_rule_lookup(const char *name);
  */
 int policy_config_rule(const char *name, char *err, size_t errlen);
 const char *policy_config_rule_name(int rule);
+/* policy_config_rule_default - 1 or 0: rule r under helo_policy mode when
+ * no helo_rule.NAME says otherwise (`mtad -d`); -1 when r cannot be switched. */
+int policy_config_rule_default(int rule, const char *mode);
 
 /* policy_mode_name / lookup: "off", "relaxed", "strict". */
 const char *policy_mode_name(enum policy_mode mode);

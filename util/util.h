@@ -66,6 +66,7 @@ struct mtad_listen {
 #define MTAD_MAX_RULES 16
 #define MTAD_MAX_ROUTES 64
 #define MTAD_ROUTE_MAX 320
+#define MTAD_CONFIG_KEYS_MAX 96	/* rows of the parameter table, with room */
 
 /*
  * An IPv4 or IPv6 address, or a network (CIDR): the one address type of
@@ -190,6 +191,11 @@ struct mtad_config {
 	 * get 452 (smtp/). MTAD_MINFREE_AUTO until set; read it through
 	 * mtad_config_minfree. 0 = no reserve. */
 	uint64_t queue_minfree;
+
+	/* Where each table row was set (index: the row), 0 = its default:
+	 * for messages about a setting found wrong after the parse (`mtad -n`
+	 * checking the files it names). Read it through mtad_config_line. */
+	int key_line[MTAD_CONFIG_KEYS_MAX];
 };
 
 #define MTAD_MINFREE_AUTO UINT64_MAX
@@ -210,7 +216,26 @@ struct mtad_config_checks {
 	int (*helo_rule)(const char *name, char *err, size_t errlen);
 	/* The NAME of rule number r, for `mtad -n`. */
 	const char *(*helo_rule_name)(int r);
+	/* Whether rule r is on under helo_policy mode when no helo_rule.NAME
+	 * says otherwise (for `mtad -d`): 1, 0, or -1 when r is no switchable rule. */
+	int (*helo_rule_default)(int r, const char *mode);
 };
+
+/*
+ * What a check found: an error (the configuration is refused) or a
+ * warning (it works, but probably not as meant). msg is "FILE:LINE: what"
+ * (or "FILE: what" for the file as a whole).
+ */
+enum mtad_config_severity { MTAD_CONFIG_ERROR, MTAD_CONFIG_WARNING };
+
+/* Where a parse's findings go, every one of them (`mtad -n`). */
+struct mtad_config_report {
+	void (*note)(void *arg, enum mtad_config_severity sev, const char *msg);
+	void *arg;
+};
+
+/* At most this many errors are reported from one file; then one line says so. */
+#define MTAD_CONFIG_ERRORS_MAX 100
 
 /* Fills in every default. The hostname default is the machine's FQDN. */
 void mtad_config_defaults(struct mtad_config *cfg);
@@ -225,6 +250,29 @@ int mtad_config_parse(struct mtad_config *cfg, const struct mtad_config_checks *
 /* Reads and parses a file; defaults are applied first. */
 int mtad_config_load(struct mtad_config *cfg, const struct mtad_config_checks *checks,
 		     const char *path, char *err, size_t errlen);
+
+/*
+ * The same, going on after an error: every error and warning of the
+ * file (syntax, values, and the rules between settings) goes to report,
+ * each as "FILE:LINE: what". Returns the number of errors (0: valid).
+ */
+int mtad_config_parse_all(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			  const struct mtad_config_report *report, const char *text, size_t len,
+			  const char *filename);
+int mtad_config_load_all(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			 const struct mtad_config_report *report, const char *path);
+
+/* mtad_config_line - the line that set key (a table name), 0 when it is the default. */
+int mtad_config_line(const struct mtad_config *cfg, const char *key);
+
+/*
+ * `mtad -n KEY...` and `mtad -d [KEY...]`: "key = value" for each key
+ * named (its value in cfg: pass defaults for -d), or for every row of
+ * the table when nkeys is 0. A key that is no setting gets a line on
+ * errout; returns how many were unknown.
+ */
+size_t mtad_config_print_keys(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			      const char *const *keys, size_t nkeys, FILE *out, FILE *errout);
 
 /* Prints `key = value` for each setting that differs from its default. */
 void mtad_config_print_nondefault(const struct mtad_config *cfg,
