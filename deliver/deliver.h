@@ -35,6 +35,9 @@ enum smtp_tls_policy { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_VERIFY };
  *   route = .campus.test [10.1.2.3]:2525 tls=verify
  *   relayhost = [smarthost.example]:587
  */
+#define SMTP_ROUTE_PATH_MAX 108	/* sun_path, with its NUL */
+#define LMTP_PORT 24		/* RFC 2033 §5: LMTP must not use 25 */
+
 struct smtp_route {
 	char domain[256];	/* "" for relayhost */
 	bool subdomains;	/* ".campus.test": the domain and everything under it */
@@ -43,6 +46,8 @@ struct smtp_route {
 	bool mx;		/* look up MX of host (no brackets) */
 	enum smtp_tls_policy tls;
 	bool tls_given;		/* tls= was written; else tls is MAY and smtp_tls may apply */
+	bool lmtp;		/* "lmtp:...": LHLO, one reply per recipient after the data */
+	char path[SMTP_ROUTE_PATH_MAX];	/* "lmtp:unix:/path": that socket (host is "") */
 };
 
 /*
@@ -54,8 +59,14 @@ struct smtp_route {
  *   [192.0.2.1] [192.0.2.1]:port
  *   [2001:db8::1] [2001:db8::1]:port   (no "IPv6:" prefix)
  *   host host:port              MX lookup of host
+ *   lmtp:[host] lmtp:[host]:port    LMTP (RFC 2033) to that host, port 24
+ *                                    unless given (routes only, no MX)
+ *   lmtp:unix:/path             LMTP over that Unix socket (an absolute
+ *                               path, shorter than sun_path; no tls=)
  * host stores the name (lower case) or the address, without brackets;
- * port is 25 unless given. Returns 0, or -1 with err set to
+ * port is 25 unless given. A relayhost cannot be LMTP: LMTP is for the
+ * final hop to the mailbox servers (RFC 2033 §1), not for mail that
+ * leaves for the world. Returns 0, or -1 with err set to
  * "bad route \"VALUE\": what is wrong" ("bad relayhost ..."). An empty
  * relayhost is an error too: "no relayhost" is the caller's "".
  */
