@@ -139,6 +139,7 @@ struct smtp_client_options {
 	enum smtp_tls_policy tls;
 	struct tls_client *tls_client;	/* NULL: no STARTTLS */
 	unsigned timeout;		/* seconds per step */
+	bool lmtp;			/* speak LMTP (RFC 2033) instead of SMTP */
 };
 
 /* The outcome of one recipient, or of the whole message. */
@@ -169,6 +170,32 @@ typedef void (*smtp_client_ready_cb)(void *arg, const struct smtp_client_reply *
 struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
 					const struct smtp_client_options *opt,
 					smtp_client_ready_cb cb, void *arg);
+
+/*
+ * smtp_client_connect_unix - the same over the Unix socket at path (an
+ * absolute path shorter than SMTP_ROUTE_PATH_MAX), for LMTP: no
+ * STARTTLS (opt->tls and tls_client are ignored); the peer is named by
+ * its path in texts. A missing socket or a refused connect is a cb with
+ * code 0 and 4.4.1. NULL (no callback) when path is unusable or the
+ * connect cannot even start.
+ *
+ * With opt->lmtp (either connect): LHLO instead of EHLO and no HELO
+ * fallback; a 5xx to the greeting or LHLO comes to cb as 451 4.3.5
+ * (smtp_client_lmtp_deferral); after the end of data each recipient
+ * the peer accepted gets its own reply, in RCPT order (RFC 2033 §4.2).
+ */
+struct smtp_client *smtp_client_connect_unix(uv_loop_t *loop, const char *path,
+					     const struct smtp_client_options *opt,
+					     smtp_client_ready_cb cb, void *arg);
+
+/*
+ * smtp_client_lmtp_deferral - an LMTP server's 5xx to its greeting or
+ * LHLO (step: "the greeting", "LHLO") means the server is misconfigured,
+ * not that the mail is bad: r becomes 451 4.3.5 "LMTP server PEER
+ * refused STEP: CODE ENHANCED TEXT" (parts cut to fit). Other codes are
+ * left alone. Pure.
+ */
+void smtp_client_lmtp_deferral(struct smtp_client_reply *r, const char *peer, const char *step);
 
 /*
  * Body chunks come from the caller (the queue), asynchronously: read is
@@ -202,7 +229,8 @@ struct smtp_client_message {
  * connection is no longer usable.
  *
  * A recipient's result is its RCPT reply when refused, else the reply
- * to the end of data (or to DATA when that failed). When MAIL is
+ * to the end of data (LMTP: its own reply to it), or to DATA when that
+ * failed. When MAIL is
  * refused everyone gets its reply. Decided here, without the peer:
  * 552 5.3.4 "message size exceeds the peer's limit" (SIZE), 553 5.1.7
  * (a sender, or 553 5.1.3 a recipient, with spaces, controls or < >).
