@@ -5,10 +5,12 @@
 # byte-exact (Dovecot only prepends its trace headers); an unknown user
 # among several recipients is bounced alone, the others delivered;
 # several messages share a connection; Dovecot stopped means deferral,
-# and after it is back `mtaq flush` delivers. Then a tiny scripted LMTP
+# and after it is back `mtaq flush` delivers; STARTTLS over TCP when
+# offered, never over the socket. Then a tiny scripted LMTP
 # peer: a 5xx greeting and a 5xx to LHLO are deferrals, never bounces
 # (and no HELO after a refused LHLO); replies after the final dot are
-# per recipient (sent, deferred, bounced), in RCPT order.
+# per recipient (sent, deferred, bounced), in RCPT order; tls=verify
+# applies to LMTP routes as to SMTP ones.
 use strict;
 use warnings;
 use FindBin;
@@ -49,6 +51,11 @@ sub write_dovecot_config {
 	my $me = getpwuid($>);
 	my $mygroup = getgrgid((split ' ', $))[0]);
 	mkdir "$dir/$_" or die "mkdir $dir/$_: $!" for qw(run state mail);
+	# STARTTLS on the TCP listener, as mailbox servers often offer it.
+	my ($rc, $out, $err) = MtadTest::run('openssl', 'req', '-x509', '-newkey', 'ec',
+		'-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', "$dir/key.pem",
+		'-out', "$dir/cert.pem", '-days', '2', '-subj', '/CN=localhost');
+	$rc == 0 or die "openssl: $err";
 	my (undef, undef, $uid, $gid) = getpwnam($mail_user);
 	chown $uid, $gid, "$dir/mail" or die "chown $dir/mail: $!";
 	open my $u, '>', "$dir/users" or die;
@@ -61,7 +68,9 @@ base_dir = $dir/run
 state_dir = $dir/state
 log_path = $dir/dovecot.log
 protocols = lmtp
-ssl = no
+ssl = yes
+ssl_cert = <$dir/cert.pem
+ssl_key = <$dir/key.pem
 listen = 127.0.0.1
 default_internal_user = $me
 default_internal_group = $mygroup
@@ -204,6 +213,7 @@ dovecot_start();
 my $sink = Sink->new;	# where bounces to sender@bounce.test go
 my ($greet_port, $greet_log) = lmtp_peer(greeting => '554 5.3.2 not today');
 my ($lhlo_port, $lhlo_log) = lmtp_peer(lhlo => '500 5.5.1 Error: unknown command');
+my ($plain_port, $plain_log) = lmtp_peer();
 my ($mixed_port, $mixed_log) = lmtp_peer(dot => ['250 2.0.0 <ok@mixed.test> Saved',
 						 '452 4.2.2 <later@mixed.test> Mailbox full',
 						 '552 5.2.2 <bad@mixed.test> Quota exceeded']);
@@ -215,6 +225,7 @@ route = bounce.test [127.0.0.1]:${\ $sink->port}
 route = greet.test lmtp:[127.0.0.1]:$greet_port
 route = lhlo.test lmtp:[127.0.0.1]:$lhlo_port
 route = mixed.test lmtp:[127.0.0.1]:$mixed_port
+route = tlsreq.test lmtp:[127.0.0.1]:$plain_port tls=verify
 END
 
 # send - one message over SMTP to mtad; returns its queue id.
@@ -251,6 +262,8 @@ ok ends_with_original((maildir($_))[0], $orig), "$_: the original headers and bo
 	for qw(alice bob);
 like +(maildir('alice'))[0], qr/\AReturn-Path: <sender\@bounce\.test>\n/,
 	'Dovecot got the envelope sender';
+like +(maildir('alice'))[0], qr/^\t\(using TLS.*\n\tby .* with LMTPS\n/m,
+	'over TCP, STARTTLS was used (smtp_tls = may), as Dovecot offered it';
 my @dsn = $sink->wait_messages(1);
 is scalar(@dsn), 1, 'one bounce to the sender';
 my $report = Sink::parse_dsn($dsn[0]{data});
@@ -278,6 +291,7 @@ for my $q (@qids) {
 ok MtadTest::wait_for(30, sub { maildir('carol') == 4 }), "carol's Maildir has all four";
 my %subjects = map { /^Subject: (unix \d)$/m ? ($1 => 1) : () } maildir('carol');
 is scalar(keys %subjects), 4, 'each once, intact';
+ok +(grep { /^\tby .* with LMTP\n/m } maildir('carol')) == 4, 'no STARTTLS over the socket';
 my $now = () = MtadTest::slurp("$dir/dovecot.log") =~ /Connect from local/g;
 cmp_ok $now - $connects, '<', 4, 'fewer connections than messages (' . ($now - $connects) . ')';
 
@@ -317,6 +331,14 @@ like $said, qr/\ALHLO mx\.campus\.test\n/, 'LMTP starts with LHLO';
 unlike $said, qr/^(?:HELO|EHLO|MAIL)/m, 'no HELO or EHLO fallback, no transaction';
 is_deeply [sort $m->queue_ids], [sort $qid, $qid2], 'both wait in the queue';
 is scalar($sink->messages), 1, 'no bounce for either';
+
+# ---- tls=verify on an LMTP route to a server without STARTTLS ----
+$qid = queue_mail(['u@tlsreq.test'], "Subject: tls\r\n\r\nx\r\n");
+$d = $m->delivery_log($qid, 'u@tlsreq.test', 'deferred|bounced', $log_from);
+is $d && $d->{status}, 'deferred', 'tls=verify and no STARTTLS: deferred';
+like $d && $d->{reply}, qr/^450 4\.7\.5 .*TLS required but .* does not offer STARTTLS/,
+	'... TLS required';
+unlike MtadTest::slurp($plain_log), qr/^MAIL/m, 'nothing was sent in the clear';
 
 # ---- replies after the final dot: one per recipient ----
 $log_from = length $m->log_text;
