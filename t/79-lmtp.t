@@ -152,8 +152,9 @@ sub ends_with_original {
 
 my @peer_pids;
 
-# lmtp_peer(greeting => ..., lhlo => ..., dot => [REPLY...]) - a forked
-# LMTP server on a free loopback port, one connection after the other;
+# lmtp_peer(greeting => ..., lhlo => ..., dot => [REPLY...], drop_after => N)
+# - a forked LMTP server on a free loopback port, one connection after the
+# other (drop_after: close after N replies to the end of data);
 # every line it receives is appended to TRANSCRIPT. Returns (port, transcript).
 sub lmtp_peer {
 	my (%o) = @_;
@@ -201,7 +202,10 @@ sub peer_session {
 			$say->('354 go ahead');
 			while (defined(my $body = <$c>)) { last if $body eq ".\r\n" }
 			print $t ".\n";
-			$say->($o->{dot}[$_] // '250 2.0.0 Saved') for 0 .. $rcpts - 1;
+			for my $i (0 .. $rcpts - 1) {
+				return if defined $o->{drop_after} && $i == $o->{drop_after};
+				$say->($o->{dot}[$i] // '250 2.0.0 Saved');
+			}
 		}
 		else { $say->('500 5.5.1 unknown command') }
 	}
@@ -214,6 +218,7 @@ my $sink = Sink->new;	# where bounces to sender@bounce.test go
 my ($greet_port, $greet_log) = lmtp_peer(greeting => '554 5.3.2 not today');
 my ($lhlo_port, $lhlo_log) = lmtp_peer(lhlo => '500 5.5.1 Error: unknown command');
 my ($plain_port, $plain_log) = lmtp_peer();
+my ($drop_port, $drop_log) = lmtp_peer(drop_after => 1);
 my ($mixed_port, $mixed_log) = lmtp_peer(dot => ['250 2.0.0 <ok@mixed.test> Saved',
 						 '452 4.2.2 <later@mixed.test> Mailbox full',
 						 '552 5.2.2 <bad@mixed.test> Quota exceeded']);
@@ -226,6 +231,7 @@ route = greet.test lmtp:[127.0.0.1]:$greet_port
 route = lhlo.test lmtp:[127.0.0.1]:$lhlo_port
 route = mixed.test lmtp:[127.0.0.1]:$mixed_port
 route = tlsreq.test lmtp:[127.0.0.1]:$plain_port tls=verify
+route = drop.test lmtp:[127.0.0.1]:$drop_port
 END
 
 # send - one message over SMTP to mtad; returns its queue id.
@@ -359,5 +365,30 @@ is_deeply [map { $_->{'final-recipient'} } @{ $report->{recipients} }],
 my ($left) = grep { $_ eq $qid } $m->queue_ids;
 ok $left, 'the message stays queued for later@mixed.test';
 
+# ---- the connection lost between two replies to the end of data ----
+$log_from = length $m->log_text;
+$qid = queue_mail(['first@drop.test', 'second@drop.test'], "Subject: drop\r\n\r\nx\r\n");
+$d = $m->delivery_log($qid, 'first@drop.test', 'sent|deferred|bounced', $log_from);
+is $d && $d->{status}, 'sent', 'the recipient answered before the peer left: sent';
+$d = $m->delivery_log($qid, 'second@drop.test', 'sent|deferred|bounced', $log_from);
+is $d && $d->{status}, 'deferred', 'the one still waiting for its reply: deferred';
+like $d && $d->{reply}, qr/lost connection .* while sending end of data/, '... saying why';
+my ($rc2, $show) = $m->mtaq('show', $qid);
+like $show, qr/second\@drop\.test/, 'the message stays queued for it';
+
 is $m->stop, 0, 'mtad exits 0 on SIGTERM';
+
+# ---- configuration: LMTP errors name the file and line ----
+for my $bad (['relayhost = lmtp:[mailstore.test]:24', qr/LMTP is for routes to mailbox servers/],
+	     ['route = x.test lmtp:mailstore.test', qr/LMTP needs lmtp:\[host\]/],
+	     ['route = x.test lmtp:unix:run/lmtp', qr/must be absolute/],
+	     ["route = x.test lmtp:unix:$socket tls=verify", qr/tls= does not apply to a Unix socket/]) {
+	my $conf = "$dir/bad.conf";
+	open my $fh, '>', $conf or die;
+	print $fh "hostname = mx.campus.test\nalias_maps =\n$bad->[0]\n";
+	close $fh;
+	my ($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', $conf, '-n');
+	isnt $rc, 0, "mtad -n refuses \"$bad->[0]\"";
+	like $err, qr/\Q$conf\E:3: .*$bad->[1]/, '... with file:line and why' or diag $err;
+}
 done_testing;
