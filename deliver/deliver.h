@@ -1,8 +1,8 @@
 /*
  * deliver.h - the delivery wing: mail leaves mtad here. The queue runner
  * (deliver.c) picks what is due, finds where it goes (routes, relayhost,
- * MX through util/'s DNS: mx.c), talks SMTP to the next hop (group.c,
- * client*.c, with STARTTLS through tls/), and records the outcome in the
+ * MX through util/'s DNS: mx.c), talks SMTP to the next hop, or LMTP
+ * to a mailbox server (group.c, client*.c, with STARTTLS through tls/), and records the outcome in the
  * queue (outcome.c), writing bounces (dsn.c) when mail cannot be
  * delivered. The runner's files share deliver_int.h, the client's
  * client_int.h; only this header is public.
