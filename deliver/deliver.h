@@ -1,8 +1,8 @@
 /*
  * deliver.h - the delivery wing: mail leaves mtad here. The queue runner
  * (deliver.c) picks what is due, finds where it goes (routes, relayhost,
- * MX through util/'s DNS: mx.c), talks SMTP to the next hop (group.c,
- * client*.c, with STARTTLS through tls/), and records the outcome in the
+ * MX through util/'s DNS: mx.c), talks SMTP to the next hop, or LMTP
+ * to a mailbox server (group.c, client*.c, with STARTTLS through tls/), and records the outcome in the
  * queue (outcome.c), writing bounces (dsn.c) when mail cannot be
  * delivered. The runner's files share deliver_int.h, the client's
  * client_int.h; only this header is public.
@@ -35,6 +35,9 @@ enum smtp_tls_policy { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_VERIFY };
  *   route = .campus.test [10.1.2.3]:2525 tls=verify
  *   relayhost = [smarthost.example]:587
  */
+#define SMTP_ROUTE_PATH_MAX 108	/* sun_path, with its NUL */
+#define LMTP_PORT 24		/* RFC 2033 §5: LMTP must not use 25 */
+
 struct smtp_route {
 	char domain[256];	/* "" for relayhost */
 	bool subdomains;	/* ".campus.test": the domain and everything under it */
@@ -43,6 +46,8 @@ struct smtp_route {
 	bool mx;		/* look up MX of host (no brackets) */
 	enum smtp_tls_policy tls;
 	bool tls_given;		/* tls= was written; else tls is MAY and smtp_tls may apply */
+	bool lmtp;		/* "lmtp:...": LHLO, one reply per recipient after the data */
+	char path[SMTP_ROUTE_PATH_MAX];	/* "lmtp:unix:/path": that socket (host is "") */
 };
 
 /*
@@ -54,8 +59,14 @@ struct smtp_route {
  *   [192.0.2.1] [192.0.2.1]:port
  *   [2001:db8::1] [2001:db8::1]:port   (no "IPv6:" prefix)
  *   host host:port              MX lookup of host
+ *   lmtp:[host] lmtp:[host]:port    LMTP (RFC 2033) to that host, port 24
+ *                                    unless given (routes only, no MX)
+ *   lmtp:unix:/path             LMTP over that Unix socket (an absolute
+ *                               path, shorter than sun_path; no tls=)
  * host stores the name (lower case) or the address, without brackets;
- * port is 25 unless given. Returns 0, or -1 with err set to
+ * port is 25 unless given. A relayhost cannot be LMTP: LMTP is for the
+ * final hop to the mailbox servers (RFC 2033 §1), not for mail that
+ * leaves for the world. Returns 0, or -1 with err set to
  * "bad route \"VALUE\": what is wrong" ("bad relayhost ..."). An empty
  * relayhost is an error too: "no relayhost" is the caller's "".
  */
@@ -128,6 +139,7 @@ struct smtp_client_options {
 	enum smtp_tls_policy tls;
 	struct tls_client *tls_client;	/* NULL: no STARTTLS */
 	unsigned timeout;		/* seconds per step */
+	bool lmtp;			/* speak LMTP (RFC 2033) instead of SMTP */
 };
 
 /* The outcome of one recipient, or of the whole message. */
@@ -158,6 +170,32 @@ typedef void (*smtp_client_ready_cb)(void *arg, const struct smtp_client_reply *
 struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
 					const struct smtp_client_options *opt,
 					smtp_client_ready_cb cb, void *arg);
+
+/*
+ * smtp_client_connect_unix - the same over the Unix socket at path (an
+ * absolute path shorter than SMTP_ROUTE_PATH_MAX), for LMTP: no
+ * STARTTLS (opt->tls and tls_client are ignored); the peer is named by
+ * its path in texts. A missing socket or a refused connect is a cb with
+ * code 0 and 4.4.1. NULL (no callback) when path is unusable or the
+ * connect cannot even start.
+ *
+ * With opt->lmtp (either connect): LHLO instead of EHLO and no HELO
+ * fallback; a 5xx to the greeting or LHLO comes to cb as 451 4.3.5
+ * (smtp_client_lmtp_deferral); after the end of data each recipient
+ * the peer accepted gets its own reply, in RCPT order (RFC 2033 §4.2).
+ */
+struct smtp_client *smtp_client_connect_unix(uv_loop_t *loop, const char *path,
+					     const struct smtp_client_options *opt,
+					     smtp_client_ready_cb cb, void *arg);
+
+/*
+ * smtp_client_lmtp_deferral - an LMTP server's 5xx to its greeting or
+ * LHLO (step: "the greeting", "LHLO") means the server is misconfigured,
+ * not that the mail is bad: r becomes 451 4.3.5 "LMTP server PEER
+ * refused STEP: CODE ENHANCED TEXT" (parts cut to fit). Other codes are
+ * left alone. Pure.
+ */
+void smtp_client_lmtp_deferral(struct smtp_client_reply *r, const char *peer, const char *step);
 
 /*
  * Body chunks come from the caller (the queue), asynchronously: read is
@@ -197,7 +235,8 @@ struct smtp_client_message {
  * connection is no longer usable.
  *
  * A recipient's result is its RCPT reply when refused, else the reply
- * to the end of data (or to DATA when that failed). When MAIL is
+ * to the end of data (LMTP: its own reply to it), or to DATA when that
+ * failed. When MAIL is
  * refused everyone gets its reply. Decided here, without the peer:
  * 552 5.3.4 "message size exceeds the peer's limit" (SIZE), 553 5.1.7
  * (a sender, or 553 5.1.3 a recipient, with spaces, controls or < >).
