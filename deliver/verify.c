@@ -16,9 +16,8 @@
  * Must not: block (DNS through util/dns.c, the connection through
  * libuv), send DATA, keep more than recipient_verify_cache_size answers,
  * cache a temporary failure, or call a waiter after it was cancelled.
- * The probe speaks SMTP; when LMTP routes exist in the client, a probe
- * over an LMTP route should say LHLO instead (the client's setup decides
- * that, this file does not).
+ * Over an LMTP route (lmtp:[host]:port or lmtp:unix:/path) the probe
+ * says LHLO, and a Unix socket is connected as delivery connects it.
  *
  * Follows: RFC 5321 §3.3 (a transaction ended by RSET, §4.1.1.5),
  * RFC 3463 (4.1.1 / 5.1.1); Postfix's verify(8) as the model.
@@ -46,6 +45,8 @@ struct probe {
 	char addr[SMTP_PATH_MAX];
 	char host[256];			/* the next hop, for texts */
 	int port;
+	bool lmtp;			/* an LMTP route: LHLO */
+	char path[SMTP_ROUTE_PATH_MAX];	/* an LMTP route's Unix socket, or "" */
 	struct mtad_dns_query *query;
 	struct smtp_client *client;
 	const char *rcpt[1];
@@ -178,15 +179,22 @@ static void probe_ready(void *arg, const struct smtp_client_reply *r)
 		probe_end(p, 450, "cannot start the probe's transaction");
 }
 
-/* probe_connect - to the first address of the next hop; -1 when it cannot start. */
+/* probe_connect - to ss (the first address of the next hop) or, when p has
+ * one, to its LMTP Unix socket (ss NULL); -1 when it cannot start. */
 static int probe_connect(struct probe *p, const struct sockaddr_storage *ss)
 {
-	struct sockaddr_storage sa = *ss;
+	struct sockaddr_storage sa;
 	struct smtp_client_options opt = {
 		.helo_name = p->v->cfg->hostname, .peer_name = p->host, .tls = SMTP_TLS_NONE,
 		.tls_client = NULL, .timeout = p->v->cfg->recipient_verify_timeout,
+		.lmtp = p->lmtp,
 	};
 
+	if (p->path[0]) {
+		p->client = smtp_client_connect_unix(p->v->loop, p->path, &opt, probe_ready, p);
+		return p->client ? 0 : -1;
+	}
+	sa = *ss;
 	if (sa.ss_family == AF_INET)
 		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)p->port);
 	else
@@ -235,6 +243,12 @@ static int probe_start(struct probe *p)
 
 	snprintf(p->host, sizeof(p->host), "%s", r ? r->host : domain);
 	p->port = r ? r->port : 25;
+	p->lmtp = r && r->lmtp;
+	if (r && r->path[0]) {
+		snprintf(p->path, sizeof(p->path), "%s", r->path);
+		snprintf(p->host, sizeof(p->host), "%s", r->path);
+		return probe_connect(p, NULL);
+	}
 	if (literal(p->host, &ss))
 		return probe_connect(p, &ss);
 	if (!p->v->dns)

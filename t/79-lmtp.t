@@ -378,6 +378,32 @@ like $show, qr/second\@drop\.test/, 'the message stays queued for it';
 
 is $m->stop, 0, 'mtad exits 0 on SIGTERM';
 
+# ---- recipient_verify over LMTP: Dovecot answers the probe's RCPT ----
+# The probe says LHLO over the route's TCP port or Unix socket, and an
+# unknown mailbox is refused at RCPT (no backscatter), a known one taken.
+my $v = MtadTest->new(alias_maps => '', local_domains => 'lmtp.test unix.test',
+		      extra => "recipient_verify = yes\nloops = 1\n"
+			     . "route = lmtp.test lmtp:[127.0.0.1]:$lmtp_port\n"
+			     . "route = unix.test lmtp:unix:$socket\n");
+# rcpt_reply - the reply to RCPT TO:<addr> in a fresh transaction.
+sub rcpt_reply {
+	my ($addr) = @_;
+	my $smtp = $v->smtp;
+	$smtp->mail('someone@example.org');
+	$smtp->to($addr);
+	my $r = $smtp->code . ' ' . join(' ', map { s/\s+\z//r } $smtp->message);
+	$smtp->quit;
+	return $r;
+}
+for my $domain (qw(lmtp.test unix.test)) {
+	like rcpt_reply("alice\@$domain"), qr/\A250 /, "verify over LMTP ($domain): alice exists";
+	like rcpt_reply("nosuch\@$domain"),
+		qr/\A550 5\.1\.1 <nosuch\@\Q$domain\E>: Recipient address rejected: User unknown/,
+		"... nosuch does not: 550 5.1.1 at RCPT";
+}
+is $v->queue_count, 0, 'the probes queued nothing';
+is $v->stop, 0, 'the verifying mtad stops';
+
 # ---- configuration: LMTP errors name the file and line ----
 for my $bad (['relayhost = lmtp:[mailstore.test]:24', qr/LMTP is for routes to mailbox servers/],
 	     ['route = x.test lmtp:mailstore.test', qr/LMTP needs lmtp:\[host\]/],
