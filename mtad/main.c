@@ -811,6 +811,25 @@ static void warn_unrouted(const struct mtad_config *cfg, const char *conf)
 				cfg->local_domains[i]);
 }
 
+/*
+ * warn_unchecked - without local_recipient_maps or recipient_verify,
+ * every local part of a local domain is taken at RCPT, and the mailbox
+ * server's later 5xx becomes a bounce to a sender who may be forged
+ * (backscatter).
+ */
+static void warn_unchecked(const struct mtad_config *cfg, const char *conf)
+{
+	int line = mtad_config_line(cfg, "local_domains");
+
+	if (cfg->local_recipient_maps[0] || strcmp(cfg->recipient_verify, "yes") == 0)
+		return;
+	for (size_t i = 0; i < cfg->nlocal_domains; i++)
+		fprintf(stderr, "mtad: warning: %s:%d: local domain %s has no recipient check: "
+			"set local_recipient_maps or recipient_verify = yes, or unknown users "
+			"are accepted and bounced later (backscatter)\n", conf, line,
+			cfg->local_domains[i]);
+}
+
 /* report_finding - `mtad -n`: an error or warning of the check, on stderr. */
 static void report_finding(void *arg, enum mtad_config_severity sev, const char *msg)
 {
@@ -843,6 +862,7 @@ static int check_config(struct mtad_config *cfg, const char *path, char **keys, 
 	fclose(f);
 	errors += check_files(cfg, path, &stderr_report);
 	warn_unrouted(cfg, path);
+	warn_unchecked(cfg, path);
 	if (errors > 0) {
 		fprintf(stderr, "mtad: %s: %d error%s\n", path, errors, errors == 1 ? "" : "s");
 		return 1;

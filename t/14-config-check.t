@@ -191,9 +191,18 @@ for my $case (@BROKEN) {
 	my $mc = line_of($file, qr/^max_connections_per_ip/);
 	like $err, qr/^mtad: warning: \Q$file\E:$ld: local domain campus\.test has no route/m,
 		'a local domain without a route: a warning at its line' or diag $err;
+	like $err, qr/^mtad: warning: \Q$file\E:$ld: local domain campus\.test has no recipient check: set local_recipient_maps or recipient_verify = yes/m,
+		'a local domain without a recipient check: a warning (backscatter)' or diag $err;
 	like $err, qr/^mtad: warning: \Q$file\E:$mc: max_connections_per_ip = 20 is above max_connections = 10/m,
 		'max_connections_per_ip above max_connections: a warning' or diag $err;
 	unlike $err, qr/^mtad: (?!warning:)/m, '... and no error' or diag $err;
+}
+
+{
+	my $file = write_conf('local_domains = campus.test', 'recipient_verify = yes');
+	my ($rc, $out, $err) = MtadTest::run($mtad, '-c', $file, '-n');
+	unlike $err, qr/no recipient check/, 'recipient_verify = yes: no backscatter warning'
+		or diag $err;
 }
 
 # ---- as `user`: a root start reads some files as root, the rest as user ----
