@@ -101,7 +101,9 @@ void attempt_next_group(struct attempt *a)
 	}
 	a->t_group_start = deliver_now();
 	a->t_group_ready = 0;
-	a->log_svc = MTAD_SVC_SMTP;
+	/* Its lines go under mtad/lmtp or mtad/smtp, as Postfix's two clients. */
+	a->log_svc = a->groups[a->current].route && a->groups[a->current].route->lmtp
+			     ? MTAD_SVC_LMTP : MTAD_SVC_SMTP;
 	group_start(&a->groups[a->current++]);
 }
 

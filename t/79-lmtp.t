@@ -259,6 +259,7 @@ for my $u (qw(alice bob)) {
 	my $d = $m->delivery_log($qid, "$u\@lmtp.test", 'sent', $log_from);
 	ok $d, "$u\@lmtp.test sent over LMTP/TCP";
 	is $d && $d->{relay}, "127.0.0.1[127.0.0.1]:$lmtp_port", "$u: relay=host[ip]:port";
+	like $d && $d->{line}, qr{ mtad/lmtp\[\d+\]: }, "$u: logged under mtad/lmtp, as Postfix's lmtp";
 }
 my $d = $m->delivery_log($qid, 'nosuch@lmtp.test', 'bounced', $log_from);
 ok $d, 'the unknown user is bounced';
