@@ -160,7 +160,9 @@ static void attempt_start(struct deliver *d, struct queue_envelope *env)
 	if (!(a->decided = calloc(env->nrcpt, sizeof(*a->decided))) ||
 	    !(a->reply = calloc(env->nrcpt, sizeof(*a->reply))) ||
 	    !(a->dsn = calloc(env->nrcpt, sizeof(*a->dsn))) ||
-	    !(a->relay = calloc(env->nrcpt, sizeof(*a->relay))) || attempt_groups(a) != 0) {
+	    !(a->relay = calloc(env->nrcpt, sizeof(*a->relay))) ||
+	    /* mtaq expire: no group, so no try; attempt_finish bounces it. */
+	    (!(env->flags & QUEUE_FLAG_EXPIRE) && attempt_groups(a) != 0)) {
 		attempt_free(a);
 		return;
 	}

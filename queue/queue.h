@@ -104,6 +104,9 @@ struct queue_envelope {
  * for delivery: the message is held (never delivered, never deleted by
  * mtad) until an operator looks at it (mtaq verify, show, delete). */
 #define QUEUE_FLAG_DAMAGED 0x2
+/* `mtaq expire`: the runner's next pass bounces every pending recipient
+ * (5.4.7, as after max_queue_lifetime) without trying it (deliver/). */
+#define QUEUE_FLAG_EXPIRE 0x4
 
 /* Releases the strings and recipient array; leaves *env zeroed. */
 void queue_envelope_free(struct queue_envelope *env);
@@ -632,12 +635,20 @@ int queue_update_async(struct queue *q, const struct queue_envelope *env,
  * For mtaq (synchronous, committed to disk before they return; any
  * thread that owns q, never the loop thread of a running mtad):
  * queue_set_hold sets or clears QUEUE_FLAG_HELD, queue_flush_message
- * makes a message due now (next_attempt 0; a held one stays held).
- * QUEUE_OK, QUEUE_NOTFOUND, QUEUE_DAMAGED or QUEUE_ERROR. A running
+ * makes a message due now (next_attempt 0; a held one stays held),
+ * queue_requeue_message also starts its pending recipients over (attempt
+ * counts 0: the backoff starts again; postsuper -r), and
+ * queue_expire_message sets QUEUE_FLAG_EXPIRE and makes it due (postsuper
+ * -e; a held one is bounced once released). A hold or an expiry set while
+ * the runner is delivering the message is kept when it records the
+ * attempt; a flush or requeue then is overwritten by the attempt's own
+ * next try. QUEUE_OK, QUEUE_NOTFOUND, QUEUE_DAMAGED or QUEUE_ERROR. A running
  * mtad sees the change at its next schedule scan (every second).
  */
 int queue_set_hold(struct queue *q, const char *qid, bool hold);
 int queue_flush_message(struct queue *q, const char *qid);
+int queue_requeue_message(struct queue *q, const char *qid);
+int queue_expire_message(struct queue *q, const char *qid);
 
 /* Last error text from a failing call, for messages. The store calls
  * keep it in q: use one struct queue from one thread at a time. */
