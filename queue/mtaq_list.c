@@ -33,6 +33,23 @@ static const char *state_name(enum queue_rcpt_state s)
 	return "unknown";
 }
 
+/*
+ * queue_state - where a message stands, in Postfix's queue names: hold
+ * (held, damaged ones too), deferred (some recipient was tried and waits
+ * for its next try), incoming (not tried yet: new, or requeued). The
+ * runner's in-flight set is in mtad's memory only, so "active" is not
+ * claimed here (see mtaq(8)).
+ */
+static const char *queue_state(const struct queue_envelope *env)
+{
+	if (env->flags & QUEUE_FLAG_HELD)
+		return "hold";
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state == QUEUE_RCPT_PENDING && env->rcpt[i].attempts > 0)
+			return "deferred";
+	return "incoming";
+}
+
 /* arrival_text - "Fri Nov 27 08:17:47" in local time. */
 static void arrival_text(int64_t t, char *buf, size_t size)
 {
@@ -110,6 +127,10 @@ static void json_envelope(const struct queue_envelope *env)
 {
 	json_key("queue_id", true);
 	json_str(stdout, env->qid);
+	json_key("state", false);
+	json_str(stdout, queue_state(env));
+	json_key("expire_requested", false);
+	fputs(env->flags & QUEUE_FLAG_EXPIRE ? "true" : "false", stdout);
 	json_key("held", false);
 	fputs(env->flags & QUEUE_FLAG_HELD ? "true" : "false", stdout);
 	json_key("damaged", false);
@@ -144,6 +165,48 @@ static void json_envelope(const struct queue_envelope *env)
 	putchar(']');
 }
 
+/*
+ * json_line - one message as postqueue -j prints it: one object a line,
+ * Postfix's field names, the recipients not yet delivered or bounced
+ * with why they wait (delay_reason: the last reply, when tried).
+ */
+static void json_line(const struct queue_envelope *env)
+{
+	bool first = true;
+
+	putchar('{');
+	json_key("queue_name", true);
+	json_str(stdout, queue_state(env));
+	json_key("queue_id", false);
+	json_str(stdout, env->qid);
+	json_key("arrival_time", false);
+	printf("%lld", (long long)env->arrival);
+	json_key("message_size", false);
+	printf("%llu", (unsigned long long)env->size);
+	json_key("forced_expire", false);
+	fputs(env->flags & QUEUE_FLAG_EXPIRE ? "true" : "false", stdout);
+	json_key("sender", false);
+	json_str(stdout, env->sender);
+	json_key("recipients", false);
+	putchar('[');
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *r = &env->rcpt[i];
+
+		if (r->state != QUEUE_RCPT_PENDING)
+			continue;
+		printf("%s{", first ? "" : ",");
+		first = false;
+		json_key("address", true);
+		json_str(stdout, r->addr);
+		if (r->last_reply != NULL) {
+			json_key("delay_reason", false);
+			json_str(stdout, r->last_reply);
+		}
+		putchar('}');
+	}
+	puts("]}");
+}
+
 /* list_fn - queue_foreach callback for `list`; stops when stdout fails. */
 static int list_fn(const char *qid, const struct queue_envelope *env, void *arg)
 {
@@ -154,7 +217,9 @@ static int list_fn(const char *qid, const struct queue_envelope *env, void *arg)
 		st->damaged++;
 		return 0;
 	}
-	if (st->m->json) {
+	if (st->m->json_lines) {
+		json_line(env);
+	} else if (st->m->json) {
 		fputs(st->n == 0 ? "[\n{" : ",\n{", stdout);
 		json_envelope(env);
 		putchar('}');
@@ -169,13 +234,15 @@ static int list_fn(const char *qid, const struct queue_envelope *env, void *arg)
 	return ferror(stdout);
 }
 
-/* cmd_list - `mtaq list [--json]`. */
+/* cmd_list - `mtaq list [--json|--json-lines]`. */
 int cmd_list(struct mtaq *m)
 {
 	struct list_state st = { .m = m };
 	int rc = queue_foreach(m->q, list_fn, &st);
 
-	if (m->json)
+	if (m->json_lines)
+		;	/* an empty queue is no line at all, as with postqueue -j */
+	else if (m->json)
 		fputs(st.n == 0 ? "[]\n" : "\n]\n", stdout);
 	else if (st.n == 0)
 		puts("Mail queue is empty");
@@ -198,7 +265,11 @@ int count_fn(const char *qid, const struct queue_envelope *env, void *arg)
 		report_damaged(st->m, qid);
 		st->damaged++;
 	} else {
+		const char *state = queue_state(env);
+
 		st->n++;
+		st->held += state[0] == 'h';
+		st->deferred += state[0] == 'd';
 	}
 	return 0;
 }
@@ -213,7 +284,12 @@ int cmd_count(struct mtaq *m)
 		fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
 		return 1;
 	}
-	printf("%zu\n", st.n);
+	if (m->json)
+		printf("{\"count\":%zu,\"incoming\":%zu,\"deferred\":%zu,\"hold\":%zu,"
+		       "\"damaged\":%zu}\n", st.n, st.n - st.held - st.deferred, st.deferred,
+		       st.held, st.damaged);
+	else
+		printf("%zu\n", st.n);
 	return st.damaged > 0;
 }
 
@@ -249,9 +325,10 @@ static void show_envelope(const struct queue_envelope *env)
 	char when[64];
 
 	arrival_text(env->arrival, when, sizeof(when));
-	printf("queue_id: %s\nstatus: %s\n", env->qid,
-	       env->flags & QUEUE_FLAG_DAMAGED ? "held (damaged body: see mtaq verify)"
-	       : env->flags & QUEUE_FLAG_HELD ? "held" : "active");
+	printf("queue_id: %s\nstatus: %s%s\n", env->qid,
+	       env->flags & QUEUE_FLAG_DAMAGED ? "hold (damaged body: see mtaq verify)"
+	       : queue_state(env), env->flags & QUEUE_FLAG_EXPIRE ?
+	       " (expired by mtaq: returned to the sender at the next pass)" : "");
 	printf("arrival: %s (%lld.%06d)\nsize: %llu\n", when, (long long)env->arrival,
 	       (int)env->arrival_usec % 1000000, (unsigned long long)env->size);
 	show_field("sender", env->sender[0] ? env->sender : "<>");
@@ -571,6 +648,40 @@ static void domain_free(void *p)
 	free(d);
 }
 
+/* summary_json_row - one domain (or the total) as a JSON object. */
+static void summary_json_row(const char *name, const struct domain *d)
+{
+	putchar('{');
+	json_key("domain", true);
+	json_str(stdout, name);
+	json_key("total", false);
+	printf("%llu", (unsigned long long)d->total);
+	json_key("by_age", false);
+	for (int i = 0; i < MTAQ_NBUCKETS; i++)
+		printf("%c%llu", i == 0 ? '[' : ',', (unsigned long long)d->count[i]);
+	putchar(']');
+	json_key("kbytes", false);
+	printf("%llu}", (unsigned long long)((d->bytes + 1023) / 1024));
+}
+
+/* summary_json - the table as one object: the age columns' upper edges
+ * in minutes (the last column has none: older), the total, each domain. */
+static void summary_json(struct summary *s)
+{
+	fputs("{\"age_minutes\":[", stdout);
+	for (int i = 0, edge = 5; i < MTAQ_NBUCKETS - 1; i++, edge *= 2)
+		printf("%s%d", i == 0 ? "" : ",", edge);
+	fputs(",null],\"total\":", stdout);
+	summary_json_row("TOTAL", &s->all);
+	fputs(",\"domains\":[", stdout);
+	for (size_t i = 0; i < s->ndomains; i++) {
+		if (i > 0)
+			putchar(',');
+		summary_json_row(s->sorted[i]->name, s->sorted[i]);
+	}
+	puts("]}");
+}
+
 /* summary_print - the qshape-style table. */
 static void summary_print(struct summary *s)
 {
@@ -600,7 +711,10 @@ int cmd_summary(struct mtaq *m)
 		s.ndomains = 0;
 		twalk_r(s.tree, summary_collect, &s);
 		qsort(s.sorted, s.ndomains, sizeof(*s.sorted), summary_order);
-		summary_print(&s);
+		if (m->json)
+			summary_json(&s);
+		else
+			summary_print(&s);
 	}
 	free(s.sorted);
 	tdestroy(s.tree, domain_free);
