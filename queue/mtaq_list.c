@@ -127,14 +127,14 @@ static void json_envelope(const struct queue_envelope *env)
 {
 	json_key("queue_id", true);
 	json_str(stdout, env->qid);
-	json_key("state", false);
-	json_str(stdout, queue_state(env));
-	json_key("expire_requested", false);
-	fputs(env->flags & QUEUE_FLAG_EXPIRE ? "true" : "false", stdout);
 	json_key("held", false);
 	fputs(env->flags & QUEUE_FLAG_HELD ? "true" : "false", stdout);
 	json_key("damaged", false);
 	fputs(env->flags & QUEUE_FLAG_DAMAGED ? "true" : "false", stdout);
+	json_key("state", false);
+	json_str(stdout, queue_state(env));
+	json_key("expire_requested", false);
+	fputs(env->flags & QUEUE_FLAG_EXPIRE ? "true" : "false", stdout);
 	json_key("size", false);
 	printf("%llu", (unsigned long long)env->size);
 	json_key("arrival", false);
