@@ -326,7 +326,7 @@ static void show_envelope(const struct queue_envelope *env)
 
 	arrival_text(env->arrival, when, sizeof(when));
 	printf("queue_id: %s\nstatus: %s%s\n", env->qid,
-	       env->flags & QUEUE_FLAG_DAMAGED ? "hold (damaged body: see mtaq verify)"
+	       env->flags & QUEUE_FLAG_DAMAGED ? "held (damaged body: see mtaq verify)"
 	       : queue_state(env), env->flags & QUEUE_FLAG_EXPIRE ?
 	       " (expired by mtaq: returned to the sender at the next pass)" : "");
 	printf("arrival: %s (%lld.%06d)\nsize: %llu\n", when, (long long)env->arrival,
