@@ -401,6 +401,7 @@ static int open_queue(struct mtaq *m, enum mtaq_open how)
 	}
 	if (how == OPEN_WRITE)
 		log_setup(cfg);
+	snprintf(m->spool, sizeof(m->spool), "%s", cfg->spool_directory);
 	opt.read_only = how == OPEN_READ;
 	opt.mode = how == OPEN_RECOVER ? QUEUE_RECOVER : QUEUE_JOIN;
 	if (how == OPEN_RECOVER && take_spool(m, cfg->spool_directory) < 0) {
@@ -511,6 +512,7 @@ int main(int argc, char **argv)
 	if (m.lock_fd >= 0)
 		close(m.lock_fd);	/* after the close: mtad may start now */
 	free(m.args);
+	free(m.active);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

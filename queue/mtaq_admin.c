@@ -1,14 +1,23 @@
 /*
  * mtaq_admin.c - mtaq's commands that change the queue or check it:
- * delete, hold, release, flush, verify, migrate and recover.
+ * delete, hold, release, requeue, expire and flush (postsuper and
+ * postqueue -f/-s), verify, migrate and recover.
  *
- * Must not: change a message it was not named (flush without an ID only
- * makes deferred messages due, held ones stay held), run migrate or
- * recover while mtad runs (they take the spool lock first: take_spool),
- * or print a queue string raw (put_text_tabs). Every change commits
- * synchronously; a running mtad sees it at its next schedule scan.
+ * The changing verbs take queue ids, ALL, - (ids on stdin, one a line)
+ * or --login NAME; each change is printed, logged where mtad logs in
+ * postsuper's words ("QID: removed", then "Deleted: N messages"), and
+ * counted only when it changed something (hold ALL skips the held).
  *
- * Follows: no RFC; the queue is mtad's own (queue/queue.h).
+ * Must not: change a message it was not named (flush never makes a held
+ * message due, and counts the held ones apart from what it flushed),
+ * run migrate or recover while mtad runs (they take the spool lock
+ * first: take_spool), grow memory with the ids read from stdin (each is
+ * acted on as read), or print a queue string raw (put_text_tabs). Every
+ * change commits synchronously; a running mtad sees it at its next
+ * schedule scan.
+ *
+ * Follows: no RFC; the queue is mtad's own (queue/queue.h). RFC 8259
+ * for --json.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -30,6 +30,9 @@ struct mtaq {
 	const char *client, *rdns, *helo, *listener, *auth, *from, *rcpt;
 	int days;		/* stats --days */
 	struct queue *q;
+	char spool[MTAD_PATH_MAX];	/* the configuration's spool_directory */
+	char (*active)[QUEUE_ID_LEN + 1];	/* being delivered now (sorted), from mtad */
+	size_t nactive;
 	int lock_fd;		/* `recover`: the spool lock, else -1 */
 };
 

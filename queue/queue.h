@@ -650,6 +650,22 @@ int queue_flush_message(struct queue *q, const char *qid);
 int queue_requeue_message(struct queue *q, const char *qid);
 int queue_expire_message(struct queue *q, const char *qid);
 
+/*
+ * The runner's in-flight messages, for mtaq's "active" state
+ * (queue/active.c). queue_active_new: a publisher writing to
+ * SPOOL/active, on loop (NULL when out of memory). queue_active_set:
+ * the whole set now (copied; loop thread; written by a thread-pool job,
+ * without fsync, the newest set when several came meanwhile).
+ * queue_active_free: at stop (a running job finishes first).
+ * queue_active_read (mtaq): the ids of the file, *ids malloc'd, only
+ * when the mtad that wrote it runs (else none). 0, or -1 on an error.
+ */
+struct queue_active;
+struct queue_active *queue_active_new(uv_loop_t *loop, const char *spool);
+void queue_active_set(struct queue_active *a, const char (*ids)[QUEUE_ID_LEN + 1], size_t n);
+void queue_active_free(struct queue_active *a);
+int queue_active_read(const char *spool, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
+
 /* Last error text from a failing call, for messages. The store calls
  * keep it in q: use one struct queue from one thread at a time. */
 const char *queue_strerror(struct queue *q);

@@ -3,7 +3,8 @@
 # and held messages (a Sink answering 450 makes them deferred;
 # retry_min is an hour, so only mtaq makes them due):
 #   - list --json-lines is postqueue -j's shape, one object a line, and
-#     says each message's state truthfully (deferred, hold); count and
+#     says each message's state truthfully (deferred, hold, and active
+#     while the runner delivers it: a sink slow to answer); count and
 #     summary have --json; a command without JSON output refuses --json
 #     with exit 64;
 #   - flush counts exactly what it scheduled and the held ones apart;
@@ -64,14 +65,19 @@ sub mtaq_stdin {
 }
 
 # json_lines - the objects of `mtaq list --json-lines`, by queue id.
+# (QUIET: no test of its own, for polling.)
 sub json_lines {
-	my $out = mtaq_ok('list', '--json-lines');
+	my ($quiet) = @_;
+	my ($rc, $out, $err) = $m->mtaq('list', '--json-lines');
 	my %by;
+	my $bad = $rc != 0;
 	for my $line (split /\n/, $out) {
 		my $o = eval { decode_json($line) };
-		ok $o, 'list --json-lines: each line is one JSON object' or diag $line;
+		$bad ||= !$o;
 		$by{ $o->{queue_id} } = $o if $o;
 	}
+	ok !$bad, 'list --json-lines exits 0, each line one JSON object' or diag "$out\n$err"
+		unless $quiet;
 	return \%by;
 }
 
@@ -211,6 +217,18 @@ is_deeply [sort @{ $f->{queue_ids} }], [sort $d5, $d6], 'delete ALL --json: the 
 is $m->queue_count, 0, 'the queue is empty';
 my ($rc) = $m->mtaq('delete', 'ALL', $d2);
 is $rc, 64, 'ALL with ids: usage error';
+
+# ---- active: what the runner is delivering now ----
+$sink->set(data_sleep => 6, rcpt => {});
+my $a1 = submit('later@x.test', 'a1');
+my $st;
+MtadTest::wait_for(10, sub { $st = (json_lines(1)->{$a1} // {})->{queue_name} // ''; $st eq 'active' });
+is $st, 'active', "$a1: active while the runner waits for the sink's reply to the data";
+($out) = mtaq_ok('list');
+like $out, qr/^\Q$a1\E\* /m, '... list marks it with *, as mailq does';
+$sink->set(data_sleep => 0);
+ok scalar(arrived(qr/^Subject: a1\r?$/m)), '... then delivered';
+ok MtadTest::wait_for(30, sub { $m->queue_count == 0 }), '... and gone';
 
 # ---- log = syslog: the lines go there, as mtad's ----
 my $dir = tempdir(CLEANUP => 1);
