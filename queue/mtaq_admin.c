@@ -103,14 +103,16 @@ static void admin_done(struct admin_run *r, const char *qid, const char *note)
 }
 
 /* admin_apply - the change to one message whose envelope is known (env)
- * or not (NULL: a named message, or a damaged record). */
-static void admin_apply(struct admin_run *r, const char *qid, const struct queue_envelope *env)
+ * or not (NULL: a named message, or a damaged record); named: the
+ * operator named it (then a message needing no change is said). */
+static void admin_apply(struct admin_run *r, const char *qid, const struct queue_envelope *env,
+			bool named)
 {
 	const char *note = "";
 	int rc;
 
 	if (env != NULL && r->verb->applies != NULL && !r->verb->applies(env)) {
-		if (!r->m->json && r->verb->skipped != NULL && r->m->nargs > 0)
+		if (!r->m->json && r->verb->skipped != NULL && named)
 			printf("%s: %s\n", qid, r->verb->skipped);
 		r->skipped++;
 		return;
@@ -136,8 +138,8 @@ static void admin_named(struct admin_run *r, const char *qid)
 	struct queue_envelope env;
 	int rc;
 
-	if (r->verb->applies == NULL && strcmp(r->verb->name, "expire") != 0) {
-		admin_apply(r, qid, NULL);
+	if (r->verb->applies == NULL) {
+		admin_apply(r, qid, NULL, true);
 		return;
 	}
 	rc = queue_id_valid(qid) ? queue_get(r->m->q, qid, &env) : QUEUE_NOTFOUND;
@@ -146,7 +148,7 @@ static void admin_named(struct admin_run *r, const char *qid)
 		r->failed++;
 		return;
 	}
-	admin_apply(r, qid, &env);
+	admin_apply(r, qid, &env, true);
 	queue_envelope_free(&env);
 }
 
@@ -179,7 +181,7 @@ static int admin_each(const char *qid, const struct queue_envelope *env, void *a
 		r->failed++;
 		return 0;
 	}
-	admin_apply(r, qid, env);
+	admin_apply(r, qid, env, false);
 	return ferror(stdout);
 }
 
