@@ -1,9 +1,12 @@
 /*
- * client.c - the outbound SMTP client: one TCP connection to one peer,
- * the greeting, EHLO (HELO when EHLO is refused), STARTTLS, then one
+ * client.c - the outbound SMTP and LMTP client: one TCP connection (or,
+ * for LMTP, one Unix socket) to one peer, the greeting, EHLO (HELO when
+ * EHLO is refused; LHLO for LMTP, with no fallback), STARTTLS, then one
  * message after another over the same connection (the transactions are
  * in client_send.c, with PIPELINING and SIZE when the peer offers
- * them), and QUIT at the end.
+ * them), and QUIT at the end. An LMTP server's 5xx to the greeting or
+ * LHLO is reported as a deferral (451 4.3.5): the server is
+ * misconfigured, not the mail.
  *
  * Writes, and with TLS the ciphertext's way through a tls_conn, go
  * through tls/'s pump (tls/pump.c), which mtad/listen.c shares on the
@@ -21,7 +24,8 @@
  *
  * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.2 replies,
  * §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING),
- * RFC 1870 (SIZE), RFC 3207 (STARTTLS), RFC 2034/3463 (enhanced codes).
+ * RFC 1870 (SIZE), RFC 3207 (STARTTLS), RFC 2034/3463 (enhanced codes),
+ * RFC 2033 (LMTP: §4.1 LHLO).
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -45,7 +49,8 @@ static const char *phase(const struct smtp_client *c)
 	switch (c->state) {
 	case C_CONNECT: return "connecting";
 	case C_GREETING: return "receiving the initial server greeting";
-	case C_EHLO: return "performing the EHLO handshake";
+	case C_EHLO: return c->lmtp ? "performing the LHLO handshake"
+				    : "performing the EHLO handshake";
 	case C_HELO: return "performing the HELO handshake";
 	case C_STARTTLS: return "sending STARTTLS";
 	case C_HANDSHAKE: return "performing the TLS handshake";
@@ -99,7 +104,7 @@ static void hard_close(struct smtp_client *c)
 	uv_timer_stop(&c->timer);
 	if (c->state != C_DEAD)
 		tls_pump_shutdown(&c->pump, true);
-	uv_close((uv_handle_t *)&c->tcp, handle_closed);
+	uv_close((uv_handle_t *)c->stream, handle_closed);
 	uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
 
@@ -153,7 +158,7 @@ int client_send_line(struct smtp_client *c, const char *fmt, ...)
 static void stop_reading(struct smtp_client *c)
 {
 	if (!c->closing)
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		uv_read_stop(c->stream);
 }
 
 /* report_ready - the one ready callback (none after smtp_client_close). */
@@ -256,12 +261,21 @@ void client_fail(struct smtp_client *c, int code, const char *enhanced,
 	fail_with(c, &r);
 }
 
-/* refuse_setup - setup ended on a reply: still in sync, so close may QUIT. */
+/*
+ * refuse_setup - setup ended on a reply: still in sync, so close may QUIT.
+ * An LMTP server that refuses its greeting or LHLO with 5xx is
+ * misconfigured, and the mail is fine: that becomes a deferral.
+ */
 static void refuse_setup(struct smtp_client *c, const struct smtp_client_reply *r)
 {
+	struct smtp_client_reply soft = *r;
+
+	if (c->lmtp)
+		smtp_client_lmtp_deferral(&soft, c->peer,
+					  c->state == C_GREETING ? "the greeting" : "LHLO");
 	c->state = C_REFUSED;
 	uv_timer_stop(&c->timer);
-	report_ready(c, r);
+	report_ready(c, &soft);
 }
 
 /* tls_required - setup cannot go on without TLS: 450 4.7.5, as a temporary failure. */
@@ -272,7 +286,7 @@ static void tls_required(struct smtp_client *c, const char *why)
 	r.code = 450;
 	r.size = 0;
 	snprintf(r.enhanced, sizeof(r.enhanced), "4.7.5");
-	snprintf(r.text, sizeof(r.text), "TLS required but %s", why);
+	snprintf(r.text, sizeof(r.text), "TLS required but %.480s", why);
 	refuse_setup(c, &r);
 }
 
@@ -280,14 +294,14 @@ static void tls_required(struct smtp_client *c, const char *why)
 
 static int start_tls(struct smtp_client *c);
 
-/* send_ehlo - EHLO (again after STARTTLS: the extensions may differ). */
+/* send_ehlo - EHLO, or LHLO to an LMTP server (again after STARTTLS: the extensions may differ). */
 static void send_ehlo(struct smtp_client *c)
 {
 	c->ext = 0;
 	c->peer_size = 0;
 	c->state = C_EHLO;
 	client_step_timer(c, c->timeout_ms);
-	(void)client_send_line(c, "EHLO %s\r\n", c->helo);
+	(void)client_send_line(c, "%s %s\r\n", c->lmtp ? "LHLO" : "EHLO", c->helo);
 }
 
 /* setup_done - EHLO or HELO accepted: STARTTLS, or ready (policy allowing). */
@@ -360,7 +374,7 @@ static void on_setup_reply(struct smtp_client *c, const struct smtp_client_reply
 			c->ext = ext;
 			c->peer_size = (ext & SMTP_EXT_SIZE) ? r->size : 0;
 			setup_done(c, r);
-		} else if (r->code / 100 == 5) {
+		} else if (r->code / 100 == 5 && !c->lmtp) {	/* LMTP has no HELO */
 			c->state = C_HELO;
 			client_step_timer(c, c->timeout_ms);
 			(void)client_send_line(c, "HELO %s\r\n", c->helo);
@@ -607,8 +621,9 @@ static void connect_cb(uv_connect_t *req, int status)
 		client_fail(c, 0, "4.4.1", "connect to %s: %s", c->peer, uv_strerror(status));
 		return;
 	}
-	(void)uv_tcp_nodelay(&c->tcp, 1);
-	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
+	if (c->stream == (uv_stream_t *)&c->sock.tcp)
+		(void)uv_tcp_nodelay(&c->sock.tcp, 1);
+	if (uv_read_start(c->stream, alloc_cb, read_cb) != 0) {
 		client_fail(c, 0, "4.4.1", "cannot read from %s", c->peer);
 		return;
 	}
@@ -616,17 +631,23 @@ static void connect_cb(uv_connect_t *req, int status)
 	client_step_timer(c, c->timeout_ms);
 }
 
-/* client_names - our EHLO name and the peer's label, from the options. */
+/* client_helo_name - our EHLO/LHLO name from the options, without what could inject a command. */
+static void client_helo_name(struct smtp_client *c, const struct smtp_client_options *opt)
+{
+	const char *helo = opt->helo_name ? opt->helo_name : "localhost";
+
+	snprintf(c->helo, sizeof(c->helo), "%.*s", (int)strcspn(helo, " \t\r\n"), helo);
+	if (c->helo[0] == '\0')
+		snprintf(c->helo, sizeof(c->helo), "localhost");
+}
+
+/* client_names - our EHLO name and the peer's label "name[ip]", from the options. */
 static void client_names(struct smtp_client *c, const struct sockaddr *addr,
 			 const struct smtp_client_options *opt)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
-	const char *helo = opt->helo_name ? opt->helo_name : "localhost";
 
-	/* A name with a space or control character would inject a command. */
-	snprintf(c->helo, sizeof(c->helo), "%.*s", (int)strcspn(helo, " \t\r\n"), helo);
-	if (c->helo[0] == '\0')
-		snprintf(c->helo, sizeof(c->helo), "localhost");
+	client_helo_name(c, opt);
 	if (addr->sa_family == AF_INET6)
 		uv_ip6_name((const struct sockaddr_in6 *)addr, ip, sizeof(ip));
 	else
@@ -636,43 +657,96 @@ static void client_names(struct smtp_client *c, const struct sockaddr *addr,
 	snprintf(c->peer, sizeof(c->peer), "%s[%s]", c->peer_name, ip);
 }
 
-/* smtp_client_connect - see deliver.h; NULL when the connect cannot even start. */
-struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
-					const struct smtp_client_options *opt,
-					smtp_client_ready_cb cb, void *arg)
+/* client_new - a client with its options, no handles yet; NULL when out of memory. */
+static struct smtp_client *client_new(uv_loop_t *loop, const struct smtp_client_options *opt,
+				      smtp_client_ready_cb cb, void *arg)
 {
 	struct smtp_client *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
 	c->loop = loop;
+	c->lmtp = opt->lmtp;
 	c->tls_policy = opt->tls;
 	c->tls_client = opt->tls_client;
 	c->timeout_ms = (uint64_t)(opt->timeout ? opt->timeout : DEFAULT_TIMEOUT) * 1000;
 	c->ready_cb = cb;
 	c->ready_arg = arg;
-	client_names(c, addr, opt);
-	if (uv_tcp_init(loop, &c->tcp) != 0) {
-		free(c);
-		return NULL;
-	}
-	tls_pump_init(&c->pump, (uv_stream_t *)&c->tcp, &client_pump_ops, c, false, 0);
-	c->tcp.data = c;
+	return c;
+}
+
+/*
+ * client_open - the stream (initialised by the caller) gets its pump and
+ * the timer; then the connect can start. -1: the client is being closed.
+ */
+static int client_open(struct smtp_client *c, uv_stream_t *stream)
+{
+	c->stream = stream;
+	tls_pump_init(&c->pump, stream, &client_pump_ops, c, false, 0);
+	stream->data = c;
 	c->timer.data = c;
 	c->connect_req.data = c;
 	c->handles_open = 1;
-	if (uv_timer_init(loop, &c->timer) != 0) {
+	if (uv_timer_init(c->loop, &c->timer) != 0) {
 		c->closing = true;
-		uv_close((uv_handle_t *)&c->tcp, handle_closed);
-		return NULL;
+		uv_close((uv_handle_t *)stream, handle_closed);
+		return -1;
 	}
 	c->handles_open = 2;
 	c->state = C_CONNECT;
-	if (uv_tcp_connect(&c->connect_req, &c->tcp, addr, connect_cb) != 0) {
+	return 0;
+}
+
+/* smtp_client_connect - see deliver.h; NULL when the connect cannot even start. */
+struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *addr,
+					const struct smtp_client_options *opt,
+					smtp_client_ready_cb cb, void *arg)
+{
+	struct smtp_client *c = client_new(loop, opt, cb, arg);
+
+	if (c == NULL)
+		return NULL;
+	client_names(c, addr, opt);
+	if (uv_tcp_init(loop, &c->sock.tcp) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (client_open(c, (uv_stream_t *)&c->sock.tcp) != 0)
+		return NULL;
+	if (uv_tcp_connect(&c->connect_req, &c->sock.tcp, addr, connect_cb) != 0) {
 		c->user_closed = true;
 		hard_close(c);
 		return NULL;
 	}
+	client_step_timer(c, c->timeout_ms);
+	return c;
+}
+
+/* smtp_client_connect_unix - see deliver.h; NULL when the connect cannot even start. */
+struct smtp_client *smtp_client_connect_unix(uv_loop_t *loop, const char *path,
+					     const struct smtp_client_options *opt,
+					     smtp_client_ready_cb cb, void *arg)
+{
+	struct smtp_client *c;
+
+	if (path == NULL || path[0] != '/' || strlen(path) >= SMTP_ROUTE_PATH_MAX)
+		return NULL;
+	c = client_new(loop, opt, cb, arg);
+	if (c == NULL)
+		return NULL;
+	client_helo_name(c, opt);
+	c->tls_client = NULL;	/* no STARTTLS over a local socket */
+	c->tls_policy = SMTP_TLS_NONE;
+	snprintf(c->peer_name, sizeof(c->peer_name), "%s", path);
+	snprintf(c->peer, sizeof(c->peer), "%s", path);
+	if (uv_pipe_init(loop, &c->sock.pipe, 0) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (client_open(c, (uv_stream_t *)&c->sock.pipe) != 0)
+		return NULL;
+	/* Failures, a missing socket included, come to connect_cb. */
+	uv_pipe_connect(&c->connect_req, &c->sock.pipe, path, connect_cb);
 	client_step_timer(c, c->timeout_ms);
 	return c;
 }

@@ -16,7 +16,7 @@
 enum client_state {
 	C_CONNECT,	/* TCP connect */
 	C_GREETING,	/* waiting for the 220 */
-	C_EHLO,
+	C_EHLO,		/* EHLO, or LHLO for LMTP */
 	C_HELO,
 	C_STARTTLS,	/* waiting for the 220 to STARTTLS */
 	C_HANDSHAKE,	/* TLS handshake */
@@ -26,7 +26,7 @@ enum client_state {
 	C_RCPT,		/* waiting for RCPT replies */
 	C_DATA,		/* waiting for the DATA reply */
 	C_BODY,		/* sending the body */
-	C_DOT,		/* waiting for the reply to the end of data */
+	C_DOT,		/* waiting for the reply (LMTP: one per accepted recipient) to the end of data */
 	C_RSET,		/* waiting for the RSET reply after a failed transaction */
 	C_LOCAL,	/* a message decided without the peer; reported from the timer */
 	C_QUIT,		/* closing: waiting for the 221 */
@@ -43,7 +43,12 @@ enum rcpt_state {
 
 struct smtp_client {
 	uv_loop_t *loop;
-	uv_tcp_t tcp;
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;	/* LMTP over a Unix socket */
+	} sock;
+	uv_stream_t *stream;		/* &sock.tcp or &sock.pipe */
+	bool lmtp;			/* RFC 2033: LHLO, a reply per recipient after the data */
 	uv_timer_t timer;
 	uv_connect_t connect_req;
 	int handles_open;
@@ -76,6 +81,7 @@ struct smtp_client {
 	unsigned char *rstate;		/* enum rcpt_state per recipient */
 	struct smtp_client_reply data;
 	size_t next_rcpt;		/* whose RCPT reply comes next */
+	size_t next_dot;		/* LMTP: whose reply to the end of data comes next */
 	size_t accepted;
 	bool pipelining;		/* this transaction was pipelined */
 	bool mail_ok, mail_failed;

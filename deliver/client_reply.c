@@ -1,7 +1,8 @@
 /*
  * client_reply.c - the SMTP client's reply parser: one complete reply,
  * single or multi-line, into code, enhanced status code and text, plus
- * the extensions an EHLO reply announces.
+ * the extensions an EHLO reply announces; and what an LMTP server's
+ * refusal of its greeting or LHLO means (a deferral).
  *
  * Must not: trust the peer (every line is checked for the same code
  * and the right separator, the number of lines and the total size are
@@ -11,7 +12,8 @@
  *
  * Follows: RFC 5321 §4.2 (reply syntax; §4.2.1 multi-line replies),
  * §4.5.3.1.5 (reply line length); RFC 3463 / RFC 2034 (enhanced status
- * codes); RFC 1870 (SIZE), RFC 2920, RFC 3207, RFC 6152 (keywords).
+ * codes); RFC 1870 (SIZE), RFC 2920, RFC 3207, RFC 6152 (keywords);
+ * RFC 2033 (LMTP), RFC 3463 §3.4 (4.3.5: system incorrectly configured).
  */
 #include <stdio.h>
 #include <string.h>
@@ -209,4 +211,17 @@ int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_repl
 		}
 	}
 	return -1;
+}
+
+/* smtp_client_lmtp_deferral - see deliver.h. */
+void smtp_client_lmtp_deferral(struct smtp_client_reply *r, const char *peer, const char *step)
+{
+	struct smtp_client_reply was = *r;
+
+	if (r->code < 500)
+		return;
+	r->code = 451;
+	snprintf(r->enhanced, sizeof(r->enhanced), "4.3.5");
+	snprintf(r->text, sizeof(r->text), "LMTP server %.100s refused %.20s: %d %.15s %.300s",
+		 peer ? peer : "?", step ? step : "?", was.code, was.enhanced, was.text);
 }

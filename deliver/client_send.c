@@ -2,8 +2,9 @@
  * client_send.c - the SMTP client's mail transactions (deliver/client.c
  * makes and keeps the connection): MAIL, RCPT and DATA (pipelined when
  * the peer offers PIPELINING), the body one chunk at a time,
- * dot-stuffed, the end of data, RSET after a transaction that cannot be
- * finished, and each recipient's verdict.
+ * dot-stuffed, the end of data (LMTP: a reply per accepted recipient),
+ * RSET after a transaction that cannot be finished, and each
+ * recipient's verdict.
  *
  * Must not: send an address that could inject a command (CR, LF, other
  * controls, spaces, < >: decided here with 553, never sent); hold more
@@ -14,7 +15,8 @@
  * client_send_plain/client_send_line.
  *
  * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.5.2
- * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463.
+ * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463,
+ * RFC 2033 §4.2 (LMTP's replies to the end of data).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +98,8 @@ static void send_pipelined(struct smtp_client *c)
 	len = mail_line(c, buf, CMD_MAX);
 	for (size_t i = next_sent(c, 0); i < c->msg.nrcpt; i = next_sent(c, i + 1))
 		len += rcpt_line(c, i, buf + len, CMD_MAX);
-	memcpy(buf + len, "DATA\r\n", 6);
+	/* A probe ends where DATA would go (both 6 bytes). */
+	memcpy(buf + len, c->msg.envelope_only ? "RSET\r\n" : "DATA\r\n", 6);
 	len += 6;
 	(void)client_send_plain(c, buf, len);
 	free(buf);
@@ -129,10 +132,11 @@ static void send_rset(struct smtp_client *c)
 static void envelope_done(struct smtp_client *c)
 {
 	if (c->pipelining) {
-		c->state = C_DATA;	/* DATA went with the envelope */
+		/* DATA (RSET for a probe) went with the envelope. */
+		c->state = c->msg.envelope_only ? C_RSET : C_DATA;
 		return;
 	}
-	if (c->accepted == 0) {
+	if (c->accepted == 0 || c->msg.envelope_only) {
 		send_rset(c);
 		return;
 	}
@@ -177,7 +181,10 @@ static void on_rcpt(struct smtp_client *c, const struct smtp_client_reply *r)
 
 	if (!c->mail_failed) {
 		c->results[i] = *r;
-		if (r->code / 100 == 2) {
+		if (r->code / 100 == 2 && c->msg.envelope_only) {
+			c->rstate[i] = R_DONE;	/* a probe: the RCPT reply is the answer */
+			c->accepted++;
+		} else if (r->code / 100 == 2) {
 			c->rstate[i] = R_ACCEPTED;
 			c->accepted++;
 		} else {
@@ -210,9 +217,40 @@ static void decide_accepted(struct smtp_client *c, const struct smtp_client_repl
 	}
 }
 
+/* next_accepted - the next recipient from i on that waits for its LMTP end-of-data reply. */
+static size_t next_accepted(const struct smtp_client *c, size_t i)
+{
+	while (i < c->msg.nrcpt && c->rstate[i] != R_ACCEPTED)
+		i++;
+	return i;
+}
+
+/*
+ * on_lmtp_dot - one of LMTP's replies to the end of data: one per
+ * accepted recipient, in RCPT order (RFC 2033 §4.2), so each is sent,
+ * deferred or refused on its own. The message is done after the last;
+ * each reply may take a full step (the server delivers one by one).
+ */
+static void on_lmtp_dot(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	size_t i = next_accepted(c, c->next_dot);
+
+	if (i >= c->msg.nrcpt)
+		return;	/* cannot happen: the message ended with the last one */
+	c->results[i] = *r;
+	c->rstate[i] = R_DONE;
+	c->data = *r;
+	c->next_dot = next_accepted(c, i + 1);
+	if (c->next_dot >= c->msg.nrcpt)
+		client_finish_message(c, true);
+	else
+		client_step_timer(c, c->timeout_ms);
+}
+
 /* start_body - 354: the body, one chunk at a time. */
 static void start_body(struct smtp_client *c)
 {
+	c->next_dot = 0;
 	c->state = C_BODY;
 	c->chunk_index = 0;
 	c->body_last = false;
@@ -255,6 +293,10 @@ void client_on_transaction_reply(struct smtp_client *c, const struct smtp_client
 		on_data(c, r);
 		break;
 	case C_DOT:
+		if (c->lmtp) {
+			on_lmtp_dot(c, r);
+			break;
+		}
 		decide_accepted(c, r);
 		client_finish_message(c, true);
 		break;
@@ -352,7 +394,7 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *ms
 		     smtp_client_sent_cb cb, void *arg)
 {
 	if (c == NULL || c->state != C_READY || c->user_closed || msg->nrcpt == 0 ||
-	    msg->read == NULL)
+	    (msg->read == NULL && !msg->envelope_only))
 		return -1;
 	c->results = calloc(msg->nrcpt, sizeof(*c->results));
 	c->rstate = calloc(msg->nrcpt, 1);

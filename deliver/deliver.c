@@ -99,6 +99,9 @@ void attempt_next_group(struct attempt *a)
 		attempt_finish(a);
 		return;
 	}
+	a->t_group_start = deliver_now();
+	a->t_group_ready = 0;
+	a->log_svc = MTAD_SVC_SMTP;
 	group_start(&a->groups[a->current++]);
 }
 
@@ -168,6 +171,13 @@ static void attempt_start(struct deliver *d, struct queue_envelope *env)
 		return;
 	}
 	a->started = time(NULL);
+	a->t_active = deliver_now();
+	a->t_group_start = a->t_active;	/* expiry without a group: b = 0 */
+	a->log_svc = MTAD_SVC_SMTP;
+	/* Postfix's qmgr line: the message enters delivery (each try). */
+	mtad_log_svc(MTAD_SVC_QMGR, MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%zu "
+		     "(queue active)", env->qid, env->sender, (unsigned long long)env->size,
+		     env->nrcpt);
 	a->next = d->active;
 	d->active = a;
 	d->nactive++;

@@ -1,8 +1,8 @@
 /*
  * deliver.h - the delivery wing: mail leaves mtad here. The queue runner
  * (deliver.c) picks what is due, finds where it goes (routes, relayhost,
- * MX through util/'s DNS: mx.c), talks SMTP to the next hop (group.c,
- * client*.c, with STARTTLS through tls/), and records the outcome in the
+ * MX through util/'s DNS: mx.c), talks SMTP to the next hop, or LMTP
+ * to a mailbox server (group.c, client*.c, with STARTTLS through tls/), and records the outcome in the
  * queue (outcome.c), writing bounces (dsn.c) when mail cannot be
  * delivered. The runner's files share deliver_int.h, the client's
  * client_int.h; only this header is public.
@@ -35,6 +35,9 @@ enum smtp_tls_policy { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_VERIFY };
  *   route = .campus.test [10.1.2.3]:2525 tls=verify
  *   relayhost = [smarthost.example]:587
  */
+#define SMTP_ROUTE_PATH_MAX 108	/* sun_path, with its NUL */
+#define LMTP_PORT 24		/* RFC 2033 §5: LMTP must not use 25 */
+
 struct smtp_route {
 	char domain[256];	/* "" for relayhost */
 	bool subdomains;	/* ".campus.test": the domain and everything under it */
@@ -43,6 +46,8 @@ struct smtp_route {
 	bool mx;		/* look up MX of host (no brackets) */
 	enum smtp_tls_policy tls;
 	bool tls_given;		/* tls= was written; else tls is MAY and smtp_tls may apply */
+	bool lmtp;		/* "lmtp:...": LHLO, one reply per recipient after the data */
+	char path[SMTP_ROUTE_PATH_MAX];	/* "lmtp:unix:/path": that socket (host is "") */
 };
 
 /*
@@ -54,8 +59,14 @@ struct smtp_route {
  *   [192.0.2.1] [192.0.2.1]:port
  *   [2001:db8::1] [2001:db8::1]:port   (no "IPv6:" prefix)
  *   host host:port              MX lookup of host
+ *   lmtp:[host] lmtp:[host]:port    LMTP (RFC 2033) to that host, port 24
+ *                                    unless given (routes only, no MX)
+ *   lmtp:unix:/path             LMTP over that Unix socket (an absolute
+ *                               path, shorter than sun_path; no tls=)
  * host stores the name (lower case) or the address, without brackets;
- * port is 25 unless given. Returns 0, or -1 with err set to
+ * port is 25 unless given. A relayhost cannot be LMTP: LMTP is for the
+ * final hop to the mailbox servers (RFC 2033 §1), not for mail that
+ * leaves for the world. Returns 0, or -1 with err set to
  * "bad route \"VALUE\": what is wrong" ("bad relayhost ..."). An empty
  * relayhost is an error too: "no relayhost" is the caller's "".
  */
@@ -128,6 +139,7 @@ struct smtp_client_options {
 	enum smtp_tls_policy tls;
 	struct tls_client *tls_client;	/* NULL: no STARTTLS */
 	unsigned timeout;		/* seconds per step */
+	bool lmtp;			/* speak LMTP (RFC 2033) instead of SMTP */
 };
 
 /* The outcome of one recipient, or of the whole message. */
@@ -160,6 +172,32 @@ struct smtp_client *smtp_client_connect(uv_loop_t *loop, const struct sockaddr *
 					smtp_client_ready_cb cb, void *arg);
 
 /*
+ * smtp_client_connect_unix - the same over the Unix socket at path (an
+ * absolute path shorter than SMTP_ROUTE_PATH_MAX), for LMTP: no
+ * STARTTLS (opt->tls and tls_client are ignored); the peer is named by
+ * its path in texts. A missing socket or a refused connect is a cb with
+ * code 0 and 4.4.1. NULL (no callback) when path is unusable or the
+ * connect cannot even start.
+ *
+ * With opt->lmtp (either connect): LHLO instead of EHLO and no HELO
+ * fallback; a 5xx to the greeting or LHLO comes to cb as 451 4.3.5
+ * (smtp_client_lmtp_deferral); after the end of data each recipient
+ * the peer accepted gets its own reply, in RCPT order (RFC 2033 §4.2).
+ */
+struct smtp_client *smtp_client_connect_unix(uv_loop_t *loop, const char *path,
+					     const struct smtp_client_options *opt,
+					     smtp_client_ready_cb cb, void *arg);
+
+/*
+ * smtp_client_lmtp_deferral - an LMTP server's 5xx to its greeting or
+ * LHLO (step: "the greeting", "LHLO") means the server is misconfigured,
+ * not that the mail is bad: r becomes 451 4.3.5 "LMTP server PEER
+ * refused STEP: CODE ENHANCED TEXT" (parts cut to fit). Other codes are
+ * left alone. Pure.
+ */
+void smtp_client_lmtp_deferral(struct smtp_client_reply *r, const char *peer, const char *step);
+
+/*
  * Body chunks come from the caller (the queue), asynchronously: read is
  * called for index 0, 1, ... one at a time, the next only once the last
  * chunk is written to the socket. done must be called exactly once per
@@ -182,6 +220,12 @@ struct smtp_client_message {
 	uint64_t size;			/* for SIZE= */
 	smtp_client_read_fn read;	/* body chunks, CRLF text, not dot-stuffed */
 	void *read_arg;
+	/*
+	 * A recipient probe (deliver/verify.c): MAIL and RCPT, then RSET
+	 * where DATA would go; each result is its RCPT reply (2xx: the peer
+	 * would take it), read is not used and may be NULL.
+	 */
+	bool envelope_only;
 };
 
 /*
@@ -191,7 +235,8 @@ struct smtp_client_message {
  * connection is no longer usable.
  *
  * A recipient's result is its RCPT reply when refused, else the reply
- * to the end of data (or to DATA when that failed). When MAIL is
+ * to the end of data (LMTP: its own reply to it), or to DATA when that
+ * failed. When MAIL is
  * refused everyone gets its reply. Decided here, without the peer:
  * 552 5.3.4 "message size exceeds the peer's limit" (SIZE), 553 5.1.7
  * (a sender, or 553 5.1.3 a recipient, with spaces, controls or < >).
@@ -271,6 +316,38 @@ void smtp_dot_init(struct smtp_dot_encoder *e);
 size_t smtp_dot_encode(struct smtp_dot_encoder *e, const char *in, size_t inlen, char *out);
 /* The end: CRLF unless the body ended with one, then ".\r\n" (room for 5). */
 size_t smtp_dot_finish(struct smtp_dot_encoder *e, char *out);
+
+/* ---- recipient verification (deliver/verify.c) ---- */
+
+/*
+ * One per event loop: RCPT probes to a local domain's next hop (route,
+ * relayhost, else the domain), answers cached per recipient_verify_*
+ * (policy/verify_cache.c, at most recipient_verify_cache_size), one
+ * probe per address at a time, all on loop. cfg is read at every
+ * question (it is replaced in place on SIGHUP); routes are parsed again
+ * by deliver_verify_reload. The probe speaks SMTP; an LMTP route
+ * (when the client learns LHLO) goes through the same client calls.
+ */
+struct deliver_verify;
+struct deliver_verify_wait;
+/* code: 250 the next hop takes it, 550 (5xx) it does not, 450 no answer; text says why. */
+typedef void (*deliver_verify_cb)(void *arg, int code, const char *text);
+
+struct deliver_verify *deliver_verify_new(uv_loop_t *loop, const struct mtad_config *cfg,
+					  struct mtad_dns *dns);
+void deliver_verify_reload(struct deliver_verify *v);
+/*
+ * deliver_verify_rcpt - is addr (LOCAL@DOMAIN) deliverable? Answered now
+ * (from the cache, or a failure to ask): returns the code (250, 550,
+ * 450) with text. Else returns 0 and cb runs later, on the loop, unless
+ * *wait is given to deliver_verify_cancel first.
+ */
+int deliver_verify_rcpt(struct deliver_verify *v, const char *addr, deliver_verify_cb cb,
+			void *arg, struct deliver_verify_wait **wait, char *text, size_t textlen);
+/* deliver_verify_cancel - the waiter goes away: no callback (the probe itself goes on). */
+void deliver_verify_cancel(struct deliver_verify_wait *w);
+/* deliver_verify_free - after every session of the loop is gone: probes dropped. */
+void deliver_verify_free(struct deliver_verify *v);
 
 /* ---- the queue runner (deliver/deliver.c) ---- */
 

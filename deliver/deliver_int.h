@@ -64,6 +64,14 @@ struct attempt {
 	struct group *groups;
 	size_t ngroups, current;
 	int64_t started;
+	/* For the log's delays=a/b/c/d (Postfix's: before the queue manager,
+	 * in it, connection setup, transmission), wall-clock seconds: when
+	 * the runner took the message, and when the current group (groups
+	 * go one after the other) began and got a connection (0: not yet). */
+	double t_active, t_group_start, t_group_ready;
+	/* The program name of the current group's delivery lines: MTAD_SVC_SMTP,
+	 * or MTAD_SVC_LMTP for a group that goes over LMTP. */
+	enum mtad_log_service log_svc;
 	bool queue_wait;		/* a queue call answers later: freed there */
 	bool damaged;			/* the body failed its check: hold, never send */
 	char damage[200];		/* ... and how */
@@ -146,6 +154,8 @@ bool loops_to_myself(const struct deliver *d, const struct sockaddr_storage *add
 
 /* ---- outcome.c: recording results ---- */
 
+/* deliver_now - wall-clock seconds, to the microsecond, for delays=. */
+double deliver_now(void);
 /* attempt_decide - one recipient's outcome in this attempt, and its log line. */
 void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
 		    const char *text, const char *relay);

@@ -1,6 +1,6 @@
 /*
  * group.c - one group (the recipients of one message that share a next
- * hop) on its way out: a connection slot of its destination
+ * hop, SMTP or LMTP) on its way out: a connection slot of its destination
  * (destination_concurrency), a kept connection when one is idle, else
  * the next address; the message handed to the SMTP client with its
  * body read chunk by chunk from the queue and checked end to end; the
@@ -8,11 +8,12 @@
  *
  * Must not: send a body that fails its check (the chunk becomes a read
  * error before the final dot); connect to one of our own listeners
- * (loops_to_myself); exceed a destination's connection limit; leave a
+ * (loops_to_myself), or over LMTP to our own local submission socket;
+ * exceed a destination's connection limit; leave a
  * chunk request pointing at a freed group (attempt_free clears it).
  *
  * Follows: RFC 5321 §4.5.4 (retry another address), §5 (one transaction
- * per next hop, several per connection).
+ * per next hop, several per connection), RFC 2033 (LMTP routes).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -168,6 +169,7 @@ static bool group_take_idle(struct group *g)
 /* group_start_send - hands the group's message to its connection; 0 or -1. */
 static int group_start_send(struct group *g)
 {
+	g->att->t_group_ready = deliver_now();	/* connection setup is over: delays=c */
 	struct smtp_client_message msg = {
 		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
 		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
@@ -203,7 +205,8 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		/* Kept: when no address is left, this is what the recipients are told. */
 		g->fail = *reply;
 		g->failed_once = true;
-		mtad_log(MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay, reply->text);
+		mtad_log_svc(g->att->log_svc, MTAD_LOG_INFO, "%s: %s: %s", g->att->env.qid, g->relay,
+			     reply->text);
 		group_connect_next(g);
 		return;
 	}
@@ -245,8 +248,13 @@ static struct dest *dest_find(struct deliver *d, const struct group *g)
 {
 	char key[300];
 
-	if (g->route)
-		snprintf(key, sizeof(key), "%s:%d", g->route->host, g->route->port);
+	/* LMTP and SMTP to one host:port are different destinations: a
+	 * kept connection must never go to a group of the other protocol. */
+	if (g->route && g->route->path[0])
+		snprintf(key, sizeof(key), "lmtp:unix:%.200s", g->route->path);
+	else if (g->route)
+		snprintf(key, sizeof(key), "%s%s:%d", g->route->lmtp ? "lmtp:" : "",
+			 g->route->host, g->route->port);
 	else
 		snprintf(key, sizeof(key), "mx:%s", g->domain);
 	for (size_t i = 0; i < d->ndests; i++)
@@ -358,6 +366,31 @@ static void group_no_address_left(struct group *g)
 	group_done(g);
 }
 
+/* group_loops - a next hop that is mtad itself: the recipients fail with 554 5.4.6. */
+static void group_loops(struct group *g)
+{
+	char why[320];
+
+	snprintf(why, sizeof(why), "mail for %s loops back to myself", g->domain);
+	group_decide(g, 554, "5.4.6", why);
+	group_done(g);
+}
+
+/* group_connect_unix - an LMTP route's Unix socket (never our own local submission socket). */
+static void group_connect_unix(struct group *g, const struct smtp_client_options *opt)
+{
+	const char *path = g->route->path;
+
+	snprintf(g->relay, sizeof(g->relay), "%s", path);
+	if (strcmp(path, g->att->d->cfg->local_socket) == 0) {
+		group_loops(g);
+		return;
+	}
+	g->client = smtp_client_connect_unix(g->att->d->loop, path, opt, group_ready, g);
+	if (!g->client)
+		group_connect_next(g);
+}
+
 /* group_connect_next - the next address; when none is left, the recipients wait. */
 void group_connect_next(struct group *g)
 {
@@ -366,6 +399,7 @@ void group_connect_next(struct group *g)
 		.helo_name = cfg->hostname, .timeout = cfg->smtp_timeout,
 		.tls_client = g->att->d->tls,
 		.tls = g->route && g->route->tls_given ? g->route->tls : default_tls(cfg),
+		.lmtp = g->route && g->route->lmtp,
 	};
 	size_t i;
 
@@ -380,13 +414,13 @@ void group_connect_next(struct group *g)
 	if (!dest_acquire(g))
 		return;	/* waits for a connection slot of its destination */
 	i = g->next_addr++;
+	if (g->route && g->route->path[0]) {
+		group_connect_unix(g, &opt);
+		return;
+	}
 	relay_label(g, i);
 	if (loops_to_myself(g->att->d, &g->addrs[i])) {
-		char why[320];
-
-		snprintf(why, sizeof(why), "mail for %s loops back to myself", g->domain);
-		group_decide(g, 554, "5.4.6", why);
-		group_done(g);
+		group_loops(g);
 		return;
 	}
 	opt.peer_name = g->hosts[i];

@@ -1,5 +1,6 @@
 /*
- * mx.c - where a group's mail goes: the route's host, the relayhost, or
+ * mx.c - where a group's mail goes: the route's host (or an LMTP route's
+ * Unix socket), the relayhost, or
  * the domain's MX records in preference order (equal ones shuffled),
  * else its own addresses (RFC 5321 §5.1); a null MX fails at once
  * (RFC 7505). Also whether an address is one of our own listeners.
@@ -267,6 +268,13 @@ void group_start(struct group *g)
 	if (g->att->damaged) {	/* found by an earlier group: no more sending */
 		group_decide(g, 451, "4.3.0", "the queued body is damaged; message held");
 		group_done(g);
+		return;
+	}
+	if (g->route && g->route->path[0]) {
+		/* LMTP over a Unix socket: one "address", the path itself. */
+		g->naddrs = 1;
+		snprintf(g->hosts[0], sizeof(g->hosts[0]), "%s", g->route->path);
+		group_connect_next(g);
 		return;
 	}
 	if (g->route && !g->route->mx) {

@@ -22,11 +22,57 @@
 
 /* ---- recording outcomes ---- */
 
+/* deliver_now - see deliver_int.h. */
+double deliver_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return (double)time(NULL);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* seconds_text - a duration as Postfix writes delay= and delays=: "0",
+ * "0.12", "12.3" or "1234" (fewer decimals as it grows). */
+static const char *seconds_text(double v, char *buf, size_t size)
+{
+	if (v < 0.005)
+		snprintf(buf, size, "0");
+	else if (v < 10)
+		snprintf(buf, size, "%.2f", v);
+	else if (v < 100)
+		snprintf(buf, size, "%.1f", v);
+	else
+		snprintf(buf, size, "%.0f", v);
+	return buf;
+}
+
+/*
+ * delays_text - "delay=D, delays=a/b/c/d": in all; before the runner took
+ * the message; until its group started; connection setup (DNS, connect,
+ * greeting, TLS; until now when no connection came); transmission.
+ */
+static void delays_text(const struct attempt *a, char *buf, size_t size)
+{
+	double now = deliver_now();
+	double arrival = (double)a->env.arrival + (double)a->env.arrival_usec / 1e6;
+	double ready = a->t_group_ready > 0 ? a->t_group_ready : now;
+	char t[5][24];
+
+	snprintf(buf, size, "delay=%s, delays=%s/%s/%s/%s",
+		 seconds_text(now - arrival, t[0], sizeof(t[0])),
+		 seconds_text(a->t_active - arrival, t[1], sizeof(t[1])),
+		 seconds_text(a->t_group_start - a->t_active, t[2], sizeof(t[2])),
+		 seconds_text(ready - a->t_group_start, t[3], sizeof(t[3])),
+		 seconds_text(now - ready, t[4], sizeof(t[4])));
+}
+
 /* attempt_decide - one recipient's outcome in this attempt, and its Postfix-style log line. */
 void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
 		    const char *text, const char *relay)
 {
 	struct queue_rcpt *r = &a->env.rcpt[i];
+	char delays[160];
 	const char *status = code >= 200 && code < 300 ? "sent"
 			     : code >= 500 ? "bounced" : "deferred";
 
@@ -44,10 +90,11 @@ void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
 	else if (code >= 500)
 		r->state = QUEUE_RCPT_FAILED;
 	/* orig_to: the address an alias expanded (Postfix's field). */
-	mtad_log(MTAD_LOG_INFO, "%s: to=<%s>, %s%s%srelay=%s, delay=%lld, dsn=%s, status=%s (%s)",
-		 a->env.qid, r->addr, r->orcpt ? "orig_to=<" : "", r->orcpt ? r->orcpt : "",
-		 r->orcpt ? ">, " : "", a->relay[i], (long long)(time(NULL) - a->env.arrival),
-		 enhanced, status, a->reply[i]);
+	delays_text(a, delays, sizeof(delays));
+	mtad_log_svc(a->log_svc, MTAD_LOG_INFO, "%s: to=<%s>, %s%s%srelay=%s, %s, dsn=%s, "
+		     "status=%s (%s)", a->env.qid, r->addr, r->orcpt ? "orig_to=<" : "",
+		     r->orcpt ? r->orcpt : "", r->orcpt ? ">, " : "", a->relay[i], delays,
+		     enhanced, status, a->reply[i]);
 }
 
 /* group_decide - the same outcome for every recipient of a group. */
@@ -66,6 +113,18 @@ static void deliver_cool(struct deliver *d, const char *qid)
 	d->cooling[i].until = time(NULL) + d->cfg->retry_min;
 }
 
+/* attempt_all_decided - no recipient pending: the queue deleted the message
+ * (queue_update_async), unless its body was damaged and it is held. */
+static bool attempt_all_decided(const struct attempt *a)
+{
+	if (a->damaged)
+		return false;
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		if (a->env.rcpt[i].state == QUEUE_RCPT_PENDING)
+			return false;
+	return true;
+}
+
 /* attempt_updated - the queue has the outcome. */
 static void attempt_updated(void *arg, int status, const char *errmsg)
 {
@@ -73,6 +132,8 @@ static void attempt_updated(void *arg, int status, const char *errmsg)
 	struct deliver *d = a->d;
 
 	a->queue_wait = false;
+	if (status == 0 && attempt_all_decided(a))
+		mtad_log_svc(MTAD_SVC_QMGR, MTAD_LOG_INFO, "%s: removed", a->env.qid);
 	if (status != 0 && status != QUEUE_NOTFOUND) {
 		mtad_log(MTAD_LOG_WARNING, "%s: cannot record the delivery outcome: %s; "
 			 "not tried again for %u s", a->env.qid, errmsg ? errmsg : "unknown error",
@@ -175,7 +236,7 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 	memset(&benv, 0, sizeof(benv));
 	notify = bounce_target(a, notify_buf, sizeof(notify_buf), &double_bounce);
 	if (nb > 0 && !notify) {
-		mtad_log(MTAD_LOG_INFO, "%s: not bouncing a bounce (null sender): %zu recipient(s) "
+		mtad_log_svc(MTAD_SVC_BOUNCE, MTAD_LOG_INFO, "%s: not bouncing a bounce (null sender): %zu recipient(s) "
 			 "dropped", a->env.qid, nb);
 		nb = 0;
 	}
@@ -215,8 +276,8 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 		benv.size = blen;
 		bounce_msg = (struct queue_new_message){ &benv, body, blen };
 		if (body)
-			mtad_log(MTAD_LOG_INFO, "%s: sender non-delivery notification: %s",
-				 a->env.qid, benv.qid);
+			mtad_log_svc(MTAD_SVC_BOUNCE, MTAD_LOG_INFO, "%s: sender non-delivery "
+				     "notification: %s", a->env.qid, benv.qid);
 	}
 	a->queue_wait = true;
 	if (queue_update_async(a->d->queue, &a->env, body ? &bounce_msg : NULL,

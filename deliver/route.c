@@ -8,6 +8,9 @@
  * "relay.test:2525") means the MX records of that name. IPv6 addresses
  * are written in brackets without RFC 5321's "IPv6:" tag: this is
  * configuration, not an address literal, and Postfix writes it so too.
+ * "lmtp:[host]:port" and "lmtp:unix:/path" are LMTP next hops (routes
+ * only): a host in brackets (no MX: LMTP talks to one mailbox server)
+ * or an absolute socket path.
  *
  * Must not: accept a host that is neither a sane host name nor a
  * numeric address (it becomes a DNS query, a TLS peer name and a log
@@ -15,7 +18,8 @@
  * silently change where mail goes); do I/O or keep global state.
  *
  * Follows: RFC 1123 §2.1 (host names), RFC 5321 §5.1 (MX or the host
- * itself), RFC 3207 / RFC 7672-style policy names (none, may, verify).
+ * itself), RFC 3207 / RFC 7672-style policy names (none, may, verify),
+ * RFC 2033 (LMTP: §1 not for the wide area, §5 not port 25 by default).
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -208,10 +212,45 @@ static int parse_mx_host(const struct ctx *c, struct field f, struct smtp_route 
 	return 0;
 }
 
-/* parse_nexthop - NEXTHOP, bracketed or not; port 25 unless given. */
+/* parse_unix_path - "/path" of an LMTP socket: absolute, fits sun_path, printable. */
+static int parse_unix_path(const struct ctx *c, struct field f, struct smtp_route *out)
+{
+	if (f.len == 0 || f.p[0] != '/')
+		return fail(c, "an LMTP socket path must be absolute, not \"%.*s\"",
+			    SHOW(f.len), f.p);
+	if (f.len >= sizeof(out->path))
+		return fail(c, "the LMTP socket path is longer than %zu bytes",
+			    sizeof(out->path) - 1);
+	for (size_t i = 0; i < f.len; i++)
+		if ((unsigned char)f.p[i] < 0x21 || (unsigned char)f.p[i] > 0x7e)
+			return fail(c, "the LMTP socket path has a control or non-ASCII byte");
+	memcpy(out->path, f.p, f.len);
+	out->path[f.len] = '\0';
+	out->port = 0;
+	return 0;
+}
+
+/* parse_lmtp - after "lmtp:": "[host]", "[host]:port" (24 unless given) or "unix:/path". */
+static int parse_lmtp(const struct ctx *c, struct field f, struct smtp_route *out)
+{
+	out->lmtp = true;
+	if (c->relayhost)
+		return fail(c, "LMTP is for routes to mailbox servers, not for the relayhost");
+	if (f.len >= 5 && memcmp(f.p, "unix:", 5) == 0)
+		return parse_unix_path(c, (struct field){ f.p + 5, f.len - 5 }, out);
+	if (f.len == 0 || f.p[0] != '[')
+		return fail(c, "LMTP needs lmtp:[host], lmtp:[host]:port or lmtp:unix:/path, "
+			    "not \"lmtp:%.*s\" (no MX lookup)", SHOW(f.len), f.p);
+	out->port = LMTP_PORT;
+	return parse_bracketed(c, f, out);
+}
+
+/* parse_nexthop - NEXTHOP, bracketed or not, or LMTP; port 25 unless given. */
 static int parse_nexthop(const struct ctx *c, struct field f, struct smtp_route *out)
 {
 	out->port = 25;
+	if (f.len >= 5 && memcmp(f.p, "lmtp:", 5) == 0)
+		return parse_lmtp(c, (struct field){ f.p + 5, f.len - 5 }, out);
 	if (f.p[0] == '[')
 		return parse_bracketed(c, f, out);
 	return parse_mx_host(c, f, out);
@@ -258,6 +297,8 @@ int smtp_route_parse(const char *value, bool relayhost, struct smtp_route *out,
 		return -1;
 	if (i < n && parse_option(&c, f[i], out) < 0)
 		return -1;
+	if (out->path[0] && out->tls_given)
+		return fail(&c, "tls= does not apply to a Unix socket");
 	return 0;
 }
 

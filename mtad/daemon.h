@@ -74,6 +74,7 @@ struct mtad_loop {
 	bool smtp_open;
 	struct mtad_dns *dns;		/* owned by workers; loop 0 uses d->dns */
 	struct queue_port *port;	/* where this loop's commits come back */
+	struct deliver_verify *verify;	/* recipient_verify's probes and cache (deliver.h) */
 	struct conn *conns;		/* this loop's connections */
 	unsigned nconns;
 	bool stopping;			/* no new sessions; closes down when the last is gone */
@@ -179,6 +180,32 @@ int privilege_plan(const struct mtad_config *cfg, struct daemon_user *u, char *e
  */
 int privilege_drop(const struct mtad_config *cfg, const struct daemon_user *u, bool tls,
 		   bool auth, char *err, size_t errlen);
+/*
+ * privilege_become - groups, gid, uid of u, and proof that root cannot
+ * come back; -1 with err. For a process that only checks (mtad -n's
+ * child): the daemon itself switches in privilege_drop.
+ */
+int privilege_become(const struct daemon_user *u, char *err, size_t errlen);
+
+/* main.c */
+/* file_slurp - a whole (small) file as a NUL-terminated string; -1 with
+ * err ("WHAT PATH: why"). Blocking: at start, SIGHUP and -n only. */
+int file_slurp(const char *what, const char *path, char **text, size_t *len,
+	       char *err, size_t errlen);
+/* daemon_needs - whether some listener uses TLS, and some may offer AUTH. */
+void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth);
+
+/* check.c */
+/*
+ * check_files - `mtad -n`: every file cfg (read from conf) names, checked
+ * as the daemon will need it: the certificate and key as the starting
+ * user (and whether they match), the spool, the sasldb, the maps and the
+ * aliases as `user` (in a child process that becomes it, when started as
+ * root). Each finding goes to report as "CONF:LINE: what"; returns the
+ * number of errors.
+ */
+int check_files(const struct mtad_config *cfg, const char *conf,
+		const struct mtad_config_report *report);
 
 /* spool_space.c */
 /*

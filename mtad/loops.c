@@ -53,6 +53,8 @@ static void worker_close(struct mtad_loop *lp)
 	lp->closed = true;
 	if (lp->wake_open)
 		uv_close((uv_handle_t *)&lp->wake, NULL);
+	deliver_verify_free(lp->verify);	/* its probes' connections close on this loop */
+	lp->verify = NULL;
 	queue_port_close(lp->port);	/* closes once its last commit is back */
 	lp->port = NULL;
 	if (lp->dns) {
@@ -132,6 +134,33 @@ static void main_wake_cb(uv_async_t *async)
 	listen_conn_gone(async->data);
 }
 
+/* verifier_verify / verifier_cancel - deliver/verify.c as the session sees it (smtp.h). */
+static int verifier_verify(void *ctx, const char *addr, smtp_rcpt_verified_cb cb, void *arg,
+			   void **wait, char *text, size_t textlen)
+{
+	struct deliver_verify_wait *w = NULL;
+	int code = deliver_verify_rcpt(ctx, addr, cb, arg, &w, text, textlen);
+
+	*wait = w;
+	return code;
+}
+
+static void verifier_cancel(void *wait)
+{
+	deliver_verify_cancel(wait);
+}
+
+/* verifier_open - the loop's recipient verifier, handed to its server. */
+static int verifier_open(struct daemon *d, struct mtad_loop *lp, struct mtad_dns *dns)
+{
+	if (!(lp->verify = deliver_verify_new(lp->loop, &d->cfg, dns)))
+		return -1;
+	lp->smtp.verifier = (struct smtp_rcpt_verifier){
+		.ctx = lp->verify, .verify = verifier_verify, .cancel = verifier_cancel,
+	};
+	return 0;
+}
+
 /* worker_open - a worker's loop, mailbox, resolver, queue port and server. */
 static int worker_open(struct daemon *d, struct mtad_loop *lp, char *err, size_t errlen)
 {
@@ -163,6 +192,8 @@ static int worker_open(struct daemon *d, struct mtad_loop *lp, char *err, size_t
 	if (smtp_server_init(&lp->smtp, lp->loop, &d->cfg, &deps) != 0)
 		goto fail;
 	lp->smtp_open = true;
+	if (verifier_open(d, lp, lp->dns) != 0)
+		goto fail;
 	return 0;
 fail:
 	snprintf(err, errlen, "event loop %u: cannot set up (out of memory?)", lp->index);
@@ -183,6 +214,10 @@ static int main_open(struct daemon *d, struct mtad_loop *lp, char *err, size_t e
 		return -1;
 	}
 	lp->smtp_open = true;
+	if (verifier_open(d, lp, d->dns) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -348,6 +383,9 @@ void loops_free(struct daemon *d)
 		return;
 	for (unsigned i = 1; i < d->nloops; i++)
 		worker_free(&d->loops[i]);
+	/* Loop 0's probes: after the main loop stopped, their handles close unrun. */
+	deliver_verify_free(d->loops[0].verify);
+	d->loops[0].verify = NULL;
 	if (d->loops[0].smtp_open)
 		smtp_server_fini(&d->loops[0].smtp);
 	if (d->main_wake_open) {

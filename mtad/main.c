@@ -41,6 +41,7 @@ static const struct mtad_config_checks config_checks = {
 	.route = deliver_config_route,
 	.helo_rule = policy_config_rule,
 	.helo_rule_name = policy_config_rule_name,
+	.helo_rule_default = policy_config_rule_default,
 };
 
 #define DEFAULT_CONFIG "/etc/mtad/mtad.conf"
@@ -55,11 +56,14 @@ static const struct mtad_config_checks config_checks = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mtad [-c CONFIG] [-e] [-n] [-V]\n"
+		"usage: mtad [-c CONFIG] [-e] [-V] [-n [KEY...]] [-d [KEY...]]\n"
 		"  -c CONFIG  configuration file (default " DEFAULT_CONFIG ")\n"
 		"  -e         log to stderr even when CONFIG says log = syslog\n"
-		"  -n         check the configuration, print the settings that differ\n"
+		"  -n         check the configuration and every file it names, report\n"
+		"             each error as FILE:LINE, print the settings that differ\n"
 		"             from the defaults, and exit (0 when it is valid)\n"
+		"  -n KEY...  print those settings' values in force (key = value)\n"
+		"  -d [KEY...] print the default of every setting, or of those named\n"
 		"  -V         print the version and exit\n"
 		"mtad runs in the foreground (it never forks) and logs to stderr, or to\n"
 		"syslog with `log = syslog` in CONFIG.\n");
@@ -225,7 +229,7 @@ static void daemon_signal(uv_signal_t *sig, int signum)
  * parser. -1 with err. Blocking file I/O: at start and on SIGHUP only,
  * like the config.
  */
-static int file_slurp(const char *what, const char *path, char **text, size_t *len,
+int file_slurp(const char *what, const char *path, char **text, size_t *len,
 		      char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
@@ -320,6 +324,7 @@ struct conf_files {
 	struct policy_limit_map *limits;	/* send_limit_map, or NULL */
 	char *block;				/* auth_block's names, or NULL */
 	struct local_aliases *aliases;		/* alias_maps, or NULL */
+	struct policy_rcpt_map *rcpts;		/* local_recipient_maps, or NULL */
 };
 
 static void conf_files_free(struct conf_files *lf)
@@ -328,6 +333,7 @@ static void conf_files_free(struct conf_files *lf)
 	policy_limit_map_free(lf->limits);
 	free(lf->block);
 	local_aliases_free(lf->aliases);
+	policy_rcpt_map_free(lf->rcpts);
 	*lf = (struct conf_files){ 0 };
 }
 
@@ -335,12 +341,14 @@ static void conf_files_free(struct conf_files *lf)
  * gets those they used (to free once no session can be reading them). */
 static void conf_files_swap(struct smtp_shared *sh, struct conf_files *lf)
 {
-	struct conf_files old = { sh->sender_map, sh->limit_map, sh->auth_block, sh->aliases };
+	struct conf_files old = { sh->sender_map, sh->limit_map, sh->auth_block, sh->aliases,
+				  sh->rcpt_map };
 
 	sh->sender_map = lf->senders;
 	sh->limit_map = lf->limits;
 	sh->auth_block = lf->block;
 	sh->aliases = lf->aliases;
+	sh->rcpt_map = lf->rcpts;
 	*lf = old;
 }
 
@@ -368,6 +376,15 @@ static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf,
 		lf->limits = policy_limit_map_parse(text, len, cfg->send_limit_map, err, errlen);
 		free(text);
 		if (!lf->limits)
+			goto fail;
+	}
+	if (cfg->local_recipient_maps[0]) {
+		if (file_slurp("local_recipient_maps", cfg->local_recipient_maps, &text, &len, err,
+			       errlen) != 0)
+			goto fail;
+		lf->rcpts = policy_rcpt_map_parse(text, len, cfg->local_recipient_maps, err, errlen);
+		free(text);
+		if (!lf->rcpts)
 			goto fail;
 	}
 	if (auth_block_load(cfg, &lf->block, err, errlen) == 0 &&
@@ -416,7 +433,9 @@ static void reload_restart_needed(const struct mtad_config *old, const struct mt
 	if (old->loops != new->loops)
 		mtad_log(MTAD_LOG_WARNING, "reload: a loops change takes effect after a restart");
 	if (strcmp(old->user, new->user) != 0 || strcmp(old->log, new->log) != 0 ||
-	    strcmp(old->syslog_socket, new->syslog_socket) != 0)
+	    strcmp(old->syslog_socket, new->syslog_socket) != 0 ||
+	    strcmp(old->log_tag, new->log_tag) != 0 ||
+	    strcmp(old->log_services, new->log_services) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: user and log changes take effect after a restart");
 }
 
@@ -454,6 +473,8 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	memcpy(fresh->user, d->cfg.user, sizeof(fresh->user));
 	memcpy(fresh->log, d->cfg.log, sizeof(fresh->log));
 	memcpy(fresh->syslog_socket, d->cfg.syslog_socket, sizeof(fresh->syslog_socket));
+	memcpy(fresh->log_tag, d->cfg.log_tag, sizeof(fresh->log_tag));
+	memcpy(fresh->log_services, d->cfg.log_services, sizeof(fresh->log_services));
 	fresh->loops = d->cfg.loops;	/* the loops run as they started */
 	/* Every worker loop waits between two callbacks while the settings,
 	 * the policy and the TLS context are replaced under it. */
@@ -461,8 +482,11 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	d->cfg = *fresh;	/* in place: sessions and listeners point into it */
 	free(fresh);
 	conf_files_swap(&d->shared, &lf);
-	for (unsigned i = 0; i < d->nloops; i++)
+	for (unsigned i = 0; i < d->nloops; i++) {
 		smtp_server_policy_update(&d->loops[i].smtp);
+		if (d->loops[i].verify)
+			deliver_verify_reload(d->loops[i].verify);
+	}
 	uv_mutex_lock(&d->limits_lock);
 	daemon_fd_limit(d, false);	/* max_connections may have grown */
 	uv_mutex_unlock(&d->limits_lock);
@@ -504,8 +528,8 @@ static int daemon_signals(struct daemon *d)
 	return 0;
 }
 
-/* daemon_needs - which listeners use TLS, and which may offer AUTH. */
-static void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth)
+/* daemon_needs - see daemon.h. */
+void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth)
 {
 	bool mechanisms = strcmp(cfg->sasl_mechanisms, "none") != 0;
 
@@ -769,9 +793,10 @@ static void daemon_cleanup(struct daemon *d)
  * stores it (mtad delivers no mail itself): without one (and without a
  * relayhost) it would be looked up by MX, usually pointing back here.
  */
-static void warn_unrouted(const struct mtad_config *cfg)
+static void warn_unrouted(const struct mtad_config *cfg, const char *conf)
 {
 	struct smtp_route routes[MTAD_MAX_ROUTES];
+	int line = mtad_config_line(cfg, "local_domains");
 	size_t n = 0;
 	char err[256];
 
@@ -780,9 +805,60 @@ static void warn_unrouted(const struct mtad_config *cfg)
 			n++;
 	for (size_t i = 0; i < cfg->nlocal_domains; i++)
 		if (!cfg->relayhost[0] && !smtp_route_lookup(routes, n, NULL, cfg->local_domains[i]))
-			fprintf(stderr, "mtad: warning: local domain %s has no route: add "
+			fprintf(stderr, "mtad: warning: %s:%d: local domain %s has no route: add "
 				"`route = %s [mailstore.example]:25`; until then its mail is "
-				"looked up by MX\n", cfg->local_domains[i], cfg->local_domains[i]);
+				"looked up by MX\n", conf, line, cfg->local_domains[i],
+				cfg->local_domains[i]);
+}
+
+/* report_finding - `mtad -n`: an error or warning of the check, on stderr. */
+static void report_finding(void *arg, enum mtad_config_severity sev, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "mtad: %s%s\n", sev == MTAD_CONFIG_WARNING ? "warning: " : "", msg);
+}
+
+static const struct mtad_config_report stderr_report = { report_finding, NULL };
+
+/*
+ * check_config - `mtad -n`: the file (every error, not only the first),
+ * then, unless KEYs are named, every file it names (check.c) and the
+ * settings that differ from the defaults; with KEYs, their values. 0
+ * when valid, 1 after any error.
+ */
+static int check_config(struct mtad_config *cfg, const char *path, char **keys, size_t nkeys)
+{
+	int errors = mtad_config_load_all(cfg, &config_checks, &stderr_report, path);
+	FILE *f;
+
+	if (nkeys > 0) {
+		if (errors > 0)
+			return 1;
+		return mtad_config_print_keys(cfg, &config_checks, (const char *const *)keys, nkeys,
+					      stdout, stderr) > 0 ? 1 : 0;
+	}
+	/* A file that cannot be read names nothing to check. */
+	if ((f = fopen(path, "re")) == NULL)
+		return 1;
+	fclose(f);
+	errors += check_files(cfg, path, &stderr_report);
+	warn_unrouted(cfg, path);
+	if (errors > 0) {
+		fprintf(stderr, "mtad: %s: %d error%s\n", path, errors, errors == 1 ? "" : "s");
+		return 1;
+	}
+	mtad_config_print_nondefault(cfg, &config_checks, stdout);
+	return 0;
+}
+
+/* print_defaults - `mtad -d [KEY...]`: no file is read. */
+static int print_defaults(char **keys, size_t nkeys)
+{
+	struct mtad_config def;
+
+	mtad_config_defaults(&def);
+	return mtad_config_print_keys(&def, &config_checks, (const char *const *)keys, nkeys,
+				      stdout, stderr) > 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -790,7 +866,7 @@ int main(int argc, char **argv)
 	struct daemon d = { .config_path = DEFAULT_CONFIG, .lock_fd = -1,
 			   .connections_gone = connections_gone };
 	char err[1024];
-	bool check_only = false, log_stderr = false;
+	bool check_only = false, defaults = false, log_stderr = false;
 	int opt, status;
 
 	static const struct option longopts[] = {
@@ -799,9 +875,10 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((opt = getopt_long(argc, argv, "c:enVh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:denVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
+		case 'd': defaults = true; break;
 		case 'e': log_stderr = true; break;
 		case 'n': check_only = true; break;
 		case 'V': printf("mtad %s\n", MTAD_VERSION); return 0;
@@ -809,28 +886,26 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc) {
+	/* KEYs belong to -n or -d, and the two do not mix. */
+	if ((optind != argc && !check_only && !defaults) || (check_only && defaults)) {
 		usage(stderr);
 		return 2;
 	}
+	if (defaults)
+		return print_defaults(argv + optind, (size_t)(argc - optind));
+	if (check_only)
+		return check_config(&d.cfg, d.config_path, argv + optind, (size_t)(argc - optind));
 	if (mtad_config_load(&d.cfg, &config_checks, d.config_path, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mtad: %s\n", err);
 		return 1;
 	}
-	if (check_only) {
-		struct conf_files lf;
-
-		if (conf_files_load(&d.cfg, &lf, err, sizeof(err)) != 0) {
-			fprintf(stderr, "mtad: %s\n", err);
-			return 1;
-		}
-		conf_files_free(&lf);
-		mtad_config_print_nondefault(&d.cfg, &config_checks, stdout);
-		warn_unrouted(&d.cfg);
-		return 0;
-	}
-	/* From the first line on: the start-up lines belong with the rest.
+	/* From the first line on: the start-up lines belong with the rest,
+	 * under log_tag (the parser checked it, so this cannot fail).
 	 * -e: the log on the terminal, for a run by hand (as sshd -e). */
+	if (mtad_log_set_tag(d.cfg.log_tag, strcmp(d.cfg.log_services, "yes") == 0) != 0) {
+		fprintf(stderr, "mtad: error: bad log_tag \"%s\"\n", d.cfg.log_tag);
+		return 1;
+	}
 	if (!log_stderr && strcmp(d.cfg.log, "syslog") == 0 &&
 	    mtad_log_to_syslog(d.cfg.syslog_socket, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mtad: error: %s\n", err);

@@ -311,6 +311,12 @@ static int switch_user(const struct daemon_user *u, char *err, size_t errlen)
 	return 0;
 }
 
+/* privilege_become - see daemon.h. */
+int privilege_become(const struct daemon_user *u, char *err, size_t errlen)
+{
+	return switch_user(u, err, errlen);
+}
+
 /* privilege_drop - see daemon.h. */
 int privilege_drop(const struct mtad_config *cfg, const struct daemon_user *u, bool tls,
 		   bool auth, char *err, size_t errlen)

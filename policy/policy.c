@@ -499,6 +499,22 @@ const char *policy_config_rule_name(int rule)
 	return policy_rule_name((enum policy_rule)rule);
 }
 
+/* policy_config_rule_default - see policy.h: the mode's word on a rule nothing overrides. */
+int policy_config_rule_default(int rule, const char *mode)
+{
+	struct policy_settings set;
+	char why[128];
+	int m = policy_mode_lookup(mode);
+
+	if (rule < 0 || rule >= MTAD_MAX_RULES || policy_config_rule(policy_rule_name((enum policy_rule)rule),
+								    why, sizeof(why)) != rule)
+		return -1;
+	memset(&set, 0, sizeof(set));
+	memset(set.rule_override, -1, sizeof(set.rule_override));
+	set.mode = m < 0 ? POLICY_MODE_RELAXED : (enum policy_mode)m;
+	return policy_rule_enabled(&set, (enum policy_rule)rule) ? 1 : 0;
+}
+
 /* policy_mode_name - see policy.h; "unknown" out of range. */
 const char *policy_mode_name(enum policy_mode mode)
 {

@@ -126,6 +126,9 @@ int policy_rule_lookup(const char *name);
  */
 int policy_config_rule(const char *name, char *err, size_t errlen);
 const char *policy_config_rule_name(int rule);
+/* policy_config_rule_default - 1 or 0: rule r under helo_policy mode when
+ * no helo_rule.NAME says otherwise (`mtad -d`); -1 when r cannot be switched. */
+int policy_config_rule_default(int rule, const char *mode);
 
 /* policy_mode_name / lookup: "off", "relaxed", "strict". */
 const char *policy_mode_name(enum policy_mode mode);
@@ -265,5 +268,49 @@ struct policy_limits policy_limits_for(const struct policy_limit_map *m, const c
  * (from the statistics, at start): a restart does not reset the quota. */
 void policy_quota_seed_recipients(struct policy_quota *q, const char *key, uint64_t count,
 				  uint64_t now_ms);
+
+/* ---- local recipients (policy/rcpt_map.c, policy/verify_cache.c) ---- */
+
+/*
+ * local_recipient_maps: one key a line, "localpart", "local@domain" or
+ * "@domain" (what follows a blank is ignored, so postmap sources work),
+ * '#' comments. NULL with err "FILE:LINE: what" on a bad key, more than
+ * POLICY_RCPT_MAP_MAX keys, or out of memory.
+ */
+#define POLICY_RCPT_MAP_MAX 1000000
+struct policy_rcpt_map;
+struct policy_rcpt_map *policy_rcpt_map_parse(const char *text, size_t len, const char *file,
+					      char *err, size_t errlen);
+/*
+ * policy_rcpt_known - is addr (an address of a local domain; the caller
+ * decides that) listed: as itself, its "@domain", or its local part?
+ * Any case. false for a NULL map.
+ */
+bool policy_rcpt_known(const struct policy_rcpt_map *m, const char *addr);
+size_t policy_rcpt_map_count(const struct policy_rcpt_map *m);
+void policy_rcpt_map_free(struct policy_rcpt_map *m);
+
+/*
+ * What recipient verification learnt, per address, each answer until
+ * its time to live (seconds) runs out: at most max entries, the least
+ * recently used evicted when full. Times are the caller's (seconds);
+ * not locked: one cache per event loop.
+ */
+enum policy_verify_state {
+	POLICY_VERIFY_UNCACHED,	/* never asked, or the answer expired */
+	POLICY_VERIFY_KNOWN,
+	POLICY_VERIFY_UNKNOWN,
+};
+struct policy_verify_cache;
+/* NULL when out of memory or max is 0. */
+struct policy_verify_cache *policy_verify_cache_new(size_t max, unsigned positive_ttl,
+						    unsigned negative_ttl);
+enum policy_verify_state policy_verify_cache_get(struct policy_verify_cache *c, const char *addr,
+						 int64_t now);
+/* policy_verify_cache_put - the answer for addr now (replacing one); -1 out of memory. */
+int policy_verify_cache_put(struct policy_verify_cache *c, const char *addr, bool known,
+			    int64_t now);
+size_t policy_verify_cache_count(const struct policy_verify_cache *c);
+void policy_verify_cache_free(struct policy_verify_cache *c);
 
 #endif

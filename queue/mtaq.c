@@ -379,6 +379,10 @@ static void log_setup(const struct mtad_config *cfg)
 {
 	char err[512];
 
+	/* mtad's program names: "TAG/mtaq" as its services log (the parser
+	 * checked log_tag, so this cannot fail). */
+	if (mtad_log_set_tag(cfg->log_tag, strcmp(cfg->log_services, "yes") == 0) != 0)
+		fprintf(stderr, "mtaq: warning: bad log_tag \"%s\"\n", cfg->log_tag);
 	if (strcmp(cfg->log, "syslog") == 0 &&
 	    mtad_log_to_syslog(cfg->syslog_socket, err, sizeof(err)) != 0)
 		fprintf(stderr, "mtaq: warning: %s; logging to stderr\n", err);

@@ -98,7 +98,7 @@ static void admin_done(struct admin_run *r, const char *qid, const char *note)
 		printf("%s\"%s\"", r->changed == 0 ? "" : ",", qid);
 	else
 		printf("%s: %s%s\n", qid, r->verb->done, note);
-	mtad_log(MTAD_LOG_INFO, "%s: %s", qid, r->verb->logged);
+	mtad_log_svc(MTAD_SVC_MTAQ, MTAD_LOG_INFO, "%s: %s", qid, r->verb->logged);
 	r->changed++;
 }
 
@@ -273,7 +273,7 @@ static void admin_summary(const struct admin_run *r)
 	struct mtaq *m = r->m;
 
 	if (r->changed > 0)
-		mtad_log(MTAD_LOG_INFO, "%s: %zu message%s", r->verb->summary, r->changed,
+		mtad_log_svc(MTAD_SVC_MTAQ, MTAD_LOG_INFO, "%s: %zu message%s", r->verb->summary, r->changed,
 			 r->changed == 1 ? "" : "s");
 	if (m->json) {
 		printf("],\"changed\":%zu,\"skipped\":%zu,\"failed\":%zu}\n", r->changed,
@@ -404,7 +404,7 @@ int cmd_flush(struct mtaq *m)
 		printf("{\"command\":\"flush\",\"queue_ids\":[");
 	admin_select(&r, flush_named, flush_each);
 	if (r.changed > 0)
-		mtad_log(MTAD_LOG_INFO, "Flushed: %zu message%s%s%s", r.changed,
+		mtad_log_svc(MTAD_SVC_MTAQ, MTAD_LOG_INFO, "Flushed: %zu message%s%s%s", r.changed,
 			 r.changed == 1 ? "" : "s", m->domain ? " for " : "",
 			 m->domain ? m->domain : "");
 	if (m->json)

@@ -142,6 +142,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->limit_map = NULL;
 	local_aliases_free(sh->aliases);
 	sh->aliases = NULL;
+	policy_rcpt_map_free(sh->rcpt_map);
+	sh->rcpt_map = NULL;
 	uv_mutex_destroy(&sh->lock);
 }
 
@@ -181,8 +183,8 @@ static void session_timeout(uv_timer_t *timer)
 
 	if (s->state != STATE_COMMAND && s->state != STATE_DATA && s->state != STATE_AUTH_INPUT)
 		return;
-	mtad_log(MTAD_LOG_INFO, "timeout after %s from %s",
-		 s->state == STATE_DATA ? "DATA" : "command", s->client_label);
+	session_log(s, MTAD_LOG_INFO, "timeout after %s from %s",
+		    s->state == STATE_DATA ? "DATA" : "command", s->client_label);
 	session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		      s->srv->cfg->hostname);
 	session_close(s);
@@ -195,7 +197,7 @@ static void session_arm_timer(struct smtp_session *s)
 					       : s->srv->cfg->command_timeout;
 
 	if (uv_timer_start(&s->timer, session_timeout, (uint64_t)secs * 1000, 0) != 0)
-		mtad_log(MTAD_LOG_WARNING, "cannot start timer for [%s]", s->client_ip);
+		session_log(s, MTAD_LOG_WARNING, "cannot start timer for [%s]", s->client_ip);
 }
 
 /*
@@ -206,6 +208,20 @@ static void session_arm_timer(struct smtp_session *s)
 int session_set_timer(struct smtp_session *s, uint64_t ms, uv_timer_cb done)
 {
 	return uv_timer_start(&s->timer, done, ms, 0);
+}
+
+/*
+ * session_service - the program name of a listener's lines, as Postfix's
+ * master.cf names them: smtps (port 465) and submission (587) are smtpd
+ * under another name, which pflogsumm and fail2ban's filter both read.
+ */
+static enum mtad_log_service session_service(const struct mtad_listen *lcfg)
+{
+	if (lcfg->local)
+		return MTAD_SVC_PICKUP;
+	if (lcfg->tls == MTAD_TLS_IMPLICIT)
+		return MTAD_SVC_SMTPS;
+	return lcfg->submission ? MTAD_SVC_SUBMISSION : MTAD_SVC_SMTPD;
 }
 
 /* smtp_session_new - a session for a freshly accepted connection. */
@@ -237,8 +253,10 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->auth_plaintext = lcfg->auth_plaintext;
 	s->helo_reject_ehlo = lcfg->helo_reject_ehlo;
 	s->local_uid = lcfg->local ? uid : -1;
+	s->log_svc = session_service(lcfg);
 	session_policy_start(s);
-	mtad_log(MTAD_LOG_INFO, "connect from %s to %s", s->client_label, s->listener);
+	/* Postfix's line; " to LISTENER" is ours (its readers stop before it). */
+	session_log(s, MTAD_LOG_INFO, "connect from %s to %s", s->client_label, s->listener);
 	return s;
 }
 
@@ -330,8 +348,9 @@ void session_close(struct smtp_session *s)
 	s->io.close(s->io.ctx);
 }
 
-/* session_log_reject - one log line per refused MAIL/RCPT/DATA, as Postfix does. */
-void session_log_reject(struct smtp_session *s, const char *verb, const char *fmt, ...)
+/* session_log_reject - see session_int.h: one line per refused command, as Postfix does. */
+void session_log_reject(struct smtp_session *s, const char *verb, const char *rcpt,
+			const char *extra, const char *fmt, ...)
 {
 	char reason[SMTP_COMMAND_MAX];
 	va_list ap;
@@ -339,10 +358,12 @@ void session_log_reject(struct smtp_session *s, const char *verb, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	mtad_log(MTAD_LOG_INFO, "%s: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s>",
-		 s->qid[0] ? s->qid : "NOQUEUE", verb, s->client_label, reason,
-		 s->in_transaction ? s->sender.addr : "", s->esmtp ? "ESMTP" : "SMTP",
-		 s->helo);
+	/* s->sender is cleared at each MAIL and between transactions, so it
+	 * is the sender this command belongs to, or "". */
+	session_log(s, MTAD_LOG_INFO, "%s: reject: %s from %s: %s; from=<%s>%s%s%s proto=%s "
+		    "helo=<%s>%s%s", s->qid[0] ? s->qid : "NOQUEUE", verb, s->client_label, reason,
+		    s->sender.addr, rcpt ? " to=<" : "", rcpt ? rcpt : "", rcpt ? ">" : "",
+		    s->esmtp ? "ESMTP" : "SMTP", s->helo, extra ? " " : "", extra ? extra : "");
 }
 
 /*
@@ -485,13 +506,13 @@ void session_start_data(struct smtp_session *s)
 	s->state = STATE_DATA;
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	if (s->local_uid >= 0)
-		mtad_log(MTAD_LOG_INFO, "%s: uid=%ld from=<%s>", s->qid, s->local_uid,
-			 s->sender.addr);
+		session_log(s, MTAD_LOG_INFO, "%s: uid=%ld from=<%s>", s->qid, s->local_uid,
+			    s->sender.addr);
 	else if (s->auth_user[0])
-		mtad_log(MTAD_LOG_INFO, "%s: client=%s, sasl_method=%s, sasl_username=%s",
-			 s->qid, s->client_label, s->auth_mech, s->auth_user);
+		session_log(s, MTAD_LOG_INFO, "%s: client=%s, sasl_method=%s, sasl_username=%s",
+			    s->qid, s->client_label, s->auth_mech, s->auth_user);
 	else
-		mtad_log(MTAD_LOG_INFO, "%s: client=%s", s->qid, s->client_label);
+		session_log(s, MTAD_LOG_INFO, "%s: client=%s", s->qid, s->client_label);
 }
 
 /*
@@ -517,28 +538,42 @@ static void session_space_used(struct smtp_shared *sh, uint64_t size)
 	} while (!atomic_compare_exchange_weak(&sh->spool_free, &free_now, left));
 }
 
+/* log_message_id - Postfix's cleanup line, to find a message by its Message-ID:. */
+static void log_message_id(const struct smtp_session *s)
+{
+	const char *id;
+	size_t n = smtp_header_message_id(&s->fields, &id);
+
+	if (n == 0)
+		mtad_log_svc(MTAD_SVC_CLEANUP, MTAD_LOG_INFO, "%s: message-id=<>", s->qid);
+	else
+		mtad_log_svc(MTAD_SVC_CLEANUP, MTAD_LOG_INFO, "%s: message-id=%.*s", s->qid,
+			     (int)n, id);
+}
+
 /* session_commit_done - the queue says whether the message is durable. */
 static void session_commit_done(void *arg, int status, const char *errmsg)
 {
 	struct smtp_session *s = arg;
 
 	if (s->transport_gone && status == 0)
-		mtad_log(MTAD_LOG_INFO, "%s: queued, but the client left before the reply", s->qid);
+		session_log(s, MTAD_LOG_INFO, "%s: queued, but the client left before the reply", s->qid);
 	if (session_free_if_gone(s))
 		return;
 	if (status == 0) {
 		atomic_fetch_add(&s->srv->shared->messages, 1);
 		session_sender_committed(s);
 		session_space_used(s->srv->shared, s->dec.size + s->header_size);
-		mtad_log(MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
-			 s->qid, s->sender.addr,
-			 (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,
-			 s->client_ip, s->helo);
+		log_message_id(s);
+		session_log(s, MTAD_LOG_INFO, "%s: from=<%s>, size=%llu, nrcpt=%u, client=[%s], helo=<%s>",
+			    s->qid, s->sender.addr,
+			    (unsigned long long)(s->dec.size + s->header_size), s->nrcpt,
+			    s->client_ip, s->helo);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
 		session_policy_accepted(s);
 	} else {
-		mtad_log(MTAD_LOG_WARNING, "%s: queue commit failed: %s", s->qid,
-			 errmsg ? errmsg : "unknown error");
+		session_log(s, MTAD_LOG_WARNING, "%s: queue commit failed: %s", s->qid,
+			    errmsg ? errmsg : "unknown error");
 		/* A full spool is RFC 5321's "insufficient system storage"
 		 * (452, allowed after DATA) and RFC 3463's X.3.1 "mail system
 		 * full": the client knows to retry later, maybe elsewhere
@@ -656,7 +691,7 @@ static void session_end_data(struct smtp_session *s)
 		reason = "550 5.6.0 bare <CR> or <LF> in message";
 	}
 	if (reason) {
-		session_log_reject(s, "END-OF-MESSAGE", "%s", reason);
+		session_log_reject(s, "END-OF-MESSAGE", NULL, NULL, "%s", reason);
 		session_reset_transaction(s);
 		s->state = STATE_COMMAND;
 		return;
@@ -768,8 +803,8 @@ static bool session_too_many_errors(struct smtp_session *s)
 {
 	if (s->errors < s->srv->cfg->max_errors)
 		return false;
-	mtad_log(MTAD_LOG_INFO, "too many errors after %s from %s",
-		 s->state == STATE_DATA ? "DATA" : "command", s->client_label);
+	session_log(s, MTAD_LOG_INFO, "too many errors after %s from %s",
+		    s->state == STATE_DATA ? "DATA" : "command", s->client_label);
 	session_reply(s, 421, "4.7.0", "%s Error: too many errors", s->srv->cfg->hostname);
 	session_close(s);
 	return true;
@@ -847,7 +882,7 @@ static void session_input_nomem(struct smtp_session *s)
 		s->io.pause(s->io.ctx, true);
 		return;
 	}
-	mtad_log(MTAD_LOG_WARNING, "out of memory for the input of %s", s->client_label);
+	session_log(s, MTAD_LOG_WARNING, "out of memory for the input of %s", s->client_label);
 	session_reply(s, 421, "4.3.0", "%s Error: out of memory", s->srv->cfg->hostname);
 	session_close(s);
 }
@@ -910,16 +945,16 @@ static void session_log_disconnect(struct smtp_session *s)
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;
 	mtad_str_lower(line, line, n);	/* Postfix writes ehlo=1, not EHLO=1 */
-	mtad_log(MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u",
-		 s->client_label, line, s->commands_ok, s->commands_total);
+	session_log(s, MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u",
+		    s->client_label, line, s->commands_ok, s->commands_total);
 }
 
 /* smtp_session_eof - the client went away (or the connection broke). */
 void smtp_session_eof(struct smtp_session *s, const char *why)
 {
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
-		mtad_log(MTAD_LOG_INFO, "lost connection after %s from %s: %s",
-			 s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
+		session_log(s, MTAD_LOG_INFO, "lost connection after %s from %s: %s",
+			    s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
 	if (s->state == STATE_COMMIT && why == NULL) {
 		/* A half-close after the message (and perhaps QUIT): the
 		 * client still reads, so the 250 and what is buffered come
@@ -1009,6 +1044,7 @@ void smtp_session_tls_ready(struct smtp_session *s, const char *version,
 void smtp_session_free(struct smtp_session *s)
 {
 	session_policy_stop(s);	/* no DNS answer may reach it now */
+	session_rcpt_stop(s);	/* nor a recipient probe's */
 	if (!s->transport_gone) {
 		s->transport_gone = true;
 		session_log_disconnect(s);

@@ -48,6 +48,7 @@ enum session_state {
 	STATE_AUTH_INPUT,	/* 334 sent, the next line is the client's response */
 	STATE_AUTH_DELAY,	/* a failed AUTH waits before its 535 */
 	STATE_POLICY_WAIT,	/* MAIL waits for a DNS answer the HELO rules need */
+	STATE_RCPT_WAIT,	/* RCPT waits for recipient verification's probe */
 	STATE_CLOSING,		/* replies flushed, transport closing */
 };
 
@@ -65,6 +66,7 @@ struct smtp_session {
 
 	char client_ip[INET6_ADDRSTRLEN];
 	char listener[80];
+	enum mtad_log_service log_svc;	/* smtpd, submission/smtpd, smtps/smtpd, pickup */
 	enum mtad_listen_tls tls_mode;	/* the listener's role */
 	bool submission;
 	bool auth_plaintext;
@@ -114,6 +116,8 @@ struct smtp_session {
 	char **orcpt;		/* per recipient: the address given when an alias led to it, or NULL */
 	unsigned nrcpt;
 	unsigned rcpt_cap;	/* max_recipients when the session began */
+	void *rcpt_wait;	/* recipient verification under way (session_rcpt.c) */
+	char rcpt_waiting[SMTP_PATH_MAX];	/* ... for this address */
 
 	/* The message being received. */
 	char qid[QUEUE_ID_LEN + 1];
@@ -168,8 +172,17 @@ bool session_free_if_gone(struct smtp_session *s);
 const char *session_protocol(const struct smtp_session *s);
 void session_reset_transaction(struct smtp_session *s);
 void session_start_data(struct smtp_session *s);
-void session_log_reject(struct smtp_session *s, const char *verb, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* session_log - one line under the session's program name (mtad/smtpd, ...). */
+#define session_log(s, level, ...) mtad_log_svc((s)->log_svc, (level), __VA_ARGS__)
+/*
+ * session_log_reject - Postfix's reject line: "QID|NOQUEUE: reject: VERB
+ * from name[ip]: REASON; from=<sender> to=<rcpt> proto=ESMTP helo=<name>",
+ * with to= when rcpt is not NULL; the sender is the one of this MAIL or
+ * transaction ("" before any). extra (or NULL) goes at the end.
+ */
+void session_log_reject(struct smtp_session *s, const char *verb, const char *rcpt,
+			const char *extra, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* session_write_body - message bytes to the queue, pausing when it is busy; -1 no memory. */
 int session_write_body(struct smtp_session *s, const char *data, size_t len);
 
@@ -181,7 +194,7 @@ void session_policy_start(struct smtp_session *s);
 void session_policy_stop(struct smtp_session *s);
 bool session_policy_ehlo(struct smtp_session *s);
 bool session_policy_mail(struct smtp_session *s);
-bool session_policy_blocked(struct smtp_session *s);
+bool session_policy_blocked(struct smtp_session *s, const char *rcpt);
 bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path);
 void session_policy_count(struct smtp_session *s, enum policy_rule rule);
 void session_policy_accepted(struct smtp_session *s);
@@ -223,6 +236,16 @@ void session_submit_stop(struct smtp_session *s);
  * or why not) is given. false when refused.
  */
 bool session_rcpt_add(struct smtp_session *s, const char *addr);
+/*
+ * session_rcpt_check - for a local domain, does the recipient exist
+ * (local_recipient_maps, aliases, or recipient_verify's probe)? Then,
+ * and for other domains, the quota and session_rcpt_add. true when the
+ * recipient was taken; false when refused (reply given) or waiting for
+ * a probe (STATE_RCPT_WAIT: the reply comes when it answers).
+ */
+bool session_rcpt_check(struct smtp_session *s, const char *addr);
+/* session_rcpt_stop - the session goes: no probe answer may reach it. */
+void session_rcpt_stop(struct smtp_session *s);
 
 /* verb_auth.c */
 bool verb_auth_check(struct smtp_session *s);

@@ -95,7 +95,7 @@ void session_policy_count(struct smtp_session *s, enum policy_rule rule)
 	(void)queue_stats_note(s->srv->queue, day, name, s->client_ip, with_helo ? helo : NULL);
 	if (++s->policy_rejections < s->srv->cfg->max_policy_rejections)
 		return;
-	mtad_log(MTAD_LOG_INFO, "too many rejected commands from %s", s->client_label);
+	session_log(s, MTAD_LOG_INFO, "too many rejected commands from %s", s->client_label);
 	session_reply(s, 421, "4.7.0", "%s Error: too many rejected commands",
 		      s->srv->cfg->hostname);
 	session_close(s);
@@ -111,19 +111,23 @@ void session_policy_accepted(struct smtp_session *s)
 		  NULL);
 }
 
-/* policy_reject - the rule's reply, one log line, the count. */
+/*
+ * policy_reject - the rule's reply (naming rcpt when given), one log
+ * line in Postfix's shape (to=<log_rcpt> for a RCPT), the count.
+ */
 static void policy_reject(struct smtp_session *s, const char *verb,
-			  const struct policy_verdict *v, const char *rcpt)
+			  const struct policy_verdict *v, const char *rcpt, const char *log_rcpt)
 {
+	char extra[160];
+
 	if (rcpt)
 		session_reply(s, v->code, v->enhanced, "<%s>: %s", rcpt, v->text);
 	else
 		session_reply(s, v->code, v->enhanced, "%s", v->text);
-	mtad_log(MTAD_LOG_INFO, "NOQUEUE: reject: %s from %s: %d %s %s%s%s%s; rule=%s "
-		 "helo=<%s> listener=%s proto=%s from=<%s>",
-		 verb, s->client_label, v->code, v->enhanced, rcpt ? "<" : "",
-		 rcpt ? rcpt : "", rcpt ? ">: " : "", v->text, policy_rule_name(v->rule),
-		 s->helo, s->listener, session_protocol(s), s->sender.addr);
+	snprintf(extra, sizeof(extra), "rule=%s listener=%s", policy_rule_name(v->rule),
+		 s->listener);
+	session_log_reject(s, verb, log_rcpt, extra, "%d %s %s%s%s%s", v->code, v->enhanced,
+			   rcpt ? "<" : "", rcpt ? rcpt : "", rcpt ? ">: " : "", v->text);
 	session_policy_count(s, v->rule);
 }
 
@@ -254,7 +258,7 @@ bool session_policy_ehlo(struct smtp_session *s)
 		.helo_dns = POLICY_DNS_UNKNOWN, .trusted = s->trusted });
 	if (v.rule == POLICY_ACCEPT)
 		return true;
-	policy_reject(s, s->esmtp ? "EHLO" : "HELO", &v, NULL);
+	policy_reject(s, s->esmtp ? "EHLO" : "HELO", &v, NULL, NULL);
 	return false;
 }
 
@@ -292,7 +296,7 @@ static bool mail_verdict(struct smtp_session *s)
 		return true;
 	}
 	s->blocked = v;
-	policy_reject(s, "MAIL", &v, NULL);
+	policy_reject(s, "MAIL", &v, NULL, NULL);
 	return false;
 }
 
@@ -338,14 +342,15 @@ static void policy_dns_arrived(struct smtp_session *s)
 
 /*
  * session_policy_blocked - RCPT outside a transaction: after a MAIL the
- * HELO rules refused, the rule's reply again. Returns true to go on (to
+ * HELO rules refused, the rule's reply again (rcpt, when the command's
+ * address parsed, only for the log's to=). Returns true to go on (to
  * the usual 503: not a policy matter).
  */
-bool session_policy_blocked(struct smtp_session *s)
+bool session_policy_blocked(struct smtp_session *s, const char *rcpt)
 {
 	if (s->in_transaction || s->blocked.rule == POLICY_ACCEPT)
 		return true;
-	policy_reject(s, "RCPT", &s->blocked, NULL);
+	policy_reject(s, "RCPT", &s->blocked, NULL, rcpt);
 	return false;
 }
 
@@ -358,6 +363,6 @@ bool session_policy_rcpt(struct smtp_session *s, const struct smtp_path *path)
 				 s->auth_user[0] != '\0', s->trusted);
 	if (v.rule == POLICY_ACCEPT)
 		return true;
-	policy_reject(s, "RCPT", &v, path->addr);
+	policy_reject(s, "RCPT", &v, path->addr, path->addr);
 	return false;
 }

@@ -11,9 +11,21 @@
  * that would go past it is refused as a whole, never cut short), add a
  * recipient twice, or accept an alias that leads nowhere deliverable.
  *
+ * Before that, for the host name and the local domains, whether the
+ * recipient exists at all (issue 16, no backscatter): postmaster
+ * always, an alias name, a key of local_recipient_maps, or, with
+ * recipient_verify = yes and no map, what the next hop says to an RCPT
+ * probe (mtad hands the server the prober: srv->verifier). The probe is
+ * asynchronous: the RCPT waits in STATE_RCPT_WAIT, input paused, for at
+ * most recipient_verify_timeout seconds (then 450). Authenticated and
+ * trusted clients are checked too: a typo in a local address fails at
+ * RCPT for everyone instead of coming back as a bounce.
+ *
  * Follows: RFC 5321 §3.9.1 (aliases: the envelope recipient is replaced,
- * the header is not touched), RFC 3461 §4.2 (ORCPT).
+ * the header is not touched), RFC 3461 §4.2 (ORCPT), RFC 5321 §4.1.1.3
+ * (postmaster), RFC 3463 (5.1.1 and 4.1.1: bad destination mailbox).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -66,8 +78,8 @@ static void refuse(void *arg, const char *alias, const char *target, const char 
 	struct expansion *x = arg;
 
 	x->refused++;
-	mtad_log(MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
-		 x->s->client_label, alias, x->given, target, why);
+	session_log(x->s, MTAD_LOG_WARNING, "%s: alias %s of <%s>: target %s refused: %s",
+		    x->s->client_label, alias, x->given, target, why);
 }
 
 /* in_transaction - is addr a recipient already (any case)? */
@@ -116,12 +128,12 @@ static bool expand(struct smtp_session *s, const char *addr)
 		session_reply(s, 451, "4.3.0", "Error: out of memory");
 	} else if (x.too_many) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
-		session_log_reject(s, "RCPT", "452 4.5.3 <%s>: alias expands past max_recipients; "
-				   "to=<%s>", addr, addr);
+		session_log_reject(s, "RCPT", addr, NULL, "452 4.5.3 <%s>: alias expands past "
+				   "max_recipients", addr);
 	} else if (n == 0) {
 		session_reply(s, 550, "5.1.1", "<%s>: alias has no deliverable address", addr);
-		session_log_reject(s, "RCPT", "550 5.1.1 <%s>: alias has no deliverable address "
-				   "(%u targets refused); to=<%s>", addr, x.refused, addr);
+		session_log_reject(s, "RCPT", addr, NULL, "550 5.1.1 <%s>: alias has no deliverable "
+				   "address (%u targets refused)", addr, x.refused);
 	} else {
 		ok = true;
 	}
@@ -147,4 +159,158 @@ bool session_rcpt_add(struct smtp_session *s, const char *addr)
 	}
 	session_reply(s, 250, "2.1.5", "Ok");
 	return true;
+}
+
+/* ---- does a local recipient exist? ---- */
+
+/* domain_is_local - the host name or one of local_domains. */
+static bool domain_is_local(struct smtp_session *s, const char *domain)
+{
+	struct expansion x = { .s = s };
+
+	return is_local(&x, domain);
+}
+
+/* rcpt_take - the checks are passed: the quota, then the transaction. */
+static bool rcpt_take(struct smtp_session *s, const char *addr)
+{
+	if (!session_quota_rcpt(s))
+		return false;	/* too many recipients today: 450 4.7.1 */
+	return session_rcpt_add(s, addr);
+}
+
+/* reject_unknown - Postfix's reply and log line for a recipient that does not exist. */
+static void reject_unknown(struct smtp_session *s, const char *addr)
+{
+	session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
+	session_log_reject(s, "RCPT", addr, NULL,
+			   "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
+}
+
+/* reject_unverified - the probe got no answer: try later (450 4.1.1, as Postfix). */
+static void reject_unverified(struct smtp_session *s, const char *addr, const char *why)
+{
+	session_reply(s, 450, "4.1.1", "<%s>: Recipient address rejected: unverified address: %s",
+		      addr, why);
+	session_log_reject(s, "RCPT", addr, NULL, "450 4.1.1 <%s>: Recipient address rejected: "
+			   "unverified address: %s", addr, why);
+}
+
+/* verdict - a probe's (or the cache's) answer, given. */
+static bool verdict(struct smtp_session *s, const char *addr, int code, const char *text)
+{
+	if (code / 100 == 2)
+		return rcpt_take(s, addr);
+	if (code / 100 == 5)
+		reject_unknown(s, addr);
+	else
+		reject_unverified(s, addr, text);
+	return false;
+}
+
+/* wait_over - the RCPT that waited is answered (or timed out): the session reads on. */
+static void wait_over(struct smtp_session *s, int code, const char *text)
+{
+	uv_timer_stop(&s->timer);
+	s->rcpt_wait = NULL;
+	s->state = STATE_COMMAND;
+	if (verdict(s, s->rcpt_waiting, code, text)) {
+		s->verbs[SMTP_RCPT].ok++;
+		s->commands_ok++;
+	}
+	if (s->state == STATE_COMMAND)
+		session_resume(s, STATE_COMMAND);
+}
+
+/* probe_answered - srv->verifier's callback, on this session's loop. */
+static void probe_answered(void *arg, int code, const char *text)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != STATE_RCPT_WAIT) {
+		s->rcpt_wait = NULL;
+		return;
+	}
+	wait_over(s, code, text);
+}
+
+/* probe_timeout - recipient_verify_timeout passed: 450, the probe goes on for the cache. */
+static void probe_timeout(uv_timer_t *timer)
+{
+	struct smtp_session *s = timer->data;
+
+	if (s->state != STATE_RCPT_WAIT)
+		return;
+	s->srv->verifier.cancel(s->rcpt_wait);
+	wait_over(s, 450, "verification timed out");
+}
+
+/* probe - recipient_verify: ask the next hop, now or later. */
+static bool probe(struct smtp_session *s, const char *addr)
+{
+	const struct smtp_rcpt_verifier *v = &s->srv->verifier;
+	char text[600];
+	int code;
+
+	code = v->verify(v->ctx, addr, probe_answered, s, &s->rcpt_wait, text, sizeof(text));
+	if (code != 0)
+		return verdict(s, addr, code, text);
+	snprintf(s->rcpt_waiting, sizeof(s->rcpt_waiting), "%s", addr);
+	s->state = STATE_RCPT_WAIT;
+	s->io.pause(s->io.ctx, true);
+	if (session_set_timer(s, (uint64_t)s->srv->cfg->recipient_verify_timeout * 1000,
+			      probe_timeout) != 0) {
+		v->cancel(s->rcpt_wait);
+		s->rcpt_wait = NULL;
+		s->state = STATE_COMMAND;
+		s->io.pause(s->io.ctx, false);
+		reject_unverified(s, addr, "internal error");
+	}
+	return false;
+}
+
+/* is_postmaster - RFC 5321 §4.1.1.3: postmaster@ every local domain is always there. */
+static bool is_postmaster(const char *addr)
+{
+	return strncasecmp(addr, "postmaster@", 11) == 0 || strcasecmp(addr, "postmaster") == 0;
+}
+
+/* has_alias - an alias name (the local part) is a known recipient. */
+static bool has_alias(const struct smtp_session *s, const char *addr, const char *at)
+{
+	char local[SMTP_PATH_MAX];
+	size_t n;
+
+	if (!s->srv->shared->aliases || (size_t)(at - addr) >= sizeof(local))
+		return false;
+	memcpy(local, addr, (size_t)(at - addr));
+	local[at - addr] = '\0';
+	return local_aliases_lookup(s->srv->shared->aliases, local, &n) != NULL;
+}
+
+/* session_rcpt_check - see session_int.h. */
+bool session_rcpt_check(struct smtp_session *s, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	const struct policy_rcpt_map *map = s->srv->shared->rcpt_map;
+	bool verify = s->srv->verifier.ctx && strcmp(s->srv->cfg->recipient_verify, "yes") == 0;
+
+	if (!at || (!map && !verify) || !domain_is_local(s, at + 1) || is_postmaster(addr) ||
+	    has_alias(s, addr, at))
+		return rcpt_take(s, addr);
+	if (map) {
+		if (policy_rcpt_known(map, addr))
+			return rcpt_take(s, addr);
+		reject_unknown(s, addr);
+		return false;
+	}
+	return probe(s, addr);
+}
+
+/* session_rcpt_stop - see session_int.h. */
+void session_rcpt_stop(struct smtp_session *s)
+{
+	if (s->rcpt_wait)
+		s->srv->verifier.cancel(s->rcpt_wait);
+	s->rcpt_wait = NULL;
 }

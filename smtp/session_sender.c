@@ -111,12 +111,12 @@ static bool sender_allowed(struct smtp_session *s, const char *verb, const char 
 	login_display(s, login, sizeof(login));
 	sender_stat(s, QUEUE_STATS_SENDER_OWNER, QUEUE_STATS_SLOT_OWNER, 1);
 	if (!sender_strict(s)) {
-		mtad_log(MTAD_LOG_WARNING, "%s: sasl_username=%s sends as <%s> in %s, which it does "
-			 "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
+		session_log(s, MTAD_LOG_WARNING, "%s: sasl_username=%s sends as <%s> in %s, which it does "
+			    "not own (sender_login = warn)", s->client_label, s->auth_user, addr, verb);
 		return true;
 	}
 	session_reply(s, 553, "5.7.1", "<%s>: sender address not owned by user %s", addr, login);
-	session_log_reject(s, verb, "553 5.7.1 <%s>: sender address not owned by user %s",
+	session_log_reject(s, verb, NULL, NULL, "553 5.7.1 <%s>: sender address not owned by user %s",
 			   addr, login);
 	return false;
 }
@@ -151,14 +151,14 @@ static bool from_unreadable(struct smtp_session *s)
 	char login[sizeof(s->auth_user)];
 
 	if (!sender_strict(s)) {
-		mtad_log(MTAD_LOG_WARNING, "%s: sasl_username=%s: From: header too long to check "
-			 "(sender_login = warn)", s->client_label, s->auth_user);
+		session_log(s, MTAD_LOG_WARNING, "%s: sasl_username=%s: From: header too long to check "
+			    "(sender_login = warn)", s->client_label, s->auth_user);
 		return true;
 	}
 	login_display(s, login, sizeof(login));
 	session_reply(s, 553, "5.7.1", "From: header has more addresses than can be checked "
 		      "for user %s", login);
-	session_log_reject(s, "END-OF-MESSAGE", "553 5.7.1 From: header too long to check "
+	session_log_reject(s, "END-OF-MESSAGE", NULL, NULL, "553 5.7.1 From: header too long to check "
 			   "for user %s", login);
 	return false;
 }
@@ -294,11 +294,11 @@ static void quota_refuse(struct smtp_session *s, const char *what, const char *p
 	if (!r->warn)
 		return;
 	if (s->auth_user[0])
-		mtad_log(MTAD_LOG_WARNING, "sasl_username=%s %s limit exceeded: %llu %s from %s",
-			 s->auth_user, what, (unsigned long long)r->count, per, s->client_ip);
+		session_log(s, MTAD_LOG_WARNING, "sasl_username=%s %s limit exceeded: %llu %s from %s",
+			    s->auth_user, what, (unsigned long long)r->count, per, s->client_ip);
 	else
-		mtad_log(MTAD_LOG_WARNING, "client=[%s] %s limit exceeded: %llu %s", s->client_ip,
-			 what, (unsigned long long)r->count, per);
+		session_log(s, MTAD_LOG_WARNING, "client=[%s] %s limit exceeded: %llu %s", s->client_ip,
+			    what, (unsigned long long)r->count, per);
 	quota_notice(s, login, what, r->count, per);
 }
 
@@ -388,9 +388,9 @@ void session_login_spread(struct smtp_session *s)
 	sender_stat(s, r.new_today ? QUEUE_STATS_SENDER_ADDRS : QUEUE_STATS_OTHER,
 		    r.new_hour ? QUEUE_STATS_SLOT_ADDRS : QUEUE_STATS_OTHER, 1);
 	if (r.warn)
-		mtad_log(MTAD_LOG_WARNING, "sasl_username=%s logged in from %u client addresses "
-			 "within an hour (auth_login_max_addresses = %u), now from %s: the "
-			 "password may be stolen", s->auth_user, n, limit, s->client_ip);
+		session_log(s, MTAD_LOG_WARNING, "sasl_username=%s logged in from %u client addresses "
+			    "within an hour (auth_login_max_addresses = %u), now from %s: the "
+			    "password may be stolen", s->auth_user, n, limit, s->client_ip);
 }
 
 /* session_sender_committed - see session_int.h. */

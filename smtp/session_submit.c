@@ -42,8 +42,15 @@ static size_t submission_fields(struct smtp_session *s, char *buf, size_t size)
 	if (!s->fields.has_message_id &&
 	    (w = snprintf(buf + n, size - n, "Message-ID: <%s.%lld@%s>\r\n", s->qid,
 			  (long long)s->arrival_sec, s->srv->cfg->hostname)) > 0 &&
-	    (size_t)w < size - n)
+	    (size_t)w < size - n) {
+		/* The log's message-id= names the one added: "<...>" without the CRLF. */
+		size_t id_len = (size_t)w - 14;	/* "Message-ID: " and CRLF off */
+
+		s->fields.message_id_len = id_len < sizeof(s->fields.message_id)
+					   ? id_len : sizeof(s->fields.message_id);
+		memcpy(s->fields.message_id, buf + n + 12, s->fields.message_id_len);
 		n += (size_t)w;
+	}
 	return n;
 }
 
@@ -58,9 +65,9 @@ static int add_fields(struct smtp_session *s)
 		return 0;
 	s->header_size += n;
 	if (s->local_uid < 0)
-		mtad_log(MTAD_LOG_INFO, "%s: added%s%s to a submission from %s", s->qid,
-			 s->fields.has_date ? "" : " Date:",
-			 s->fields.has_message_id ? "" : " Message-ID:", s->client_label);
+		session_log(s, MTAD_LOG_INFO, "%s: added%s%s to a submission from %s", s->qid,
+			    s->fields.has_date ? "" : " Date:",
+			    s->fields.has_message_id ? "" : " Message-ID:", s->client_label);
 	return session_write_body(s, buf, n);
 }
 
@@ -174,8 +181,11 @@ int session_submit_write(struct smtp_session *s, const char *p, size_t n)
 {
 	size_t end;
 
-	if (!s->add_fields)
+	if (!s->add_fields) {
+		/* Only looked at, for the message-id= line (done: at once). */
+		(void)smtp_header_scan_feed(&s->fields, p, n);
 		return session_write_body(s, p, n);
+	}
 	end = smtp_header_scan_feed(&s->fields, p, n);	/* n while the header goes on */
 	if (s->hold && hold_take(s, p, end)) {
 		if (!s->fields.done)

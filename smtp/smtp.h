@@ -138,16 +138,23 @@ void smtp_from_scan_feed(struct smtp_from_scan *f, const char *p, size_t n);
 
 /* ---- header section scanner (smtp/header_scan.c) ---- */
 
+#define SMTP_MESSAGE_ID_MAX 256	/* bytes of the Message-ID: value kept for the log */
+
 /*
  * Fed the decoded message as it streams: where its header section ends,
- * and whether Date: and Message-ID: were in it.
+ * whether Date: and Message-ID: were in it, and the first Message-ID:
+ * field's value (unfolded, at most SMTP_MESSAGE_ID_MAX bytes; the rest
+ * is dropped), for the log's message-id= line.
  */
 struct smtp_header_scan {
 	bool done;		/* the empty line came */
 	bool has_date, has_message_id;
 	bool at_line_start, in_name;
+	bool in_message_id;	/* reading the first Message-ID: field's value */
 	unsigned name_len;
 	char name[12];		/* of the field being read, while it may still be one we look for */
+	size_t message_id_len;
+	char message_id[SMTP_MESSAGE_ID_MAX];
 };
 
 void smtp_header_scan_init(struct smtp_header_scan *h);
@@ -158,6 +165,12 @@ void smtp_header_scan_init(struct smtp_header_scan *h);
  * consumes nothing and returns 0.
  */
 size_t smtp_header_scan_feed(struct smtp_header_scan *h, const char *p, size_t n);
+/*
+ * smtp_header_message_id - the Message-ID: value seen (or set by whoever
+ * added the field), without the white space around it: its start in
+ * *id and its length; 0 when there is none.
+ */
+size_t smtp_header_message_id(const struct smtp_header_scan *h, const char **id);
 
 /* ---- DATA decoder (smtp/data.c) ---- */
 
@@ -266,6 +279,7 @@ struct smtp_shared {
 	char *auth_block;	/* auth_block's names (policy_login_listed), or NULL; likewise */
 	struct policy_limit_map *limit_map;	/* send_limit_map, or NULL; likewise */
 	struct local_aliases *aliases;	/* alias_maps (local/local.h), or NULL; likewise */
+	struct policy_rcpt_map *rcpt_map;	/* local_recipient_maps, or NULL; likewise */
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
 	struct policy_quota *quota;	/* sending quotas per login (policy.h); under lock */
 	/*
@@ -284,6 +298,21 @@ struct smtp_shared {
 /* smtp_shared_init - -1 when out of memory; cfg gives the AUTH limits. */
 int smtp_shared_init(struct smtp_shared *sh, const struct mtad_config *cfg);
 void smtp_shared_fini(struct smtp_shared *sh);
+
+/*
+ * Recipient verification at RCPT for local domains (issue 16), given to
+ * the server by mtad (deliver/'s probe per loop) so smtp/ needs no
+ * deliver/ header. verify answers now (returns 250, 550 or 450 with
+ * text) or returns 0, sets *wait, and calls cb later on the session's
+ * loop unless cancel(wait) came first. ctx NULL: no verification.
+ */
+typedef void (*smtp_rcpt_verified_cb)(void *arg, int code, const char *text);
+struct smtp_rcpt_verifier {
+	void *ctx;
+	int (*verify)(void *ctx, const char *addr, smtp_rcpt_verified_cb cb, void *arg,
+		      void **wait, char *text, size_t textlen);
+	void (*cancel)(void *wait);
+};
 
 /* What one event loop's smtp_server uses besides its loop and config. */
 struct smtp_server_deps {
@@ -308,6 +337,7 @@ struct smtp_server {
 	struct smtp_shared *shared;
 	struct auth_server *auth;	/* NULL when no listener offers AUTH */
 	struct mtad_dns *dns;		/* NULL: no DNS lookups (dns_servers = none) */
+	struct smtp_rcpt_verifier verifier;	/* recipient_verify's probes (set by mtad) */
 	/* The HELO and relay policy, rebuilt from cfg by smtp_server_policy_update. */
 	struct policy_settings policy;
 	const char *policy_local[POLICY_MAX_DOMAINS + 1];

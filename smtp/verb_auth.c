@@ -87,8 +87,8 @@ static bool auth_admit(struct smtp_session *s, const char *mech)
 		return true;
 	}
 	client = auth_limiter_key(s->client_ip, key, sizeof(key));
-	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s refused: too many failures "
-		 "from this address (%s)", s->client_label, mech, client ? client : s->client_ip);
+	session_log(s, MTAD_LOG_WARNING, "%s: SASL %s refused: too many failures "
+		    "from this address (%s)", s->client_label, mech, client ? client : s->client_ip);
 	session_reply(s, 454, "4.7.0", "Temporary authentication failure: too many "
 		      "failures from your address, try again later");
 	return false;
@@ -165,8 +165,8 @@ static bool typed_user_blocked(struct smtp_session *s, const char *mech, const c
 static void auth_refuse_blocked(struct smtp_session *s, const char *mech, const char *name,
 				size_t len)
 {
-	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s login refused: %.*s is in auth_block",
-		 s->client_label, mech, (int)(len > 255 ? 255 : len), name);
+	session_log(s, MTAD_LOG_WARNING, "%s: SASL %s login refused: %.*s is in auth_block",
+		    s->client_label, mech, (int)(len > 255 ? 255 : len), name);
 	auth_end(s);
 	s->auth_expect_user = false;
 	s->auth_failures++;
@@ -331,10 +331,10 @@ static void auth_failed(struct smtp_session *s, const char *reason)
 	unsigned base = s->srv->cfg->auth_failure_delay;
 	uint64_t delay = base + (base ? arc4random_uniform(base + 1) : 0);
 
-	mtad_log(MTAD_LOG_WARNING, "%s: SASL %s authentication failed: "
-		 "authentication failure", s->client_label, s->auth_mech);
-	mtad_log(MTAD_LOG_INFO, "%s: SASL %s failure reason: %s",
-		 s->client_label, s->auth_mech, reason && reason[0] ? reason : "none given");
+	session_log(s, MTAD_LOG_WARNING, "%s: SASL %s authentication failed: "
+		    "authentication failure", s->client_label, s->auth_mech);
+	session_log(s, MTAD_LOG_INFO, "%s: SASL %s failure reason: %s",
+		    s->client_label, s->auth_mech, reason && reason[0] ? reason : "none given");
 	s->auth_failures++;
 	s->state = STATE_AUTH_DELAY;
 	if (session_set_timer(s, delay, auth_delay_timer) != 0)
@@ -365,8 +365,8 @@ static void auth_succeeded(struct smtp_session *s, const char *user)
 		return;
 	}
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user && user[0] ? user : "?");
-	mtad_log(MTAD_LOG_INFO, "%s: sasl_method=%s, sasl_username=%s",
-		 s->client_label, s->auth_mech, s->auth_user);
+	session_log(s, MTAD_LOG_INFO, "%s: sasl_method=%s, sasl_username=%s",
+		    s->client_label, s->auth_mech, s->auth_user);
 	session_login_spread(s);
 	s->verbs[SMTP_AUTH].ok++;
 	s->commands_ok++;
@@ -398,8 +398,8 @@ static void auth_done(void *arg, enum auth_result result, const char *challenge,
 		auth_failed(s, reason);
 		break;
 	case AUTH_TEMPFAIL:
-		mtad_log(MTAD_LOG_WARNING, "%s: SASL %s: password check unavailable: %s",
-			 s->client_label, s->auth_mech, reason ? reason : "no reason");
+		session_log(s, MTAD_LOG_WARNING, "%s: SASL %s: password check unavailable: %s",
+			    s->client_label, s->auth_mech, reason ? reason : "no reason");
 		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
 		session_resume(s, STATE_COMMAND);
 		break;

@@ -87,12 +87,13 @@ static bool space_refused(struct smtp_session *s, const char *verb)
 {
 	uint64_t size = s->params.has_size ? s->params.size : 0;
 	uint64_t spool_free = atomic_load(&s->srv->shared->spool_free);
+	char extra[32];
 
 	if (policy_space_verdict(spool_free, mtad_config_minfree(s->srv->cfg), size))
 		return false;
 	session_reply(s, 452, "4.3.1", "Insufficient system storage");
-	session_log_reject(s, verb, "452 4.3.1 Insufficient system storage; free=%llu",
-			   (unsigned long long)spool_free);
+	snprintf(extra, sizeof(extra), "free=%llu", (unsigned long long)spool_free);
+	session_log_reject(s, verb, NULL, extra, "452 4.3.1 Insufficient system storage");
 	return true;
 }
 
@@ -101,7 +102,7 @@ static void reply_parse_error(struct smtp_session *s, const char *verb,
 			      const struct smtp_parse_error *err)
 {
 	session_reply(s, err->code, err->enhanced, "%s", err->text);
-	session_log_reject(s, verb, "%d %s %s", err->code, err->enhanced, err->text);
+	session_log_reject(s, verb, NULL, NULL, "%d %s %s", err->code, err->enhanced, err->text);
 }
 
 /* remember_helo - keeps the client's name; a new HELO/EHLO resets the transaction. */
@@ -215,10 +216,17 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	size_t qlen;
 	struct smtp_parse_error err;
 
+	/* Outside a transaction the sender is this command's, once parsed. */
+	memset(&s->sender, 0, sizeof(s->sender));
 	if (s->submission && !s->auth_user[0]) {
-		/* RFC 6409 §4.3: the submission port takes mail from known users only. */
+		/* RFC 6409 §4.3: the submission port takes mail from known users
+		 * only. The log names the sender the client gave, when it parses. */
+		if (!cmd->arg ||
+		    smtp_parse_mail_from(cmd->arg, cmd->arglen, &s->sender, &s->params, &err) != 0)
+			memset(&s->sender, 0, sizeof(s->sender));
 		session_reply(s, 530, "5.7.0", "Authentication required");
-		session_log_reject(s, "MAIL", "530 5.7.0 Authentication required");
+		session_log_reject(s, "MAIL", NULL, NULL, "530 5.7.0 Authentication required");
+		memset(&s->sender, 0, sizeof(s->sender));
 		return false;
 	}
 	if (!cmd->arg) {
@@ -233,7 +241,7 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (s->params.has_size && s->params.size > s->srv->cfg->message_size_limit) {
 		session_reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
-		session_log_reject(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit");
+		session_log_reject(s, "MAIL", NULL, NULL, "552 5.3.4 Message size exceeds fixed limit");
 		return false;
 	}
 	if (space_refused(s, "MAIL"))
@@ -256,6 +264,12 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_parse_error err;
 	size_t qlen;
 
+	if (!s->in_transaction) {
+		/* check_rcpt let it through for this: the refused MAIL's reply again. */
+		bool parsed = cmd->arg && smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) == 0;
+
+		return session_policy_blocked(s, parsed ? path.addr : NULL);
+	}
 	if (!cmd->arg) {
 		session_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return false;
@@ -268,15 +282,14 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (!session_policy_rcpt(s, &path))
 		return false;
-	if (s->nrcpt < s->rcpt_cap && !session_quota_rcpt(s))
-		return false;	/* too many recipients today: 450 4.7.1 */
 	if (s->nrcpt >= s->rcpt_cap) {
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
-		session_log_reject(s, "RCPT", "452 4.5.3 Error: too many recipients; to=<%s>",
-				   path.addr);
+		session_log_reject(s, "RCPT", path.addr, NULL, "452 4.5.3 Error: too many recipients");
 		return false;
 	}
-	return session_rcpt_add(s, path.addr);
+	/* Does a local recipient exist (perhaps waiting for a probe)? Then
+	 * the quota (450 4.7.1) and the transaction. */
+	return session_rcpt_check(s, path.addr);
 }
 
 static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)
@@ -411,7 +424,10 @@ static bool check_mail(struct smtp_session *s)
 /* check_rcpt - after MAIL; after a MAIL the HELO rules refused, the rule's reply first. */
 static bool check_rcpt(struct smtp_session *s)
 {
-	return session_policy_blocked(s) && session_has(s, NEEDS_MAIL);
+	/* After a MAIL the HELO rules refused: verb_rcpt repeats the rule's reply. */
+	if (!s->in_transaction && s->blocked.rule != POLICY_ACCEPT)
+		return true;
+	return session_has(s, NEEDS_MAIL);
 }
 
 static bool check_data(struct smtp_session *s)

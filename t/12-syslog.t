@@ -1,6 +1,8 @@
 # 12-syslog.t - `log = syslog`: every line is one RFC 3164 datagram on
 # syslog_socket (here a socket the test listens on, as syslogd or
 # journald does on /dev/log): "<PRI>Mon DD HH:MM:SS mtad[PID]: text",
+# or mtad/smtpd[PID] etc. for a service's lines (log_tag and
+# log_services change the name),
 # facility mail, severity info, warning or err, the "warning: " and
 # "error: " prefixes kept, no newline; nothing of it on stderr. When the
 # socket goes away the lines go to stderr, and back to the socket once
@@ -70,9 +72,11 @@ like $r, qr/^250 /, 'mail is accepted';
 my ($qid) = $r =~ /queued as ($MtadTest::QID)/;
 $smtp->quit;
 my @mail = datagrams($syslog, qr/\Q$qid\E: from=<alice\@example\.org>/);
-ok((grep { /\A<22>$TS mtad\[$pid\]: \Q$qid\E: from=<alice\@example\.org>/ } @mail),
-   'the queue id line is a datagram') or diag explain \@mail;
-my @bad = grep { !/\A<(?:19|20|22)>$TS mtad\[$pid\]: [^\n]*\z/ } @start, @mail;
+ok((grep { /\A<22>$TS mtad\/smtpd\[$pid\]: \Q$qid\E: from=<alice\@example\.org>/ } @mail),
+   'the queue id line is a datagram, from mtad/smtpd') or diag explain \@mail;
+ok((grep { /\A<22>$TS mtad\/cleanup\[$pid\]: \Q$qid\E: message-id=<>\z/ } @mail),
+   '... and the cleanup line: no Message-ID: in this one') or diag explain \@mail;
+my @bad = grep { !/\A<(?:19|20|22)>$TS mtad(?:\/smtpd|\/cleanup)?\[$pid\]: [^\n]*\z/ } @start, @mail;
 is "@bad", '', 'every datagram: facility mail, info/warning/err, one line';
 is $m->log_text, '', 'nothing on stderr';
 
@@ -96,16 +100,16 @@ close $syslog;
 unlink $path;
 my $s = $m->raw;
 $m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
-ok $m->wait_log(qr/^$TS mtad\[$pid\]: connect from \S*\[127\.0\.0\.1\] to /),
+ok $m->wait_log(qr/^$TS mtad\/smtpd\[$pid\]: connect from \S*\[127\.0\.0\.1\] to /),
 	'no socket: the lines go to stderr, in the stderr shape' or diag $m->log_text;
-ok $m->wait_log(qr/^$TS mtad\[$pid\]: disconnect from /), '... all of that session\'s';
+ok $m->wait_log(qr/^$TS mtad\/smtpd\[$pid\]: disconnect from /), '... all of that session\'s';
 # ... and to the new socket once it is there
 $syslog = syslogd();
 my $from = length $m->log_text;
 $s = $m->raw;
 $m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
 my @back = datagrams($syslog, qr/disconnect from/);
-ok((grep { /\A<22>$TS mtad\[$pid\]: connect from \S*\[127\.0\.0\.1\] to / } @back),
+ok((grep { /\A<22>$TS mtad\/smtpd\[$pid\]: connect from \S*\[127\.0\.0\.1\] to / } @back),
    'a new socket at the path gets the lines again') or diag explain \@back;
 is substr($m->log_text, $from), '', '... and stderr none';
 
@@ -144,6 +148,36 @@ is $rc, 1, '-e, nobody at the socket, a port in use: exit 1 for the port';
 like $err, qr/^$TS mtad\[\d+\]: error: listen 127\.0\.0\.1:$port: address already in use$/m,
 	'-e: the log is on stderr, in its stderr shape, and the socket is not needed';
 unlike $err, qr/syslog socket/, '... nothing about the syslog socket';
+
+# ---- log_tag and log_services ----
+# log_tag replaces "mtad" in every name; log_services = no keeps one plain
+# name for every line (an admin whose tools expect one program).
+for my $case (['mail', 'yes', 'mail/smtpd', 'mail/cleanup', 'mail'],
+	      ['mail', 'no', 'mail', 'mail', 'mail']) {
+	my ($tag, $svc, $smtpd, $cleanup, $daemon) = @$case;
+	my $t = MtadTest->new(log => 'syslog', syslog_socket => $path, log_tag => $tag,
+			      log_services => $svc);
+	my $tpid = $t->pid;
+	my @up = datagrams($syslog, qr/daemon started/);
+	ok((grep { /\A<22>$TS \Q$daemon\E\[$tpid\]: daemon started/ } @up),
+	   "log_tag = $tag, log_services = $svc: the daemon's lines are $daemon\[PID\]")
+		or diag explain \@up;
+	my $c = $t->smtp;
+	my $reply = $t->send_message($c, 'alice@example.org', ['bob@campus.test'],
+				     "Subject: x\nMessage-ID: <tag-$svc\@example.org>\n\nhi\n");
+	$c->quit;
+	my @lines = datagrams($syslog, qr/message-id=/);
+	ok((grep { /\A<22>$TS \Q$smtpd\E\[$tpid\]: connect from / } @lines),
+	   "... a session's lines are $smtpd\[PID\]") or diag explain \@lines;
+	ok((grep { /\A<22>$TS \Q$cleanup\E\[$tpid\]: $MtadTest::QID: message-id=<tag-$svc\@example\.org>\z/ } @lines),
+	   "... the cleanup line is $cleanup\[PID\], with the Message-ID") or diag explain \@lines;
+	is $t->stop, 0, '... and it stops';
+	datagrams($syslog, qr/terminating/, 5);
+}
+($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-n', '-c',
+	MtadTest->new(start => 0, extra => "log_tag = mtad/x\n")->conf_path);
+isnt $rc, 0, 'log_tag with a "/" is refused';
+like $err, qr/:\d+: bad log_tag "mtad\/x"/, '... as file:line' or diag $err;
 
 # ---- mtad -n ----
 ($rc, $out, $err) = MtadTest::run("$MtadTest::BUILD/mtad", '-c', $q->conf_path, '-n');

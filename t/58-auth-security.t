@@ -8,7 +8,8 @@
 #    says 530 at MAIL) until the client authenticates again, which works.
 # 2. A failed AUTH never logs the user name as typed (people type their
 #    password there), neither mtad's own lines nor libsasl2's; the
-#    fail2ban line keeps its shape and INSTALL's failregex matches it.
+#    fail2ban line keeps its shape (from mtad/smtpd) and the shipped
+#    filter (etc/fail2ban/filter.d/mtad.conf) matches it.
 use strict;
 use warnings;
 use FindBin;
@@ -120,26 +121,21 @@ for my $t (@typed, 'alice') {
 }
 my @failed = $log =~ /^(.*SASL \S+ authentication failed: authentication failure)$/mg;
 is scalar @failed, 3, 'one fail2ban line per failure' or diag $log;
+is scalar(grep { m{ mtad/smtpd\[\d+\]: warning: } } @failed), 3, '... each from mtad/smtpd'
+	or diag join "\n", @failed;
 
-# INSTALL's filter must match each failure line, in both shapes it
+# The shipped filter must match each failure line, in both shapes it
 # meets: syslog's (log = syslog) and the journal's copy of a stderr line
-# (log = stderr: mtad's own "Mon DD HH:MM:SS mtad[PID]: " inside).
+# (log = stderr: mtad's own "Mon DD HH:MM:SS mtad/smtpd[PID]: " inside).
 my @shapes = map { my $l = $_; (my $bare = $l) =~ s/^.*?(?=warning: )//;
-		   ("Dec  3 22:40:05 mx mtad[1234]: $bare", "Dec  3 22:40:05 mx mtad[1234]: $l") } @failed;
-my $filter = do {
-	open my $fh, '<', "$FindBin::Bin/../INSTALL" or die "INSTALL: $!";
-	my ($in, $text) = (0, '');
-	while (<$fh>) {
-		if (m{cat > /etc/fail2ban/filter\.d/mtad\.conf}) { $in = 1; next }
-		last if $in && /^\s*EOF$/;
-		$text .= s/^    //r if $in;
-	}
-	$text;
-};
+		   ("Dec  3 22:40:05 mx mtad/smtpd[1234]: $bare", "Dec  3 22:40:05 mx mtad[1234]: $l") } @failed;
+my $filter = MtadTest::slurp("$FindBin::Bin/../etc/fail2ban/filter.d/mtad.conf");
 my ($failregex) = $filter =~ /^failregex = (.*)$/m;
-ok defined $failregex, 'INSTALL has the filter with a failregex';
-# fail2ban strips the date first; %(__prefix_line)s then takes "HOST mtad[PID]: ".
-(my $re = $failregex) =~ s/\^%\(__prefix_line\)s/^\\s*(?:\\S+ )?mtad(?:\\[\\d+\\])?:\\s+/;
+my ($daemon) = $filter =~ /^_daemon = (.*)$/m;
+ok defined $failregex && defined $daemon, 'the shipped filter has a failregex and _daemon';
+# fail2ban strips the date first; %(__prefix_line)s then takes "HOST mtad/smtpd[PID]: ".
+(my $re = $failregex) =~ s/\^%\(__prefix_line\)s/^\\s*(?:\\S+ )?$daemon(?:\\[\\d+\\])?:\\s+/;
+$re =~ s/%\(_daemon\)s/$daemon/g;
 $re =~ s/<HOST>/(?<host>[\\d.:a-fA-F]+)/;
 for my $line (@shapes) {
 	(my $undated = $line) =~ s/^\w{3} [ \d]\d \d\d:\d\d:\d\d //;

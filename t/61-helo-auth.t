@@ -126,7 +126,7 @@ END
 # TLS; tls: 1 MAIL) per name.
 my @rej;
 for (1 .. 50) {
-	@rej = grep { /NOQUEUE: reject: (?:MAIL|RCPT) from .*; rule=/ } split /\n/, $m->log_text;
+	@rej = grep { /NOQUEUE: reject: (?:MAIL|RCPT) from .*; from=.* rule=/ } split /\n/, $m->log_text;
 	last if @rej >= 4 * @NAMES;
 	select undef, undef, undef, 0.2;
 }

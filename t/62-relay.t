@@ -106,9 +106,9 @@ $m->dialog($s, $script);
 my $port = $m->port;
 my $line = $m->wait_log(qr/NOQUEUE: reject: RCPT from .*x\@y\.example/, $off);
 is +($line // '') =~ s/^.*?NOQUEUE:/NOQUEUE:/r =~ s/ listener=.*//r,
-	'NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <x@y.example>: Relay access denied; rule=relay helo=<client.example>',
-	'log: the relay refusal with rule=relay';
-like $line // '', qr/ listener=127\.0\.0\.1:$port proto=ESMTP\b/, '... the listener and protocol';
+	'NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <x@y.example>: Relay access denied; from=<a@b.example> to=<x@y.example> proto=ESMTP helo=<client.example> rule=relay',
+	'log: the relay refusal in Postfix\'s shape, with rule=relay';
+like $line // '', qr/ mtad\/smtpd\[\d+\]: NOQUEUE: .* listener=127\.0\.0\.1:$port\z/, '... from mtad/smtpd, and the listener';
 
 # ---- relay refusals count towards max_policy_rejections (10) ----
 $s = $m->raw;

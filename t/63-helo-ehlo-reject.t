@@ -57,7 +57,7 @@ $m->dialog($s, <<"END");
 END
 my $port = $m->port(0);
 my $line = $m->wait_log(qr/NOQUEUE: reject: (?:EHLO|HELO)\b/, $off);
-like $line // '', qr/NOQUEUE: reject: EHLO from unknown\[127\.0\.0\.1\]: \Q$REPLY{'own-name'}\E; rule=own-name helo=<mx\.campus\.test> listener=127\.0\.0\.1:$port\b/,
+like $line // '', qr/NOQUEUE: reject: EHLO from unknown\[127\.0\.0\.1\]: \Q$REPLY{'own-name'}\E; from=<> proto=ESMTP helo=<mx\.campus\.test> rule=own-name listener=127\.0\.0\.1:$port\b/,
 	'log: the EHLO rejection with rule, HELO name and listener';
 
 # HELO is judged alike, with the one-line HELO reply after a good name.

@@ -121,7 +121,7 @@ try($strict, '127.0.0.2', 'good.example', 'ok');
 my $port = $strict->port;
 my $line = $strict->wait_log(qr/NOQUEUE: reject: MAIL from .*helo=<nx\.example>/, $off);
 log_is $line,
-	"NOQUEUE: reject: MAIL from client.example[127.0.0.1]: $NORESOLVE; rule=unresolvable helo=<nx.example> listener=127.0.0.1:$port proto=ESMTP",
+	"NOQUEUE: reject: MAIL from client.example[127.0.0.1]: $NORESOLVE; from=<a\@b.example> proto=ESMTP helo=<nx.example> rule=unresolvable listener=127.0.0.1:$port",
 	'log: the unresolvable rejection names client.example[127.0.0.1]';
 # Every refusal of 127.0.0.1 (MAIL and RCPT, 5 sessions) names it so: the
 # name must not depend on whether the PTR answer came before the MAIL.
@@ -131,7 +131,7 @@ is scalar(@from1), 10, 'log: 10 refusals of 127.0.0.1 (5 sessions, MAIL and RCPT
 is_deeply [grep { !/ from client\.example\[127\.0\.0\.1\]: / } @from1], [],
 	'... each naming client.example[127.0.0.1]';
 $line = $strict->wait_log(qr/NOQUEUE: reject: MAIL from .*helo=<broken\.example>/, $off);
-like $line // '', qr/: \Q$DNSFAIL\E; rule=unresolvable\b/, 'log: the DNS failure, rule=unresolvable';
+like $line // '', qr/: \Q$DNSFAIL\E; from=.* rule=unresolvable\b/, 'log: the DNS failure, rule=unresolvable';
 
 my @q = $dns->queries;
 ok((grep { /^(?:udp|tcp) nx\.example (?:A|AAAA)$/ } @q), 'mtad asked the fake DNS server for nx.example')
@@ -163,7 +163,7 @@ $port = $rdns->port;
 for my $ip ('127.0.0.2', '127.0.0.3', '127.0.0.4') {
 	$line = $rdns->wait_log(qr/NOQUEUE: reject: MAIL from \S*\[\Q$ip\E\]/, $off);
 	log_is $line,
-		"NOQUEUE: reject: MAIL from unknown[$ip]: $NORDNS; rule=no-rdns helo=<good.example> listener=127.0.0.1:$port proto=ESMTP",
+		"NOQUEUE: reject: MAIL from unknown[$ip]: $NORDNS; from=<a\@b.example> proto=ESMTP helo=<good.example> rule=no-rdns listener=127.0.0.1:$port",
 		"log: no-rdns for $ip, the client unknown (no confirmed name)";
 }
 

@@ -87,9 +87,14 @@ is $log->{relay}, "127.0.0.1[127.0.0.1]:$pa", "log: relay=127.0.0.1[127.0.0.1]:$
 	or diag $log->{line};
 is $log->{dsn}, '2.0.0', 'log: dsn=2.0.0';
 like $log->{delay} // '', qr/\A\d+(?:\.\d+)?\z/, 'log: delay=N';
+like $log->{delays} // '', qr/\A(?:\d+(?:\.\d+)?\/){3}\d+(?:\.\d+)?\z/, 'log: delays=a/b/c/d';
+like substr($m->log_text, $off), qr/^.* mtad\/qmgr\[\d+\]: \Q$qid\E: from=<a\@sender\.test>, size=\d+, nrcpt=1 \(queue active\)$/m,
+	'log: mtad/qmgr takes it: from=, size=, nrcpt= (queue active)';
+like $log->{line} // '', qr/ mtad\/smtp\[\d+\]: /, 'log: the delivery line is mtad/smtp\'s';
 is $log->{reply}, '250 2.0.0 Ok: queued as AAA', 'log: (the peer\'s reply to the end of DATA)'
 	or diag $log->{line};
 ok gone($qid), "$qid leaves the queue once delivered";
+ok $m->wait_log(qr/ mtad\/qmgr\[\d+\]: \Q$qid\E: removed$/, $off), 'log: mtad/qmgr: removed';
 
 # ---- the relayhost: everything without a route ----
 $qid = submit('a@sender.test', ['x@elsewhere.test'], 'to elsewhere', "hello\n");

@@ -91,6 +91,8 @@ my %want = (
 	'usr/lib' => 0755, 'usr/lib/systemd' => 0755, 'usr/lib/systemd/system' => 0755,
 	'usr/lib/systemd/system/mtad.service' => 0644,
 	'etc' => 0755, 'etc/mtad' => 0755, 'etc/mtad/mtad.conf' => 0644,
+	'etc/fail2ban' => 0755, 'etc/fail2ban/filter.d' => 0755, 'etc/fail2ban/jail.d' => 0755,
+	'etc/fail2ban/filter.d/mtad.conf' => 0644, 'etc/fail2ban/jail.d/mtad.conf' => 0644,
 );
 my $got = tree($dest);
 is_deeply [sort keys %$got], [sort keys %want], 'exactly the expected files, nothing else'
@@ -137,11 +139,21 @@ like $out, qr/^usage: mtaq/, 'installed mtaq --help prints its usage';
 # built mtad gives for etc/mtad.conf.
 # alias_maps is pointed at DESTDIR's /etc/aliases (compiled there by the
 # installed newaliases): -n checks it, and the real /etc is not ours.
+# So are the user, spool, certificate, key and sasldb it names: -n checks
+# them too, and they are a test instance's here.
 my $checked = tempdir(CLEANUP => 1);
+my $inst = MtadTest->new(start => 0, tls => 1, users => {alice => 'secret'});
+my %ours = (user => '', spool_directory => $inst->spool, tls_cert_file => $inst->cert_path,
+	    tls_key_file => $inst->key_path);
 for my $pair (["$dest/etc/mtad/mtad.conf", "$checked/installed.conf"],
 	      ["$top/etc/mtad.conf", "$checked/built.conf"]) {
+	my $text = MtadTest::slurp($pair->[0]);
+	for my $key (sort keys %ours) {
+		$text =~ s/^\Q$key\E = .*$/$key =@{[ length $ours{$key} ? " $ours{$key}" : '' ]}/m
+			or die "$pair->[0] has no $key line";
+	}
 	open my $c, '>', $pair->[1] or die "$pair->[1]: $!";
-	print $c MtadTest::slurp($pair->[0]), "alias_maps = $dest/etc/aliases\n";
+	print $c $text, "alias_maps = $dest/etc/aliases\nsasl_database = ", $inst->sasldb_path, "\n";
 	close $c;
 }
 ($rc, $out, $err) = MtadTest::run("$dest/usr/sbin/sendmail", '-C', "$checked/installed.conf", '-bi');

@@ -430,8 +430,13 @@ EOF
 	like $s->{file}{'/etc/systemd/system/multi-user.target.wants/mtad.service'} // '', qr/symbolic link/,
 		'postinst: the unit enabled (deb-systemd-helper)';
 	is $systemctl->(), '', 'no systemd running: no systemctl call, nothing started';
+	# The sample names a certificate nothing installs: -n, which checks
+	# the files too, says so; its syntax is valid (-n KEY).
+	($rc, $out, $err) = $in_root->('mtad -c /etc/mtad/mtad.conf -n tls_cert_file');
+	is $rc, 0, 'the installed mtad accepts the installed mtad.conf\'s syntax' or diag $err;
 	($rc, $out, $err) = $in_root->('mtad -c /etc/mtad/mtad.conf -n');
-	is $rc, 0, 'the installed mtad accepts the installed mtad.conf' or diag $err;
+	like $err, qr{^mtad: /etc/mtad/mtad\.conf:\d+: tls_cert_file /etc/mtad/cert\.pem: No such file}m,
+		'and mtad -n names the missing certificate at its line' or diag $err;
 
 	# -- systemd running, no certificate: an upgrade (the same version again) --
 	make_path("$R/run/systemd/system");

@@ -1,12 +1,16 @@
 /*
  * config.c - mtad's configuration: the parameter table (every key, its
- * type and default) and the `key = value` parser. Defaults and the
- * printer of non-default settings (`mtad -n`) are in config_print.c.
+ * type and default), the `key = value` parser, and the rules between
+ * settings (retry_min <= retry_max, a submission listener needs TLS, ...).
+ * Defaults and the printers (`mtad -n`, `mtad -d`) are in config_print.c;
+ * the files a configuration names are checked by mtad -n (mtad/check.c).
  *
  * Must not: do I/O in the parser (only mtad_config_load reads a file and
  * only mtad_config_defaults asks the resolver for the FQDN), keep global
- * mutable state, or accept a value it cannot represent exactly: every
- * error names FILE:LINE so an operator can fix it in one edit.
+ * mutable state, stop at the first error (every one is reported, up to
+ * MTAD_CONFIG_ERRORS_MAX, so an operator fixes a file in one pass), or
+ * accept a value it cannot represent exactly: every error names
+ * FILE:LINE so an operator can fix it in one edit.
  *
  * Follows: RFC 1123 §2.1 / RFC 5321 §2.3.5 for the hostname syntax.
  */
@@ -15,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,9 @@ const struct param config_params[] = {
 	{ "user", P_USER, STR(user), "mtad", 0, 0, 0, NULL },
 	{ "log", P_CHOICE, STR(log), "stderr", 0, 0, 0, "stderr|syslog" },
 	{ "syslog_socket", P_PATH, STR(syslog_socket), "/dev/log", 0, 0, 0, NULL },
+	/* Postfix's syslog_name; log_services = no puts the tag alone on every line. */
+	{ "log_tag", P_STRING, STR(log_tag), "mtad", 0, 0, 0, NULL },
+	{ "log_services", P_CHOICE, STR(log_services), "yes", 0, 0, 0, "yes|no" },
 	{ "spool_directory", P_PATH, STR(spool_directory), "/var/spool/mtad", 0, 0, 0 , NULL },
 	{ "listen", P_LISTEN, OFF(listen), 0, NULL, 0, 0, 0 , NULL },
 	{ "message_size_limit", P_SIZE, OFF(message_size_limit), 0, NULL, 52428800, 1, TB , NULL },
@@ -104,6 +112,14 @@ const struct param config_params[] = {
 	/* Compiled by newaliases into alias_maps.db; read at start and SIGHUP. */
 	{ "alias_maps", P_OPT_PATH, STR(alias_maps), "/etc/aliases", 0, 0, 0, NULL },
 	{ "sender_login_map", P_PATH, STR(sender_login_map), "", 0, 0, 0, NULL },
+	/* Issue 16, no backscatter: who exists in the local domains, checked at RCPT. */
+	{ "local_recipient_maps", P_PATH, STR(local_recipient_maps), "", 0, 0, 0, NULL },
+	{ "recipient_verify", P_CHOICE, STR(recipient_verify), "no", 0, 0, 0, "yes|no" },
+	/* Postfix's address_verify_positive/negative_expire_time: 31d, 3d. */
+	{ "recipient_verify_positive_ttl", P_UNSIGNED, OFF(recipient_verify_positive_ttl), 0, NULL, 31 * DAY, 1, 365 * DAY, NULL },
+	{ "recipient_verify_negative_ttl", P_UNSIGNED, OFF(recipient_verify_negative_ttl), 0, NULL, 3 * DAY, 1, 365 * DAY, NULL },
+	{ "recipient_verify_cache_size", P_UNSIGNED, OFF(recipient_verify_cache_size), 0, NULL, 10000, 1, 10000000, NULL },
+	{ "recipient_verify_timeout", P_UNSIGNED, OFF(recipient_verify_timeout), 0, NULL, 30, 1, 600, NULL },
 	/* Per login (or trusted address): what a big provider allows; 0 = no limit. */
 	{ "send_rate_limit", P_UNSIGNED, OFF(send_rate_limit), 0, NULL, 30, 0, 1000000, NULL },
 	{ "send_recipient_limit", P_UNSIGNED, OFF(send_recipient_limit), 0, NULL, 2000, 0, 100000000, NULL },
@@ -117,36 +133,71 @@ const struct param config_params[] = {
 
 const size_t config_nparams = NPARAMS;
 
-/* Where one parse is: the file name and line for messages. */
+_Static_assert(NPARAMS <= MTAD_CONFIG_KEYS_MAX, "raise MTAD_CONFIG_KEYS_MAX in util.h");
+
+/* Where one parse is: the file name and line for messages, and what it found. */
 struct parse_ctx {
 	const char *file;
 	int line;
-	char *err;
-	size_t errlen;
+	unsigned errors;	/* found so far; the parse goes on after each */
+	const struct mtad_config_report *report;	/* every finding, or NULL */
 	int seen[NPARAMS];	/* line a key was first set on, 0 = not yet */
 	const struct mtad_config_checks *checks;	/* the modules' own checks, or NULL */
 };
 
-/* perr - formats "FILE:LINE: message" into the caller's buffer; returns -1. */
+#define CONFIG_MSG_MAX 1536	/* one finding, "FILE:LINE: what" */
+
+/* note - formats one finding as "FILE:LINE: what" ("FILE: what" for line 0) and reports it. */
+static void note(struct parse_ctx *ctx, enum mtad_config_severity sev, const char *fmt, va_list ap)
+{
+	char msg[CONFIG_MSG_MAX];
+	int n;
+
+	n = ctx->line > 0 ? snprintf(msg, sizeof(msg), "%s:%d: ", ctx->file, ctx->line)
+			  : snprintf(msg, sizeof(msg), "%s: ", ctx->file);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		n = 0;
+	/* A truncated message is still better than none: ignore the count. */
+	if (vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap) < 0)
+		msg[n] = '\0';
+	if (sev == MTAD_CONFIG_ERROR && ++ctx->errors > MTAD_CONFIG_ERRORS_MAX) {
+		/* A file of garbage gets a page of errors, not a million lines. */
+		if (ctx->errors == MTAD_CONFIG_ERRORS_MAX + 1 && ctx->report) {
+			snprintf(msg, sizeof(msg), "%s: more than %d errors: the rest are not shown",
+				 ctx->file, MTAD_CONFIG_ERRORS_MAX);
+			ctx->report->note(ctx->report->arg, sev, msg);
+		}
+		return;
+	}
+	if (ctx->report)
+		ctx->report->note(ctx->report->arg, sev, msg);
+}
+
+/* perr - reports an error at the current line and returns -1; the parse goes on. */
 static int perr(struct parse_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int perr(struct parse_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	if (ctx->errlen == 0)
-		return -1;
-	n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->file, ctx->line);
-	if (n < 0 || (size_t)n >= ctx->errlen)
-		return -1;
 	va_start(ap, fmt);
-	/* A truncated message is still better than none: ignore the count. */
-	if (vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap) < 0)
-		ctx->err[n] = '\0';
+	note(ctx, MTAD_CONFIG_ERROR, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* pwarn - reports a warning at the current line: the setting works, but likely not as meant. */
+static void pwarn(struct parse_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void pwarn(struct parse_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	note(ctx, MTAD_CONFIG_WARNING, fmt, ap);
+	va_end(ap);
 }
 
 /* valid_hostname - RFC 1123 names: letters, digits, hyphens, dots; no empty labels. */
@@ -275,6 +326,9 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p->type == P_USER && !valid_user(value))
 		return perr(ctx, "bad user \"%s\" (a login name, or nothing: see `user` "
 			    "in mtad.conf(5))", value);
+	if (p->offset == OFF(log_tag) && !mtad_log_tag_valid(value))
+		return perr(ctx, "bad log_tag \"%s\" (letters, digits, '.', '_' and '-' only)",
+			    value);
 	if (p->type == P_CHOICE && !is_choice(p->choices, value))
 		return perr(ctx, "bad %s \"%s\" (one of %s)", p->name, value, p->choices);
 	/* A relative spool would depend on the directory mtad starts in. */
@@ -563,6 +617,12 @@ static const struct param *find_param(const char *key, size_t keylen)
 	return NULL;
 }
 
+/* config_find - see config_int.h. */
+const struct param *config_find(const char *key, size_t keylen)
+{
+	return find_param(key, keylen);
+}
+
 /* set_param - applies key = value; a key other than listen may appear once. */
 static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		     const char *key, size_t keylen, const char *value)
@@ -577,6 +637,10 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	 * `local_socket =`: none. */
 	if (*value == '\0' && p->type != P_USER && p->type != P_OPT_PATH)
 		return perr(ctx, "empty value for %s", p->name);
+	/* Repeatable keys: where the first one is, for messages about them all. */
+	if (ctx->seen[i] == 0 && (p->type == P_LISTEN || p->type == P_RULE ||
+				  (p->type == P_ROUTE && p->offset == OFF(routes))))
+		ctx->seen[i] = ctx->line;
 	if (p->type == P_LISTEN)
 		return add_listen(ctx, cfg, value);
 	if (p->type == P_RULE)
@@ -680,63 +744,176 @@ static int check_mechanisms(struct parse_ctx *ctx, const struct mtad_config *cfg
 	return 0;
 }
 
-/*
- * check_config - rules that span settings, checked once the whole file
- * is read: a TLS listener needs a certificate and key.
- */
-static int check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
+/* later_line - where the later of two settings was made (0: both are defaults). */
+static int later_line(const struct parse_ctx *ctx, const char *a, const char *b)
+{
+	int la = param_line(ctx, a), lb = param_line(ctx, b);
+
+	return la > lb ? la : lb;
+}
+
+/* check_listeners - what a listener's options ask of the rest of the file. */
+static void check_listeners(struct parse_ctx *ctx, const struct mtad_config *cfg)
 {
 	bool mechanisms = strcmp(cfg->sasl_mechanisms, "none") != 0;
+	bool cert_said = false;
 
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		const struct mtad_listen *l = &cfg->listen[i];
 
+		ctx->line = l->line;
 		/* Rejecting at EHLO would lock out users who were about to AUTH. */
 		if (l->helo_reject_ehlo &&
-		    ((mechanisms && l->tls != MTAD_TLS_NONE) || l->auth_plaintext || l->submission)) {
-			ctx->line = l->line;
-			return perr(ctx, "helo_reject_at=ehlo on a listener that offers AUTH: "
-				    "the HELO rules would lock out users before they log in");
+		    ((mechanisms && l->tls != MTAD_TLS_NONE) || l->auth_plaintext || l->submission))
+			perr(ctx, "helo_reject_at=ehlo on a listener that offers AUTH: "
+			     "the HELO rules would lock out users before they log in");
+		/* MAIL needs AUTH there, and AUTH needs TLS: nobody could ever send. */
+		if (l->submission && l->tls == MTAD_TLS_NONE && !l->auth_plaintext)
+			perr(ctx, "a submission listener needs AUTH, and AUTH needs TLS: add "
+			     "starttls or tls (or auth_plaintext) to this listener");
+		if (l->auth_plaintext && !mechanisms)
+			pwarn(ctx, "auth_plaintext, but sasl_mechanisms = none: no AUTH is offered");
+		if (l->tls != MTAD_TLS_NONE && !cert_said &&
+		    (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0])) {
+			perr(ctx, "a starttls or tls listener needs tls_cert_file and tls_key_file");
+			cert_said = true;
 		}
 	}
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		if (cfg->listen[i].tls == MTAD_TLS_NONE)
+}
+
+/*
+ * check_relations - settings that are each in range but wrong together:
+ * errors where mtad would misbehave, warnings where it works but most
+ * likely not as the operator meant.
+ */
+static void check_relations(struct parse_ctx *ctx, const struct mtad_config *cfg)
+{
+	uint64_t minfree = cfg->queue_minfree;
+
+	if (cfg->retry_min > cfg->retry_max) {
+		ctx->line = later_line(ctx, "retry_min", "retry_max");
+		perr(ctx, "retry_min = %u is above retry_max = %u: the first retry would wait "
+		     "longer than the longest wait", cfg->retry_min, cfg->retry_max);
+	}
+	if (cfg->retry_min >= cfg->max_queue_lifetime) {
+		ctx->line = later_line(ctx, "retry_min", "max_queue_lifetime");
+		pwarn(ctx, "retry_min = %u is not below max_queue_lifetime = %u: a deferred "
+		      "message is bounced without a second attempt", cfg->retry_min,
+		      cfg->max_queue_lifetime);
+	}
+	if (minfree != MTAD_MINFREE_AUTO && minfree != 0 && minfree < cfg->message_size_limit) {
+		ctx->line = later_line(ctx, "queue_minfree", "message_size_limit");
+		pwarn(ctx, "queue_minfree = %" PRIu64 " is below message_size_limit = %" PRIu64
+		      ": one message in DATA can fill the spool's reserve (see mtad.conf(5))",
+		      minfree, cfg->message_size_limit);
+	}
+	if (cfg->max_connections_per_ip > cfg->max_connections) {
+		ctx->line = later_line(ctx, "max_connections_per_ip", "max_connections");
+		pwarn(ctx, "max_connections_per_ip = %u is above max_connections = %u: it never "
+		      "applies", cfg->max_connections_per_ip, cfg->max_connections);
+	}
+	if (cfg->destination_concurrency > cfg->delivery_concurrency) {
+		ctx->line = later_line(ctx, "destination_concurrency", "delivery_concurrency");
+		pwarn(ctx, "destination_concurrency = %u is above delivery_concurrency = %u: "
+		      "it never applies", cfg->destination_concurrency, cfg->delivery_concurrency);
+	}
+	if (cfg->smtp_tls_ca_file[0] && strcmp(cfg->smtp_tls, "none") == 0) {
+		ctx->line = later_line(ctx, "smtp_tls_ca_file", "smtp_tls");
+		pwarn(ctx, "smtp_tls_ca_file is set, but smtp_tls = none: it is never used");
+	}
+}
+
+/*
+ * check_config - rules that span settings, checked once the whole file
+ * is read; every one that fails is reported.
+ */
+static void check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
+{
+	check_listeners(ctx, cfg);
+	check_relations(ctx, cfg);
+	check_mechanisms(ctx, cfg);
+}
+
+/* parse_text - every line of text, then the rules between settings. */
+static void parse_text(struct parse_ctx *ctx, struct mtad_config *cfg, const char *text, size_t len)
+{
+	char line[CONFIG_LINE_MAX + 1];
+	size_t pos = 0, n;
+	const char *nl;
+
+	while (pos < len) {
+		const char *start = text + pos;
+
+		ctx->line++;
+		nl = memchr(start, '\n', len - pos);
+		n = nl ? (size_t)(nl - start) : len - pos;
+		pos += n + (nl != NULL);
+		/* A bad line is reported and skipped: the rest is still checked. */
+		if (n > CONFIG_LINE_MAX) {
+			perr(ctx, "line too long (more than %d bytes)", CONFIG_LINE_MAX);
 			continue;
-		if (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0]) {
-			ctx->line = cfg->listen[i].line;
-			return perr(ctx, "a starttls or tls listener needs tls_cert_file "
-				    "and tls_key_file");
 		}
+		if (memchr(start, '\0', n) != NULL) {
+			perr(ctx, "NUL byte in line");
+			continue;
+		}
+		memcpy(line, start, n);
+		line[n] = '\0';
+		(void)parse_line(ctx, cfg, line);
 	}
-	return check_mechanisms(ctx, cfg);
+	check_config(ctx, cfg);
+	for (size_t i = 0; i < NPARAMS; i++)
+		if (ctx->seen[i])
+			cfg->key_line[i] = ctx->seen[i];
+}
+
+/* mtad_config_parse_all - see util.h. */
+int mtad_config_parse_all(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			  const struct mtad_config_report *report, const char *text, size_t len,
+			  const char *filename)
+{
+	struct parse_ctx ctx = { filename ? filename : "(config)", 0, 0, report, { 0 }, checks };
+
+	parse_text(&ctx, cfg, text, len);
+	return ctx.errors > INT_MAX ? INT_MAX : (int)ctx.errors;
+}
+
+/* The first error, for callers that stop at one (start, SIGHUP, mtaq). */
+struct first_error {
+	char *err;
+	size_t errlen;
+	bool have;
+};
+
+static void keep_first_error(void *arg, enum mtad_config_severity sev, const char *msg)
+{
+	struct first_error *fe = arg;
+
+	if (sev != MTAD_CONFIG_ERROR || fe->have)
+		return;
+	fe->have = true;
+	if (fe->errlen > 0)
+		snprintf(fe->err, fe->errlen, "%s", msg);
 }
 
 /* mtad_config_parse - parses text on top of cfg; see util.h. */
 int mtad_config_parse(struct mtad_config *cfg, const struct mtad_config_checks *checks,
 		      const char *text, size_t len, const char *filename, char *err, size_t errlen)
 {
-	struct parse_ctx ctx = { filename ? filename : "(config)", 0, err, errlen, { 0 }, checks };
-	char line[CONFIG_LINE_MAX + 1];
-	size_t pos = 0, n;
-	const char *nl;
+	struct first_error fe = { err, errlen, false };
+	struct mtad_config_report report = { keep_first_error, &fe };
 
 	if (errlen > 0)
 		err[0] = '\0';
-	while (pos < len) {
-		ctx.line++;
-		nl = memchr(text + pos, '\n', len - pos);
-		n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-		if (n > CONFIG_LINE_MAX)
-			return perr(&ctx, "line too long (more than %d bytes)", CONFIG_LINE_MAX);
-		if (memchr(text + pos, '\0', n) != NULL)
-			return perr(&ctx, "NUL byte in line");
-		memcpy(line, text + pos, n);
-		line[n] = '\0';
-		if (parse_line(&ctx, cfg, line) < 0)
-			return -1;
-		pos += n + (nl != NULL);
-	}
-	return check_config(&ctx, cfg);
+	return mtad_config_parse_all(cfg, checks, &report, text, len, filename) > 0 ? -1 : 0;
+}
+
+/* mtad_config_line - see util.h. */
+int mtad_config_line(const struct mtad_config *cfg, const char *key)
+{
+	const struct param *p = find_param(key, strlen(key));
+
+	return p ? cfg->key_line[p - config_params] : 0;
 }
 
 /* read_file - the whole of a small file into a malloc'd buffer. */
@@ -787,14 +964,29 @@ fail:
 int mtad_config_load(struct mtad_config *cfg, const struct mtad_config_checks *checks,
 		     const char *path, char *err, size_t errlen)
 {
-	char *text;
+	struct first_error fe = { err, errlen, false };
+	struct mtad_config_report report = { keep_first_error, &fe };
+
+	if (errlen > 0)
+		err[0] = '\0';
+	return mtad_config_load_all(cfg, checks, &report, path) > 0 ? -1 : 0;
+}
+
+/* mtad_config_load_all - see util.h; a file that cannot be read is one error. */
+int mtad_config_load_all(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			 const struct mtad_config_report *report, const char *path)
+{
+	char *text, why[CONFIG_MSG_MAX];
 	size_t len;
 	int r;
 
 	mtad_config_defaults(cfg);
-	if (read_file(path, &text, &len, err, errlen) < 0)
-		return -1;
-	r = mtad_config_parse(cfg, checks, text, len, path, err, errlen);
+	if (read_file(path, &text, &len, why, sizeof(why)) < 0) {
+		if (report)
+			report->note(report->arg, MTAD_CONFIG_ERROR, why);
+		return 1;
+	}
+	r = mtad_config_parse_all(cfg, checks, report, text, len, path);
 	free(text);
 	return r;
 }

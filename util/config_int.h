@@ -61,6 +61,9 @@ static inline const void *config_cfield(const struct mtad_config *cfg, const str
 	return (const char *)cfg + p->offset;
 }
 
+/* config_find - the table row for a key (helo_rule.NAME: the helo_rule. row), or NULL. */
+const struct param *config_find(const char *key, size_t keylen);
+
 /* The list field a P_DOMAINS / P_NETWORKS row points at, and its count. */
 void config_domains_of(struct mtad_config *cfg, const struct param *p,
 		       char (**list)[MTAD_HOSTNAME_MAX + 1], size_t **count);

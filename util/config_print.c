@@ -1,7 +1,9 @@
 /*
  * config_print.c - the configuration's defaults (mtad_config_defaults,
- * the hostname from the machine) and `mtad -n`: every setting that
- * differs from its default, printed so that it parses back the same.
+ * the hostname from the machine) and its printers: `mtad -n`, every
+ * setting that differs from its default, printed so that it parses back
+ * the same; `mtad -n KEY...` and `mtad -d [KEY...]`, the value in force
+ * (or the default) of each key named, or of every key, as postconf does.
  *
  * Must not: print a value the parser would read differently (the fuzz
  * target t/fuzz/fuzz_config.c parses the output again and compares), or
@@ -192,4 +194,137 @@ void mtad_config_print_nondefault(const struct mtad_config *cfg,
 	mtad_config_defaults(&def);
 	for (p = config_params; p < config_params + config_nparams; p++)
 		print_param(cfg, &def, checks, p, out);
+}
+
+/* print_string - "key = value", or "key =" for an empty value (it reads back the same). */
+static void print_string(const char *name, const char *value, FILE *out)
+{
+	fprintf(out, "%s =%s%s\n", name, value[0] ? " " : "", value);
+}
+
+/* print_rule - helo_rule.NAME with its value in force: its own setting, else the mode's. */
+static void print_rule(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+		       int r, FILE *out)
+{
+	int on = cfg->helo_rule[r] >= 0 ? cfg->helo_rule[r]
+		 : checks->helo_rule_default(r, cfg->helo_policy);
+
+	fprintf(out, "helo_rule.%s = %s\n", checks->helo_rule_name(r), on ? "on" : "off");
+}
+
+/* rule_switchable - r is a rule helo_rule.NAME can set (policy/ says). */
+static bool rule_switchable(const struct mtad_config_checks *checks, int r)
+{
+	return checks && checks->helo_rule_name && checks->helo_rule_default &&
+	       checks->helo_rule_name(r) && checks->helo_rule_default(r, "relaxed") >= 0;
+}
+
+/* print_all_listen - every listener in force, the built-in default included. */
+static void print_all_listen(const struct mtad_config *cfg, FILE *out)
+{
+	struct mtad_config shown = *cfg;
+
+	shown.listen_configured = true;
+	print_listen(&shown, out);
+}
+
+/* print_value - one row's value in force, in the syntax the parser reads. */
+static void print_value(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			const struct param *p, FILE *out)
+{
+	char (*domains)[MTAD_HOSTNAME_MAX + 1];
+	struct mtad_addr *nets;
+	size_t *count;
+	char *text;
+
+	switch (p->type) {
+	case P_HOSTNAME: case P_PATH: case P_OPT_PATH: case P_STRING: case P_CHOICE: case P_USER:
+		print_string(p->name, config_cfield(cfg, p), out);
+		break;
+	case P_SIZE:
+		/* queue_minfree unset: the reserve it stands for (mtad_config_minfree). */
+		fprintf(out, "%s = %" PRIu64 "\n", p->name, p->offset == OFF(queue_minfree)
+			? mtad_config_minfree(cfg) : *(const uint64_t *)config_cfield(cfg, p));
+		break;
+	case P_UNSIGNED:
+		fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
+		break;
+	case P_AUTO:
+		if (*(const unsigned *)config_cfield(cfg, p) == 0)
+			fprintf(out, "%s = auto\n", p->name);
+		else
+			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
+		break;
+	case P_LISTEN:
+		print_all_listen(cfg, out);
+		break;
+	case P_DOMAINS:
+		config_domains_of((struct mtad_config *)cfg, p, &domains, &count);
+		fprintf(out, "%s =", p->name);
+		for (size_t i = 0; i < *count; i++)
+			fprintf(out, " %s", domains[i]);
+		fprintf(out, "\n");
+		break;
+	case P_NETWORKS:
+		config_networks_of((struct mtad_config *)cfg, p, &nets, &count, &text);
+		print_string(p->name, *count > 0 ? text : "", out);
+		break;
+	case P_RULE:
+		for (int r = 0; r < MTAD_MAX_RULES; r++)
+			if (rule_switchable(checks, r))
+				print_rule(cfg, checks, r, out);
+		break;
+	case P_ROUTE:
+		if (p->offset != OFF(routes))
+			print_string(p->name, cfg->relayhost, out);
+		else if (cfg->nroutes == 0)
+			print_string(p->name, "", out);
+		for (size_t i = 0; p->offset == OFF(routes) && i < cfg->nroutes; i++)
+			print_string(p->name, cfg->routes[i], out);
+		break;
+	}
+}
+
+/* print_one_rule - `helo_rule.NAME` asked for by name: -1 when NAME is no switchable rule. */
+static int print_one_rule(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			  const char *name, FILE *out)
+{
+	char why[200];
+	int r;
+
+	if (!checks || !checks->helo_rule)
+		return -1;
+	r = checks->helo_rule(name, why, sizeof(why));
+	if (r < 0 || r >= MTAD_MAX_RULES || !rule_switchable(checks, r))
+		return -1;
+	print_rule(cfg, checks, r, out);
+	return 0;
+}
+
+/* mtad_config_print_keys - `mtad -n KEY...`, `mtad -d [KEY...]`; see util.h. */
+size_t mtad_config_print_keys(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			      const char *const *keys, size_t nkeys, FILE *out, FILE *errout)
+{
+	const size_t prefix = strlen("helo_rule.");
+	size_t unknown = 0;
+
+	if (nkeys == 0) {
+		for (const struct param *p = config_params; p < config_params + config_nparams; p++)
+			print_value(cfg, checks, p, out);
+		return 0;
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct param *p = config_find(keys[i], strlen(keys[i]));
+		bool known = p != NULL;
+
+		if (known && p->type == P_RULE)
+			known = print_one_rule(cfg, checks, keys[i] + prefix, out) == 0;
+		else if (known)
+			print_value(cfg, checks, p, out);
+		if (known)
+			continue;
+		fprintf(errout, "mtad: unknown parameter \"%s\"\n", keys[i]);
+		unknown++;
+	}
+	return unknown;
 }

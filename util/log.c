@@ -6,9 +6,14 @@
  *   <20>Nov 27 08:17:47 mtad[1234]: warning: TEXT
  * The daemon adds host and its own time; the text is the same either way.
  *
- * Must not: keep global state beyond the hold buffer and the syslog
- * destination below (the program name comes from glibc's
- * program_invocation_short_name), split a line over several write(2) or
+ * The program name says which part of mtad speaks, as Postfix's daemons
+ * do (mtad/smtpd, mtad/qmgr, mtad/smtp, ...; mtad_log_svc), so that
+ * pflogsumm and fail2ban's postfix filters read these lines; the daemon's
+ * own lines have the plain name.
+ *
+ * Must not: keep global state beyond the hold buffer, the syslog
+ * destination and the program name below (until mtad_log_set_tag, the
+ * name is glibc's program_invocation_short_name), split a line over several write(2) or
  * send(2) calls (threads would interleave), wait for a syslog daemon, or
  * let bytes from the network break a line: control characters become
  * '?', so a client cannot forge a log line by putting CR/LF in a HELO
@@ -19,7 +24,7 @@
  * it out before each wait for events, so a held line is late by at most
  * the rest of one loop iteration. It holds stderr lines only.
  *
- * The syslog destination is set at start, before any other thread runs,
+ * The syslog destination and the program name are set at start, before any other thread runs,
  * and put back at exit, after they are gone; in between every thread
  * only reads it. Why not syslog(3): its socket path is fixed (so a test
  * cannot listen in), it waits when the daemon is behind, and it drops a
@@ -68,6 +73,77 @@ static struct {
 	socklen_t addrlen;
 } log_syslog = { .fd = -1 };
 
+/* The program name (see the comment at the top): set once at start by
+ * mtad_log_set_tag, before other threads run; read-only afterwards.
+ * An empty tag: the executable's name, and "mtad" before services. */
+static struct {
+	char tag[MTAD_LOG_TAG_MAX + 1];
+	bool plain;		/* log_services = no: the tag alone on every line */
+} log_name;
+
+/* Postfix's names for the same work (pflogsumm reads "smtpd", "qmgr", ...;
+ * its regex and fail2ban's postfix filter both allow "submission/" and
+ * "smtps/" before "smtpd", as Postfix's master.cf names those services). */
+static const char *const service_names[] = {
+	[MTAD_SVC_DAEMON] = "",
+	[MTAD_SVC_SMTPD] = "smtpd",
+	[MTAD_SVC_SUBMISSION] = "submission/smtpd",
+	[MTAD_SVC_SMTPS] = "smtps/smtpd",
+	[MTAD_SVC_PICKUP] = "pickup",
+	[MTAD_SVC_CLEANUP] = "cleanup",
+	[MTAD_SVC_QMGR] = "qmgr",
+	[MTAD_SVC_SMTP] = "smtp",
+	[MTAD_SVC_LMTP] = "lmtp",
+	[MTAD_SVC_BOUNCE] = "bounce",
+	[MTAD_SVC_MTAQ] = "mtaq",
+};
+
+/* mtad_log_service_name - see util.h. */
+const char *mtad_log_service_name(enum mtad_log_service svc)
+{
+	if ((size_t)svc >= sizeof(service_names) / sizeof(service_names[0]))
+		return "";
+	return service_names[svc];
+}
+
+/* mtad_log_tag_valid - see util.h. */
+bool mtad_log_tag_valid(const char *tag)
+{
+	size_t n = strlen(tag);
+
+	if (n == 0 || n > MTAD_LOG_TAG_MAX)
+		return false;
+	/* No '/', '[', ':' or space: they would end the name for every reader. */
+	for (size_t i = 0; i < n; i++)
+		if (!((tag[i] >= 'a' && tag[i] <= 'z') || (tag[i] >= 'A' && tag[i] <= 'Z') ||
+		      (tag[i] >= '0' && tag[i] <= '9') || tag[i] == '.' || tag[i] == '_' ||
+		      tag[i] == '-'))
+			return false;
+	return true;
+}
+
+/* mtad_log_set_tag - see util.h. */
+int mtad_log_set_tag(const char *tag, bool services)
+{
+	if (!mtad_log_tag_valid(tag))
+		return -1;
+	memcpy(log_name.tag, tag, strlen(tag) + 1);
+	log_name.plain = !services;
+	return 0;
+}
+
+/* program_name - "TAG" or "TAG/NAME" for svc into buf. */
+static const char *program_name(enum mtad_log_service svc, char *buf, size_t size)
+{
+	const char *tag = log_name.tag[0] ? log_name.tag : NULL;
+	const char *name = mtad_log_service_name(svc);
+
+	if (name[0] == '\0' || log_name.plain)
+		return tag ? tag : program_invocation_short_name;
+	snprintf(buf, size, "%s/%s", tag ? tag : "mtad", name);
+	return buf;
+}
+
 /* level_prefix - the text that marks warnings and errors, as Postfix does. */
 static const char *level_prefix(enum mtad_log_level level)
 {
@@ -80,9 +156,11 @@ static const char *level_prefix(enum mtad_log_level level)
 }
 
 /* log_header - "Mon DD HH:MM:SS prog[pid]: " into buf; returns its length. */
-static size_t log_header(char *buf, size_t size, enum mtad_log_level level)
+static size_t log_header(char *buf, size_t size, enum mtad_log_service svc,
+			 enum mtad_log_level level)
 {
 	struct log_hold *h = atomic_load(&log_hold);
+	char prog[MTAD_LOG_TAG_MAX + 32];
 	struct tm tm;
 	time_t now = time(NULL);
 	size_t n = 0;
@@ -91,7 +169,7 @@ static size_t log_header(char *buf, size_t size, enum mtad_log_level level)
 	/* localtime_r, not localtime: the static result would race between threads. */
 	if (localtime_r(&now, &tm) != NULL)
 		n = strftime(buf, size, "%b %e %H:%M:%S ", &tm);
-	r = snprintf(buf + n, size - n, "%s[%ld]: %s", program_invocation_short_name,
+	r = snprintf(buf + n, size - n, "%s[%ld]: %s", program_name(svc, prog, sizeof(prog)),
 		     h != NULL ? h->pid : (long)getpid(), level_prefix(level));
 	if (r < 0)
 		return n;
@@ -306,8 +384,9 @@ void mtad_log_hold_stop(void)
 	uv_close((uv_handle_t *)&h->prepare, (uv_close_cb)free);
 }
 
-/* mtad_vlog - formats, sanitises and emits one line; keeps errno for %m. */
-void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap)
+/* mtad_vlog_svc - formats, sanitises and emits one line; keeps errno for %m. */
+void mtad_vlog_svc(enum mtad_log_service svc, enum mtad_log_level level, const char *fmt,
+		   va_list ap)
 {
 	char buf[LOG_PRI_ROOM + LOG_LINE_MAX];
 	char *line = buf + LOG_PRI_ROOM;	/* log_emit may put "<PRI>" before it */
@@ -315,7 +394,7 @@ void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap)
 	size_t n, room;
 	int r;
 
-	n = log_header(line, LOG_LINE_MAX - 1, level);
+	n = log_header(line, LOG_LINE_MAX - 1, svc, level);
 	room = LOG_LINE_MAX - n;	/* the newline goes where vsnprintf puts its NUL */
 	errno = saved;		/* so that %m reports the caller's error */
 	r = vsnprintf(line + n, room, fmt, ap);
@@ -325,6 +404,22 @@ void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap)
 	line[n++] = '\n';
 	log_emit(level, line, n);
 	errno = saved;
+}
+
+/* mtad_vlog - see util.h: the daemon's plain lines. */
+void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap)
+{
+	mtad_vlog_svc(MTAD_SVC_DAEMON, level, fmt, ap);
+}
+
+/* mtad_log_svc - see util.h. */
+void mtad_log_svc(enum mtad_log_service svc, enum mtad_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	mtad_vlog_svc(svc, level, fmt, ap);
+	va_end(ap);
 }
 
 /* mtad_log - see util.h. */

@@ -39,6 +39,7 @@
 #define MTAD_HOSTNAME_MAX 255
 #define MTAD_PATH_MAX 1024
 #define MTAD_USER_MAX 32	/* useradd's limit for a login name */
+#define MTAD_LOG_TAG_MAX 32	/* log_tag: letters, digits, '.', '_', '-' */
 
 /* How a listener uses TLS. */
 enum mtad_listen_tls {
@@ -65,6 +66,7 @@ struct mtad_listen {
 #define MTAD_MAX_RULES 16
 #define MTAD_MAX_ROUTES 64
 #define MTAD_ROUTE_MAX 320
+#define MTAD_CONFIG_KEYS_MAX 96	/* rows of the parameter table, with room */
 
 /*
  * An IPv4 or IPv6 address, or a network (CIDR): the one address type of
@@ -88,6 +90,8 @@ struct mtad_config {
 	 * started (tests, `make run`). See mtad/privilege.c. */
 	char user[MTAD_USER_MAX + 1];
 	char log[8];			/* where log lines go: stderr or syslog */
+	char log_tag[MTAD_LOG_TAG_MAX + 1];	/* the program name in log lines */
+	char log_services[4];		/* yes: "TAG/smtpd" etc.; no: TAG on every line */
 	char syslog_socket[108];	/* log = syslog: the daemon's socket (sun_path) */
 	char spool_directory[MTAD_PATH_MAX];
 	/* The Unix socket sendmail(1) submits through; "" = none. */
@@ -129,6 +133,14 @@ struct mtad_config {
 	unsigned send_recipient_limit;	/* recipients a day per login; 0 = none */
 	char send_limit_map[MTAD_PATH_MAX];	/* login: MESSAGES RECIPIENTS; "" = none */
 	char send_limit_notify[16];	/* postmaster, none: a notice when a limit is hit */
+
+	/* RCPT for a local domain: does the recipient exist? (issue 16) */
+	char local_recipient_maps[MTAD_PATH_MAX];	/* one key a line; "" = none */
+	char recipient_verify[4];	/* yes, no: ask the domain's next hop (an RCPT probe) */
+	unsigned recipient_verify_positive_ttl;	/* seconds a "known" answer is kept */
+	unsigned recipient_verify_negative_ttl;	/* seconds an "unknown" answer is kept */
+	unsigned recipient_verify_cache_size;	/* answers kept per event loop */
+	unsigned recipient_verify_timeout;	/* seconds a RCPT waits for a probe */
 
 	char sasl_mechanisms[128];	/* "PLAIN LOGIN" */
 	char sasl_pwcheck_method[16];	/* auxprop (sasldb) or saslauthd */
@@ -179,6 +191,11 @@ struct mtad_config {
 	 * get 452 (smtp/). MTAD_MINFREE_AUTO until set; read it through
 	 * mtad_config_minfree. 0 = no reserve. */
 	uint64_t queue_minfree;
+
+	/* Where each table row was set (index: the row), 0 = its default:
+	 * for messages about a setting found wrong after the parse (`mtad -n`
+	 * checking the files it names). Read it through mtad_config_line. */
+	int key_line[MTAD_CONFIG_KEYS_MAX];
 };
 
 #define MTAD_MINFREE_AUTO UINT64_MAX
@@ -199,7 +216,26 @@ struct mtad_config_checks {
 	int (*helo_rule)(const char *name, char *err, size_t errlen);
 	/* The NAME of rule number r, for `mtad -n`. */
 	const char *(*helo_rule_name)(int r);
+	/* Whether rule r is on under helo_policy mode when no helo_rule.NAME
+	 * says otherwise (for `mtad -d`): 1, 0, or -1 when r is no switchable rule. */
+	int (*helo_rule_default)(int r, const char *mode);
 };
+
+/*
+ * What a check found: an error (the configuration is refused) or a
+ * warning (it works, but probably not as meant). msg is "FILE:LINE: what"
+ * (or "FILE: what" for the file as a whole).
+ */
+enum mtad_config_severity { MTAD_CONFIG_ERROR, MTAD_CONFIG_WARNING };
+
+/* Where a parse's findings go, every one of them (`mtad -n`). */
+struct mtad_config_report {
+	void (*note)(void *arg, enum mtad_config_severity sev, const char *msg);
+	void *arg;
+};
+
+/* At most this many errors are reported from one file; then one line says so. */
+#define MTAD_CONFIG_ERRORS_MAX 100
 
 /* Fills in every default. The hostname default is the machine's FQDN. */
 void mtad_config_defaults(struct mtad_config *cfg);
@@ -214,6 +250,29 @@ int mtad_config_parse(struct mtad_config *cfg, const struct mtad_config_checks *
 /* Reads and parses a file; defaults are applied first. */
 int mtad_config_load(struct mtad_config *cfg, const struct mtad_config_checks *checks,
 		     const char *path, char *err, size_t errlen);
+
+/*
+ * The same, going on after an error: every error and warning of the
+ * file (syntax, values, and the rules between settings) goes to report,
+ * each as "FILE:LINE: what". Returns the number of errors (0: valid).
+ */
+int mtad_config_parse_all(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			  const struct mtad_config_report *report, const char *text, size_t len,
+			  const char *filename);
+int mtad_config_load_all(struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			 const struct mtad_config_report *report, const char *path);
+
+/* mtad_config_line - the line that set key (a table name), 0 when it is the default. */
+int mtad_config_line(const struct mtad_config *cfg, const char *key);
+
+/*
+ * `mtad -n KEY...` and `mtad -d [KEY...]`: "key = value" for each key
+ * named (its value in cfg: pass defaults for -d), or for every row of
+ * the table when nkeys is 0. A key that is no setting gets a line on
+ * errout; returns how many were unknown.
+ */
+size_t mtad_config_print_keys(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			      const char *const *keys, size_t nkeys, FILE *out, FILE *errout);
 
 /* Prints `key = value` for each setting that differs from its default. */
 void mtad_config_print_nondefault(const struct mtad_config *cfg,
@@ -233,6 +292,50 @@ enum mtad_log_level { MTAD_LOG_INFO, MTAD_LOG_WARNING, MTAD_LOG_ERROR };
 void mtad_log(enum mtad_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void mtad_vlog(enum mtad_log_level level, const char *fmt, va_list ap);
+
+/*
+ * The part of mtad a line comes from, as Postfix names its daemons, so
+ * that pflogsumm and fail2ban's postfix filters read mtad's log: the
+ * program name is "TAG/NAME" (TAG is log_tag, "mtad" by default), e.g.
+ *   Nov 27 08:17:47 mtad/smtpd[1234]: connect from unknown[192.0.2.1]
+ * mtad_log() is MTAD_SVC_DAEMON: the plain TAG, for the daemon's own
+ * lines (start, stop, reload, queue and resource warnings).
+ */
+enum mtad_log_service {
+	MTAD_SVC_DAEMON,	/* "mtad": start, stop, reload, warnings */
+	MTAD_SVC_SMTPD,		/* "mtad/smtpd": SMTP sessions (port 25 listeners) */
+	MTAD_SVC_SUBMISSION,	/* "mtad/submission/smtpd": submission listeners */
+	MTAD_SVC_SMTPS,		/* "mtad/smtps/smtpd": implicit TLS listeners */
+	MTAD_SVC_PICKUP,	/* "mtad/pickup": the local socket (sendmail) */
+	MTAD_SVC_CLEANUP,	/* "mtad/cleanup": message-id= of a queued message */
+	MTAD_SVC_QMGR,		/* "mtad/qmgr": (queue active), removed */
+	MTAD_SVC_SMTP,		/* "mtad/smtp": SMTP deliveries */
+	MTAD_SVC_LMTP,		/* "mtad/lmtp": LMTP deliveries */
+	MTAD_SVC_BOUNCE,	/* "mtad/bounce": non-delivery notifications */
+	MTAD_SVC_MTAQ,		/* "mtad/mtaq": administrator actions */
+};
+
+/* mtad_log_svc - mtad_log, with the service's program name. */
+void mtad_log_svc(enum mtad_log_service svc, enum mtad_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void mtad_vlog_svc(enum mtad_log_service svc, enum mtad_log_level level, const char *fmt,
+		   va_list ap);
+
+/* mtad_log_service_name - "smtpd", "submission/smtpd", ...; "" for MTAD_SVC_DAEMON. */
+const char *mtad_log_service_name(enum mtad_log_service svc);
+
+/* mtad_log_tag_valid - a log_tag value that keeps "TAG/NAME[PID]:" parseable. */
+bool mtad_log_tag_valid(const char *tag);
+
+/*
+ * mtad_log_set_tag - from now on lines are "TAG[pid]:" and, when
+ * services is true, "TAG/NAME[pid]:" for the services above (when false
+ * every line has the plain TAG). Before it, the program name is the
+ * executable's (mtad, mtaq) and services are "mtad/NAME". Returns 0, or
+ * -1 for a tag mtad_log_tag_valid refuses. Call before other threads
+ * log (at start), like mtad_log_to_syslog.
+ */
+int mtad_log_set_tag(const char *tag, bool services);
 
 /*
  * mtad_log_to_syslog - from now on every line goes to the Unix datagram

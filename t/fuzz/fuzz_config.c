@@ -124,6 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.listen[i].line = again.listen[i].line = 0;
 	memset(cfg.route_line, 0, sizeof(cfg.route_line));
 	memset(again.route_line, 0, sizeof(again.route_line));
+	memset(cfg.key_line, 0, sizeof(cfg.key_line));
+	memset(again.key_line, 0, sizeof(again.key_line));
 	if (memcmp(&cfg, &again, sizeof(cfg)) != 0) {
 		fprintf(stderr, "printed config reads back as a different config:\n---\n%s---\n", text1);
 		abort();

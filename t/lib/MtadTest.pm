@@ -456,15 +456,15 @@ sub wait_for {
 # delivery_log(QID, RCPT, STATUS, FROM, SECS) - waits (default 30 s) for
 # the log line of a delivery attempt of QID to RCPT with that status
 # (a regex: 'sent', 'deferred|bounced', ...) after byte offset FROM:
-#   QID: to=<RCPT>, relay=HOST[IP]:PORT, delay=N, dsn=X.Y.Z, status=STATUS (REPLY)
-# Returns {relay, delay, dsn, status, reply, line}, or undef.
+#   QID: to=<RCPT>, relay=HOST[IP]:PORT, delay=N, delays=a/b/c/d, dsn=X.Y.Z, status=STATUS (REPLY)
+# Returns {relay, delay, delays, dsn, status, reply, line}, or undef.
 sub delivery_log {
 	my ($self, $qid, $rcpt, $status, $from, $secs) = @_;
 	my $line = $self->wait_log(qr/\b\Q$qid\E: to=<\Q$rcpt\E>, .*\bstatus=(?:$status)\b/,
 				   $from, $secs // 30) // return undef;
 	my %f = (line => $line);
-	@f{qw(relay delay dsn status reply)} = $line =~
-		/\b\Q$qid\E: to=<\Q$rcpt\E>, relay=(\S+), delay=(\d+(?:\.\d+)?), dsn=(\d\.\d{1,3}\.\d{1,3}), status=(\w+) \((.*)\)\z/;
+	@f{qw(relay delay delays dsn status reply)} = $line =~
+		/\b\Q$qid\E: to=<\Q$rcpt\E>, relay=(\S+), delay=(\d+(?:\.\d+)?), delays=((?:\d+(?:\.\d+)?\/){3}\d+(?:\.\d+)?), dsn=(\d\.\d{1,3}\.\d{1,3}), status=(\w+) \((.*)\)\z/;
 	return \%f;
 }
 

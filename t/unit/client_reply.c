@@ -4,7 +4,9 @@
  * enhanced codes (taken, derived, of the wrong class), bad and mixed
  * codes, bare LF, the line and size bounds, and every valid reply split
  * at every byte (0 until it is complete). Every call reads an exact-size
- * heap copy, so ASAN catches a read past len.
+ * heap copy, so ASAN catches a read past len. Then what an LMTP server's
+ * refused greeting or LHLO becomes: 5xx a 451 4.3.5 deferral that keeps
+ * what was said, 4xx and 2xx untouched, long texts cut.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +206,48 @@ static void test_multi_text(struct tap *t)
 	       "ten 100-byte lines: joined with \"; \", cut at 511");
 }
 
+/* lmtp_reply - a parsed reply, for the deferral tests. */
+static struct smtp_client_reply lmtp_reply(const char *line)
+{
+	struct smtp_client_reply r;
+
+	(void)smtp_client_parse_reply(line, strlen(line), &r, NULL);
+	return r;
+}
+
+/* test_lmtp_deferral - 5xx to greeting or LHLO: a deferral; the rest as it was. */
+static void test_lmtp_deferral(struct tap *t)
+{
+	struct smtp_client_reply r = lmtp_reply("500 5.5.1 Error: unknown command\r\n"), was;
+	char long_line[700];
+
+	smtp_client_lmtp_deferral(&r, "mailstore[192.0.2.7]", "LHLO");
+	TAP_OK(t, r.code == 451 && strcmp(r.enhanced, "4.3.5") == 0 &&
+	       strcmp(r.text, "LMTP server mailstore[192.0.2.7] refused LHLO: "
+		      "500 5.5.1 Error: unknown command") == 0,
+	       "500 to LHLO: 451 4.3.5 (%d %s %s)", r.code, r.enhanced, r.text);
+	r = lmtp_reply("554 no thanks\r\n");
+	smtp_client_lmtp_deferral(&r, "/run/dovecot/lmtp", "the greeting");
+	TAP_OK(t, r.code == 451 && strcmp(r.text, "LMTP server /run/dovecot/lmtp refused the "
+					"greeting: 554 5.0.0 no thanks") == 0,
+	       "554 greeting, no enhanced code: derived one kept (%s)", r.text);
+	r = was = lmtp_reply("421 4.3.2 shutting down\r\n");
+	smtp_client_lmtp_deferral(&r, "x", "LHLO");
+	TAP_OK(t, memcmp(&r, &was, sizeof(r)) == 0, "a 4xx is left alone");
+	r = was = lmtp_reply("250 ok\r\n");
+	smtp_client_lmtp_deferral(&r, "x", "LHLO");
+	TAP_OK(t, memcmp(&r, &was, sizeof(r)) == 0, "a 2xx is left alone");
+	memset(long_line, 'z', sizeof(long_line));
+	memcpy(long_line, "550 ", 4);
+	memcpy(long_line + sizeof(long_line) - 3, "\r\n", 3);
+	r = lmtp_reply(long_line);
+	smtp_client_lmtp_deferral(&r, NULL, NULL);
+	TAP_OK(t, r.code == 451 && strlen(r.text) < sizeof(r.text) &&
+	       strlen(r.text) == 35 + 300 &&
+	       strncmp(r.text, "LMTP server ? refused ?: 550 5.0.0 zzz", 38) == 0,
+	       "a long text is cut at 300, NULL names shown as ? (%zu)", strlen(r.text));
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
@@ -212,5 +256,6 @@ int main(void)
 		check_case(&t, &cases[i]);
 	test_bounds(&t);
 	test_multi_text(&t);
+	test_lmtp_deferral(&t);
 	return tap_done(&t);
 }

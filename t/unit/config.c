@@ -1,7 +1,8 @@
 /*
  * config.c - unit tests for util/config.c: defaults, every key, size
  * suffixes, listen syntax, comments, exact FILE:LINE error texts, and
- * the `mtad -n` printer.
+ * the `mtad -n` printer; every error of a file at once, the rules
+ * between settings, and the -n KEY / -d printer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ static const struct mtad_config_checks checks = {
 	.route = deliver_config_route,
 	.helo_rule = policy_config_rule,
 	.helo_rule_name = policy_config_rule_name,
+	.helo_rule_default = policy_config_rule_default,
 };
 
 /* parse - defaults, then text; returns the parser's result. */
@@ -584,6 +586,173 @@ static void test_load(struct tap *t)
 	       "missing file (%s)", err);
 }
 
+
+/* What a parse reported: the lines, errors and warnings apart. */
+struct findings {
+	char text[4096];
+	size_t len;
+	int errors, warnings;
+};
+
+static void collect(void *arg, enum mtad_config_severity sev, const char *msg)
+{
+	struct findings *f = arg;
+	int n = snprintf(f->text + f->len, sizeof(f->text) - f->len, "%s%s\n",
+			 sev == MTAD_CONFIG_WARNING ? "W " : "E ", msg);
+
+	if (n > 0 && (size_t)n < sizeof(f->text) - f->len)
+		f->len += (size_t)n;
+	*(sev == MTAD_CONFIG_WARNING ? &f->warnings : &f->errors) += 1;
+}
+
+/* parse_all - defaults, then text, every finding into f; returns the error count. */
+static int parse_all(struct mtad_config *cfg, const char *text, struct findings *f)
+{
+	struct mtad_config_report report = { collect, f };
+
+	memset(f, 0, sizeof(*f));
+	mtad_config_defaults(cfg);
+	return mtad_config_parse_all(cfg, &checks, &report, text, strlen(text), "m.conf");
+}
+
+/* has - the findings hold this line. */
+static bool has(const struct findings *f, const char *line)
+{
+	return strstr(f->text, line) != NULL;
+}
+
+/* test_all_errors - the parse goes on after an error: every one is reported, with its line. */
+static void test_all_errors(struct tap *t)
+{
+	struct mtad_config c;
+	struct findings f;
+	char err[256], *text;
+	int r;
+
+	r = parse_all(&c, "bogus = 1\nmax_errors = x\n# fine\nmax_recipients = 7\n"
+		      "listen = 1.2.3.4\n", &f);
+	TAP_OK(t, r == 3 && f.errors == 3, "three errors counted (%d)", r);
+	TAP_OK(t, has(&f, "E m.conf:1: unknown parameter \"bogus\"\n") &&
+	       has(&f, "E m.conf:2: bad number \"x\" for max_errors\n") &&
+	       has(&f, "E m.conf:5: bad listen \"1.2.3.4\""), "each at its line");
+	TAP_OK(t, c.max_recipients == 7, "the good lines between are applied");
+	mtad_config_defaults(&c);
+	r = mtad_config_parse(&c, &checks, "a = 1\nb = 2\n", 12, "f", err, sizeof(err));
+	TAP_OK(t, r == -1 && strcmp(err, "f:1: unknown parameter \"a\"") == 0,
+	       "mtad_config_parse keeps the first error (%s)", err);
+	text = malloc(200 * 8 + 1);
+	if (text == NULL)
+		return;
+	for (int i = 0; i < 200; i++)
+		memcpy(text + i * 8, "bad = 1\n", 8);
+	text[200 * 8] = '\0';
+	r = parse_all(&c, text, &f);
+	TAP_OK(t, r == 200 && f.errors == MTAD_CONFIG_ERRORS_MAX + 1 &&
+	       has(&f, "E m.conf: more than 100 errors: the rest are not shown"),
+	       "200 errors: counted, %d reported, then one line", MTAD_CONFIG_ERRORS_MAX);
+	free(text);
+	r = parse_all(&c, "max_errors = 3\n", &f);
+	TAP_OK(t, r == 0 && mtad_config_line(&c, "max_errors") == 1 &&
+	       mtad_config_line(&c, "max_recipients") == 0, "mtad_config_line: set 1, default 0");
+}
+
+/* test_relations - the rules between settings, each at the later setting's line. */
+static void test_relations(struct tap *t)
+{
+	struct mtad_config c;
+	struct findings f;
+
+	TAP_OK(t, parse_all(&c, "retry_min = 50000\nretry_max = 10\n", &f) == 1 &&
+	       has(&f, "E m.conf:2: retry_min = 50000 is above retry_max = 10"),
+	       "retry_min > retry_max: an error at the later line");
+	TAP_OK(t, parse_all(&c, "retry_min = 50000\n", &f) == 1 &&
+	       has(&f, "E m.conf:1: retry_min = 50000 is above retry_max = 14400"),
+	       "retry_min above the default retry_max: at its own line");
+	TAP_OK(t, parse_all(&c, "retry_min = 600\nretry_max = 600\n", &f) == 0 && f.warnings == 0,
+	       "retry_min = retry_max is fine");
+	TAP_OK(t, parse_all(&c, "max_queue_lifetime = 100\nretry_min = 100\nretry_max = 200\n", &f) == 0 &&
+	       has(&f, "W m.conf:2: retry_min = 100 is not below max_queue_lifetime = 100"),
+	       "retry_min >= max_queue_lifetime: a warning");
+	TAP_OK(t, parse_all(&c, "listen = 127.0.0.1:587 submission\n", &f) == 1 &&
+	       has(&f, "E m.conf:1: a submission listener needs AUTH, and AUTH needs TLS"),
+	       "submission without TLS: an error");
+	TAP_OK(t, parse_all(&c, "listen = 127.0.0.1:587 submission auth_plaintext\n", &f) == 0,
+	       "submission with auth_plaintext: allowed");
+	TAP_OK(t, parse_all(&c, "listen = 127.0.0.1:25 auth_plaintext\nsasl_mechanisms = none\n", &f) == 0 &&
+	       has(&f, "W m.conf:1: auth_plaintext, but sasl_mechanisms = none"),
+	       "auth_plaintext without mechanisms: a warning");
+	TAP_OK(t, parse_all(&c, "message_size_limit = 100M\nqueue_minfree = 10M\n", &f) == 0 &&
+	       has(&f, "W m.conf:2: queue_minfree = 10485760 is below message_size_limit = 104857600"),
+	       "queue_minfree below message_size_limit: a warning");
+	TAP_OK(t, parse_all(&c, "queue_minfree = 0\n", &f) == 0 && f.warnings == 0,
+	       "queue_minfree = 0 (no reserve): no warning");
+	TAP_OK(t, parse_all(&c, "max_connections = 10\n", &f) == 0 &&
+	       has(&f, "W m.conf:1: max_connections_per_ip = 50 is above max_connections = 10"),
+	       "max_connections_per_ip above max_connections: a warning");
+	TAP_OK(t, parse_all(&c, "delivery_concurrency = 5\n", &f) == 0 &&
+	       has(&f, "W m.conf:1: destination_concurrency = 20 is above delivery_concurrency = 5"),
+	       "destination_concurrency above delivery_concurrency: a warning");
+	TAP_OK(t, parse_all(&c, "smtp_tls = none\nsmtp_tls_ca_file = /etc/ssl/ca.pem\n", &f) == 0 &&
+	       has(&f, "W m.conf:2: smtp_tls_ca_file is set, but smtp_tls = none"),
+	       "a CA file without outbound TLS: a warning");
+	TAP_OK(t, parse_all(&c, "listen = 127.0.0.1:25 starttls\nlisten = 127.0.0.1:465 tls\n", &f) == 1 &&
+	       has(&f, "E m.conf:1: a starttls or tls listener needs tls_cert_file"),
+	       "TLS listeners without a certificate: one error, at the first");
+	TAP_OK(t, parse_all(&c, "retry_min = 5000\nretry_max = 10\nlisten = 127.0.0.1:1 submission\n"
+			    "bogus = 1\n", &f) == 3, "a parse error and two rule errors: all three");
+}
+
+/* print_keys - mtad_config_print_keys into a string; *unknown its count. */
+static char *print_keys(const struct mtad_config *c, const char *const *keys, size_t n,
+			size_t *unknown)
+{
+	char *out = NULL, *errs = NULL;
+	size_t outlen = 0, errlen = 0;
+	FILE *o = open_memstream(&out, &outlen), *e = open_memstream(&errs, &errlen);
+
+	*unknown = 0;
+	if (o && e)
+		*unknown = mtad_config_print_keys(c, &checks, keys, n, o, e);
+	if (o)
+		fclose(o);
+	if (e)
+		fclose(e);
+	free(errs);
+	return out;
+}
+
+/* test_print_keys - -n KEY and -d: values in force, defaults, unknown keys. */
+static void test_print_keys(struct tap *t)
+{
+	static const char *const keys[] = { "retry_min", "loops", "local_domains", "route",
+					    "helo_rule.non-fqdn", "queue_minfree", "user" };
+	static const char *const bad[] = { "retry_min", "nosuch", "helo_rule.", "helo_rule.no-helo" };
+	struct mtad_config c;
+	struct findings f;
+	size_t unknown;
+	char *out;
+
+	parse_all(&c, "retry_min = 60\nlocal_domains = a.test b.test\nroute = a.test [10.0.0.1]:25\n"
+		  "route = b.test [10.0.0.2]:25\nhelo_policy = strict\nmessage_size_limit = 200M\n"
+		  "user =\n", &f);
+	out = print_keys(&c, keys, 7, &unknown);
+	TAP_OK(t, out && unknown == 0 && strcmp(out, "retry_min = 60\nloops = auto\n"
+	       "local_domains = a.test b.test\nroute = a.test [10.0.0.1]:25\n"
+	       "route = b.test [10.0.0.2]:25\nhelo_rule.non-fqdn = on\n"
+	       "queue_minfree = 419430400\nuser =\n") == 0, "-n KEY values in force");
+	free(out);
+	out = print_keys(&c, bad, 4, &unknown);
+	TAP_OK(t, out && unknown == 3 && strcmp(out, "retry_min = 60\n") == 0,
+	       "unknown keys counted, a rule always on is no key (%zu)", unknown);
+	free(out);
+	mtad_config_defaults(&c);
+	out = print_keys(&c, NULL, 0, &unknown);
+	TAP_OK(t, out && strstr(out, "helo_rule.non-fqdn = off\n") && strstr(out, "route =\n") &&
+	       strstr(out, "listen = 0.0.0.0:25\n") && strstr(out, "queue_minfree = 268435456\n"),
+	       "-d: every row, defaults");
+	free(out);
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -602,5 +771,8 @@ int main(void)
 	test_minfree(&t);
 	test_service_keys(&t);
 	test_load(&t);
+	test_all_errors(&t);
+	test_relations(&t);
+	test_print_keys(&t);
 	return tap_done(&t);
 }

@@ -2,7 +2,8 @@
  * log.c - unit tests for util/log.c: the line shape, level prefixes,
  * control characters from the network, truncation, errno for %m, the
  * hold buffer, and syslog: one RFC 3164 datagram per line with facility
- * mail, never held, and stderr when the socket does not take a line.
+ * mail, never held, and stderr when the socket does not take a line; the
+ * program names of the services, log_tag and log_services.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -314,6 +315,74 @@ static void test_syslog(struct tap *t)
 	rmdir(dir);
 }
 
+/* logged_svc - one mtad_log_svc line on a pipe; what it wrote. */
+static ssize_t logged_svc(char *buf, size_t size, enum mtad_log_service svc, const char *text)
+{
+	int p[2], saved = dup(STDERR_FILENO);
+	ssize_t n;
+
+	if (saved < 0 || pipe(p) < 0 || dup2(p[1], STDERR_FILENO) < 0)
+		return -1;
+	mtad_log_svc(svc, MTAD_LOG_WARNING, "%s", text);
+	if (dup2(saved, STDERR_FILENO) < 0)
+		return -1;
+	close(saved);
+	close(p[1]);
+	n = read(p[0], buf, size - 1);
+	close(p[0]);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/* name_is - svc's line is "... PROG[pid]: warning: x" with exactly that PROG. */
+static int name_is(enum mtad_log_service svc, const char *prog)
+{
+	char buf[512], re[256];
+
+	if (logged_svc(buf, sizeof(buf), svc, "x") <= 0)
+		return 0;
+	snprintf(re, sizeof(re), "^[A-Z][a-z]{2} [ 1-3][0-9] [0-9:]{8} %s\\[%ld\\]: warning: x\n$",
+		 prog, (long)getpid());
+	return matches(buf, re);
+}
+
+/* test_services - Postfix's program names, then log_tag and log_services. */
+static void test_services(struct tap *t)
+{
+	static const struct { enum mtad_log_service svc; const char *name; } names[] = {
+		{ MTAD_SVC_SMTPD, "smtpd" }, { MTAD_SVC_SUBMISSION, "submission/smtpd" },
+		{ MTAD_SVC_SMTPS, "smtps/smtpd" }, { MTAD_SVC_PICKUP, "pickup" },
+		{ MTAD_SVC_CLEANUP, "cleanup" }, { MTAD_SVC_QMGR, "qmgr" },
+		{ MTAD_SVC_SMTP, "smtp" }, { MTAD_SVC_LMTP, "lmtp" },
+		{ MTAD_SVC_BOUNCE, "bounce" }, { MTAD_SVC_MTAQ, "mtaq" },
+	};
+	char prog[64];
+
+	/* Before mtad_log_set_tag: the executable's name, services under "mtad". */
+	TAP_OK(t, name_is(MTAD_SVC_DAEMON, program_invocation_short_name),
+	       "services: the daemon's lines have the program's own name");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(prog, sizeof(prog), "mtad/%s", names[i].name);
+		TAP_OK(t, strcmp(mtad_log_service_name(names[i].svc), names[i].name) == 0 &&
+		       name_is(names[i].svc, prog), "services: %s", prog);
+	}
+	TAP_OK(t, mtad_log_tag_valid("mtad") && mtad_log_tag_valid("mail-2.relay_x") &&
+	       !mtad_log_tag_valid("") && !mtad_log_tag_valid("a/b") &&
+	       !mtad_log_tag_valid("a[1]") && !mtad_log_tag_valid("a b") &&
+	       !mtad_log_tag_valid("a:") && !mtad_log_tag_valid("abcdefghijklmnopqrstuvwxyz0123456"),
+	       "log_tag: letters, digits, . _ -, 1..32 of them");
+	TAP_OK(t, mtad_log_set_tag("a/b", true) == -1 && name_is(MTAD_SVC_SMTPD, "mtad/smtpd"),
+	       "log_tag: a bad tag is refused and changes nothing");
+	TAP_OK(t, mtad_log_set_tag("relay", true) == 0 && name_is(MTAD_SVC_DAEMON, "relay") &&
+	       name_is(MTAD_SVC_SUBMISSION, "relay/submission/smtpd"),
+	       "log_tag = relay: relay[pid] and relay/submission/smtpd[pid]");
+	TAP_OK(t, mtad_log_set_tag("relay", false) == 0 && name_is(MTAD_SVC_QMGR, "relay") &&
+	       name_is(MTAD_SVC_DAEMON, "relay"), "log_services = no: relay[pid] on every line");
+	TAP_OK(t, mtad_log_service_name((enum mtad_log_service)99)[0] == '\0',
+	       "services: an unknown value has no name");
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -323,5 +392,6 @@ int main(void)
 	test_errno(&t);
 	test_hold(&t);
 	test_syslog(&t);
+	test_services(&t);	/* last: it sets the tag */
 	return tap_done(&t);
 }

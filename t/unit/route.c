@@ -1,7 +1,8 @@
 /*
  * route.c - unit tests for deliver/route.c: a table of route and relayhost
  * values, good ones with every field of the result checked and bad ones
- * with the exact error text; then lookup: exact domain over ".parent",
+ * with the exact error text (LMTP next hops too: TCP and Unix socket,
+ * never MX, never the relayhost); then lookup: exact domain over ".parent",
  * the longest parent, label boundaries, relayhost or NULL when nothing
  * matches, case and a trailing dot.
  */
@@ -26,12 +27,17 @@ struct parse_case {
 	bool tls_given;
 	/* bad: the exact error (domain etc. unused) */
 	const char *err;
+	/* LMTP: */
+	bool lmtp;
+	const char *path;	/* NULL: "" */
 };
 
-#define GOOD(v, d, sub, h, p, mx, tls, given) { v, false, d, sub, h, p, mx, tls, given, NULL }
-#define RELAY(v, h, p, mx, tls, given) { v, true, "", false, h, p, mx, tls, given, NULL }
-#define BAD(v, e) { v, false, NULL, false, NULL, 0, false, 0, false, e }
-#define BAD_RELAY(v, e) { v, true, NULL, false, NULL, 0, false, 0, false, e }
+#define GOOD(v, d, sub, h, p, mx, tls, given) { v, false, d, sub, h, p, mx, tls, given, NULL, false, NULL }
+#define RELAY(v, h, p, mx, tls, given) { v, true, "", false, h, p, mx, tls, given, NULL, false, NULL }
+#define LMTP(v, d, h, p, path, tls, given) \
+	{ v, false, d, false, h, p, false, tls, given, NULL, true, path }
+#define BAD(v, e) { v, false, NULL, false, NULL, 0, false, 0, false, e, false, NULL }
+#define BAD_RELAY(v, e) { v, true, NULL, false, NULL, 0, false, 0, false, e, false, NULL }
 
 static const struct parse_case parse_cases[] = {
 	GOOD("campus.test [mailhub.campus.test]:25", "campus.test", false, "mailhub.campus.test",
@@ -54,7 +60,34 @@ static const struct parse_case parse_cases[] = {
 	RELAY("smarthost.example tls=verify", "smarthost.example", 25, true, SMTP_TLS_VERIFY, true),
 	RELAY("[192.0.2.7]", "192.0.2.7", 25, false, SMTP_TLS_MAY, false),
 
+	LMTP("campus.test lmtp:[127.0.0.1]:24024", "campus.test", "127.0.0.1", 24024, NULL,
+	     SMTP_TLS_MAY, false),
+	LMTP("campus.test lmtp:[Mailstore.Campus.TEST]", "campus.test", "mailstore.campus.test",
+	     24, NULL, SMTP_TLS_MAY, false),
+	LMTP("campus.test lmtp:[::1]:2424 tls=verify", "campus.test", "::1", 2424, NULL,
+	     SMTP_TLS_VERIFY, true),
+	LMTP("campus.test lmtp:unix:/run/dovecot/lmtp", "campus.test", "", 0,
+	     "/run/dovecot/lmtp", SMTP_TLS_MAY, false),
+
 	BAD("", "bad route \"\": expected DOMAIN NEXTHOP [tls=none|may|verify]"),
+	BAD("a.test lmtp:mailstore.test",
+	    "bad route \"a.test lmtp:mailstore.test\": LMTP needs lmtp:[host], lmtp:[host]:port or "
+	    "lmtp:unix:/path, not \"lmtp:mailstore.test\" (no MX lookup)"),
+	BAD("a.test lmtp:", "bad route \"a.test lmtp:\": LMTP needs lmtp:[host], lmtp:[host]:port or "
+	    "lmtp:unix:/path, not \"lmtp:\" (no MX lookup)"),
+	BAD("a.test lmtp:[b.test]:0", "bad route \"a.test lmtp:[b.test]:0\": bad port \"0\" (1..65535)"),
+	BAD("a.test lmtp:[b_c.test]",
+	    "bad route \"a.test lmtp:[b_c.test]\": \"b_c.test\" is not a host name or address"),
+	BAD("a.test lmtp:unix:run/lmtp",
+	    "bad route \"a.test lmtp:unix:run/lmtp\": an LMTP socket path must be absolute, not \"run/lmtp\""),
+	BAD("a.test lmtp:unix:", "bad route \"a.test lmtp:unix:\": an LMTP socket path must be absolute, not \"\""),
+	BAD("a.test lmtp:unix:/run/lmtp tls=none",
+	    "bad route \"a.test lmtp:unix:/run/lmtp tls=none\": tls= does not apply to a Unix socket"),
+	BAD("a.test lmtp:unix:/run/\x01lmtp",
+	    "bad route \"a.test lmtp:unix:/run/\x01lmtp\": the LMTP socket path has a control or non-ASCII byte"),
+	BAD("a.test LMTP:[b.test]", "bad route \"a.test LMTP:[b.test]\": bad port \"[b.test]\" (1..65535)"),
+	BAD_RELAY("lmtp:[b.test]:24",
+		  "bad relayhost \"lmtp:[b.test]:24\": LMTP is for routes to mailbox servers, not for the relayhost"),
 	BAD("campus.test", "bad route \"campus.test\": expected DOMAIN NEXTHOP [tls=none|may|verify]"),
 	BAD("a.test [b.test] tls=may extra",
 	    "bad route \"a.test [b.test] tls=may extra\": expected DOMAIN NEXTHOP [tls=none|may|verify]"),
@@ -114,11 +147,13 @@ static void test_parse(struct tap *t)
 		TAP_OK(t, rc == 0 && strcmp(r.domain, c->domain) == 0 &&
 		       r.subdomains == c->subdomains && strcmp(r.host, c->host) == 0 &&
 		       r.port == c->port && r.mx == c->mx && r.tls == c->tls &&
-		       r.tls_given == c->tls_given,
-		       "%s \"%s\": domain \"%s\"%s host \"%s\" port %d%s tls %d%s (%s)",
+		       r.tls_given == c->tls_given && r.lmtp == c->lmtp &&
+		       strcmp(r.path, c->path ? c->path : "") == 0,
+		       "%s \"%s\": domain \"%s\"%s host \"%s\" port %d%s tls %d%s%s%s (%s)",
 		       c->relayhost ? "relayhost" : "route", c->value, r.domain,
 		       r.subdomains ? " +subdomains" : "", r.host, r.port, r.mx ? " MX" : "",
-		       (int)r.tls, r.tls_given ? " given" : "", rc ? err : "ok");
+		       (int)r.tls, r.tls_given ? " given" : "", r.lmtp ? " LMTP " : "", r.path,
+		       rc ? err : "ok");
 	}
 }
 
@@ -152,6 +187,17 @@ static void test_parse_edges(struct tap *t)
 	rc = smtp_route_parse(value, false, &r, err, sizeof(err));
 	TAP_OK(t, rc == -1 && strstr(err, "is not a domain name") != NULL,
 	       "254-character domain: refused");
+
+	/* An LMTP socket path: 107 bytes fit sun_path with its NUL, 108 do not. */
+	memset(label, 'p', 63);
+	snprintf(value, sizeof(value), "a.test lmtp:unix:/%.63s%.43s", label, label);
+	rc = smtp_route_parse(value, false, &r, err, sizeof(err));
+	TAP_OK(t, rc == 0 && strlen(r.path) == 107, "a 107-byte LMTP socket path (%s)",
+	       rc ? err : "ok");
+	snprintf(value, sizeof(value), "a.test lmtp:unix:/%.63s%.44s", label, label);
+	rc = smtp_route_parse(value, false, &r, err, sizeof(err));
+	TAP_OK(t, rc == -1 && strstr(err, "socket path is longer than 107 bytes") != NULL,
+	       "a 108-byte LMTP socket path: refused (%s)", err);
 }
 
 /* route - a route for lookups, parsed so the test uses real values. */

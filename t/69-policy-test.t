@@ -1,4 +1,4 @@
-# 68-policy-test.t - `mtaq policy-test` answers what a real session to
+# 69-policy-test.t - `mtaq policy-test` answers what a real session to
 # mtad gets, without the client: for several HELO names (accepted, own
 # name, localhost, a name without dots under relaxed and then strict) and
 # a relay attempt, the MAIL and RCPT replies of a real session from

@@ -1,4 +1,4 @@
-# 79-mtaq-admin.t - mtaq's queue verbs at the level of postqueue and
+# 18-mtaq-admin.t - mtaq's queue verbs at the level of postqueue and
 # postsuper (issue 16), against a running mtad and a queue of deferred
 # and held messages (a Sink answering 450 makes them deferred;
 # retry_min is an hour, so only mtaq makes them due):
@@ -245,7 +245,8 @@ while ($sel->can_read(5)) {
 	push @grams, $g;
 	last if $g =~ /Placed on hold/;
 }
-ok grep({ /^<22>.*: \Q$d4\E: placed on hold$/ } @grams), 'syslog: QID: placed on hold (mail.info)'
+ok grep({ /^<22>.* mtad\/mtaq\[\d+\]: \Q$d4\E: placed on hold$/ } @grams),
+	'syslog: mtad/mtaq[PID]: QID: placed on hold (mail.info)'
 	or diag explain \@grams;
 ok grep({ /: Placed on hold: 1 message$/ } @grams), 'syslog: the summary';
 mtaq_ok('delete', $d4);
