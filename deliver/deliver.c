@@ -146,6 +146,7 @@ void attempt_unlink(struct attempt *a)
 		if (*pp == a) {
 			*pp = a->next;
 			d->nactive--;
+			d->active_changed = true;
 			return;
 		}
 }
@@ -165,7 +166,9 @@ static void attempt_start(struct deliver *d, struct queue_envelope *env)
 	if (!(a->decided = calloc(env->nrcpt, sizeof(*a->decided))) ||
 	    !(a->reply = calloc(env->nrcpt, sizeof(*a->reply))) ||
 	    !(a->dsn = calloc(env->nrcpt, sizeof(*a->dsn))) ||
-	    !(a->relay = calloc(env->nrcpt, sizeof(*a->relay))) || attempt_groups(a) != 0) {
+	    !(a->relay = calloc(env->nrcpt, sizeof(*a->relay))) ||
+	    /* mtaq expire: no group, so no try; attempt_finish bounces it. */
+	    (!(env->flags & QUEUE_FLAG_EXPIRE) && attempt_groups(a) != 0)) {
 		attempt_free(a);
 		return;
 	}
@@ -180,6 +183,7 @@ static void attempt_start(struct deliver *d, struct queue_envelope *env)
 	a->next = d->active;
 	d->active = a;
 	d->nactive++;
+	d->active_changed = true;
 	attempt_next_group(a);
 }
 
@@ -248,6 +252,27 @@ static void deliver_scan(struct deliver *d, unsigned room)
 	free(skip);
 }
 
+/*
+ * deliver_publish - the in-flight set to mtaq (queue_active_set), when
+ * it changed since the last tick: at most one small file write a second,
+ * on the thread pool, never an fsync.
+ */
+static void deliver_publish(struct deliver *d)
+{
+	char (*ids)[QUEUE_ID_LEN + 1];
+	size_t n = 0;
+
+	if (!d->active_changed || d->published == NULL)
+		return;
+	if ((ids = calloc(d->nactive ? d->nactive : 1, sizeof(*ids))) == NULL)
+		return;		/* the next tick tries again */
+	for (const struct attempt *a = d->active; a && n < d->nactive; a = a->next)
+		memcpy(ids[n++], a->env.qid, QUEUE_ID_LEN + 1);
+	queue_active_set(d->published, (const char (*)[QUEUE_ID_LEN + 1])ids, n);
+	free(ids);
+	d->active_changed = false;
+}
+
 /* deliver_tick - every second: anything due? */
 static void deliver_tick(uv_timer_t *t)
 {
@@ -258,6 +283,13 @@ static void deliver_tick(uv_timer_t *t)
 	if (d->scanning || d->stopping || d->nactive >= d->cfg->delivery_concurrency)
 		return;
 	deliver_scan(d, room);
+}
+
+/* deliver_second - the timer: the in-flight set once a second, then the scan. */
+static void deliver_second(uv_timer_t *t)
+{
+	deliver_publish(t->data);
+	deliver_tick(t);
 }
 
 /*
@@ -284,12 +316,17 @@ struct deliver *deliver_new(uv_loop_t *loop, const struct mtad_config *cfg,
 				    .tls = tls, .ids = ids };
 	deliver_routes(d);
 	d->nown = mtad_own_addresses(cfg, d->own, MAX_OWN);
+	/* Without it mtaq shows no message as active; delivery goes on. */
+	d->published = queue_active_new(loop, cfg->spool_directory);
+	d->active_changed = true;	/* an empty set at start replaces a dead mtad's */
 	if (uv_timer_init(loop, &d->timer) != 0) {
+		queue_active_free(d->published);
 		free(d);
 		return NULL;
 	}
 	d->timer.data = d;
-	if (uv_timer_start(&d->timer, deliver_tick, SCAN_INTERVAL_MS, SCAN_INTERVAL_MS) != 0) {
+	if (uv_timer_start(&d->timer, deliver_second, SCAN_INTERVAL_MS, SCAN_INTERVAL_MS) != 0) {
+		queue_active_free(d->published);
 		uv_close((uv_handle_t *)&d->timer, (uv_close_cb)free);
 		return NULL;
 	}
@@ -340,5 +377,7 @@ void deliver_free(struct deliver *d)
 		attempt_unlink(a);
 		attempt_free(a);
 	}
+	queue_active_free(d->published);
+	d->published = NULL;
 	uv_close((uv_handle_t *)&d->timer, deliver_closed);
 }

@@ -112,6 +112,10 @@ struct deliver {
 	bool more_due;		/* the last scan was full: look again when there is room */
 	size_t asked;		/* how many the scan in flight asked for */
 	bool stopping;
+	/* The in-flight set for mtaq's "active" state (queue/active.c):
+	 * handed over at the next tick after it changed. */
+	struct queue_active *published;
+	bool active_changed;
 };
 
 /* A body chunk on its way from the queue to the client. */

@@ -155,18 +155,25 @@ static int64_t retry_delay(const struct mtad_config *cfg, uint32_t attempts)
 	return delay < cfg->retry_max ? delay : cfg->retry_max;
 }
 
-/* expire - a message past max_queue_lifetime: what is still pending fails. */
+/* expire - a message past max_queue_lifetime, or that mtaq expire marked
+ * (Postfix's postsuper -e): what is still pending fails. */
 static void expire(struct attempt *a, int64_t now)
 {
-	if (now - a->env.arrival < (int64_t)a->d->cfg->max_queue_lifetime)
+	bool by_admin = a->env.flags & QUEUE_FLAG_EXPIRE;
+
+	if (!by_admin && now - a->env.arrival < (int64_t)a->d->cfg->max_queue_lifetime)
 		return;
 	for (size_t i = 0; i < a->env.nrcpt; i++)
 		if (a->env.rcpt[i].state == QUEUE_RCPT_PENDING) {
 			char why[700];
 
-			snprintf(why, sizeof(why), "message expired after %u days in the queue (last: %s)",
-				 a->d->cfg->max_queue_lifetime / 86400,
-				 a->env.rcpt[i].last_reply ? a->env.rcpt[i].last_reply : "none");
+			if (by_admin)
+				snprintf(why, sizeof(why), "message administratively expired (last: %s)",
+					 a->env.rcpt[i].last_reply ? a->env.rcpt[i].last_reply : "none");
+			else
+				snprintf(why, sizeof(why), "message expired after %u days in the queue "
+					 "(last: %s)", a->d->cfg->max_queue_lifetime / 86400,
+					 a->env.rcpt[i].last_reply ? a->env.rcpt[i].last_reply : "none");
 			a->decided[i] = false;
 			a->env.rcpt[i].attempts--;	/* attempt_attempt_decide() counts one more */
 			attempt_decide(a, i, 550, "5.4.7", why, a->relay[i][0] ? a->relay[i] : NULL);

@@ -313,6 +313,30 @@ static struct policy_verdict verdict(enum policy_rule r)
 	return v;
 }
 
+/* policy_settings_build - see policy.h. */
+void policy_settings_build(struct policy_settings *set, const struct mtad_config *cfg,
+			   const char **local, const char **relay,
+			   const struct mtad_addr *own, size_t nown)
+{
+	int mode = policy_mode_lookup(cfg->helo_policy);
+
+	memset(set, 0, sizeof(*set));
+	set->mode = mode < 0 ? POLICY_MODE_RELAXED : (enum policy_mode)mode;
+	for (int r = 0; r < POLICY_NRULES; r++)
+		set->rule_override[r] = r < MTAD_MAX_RULES ? cfg->helo_rule[r] : -1;
+	set->hostname = cfg->hostname;
+	for (size_t i = 0; i < cfg->nlocal_domains && i < POLICY_MAX_DOMAINS; i++)
+		local[set->nlocal_domains++] = cfg->local_domains[i];
+	for (size_t i = 0; i < cfg->nrelay_domains && i < POLICY_MAX_DOMAINS; i++)
+		relay[set->nrelay_domains++] = cfg->relay_domains[i];
+	set->local_domains = local;
+	set->relay_domains = relay;
+	set->nown_addrs = nown;
+	set->own_addrs = own;
+	set->ntrusted = cfg->nrelay_networks;
+	set->trusted = cfg->relay_networks;
+}
+
 /*
  * policy_rule_enabled - see policy.h. no-helo, helo-syntax and relay are
  * always on and their overrides are ignored (the config layer refuses

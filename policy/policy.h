@@ -99,6 +99,18 @@ struct policy_verdict policy_relay_verdict(const struct policy_settings *set,
 					   const char *rcpt, bool had_route,
 					   bool authenticated, bool trusted);
 
+/*
+ * policy_settings_build - set as mtad.conf says (helo_policy, helo_rule.*,
+ * hostname, local_domains, relay_domains, relay_networks): the one place
+ * that reads them, for mtad's sessions and for `mtaq policy-test`, so the
+ * two cannot differ. local and relay (POLICY_MAX_DOMAINS each) are the
+ * caller's storage that set points into, as are own (this machine's
+ * addresses, found by the caller: that is I/O) and cfg.
+ */
+void policy_settings_build(struct policy_settings *set, const struct mtad_config *cfg,
+			   const char **local, const char **relay,
+			   const struct mtad_addr *own, size_t nown);
+
 /* policy_rule_enabled - what mode and overrides say about a rule. */
 bool policy_rule_enabled(const struct policy_settings *set, enum policy_rule rule);
 

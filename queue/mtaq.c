@@ -1,16 +1,14 @@
 /*
  * mtaq.c - the mtaq tool: look at and clean up the mail queue.
  *
- *   mtaq [-c CONFIG] list [--json]        Postfix mailq-shaped listing
+ *   mtaq [-c CONFIG] list [--json|--json-lines]   mailq / postqueue -j
  *   mtaq [-c CONFIG] show [--json] [--body] ID
- *   mtaq [-c CONFIG] delete ID...
- *   mtaq [-c CONFIG] hold ID...           keep from delivery (shown with !)
- *   mtaq [-c CONFIG] release ID...
- *   mtaq [-c CONFIG] delete|hold|release --login NAME   all that NAME submitted
- *   mtaq [-c CONFIG] flush [ID...]        due now (no ID: every deferred message)
- *   mtaq [-c CONFIG] count
+ *   mtaq [-c CONFIG] delete|hold|release|requeue|expire ID...|ALL|-|--login NAME
+ *   mtaq [-c CONFIG] flush [ID...|ALL|-] [--domain D]   due now; held stay held
+ *   mtaq [-c CONFIG] count [--json]
  *   mtaq [-c CONFIG] recover             Berkeley DB recovery, mtad stopped
- *   mtaq [-c CONFIG] summary              qshape-like table by domain and age
+ *   mtaq [-c CONFIG] summary [--json]    qshape-like table by domain and age
+ *   mtaq [-c CONFIG] policy-test --client IP ...  what the policy answers
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
  *   mtaq [-c CONFIG] senders [--json]             what each login sent today
  *
@@ -28,18 +26,22 @@
  * Must not: print bytes from the queue raw to a terminal (addresses and
  * replies may hold control characters) except the message itself with
  * --body, emit invalid JSON, or change anything but with `delete`,
- * `hold`, `release`, `flush` and `recover`. Those commit synchronously; a running
- * mtad sees them at its next schedule scan (every second).
+ * `hold`, `release`, `requeue`, `expire`, `flush` and `recover`. Those
+ * commit synchronously, each change logged where mtad logs (`log =`, in
+ * postsuper's words); a running mtad sees them at its next schedule scan
+ * (every second).
  *
  * The commands live by family: mtaq_list.c (list, show, count, summary),
- * mtaq_admin.c (delete, hold, release, flush, verify, migrate, recover)
- * and mtaq_stats.c (stats); this file has the options, the command
+ * mtaq_admin.c (delete, hold, release, requeue, expire, flush, verify,
+ * migrate, recover), mtaq_stats.c (stats), mtaq_senders.c (senders) and
+ * mtaq_policy.c (policy-test); this file has the options, the command
  * table, how a command opens the spool, and the safe output they all
  * use (mtaq_int.h). None of them is part of libmtad.a.
  *
  * Follows: RFC 8259 (the --json output).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,20 +67,27 @@ void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mtaq [-c CONFIG] COMMAND\n"
-		"  list [--json]             every queued message, mailq style\n"
+		"  list [--json|--json-lines] every queued message, mailq style; its state:\n"
+		"                            incoming (not tried yet), deferred, hold;\n"
+		"                            --json-lines: postqueue -j (one object a line)\n"
 		"  show [--json] [--body] ID envelope and headers (--body: the message only)\n"
-		"  delete ID...              remove messages from the queue\n"
-		"  hold ID...                keep messages from delivery (listed with !)\n"
-		"  release ID...             let held messages be delivered again\n"
-		"  delete|hold|release --login NAME\n"
+		"  delete ID...|ALL|-        remove messages (-: ids on stdin, one a line)\n"
+		"  hold ID...|ALL|-          keep messages from delivery (listed with !)\n"
+		"  release ID...|ALL|-       let held messages be delivered again\n"
+		"  requeue ID...|ALL|-       try again now, from scratch (postsuper -r)\n"
+		"  expire ID...|ALL|-        return to the sender now with a DSN, as after\n"
+		"                            max_queue_lifetime (postsuper -e)\n"
+		"  delete|hold|release|requeue|expire --login NAME\n"
 		"                            every queued message that login NAME submitted\n"
 		"                            (NAME with or without its realm): one command\n"
 		"                            against a stolen password's outbreak\n"
-		"  flush [ID...]             try messages now (no ID: every deferred one)\n"
-		"  count                     number of queued messages\n"
+		"  flush [ID...|ALL|-] [--domain D]\n"
+		"                            try deferred messages now (only those with a\n"
+		"                            recipient in D); held ones stay held\n"
+		"  count [--json]            number of queued messages\n"
 		"  recover                   recover the queue after a crash (mtad must\n"
 		"                            be stopped; mtad also recovers at start)\n"
-		"  summary                   recipients by domain and age (qshape style)\n"
+		"  summary [--json]          recipients by domain and age (qshape style)\n"
 		"  verify                    check every message's body against the length\n"
 		"                            and SHA-256 recorded at arrival; exit 1 when\n"
 		"                            one is damaged\n"
@@ -93,6 +102,11 @@ void usage(FILE *out)
 		"                            commit's messages per log sync; today and\n"
 		"                            the last N days (default 7; days are kept\n"
 		"                            for stats_keep_days, 8 by default)\n"
+		"  policy-test --client IP [--rdns NAME] [--helo NAME] [--listener ADDR:PORT]\n"
+		"              [--auth USER] [--from A --rcpt B] [--json]\n"
+		"                            what mtad's policy answers that session: each\n"
+		"                            stage's verdict, rule and exact reply\n"
+		"Every change is logged where mtad logs (log =). Usage errors exit 64.\n"
 		"CONFIG defaults to " MTAQ_DEFAULT_CONFIG ".\n");
 }
 
@@ -223,6 +237,53 @@ static int parse_days(const char *s, int *days)
 	return 0;
 }
 
+/* The options that take a string: --NAME VALUE or --NAME=VALUE. */
+static const char **string_slot(struct mtaq *m, const char *name, size_t len)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} opts[] = {
+		{ "login", offsetof(struct mtaq, login) },
+		{ "domain", offsetof(struct mtaq, domain) },
+		{ "client", offsetof(struct mtaq, client) },
+		{ "rdns", offsetof(struct mtaq, rdns) },
+		{ "helo", offsetof(struct mtaq, helo) },
+		{ "listener", offsetof(struct mtaq, listener) },
+		{ "auth", offsetof(struct mtaq, auth) },
+		{ "from", offsetof(struct mtaq, from) },
+		{ "rcpt", offsetof(struct mtaq, rcpt) },
+	};
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return (const char **)((char *)m + opts[i].offset);
+	return NULL;
+}
+
+/* string_option - a, with next as its value when it has no '=': true
+ * when it was one (then *i moves past what it used). */
+static bool string_option(struct mtaq *m, const char *a, const char *next, int *i)
+{
+	const char *eq;
+	const char **slot;
+
+	if (strncmp(a, "--", 2) != 0)
+		return false;
+	eq = strchr(a, '=');
+	if ((slot = string_slot(m, a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2))) == NULL)
+		return false;
+	if (eq != NULL) {
+		*slot = eq + 1;
+	} else if (next != NULL) {
+		*slot = next;
+		(*i)++;
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* parse_args - options may stand before or after the command. */
 static int parse_args(struct mtaq *m, int argc, char **argv)
 {
@@ -243,10 +304,10 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 			m->json = true;
 		else if (!dashdash && strcmp(a, "--body") == 0)
 			m->body = true;
-		else if (!dashdash && strcmp(a, "--login") == 0 && i + 1 < argc)
-			m->login = argv[++i];
-		else if (!dashdash && strncmp(a, "--login=", 8) == 0)
-			m->login = a + 8;
+		else if (!dashdash && strcmp(a, "--json-lines") == 0)
+			m->json_lines = true;
+		else if (!dashdash && string_option(m, a, i + 1 < argc ? argv[i + 1] : NULL, &i))
+			continue;
 		else if (!dashdash && strcmp(a, "--days") == 0 && i + 1 < argc) {
 			if (parse_days(argv[++i], &m->days) < 0)
 				return -1;
@@ -308,6 +369,25 @@ int take_spool(struct mtaq *m, const char *spool)
  */
 enum mtaq_open { OPEN_READ, OPEN_WRITE, OPEN_RECOVER, OPEN_SELF };
 
+/*
+ * log_setup - a command that changes the queue logs each change where
+ * mtad logs (the configuration's `log`), as postsuper does: to syslog,
+ * or to stderr. No syslog daemon is not fatal to the operator's command:
+ * the lines go to stderr, with one warning.
+ */
+static void log_setup(const struct mtad_config *cfg)
+{
+	char err[512];
+
+	/* mtad's program names: "TAG/mtaq" as its services log (the parser
+	 * checked log_tag, so this cannot fail). */
+	if (mtad_log_set_tag(cfg->log_tag, strcmp(cfg->log_services, "yes") == 0) != 0)
+		fprintf(stderr, "mtaq: warning: bad log_tag \"%s\"\n", cfg->log_tag);
+	if (strcmp(cfg->log, "syslog") == 0 &&
+	    mtad_log_to_syslog(cfg->syslog_socket, err, sizeof(err)) != 0)
+		fprintf(stderr, "mtaq: warning: %s; logging to stderr\n", err);
+}
+
 /* open_queue - the spool named by the configuration, opened as how says. */
 static int open_queue(struct mtaq *m, enum mtaq_open how)
 {
@@ -323,6 +403,9 @@ static int open_queue(struct mtaq *m, enum mtaq_open how)
 		free(cfg);
 		return -1;
 	}
+	if (how == OPEN_WRITE)
+		log_setup(cfg);
+	snprintf(m->spool, sizeof(m->spool), "%s", cfg->spool_directory);
 	opt.read_only = how == OPEN_READ;
 	opt.mode = how == OPEN_RECOVER ? QUEUE_RECOVER : QUEUE_JOIN;
 	if (how == OPEN_RECOVER && take_spool(m, cfg->spool_directory) < 0) {
@@ -338,6 +421,21 @@ static int open_queue(struct mtaq *m, enum mtaq_open how)
 	return 0;
 }
 
+/* What --json means to a command: nothing (a usage error), one JSON
+ * document, or also --json-lines (one object per message). */
+enum mtaq_json { JSON_NO, JSON_YES, JSON_LINES };
+
+/* json_usage - --json or --json-lines where the command has none: 0 or MTAQ_EXIT_USAGE. */
+static int json_usage(const struct mtaq *m, enum mtaq_json json)
+{
+	if ((m->json && json == JSON_NO) || (m->json_lines && json != JSON_LINES)) {
+		fprintf(stderr, "mtaq: %s has no %s output\n", m->command,
+			m->json_lines ? "--json-lines" : "--json");
+		return MTAQ_EXIT_USAGE;
+	}
+	return 0;
+}
+
 /* run_command - dispatches on the command name. */
 static int run_command(struct mtaq *m)
 {
@@ -346,27 +444,38 @@ static int run_command(struct mtaq *m)
 		int (*fn)(struct mtaq *);
 		bool takes_args;
 		enum mtaq_open how;
+		enum mtaq_json json;
 	} cmds[] = {
-		{ "list", cmd_list, false, OPEN_READ },
-		{ "show", cmd_show, true, OPEN_READ },
-		{ "count", cmd_count, false, OPEN_READ },
-		{ "summary", cmd_summary, false, OPEN_READ },
-		{ "stats", cmd_stats, false, OPEN_READ },
-		{ "senders", cmd_senders, false, OPEN_READ },
-		{ "verify", cmd_verify, false, OPEN_READ },
-		{ "delete", cmd_delete, true, OPEN_WRITE },
-		{ "hold", cmd_hold, true, OPEN_WRITE },
-		{ "release", cmd_hold, true, OPEN_WRITE },
-		{ "flush", cmd_flush, true, OPEN_WRITE },
-		{ "recover", cmd_recover, false, OPEN_RECOVER },
-		{ "migrate", cmd_migrate, false, OPEN_SELF },
+		{ "list", cmd_list, false, OPEN_READ, JSON_LINES },
+		{ "show", cmd_show, true, OPEN_READ, JSON_YES },
+		{ "count", cmd_count, false, OPEN_READ, JSON_YES },
+		{ "summary", cmd_summary, false, OPEN_READ, JSON_YES },
+		{ "stats", cmd_stats, false, OPEN_READ, JSON_YES },
+		{ "senders", cmd_senders, false, OPEN_READ, JSON_YES },
+		{ "verify", cmd_verify, false, OPEN_READ, JSON_NO },
+		{ "delete", cmd_admin, true, OPEN_WRITE, JSON_YES },
+		{ "hold", cmd_admin, true, OPEN_WRITE, JSON_YES },
+		{ "release", cmd_admin, true, OPEN_WRITE, JSON_YES },
+		{ "requeue", cmd_admin, true, OPEN_WRITE, JSON_YES },
+		{ "expire", cmd_admin, true, OPEN_WRITE, JSON_YES },
+		{ "flush", cmd_flush, true, OPEN_WRITE, JSON_YES },
+		{ "recover", cmd_recover, false, OPEN_RECOVER, JSON_NO },
+		{ "migrate", cmd_migrate, false, OPEN_SELF, JSON_NO },
+		{ "policy-test", cmd_policy_test, false, OPEN_SELF, JSON_YES },
 	};
+	int rc;
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(m->command, cmds[i].name) != 0)
 			continue;
 		if (!cmds[i].takes_args && m->nargs > 0) {
 			fprintf(stderr, "mtaq: %s takes no operand\n", m->command);
+			return MTAQ_EXIT_USAGE;
+		}
+		if ((rc = json_usage(m, cmds[i].json)) != 0)
+			return rc;
+		if (m->domain != NULL && cmds[i].fn != cmd_flush) {
+			fprintf(stderr, "mtaq: --domain is for flush\n");
 			return MTAQ_EXIT_USAGE;
 		}
 		if (cmds[i].how != OPEN_SELF && open_queue(m, cmds[i].how) < 0)
@@ -403,9 +512,11 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = 1;
 	queue_close(m.q);
+	mtad_log_to_stderr();
 	if (m.lock_fd >= 0)
 		close(m.lock_fd);	/* after the close: mtad may start now */
 	free(m.args);
+	free(m.active);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

@@ -16,23 +16,30 @@
 #include "util/util.h"
 
 #define MTAQ_DEFAULT_CONFIG "/etc/mtad/mtad.conf"
-#define MTAQ_EXIT_USAGE 2
+#define MTAQ_EXIT_USAGE 64	/* EX_USAGE, sysexits(3) */
 
 struct mtaq {
 	const char *config;
 	const char *command;
 	char **args;		/* operands after the command */
 	int nargs;
-	bool json, body;
-	const char *login;	/* delete/hold/release --login: that login's messages */
+	bool json, json_lines, body;
+	const char *login;	/* delete/hold/release/requeue/expire --login: that login's messages */
+	const char *domain;	/* flush --domain: messages with a recipient there */
+	/* policy-test: the session to judge */
+	const char *client, *rdns, *helo, *listener, *auth, *from, *rcpt;
 	int days;		/* stats --days */
 	struct queue *q;
+	char spool[MTAD_PATH_MAX];	/* the configuration's spool_directory */
+	char (*active)[QUEUE_ID_LEN + 1];	/* being delivered now (sorted), from mtad */
+	size_t nactive;
 	int lock_fd;		/* `recover`: the spool lock, else -1 */
 };
 
 struct list_state {
 	struct mtaq *m;
 	size_t n, damaged;
+	size_t held, deferred;	/* count: by state */
 	uint64_t bytes;
 };
 
@@ -77,9 +84,8 @@ int count_fn(const char *qid, const struct queue_envelope *env, void *arg);
 /* mtaq_senders.c */
 int cmd_senders(struct mtaq *m);
 
-/* mtaq_admin.c */
-int cmd_delete(struct mtaq *m);
-int cmd_hold(struct mtaq *m);		/* and release */
+/* mtaq_admin.c; cmd_admin is delete, hold, release, requeue and expire */
+int cmd_admin(struct mtaq *m);
 int cmd_flush(struct mtaq *m);
 int cmd_verify(struct mtaq *m);
 int cmd_migrate(struct mtaq *m);
@@ -87,5 +93,8 @@ int cmd_recover(struct mtaq *m);
 
 /* mtaq_stats.c */
 int cmd_stats(struct mtaq *m);
+
+/* mtaq_policy.c: `policy-test`, what mtad's policy says to a session */
+int cmd_policy_test(struct mtaq *m);
 
 #endif

@@ -33,6 +33,46 @@ static const char *state_name(enum queue_rcpt_state s)
 	return "unknown";
 }
 
+/* qid_cmp - qsort and bsearch order of queue ids. */
+static int qid_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, QUEUE_ID_LEN);
+}
+
+/*
+ * load_active - what mtad's runner says it is delivering now (its last
+ * report, at most a second old: queue/active.c), sorted for lookups.
+ * Nothing when mtad does not run; an unreadable report is said, and
+ * then no message is shown as active.
+ */
+static void load_active(struct mtaq *m)
+{
+	if (queue_active_read(m->spool, &m->active, &m->nactive) < 0)
+		fprintf(stderr, "mtaq: warning: cannot read %s/active: no message is shown "
+			"as active\n", m->spool);
+	if (m->nactive > 1)
+		qsort(m->active, m->nactive, sizeof(*m->active), qid_cmp);
+}
+
+/*
+ * queue_state - where a message stands, in Postfix's queue names: hold
+ * (held, damaged ones too), active (mtad's runner is delivering it),
+ * deferred (some recipient was tried and waits for its next try),
+ * incoming (not tried yet: new, or requeued).
+ */
+static const char *queue_state(const struct mtaq *m, const struct queue_envelope *env)
+{
+	if (env->flags & QUEUE_FLAG_HELD)
+		return "hold";
+	if (m->nactive > 0 && bsearch(env->qid, m->active, m->nactive, sizeof(*m->active),
+				      qid_cmp) != NULL)
+		return "active";
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state == QUEUE_RCPT_PENDING && env->rcpt[i].attempts > 0)
+			return "deferred";
+	return "incoming";
+}
+
 /* arrival_text - "Fri Nov 27 08:17:47" in local time. */
 static void arrival_text(int64_t t, char *buf, size_t size)
 {
@@ -45,13 +85,15 @@ static void arrival_text(int64_t t, char *buf, size_t size)
 
 /* ---- list ---- */
 
-/* list_text - one mailq-style entry; the next attempt when in the future. */
-static void list_text(const struct queue_envelope *env, int64_t now)
+/* list_text - one mailq-style entry (after the id: ! held, * being
+ * delivered, as mailq marks them); the next attempt when in the future. */
+static void list_text(const struct mtaq *m, const struct queue_envelope *env, int64_t now)
 {
+	const char *state = queue_state(m, env);
 	char when[64];
 
 	arrival_text(env->arrival, when, sizeof(when));
-	printf("%s%c %8llu %-20.20s ", env->qid, (env->flags & QUEUE_FLAG_HELD) ? '!' : ' ',
+	printf("%s%c %8llu %-20.20s ", env->qid, state[0] == 'h' ? '!' : state[0] == 'a' ? '*' : ' ',
 	       (unsigned long long)env->size, when);
 	put_text(stdout, env->sender[0] ? env->sender : "<>");
 	putchar('\n');
@@ -106,7 +148,7 @@ static void json_rcpt(const struct queue_rcpt *r)
 }
 
 /* json_envelope - the fields of an envelope (no braces). */
-static void json_envelope(const struct queue_envelope *env)
+static void json_envelope(const struct mtaq *m, const struct queue_envelope *env)
 {
 	json_key("queue_id", true);
 	json_str(stdout, env->qid);
@@ -114,6 +156,10 @@ static void json_envelope(const struct queue_envelope *env)
 	fputs(env->flags & QUEUE_FLAG_HELD ? "true" : "false", stdout);
 	json_key("damaged", false);
 	fputs(env->flags & QUEUE_FLAG_DAMAGED ? "true" : "false", stdout);
+	json_key("state", false);
+	json_str(stdout, queue_state(m, env));
+	json_key("expire_requested", false);
+	fputs(env->flags & QUEUE_FLAG_EXPIRE ? "true" : "false", stdout);
 	json_key("size", false);
 	printf("%llu", (unsigned long long)env->size);
 	json_key("arrival", false);
@@ -144,6 +190,48 @@ static void json_envelope(const struct queue_envelope *env)
 	putchar(']');
 }
 
+/*
+ * json_line - one message as postqueue -j prints it: one object a line,
+ * Postfix's field names, the recipients not yet delivered or bounced
+ * with why they wait (delay_reason: the last reply, when tried).
+ */
+static void json_line(const struct mtaq *m, const struct queue_envelope *env)
+{
+	bool first = true;
+
+	putchar('{');
+	json_key("queue_name", true);
+	json_str(stdout, queue_state(m, env));
+	json_key("queue_id", false);
+	json_str(stdout, env->qid);
+	json_key("arrival_time", false);
+	printf("%lld", (long long)env->arrival);
+	json_key("message_size", false);
+	printf("%llu", (unsigned long long)env->size);
+	json_key("forced_expire", false);
+	fputs(env->flags & QUEUE_FLAG_EXPIRE ? "true" : "false", stdout);
+	json_key("sender", false);
+	json_str(stdout, env->sender);
+	json_key("recipients", false);
+	putchar('[');
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *r = &env->rcpt[i];
+
+		if (r->state != QUEUE_RCPT_PENDING)
+			continue;
+		printf("%s{", first ? "" : ",");
+		first = false;
+		json_key("address", true);
+		json_str(stdout, r->addr);
+		if (r->last_reply != NULL) {
+			json_key("delay_reason", false);
+			json_str(stdout, r->last_reply);
+		}
+		putchar('}');
+	}
+	puts("]}");
+}
+
 /* list_fn - queue_foreach callback for `list`; stops when stdout fails. */
 static int list_fn(const char *qid, const struct queue_envelope *env, void *arg)
 {
@@ -154,28 +242,35 @@ static int list_fn(const char *qid, const struct queue_envelope *env, void *arg)
 		st->damaged++;
 		return 0;
 	}
-	if (st->m->json) {
+	if (st->m->json_lines) {
+		json_line(st->m, env);
+	} else if (st->m->json) {
 		fputs(st->n == 0 ? "[\n{" : ",\n{", stdout);
-		json_envelope(env);
+		json_envelope(st->m, env);
 		putchar('}');
 	} else {
 		if (st->n == 0)
 			printf("%-15s %8s %-20s %s\n", "-Queue ID-", "--Size--",
 			       "----Arrival Time----", "-Sender/Recipient-------");
-		list_text(env, (int64_t)time(NULL));
+		list_text(st->m, env, (int64_t)time(NULL));
 	}
 	st->n++;
 	st->bytes += env->size;
 	return ferror(stdout);
 }
 
-/* cmd_list - `mtaq list [--json]`. */
+/* cmd_list - `mtaq list [--json|--json-lines]`. */
 int cmd_list(struct mtaq *m)
 {
 	struct list_state st = { .m = m };
-	int rc = queue_foreach(m->q, list_fn, &st);
+	int rc;
 
-	if (m->json)
+	load_active(m);
+	rc = queue_foreach(m->q, list_fn, &st);
+
+	if (m->json_lines)
+		;	/* an empty queue is no line at all, as with postqueue -j */
+	else if (m->json)
 		fputs(st.n == 0 ? "[]\n" : "\n]\n", stdout);
 	else if (st.n == 0)
 		puts("Mail queue is empty");
@@ -198,7 +293,11 @@ int count_fn(const char *qid, const struct queue_envelope *env, void *arg)
 		report_damaged(st->m, qid);
 		st->damaged++;
 	} else {
+		const char *state = queue_state(st->m, env);
+
 		st->n++;
+		st->held += state[0] == 'h';
+		st->deferred += state[0] == 'd';
 	}
 	return 0;
 }
@@ -207,13 +306,21 @@ int count_fn(const char *qid, const struct queue_envelope *env, void *arg)
 int cmd_count(struct mtaq *m)
 {
 	struct list_state st = { .m = m };
-	int rc = queue_foreach(m->q, count_fn, &st);
+	int rc;
+
+	load_active(m);
+	rc = queue_foreach(m->q, count_fn, &st);
 
 	if (rc != QUEUE_OK) {
 		fprintf(stderr, "mtaq: %s\n", queue_strerror(m->q));
 		return 1;
 	}
-	printf("%zu\n", st.n);
+	if (m->json)
+		printf("{\"count\":%zu,\"incoming\":%zu,\"deferred\":%zu,\"hold\":%zu,"
+		       "\"damaged\":%zu}\n", st.n, st.n - st.held - st.deferred, st.deferred,
+		       st.held, st.damaged);
+	else
+		printf("%zu\n", st.n);
 	return st.damaged > 0;
 }
 
@@ -244,14 +351,15 @@ static void show_field(const char *name, const char *value)
 }
 
 /* show_envelope - the envelope as "name: value" lines. */
-static void show_envelope(const struct queue_envelope *env)
+static void show_envelope(const struct mtaq *m, const struct queue_envelope *env)
 {
 	char when[64];
 
 	arrival_text(env->arrival, when, sizeof(when));
-	printf("queue_id: %s\nstatus: %s\n", env->qid,
+	printf("queue_id: %s\nstatus: %s%s\n", env->qid,
 	       env->flags & QUEUE_FLAG_DAMAGED ? "held (damaged body: see mtaq verify)"
-	       : env->flags & QUEUE_FLAG_HELD ? "held" : "active");
+	       : queue_state(m, env), env->flags & QUEUE_FLAG_EXPIRE ?
+	       " (expired by mtaq: returned to the sender at the next pass)" : "");
 	printf("arrival: %s (%lld.%06d)\nsize: %llu\n", when, (long long)env->arrival,
 	       (int)env->arrival_usec % 1000000, (unsigned long long)env->size);
 	show_field("sender", env->sender[0] ? env->sender : "<>");
@@ -373,7 +481,7 @@ static int show_json(struct mtaq *m, const struct queue_envelope *env)
 	}
 	/* A NUL in the body would end the JSON string early: report it. */
 	putchar('{');
-	json_envelope(env);
+	json_envelope(m, env);
 	json_key(m->body ? "message" : "headers", false);
 	json_str(stdout, text);
 	if (m->body && strlen(text) != len)
@@ -396,12 +504,13 @@ int cmd_show(struct mtaq *m)
 	}
 	if (get_or_complain(m, m->args[0], &env) < 0)
 		return 1;
+	load_active(m);
 	if (m->json) {
 		rc = show_json(m, &env);
 	} else if (m->body) {
 		rc = show_body(m, env.qid);
 	} else {
-		show_envelope(&env);
+		show_envelope(m, &env);
 		putchar('\n');
 		if ((headers = read_headers(m, env.qid)) == NULL)
 			rc = 1;
@@ -571,6 +680,40 @@ static void domain_free(void *p)
 	free(d);
 }
 
+/* summary_json_row - one domain (or the total) as a JSON object. */
+static void summary_json_row(const char *name, const struct domain *d)
+{
+	putchar('{');
+	json_key("domain", true);
+	json_str(stdout, name);
+	json_key("total", false);
+	printf("%llu", (unsigned long long)d->total);
+	json_key("by_age", false);
+	for (int i = 0; i < MTAQ_NBUCKETS; i++)
+		printf("%c%llu", i == 0 ? '[' : ',', (unsigned long long)d->count[i]);
+	putchar(']');
+	json_key("kbytes", false);
+	printf("%llu}", (unsigned long long)((d->bytes + 1023) / 1024));
+}
+
+/* summary_json - the table as one object: the age columns' upper edges
+ * in minutes (the last column has none: older), the total, each domain. */
+static void summary_json(struct summary *s)
+{
+	fputs("{\"age_minutes\":[", stdout);
+	for (int i = 0, edge = 5; i < MTAQ_NBUCKETS - 1; i++, edge *= 2)
+		printf("%s%d", i == 0 ? "" : ",", edge);
+	fputs(",null],\"total\":", stdout);
+	summary_json_row("TOTAL", &s->all);
+	fputs(",\"domains\":[", stdout);
+	for (size_t i = 0; i < s->ndomains; i++) {
+		if (i > 0)
+			putchar(',');
+		summary_json_row(s->sorted[i]->name, s->sorted[i]);
+	}
+	puts("]}");
+}
+
 /* summary_print - the qshape-style table. */
 static void summary_print(struct summary *s)
 {
@@ -600,7 +743,10 @@ int cmd_summary(struct mtaq *m)
 		s.ndomains = 0;
 		twalk_r(s.tree, summary_collect, &s);
 		qsort(s.sorted, s.ndomains, sizeof(*s.sorted), summary_order);
-		summary_print(&s);
+		if (m->json)
+			summary_json(&s);
+		else
+			summary_print(&s);
 	}
 	free(s.sorted);
 	tdestroy(s.tree, domain_free);

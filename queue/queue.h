@@ -104,6 +104,9 @@ struct queue_envelope {
  * for delivery: the message is held (never delivered, never deleted by
  * mtad) until an operator looks at it (mtaq verify, show, delete). */
 #define QUEUE_FLAG_DAMAGED 0x2
+/* `mtaq expire`: the runner's next pass bounces every pending recipient
+ * (5.4.7, as after max_queue_lifetime) without trying it (deliver/). */
+#define QUEUE_FLAG_EXPIRE 0x4
 
 /* Releases the strings and recipient array; leaves *env zeroed. */
 void queue_envelope_free(struct queue_envelope *env);
@@ -632,12 +635,36 @@ int queue_update_async(struct queue *q, const struct queue_envelope *env,
  * For mtaq (synchronous, committed to disk before they return; any
  * thread that owns q, never the loop thread of a running mtad):
  * queue_set_hold sets or clears QUEUE_FLAG_HELD, queue_flush_message
- * makes a message due now (next_attempt 0; a held one stays held).
- * QUEUE_OK, QUEUE_NOTFOUND, QUEUE_DAMAGED or QUEUE_ERROR. A running
+ * makes a message due now (next_attempt 0; a held one stays held),
+ * queue_requeue_message also starts its pending recipients over (attempt
+ * counts 0: the backoff starts again; postsuper -r), and
+ * queue_expire_message sets QUEUE_FLAG_EXPIRE and makes it due (postsuper
+ * -e; a held one is bounced once released). A hold or an expiry set while
+ * the runner is delivering the message is kept when it records the
+ * attempt; a flush or requeue then is overwritten by the attempt's own
+ * next try. QUEUE_OK, QUEUE_NOTFOUND, QUEUE_DAMAGED or QUEUE_ERROR. A running
  * mtad sees the change at its next schedule scan (every second).
  */
 int queue_set_hold(struct queue *q, const char *qid, bool hold);
 int queue_flush_message(struct queue *q, const char *qid);
+int queue_requeue_message(struct queue *q, const char *qid);
+int queue_expire_message(struct queue *q, const char *qid);
+
+/*
+ * The runner's in-flight messages, for mtaq's "active" state
+ * (queue/active.c). queue_active_new: a publisher writing to
+ * SPOOL/active, on loop (NULL when out of memory). queue_active_set:
+ * the whole set now (copied; loop thread; written by a thread-pool job,
+ * without fsync, the newest set when several came meanwhile).
+ * queue_active_free: at stop (a running job finishes first).
+ * queue_active_read (mtaq): the ids of the file, *ids malloc'd, only
+ * when the mtad that wrote it runs (else none). 0, or -1 on an error.
+ */
+struct queue_active;
+struct queue_active *queue_active_new(uv_loop_t *loop, const char *spool);
+void queue_active_set(struct queue_active *a, const char (*ids)[QUEUE_ID_LEN + 1], size_t n);
+void queue_active_free(struct queue_active *a);
+int queue_active_read(const char *spool, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
 
 /* Last error text from a failing call, for messages. The store calls
  * keep it in q: use one struct queue from one thread at a time. */

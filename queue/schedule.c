@@ -2,7 +2,7 @@
  * schedule.c - delivery state: which messages are due (schedule.db),
  * reading a body chunk by chunk for the SMTP client, recording the
  * outcome of an attempt (with a bounce in the same transaction), and
- * mtaq's hold, release and flush.
+ * mtaq's hold, release, flush, requeue and expire.
  *
  * schedule.db is a secondary index of envelope.db that Berkeley DB keeps
  * (env.c associates it with queue_schedule_key below): key = next_attempt
@@ -420,7 +420,7 @@ struct sched_update {
 	bool finished;		/* every recipient SENT or FAILED: delete */
 	unsigned char *rec;	/* the new envelope, encoded (NULL when finished) */
 	size_t reclen;
-	unsigned char *held;	/* rec with QUEUE_FLAG_HELD, made when needed */
+	unsigned char *held;	/* rec with the flags mtaq set meanwhile, made when needed */
 	size_t heldlen;
 	/* the bounce, or bqid[0] == '\0' */
 	char bqid[QUEUE_ID_LEN + 1];
@@ -432,8 +432,12 @@ struct sched_update {
 	char errmsg[200];
 };
 
-/* update_held - rec with the held flag set (mtaq held it during delivery). */
-static int update_held(struct sched_update *u)
+/*
+ * update_carry - rec with the flags mtaq set while the attempt ran: a
+ * hold, and an expiry request (then due at once: the next pass bounces
+ * it, rather than after this attempt's backoff).
+ */
+static int update_carry(struct sched_update *u, uint32_t carry)
 {
 	struct queue_envelope env;
 
@@ -441,13 +445,15 @@ static int update_held(struct sched_update *u)
 		return 0;
 	if (queue_record_decode(u->rec, u->reclen, &env, NULL, 0) < 0)
 		return EINVAL;	/* we encoded it: cannot happen */
-	env.flags |= QUEUE_FLAG_HELD;
+	env.flags |= carry;
+	if (carry & QUEUE_FLAG_EXPIRE)
+		env.next_attempt = 0;
 	u->held = queue_record_encode(&env, &u->heldlen);
 	queue_envelope_free(&env);
 	return u->held != NULL ? 0 : ENOMEM;
 }
 
-/* update_replace - puts the new envelope, keeping a hold set meanwhile. */
+/* update_replace - puts the new envelope, keeping a hold or expiry set meanwhile. */
 static int update_replace(struct queue *q, DB_TXN *txn, struct sched_update *u,
 			  const DBT *old)
 {
@@ -457,11 +463,11 @@ static int update_replace(struct queue *q, DB_TXN *txn, struct sched_update *u,
 	int rc;
 
 	if (queue_record_decode(old->data, old->size, &cur, NULL, 0) == 0) {
-		bool held = cur.flags & QUEUE_FLAG_HELD;
+		uint32_t carry = cur.flags & (QUEUE_FLAG_HELD | QUEUE_FLAG_EXPIRE);
 
 		queue_envelope_free(&cur);
-		if (held) {
-			if ((rc = update_held(u)) != 0)
+		if (carry != 0) {
+			if ((rc = update_carry(u, carry)) != 0)
 				return rc;
 			data.data = u->held;
 			data.size = (uint32_t)u->heldlen;
@@ -627,14 +633,46 @@ int queue_update_async(struct queue *q, const struct queue_envelope *env,
 	return 0;
 }
 
-/* ---- mtaq: hold, release, flush ---- */
+/* ---- mtaq: hold, release, flush, requeue, expire ---- */
 
-enum sched_op { SCHED_HOLD, SCHED_RELEASE, SCHED_FLUSH };
+enum sched_op { SCHED_HOLD, SCHED_RELEASE, SCHED_FLUSH, SCHED_REQUEUE, SCHED_EXPIRE };
 
 struct sched_modify {
 	const char *qid;
 	enum sched_op op;
 };
+
+/*
+ * modify_apply - the operator's change to one envelope. A requeue starts
+ * the pending recipients over (no attempts counted, so the backoff
+ * starts at retry_min again; their last reply stays for mtaq show). An
+ * expiry is a flag the runner acts on (deliver/outcome.c): the next pass
+ * bounces what is pending without trying it.
+ */
+static void modify_apply(struct queue_envelope *env, enum sched_op op)
+{
+	switch (op) {
+	case SCHED_HOLD:
+		env->flags |= QUEUE_FLAG_HELD;
+		break;
+	case SCHED_RELEASE:
+		env->flags &= ~(uint32_t)(QUEUE_FLAG_HELD | QUEUE_FLAG_DAMAGED);	/* try again */
+		break;
+	case SCHED_REQUEUE:
+		for (size_t i = 0; i < env->nrcpt; i++)
+			if (env->rcpt[i].state == QUEUE_RCPT_PENDING)
+				env->rcpt[i].attempts = 0;
+		env->next_attempt = 0;
+		break;
+	case SCHED_EXPIRE:
+		env->flags |= QUEUE_FLAG_EXPIRE;
+		env->next_attempt = 0;
+		break;
+	case SCHED_FLUSH:
+		env->next_attempt = 0;
+		break;
+	}
+}
 
 /* modify_txn - read, change, write back one envelope (a txn fn). */
 static int modify_txn(struct queue *q, DB_TXN *txn, void *arg)
@@ -653,12 +691,7 @@ static int modify_txn(struct queue *q, DB_TXN *txn, void *arg)
 	free(data.data);
 	if (rc < 0)
 		return SCHED_DAMAGED;
-	if (m->op == SCHED_HOLD)
-		env.flags |= QUEUE_FLAG_HELD;
-	else if (m->op == SCHED_RELEASE)
-		env.flags &= ~(uint32_t)(QUEUE_FLAG_HELD | QUEUE_FLAG_DAMAGED);	/* release: try again */
-	else
-		env.next_attempt = 0;
+	modify_apply(&env, m->op);
 	rec = queue_record_encode(&env, &len);
 	queue_envelope_free(&env);
 	if (rec == NULL)
@@ -697,4 +730,16 @@ int queue_set_hold(struct queue *q, const char *qid, bool hold)
 int queue_flush_message(struct queue *q, const char *qid)
 {
 	return sched_modify(q, qid, SCHED_FLUSH);
+}
+
+/* queue_requeue_message - see queue.h. */
+int queue_requeue_message(struct queue *q, const char *qid)
+{
+	return sched_modify(q, qid, SCHED_REQUEUE);
+}
+
+/* queue_expire_message - see queue.h. */
+int queue_expire_message(struct queue *q, const char *qid)
+{
+	return sched_modify(q, qid, SCHED_EXPIRE);
 }

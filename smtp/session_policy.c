@@ -33,25 +33,10 @@
 /* smtp_server_policy_update - see smtp.h. */
 void smtp_server_policy_update(struct smtp_server *srv)
 {
-	const struct mtad_config *cfg = srv->cfg;
-	struct policy_settings *set = &srv->policy;
-	int mode = policy_mode_lookup(cfg->helo_policy);
+	size_t nown = mtad_own_addresses(srv->cfg, srv->own_addrs, POLICY_MAX_ADDRS);
 
-	memset(set, 0, sizeof(*set));
-	set->mode = mode < 0 ? POLICY_MODE_RELAXED : (enum policy_mode)mode;
-	for (int r = 0; r < POLICY_NRULES; r++)
-		set->rule_override[r] = r < MTAD_MAX_RULES ? cfg->helo_rule[r] : -1;
-	set->hostname = cfg->hostname;
-	for (size_t i = 0; i < cfg->nlocal_domains && i < POLICY_MAX_DOMAINS; i++)
-		srv->policy_local[set->nlocal_domains++] = cfg->local_domains[i];
-	for (size_t i = 0; i < cfg->nrelay_domains && i < POLICY_MAX_DOMAINS; i++)
-		srv->policy_relay[set->nrelay_domains++] = cfg->relay_domains[i];
-	set->local_domains = srv->policy_local;
-	set->relay_domains = srv->policy_relay;
-	set->nown_addrs = mtad_own_addresses(cfg, srv->own_addrs, POLICY_MAX_ADDRS);
-	set->own_addrs = srv->own_addrs;
-	set->ntrusted = cfg->nrelay_networks;
-	set->trusted = cfg->relay_networks;
+	policy_settings_build(&srv->policy, srv->cfg, srv->policy_local, srv->policy_relay,
+			      srv->own_addrs, nown);
 }
 
 /* ---- statistics ---- */

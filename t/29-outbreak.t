@@ -56,7 +56,7 @@ is $m->queue_count, 1, "bob's message is still there";
 ($rc, $out) = $m->mtaq('delete', '--login', 'alice');
 like $out, qr/^no queued message of login alice$/m, 'a second run finds nothing';
 ($rc, $out, $err) = $m->mtaq('hold', '--login', 'alice', 'SOMEID');
-is $rc, 2, '--login with ids is a usage error';
+is $rc, 64, '--login with ids is a usage error (EX_USAGE)';
 
 # and the login itself: blocked, SIGHUP
 $m->set_config(auth_block => 'alice');

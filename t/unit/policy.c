@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -743,6 +744,46 @@ static void test_names(struct tap *t)
 	       policy_mode_lookup(NULL) == -1, "unknown mode names are -1");
 }
 
+/* test_settings_build - mtad.conf's policy keys, as sessions and mtaq
+ * policy-test both get them. */
+static void test_settings_build(struct tap *t)
+{
+	static const char text[] =
+		"hostname = mx.campus.test\n"
+		"helo_policy = strict\n"
+		"helo_rule.non-fqdn = off\n"
+		"local_domains = campus.test, other.test\n"
+		"relay_domains = relay.test\n"
+		"relay_networks = 192.0.2.0/24\n";
+	static const struct mtad_config_checks checks = {
+		.helo_rule = policy_config_rule, .helo_rule_name = policy_config_rule_name,
+	};
+	struct mtad_config *cfg = calloc(1, sizeof(*cfg));
+	const char *local[POLICY_MAX_DOMAINS], *relay[POLICY_MAX_DOMAINS];
+	struct policy_settings set;
+	char err[256] = "";
+	struct policy_verdict v;
+
+	if (cfg == NULL)
+		abort();
+	mtad_config_defaults(cfg);
+	TAP_OK(t, mtad_config_parse(cfg, &checks, text, sizeof(text) - 1, "test.conf", err,
+				    sizeof(err)) == 0, "settings: the config parses (%s)", err);
+	policy_settings_build(&set, cfg, local, relay, own_addrs, 2);
+	TAP_OK(t, set.mode == POLICY_MODE_STRICT && strcmp(set.hostname, "mx.campus.test") == 0,
+	       "settings: mode and hostname");
+	TAP_OK(t, set.nlocal_domains == 2 && strcmp(set.local_domains[1], "other.test") == 0 &&
+	       set.nrelay_domains == 1 && strcmp(set.relay_domains[0], "relay.test") == 0,
+	       "settings: local and relay domains");
+	TAP_OK(t, set.ntrusted == 1 && set.nown_addrs == 2, "settings: trusted networks, own addresses");
+	TAP_OK(t, !policy_rule_enabled(&set, POLICY_NON_FQDN) &&
+	       policy_rule_enabled(&set, POLICY_BARE_IP), "settings: helo_rule.non-fqdn = off under strict");
+	v = policy_helo_verdict(&set, &(struct policy_client){ .helo = "mx.campus.test",
+							      .client_ip = "198.51.100.7" });
+	TAP_OK(t, v.rule == POLICY_OWN_NAME, "settings: a verdict from them (own-name)");
+	free(cfg);
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -760,5 +801,6 @@ int main(void)
 	test_parse(&t);
 	test_contains(&t);
 	test_names(&t);
+	test_settings_build(&t);
 	return tap_done(&t);
 }

@@ -474,6 +474,44 @@ static void test_hold(struct tap *t, struct ctx *c, struct msg *m)
 	       queue_set_hold(c->q, "bad", false) == QUEUE_NOTFOUND, "unknown ids: NOTFOUND");
 }
 
+/* test_requeue_expire - requeue starts over; expire marks and makes due,
+ * and an attempt recorded meanwhile keeps the mark. */
+static void test_requeue_expire(struct tap *t, struct ctx *c, struct msg *m)
+{
+	struct queue_envelope env;
+	struct result r;
+
+	if (queue_get(c->q, m->qid, &env) != QUEUE_OK)
+		abort();
+	/* recipient 0 was sent in test_defer, 1 and 2 wait */
+	env.rcpt[1].attempts = 3;
+	env.next_attempt = c->now + 7200;
+	r = update(c, &env, NULL);
+	queue_envelope_free(&env);
+	TAP_OK(t, r.status == QUEUE_OK && !due_has((r = due(c, c->now, 10), &r), m->qid),
+	       "deferred: not due");
+	TAP_OK(t, queue_requeue_message(c->q, m->qid) == QUEUE_OK, "requeue");
+	r = due(c, c->now, 10);
+	TAP_OK(t, due_has(&r, m->qid), "requeued: due now");
+	TAP_OK(t, queue_get(c->q, m->qid, &env) == QUEUE_OK && env.rcpt[1].attempts == 0 &&
+	       env.rcpt[0].attempts == 1 && env.rcpt[0].state == QUEUE_RCPT_SENT,
+	       "... the pending recipient starts over, the sent one is untouched");
+	/* the runner records an attempt with its own copy: next try in an hour */
+	env.rcpt[1].attempts = 1;
+	env.next_attempt = c->now + 3600;
+	TAP_OK(t, queue_expire_message(c->q, m->qid) == QUEUE_OK, "expire");
+	r = update(c, &env, NULL);
+	queue_envelope_free(&env);
+	TAP_OK(t, r.status == QUEUE_OK && queue_get(c->q, m->qid, &env) == QUEUE_OK &&
+	       (env.flags & QUEUE_FLAG_EXPIRE) && env.next_attempt == 0 &&
+	       env.rcpt[1].attempts == 1, "an attempt recorded after expire keeps the mark, due now");
+	queue_envelope_free(&env);
+	r = due(c, c->now, 10);
+	TAP_OK(t, due_has(&r, m->qid), "expired: due (the runner bounces it)");
+	TAP_OK(t, queue_requeue_message(c->q, "2ZZZZZZZZZZZZZ") == QUEUE_NOTFOUND &&
+	       queue_expire_message(c->q, "bad") == QUEUE_NOTFOUND, "unknown ids: NOTFOUND");
+}
+
 /* reopen - closes the queue and opens it again with the writer. */
 static int reopen(struct ctx *c, bool drop_schedule)
 {
@@ -551,6 +589,7 @@ int main(void)
 	test_done(&t, &c, &m[0]);
 	test_bounce(&t, &c, m);
 	test_hold(&t, &c, m);
+	test_requeue_expire(&t, &c, &m[2]);
 	test_old_spool(&t, &c, m);
 	queue_writer_stop(c.q);
 	TAP_OK(&t, queue_due_async(c.q, c.now, 1, NULL, 0, on_due, NULL) == -1 &&
