@@ -391,7 +391,7 @@ static void check_map(struct check *c, const char *key, const char *path, enum c
 
 	if (!path[0] || file_error(c, key, path, 0))
 		return;
-	if (file_slurp(key, path, &text, &len, why, sizeof(why)) != 0) {
+	if (mtad_file_slurp(key, path, &text, &len, why, sizeof(why)) != 0) {
 		finding(c, MTAD_CONFIG_ERROR, line_of(c, key, 0), "%s", why);
 		return;
 	}

@@ -188,10 +188,6 @@ int privilege_drop(const struct mtad_config *cfg, const struct daemon_user *u, b
 int privilege_become(const struct daemon_user *u, char *err, size_t errlen);
 
 /* main.c */
-/* file_slurp - a whole (small) file as a NUL-terminated string; -1 with
- * err ("WHAT PATH: why"). Blocking: at start, SIGHUP and -n only. */
-int file_slurp(const char *what, const char *path, char **text, size_t *len,
-	       char *err, size_t errlen);
 /* daemon_needs - whether some listener uses TLS, and some may offer AUTH. */
 void daemon_needs(const struct mtad_config *cfg, bool *tls, bool *auth);
 

@@ -222,60 +222,6 @@ static void daemon_signal(uv_signal_t *sig, int signum)
 	listen_stop(d);
 }
 
-#define LIST_FILE_MAX (64 * 1024 * 1024)	/* a map or list larger than this is refused */
-
-/*
- * file_slurp - a whole (small) file as a NUL-terminated string for a
- * parser. -1 with err. Blocking file I/O: at start and on SIGHUP only,
- * like the config.
- */
-int file_slurp(const char *what, const char *path, char **text, size_t *len,
-		      char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "re");
-	size_t cap = 0;
-	int rc = -1;
-
-	*text = NULL;
-	*len = 0;
-	if (!f) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	for (;;) {
-		size_t n;
-
-		if (*len + 1 >= cap) {
-			char *grown = cap < LIST_FILE_MAX ? realloc(*text, cap ? cap * 2 : 65536) : NULL;
-
-			if (!grown) {
-				snprintf(err, errlen, "%s %s: too large or out of memory", what, path);
-				goto out;
-			}
-			*text = grown;
-			cap = cap ? cap * 2 : 65536;
-		}
-		n = fread(*text + *len, 1, cap - *len - 1, f);
-		*len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s %s: read error", what, path);
-		goto out;
-	}
-	(*text)[*len] = '\0';
-	rc = 0;
-out:
-	if (rc != 0) {
-		free(*text);
-		*text = NULL;
-	}
-	if (fclose(f) != 0 && rc == 0)
-		mtad_log(MTAD_LOG_WARNING, "%s %s: close: %s", what, path, strerror(errno));
-	return rc;
-}
-
 /*
  * auth_block_load - auth_block's names: the setting itself, or the file
  * it names (a value starting with '/'). *list is NULL when none.
@@ -288,7 +234,7 @@ static int auth_block_load(const struct mtad_config *cfg, char **list, char *err
 	if (cfg->auth_block[0] == '\0')
 		return 0;
 	if (cfg->auth_block[0] == '/')
-		return file_slurp("auth_block", cfg->auth_block, list, &len, err, errlen);
+		return mtad_file_slurp("auth_block", cfg->auth_block, list, &len, err, errlen);
 	if (!(*list = strdup(cfg->auth_block))) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -362,7 +308,7 @@ static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf,
 
 	*lf = (struct conf_files){ 0 };
 	if (cfg->sender_login_map[0]) {
-		if (file_slurp("sender_login_map", cfg->sender_login_map, &text, &len, err,
+		if (mtad_file_slurp("sender_login_map", cfg->sender_login_map, &text, &len, err,
 			       errlen) != 0)
 			goto fail;
 		lf->senders = policy_sender_map_parse(text, len, cfg->sender_login_map, err, errlen);
@@ -371,7 +317,7 @@ static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf,
 			goto fail;
 	}
 	if (cfg->send_limit_map[0]) {
-		if (file_slurp("send_limit_map", cfg->send_limit_map, &text, &len, err, errlen) != 0)
+		if (mtad_file_slurp("send_limit_map", cfg->send_limit_map, &text, &len, err, errlen) != 0)
 			goto fail;
 		lf->limits = policy_limit_map_parse(text, len, cfg->send_limit_map, err, errlen);
 		free(text);
@@ -379,7 +325,7 @@ static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf,
 			goto fail;
 	}
 	if (cfg->local_recipient_maps[0]) {
-		if (file_slurp("local_recipient_maps", cfg->local_recipient_maps, &text, &len, err,
+		if (mtad_file_slurp("local_recipient_maps", cfg->local_recipient_maps, &text, &len, err,
 			       errlen) != 0)
 			goto fail;
 		lf->rcpts = policy_rcpt_map_parse(text, len, cfg->local_recipient_maps, err, errlen);

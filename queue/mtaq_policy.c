@@ -28,7 +28,6 @@
 #include "policy/policy.h"
 #include "queue/mtaq_int.h"
 
-#define POLICY_TEST_MAP_MAX (64 * 1024 * 1024)	/* as mtad's limit on maps */
 
 /* One stage of the session and what it got. */
 struct stage {
@@ -162,36 +161,6 @@ static void judge_rcpt(struct test *t)
 
 /* ---- set-up ---- */
 
-/* map_read - the sender_login_map's text; NULL with a message. */
-static char *map_read(const char *path, size_t *len)
-{
-	char *text = NULL;
-	FILE *in = fopen(path, "re"), *out;
-	char buf[65536];
-	size_t n;
-
-	if (in == NULL) {
-		fprintf(stderr, "mtaq: sender_login_map %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	if ((out = open_memstream(&text, len)) == NULL) {
-		fclose(in);
-		fprintf(stderr, "mtaq: out of memory\n");
-		return NULL;
-	}
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0 && *len + n <= POLICY_TEST_MAP_MAX)
-		if (fwrite(buf, 1, n, out) != n)
-			break;
-	if (ferror(in) || fclose(out) != 0 || n > 0) {
-		fprintf(stderr, "mtaq: sender_login_map %s: read error or too large\n", path);
-		fclose(in);
-		free(text);
-		return NULL;
-	}
-	fclose(in);
-	return text;
-}
-
 /* load_senders - the sender_login_map as mtad parses it. 0 or -1 (said why). */
 static int load_senders(struct test *t)
 {
@@ -201,8 +170,11 @@ static int load_senders(struct test *t)
 
 	if (t->cfg->sender_login_map[0] == '\0')
 		return 0;
-	if ((text = map_read(t->cfg->sender_login_map, &len)) == NULL)
+	if (mtad_file_slurp("sender_login_map", t->cfg->sender_login_map, &text, &len, err,
+			    sizeof(err)) != 0) {
+		fprintf(stderr, "mtaq: %s\n", err);
 		return -1;
+	}
 	t->senders = policy_sender_map_parse(text, len, t->cfg->sender_login_map, err, sizeof(err));
 	free(text);
 	if (t->senders == NULL) {

@@ -484,6 +484,14 @@ size_t mtad_own_addresses(const struct mtad_config *cfg, struct mtad_addr *out, 
 /* mtad_lower - ASCII lower case, whatever the locale (util/str.c). */
 char mtad_lower(char c);
 
+/*
+ * mtad_file_slurp - a whole (small) file as a NUL-terminated string for a
+ * parser; *len without the NUL. -1 with err ("WHAT PATH: why"): missing,
+ * unreadable, or over 64 MB. Blocking: at start, SIGHUP, -n and in mtaq.
+ */
+int mtad_file_slurp(const char *what, const char *path, char **text, size_t *len,
+		    char *err, size_t errlen);
+
 /* mtad_str_lower - n bytes of src into dst, lower-cased (ASCII), NUL-terminated. */
 void mtad_str_lower(char *dst, const char *src, size_t n);
 
