@@ -193,6 +193,14 @@ my $wrong = MtadTest->new(start => 0,
 	extra => "dkim_sign = campus.test x $keys/campus.test.ed1.key rsa-sha256\n");
 ($nrc, $nout, $nerr) = MtadTest::run("$MtadTest::BUILD/mtad", '-n', '-c', $wrong->conf_path);
 like $nout . $nerr, qr/dkim_sign campus\.test: .*not an RSA key/, 'mtad -n: a key of the wrong algorithm';
+for my $c (["campus.test s $keys/k.key rsa-sha1", qr/unknown algorithm "rsa-sha1"/],
+	   ["campus.test s relative.key", qr/must be an absolute path/],
+	   ["campus.test", qr/dkim_sign wants DOMAIN SELECTOR KEYFILE/],
+	   ["bad..domain s $keys/k.key", qr/bad domain/]) {
+	my $t = MtadTest->new(start => 0, extra => "dkim_sign = $c->[0]\n");
+	my ($crc, $cout, $cerr) = MtadTest::run("$MtadTest::BUILD/mtad", '-n', '-c', $t->conf_path);
+	like $cout . $cerr, qr/\Q${\ $t->conf_path}\E:\d+: .*$c->[1]/, "config error as file:line: dkim_sign = $c->[0]";
+}
 ok !$bad_conf->try_start, 'mtad does not start with a key it cannot read';
 like $bad_conf->log_text, qr/dkim_sign campus\.test: cannot read/, '... and says why';
 
