@@ -139,6 +139,9 @@ void dkim_signer_body(struct dkim_signer *sg, const void *data, size_t len);
  */
 void dkim_signer_feed(struct dkim_signer *sg, const void *data, size_t len);
 
+/* dkim_signer_in_body - the header section is over (dkim_signer_feed saw the empty line). */
+bool dkim_signer_in_body(const struct dkim_signer *sg);
+
 /*
  * dkim_signer_from_domain - the From: domain (lower case) once the
  * header is complete, or NULL when the message has none, several From:

@@ -297,6 +297,12 @@ void dkim_signer_feed(struct dkim_signer *sg, const void *data, size_t len)
 		dkim_signer_body(sg, p + i, len - i);
 }
 
+/* dkim_signer_in_body - see dkim.h. */
+bool dkim_signer_in_body(const struct dkim_signer *sg)
+{
+	return sg->state == F_BODY;
+}
+
 /* dkim_signer_from_domain - see dkim.h. */
 const char *dkim_signer_from_domain(const struct dkim_signer *sg)
 {

@@ -55,11 +55,37 @@ int session_dkim_start(struct smtp_session *s)
 	return s->dkim ? 0 : -1;
 }
 
-/* session_dkim_feed - see session_int.h. */
+/* session_dkim_unsigned - the header is complete: true when its From:
+ * domain has no key (or there is no single one), so the body need not
+ * be hashed. A header too large to sign is said. */
+static bool session_dkim_unsigned(struct smtp_session *s)
+{
+	const struct dkim_key *k;
+	const char *domain = dkim_signer_from_domain(s->dkim);
+	char err[128], *none = NULL;
+	size_t len;
+
+	if (domain != NULL)
+		return dkim_keys_find(s->srv->shared->dkim, domain, &k, 1) == 0;
+	if (dkim_signer_finish(s->dkim, &k, 0, 0, 0, &none, &len, err, sizeof(err)) < 0 &&
+	    strcmp(err, "header too large to sign") == 0)
+		session_log(s, MTAD_LOG_WARNING, "%s: not DKIM-signed: %s", s->qid, err);
+	free(none);
+	return true;
+}
+
+/* session_dkim_feed - see session_int.h. Once the header is over and
+ * its From: has no key, the signer goes: relayed mail of a trusted
+ * network for other domains costs no hashing. */
 void session_dkim_feed(struct smtp_session *s, const char *data, size_t len)
 {
-	if (s->dkim)
-		dkim_signer_feed(s->dkim, data, len);
+	bool header = s->dkim && !dkim_signer_in_body(s->dkim);
+
+	if (s->dkim == NULL)
+		return;
+	dkim_signer_feed(s->dkim, data, len);
+	if (header && dkim_signer_in_body(s->dkim) && session_dkim_unsigned(s))
+		session_dkim_stop(s);
 }
 
 /* dkim_log_added - one line per signature, as opendkim logs it. */
@@ -85,14 +111,8 @@ int session_dkim_finish(struct smtp_session *s, char **prefix)
 	domain = dkim_signer_from_domain(s->dkim);
 	n = domain ? dkim_keys_find(s->srv->shared->dkim, domain, k, DKIM_MAX_KEYS) : 0;
 	if (n == 0) {
-		/* No key for this From: (mail for another domain, or no single
-		 * From:): not ours to sign. Too much header is said. */
-		if (domain == NULL && dkim_signer_finish(s->dkim, k, 0, 0, 0, prefix, &len, err,
-							 sizeof(err)) < 0 &&
-		    strcmp(err, "header too large to sign") == 0)
-			session_log(s, MTAD_LOG_WARNING, "%s: not DKIM-signed: %s", s->qid, err);
-		free(*prefix);
-		*prefix = NULL;
+		/* A message that is all header (no empty line): decided here. */
+		(void)session_dkim_unsigned(s);
 		session_dkim_stop(s);
 		return 0;
 	}

@@ -181,6 +181,35 @@ is $vrc, 0, '... and what it shows verifies' or diag $vout;
 ($src, $shown) = $m->mtaq('show', $qid{queued});
 like $shown, qr/^DKIM-Signature: /m, 'mtaq show (headers) shows them too';
 
+# ---- SIGHUP: a new key is read; a key that cannot be read keeps the old ones ----
+sub hup {
+	my ($re, $name) = @_;
+	my $off = length $m->log_text;
+	ok kill('HUP', $m->pid), "SIGHUP: $name";
+	ok $m->wait_log($re, $off), "... $name: logged" or diag substr($m->log_text, $off);
+}
+($rc, my $kout, $err) = $cfg->mtaq('dkim-keygen', 'campus.test', 'rsa2', '--dir', $keys);
+is $rc, 0, 'dkim-keygen rsa2' or diag $err;
+my ($kname, $kstrings) = $kout =~ /^(\S+)\. IN TXT \((.*)\)$/m;
+$txt{$kname} = join '', $kstrings =~ /"([^"]*)"/g;
+$m->set_config(dkim_sign => "campus.test rsa2 $keys/campus.test.rsa2.key");
+hup(qr/reload: configuration .* loaded/, 'the new key');
+$s = session(1);
+send_raw($s, 'alice@campus.test', 'bob@example.org',
+	"From: alice\@campus.test\r\nTo: bob\@example.org\r\nSubject: reloaded\r\nX-Test: reloaded\r\n\r\nx\r\n");
+my $data = arrived('reloaded') // '';
+my ($rout, $rrc) = verify($data);
+is $rrc, 0, 'after SIGHUP: signed with the new key and verified' or diag $rout;
+like $rout, qr/\Apass d=campus\.test s=rsa2 a=rsa-sha256\n\z/, '... one signature, s=rsa2';
+$m->set_config(dkim_sign => "campus.test gone $keys/gone.key");
+hup(qr/reload: keeping the old configuration: .*:\d+: dkim_sign campus\.test: cannot read/,
+    'an unreadable key keeps the old configuration');
+send_raw($s, 'alice@campus.test', 'bob@example.org',
+	"From: alice\@campus.test\r\nTo: bob\@example.org\r\nSubject: kept\r\nX-Test: kept\r\n\r\nx\r\n");
+($rout, $rrc) = verify(arrived('kept') // '');
+like $rout, qr/\Apass d=campus\.test s=rsa2 /, '... and mail is still signed with it' or diag $rout;
+$m->dialog($s, "> QUIT\n< 221 *\n< [closed]\n");
+
 # ---- an unreadable key: mtad -n says where, mtad does not start ----
 $m->stop;
 my $bad_conf = MtadTest->new(start => 0, extra => "dkim_sign = campus.test x $keys/missing.key ed25519-sha256\n");
