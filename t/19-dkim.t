@@ -181,6 +181,14 @@ is $vrc, 0, '... and what it shows verifies' or diag $vout;
 ($src, $shown) = $m->mtaq('show', $qid{queued});
 like $shown, qr/^DKIM-Signature: /m, 'mtaq show (headers) shows them too';
 
+# The local submission socket (sendmail(8), cron, mail(1)) is ours too.
+my ($lrc, undef, $lerr) = MtadTest::run_input(
+	"From: alice\@campus.test\nTo: bob\@example.org\nSubject: local\nX-Test: local\n\nfrom cron\n",
+	"$MtadTest::BUILD/sendmail", '-C', $m->conf_path, 'bob@example.org');
+is $lrc, 0, 'sendmail submits over the local socket' or diag $lerr;
+my ($lout, $lvrc) = verify(arrived('local') // '');
+is $lvrc, 0, 'local submission: signed and verified' or diag $lout;
+
 # ---- SIGHUP: a new key is read; a key that cannot be read keeps the old ones ----
 sub hup {
 	my ($re, $name) = @_;
