@@ -141,6 +141,8 @@ void dkim_signer_feed(struct dkim_signer *sg, const void *data, size_t len);
 
 /* dkim_signer_in_body - the header section is over (dkim_signer_feed saw the empty line). */
 bool dkim_signer_in_body(const struct dkim_signer *sg);
+/* dkim_signer_too_big - more signed header than DKIM_HEADER_* allow: not signable. */
+bool dkim_signer_too_big(const struct dkim_signer *sg);
 
 /*
  * dkim_signer_from_domain - the From: domain (lower case) once the

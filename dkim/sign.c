@@ -303,6 +303,12 @@ bool dkim_signer_in_body(const struct dkim_signer *sg)
 	return sg->state == F_BODY;
 }
 
+/* dkim_signer_too_big - see dkim.h. */
+bool dkim_signer_too_big(const struct dkim_signer *sg)
+{
+	return sg->too_big;
+}
+
 /* dkim_signer_from_domain - see dkim.h. */
 const char *dkim_signer_from_domain(const struct dkim_signer *sg)
 {

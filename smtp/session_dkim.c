@@ -62,15 +62,12 @@ static bool session_dkim_unsigned(struct smtp_session *s)
 {
 	const struct dkim_key *k;
 	const char *domain = dkim_signer_from_domain(s->dkim);
-	char err[128], *none = NULL;
-	size_t len;
 
 	if (domain != NULL)
 		return dkim_keys_find(s->srv->shared->dkim, domain, &k, 1) == 0;
-	if (dkim_signer_finish(s->dkim, &k, 0, 0, 0, &none, &len, err, sizeof(err)) < 0 &&
-	    strcmp(err, "header too large to sign") == 0)
-		session_log(s, MTAD_LOG_WARNING, "%s: not DKIM-signed: %s", s->qid, err);
-	free(none);
+	if (dkim_signer_too_big(s->dkim))
+		session_log(s, MTAD_LOG_WARNING, "%s: not DKIM-signed: more header than %d bytes "
+			    "or %d signed fields", s->qid, DKIM_HEADER_KEEP_MAX, DKIM_HEADER_FIELDS_MAX);
 	return true;
 }
 

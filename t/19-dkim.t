@@ -129,6 +129,11 @@ my %qid;
 $qid{$_->[0]} = send_raw($s, 'alice@campus.test', 'bob@example.org', $_->[1]) for @cases;
 $qid{forged} = send_raw($s, 'alice@campus.test', 'bob@example.org',
 	"From: boss\@elsewhere.test\r\nTo: bob\@example.org\r\nSubject: forged\r\nX-Test: forged\r\n\r\nx\r\n");
+# More signed fields than a signer keeps: queued unsigned, with a warning.
+$qid{toobig} = send_raw($s, 'alice@campus.test', 'bob@example.org',
+	"From: alice\@campus.test\r\n" . ("Cc: c\@example.org\r\n" x 101)
+	. "Subject: too big\r\nX-Test: toobig\r\n\r\nx\r\n");
+
 # To a domain with no way out (no DNS): it stays queued for mtaq show.
 $qid{queued} = send_raw($s, 'alice@campus.test', 'z@nowhere.test',
 	"From: alice\@campus.test\r\nTo: z\@nowhere.test\r\nSubject: stays\r\nX-Test: queued\r\n\r\nx\r\n");
@@ -164,7 +169,8 @@ like $bad, qr/^fail d=campus\.test s=ed1/m, '... and ed25519-sha256';
 my ($added) = verify($plain =~ s/^From: /From: mallory\@campus.test\r\nFrom: /mr);
 like $added, qr/^fail/m, 'a From: added on the way fails (From oversigned)';
 
-for my $tag (qw(forged outside)) {
+like $m->log_text, qr/\Q$qid{toobig}\E: not DKIM-signed: more header than/, 'too much header: said in the log';
+for my $tag (qw(forged outside toobig)) {
 	my $data = arrived($tag);
 	ok defined $data, "$tag: arrived at the sink" or next;
 	unlike $data, qr/^DKIM-Signature:/mi, "$tag: not signed";
