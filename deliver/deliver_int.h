@@ -123,6 +123,7 @@ struct chunk_req {
 	struct group *g;		/* NULL: the attempt went away meanwhile */
 	struct smtp_client *client;
 	smtp_client_chunk_done done;
+	uint32_t index;			/* chunk 0 gets the envelope's header_prefix in front */
 };
 
 /* ---- deliver.c: the runner ---- */

@@ -55,10 +55,31 @@ static int chunk_check(struct group *g, int status, const void *data, size_t len
 	return 0;
 }
 
+/*
+ * with_prefix - chunk 0 as it goes out: the envelope's header_prefix
+ * (the DKIM-Signature fields, queue.h) in front of the stored bytes,
+ * which alone went through the body check. NULL when out of memory.
+ */
+static char *with_prefix(const char *prefix, const void *data, size_t len, size_t *outlen)
+{
+	size_t plen = strlen(prefix);
+	char *out = malloc(plen + len + 1);
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, prefix, plen);
+	if (len > 0)
+		memcpy(out + plen, data, len);
+	*outlen = plen + len;
+	return out;
+}
+
 /* chunk_arrived - hands the chunk to the client, unless it is gone. */
 static void chunk_arrived(void *arg, int status, const void *data, size_t len, bool last)
 {
 	struct chunk_req *req = arg;
+	const char *prefix = req->g && req->index == 0 ? req->g->att->env.header_prefix : NULL;
+	char *joined = NULL;
 
 	/*
 	 * Even when the attempt went away meanwhile: a closed client waits
@@ -70,7 +91,13 @@ static void chunk_arrived(void *arg, int status, const void *data, size_t len, b
 	} else {
 		status = -1;
 	}
+	if (status == 0 && prefix != NULL) {
+		if ((joined = with_prefix(prefix, data, len, &len)) == NULL)
+			status = -1;
+		data = joined;
+	}
 	req->done(req->client, status, data, len, last);
+	free(joined);
 	free(req);
 }
 
@@ -89,7 +116,7 @@ static void chunk_read(void *arg, uint32_t index, struct smtp_client *c, smtp_cl
 		queue_body_check_free(g->check);
 		g->check = queue_body_check_new();
 	}
-	*req = (struct chunk_req){ g, c, done };
+	*req = (struct chunk_req){ g, c, done, index };
 	if (g->check == NULL ||
 	    queue_chunk_async(g->att->d->queue, g->att->env.qid, index, chunk_arrived, req) != 0) {
 		free(req);
@@ -172,7 +199,9 @@ static int group_start_send(struct group *g)
 	g->att->t_group_ready = deliver_now();	/* connection setup is over: delays=c */
 	struct smtp_client_message msg = {
 		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
-		.size = g->att->env.size, .read = chunk_read, .read_arg = g,
+		.size = g->att->env.size + (g->att->env.header_prefix ?
+					     strlen(g->att->env.header_prefix) : 0),
+		.read = chunk_read, .read_arg = g,
 	};
 
 	return smtp_client_send(g->client, &msg, group_sent, g);

@@ -425,10 +425,32 @@ static void check_lists(struct check *c)
 	local_aliases_free(aliases);
 }
 
+/* check_dkim - every dkim_sign key, loaded as the daemon loads it (as
+ * `user`, at start and SIGHUP): unreadable, not PEM, or not of its
+ * algorithm is an error at the line. */
+static void check_dkim(struct check *c)
+{
+	const struct mtad_config *cfg = c->cfg;
+	char why[MTAD_PATH_MAX + 200];
+
+	for (size_t i = 0; i < cfg->ndkim_sign; i++) {
+		const struct mtad_dkim_sign *l = &cfg->dkim_sign[i];
+		struct dkim_keys *ks = dkim_keys_new();
+		enum dkim_alg alg = DKIM_RSA_SHA256;
+
+		if (ks == NULL || dkim_alg_parse(l->algorithm, &alg) != 0 ||
+		    dkim_keys_add(ks, l->domain, l->selector, l->key_file, alg, why, sizeof(why)) != 0)
+			finding(c, MTAD_CONFIG_ERROR, cfg->dkim_sign_line[i], "dkim_sign %s: %s",
+				l->domain, ks ? why : "out of memory");
+		dkim_keys_free(ks);
+	}
+}
+
 /* check_as_user - everything the daemon opens once it is `user` (or stays who it is). */
 static void check_as_user(struct check *c)
 {
 	check_spool_use(c);
+	check_dkim(c);
 	if (c->auth)
 		check_sasl(c);
 	if (c->tls && c->user.drop)

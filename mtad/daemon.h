@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "auth/auth.h"
+#include "dkim/dkim.h"
 #include "util/util.h"
 #include "queue/queue.h"
 #include "deliver/deliver.h"

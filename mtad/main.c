@@ -271,6 +271,7 @@ struct conf_files {
 	char *block;				/* auth_block's names, or NULL */
 	struct local_aliases *aliases;		/* alias_maps, or NULL */
 	struct policy_rcpt_map *rcpts;		/* local_recipient_maps, or NULL */
+	struct dkim_keys *dkim;			/* dkim_sign's keys, or NULL */
 };
 
 static void conf_files_free(struct conf_files *lf)
@@ -280,6 +281,7 @@ static void conf_files_free(struct conf_files *lf)
 	free(lf->block);
 	local_aliases_free(lf->aliases);
 	policy_rcpt_map_free(lf->rcpts);
+	dkim_keys_free(lf->dkim);
 	*lf = (struct conf_files){ 0 };
 }
 
@@ -288,20 +290,56 @@ static void conf_files_free(struct conf_files *lf)
 static void conf_files_swap(struct smtp_shared *sh, struct conf_files *lf)
 {
 	struct conf_files old = { sh->sender_map, sh->limit_map, sh->auth_block, sh->aliases,
-				  sh->rcpt_map };
+				  sh->rcpt_map, sh->dkim };
 
 	sh->sender_map = lf->senders;
 	sh->limit_map = lf->limits;
 	sh->auth_block = lf->block;
 	sh->aliases = lf->aliases;
 	sh->rcpt_map = lf->rcpts;
+	sh->dkim = lf->dkim;
 	*lf = old;
 }
 
-/* conf_files_load - every one cfg names, read and parsed into *lf; -1
- * with err (and nothing in *lf) when one cannot be. */
-static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf, char *err,
-			    size_t errlen)
+/*
+ * dkim_load - every dkim_sign line's key, as the user mtad runs as (so a
+ * SIGHUP reads them as the start did: mode 0640, group of `user`). -1
+ * with "CONF:LINE: ..." in err: a key that cannot be read stops the
+ * start (or keeps the old keys at a reload), it never means unsigned mail.
+ */
+static int dkim_load(const struct mtad_config *cfg, const char *conf, struct dkim_keys **out,
+		     char *err, size_t errlen)
+{
+	struct dkim_keys *ks;
+	char why[MTAD_PATH_MAX + 200];
+
+	*out = NULL;
+	if (cfg->ndkim_sign == 0)
+		return 0;
+	if ((ks = dkim_keys_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->ndkim_sign; i++) {
+		const struct mtad_dkim_sign *l = &cfg->dkim_sign[i];
+		enum dkim_alg alg = DKIM_RSA_SHA256;
+
+		if (dkim_alg_parse(l->algorithm, &alg) != 0 ||
+		    dkim_keys_add(ks, l->domain, l->selector, l->key_file, alg, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s:%d: dkim_sign %s: %s", conf, cfg->dkim_sign_line[i],
+				 l->domain, why);
+			dkim_keys_free(ks);
+			return -1;
+		}
+	}
+	*out = ks;
+	return 0;
+}
+
+/* conf_files_load - every one cfg (read from conf) names, read and parsed
+ * into *lf; -1 with err (and nothing in *lf) when one cannot be. */
+static int conf_files_load(const struct mtad_config *cfg, const char *conf, struct conf_files *lf,
+			   char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t len;
@@ -334,7 +372,8 @@ static int conf_files_load(const struct mtad_config *cfg, struct conf_files *lf,
 			goto fail;
 	}
 	if (auth_block_load(cfg, &lf->block, err, errlen) == 0 &&
-	    aliases_load(cfg, &lf->aliases, err, errlen) == 0)
+	    aliases_load(cfg, &lf->aliases, err, errlen) == 0 &&
+	    dkim_load(cfg, conf, &lf->dkim, err, errlen) == 0)
 		return 0;
 fail:
 	conf_files_free(lf);
@@ -405,7 +444,7 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 		return;		/* the loops are closing down: nothing to reload for */
 	}
 	if (!fresh || mtad_config_load(fresh, &config_checks, d->config_path, err, sizeof(err)) != 0 ||
-	    conf_files_load(fresh, &lf, err, sizeof(err)) != 0) {
+	    conf_files_load(fresh, d->config_path, &lf, err, sizeof(err)) != 0) {
 		mtad_log(MTAD_LOG_WARNING, "reload: keeping the old configuration: %s",
 			 fresh ? err : "out of memory");
 		free(fresh);
@@ -646,7 +685,7 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 	}
 	d->shared_open = true;
 	quota_seed(d);
-	if (conf_files_load(&d->cfg, &lf, err, errlen) != 0)
+	if (conf_files_load(&d->cfg, d->config_path, &lf, err, errlen) != 0)
 		return -1;
 	conf_files_swap(&d->shared, &lf);	/* lf gets the NULLs smtp_shared_init left */
 	return 0;

@@ -11,6 +11,7 @@
  *   mtaq [-c CONFIG] policy-test --client IP ...  what the policy answers
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
  *   mtaq [-c CONFIG] senders [--json]             what each login sent today
+ *   mtaq [-c CONFIG] dkim-keygen DOMAIN SELECTOR [--ed25519] [--dir DIR]
  *
  * Runs beside a busy mtad: it reads through queue_foreach (which holds
  * no lock while we print) and never runs recovery while mtad runs (it
@@ -106,6 +107,9 @@ void usage(FILE *out)
 		"              [--auth USER] [--from A --rcpt B] [--json]\n"
 		"                            what mtad's policy answers that session: each\n"
 		"                            stage's verdict, rule and exact reply\n"
+		"  dkim-keygen DOMAIN SELECTOR [--ed25519] [--dir DIR]\n"
+		"                            a DKIM key in DIR (/etc/mtad/dkim), the DNS\n"
+		"                            record to publish and the dkim_sign line\n"
 		"Every change is logged where mtad logs (log =). Usage errors exit 64.\n"
 		"CONFIG defaults to " MTAQ_DEFAULT_CONFIG ".\n");
 }
@@ -253,6 +257,7 @@ static const char **string_slot(struct mtaq *m, const char *name, size_t len)
 		{ "auth", offsetof(struct mtaq, auth) },
 		{ "from", offsetof(struct mtaq, from) },
 		{ "rcpt", offsetof(struct mtaq, rcpt) },
+		{ "dir", offsetof(struct mtaq, dir) },
 	};
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
@@ -304,6 +309,8 @@ static int parse_args(struct mtaq *m, int argc, char **argv)
 			m->json = true;
 		else if (!dashdash && strcmp(a, "--body") == 0)
 			m->body = true;
+		else if (!dashdash && strcmp(a, "--ed25519") == 0)
+			m->ed25519 = true;
 		else if (!dashdash && strcmp(a, "--json-lines") == 0)
 			m->json_lines = true;
 		else if (!dashdash && string_option(m, a, i + 1 < argc ? argv[i + 1] : NULL, &i))
@@ -462,6 +469,7 @@ static int run_command(struct mtaq *m)
 		{ "recover", cmd_recover, false, OPEN_RECOVER, JSON_NO },
 		{ "migrate", cmd_migrate, false, OPEN_SELF, JSON_NO },
 		{ "policy-test", cmd_policy_test, false, OPEN_SELF, JSON_YES },
+		{ "dkim-keygen", cmd_dkim_keygen, true, OPEN_SELF, JSON_NO },
 	};
 	int rc;
 

@@ -29,6 +29,8 @@ struct mtaq {
 	/* policy-test: the session to judge */
 	const char *client, *rdns, *helo, *listener, *auth, *from, *rcpt;
 	int days;		/* stats --days */
+	bool ed25519;		/* dkim-keygen --ed25519 */
+	const char *dir;	/* dkim-keygen --dir */
 	struct queue *q;
 	char spool[MTAD_PATH_MAX];	/* the configuration's spool_directory */
 	char (*active)[QUEUE_ID_LEN + 1];	/* being delivered now (sorted), from mtad */
@@ -93,6 +95,9 @@ int cmd_recover(struct mtaq *m);
 
 /* mtaq_stats.c */
 int cmd_stats(struct mtaq *m);
+
+/* mtaq_dkim.c: `dkim-keygen DOMAIN SELECTOR`, a DKIM key and its DNS record */
+int cmd_dkim_keygen(struct mtaq *m);
 
 /* mtaq_policy.c: `policy-test`, what mtad's policy says to a session */
 int cmd_policy_test(struct mtaq *m);

@@ -418,7 +418,7 @@ static char *read_headers(struct mtaq *m, const char *qid)
 		fprintf(stderr, "mtaq: %s\n", strerror(errno));
 		return NULL;
 	}
-	rc = queue_body_read(m->q, qid, headers_fn, &h);
+	rc = queue_message_read(m->q, qid, headers_fn, &h);
 	if (fclose(h.f) != 0 || rc != QUEUE_OK) {
 		fprintf(stderr, "mtaq: %s\n", rc != QUEUE_OK ? queue_strerror(m->q) : strerror(errno));
 		free(h.text);

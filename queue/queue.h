@@ -97,6 +97,16 @@ struct queue_envelope {
 	bool has_digest;
 	int64_t next_attempt;	/* unix time; 0 = as soon as possible */
 	uint32_t flags;		/* QUEUE_FLAG_* */
+	/*
+	 * Header fields that go in front of the stored body whenever the
+	 * message is read out (delivery, mtaq show): the DKIM-Signature
+	 * fields, which can only be computed once the whole body has
+	 * streamed to the queue behind our Received: header (issue 17). NULL
+	 * when none. Written in the same commit as the rest of the envelope
+	 * and covered by the record's checksum; not in size or digest, which
+	 * stay those of the stored bytes.
+	 */
+	char *header_prefix;
 };
 
 #define QUEUE_FLAG_HELD 0x1
@@ -520,7 +530,14 @@ int queue_get(struct queue *q, const char *qid, struct queue_envelope *env);
 typedef int (*queue_body_fn)(void *arg, const void *data, size_t len);
 int queue_body_read(struct queue *q, const char *qid, queue_body_fn fn, void *arg);
 
-/* Writes the message body to out. */
+/*
+ * queue_message_read - the message as it goes out: the envelope's
+ * header_prefix (when there is one) and then the body, through
+ * queue_body_read's checks.
+ */
+int queue_message_read(struct queue *q, const char *qid, queue_body_fn fn, void *arg);
+
+/* Writes the message to out as it goes out: header_prefix and body. */
 int queue_body_write(struct queue *q, const char *qid, FILE *out);
 
 /* Deletes envelope and body in one transaction. */

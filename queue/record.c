@@ -24,7 +24,7 @@ enum qr_tag {
 	QR_QID = 1, QR_ARRIVAL = 2, QR_SENDER = 3, QR_NRCPT = 4, QR_RCPT = 5,
 	QR_CLIENT_IP = 6, QR_CLIENT_NAME = 7, QR_HELO = 8, QR_LISTENER = 9,
 	QR_PROTOCOL = 10, QR_AUTH_USER = 11, QR_SIZE = 12, QR_NEXT_ATTEMPT = 13,
-	QR_FLAGS = 14, QR_DIGEST = 15,
+	QR_FLAGS = 14, QR_DIGEST = 15, QR_HEADER_PREFIX = 16,
 	QR_CRC = 0xffff,
 };
 
@@ -176,6 +176,7 @@ unsigned char *queue_record_encode(const struct queue_envelope *env, size_t *len
 	qr_put_str(&b, QR_LISTENER, env->listener);
 	qr_put_str(&b, QR_PROTOCOL, env->protocol);
 	qr_put_str(&b, QR_AUTH_USER, env->auth_user);
+	qr_put_str(&b, QR_HEADER_PREFIX, env->header_prefix);
 	qr_put_uint(&b, QR_SIZE, env->size, 8);
 	qr_put_uint(&b, QR_NEXT_ATTEMPT, (uint64_t)env->next_attempt, 8);
 	qr_put_uint(&b, QR_FLAGS, env->flags, 4);
@@ -412,6 +413,7 @@ static int qr_env_field(const struct qr_field *f, struct queue_envelope *env,
 	case QR_LISTENER: return qr_str(f, &env->listener, "listener", err, errlen);
 	case QR_PROTOCOL: return qr_str(f, &env->protocol, "protocol", err, errlen);
 	case QR_AUTH_USER: return qr_str(f, &env->auth_user, "auth user", err, errlen);
+	case QR_HEADER_PREFIX: return qr_str(f, &env->header_prefix, "header prefix", err, errlen);
 	case QR_DIGEST:
 		if (env->has_digest || f->len != QUEUE_DIGEST_LEN)
 			return qr_fail(err, errlen, "bad body digest field");
@@ -527,5 +529,6 @@ void queue_envelope_free(struct queue_envelope *env)
 	free(env->listener);
 	free(env->protocol);
 	free(env->auth_user);
+	free(env->header_prefix);
 	memset(env, 0, sizeof(*env));
 }

@@ -362,6 +362,24 @@ int queue_body_read(struct queue *q, const char *qid, queue_body_fn fn, void *ar
 	return rc;
 }
 
+/* queue_message_read - see queue.h. */
+int queue_message_read(struct queue *q, const char *qid, queue_body_fn fn, void *arg)
+{
+	struct queue_envelope env;
+	int rc;
+
+	if ((rc = queue_get(q, qid, &env)) != QUEUE_OK)
+		return rc;
+	if (env.header_prefix != NULL &&
+	    fn(arg, env.header_prefix, strlen(env.header_prefix)) != 0) {
+		queue_envelope_free(&env);
+		queue_seterr(q, "writing the header of %s: %s", qid, strerror(errno));
+		return QUEUE_ERROR;
+	}
+	queue_envelope_free(&env);
+	return queue_body_read(q, qid, fn, arg);
+}
+
 /* store_fwrite - a queue_body_fn writing to a stdio stream. */
 static int store_fwrite(void *arg, const void *data, size_t len)
 {
@@ -371,7 +389,7 @@ static int store_fwrite(void *arg, const void *data, size_t len)
 /* queue_body_write - see queue.h. */
 int queue_body_write(struct queue *q, const char *qid, FILE *out)
 {
-	return queue_body_read(q, qid, store_fwrite, out);
+	return queue_message_read(q, qid, store_fwrite, out);
 }
 
 /*

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "local/local.h"
+#include "dkim/dkim.h"
 #include "smtp/session_int.h"
 
 static void session_process(struct smtp_session *s);
@@ -136,6 +137,8 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->sender_map = NULL;
 	policy_quota_free(sh->quota);
 	sh->quota = NULL;
+	dkim_keys_free(sh->dkim);
+	sh->dkim = NULL;
 	free(sh->auth_block);
 	sh->auth_block = NULL;
 	policy_limit_map_free(sh->limit_map);
@@ -403,6 +406,7 @@ void session_reset_transaction(struct smtp_session *s)
 	s->header_size = 0;
 	session_sender_stop(s);
 	session_submit_stop(s);
+	session_dkim_stop(s);
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -424,6 +428,7 @@ int session_write_body(struct smtp_session *s, const char *data, size_t len)
 
 	if (r < 0)
 		return -1;
+	session_dkim_feed(s, data, len);
 	if (r == 1) {
 		s->paused_by_queue = true;
 		s->io.pause(s->io.ctx, true);
@@ -491,6 +496,11 @@ void session_start_data(struct smtp_session *s)
 	queue_id_next(&s->srv->ids, tv.tv_sec, (int32_t)tv.tv_usec, s->qid);
 	s->incoming = queue_incoming_new(s->srv->port, s->qid, session_queue_resume, s);
 	n = received_header(s, header, sizeof(header));
+	if (session_dkim_start(s) != 0) {
+		session_reply(s, 451, "4.3.0", "Error: out of memory");
+		session_reset_transaction(s);
+		return;
+	}
 	if (!s->incoming || n < 0 || session_write_body(s, header, (size_t)n) < 0) {
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
 		session_reset_transaction(s);
@@ -648,13 +658,18 @@ static void session_commit(struct smtp_session *s)
 	struct queue_envelope env;
 	struct queue_rcpt *rcpt = calloc(s->nrcpt, sizeof(*rcpt));
 	struct queue_incoming *in = s->incoming;
+	char *signature = NULL;
 
-	if (!rcpt) {
-		session_reply(s, 451, "4.3.0", "Error: out of memory");
+	if (!rcpt || session_dkim_finish(s, &signature) != 0) {
+		free(rcpt);
+		session_reply(s, 451, "4.3.0", "Error: %s", rcpt ? "cannot sign the message" :
+			      "out of memory");
 		session_reset_transaction(s);
+		s->state = STATE_COMMAND;
 		return;
 	}
 	session_fill_envelope(s, &env, rcpt);
+	env.header_prefix = signature;	/* in front of the body when read (queue.h) */
 	s->incoming = NULL;	/* consumed by the commit, whatever happens */
 	/*
 	 * Reading goes on while the writer commits: what arrives waits in
@@ -670,6 +685,7 @@ static void session_commit(struct smtp_session *s)
 		session_reply(s, 451, "4.3.0", "Error: queue file write error");
 		session_reset_transaction(s);
 	}
+	free(signature);
 	free(rcpt);
 }
 

@@ -132,6 +132,7 @@ struct smtp_session {
 	struct smtp_header_scan fields;
 	char *hold;		/* the header section so far, while held */
 	size_t hold_len;
+	struct dkim_signer *dkim;	/* signing this message (session_dkim.c), or NULL */
 	int64_t arrival_sec;
 	int32_t arrival_usec;
 
@@ -228,6 +229,19 @@ int session_submit_write(struct smtp_session *s, const char *p, size_t n);
 int session_submit_end(struct smtp_session *s);
 /* session_submit_stop - the transaction is over: what was held goes. */
 void session_submit_stop(struct smtp_session *s);
+
+/* session_dkim.c */
+/* session_dkim_start - at DATA, before our Received:: a signer when the
+ * session is our users' and a key is loaded. -1 no memory. */
+int session_dkim_start(struct smtp_session *s);
+/* session_dkim_feed - every byte written to the queue, in order. */
+void session_dkim_feed(struct smtp_session *s, const char *data, size_t len);
+/* session_dkim_finish - the message is complete: *prefix is its
+ * DKIM-Signature fields (malloc'd) or NULL when it is not signed. -1
+ * when a key exists and signing failed (the message must not go). */
+int session_dkim_finish(struct smtp_session *s, char **prefix);
+/* session_dkim_stop - the transaction is over: the signer goes. */
+void session_dkim_stop(struct smtp_session *s);
 
 /* session_rcpt.c */
 /*

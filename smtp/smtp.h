@@ -271,6 +271,8 @@ struct smtp_spare {
  * global and exact however many loops there are. Owned by mtad; any
  * thread may use it, through the lock or the atomics.
  */
+struct dkim_keys;	/* dkim/dkim.h */
+
 struct smtp_shared {
 	uv_mutex_t lock;		/* guards auth_limit and quota */
 	/* sender_login_map, or NULL: replaced only while every loop waits
@@ -280,6 +282,7 @@ struct smtp_shared {
 	struct policy_limit_map *limit_map;	/* send_limit_map, or NULL; likewise */
 	struct local_aliases *aliases;	/* alias_maps (local/local.h), or NULL; likewise */
 	struct policy_rcpt_map *rcpt_map;	/* local_recipient_maps, or NULL; likewise */
+	struct dkim_keys *dkim;		/* dkim_sign's keys, or NULL; likewise */
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
 	struct policy_quota *quota;	/* sending quotas per login (policy.h); under lock */
 	/*

@@ -70,6 +70,9 @@ const struct param config_params[] = {
 	{ "dns_timeout", P_UNSIGNED, OFF(dns_timeout), 0, NULL, 5, 1, 300, NULL },
 	{ "route", P_ROUTE, OFF(routes), 0, NULL, 0, 0, 0, NULL },
 	{ "relayhost", P_ROUTE, STR(relayhost), "", 0, 0, 0, NULL },
+	/* Issue 17: built-in DKIM signing of what our own users send. */
+	{ "dkim_sign", P_DKIM, OFF(dkim_sign), 0, NULL, 0, 0, 0, NULL },
+	{ "dkim_expire", P_UNSIGNED, OFF(dkim_expire), 0, NULL, 0, 0, 365 * DAY, NULL },
 	/* Postfix's defaults: default_process_limit and
 	 * default_destination_concurrency_limit. */
 	{ "delivery_concurrency", P_UNSIGNED, OFF(delivery_concurrency), 0, NULL, 100, 1, 10000, NULL },
@@ -592,6 +595,57 @@ static int add_route(struct parse_ctx *ctx, struct mtad_config *cfg, const char 
 	return 0;
 }
 
+/* dkim_name_ok - a domain or selector: letters, digits, '-', '_', dots between labels. */
+static bool dkim_name_ok(const char *s)
+{
+	if (*s == '\0' || *s == '.' || s[strlen(s) - 1] == '.' || strstr(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* add_dkim - one more `dkim_sign = DOMAIN SELECTOR KEYFILE [ALGORITHM]` line. */
+static int add_dkim(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	char f[5][MTAD_PATH_MAX];
+	struct mtad_dkim_sign *d;
+	int n;
+
+	if (strlen(value) >= MTAD_PATH_MAX)
+		return perr(ctx, "dkim_sign is too long");
+	n = sscanf(value, "%s %s %s %s %s", f[0], f[1], f[2], f[3], f[4]);
+	if (n < 3 || n > 4)
+		return perr(ctx, "dkim_sign wants DOMAIN SELECTOR KEYFILE [rsa-sha256|ed25519-sha256]");
+	if (cfg->ndkim_sign >= MTAD_MAX_DKIM)
+		return perr(ctx, "too many dkim_sign lines (at most %d)", MTAD_MAX_DKIM);
+	if (!dkim_name_ok(f[0]) || strlen(f[0]) > 253)
+		return perr(ctx, "dkim_sign: bad domain \"%s\"", f[0]);
+	if (!dkim_name_ok(f[1]) || strlen(f[1]) > 63)
+		return perr(ctx, "dkim_sign: bad selector \"%s\"", f[1]);
+	if (f[2][0] != '/')
+		return perr(ctx, "dkim_sign: the key file must be an absolute path: %s", f[2]);
+	if (n == 4 && strcmp(f[3], "rsa-sha256") != 0 && strcmp(f[3], "ed25519-sha256") != 0)
+		return perr(ctx, "dkim_sign: unknown algorithm \"%s\" (rsa-sha256 or ed25519-sha256)",
+			    f[3]);
+	for (size_t i = 0; i < cfg->ndkim_sign; i++)
+		if (strcasecmp(cfg->dkim_sign[i].domain, f[0]) == 0 &&
+		    strcmp(cfg->dkim_sign[i].algorithm, n == 4 ? f[3] : "rsa-sha256") == 0)
+			return perr(ctx, "dkim_sign: %s already has an %s key at line %d", f[0],
+				    cfg->dkim_sign[i].algorithm, cfg->dkim_sign_line[i]);
+	d = &cfg->dkim_sign[cfg->ndkim_sign];
+	for (size_t i = 0; f[0][i] != '\0'; i++)
+		f[0][i] = mtad_lower(f[0][i]);
+	memcpy(d->domain, f[0], strlen(f[0]) + 1);	/* lengths checked above */
+	memcpy(d->selector, f[1], strlen(f[1]) + 1);
+	memcpy(d->key_file, f[2], strlen(f[2]) + 1);	/* shorter than value */
+	strcpy(d->algorithm, n == 4 && f[3][0] == 'e' ? "ed25519-sha256" : "rsa-sha256");
+	cfg->dkim_sign_line[cfg->ndkim_sign++] = ctx->line;
+	return 0;
+}
+
 /* set_relayhost - the smarthost for everything without a route. */
 static int set_relayhost(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
 {
@@ -638,7 +692,7 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (*value == '\0' && p->type != P_USER && p->type != P_OPT_PATH)
 		return perr(ctx, "empty value for %s", p->name);
 	/* Repeatable keys: where the first one is, for messages about them all. */
-	if (ctx->seen[i] == 0 && (p->type == P_LISTEN || p->type == P_RULE ||
+	if (ctx->seen[i] == 0 && (p->type == P_LISTEN || p->type == P_RULE || p->type == P_DKIM ||
 				  (p->type == P_ROUTE && p->offset == OFF(routes))))
 		ctx->seen[i] = ctx->line;
 	if (p->type == P_LISTEN)
@@ -647,6 +701,8 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return set_rule(ctx, cfg, key + strlen(p->name), keylen - strlen(p->name), value);
 	if (p->type == P_ROUTE && p->offset == OFF(routes))
 		return add_route(ctx, cfg, value);
+	if (p->type == P_DKIM)
+		return add_dkim(ctx, cfg, value);
 	/* Two settings of one key usually mean an edit went wrong: say so. */
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);

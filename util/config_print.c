@@ -158,6 +158,12 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	case P_RULE:
 		print_list(cfg, checks, p, out);
 		break;
+	case P_DKIM:
+		for (size_t i = 0; i < cfg->ndkim_sign; i++)
+			fprintf(out, "dkim_sign = %s %s %s %s\n", cfg->dkim_sign[i].domain,
+				cfg->dkim_sign[i].selector, cfg->dkim_sign[i].key_file,
+				cfg->dkim_sign[i].algorithm);
+		break;
 	case P_ROUTE:
 		if (p->offset == OFF(routes))
 			for (size_t i = 0; i < cfg->nroutes; i++)
@@ -273,6 +279,18 @@ static void print_value(const struct mtad_config *cfg, const struct mtad_config_
 		for (int r = 0; r < MTAD_MAX_RULES; r++)
 			if (rule_switchable(checks, r))
 				print_rule(cfg, checks, r, out);
+		break;
+	case P_DKIM:
+		if (cfg->ndkim_sign == 0)
+			print_string(p->name, "", out);
+		for (size_t i = 0; i < cfg->ndkim_sign; i++) {
+			char line[MTAD_PATH_MAX + 400];
+
+			snprintf(line, sizeof(line), "%s %s %s %s", cfg->dkim_sign[i].domain,
+				 cfg->dkim_sign[i].selector, cfg->dkim_sign[i].key_file,
+				 cfg->dkim_sign[i].algorithm);
+			print_string(p->name, line, out);
+		}
 		break;
 	case P_ROUTE:
 		if (p->offset != OFF(routes))

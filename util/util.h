@@ -66,6 +66,7 @@ struct mtad_listen {
 #define MTAD_MAX_RULES 16
 #define MTAD_MAX_ROUTES 64
 #define MTAD_ROUTE_MAX 320
+#define MTAD_MAX_DKIM 32	/* dkim_sign lines (dkim/dkim.h DKIM_MAX_KEYS) */
 #define MTAD_CONFIG_KEYS_MAX 96	/* rows of the parameter table, with room */
 
 /*
@@ -174,6 +175,17 @@ struct mtad_config {
 	int route_line[MTAD_MAX_ROUTES];
 	size_t nroutes;
 	char relayhost[MTAD_ROUTE_MAX];	/* "" = none: MX lookups */
+	/* DKIM signing (dkim/, smtp/session_dkim.c): one key per line, the
+	 * line's fields split and checked here, the key file read by mtad. */
+	struct mtad_dkim_sign {
+		char domain[254];	/* lower case */
+		char selector[64];
+		char key_file[MTAD_PATH_MAX];
+		char algorithm[16];	/* rsa-sha256 | ed25519-sha256 */
+	} dkim_sign[MTAD_MAX_DKIM];
+	int dkim_sign_line[MTAD_MAX_DKIM];
+	size_t ndkim_sign;
+	unsigned dkim_expire;	/* x= this many seconds after t=; 0: no x= */
 	unsigned delivery_concurrency;	/* messages being delivered at once */
 	unsigned destination_concurrency;	/* connections per destination */
 	unsigned retry_min;		/* seconds before the first retry */

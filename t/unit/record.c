@@ -53,6 +53,8 @@ static void hostile(struct queue_envelope *env, size_t nrcpt, size_t longlen)
 	env->listener = xstrdup("127.0.0.1:2525");
 	env->protocol = xstrdup("ESMTP");
 	env->auth_user = NULL;
+	/* The DKIM-Signature fields delivery puts in front (issue 17). */
+	env->header_prefix = nrcpt == 1 ? xstrdup("DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=x\r\n") : NULL;
 	env->size = 0xfedcba9876543210ull;
 	env->next_attempt = -5;
 	env->flags = QUEUE_FLAG_HELD;
@@ -85,6 +87,7 @@ static int same(const struct queue_envelope *a, const struct queue_envelope *b)
 	    !streq(a->client_ip, b->client_ip) || !streq(a->client_name, b->client_name) ||
 	    !streq(a->helo, b->helo) || !streq(a->listener, b->listener) ||
 	    !streq(a->protocol, b->protocol) || !streq(a->auth_user, b->auth_user) ||
+	    !streq(a->header_prefix, b->header_prefix) ||
 	    a->size != b->size || a->next_attempt != b->next_attempt || a->flags != b->flags ||
 	    a->nrcpt != b->nrcpt)
 		return 0;
