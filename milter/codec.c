@@ -241,15 +241,12 @@ void milter_put_connect(struct milter_buf *b, const char *name, char family, uin
 	size_t nl = strlen(name) + 1, al = strlen(addr) + 1;
 	unsigned char p[2] = { (unsigned char)(port >> 8), (unsigned char)port };
 
-	if (family == 'U' || family == 'L') {
-		/* A local client: no port, and the address is a path (or nothing). */
-		if (!packet_begin(b, SMFIC_CONNECT, nl + 1 + (family == 'L' ? 0 : 2 + al)))
-			return;
-		buf_add(b, name, nl);
-		buf_add(b, &family, 1);
-		if (family == 'U') {
-			buf_add(b, p, 2);
-			buf_add(b, addr, al);
+	/* SMFIA_UNKNOWN ('U'): the family alone; '4', '6' and 'L' (a Unix
+	 * socket: the port is 0 and the address its path) carry both. */
+	if (family == 'U') {
+		if (packet_begin(b, SMFIC_CONNECT, nl + 1)) {
+			buf_add(b, name, nl);
+			buf_add(b, &family, 1);
 		}
 		return;
 	}

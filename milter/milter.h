@@ -19,7 +19,7 @@
 /* The largest packet accepted from a milter: libmilter's body chunks are
  * 64 KB (MILTER_CHUNK_SIZE), a header change is bounded by our header
  * limits; anything longer is a broken or hostile milter. */
-#define MILTER_PACKET_MAX (256u * 1024)
+#define MILTER_PACKET_MAX (65536u + 1024)
 #define MILTER_CHUNK_MAX 65535u	/* body bytes per SMFIC_BODY packet */
 #define MILTER_NAME_MAX 64
 #define MILTER_ADDR_MAX 256
@@ -119,7 +119,7 @@ void milter_put_optneg(struct milter_buf *b, uint32_t version, uint32_t actions,
 		       uint32_t protocol);
 /* milter_put_strings - cmd with n NUL-terminated strings (NULL is ""). */
 void milter_put_strings(struct milter_buf *b, char cmd, const char *const *strs, size_t n);
-/* milter_put_connect - SMFIC_CONNECT: name, family ('4', '6', 'L' or 'U'), port, address. */
+/* milter_put_connect - SMFIC_CONNECT: name, family ('4', '6', 'L' a Unix socket, 'U' unknown), port, address. */
 void milter_put_connect(struct milter_buf *b, const char *name, char family, uint16_t port,
 			const char *addr);
 /* milter_put_macros - SMFIC_MACRO for stage cmd: n pairs name, value (skipped when value is NULL). */

@@ -403,6 +403,8 @@ void session_reset_transaction(struct smtp_session *s)
 	s->header_size = 0;
 	session_sender_stop(s);
 	session_submit_stop(s);
+	session_milter_abort(s);
+	s->queue_flags = 0;
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -419,6 +421,14 @@ static void session_queue_resume(void *arg)
 
 /* session_write_body - see session_int.h. */
 int session_write_body(struct smtp_session *s, const char *data, size_t len)
+{
+	if (s->milters)
+		return session_milter_write(s, data, len);
+	return session_queue_write(s, data, len);
+}
+
+/* session_queue_write - see session_int.h. */
+int session_queue_write(struct smtp_session *s, const char *data, size_t len)
 {
 	int r = queue_incoming_write(s->incoming, data, len);
 
@@ -640,10 +650,11 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->protocol = (char *)session_protocol(s);
 	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 	env->size = s->dec.size + s->header_size;
+	env->flags = s->queue_flags;
 }
 
 /* session_commit - hands the complete message to the queue's writer. */
-static void session_commit(struct smtp_session *s)
+void session_commit(struct smtp_session *s)
 {
 	struct queue_envelope env;
 	struct queue_rcpt *rcpt = calloc(s->nrcpt, sizeof(*rcpt));
@@ -709,7 +720,10 @@ static void session_end_data(struct smtp_session *s)
 		s->state = STATE_COMMAND;
 		return;
 	}
-	session_commit(s);
+	if (s->milters)
+		session_milter_eom(s);	/* the milters' verdict first; it commits */
+	else
+		session_commit(s);
 }
 
 /*
@@ -737,6 +751,8 @@ static bool session_data_step(struct smtp_session *s)
 		session_end_data(s);
 		return s->state == STATE_COMMAND;
 	}
+	if (s->paused_by_milter)
+		return false;
 	return false;
 }
 
@@ -817,7 +833,7 @@ static bool session_run_buffered(struct smtp_session *s)
 		bool more;
 
 		if ((s->state != STATE_COMMAND && s->state != STATE_DATA &&
-		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue)
+		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue || s->paused_by_milter)
 			return true;
 		if (s->state == STATE_DATA)
 			more = session_data_step(s);
@@ -847,6 +863,13 @@ static void session_process(struct smtp_session *s)
 		s->processing = false;
 		session_input_release(s);
 	}
+}
+
+/* session_continue - see session_int.h. */
+void session_continue(struct smtp_session *s)
+{
+	if (!s->transport_gone)
+		session_process(s);
 }
 
 /*
@@ -1022,6 +1045,7 @@ static void session_timer_closed(uv_handle_t *h)
 void session_forget_client(struct smtp_session *s)
 {
 	session_reset_transaction(s);
+	session_milter_stop(s);	/* the milters saw the clear-text session: a new one */
 	s->helo_seen = false;
 	s->esmtp = false;
 	s->helo[0] = '\0';
@@ -1051,6 +1075,7 @@ void smtp_session_free(struct smtp_session *s)
 	}
 	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT)
 		return;	/* the step's callback frees it */
+	session_milter_stop(s);	/* no milter's answer may reach it now */
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, session_timer_closed);
 }

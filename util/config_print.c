@@ -158,6 +158,10 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	case P_RULE:
 		print_list(cfg, checks, p, out);
 		break;
+	case P_MILTER:
+		for (size_t i = 0; i < cfg->nmilters; i++)
+			fprintf(out, "milter = %s\n", cfg->milter_text[i]);
+		break;
 	case P_ROUTE:
 		if (p->offset == OFF(routes))
 			for (size_t i = 0; i < cfg->nroutes; i++)
@@ -273,6 +277,12 @@ static void print_value(const struct mtad_config *cfg, const struct mtad_config_
 		for (int r = 0; r < MTAD_MAX_RULES; r++)
 			if (rule_switchable(checks, r))
 				print_rule(cfg, checks, r, out);
+		break;
+	case P_MILTER:
+		if (cfg->nmilters == 0)
+			print_string(p->name, "", out);
+		for (size_t i = 0; i < cfg->nmilters; i++)
+			print_string(p->name, cfg->milter_text[i], out);
 		break;
 	case P_ROUTE:
 		if (p->offset != OFF(routes))
