@@ -135,6 +135,7 @@ struct session_milters {
 	size_t hdr_len;
 	size_t hdr_end;		/* the header's length, CRLF of its last field included */
 	size_t field_next;	/* the next field to send */
+	unsigned separator;	/* bytes of the header's empty line not yet passed */
 	char *body;		/* body bytes not yet sent to the milters */
 	size_t body_len;
 	bool body_stage;	/* a body chunk is being asked */
@@ -1146,6 +1147,12 @@ static int body_out(struct session_milters *ms, const char *p, size_t n)
 		return 0;	/* decided before the end: nothing more is kept */
 	if (ms->hold ? held_add(ms, p, n) < 0 : session_queue_write(ms->s, p, n) < 0)
 		return -1;
+	/* The empty line that ends the header is no body byte for the milters. */
+	while (ms->separator > 0 && n > 0) {
+		ms->separator--;
+		p++;
+		n--;
+	}
 	if (ms->body_len + n > MILTER_BODY_BUF)
 		return -1;
 	memcpy(ms->body + ms->body_len, p, n);
@@ -1275,6 +1282,7 @@ static size_t header_add(struct session_milters *ms, const char *p, size_t n)
 
 		ms->hdr_end = header;
 		ms->hdr_len = header;
+		ms->separator = 2;
 		return take - over;
 	}
 	if (ms->hdr_len == MILTER_HEADER_MAX)
@@ -1545,6 +1553,7 @@ static void message_forget(struct session_milters *ms)
 	free(ms->field_value);
 	ms->hdr = ms->body = ms->held = ms->repl = ms->field_name = ms->field_value = NULL;
 	ms->hdr_len = ms->hdr_end = ms->field_next = ms->body_len = 0;
+	ms->separator = 0;
 	ms->held_len = ms->held_cap = ms->repl_len = ms->repl_cap = 0;
 	ms->eoh = ms->header_too_big = ms->failed = ms->hold = ms->streaming = false;
 	ms->replaced = ms->quarantine = ms->body_stage = ms->discard = false;
