@@ -978,7 +978,8 @@ void smtp_session_eof(struct smtp_session *s, const char *why)
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
 		session_log(s, MTAD_LOG_INFO, "lost connection after %s from %s: %s",
 			    s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
-	if (s->state == STATE_COMMIT && why == NULL) {
+	if ((s->state == STATE_COMMIT || s->state == STATE_MILTER_WAIT ||
+	     s->state == STATE_MILTER_EOM) && why == NULL) {
 		/* A half-close after the message (and perhaps QUIT): the
 		 * client still reads, so the 250 and what is buffered come
 		 * first; session_resume ends the session after that. */
