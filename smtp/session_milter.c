@@ -300,8 +300,14 @@ static void link_fail(struct milter_link *l, const char *why)
 {
 	struct session_milters *ms = l->ms;
 	struct smtp_session *s = ms->s;
-	session_log(s, MTAD_LOG_WARNING, "milter %s: %s: %s", l->spec->name,
-		    l->spec->unix_socket ? l->spec->path : "inet", why);
+	if (l->spec->unix_socket)
+		session_log(s, MTAD_LOG_WARNING, "milter %s: unix:%s: %s; default_action=%s",
+			    l->spec->name, l->spec->path, why,
+			    milter_action_name(l->spec->default_action));
+	else
+		session_log(s, MTAD_LOG_WARNING, "milter %s: inet:%s:%d: %s; default_action=%s",
+			    l->spec->name, l->spec->path, l->spec->port, why,
+			    milter_action_name(l->spec->default_action));
 	l->waiting = false;
 	l->state = L_FAILED;
 	link_close(l, false);

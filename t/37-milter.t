@@ -101,7 +101,7 @@ like $h->{'x-milter-saw'} // '', qr/\AReceived,From,To,Subject,Message-ID,X-Extr
 	'... the milter saw mtad\'s Received: and every field, then the body';
 is $body, "hello\n", '... the body is intact';
 like $got->{data} // '', qr/\AReceived: /, '... Received: is still first';
-like $m->log_text, qr/warning: milter gone: inet: /,
+like $m->log_text, qr/warning: milter gone: inet:127\.0\.0\.1:$dead_port: .*; default_action=accept/,
 	'... the unreachable milter is a warning (default_action=accept: skipped)';
 
 # ---- rejects at each stage: the SMTP reply ----
@@ -164,7 +164,8 @@ is $body, "replaced body line 1\nreplaced line 2\n", '... the replacement body a
 $off = length $m->log_text;
 $r = submit('a@sender.test', ['u@campus.test'], 'milter-sleep');
 like $r, qr/\A451 4\.7\.1 /, 'a milter that sleeps past content_timeout: tempfail (its default_action)';
-ok $m->wait_log(qr/warning: milter test: \S+: timeout/, $off), '... a warning is logged';
+ok $m->wait_log(qr/warning: milter test: unix:\Q$sock\E: timeout; default_action=tempfail/, $off),
+	'... a warning is logged';
 $r = submit('a@sender.test', ['u@campus.test'], 'after the sleep');
 like $r, $QUEUED, 'the next session connects to the milter again';
 
@@ -214,5 +215,14 @@ PY
 	is $v, "pass\n", 'python3-dkim verifies the signature opendkim added through mtad'
 		or diag "$v\n$raw";
 }
+
+# ---- default_action = reject for a filter that cannot be reached ----
+$m->set_config(milter => "gone inet:127.0.0.1:$dead_port connect_timeout=2 default_action=reject");
+$m->restart;
+$off = length $m->log_text;
+$r = submit('a@sender.test', ['u@campus.test'], 'unfiltered');
+like $r, qr/\A550 5\.7\.1 /, 'an unreachable milter with default_action=reject: 550 5.7.1 at MAIL';
+ok $m->wait_log(qr/NOQUEUE: milter-reject: MAIL from .*: 550 5\.7\.1 /, $off),
+	'... logged as a milter-reject, nothing queued';
 
 done_testing;
