@@ -103,6 +103,9 @@ struct milter_link {
 struct session_milters {
 	struct smtp_session *s;	/* NULL once the session is gone: callbacks stop */
 	struct milter_link link[MILTER_MAX];
+	/* The `milter =` lines as the session began: a SIGHUP rewrites the
+	 * configuration in place, and a session keeps the filters it has. */
+	struct milter_spec spec[MILTER_MAX];
 	size_t n, open_handles;
 	bool session_verdict_set;	/* a connect or HELO reject: every MAIL gets it */
 	int session_code;
@@ -914,7 +917,8 @@ bool session_milter_active(struct smtp_session *s)
 	ms->n = s->srv->cfg->nmilters;
 	for (size_t i = 0; i < ms->n; i++) {
 		ms->link[i].ms = ms;
-		ms->link[i].spec = &s->srv->cfg->milters[i];
+		ms->spec[i] = s->srv->cfg->milters[i];
+		ms->link[i].spec = &ms->spec[i];
 	}
 	s->milters = ms;
 	return true;
