@@ -104,6 +104,33 @@ like $got->{data} // '', qr/\AReceived: /, '... Received: is still first';
 like $m->log_text, qr/warning: milter gone: inet:127\.0\.0\.1:$dead_port: .*; default_action=accept/,
 	'... the unreachable milter is a warning (default_action=accept: skipped)';
 
+# ---- a body of several 64 KB chunks: the milter sees every byte, the queue too ----
+{
+	my $big = ('0123456789' x 9 . "\n") x 2000;
+	my $r = submit('a@sender.test', ['u@campus.test'], 'big body', '', $big);
+	like $r, $QUEUED, 'a 180 KB body is queued through the milters';
+	my ($got) = arrived(qr/big body/);
+	my ($h, $body) = Sink::header_block($got ? $got->{data} : '');
+	like $h->{'x-milter-saw'} // '', qr/ body=184000\z/, '... the milter saw all 184000 bytes (CRLF)';
+	ok $body eq $big, '... and it arrives intact';
+}
+
+# ---- PIPELINING: the commands behind one that waits for the milters wait too ----
+{
+	my $s = $m->raw;
+	$m->send_recv($s, "EHLO client.example\r\n");
+	$m->send_bytes($s, "MAIL FROM:<a\@sender.test>\r\nRCPT TO:<rcptreject\@campus.test>\r\n"
+		. "RCPT TO:<u\@campus.test>\r\nDATA\r\n");
+	my @r = map { $m->read_reply($s) // '' } 1 .. 4;
+	like $r[0], qr/\A250 /, 'pipelined: MAIL 250';
+	like $r[1], qr/\A550 5\.7\.1 Recipient refused/, '... the first RCPT refused by the milter';
+	like $r[2], qr/\A250 /, '... the second accepted';
+	like $r[3], qr/\A354 /, '... DATA 354, in order';
+	my $q = $m->send_recv($s, message('pipelined', '', "x\n") =~ s/\n/\r\n/gr . ".\r\nQUIT\r\n");
+	like $q, qr/\A250 2\.0\.0 Ok: queued as /, '... the message queued';
+	close $s;
+}
+
 # ---- rejects at each stage: the SMTP reply ----
 my $off = length $m->log_text;
 $r = submit('mailreject@sender.test', ['u@campus.test'], 'no');
