@@ -115,6 +115,20 @@ like $m->log_text, qr/warning: milter gone: inet:127\.0\.0\.1:$dead_port: .*; de
 	ok $body eq $big, '... and it arrives intact';
 }
 
+# ---- over the 4 MB held for changes: streamed, header changes skipped and logged ----
+{
+	my $off = length $m->log_text;
+	my $huge = ('abcdefghij' x 9 . "\n") x 50000;	# 4.55 MB
+	my $r = submit('a@sender.test', ['u@campus.test'], 'milter-headers huge', '', $huge);
+	like $r, $QUEUED, 'a message over 4 MB with header changes is queued';
+	my ($got) = arrived(qr/milter-headers huge/);
+	my ($h, $body) = Sink::header_block($got ? $got->{data} : '');
+	ok !exists $h->{'x-test-milter'}, '... the header change is not applied';
+	ok $body eq $huge, '... the message arrives intact';
+	ok $m->wait_log(qr/warning: \S+: milter test: header change on a message over 4194304 bytes not applied/, $off),
+		'... a warning says so';
+}
+
 # ---- PIPELINING: the commands behind one that waits for the milters wait too ----
 {
 	my $s = $m->raw;
