@@ -800,6 +800,10 @@ static void link_modification(struct milter_link *l, char cmd, const unsigned ch
 			return link_fail(l, "bad QUARANTINE");
 		ms->quarantine = true;
 		snprintf(ms->quarantine_reason, sizeof(ms->quarantine_reason), "%s", r[0]);
+		/* It goes into a log line: no line breaks or controls from a filter. */
+		for (char *c = ms->quarantine_reason; *c; c++)
+			if ((unsigned char)*c < ' ' || *c == 127)
+				*c = '?';
 		return;
 	}
 	if (cmd == SMFIR_REPLBODY) {
