@@ -65,6 +65,14 @@ static void test_encode(struct tap *t)
 	TAP_OK(t, b.len == 5 + 11 + 1 + 2 + 10 && mem[4] == 'C' && memcmp(mem + 5, "mx.example\0" "4\x09\xdd" "192.0.2.1\0", 24) == 0,
 	       "CONNECT: name, family, port, address");
 	milter_buf_init(&b, mem, sizeof(mem));
+	milter_put_connect(&b, "localhost", 'U', 0, "");
+	TAP_OK(t, b.len == 5 + 10 + 1 && memcmp(mem, "\0\0\0\x0c" "Clocalhost\0U", 16) == 0,
+	       "CONNECT of an unknown family: name and family only");
+	milter_buf_init(&b, mem, sizeof(mem));
+	milter_put_connect(&b, "localhost", 'L', 0, "/s");
+	TAP_OK(t, b.len == 5 + 10 + 1 + 2 + 3 && memcmp(mem + 15, "L\0\0/s\0", 6) == 0,
+	       "CONNECT over a Unix socket: port 0 and the path");
+	milter_buf_init(&b, mem, sizeof(mem));
 	const char *pairs[] = { "j", "mx.test", "{auth_authen}", NULL, "{client_addr}", "192.0.2.1" };
 	milter_put_macros(&b, SMFIC_CONNECT, pairs, 3);
 	TAP_OK(t, b.len == 5 + 1 + 10 + 24 && mem[4] == 'D' && mem[5] == 'C' &&
