@@ -407,6 +407,8 @@ void session_reset_transaction(struct smtp_session *s)
 	session_sender_stop(s);
 	session_submit_stop(s);
 	session_dkim_stop(s);
+	session_milter_abort(s);
+	s->queue_flags = 0;
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -423,6 +425,14 @@ static void session_queue_resume(void *arg)
 
 /* session_write_body - see session_int.h. */
 int session_write_body(struct smtp_session *s, const char *data, size_t len)
+{
+	if (s->milters)
+		return session_milter_write(s, data, len);
+	return session_queue_write(s, data, len);
+}
+
+/* session_queue_write - see session_int.h. */
+int session_queue_write(struct smtp_session *s, const char *data, size_t len)
 {
 	int r = queue_incoming_write(s->incoming, data, len);
 
@@ -650,10 +660,11 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->protocol = (char *)session_protocol(s);
 	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 	env->size = s->dec.size + s->header_size;
+	env->flags = s->queue_flags;
 }
 
 /* session_commit - hands the complete message to the queue's writer. */
-static void session_commit(struct smtp_session *s)
+void session_commit(struct smtp_session *s)
 {
 	struct queue_envelope env;
 	struct queue_rcpt *rcpt = calloc(s->nrcpt, sizeof(*rcpt));
@@ -725,7 +736,10 @@ static void session_end_data(struct smtp_session *s)
 		s->state = STATE_COMMAND;
 		return;
 	}
-	session_commit(s);
+	if (s->milters)
+		session_milter_eom(s);	/* the milters' verdict first; it commits */
+	else
+		session_commit(s);
 }
 
 /*
@@ -753,6 +767,8 @@ static bool session_data_step(struct smtp_session *s)
 		session_end_data(s);
 		return s->state == STATE_COMMAND;
 	}
+	if (s->paused_by_milter)
+		return false;
 	return false;
 }
 
@@ -833,7 +849,7 @@ static bool session_run_buffered(struct smtp_session *s)
 		bool more;
 
 		if ((s->state != STATE_COMMAND && s->state != STATE_DATA &&
-		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue)
+		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue || s->paused_by_milter)
 			return true;
 		if (s->state == STATE_DATA)
 			more = session_data_step(s);
@@ -863,6 +879,13 @@ static void session_process(struct smtp_session *s)
 		s->processing = false;
 		session_input_release(s);
 	}
+}
+
+/* session_continue - see session_int.h. */
+void session_continue(struct smtp_session *s)
+{
+	if (!s->transport_gone)
+		session_process(s);
 }
 
 /*
@@ -971,7 +994,8 @@ void smtp_session_eof(struct smtp_session *s, const char *why)
 	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
 		session_log(s, MTAD_LOG_INFO, "lost connection after %s from %s: %s",
 			    s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
-	if (s->state == STATE_COMMIT && why == NULL) {
+	if ((s->state == STATE_COMMIT || s->state == STATE_MILTER_WAIT ||
+	     s->state == STATE_MILTER_EOM) && why == NULL) {
 		/* A half-close after the message (and perhaps QUIT): the
 		 * client still reads, so the 250 and what is buffered come
 		 * first; session_resume ends the session after that. */
@@ -1038,6 +1062,7 @@ static void session_timer_closed(uv_handle_t *h)
 void session_forget_client(struct smtp_session *s)
 {
 	session_reset_transaction(s);
+	session_milter_stop(s);	/* the milters saw the clear-text session: a new one */
 	s->helo_seen = false;
 	s->esmtp = false;
 	s->helo[0] = '\0';
@@ -1067,6 +1092,7 @@ void smtp_session_free(struct smtp_session *s)
 	}
 	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT)
 		return;	/* the step's callback frees it */
+	session_milter_stop(s);	/* no milter's answer may reach it now */
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, session_timer_closed);
 }

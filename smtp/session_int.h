@@ -49,6 +49,8 @@ enum session_state {
 	STATE_AUTH_DELAY,	/* a failed AUTH waits before its 535 */
 	STATE_POLICY_WAIT,	/* MAIL waits for a DNS answer the HELO rules need */
 	STATE_RCPT_WAIT,	/* RCPT waits for recipient verification's probe */
+	STATE_MILTER_WAIT,	/* MAIL, RCPT or DATA waits for the milters' answer */
+	STATE_MILTER_EOM,	/* the end of DATA waits for the milters' answer */
 	STATE_CLOSING,		/* replies flushed, transport closing */
 };
 
@@ -141,6 +143,9 @@ struct smtp_session {
 	unsigned commands_ok, commands_total;
 
 	bool paused_by_queue;	/* body chunks in flight: wait */
+	bool paused_by_milter;	/* a header field or body chunk waits for the milters */
+	struct session_milters *milters;	/* session_milter.c; NULL: none for this session */
+	uint32_t queue_flags;	/* QUEUE_FLAG_HELD: a milter quarantined the message */
 	bool skip_to_eol;	/* discarding the rest of an over-long line */
 	bool transport_gone;	/* smtp_session_free was called */
 	bool eof_pending;	/* the client half-closed during a commit: after its reply */
@@ -184,8 +189,18 @@ void session_start_data(struct smtp_session *s);
 void session_log_reject(struct smtp_session *s, const char *verb, const char *rcpt,
 			const char *extra, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-/* session_write_body - message bytes to the queue, pausing when it is busy; -1 no memory. */
+/* session_write_body - message bytes to the queue (through the milters when there are), pausing when it is busy; -1 no memory. */
 int session_write_body(struct smtp_session *s, const char *data, size_t len);
+/*
+ * session_queue_write - bytes of the final message to the queue: the
+ * one place every queued byte passes, after the milters' changes (the
+ * hook for a DKIM signer). -1 no memory.
+ */
+int session_queue_write(struct smtp_session *s, const char *data, size_t len);
+/* session_commit - the complete message to the queue's writer; the reply comes from its callback. */
+void session_commit(struct smtp_session *s);
+/* session_continue - runs what is buffered (after a pause that was not a state). */
+void session_continue(struct smtp_session *s);
 
 /* verbs.c */
 void verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
@@ -258,8 +273,26 @@ bool session_rcpt_add(struct smtp_session *s, const char *addr);
  * a probe (STATE_RCPT_WAIT: the reply comes when it answers).
  */
 bool session_rcpt_check(struct smtp_session *s, const char *addr);
+/* session_rcpt_take - session_rcpt_add after the milters: the recipient joins, the reply is given. */
+bool session_rcpt_take(struct smtp_session *s, const char *addr);
 /* session_rcpt_stop - the session goes: no probe answer may reach it. */
 void session_rcpt_stop(struct smtp_session *s);
+
+/* session_milter.c: the content filters (milter = lines). The verbs ask
+ * them only when session_milter_active; each returns false when the
+ * command's reply waits for them (STATE_MILTER_WAIT). */
+bool session_milter_active(struct smtp_session *s);
+bool session_milter_mail(struct smtp_session *s);
+bool session_milter_rcpt(struct smtp_session *s, const char *addr);
+bool session_milter_data(struct smtp_session *s);
+/* session_milter_write - message bytes in DATA, to the milters and (now or at EOM) the queue. */
+int session_milter_write(struct smtp_session *s, const char *p, size_t n);
+/* session_milter_eom - the end of DATA: the milters' verdict and changes, then the commit or the refusal. */
+void session_milter_eom(struct smtp_session *s);
+/* session_milter_abort - the transaction ends: the milters forget the message. */
+void session_milter_abort(struct smtp_session *s);
+/* session_milter_stop - the session ends (or starts over after STARTTLS): the connections close. */
+void session_milter_stop(struct smtp_session *s);
 
 /* verb_auth.c */
 bool verb_auth_check(struct smtp_session *s);

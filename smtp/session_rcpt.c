@@ -143,8 +143,16 @@ static bool expand(struct smtp_session *s, const char *addr)
 	return ok;
 }
 
-/* session_rcpt_add - see session_int.h. */
+/* session_rcpt_add - see session_int.h: the milters are asked first, when there are. */
 bool session_rcpt_add(struct smtp_session *s, const char *addr)
+{
+	if (s->milters)
+		return session_milter_rcpt(s, addr);	/* they call session_rcpt_take */
+	return session_rcpt_take(s, addr);
+}
+
+/* session_rcpt_take - see session_int.h. */
+bool session_rcpt_take(struct smtp_session *s, const char *addr)
 {
 	if (s->srv->shared->aliases) {
 		if (!expand(s, addr))

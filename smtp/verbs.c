@@ -171,19 +171,27 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 	return true;
 }
 
-/* mail_open - the transaction starts: the end of every accepted MAIL. */
-static void mail_open(struct smtp_session *s)
+/*
+ * mail_open - the transaction starts: the end of every accepted MAIL,
+ * after the milters when there are (false: their answer replies, and
+ * counts the command).
+ */
+static bool mail_open(struct smtp_session *s)
 {
+	if (session_milter_active(s))
+		return session_milter_mail(s);
 	s->in_transaction = true;
 	session_reply(s, 250, "2.1.0", "Ok");
+	return true;
 }
 
 /* mail_waited - s->mail_go_on: a MAIL that waited for the policy's DNS answer goes on. */
 static void mail_waited(struct smtp_session *s)
 {
+	if (!mail_open(s))
+		return;
 	s->verbs[SMTP_MAIL].ok++;
 	s->commands_ok++;
-	mail_open(s);
 }
 
 /*
@@ -253,8 +261,7 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	s->mail_go_on = mail_waited;
 	if (!session_policy_mail(s))
 		return false;	/* refused, or waiting for DNS: mail_waited then */
-	mail_open(s);
-	return true;
+	return mail_open(s);
 }
 
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
@@ -300,6 +307,8 @@ static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (space_refused(s, "DATA"))
 		return false;
+	if (s->milters)
+		return session_milter_data(s);	/* it starts the data when they agree */
 	session_start_data(s);
 	return s->state == STATE_DATA;
 }

@@ -29,7 +29,7 @@ sub layers {
 # (a) the repository itself
 my ($rc, $out, $err) = layers($top);
 is($rc, 0, 'the repository keeps its floors') or diag($err);
-like($out, qr/^check-layers: OK: util < auth,dkim,local,policy,queue,tls < deliver,smtp < mtad; \d+ files/,
+like($out, qr/^check-layers: OK: milter,util < auth,dkim,local,policy,queue,tls < deliver,smtp < mtad; \d+ files/,
 	'one OK line naming the floors');
 is($err, '', 'nothing on stderr');
 

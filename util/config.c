@@ -73,6 +73,9 @@ const struct param config_params[] = {
 	/* Issue 17: built-in DKIM signing of what our own users send. */
 	{ "dkim_sign", P_DKIM, OFF(dkim_sign), 0, NULL, 0, 0, 0, NULL },
 	{ "dkim_expire", P_UNSIGNED, OFF(dkim_expire), 0, NULL, 0, 0, 365 * DAY, NULL },
+	/* Content filters over the Sendmail milter protocol (smtp/session_milter.c). */
+	{ "milter", P_MILTER, OFF(milters), 0, NULL, 0, 0, 0, NULL },
+	{ "milter_listeners", P_STRING, STR(milter_listeners), "all", 0, 0, 0, NULL },
 	/* Postfix's defaults: default_process_limit and
 	 * default_destination_concurrency_limit. */
 	{ "delivery_concurrency", P_UNSIGNED, OFF(delivery_concurrency), 0, NULL, 100, 1, 10000, NULL },
@@ -655,6 +658,24 @@ static int set_relayhost(struct parse_ctx *ctx, struct mtad_config *cfg, const c
 	return 0;
 }
 
+/* add_milter - one more `milter = NAME ADDRESS [option=value ...]` line, parsed by milter/. */
+static int add_milter(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	struct milter_spec spec;
+	char err[256];
+
+	if (milter_spec_parse(value, &spec, err, sizeof(err)) != 0)
+		return perr(ctx, "%s", err);
+	if (cfg->nmilters >= MILTER_MAX)
+		return perr(ctx, "too many milters (at most %d)", MILTER_MAX);
+	for (size_t i = 0; i < cfg->nmilters; i++)
+		if (strcmp(cfg->milters[i].name, spec.name) == 0)
+			return perr(ctx, "duplicate milter name \"%s\"", spec.name);
+	cfg->milters[cfg->nmilters] = spec;
+	snprintf(cfg->milter_text[cfg->nmilters++], MILTER_LINE_MAX, "%s", value);
+	return 0;
+}
+
 /* find_param - the table row for a key, or NULL. */
 static const struct param *find_param(const char *key, size_t keylen)
 {
@@ -693,6 +714,7 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return perr(ctx, "empty value for %s", p->name);
 	/* Repeatable keys: where the first one is, for messages about them all. */
 	if (ctx->seen[i] == 0 && (p->type == P_LISTEN || p->type == P_RULE || p->type == P_DKIM ||
+				  p->type == P_MILTER ||
 				  (p->type == P_ROUTE && p->offset == OFF(routes))))
 		ctx->seen[i] = ctx->line;
 	if (p->type == P_LISTEN)
@@ -703,6 +725,8 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return add_route(ctx, cfg, value);
 	if (p->type == P_DKIM)
 		return add_dkim(ctx, cfg, value);
+	if (p->type == P_MILTER)
+		return add_milter(ctx, cfg, value);
 	/* Two settings of one key usually mean an edit went wrong: say so. */
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
@@ -837,6 +861,32 @@ static void check_listeners(struct parse_ctx *ctx, const struct mtad_config *cfg
 	}
 }
 
+/* check_milter_listeners - each word names a listener of this file, "local", "all" or "none". */
+static void check_milter_listeners(struct parse_ctx *ctx, const struct mtad_config *cfg)
+{
+	char copy[sizeof(cfg->milter_listeners)], *save = NULL, *w;
+
+	ctx->line = param_line(ctx, "milter_listeners");
+	snprintf(copy, sizeof(copy), "%s", cfg->milter_listeners);
+	for (w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+		bool found = strcmp(w, "all") == 0 || strcmp(w, "none") == 0 ||
+			     strcmp(w, "local") == 0;
+
+		for (size_t i = 0; i < cfg->nlisten && !found; i++) {
+			char name[80];
+
+			snprintf(name, sizeof(name), strchr(cfg->listen[i].address, ':') ? "[%s]:%d" : "%s:%d",
+				 cfg->listen[i].address, cfg->listen[i].port);
+			found = strcmp(name, w) == 0;
+		}
+		if (!found) {
+			perr(ctx, "milter_listeners: \"%s\" is no listener of this file "
+			     "(ADDRESS:PORT as in listen, local, all or none)", w);
+			return;
+		}
+	}
+}
+
 /*
  * check_relations - settings that are each in range but wrong together:
  * errors where mtad would misbehave, warnings where it works but most
@@ -886,6 +936,7 @@ static void check_relations(struct parse_ctx *ctx, const struct mtad_config *cfg
 static void check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
 {
 	check_listeners(ctx, cfg);
+	check_milter_listeners(ctx, cfg);
 	check_relations(ctx, cfg);
 	check_mechanisms(ctx, cfg);
 }

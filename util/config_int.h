@@ -18,6 +18,7 @@ enum param_type {
 	P_RULE,		/* helo_rule.NAME = on|off */
 	P_ROUTE,	/* route = DOMAIN NEXTHOP [tls=...], repeatable; relayhost */
 	P_DKIM,		/* dkim_sign = DOMAIN SELECTOR KEYFILE [ALGORITHM], repeatable */
+	P_MILTER,	/* milter = NAME ADDRESS [option=value ...], repeatable */
 	P_USER,		/* a login name, or empty: user */
 	P_AUTO,		/* an unsigned, or "auto" (stored as 0): loops */
 	P_OPT_PATH,	/* an absolute path, or empty: none (local_socket, alias_maps) */

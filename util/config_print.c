@@ -164,6 +164,10 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 				cfg->dkim_sign[i].selector, cfg->dkim_sign[i].key_file,
 				cfg->dkim_sign[i].algorithm);
 		break;
+	case P_MILTER:
+		for (size_t i = 0; i < cfg->nmilters; i++)
+			fprintf(out, "milter = %s\n", cfg->milter_text[i]);
+		break;
 	case P_ROUTE:
 		if (p->offset == OFF(routes))
 			for (size_t i = 0; i < cfg->nroutes; i++)
@@ -291,6 +295,12 @@ static void print_value(const struct mtad_config *cfg, const struct mtad_config_
 				 cfg->dkim_sign[i].algorithm);
 			print_string(p->name, line, out);
 		}
+		break;
+	case P_MILTER:
+		if (cfg->nmilters == 0)
+			print_string(p->name, "", out);
+		for (size_t i = 0; i < cfg->nmilters; i++)
+			print_string(p->name, cfg->milter_text[i], out);
 		break;
 	case P_ROUTE:
 		if (p->offset != OFF(routes))

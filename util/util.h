@@ -27,6 +27,8 @@
 
 #include <uv.h>
 
+#include "milter/milter.h"
+
 #define MTAD_VERSION "0.15.0"
 
 /* RFC 5321 §4.5.3.1 limits, for both the server (smtp/) and the client (deliver/). */
@@ -186,6 +188,14 @@ struct mtad_config {
 	int dkim_sign_line[MTAD_MAX_DKIM];
 	size_t ndkim_sign;
 	unsigned dkim_expire;	/* x= this many seconds after t=; 0: no x= */
+
+	/* Content filters (smtp/session_milter.c): `milter =` lines in order. */
+	struct milter_spec milters[MILTER_MAX];
+	char milter_text[MILTER_MAX][MILTER_LINE_MAX];	/* as written, for mtad -n */
+	size_t nmilters;
+	/* Which listeners use them: "all" (every TCP listener), "none", or
+	 * words: ADDRESS:PORT as a listen line names it, [IPV6]:PORT, "local". */
+	char milter_listeners[512];
 	unsigned delivery_concurrency;	/* messages being delivered at once */
 	unsigned destination_concurrency;	/* connections per destination */
 	unsigned retry_min;		/* seconds before the first retry */

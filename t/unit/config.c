@@ -292,6 +292,15 @@ static void test_errors(struct tap *t)
 		{ "syslog_socket = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
 		  "etc/mtad.conf:1: syslog_socket is too long (at most 107 characters)" },
+		{ "\nmilter = x tcp:127.0.0.1:1\n",
+		  "etc/mtad.conf:2: milter address \"tcp:127.0.0.1:1\": expected unix:/path or inet:127.0.0.1:PORT" },
+		{ "milter = x inet:127.0.0.1:1\nmilter = x unix:/a\n",
+		  "etc/mtad.conf:2: duplicate milter name \"x\"" },
+		{ "milter = x inet:127.0.0.1:1 default_action=maybe\n",
+		  "etc/mtad.conf:1: milter option \"default_action=maybe\": tempfail, accept or reject" },
+		{ "listen = 127.0.0.1:25\nmilter_listeners = 127.0.0.1:587\n",
+		  "etc/mtad.conf:2: milter_listeners: \"127.0.0.1:587\" is no listener of this file "
+		  "(ADDRESS:PORT as in listen, local, all or none)" },
 	};
 	struct mtad_config c;
 	char err[256];
@@ -304,6 +313,28 @@ static void test_errors(struct tap *t)
 		if (r != -1 || strcmp(err, cases[i].err) != 0)
 			printf("#   got %d \"%s\"\n", r, err);
 	}
+}
+
+/* test_milter - milter lines kept in order, parsed; milter_listeners checked against listen. */
+static void test_milter(struct tap *t)
+{
+	struct mtad_config c;
+	char err[256];
+	int r = parse(&c, "listen = 127.0.0.1:25\nlisten = [::1]:587\n"
+		      "milter = dkim inet:127.0.0.1:8891\n"
+		      "milter = clam unix:/run/c.sock content_timeout=60 default_action=accept\n"
+		      "milter_listeners = 127.0.0.1:25 [::1]:587 local\n", err, sizeof(err));
+
+	TAP_OK(t, r == 0, "milter lines parse: %s", r ? err : "ok");
+	TAP_OK(t, c.nmilters == 2 && strcmp(c.milters[0].name, "dkim") == 0 &&
+	       c.milters[0].port == 8891 && c.milters[1].unix_socket &&
+	       c.milters[1].content_timeout == 60 && c.milters[1].default_action == MILTER_ACCEPT,
+	       "... in order, with their options");
+	TAP_OK(t, strcmp(c.milter_text[1], "clam unix:/run/c.sock content_timeout=60 default_action=accept") == 0,
+	       "... the text kept for mtad -n");
+	r = parse(&c, "hostname = mx.test\n", err, sizeof(err));
+	TAP_OK(t, r == 0 && c.nmilters == 0 && strcmp(c.milter_listeners, "all") == 0,
+	       "no milter by default; milter_listeners = all");
 }
 
 /* test_listen_roles - the words after ADDRESS:PORT, and how -n prints them. */
@@ -766,6 +797,7 @@ int main(void)
 	test_print_helo_reject(&t);
 	test_policy_keys(&t);
 	test_errors(&t);
+	test_milter(&t);
 	test_limits(&t);
 	test_print(&t);
 	test_minfree(&t);

@@ -1,0 +1,269 @@
+# 37-milter.t - the milter client against real filters on loopback:
+# a scripted milter written with Debian's python3-milter (pymilter, on
+# libmilter; t/lib/testmilter.py) on a temporary Unix socket, and
+# Debian's opendkim in signing mode on 127.0.0.1, whose signature
+# python3-dkim (dkimpy) verifies with the test's key.
+#
+# Checked: a reject at MAIL, RCPT (the milter's 5.7.1 text) and the end
+# of DATA is the SMTP reply, logged as Postfix's milter-reject, never a
+# bounce; tempfail; discard (250, nothing delivered); quarantine (held in
+# the queue, logged milter-hold with the reason); header edits (added,
+# inserted first, changed, deleted); recipients and sender changed; the
+# body replaced; the milter saw mtad's Received: and every header; a
+# milter that sleeps past content_timeout gets default_action (tempfail
+# 451 4.7.1 here, accept for a second, unreachable milter, which is then
+# skipped). Messages go on to a t/lib/Sink.pm peer, so what was queued
+# is what arrives.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep);
+use MtadTest;
+use Sink;
+
+my $PY = '/usr/bin/python3';
+plan skip_all => 'python3-milter (pymilter) is not installed'
+	unless system("$PY -c 'import Milter' 2>/dev/null") == 0;
+my $have_opendkim = -x '/usr/sbin/opendkim' && -x '/usr/sbin/opendkim-genkey'
+	&& system("$PY -c 'import dkim' 2>/dev/null") == 0;
+
+my $dir = tempdir('mtad-milter-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{MTAD_KEEP});
+my @pids;
+END { for my $pid (@pids) { kill 'TERM', $pid; waitpid $pid, 0 } }
+
+# spawn(CMD...) - a filter process of this test, its PID kept to stop it.
+sub spawn {
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', "$dir/filters.log";
+		open STDERR, '>&', \*STDOUT;
+		exec @_ or POSIX::_exit(127);
+	}
+	push @pids, $pid;
+	return $pid;
+}
+
+my $sock = "$dir/test.sock";
+spawn($PY, "$FindBin::Bin/lib/testmilter.py", "unix:$sock");
+ok MtadTest::wait_for(15, sub { -S $sock }), 'the scripted milter listens on its socket'
+	or BAIL_OUT('no milter: ' . MtadTest::slurp("$dir/filters.log"));
+
+my $dead_port = MtadTest::free_port('127.0.0.1');
+my $sink = Sink->new;
+my $sp = $sink->port;
+my $m = MtadTest->new(relay_networks => '127.0.0.0/8', retry_min => 1, retry_max => 2,
+		      relayhost => "[127.0.0.1]:$sp", extra => <<"END");
+route = campus.test [127.0.0.1]:$sp
+milter = test unix:$sock command_timeout=10 content_timeout=3
+milter = gone inet:127.0.0.1:$dead_port connect_timeout=2 default_action=accept
+END
+
+my $QUEUED = qr/\A250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})\z/;
+
+# message(SUBJECT, EXTRA_HEADERS, BODY) - the message text.
+sub message {
+	my ($subject, $extra, $body) = @_;
+	return "From: <a\@sender.test>\nTo: <u\@campus.test>\nSubject: $subject\n"
+		. "Message-ID: <" . ($subject =~ s/\W/-/gr) . "\@sender.test>\n$extra\n$body";
+}
+
+# submit(FROM, [TO...], SUBJECT, EXTRA, BODY) - one transaction; the final reply.
+sub submit {
+	my ($from, $to, $subject, $extra, $body) = @_;
+	my $smtp = $m->smtp;
+	my $r = $m->send_message($smtp, $from, $to, message($subject, $extra // '', $body // "hello\n"));
+	$smtp->quit;
+	return $r;
+}
+
+# arrived(SUBJECT_RE) - the messages at the sink whose Subject matches (waits up to 30 s).
+sub arrived {
+	my ($re) = @_;
+	my @got;
+	MtadTest::wait_for(30, sub {
+		@got = grep { $_->{data} =~ /^Subject: $re\r?$/m } $sink->messages;
+	});
+	return @got;
+}
+
+# ---- a plain message: the milter sees everything, its header lands ----
+my $r = submit('a@sender.test', ['u@campus.test'], 'plain one', "X-Extra: folded\n\tline\n");
+like $r, $QUEUED, 'a plain message is queued through the milters';
+my ($got) = arrived(qr/plain one/);
+ok $got, '... and arrives';
+my ($h, $body) = Sink::header_block($got ? $got->{data} : '');
+like $h->{'x-milter-saw'} // '', qr/\AReceived,From,To,Subject,Message-ID,X-Extra body=\d+\z/,
+	'... the milter saw mtad\'s Received: and every field, then the body';
+is $body, "hello\n", '... the body is intact';
+like $got->{data} // '', qr/\AReceived: /, '... Received: is still first';
+like $m->log_text, qr/warning: milter gone: inet:127\.0\.0\.1:$dead_port: .*; default_action=accept/,
+	'... the unreachable milter is a warning (default_action=accept: skipped)';
+
+# ---- a body of several 64 KB chunks: the milter sees every byte, the queue too ----
+{
+	my $big = ('0123456789' x 9 . "\n") x 2000;
+	my $r = submit('a@sender.test', ['u@campus.test'], 'big body', '', $big);
+	like $r, $QUEUED, 'a 180 KB body is queued through the milters';
+	my ($got) = arrived(qr/big body/);
+	my ($h, $body) = Sink::header_block($got ? $got->{data} : '');
+	like $h->{'x-milter-saw'} // '', qr/ body=184000\z/, '... the milter saw all 184000 bytes (CRLF)';
+	ok $body eq $big, '... and it arrives intact';
+}
+
+# ---- over the 4 MB held for changes: streamed, header changes skipped and logged ----
+{
+	my $off = length $m->log_text;
+	my $huge = ('abcdefghij' x 9 . "\n") x 50000;	# 4.55 MB
+	my $r = submit('a@sender.test', ['u@campus.test'], 'milter-headers huge', '', $huge);
+	like $r, $QUEUED, 'a message over 4 MB with header changes is queued';
+	my ($got) = arrived(qr/milter-headers huge/);
+	my ($h, $body) = Sink::header_block($got ? $got->{data} : '');
+	ok !exists $h->{'x-test-milter'}, '... the header change is not applied';
+	ok $body eq $huge, '... the message arrives intact';
+	ok $m->wait_log(qr/warning: \S+: milter test: header change on a message over 4194304 bytes not applied/, $off),
+		'... a warning says so';
+}
+
+# ---- PIPELINING: the commands behind one that waits for the milters wait too ----
+{
+	my $s = $m->raw;
+	$m->send_recv($s, "EHLO client.example\r\n");
+	$m->send_bytes($s, "MAIL FROM:<a\@sender.test>\r\nRCPT TO:<rcptreject\@campus.test>\r\n"
+		. "RCPT TO:<u\@campus.test>\r\nDATA\r\n");
+	my @r = map { $m->read_reply($s) // '' } 1 .. 4;
+	like $r[0], qr/\A250 /, 'pipelined: MAIL 250';
+	like $r[1], qr/\A550 5\.7\.1 Recipient refused/, '... the first RCPT refused by the milter';
+	like $r[2], qr/\A250 /, '... the second accepted';
+	like $r[3], qr/\A354 /, '... DATA 354, in order';
+	my $q = $m->send_recv($s, message('pipelined', '', "x\n") =~ s/\n/\r\n/gr . ".\r\nQUIT\r\n");
+	like $q, qr/\A250 2\.0\.0 Ok: queued as /, '... the message queued';
+	close $s;
+}
+
+# ---- rejects at each stage: the SMTP reply ----
+my $off = length $m->log_text;
+$r = submit('mailreject@sender.test', ['u@campus.test'], 'no');
+like $r, qr/\A550 5\.7\.1 /, 'a reject at MAIL is the reply to MAIL';
+ok $m->wait_log(qr/NOQUEUE: milter-reject: MAIL from \S+: 550 5\.7\.1 .*; from=<mailreject\@sender\.test> proto=ESMTP helo=<client\.example>/, $off),
+	'... logged as Postfix\'s milter-reject';
+
+$r = submit('a@sender.test', ['rcptreject@campus.test'], 'no');
+is $r, '550 5.7.1 Recipient refused by the test milter', 'a reject at RCPT: the milter\'s code and text';
+ok $m->wait_log(qr/NOQUEUE: milter-reject: RCPT from .* to=<rcptreject\@campus\.test>/, $off),
+	'... logged with to=<>';
+
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-reject', '', "spam spam\n");
+is $r, '550 5.7.1 Message refused by the test milter', 'a reject at the end of DATA is the DATA reply';
+ok $m->wait_log(qr/[0-9A-Z]{14}: milter-reject: END-OF-MESSAGE from .*: 550 5\.7\.1 Message refused/, $off),
+	'... logged with the queue id';
+
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-tempfail');
+like $r, qr/\A451 4\.7\.1 /, 'a tempfail at the end of DATA: 451 4.7.1';
+
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-discard');
+like $r, $QUEUED, 'a discard is a 250 to the client';
+ok $m->wait_log(qr/milter-discard: END-OF-MESSAGE from /, $off), '... logged milter-discard';
+
+# ---- quarantine: held in the queue ----
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-quarantine');
+like $r, $QUEUED, 'a quarantined message is queued';
+my ($qqid) = $r =~ $QUEUED;
+ok $m->wait_log(qr/\Q$qqid\E: milter-hold: END-OF-MESSAGE from .*: milter triggers HOLD action: test quarantine reason/, $off),
+	'... logged milter-hold with the reason';
+my ($rc, $out) = $m->mtaq('list');
+like $out, qr/\Q$qqid\E.*hold|hold.*\Q$qqid\E|\Q$qqid\E!/s, '... and mtaq lists it held' or diag $out;
+
+# ---- modifications ----
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-headers', "X-Remove: me\n");
+like $r, $QUEUED, 'header edits: queued';
+($got) = arrived(qr/changed by milter/);
+ok $got, '... Subject changed';
+($h) = Sink::header_block($got ? $got->{data} : '');
+is $h->{'x-test-milter'}, 'added', '... a field added';
+ok !exists $h->{'x-remove'}, '... a field deleted';
+like $got->{data} // '', qr/\AX-Inserted: first\r\nReceived: /, '... a field inserted at index 0';
+
+$r = submit('a@sender.test', ['u@campus.test', 'v@campus.test'], 'milter-rcpt');
+like $r, $QUEUED, 'envelope edits: queued';
+my @got = arrived(qr/milter-rcpt/);
+is_deeply [sort map { @{ $_->{to} } } @got], ['added@campus.test', 'v@campus.test'],
+	'... the first recipient deleted, one added';
+is $got[0]{from}, 'changed@sender.test', '... the sender changed' if @got;
+
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-body', '', "original body\n");
+like $r, $QUEUED, 'body replaced: queued';
+($got) = arrived(qr/milter-body/);
+(undef, $body) = Sink::header_block($got ? $got->{data} : '');
+is $body, "replaced body line 1\nreplaced line 2\n", '... the replacement body arrives, not the original';
+
+# ---- a milter past its timeout: default_action ----
+$off = length $m->log_text;
+$r = submit('a@sender.test', ['u@campus.test'], 'milter-sleep');
+like $r, qr/\A451 4\.7\.1 /, 'a milter that sleeps past content_timeout: tempfail (its default_action)';
+ok $m->wait_log(qr/warning: milter test: unix:\Q$sock\E: timeout; default_action=tempfail/, $off),
+	'... a warning is logged';
+$r = submit('a@sender.test', ['u@campus.test'], 'after the sleep');
+like $r, $QUEUED, 'the next session connects to the milter again';
+
+# ---- opendkim in signing mode ----
+SKIP: {
+	skip 'opendkim or python3-dkim is not installed', 4 unless $have_opendkim;
+	my $kd = "$dir/dkim";
+	mkdir $kd;
+	is system('/usr/sbin/opendkim-genkey', '-D', $kd, '-d', 'sender.test', '-s', 'sel', '-b', '2048'), 0,
+		'opendkim-genkey makes a key';
+	my $dport = MtadTest::free_port('127.0.0.1');
+	open my $fh, '>', "$kd/opendkim.conf" or die;
+	print $fh "Domain sender.test\nSelector sel\nKeyFile $kd/sel.private\n"
+		. "Socket inet:$dport\@127.0.0.1\nBackground no\nMode s\n"
+		. "Canonicalization relaxed/relaxed\nInternalHosts 127.0.0.1\nSyslog no\n"
+		. "PidFile $kd/pid\nUserID " . getpwuid($<) . "\nRequireSafeKeys no\n";
+	close $fh;
+	spawn('/usr/sbin/opendkim', '-f', '-x', "$kd/opendkim.conf");
+	ok MtadTest::wait_for(15, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$dport") }),
+		'opendkim listens' or diag MtadTest::slurp("$dir/filters.log");
+	$m->set_config(milter => "dkim inet:127.0.0.1:$dport");
+	$m->restart;
+	$r = submit('a@sender.test', ['u@campus.test'], 'signed by opendkim', "X-Odd:   spaces  \n",
+		  "line one\n\nline three with trailing space \n");
+	like $r, $QUEUED, 'a message through opendkim is queued';
+	($got) = arrived(qr/signed by opendkim/);
+	my $raw = $got ? $got->{data} : '';
+	open $fh, '>', "$dir/signed.eml" or die;
+	print $fh $raw;
+	close $fh;
+	my $txt = MtadTest::slurp("$kd/sel.txt");
+	my $p = join '', $txt =~ /"([^"]*)"/g;
+	open $fh, '>', "$dir/verify.py" or die;
+	print $fh <<'PY';
+import sys, dkim
+msg = open(sys.argv[1], 'rb').read()
+rec = open(sys.argv[2]).read().encode()
+def dnsfunc(name, timeout=5):
+    return rec if name == b'sel._domainkey.sender.test.' else None
+print('pass' if dkim.verify(msg, dnsfunc=dnsfunc) else 'fail')
+PY
+	close $fh;
+	open $fh, '>', "$dir/record" or die;
+	print $fh $p;
+	close $fh;
+	my $v = `$PY $dir/verify.py $dir/signed.eml $dir/record 2>&1`;
+	is $v, "pass\n", 'python3-dkim verifies the signature opendkim added through mtad'
+		or diag "$v\n$raw";
+}
+
+# ---- default_action = reject for a filter that cannot be reached ----
+$m->set_config(milter => "gone inet:127.0.0.1:$dead_port connect_timeout=2 default_action=reject");
+$m->restart;
+$off = length $m->log_text;
+$r = submit('a@sender.test', ['u@campus.test'], 'unfiltered');
+like $r, qr/\A550 5\.7\.1 /, 'an unreachable milter with default_action=reject: 550 5.7.1 at MAIL';
+ok $m->wait_log(qr/NOQUEUE: milter-reject: MAIL from .*: 550 5\.7\.1 /, $off),
+	'... logged as a milter-reject, nothing queued';
+
+done_testing;

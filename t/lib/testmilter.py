@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+# testmilter.py SOCKET - a scripted milter for t/48-milter.t, written with
+# Debian's python3-milter (pymilter, libmilter underneath). What it does
+# is chosen by the message: the Subject: word after "milter-" and the
+# addresses:
+#   MAIL FROM:<mailreject@...>   550 at MAIL
+#   RCPT TO:<rcptreject@...>     550 5.7.1 at RCPT (with the milter's text)
+#   Subject: milter-reject       550 5.7.1 at the end of the message
+#   Subject: milter-tempfail     451 4.7.1 at the end
+#   Subject: milter-discard      DISCARD
+#   Subject: milter-quarantine   quarantine "test quarantine reason"
+#   Subject: milter-headers      X-Test-Milter added, X-Inserted inserted
+#                                first, Subject changed, X-Remove deleted
+#   Subject: milter-rcpt         the first recipient deleted, added@campus.test
+#                                added, the sender changed to changed@sender.test
+#   Subject: milter-body         the body replaced
+#   Subject: milter-sleep        sleeps past mtad's content_timeout
+# Every message gets "X-Milter-Saw: <the header names it was shown>" so
+# the test can check what the milter saw.
+import sys
+import time
+import Milter
+
+
+class TestMilter(Milter.Base):
+    def __init__(self):
+        self.id = Milter.uniqueID()
+        self.subject = ''
+        self.seen = []
+        self.rcpts = []
+        self.bodybytes = b''
+
+    def envfrom(self, f, *args):
+        self.subject = ''
+        self.seen = []
+        self.rcpts = []
+        if 'mailreject@' in f:
+            return Milter.REJECT
+        return Milter.CONTINUE
+
+    def envrcpt(self, to, *args):
+        if 'rcptreject@' in to:
+            self.setreply('550', '5.7.1', 'Recipient refused by the test milter')
+            return Milter.REJECT
+        self.rcpts.append(to)
+        return Milter.CONTINUE
+
+    def header(self, name, value):
+        self.seen.append(name)
+        if name.lower() == 'subject':
+            self.subject = value
+        return Milter.CONTINUE
+
+    def body(self, chunk):
+        self.bodybytes += chunk
+        return Milter.CONTINUE
+
+    def eom(self):
+        s = self.subject
+        self.addheader('X-Milter-Saw', ','.join(self.seen) + ' body=%d' % len(self.bodybytes))
+        if 'milter-reject' in s:
+            self.setreply('550', '5.7.1', 'Message refused by the test milter')
+            return Milter.REJECT
+        if 'milter-tempfail' in s:
+            return Milter.TEMPFAIL
+        if 'milter-discard' in s:
+            return Milter.DISCARD
+        if 'milter-quarantine' in s:
+            self.quarantine('test quarantine reason')
+        if 'milter-headers' in s:
+            self.addheader('X-Test-Milter', 'added')
+            self.addheader('X-Inserted', 'first', 0)
+            self.chgheader('Subject', 1, 'changed by milter')
+            self.chgheader('X-Remove', 1, '')
+        if 'milter-rcpt' in s:
+            self.delrcpt(self.rcpts[0])
+            self.addrcpt('<added@campus.test>')
+            self.chgfrom('<changed@sender.test>')
+        if 'milter-body' in s:
+            self.replacebody(b'replaced body line 1\r\nreplaced line 2\r\n')
+        if 'milter-sleep' in s:
+            time.sleep(8)
+        return Milter.ACCEPT
+
+
+if __name__ == '__main__':
+    Milter.factory = TestMilter
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.ADDRCPT | Milter.DELRCPT |
+                     Milter.CHGBODY | Milter.QUARANTINE | Milter.CHGFROM)
+    sys.stdout.write('ready\n')
+    sys.stdout.flush()
+    Milter.runmilter('testmilter', sys.argv[1], 30)
