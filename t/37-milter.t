@@ -257,6 +257,48 @@ PY
 		or diag "$v\n$raw";
 }
 
+# ---- built-in DKIM signs what the milters made (issue 17) ----
+# The signer is fed after the milters: a header a milter changed and a
+# body it replaced are what gets signed, and dkimpy verifies the result.
+{
+	my $keys = "$dir/dkim-builtin";
+	mkdir $keys or die "$keys: $!";
+	my ($krc, $kout, $kerr) = $m->mtaq('dkim-keygen', 'sender.test', 'mil', '--dir', $keys);
+	is $krc, 0, 'dkim-keygen sender.test' or diag $kerr;
+	my ($name, $strings) = $kout =~ /^(\S+)\. IN TXT \((.*)\)$/m;
+	my $txt = join '', ($strings // '') =~ /"([^"]*)"/g;
+	my $d = MtadTest->new(relay_networks => '127.0.0.0/8', retry_min => 1, retry_max => 2,
+			      extra => "route = campus.test [127.0.0.1]:$sp\n"
+				     . "milter = test unix:$sock command_timeout=10 content_timeout=5\n"
+				     . "dkim_sign = sender.test mil $keys/sender.test.mil.key\n");
+	for my $case (['milter-headers signed', "X-Remove: me\n", "hello\n"],
+		      ['milter-body signed', '', "original body\n"]) {
+		my ($subject, $extra, $body) = @$case;
+		my $smtp = $d->smtp;
+		my $r = $d->send_message($smtp, 'a@sender.test', ['u@campus.test'],
+					 message($subject, $extra, $body));
+		$smtp->quit;
+		like $r, $QUEUED, "$subject: queued";
+		my $mid = ($subject =~ s/\W/-/gr) . '@sender.test';
+		my $got = MtadTest::wait_for(30, sub {
+			(grep { $_->{data} =~ /^Message-ID: <\Q$mid\E>\r?$/m } $sink->messages)[0];
+		});
+		ok $got, "$subject: arrived" or next;
+		my $data = $got->{data} =~ s/\r?\n/\r\n/gr;
+		like $data, qr/^DKIM-Signature: .*d=sender\.test/m, "$subject: signed by mtad";
+		open my $fh, '>:raw', "$dir/signed-$$.eml" or die;
+		print $fh $data;
+		close $fh;
+		my ($vrc, $vout, $verr) = MtadTest::run("$FindBin::Bin/lib/dkim-verify",
+							"$dir/signed-$$.eml", "$name=$txt");
+		is $vrc, 0, "$subject: dkimpy verifies the signature over the milter's changes"
+			or diag "$vout$verr\n$data";
+	}
+	like $d->log_text, qr/DKIM-Signature field added \(s=mil, d=sender\.test\)/,
+		'the signing is logged';
+	is $d->stop, 0, 'the signing mtad stops';
+}
+
 # ---- default_action = reject for a filter that cannot be reached ----
 $m->set_config(milter => "gone inet:127.0.0.1:$dead_port connect_timeout=2 default_action=reject");
 $m->restart;
