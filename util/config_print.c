@@ -118,7 +118,11 @@ static void print_list(const struct mtad_config *cfg, const struct mtad_config_c
 	}
 }
 
-/* print_param - one row if its value differs from the default. */
+static void print_value(const struct mtad_config *cfg, const struct mtad_config_checks *checks,
+			const struct param *p, FILE *out);
+
+/* print_param - one row if its value differs from the default; a
+ * differing value is printed as print_value prints any value in force. */
 static void print_param(const struct mtad_config *cfg, const struct mtad_config *def,
 			const struct mtad_config_checks *checks, const struct param *p, FILE *out)
 {
@@ -143,12 +147,8 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
 		break;
 	case P_AUTO:
-		if (*(const unsigned *)config_cfield(cfg, p) == *(const unsigned *)config_cfield(def, p))
-			break;
-		if (*(const unsigned *)config_cfield(cfg, p) == 0)
-			fprintf(out, "%s = auto\n", p->name);
-		else
-			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
+		if (*(const unsigned *)config_cfield(cfg, p) != *(const unsigned *)config_cfield(def, p))
+			print_value(cfg, checks, p, out);
 		break;
 	case P_LISTEN:
 		print_listen(cfg, out);
@@ -159,14 +159,12 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 		print_list(cfg, checks, p, out);
 		break;
 	case P_DKIM:
-		for (size_t i = 0; i < cfg->ndkim_sign; i++)
-			fprintf(out, "dkim_sign = %s %s %s %s\n", cfg->dkim_sign[i].domain,
-				cfg->dkim_sign[i].selector, cfg->dkim_sign[i].key_file,
-				cfg->dkim_sign[i].algorithm);
+		if (cfg->ndkim_sign > 0)	/* none: the default, not printed */
+			print_value(cfg, checks, p, out);
 		break;
 	case P_MILTER:
-		for (size_t i = 0; i < cfg->nmilters; i++)
-			fprintf(out, "milter = %s\n", cfg->milter_text[i]);
+		if (cfg->nmilters > 0)
+			print_value(cfg, checks, p, out);
 		break;
 	case P_ROUTE:
 		if (p->offset == OFF(routes))
