@@ -505,6 +505,7 @@ static void put_connect(struct smtp_session *s, struct milter_buf *b)
 	bool local = s->local_uid >= 0;
 	const char *m[] = {
 		"j", s->srv->cfg->hostname, "{daemon_name}", "mtad",
+		"v", "mtad " MTAD_VERSION, "{daemon_addr}", addr,
 		"{if_name}", s->srv->cfg->hostname, "{if_addr}", addr,
 		"_", underscore, "{client_addr}", local ? "127.0.0.1" : s->client_ip,
 		"{client_name}", local ? "localhost" : s->client_name,

@@ -107,6 +107,26 @@ like $got->{data} // '', qr/\AReceived: /, '... Received: is still first';
 like $m->log_text, qr/warning: milter gone: inet:127\.0\.0\.1:$dead_port: .*; default_action=accept/,
 	'... the unreachable milter is a warning (default_action=accept: skipped)';
 
+# ---- the macros filters expect (Postfix's defaults and issue 17's list) ----
+{
+	my $r = submit('a@sender.test', ['u@campus.test'], 'milter-macros');
+	my ($qid) = $r =~ $QUEUED;
+	like $r, $QUEUED, 'a message for the macros is queued';
+	my ($got) = arrived(qr/milter-macros/);
+	my ($h) = Sink::header_block($got ? $got->{data} : '');
+	my %mac = map { split /=/, $_, 2 } split /;/, $h->{'x-milter-macros'} // '';
+	is $mac{'{daemon_name}'}, 'mtad', '{daemon_name}';
+	like $mac{v} // '', qr/\Amtad \d+\.\d+/, 'v: the MTA and its version';
+	is $mac{'{daemon_addr}'}, '127.0.0.1', '{daemon_addr}: the listener';
+	is $mac{'{client_addr}'}, '127.0.0.1', '{client_addr}';
+	ok length($mac{j} // '') && $mac{j} ne 'None', 'j: our host name';
+	is $mac{'{if_name}'}, $mac{j}, '{if_name}';
+	ok length($mac{'{client_name}'} // ''), '{client_name}';
+	is $mac{'{mail_addr}'}, 'a@sender.test', '{mail_addr}';
+	is $mac{'{rcpt_addr}'}, 'u@campus.test', '{rcpt_addr}';
+	is $mac{i}, $qid, 'i: the queue id the client was told';
+}
+
 # ---- a body of several 64 KB chunks: the milter sees every byte, the queue too ----
 {
 	my $big = ('0123456789' x 9 . "\n") x 2000;
@@ -332,7 +352,7 @@ PY
 		is $vrc, 0, "$subject: dkimpy verifies the signature over the milter's changes"
 			or diag "$vout$verr\n$data";
 	}
-	like $d->log_text, qr/DKIM-Signature field added \(s=mil, d=sender\.test\)/,
+	ok $d->wait_log(qr/DKIM-Signature field added \(s=mil, d=sender\.test\)/, 0),
 		'the signing is logged';
 	is $d->stop, 0, 'the signing mtad stops';
 }

@@ -9,6 +9,7 @@
 #   Subject: milter-tempfail     451 4.7.1 at the end
 #   Subject: milter-mlreply      a three-line 550 (smfi_setmlreply)
 #   Subject: milter-discard      DISCARD
+#   Subject: milter-macros       X-Milter-Macros: the macros it was sent
 #   Subject: milter-quarantine   quarantine "test quarantine reason"
 #   Subject: milter-headers      X-Test-Milter added, X-Inserted inserted
 #                                first, Subject changed, X-Remove deleted
@@ -32,6 +33,15 @@ class TestMilter(Milter.Base):
         self.seen = []
         self.rcpts = []
         self.bodybytes = b''
+
+    # connect and hello are defined so pymilter asks for those steps (it
+    # negotiates SMFIP_NOCONNECT/NOHELO for callbacks a class lacks), and
+    # with them the macros sent at CONNECT.
+    def connect(self, hostname, family, hostaddr):
+        return Milter.CONTINUE
+
+    def hello(self, hostname):
+        return Milter.CONTINUE
 
     def envfrom(self, f, *args):
         self.subject = ''
@@ -61,6 +71,12 @@ class TestMilter(Milter.Base):
     def eom(self):
         s = self.subject
         self.addheader('X-Milter-Saw', ','.join(self.seen) + ' body=%d' % len(self.bodybytes))
+        if 'milter-macros' in s:
+            # What libmilter collected from every stage, as a filter reads it.
+            names = ('j', '{daemon_name}', '{daemon_addr}', 'v', '{if_name}', '{client_addr}',
+                     '{client_name}', '{mail_addr}', '{rcpt_addr}', '{auth_authen}', 'i')
+            self.addheader('X-Milter-Macros',
+                           ';'.join('%s=%s' % (k, self.getsymval(k)) for k in names))
         if 'milter-reject' in s:
             self.setreply('550', '5.7.1', 'Message refused by the test milter')
             return Milter.REJECT
