@@ -401,23 +401,57 @@ int milter_parse_header_mod(char cmd, const unsigned char *data, size_t len,
 	return 0;
 }
 
+/* reply_line_ok - one line of a reply: "CCC" as code, then sep ('-' before another line, ' ' or nothing last), no controls. */
+static bool reply_line_ok(const char *l, size_t n, const char *code, bool last)
+{
+	if (n < 3 || memcmp(l, code, 3) != 0)
+		return false;
+	if (n > 3 && l[3] != (last ? ' ' : '-'))
+		return false;
+	if (n == 3 && !last)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)l[i] < ' ' || l[i] == 127)
+			return false;
+	return true;
+}
+
 int milter_parse_replycode(const unsigned char *data, size_t len, int *code, const char **text)
 {
 	const char *s[1];
-	const char *t;
+	const char *t, *l;
+	size_t lines = 0;
 
 	if (milter_parse_strings(data, len, s, 1) != 1)
 		return -1;
 	t = s[0];
-	if (strlen(t) < 3 || strlen(t) > MILTER_LINE_MAX)
+	if (strlen(t) < 3 || strlen(t) > MILTER_REPLY_MAX)
 		return -1;
 	if ((t[0] != '4' && t[0] != '5') || !isdigit((unsigned char)t[1]) ||
-	    !isdigit((unsigned char)t[2]) || (t[3] != ' ' && t[3] != '\0'))
+	    !isdigit((unsigned char)t[2]))
 		return -1;
-	for (const char *p = t; *p; p++)
-		if ((unsigned char)*p < ' ' || *p == 127)
-			return -1;	/* one line only: no CR, LF or controls */
+	for (l = t; l != NULL; lines++) {
+		const char *crlf = strstr(l, "\r\n");
+		size_t n = crlf ? (size_t)(crlf - l) : strlen(l);
+
+		if (lines >= MILTER_REPLY_LINES || !reply_line_ok(l, n, t, crlf == NULL))
+			return -1;
+		l = crlf ? crlf + 2 : NULL;
+	}
 	*code = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
 	*text = t[3] ? t + 4 : t + 3;
 	return 0;
+}
+
+size_t milter_reply_line(const char *p, const char **next)
+{
+	const char *crlf = strstr(p, "\r\n"), *nl;
+
+	if (crlf == NULL) {
+		*next = NULL;
+		return strlen(p);
+	}
+	nl = crlf + 2;	/* the next line: "CCC-text", "CCC text" or a last "CCC" */
+	*next = nl[3] ? nl + 4 : nl + 3;
+	return (size_t)(crlf - p);
 }

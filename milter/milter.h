@@ -174,12 +174,29 @@ int milter_parse_header_mod(char cmd, const unsigned char *data, size_t len,
  */
 int milter_parse_strings(const unsigned char *data, size_t len, const char **out, size_t max);
 
+#define MILTER_REPLY_MAX 2048	/* a reply's text, every line */
+#define MILTER_REPLY_LINES 20
+
 /*
- * milter_parse_replycode - SMFIR_REPLYCODE's text "CODE X.Y.Z text":
- * the code (400..599) and the text (checked: one or more lines, each
- * starting with the same code, no NUL or bare CR/LF, at most
- * MILTER_LINE_MAX). -1 when malformed.
+ * milter_parse_replycode - SMFIR_REPLYCODE's text "CODE X.Y.Z text", or
+ * libmilter's multi-line form (smfi_setmlreply) "CODE-X.Y.Z one\r\n
+ * CODE-X.Y.Z two\r\nCODE X.Y.Z last": the code (400..599) and in *text
+ * what follows the first line's code and separator (checked: every line
+ * starts with the same code, '-' before each line that follows and ' '
+ * or nothing on the last, lines split by CRLF only, no other control
+ * characters, at most MILTER_REPLY_LINES lines and MILTER_REPLY_MAX
+ * octets). The lines after the first stay in *text as "\r\nCODE-...";
+ * milter_reply_line walks them. -1 when malformed.
  */
 int milter_parse_replycode(const unsigned char *data, size_t len, int *code, const char **text);
+
+/*
+ * milter_reply_line - the next line of a checked reply text: *p is
+ * where it starts (a line's text, after its code and separator, as
+ * milter_parse_replycode's *text), the line's length is returned, and
+ * *next is set to the following line's text or NULL at the last.
+ */
+size_t milter_reply_line(const char *p, const char **next);
+
 
 #endif

@@ -409,6 +409,7 @@ void session_reset_transaction(struct smtp_session *s)
 	session_dkim_stop(s);
 	session_milter_abort(s);
 	s->queue_flags = 0;
+	s->queue_body_only = false;
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -418,9 +419,30 @@ static void session_queue_resume(void *arg)
 
 	if (!s->paused_by_queue)
 		return;
+	if (s->state == STATE_MILTER_EOM) {
+		/* A milter's replacement body is being written: its link
+		 * reads on; the client waits for the reply, still paused. */
+		s->paused_by_queue = false;
+		session_milter_queue_resume(s);
+		return;
+	}
 	session_queue_release(s);
 	if (!s->transport_gone)
 		session_process(s);
+}
+
+/* session_queue_restart - see session_int.h. */
+int session_queue_restart(struct smtp_session *s)
+{
+	if (s->incoming) {
+		queue_incoming_abort(s->incoming);
+		s->incoming = NULL;
+	}
+	s->paused_by_queue = false;	/* the old file owes no resume (queue.h) */
+	s->incoming = queue_incoming_new(s->srv->port, s->qid, session_queue_resume, s);
+	if (s->incoming == NULL)
+		return -1;
+	return session_dkim_restart(s);
 }
 
 /* session_write_body - see session_int.h. */
@@ -663,6 +685,30 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->flags = s->queue_flags;
 }
 
+/*
+ * session_header_prefix - what goes in front of the stored bytes: the
+ * DKIM-Signature fields (*prefix, from the signer) and, when the queue
+ * got the body alone, the header section as the milters left it.
+ */
+static int session_header_prefix(struct smtp_session *s, char **prefix)
+{
+	const char *header = session_milter_header(s);
+	size_t a = *prefix ? strlen(*prefix) : 0, b;
+	char *p;
+
+	if (header == NULL)
+		return 0;
+	b = strlen(header);
+	if ((p = malloc(a + b + 1)) == NULL)
+		return -1;
+	if (a)
+		memcpy(p, *prefix, a);
+	memcpy(p + a, header, b + 1);
+	free(*prefix);
+	*prefix = p;
+	return 0;
+}
+
 /* session_commit - hands the complete message to the queue's writer. */
 void session_commit(struct smtp_session *s)
 {
@@ -680,6 +726,14 @@ void session_commit(struct smtp_session *s)
 		return;
 	}
 	session_fill_envelope(s, &env, rcpt);
+	if (session_header_prefix(s, &signature) != 0) {
+		free(signature);
+		free(rcpt);
+		session_reply(s, 451, "4.3.0", "Error: out of memory");
+		session_reset_transaction(s);
+		s->state = STATE_COMMAND;
+		return;
+	}
 	env.header_prefix = signature;	/* in front of the body when read (queue.h) */
 	s->incoming = NULL;	/* consumed by the commit, whatever happens */
 	/*

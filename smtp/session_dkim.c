@@ -80,9 +80,31 @@ void session_dkim_feed(struct smtp_session *s, const char *data, size_t len)
 
 	if (s->dkim == NULL)
 		return;
+	if (s->queue_body_only) {
+		dkim_signer_body(s->dkim, data, len);	/* the header comes at the end */
+		return;
+	}
 	dkim_signer_feed(s->dkim, data, len);
 	if (header && dkim_signer_in_body(s->dkim) && session_dkim_unsigned(s))
 		session_dkim_stop(s);
+}
+
+/* session_dkim_header - see session_int.h. */
+void session_dkim_header(struct smtp_session *s, const char *field, size_t len)
+{
+	if (s->dkim != NULL)
+		dkim_signer_header(s->dkim, field, len);
+}
+
+/* session_dkim_restart - see session_int.h. The header has not been
+ * given yet (queue_body_only), so a new signer is the old one reset. */
+int session_dkim_restart(struct smtp_session *s)
+{
+	if (s->dkim == NULL)
+		return 0;
+	dkim_signer_free(s->dkim);
+	s->dkim = dkim_signer_new();
+	return s->dkim ? 0 : -1;
 }
 
 /* dkim_log_added - one line per signature, as opendkim logs it. */

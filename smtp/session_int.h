@@ -135,6 +135,10 @@ struct smtp_session {
 	char *hold;		/* the header section so far, while held */
 	size_t hold_len;
 	struct dkim_signer *dkim;	/* signing this message (session_dkim.c), or NULL */
+	/* The queue gets the body alone: a milter may edit the header, which
+	 * session_milter.c holds and hands over at the end, for the
+	 * envelope's header_prefix (queue.h); the signer takes it apart. */
+	bool queue_body_only;
 	int64_t arrival_sec;
 	int32_t arrival_usec;
 
@@ -189,6 +193,13 @@ void session_start_data(struct smtp_session *s);
 void session_log_reject(struct smtp_session *s, const char *verb, const char *rcpt,
 			const char *extra, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/*
+ * session_queue_restart - a milter replaces the body: the queue file
+ * starts over under the same id (what it had is dropped, in the
+ * writer's order, before the new chunks land) and so does the signer's
+ * body hash. -1: no memory; s->incoming is then NULL.
+ */
+int session_queue_restart(struct smtp_session *s);
 /* session_write_body - message bytes to the queue (through the milters when there are), pausing when it is busy; -1 no memory. */
 int session_write_body(struct smtp_session *s, const char *data, size_t len);
 /*
@@ -251,6 +262,10 @@ void session_submit_stop(struct smtp_session *s);
 int session_dkim_start(struct smtp_session *s);
 /* session_dkim_feed - every byte written to the queue, in order. */
 void session_dkim_feed(struct smtp_session *s, const char *data, size_t len);
+/* session_dkim_header - one final header field, when the queue gets the body alone (queue_body_only). */
+void session_dkim_header(struct smtp_session *s, const char *field, size_t len);
+/* session_dkim_restart - a milter replaces the body: its hash starts over; -1 no memory. */
+int session_dkim_restart(struct smtp_session *s);
 /* session_dkim_finish - the message is complete: *prefix is its
  * DKIM-Signature fields (malloc'd) or NULL when it is not signed. -1
  * when a key exists and signing failed (the message must not go). */
@@ -289,6 +304,10 @@ bool session_milter_data(struct smtp_session *s);
 int session_milter_write(struct smtp_session *s, const char *p, size_t n);
 /* session_milter_eom - the end of DATA: the milters' verdict and changes, then the commit or the refusal. */
 void session_milter_eom(struct smtp_session *s);
+/* session_milter_queue_resume - the queue took a replacement body's chunks: the milter's link reads on. */
+void session_milter_queue_resume(struct smtp_session *s);
+/* session_milter_header - the edited header section (empty line included) that goes in front of the body, or NULL. */
+const char *session_milter_header(const struct smtp_session *s);
 /* session_milter_abort - the transaction ends: the milters forget the message. */
 void session_milter_abort(struct smtp_session *s);
 /* session_milter_stop - the session ends (or starts over after STARTTLS): the connections close. */

@@ -27,14 +27,21 @@
  *
  * Where modifications land (the design): mtad streams a message into
  * the queue as it arrives, but a milter's header and body changes come
- * only at EOM. When a milter negotiated such actions (SMFIF_ADDHDRS,
- * CHGHDRS or CHGBODY), the message is held in memory while it arrives,
- * up to MILTER_HOLD_MAX bytes, and written to the queue after EOM with
- * the header fields edited (added, inserted, changed, deleted) and the
- * body replaced when a milter sent SMFIR_REPLBODY. A longer message is
- * streamed to the queue from the point it crosses the bound; changes
- * to it that can no longer be placed are logged and skipped (header
- * fields) or get the milter's default_action (a body replacement).
+ * only at EOM, and nothing of the message is held in memory beyond its
+ * header section (bounded by MILTER_HEADER_MAX, which the milters need
+ * whole anyway). When a milter negotiated such actions (SMFIF_ADDHDRS,
+ * CHGHDRS or CHGBODY), the session is in edit mode: the header is held
+ * and the queue file gets the body alone, from its first byte; at EOM
+ * the header fields are edited (added, inserted, changed, deleted) and
+ * the result, with its empty line, becomes the envelope's header_prefix
+ * (queue.h), which every reader puts in front of the body, committed in
+ * the same transaction as the envelope. SMFIR_REPLBODY streams: its
+ * first packet starts the queue file over under the same id
+ * (session_queue_restart; the original body's chunks are dropped in the
+ * writer's order) and each packet goes to the queue as it arrives, the
+ * link's reads paused while the queue is busy, as the client's are.
+ * A milter that fails in the middle of its replacement leaves half a
+ * body: that is a temporary failure whatever its default_action says.
  * Sender and recipient changes are envelope changes and always apply.
  *
  * The hook for built-in DKIM signing: every byte of the final message,
@@ -52,7 +59,7 @@
 #include "milter/milter.h"
 #include "smtp/session_int.h"
 
-#define MILTER_HOLD_MAX (4u * 1024 * 1024)	/* message bytes held for changes at EOM */
+#define MILTER_PREFIX_MAX (512u * 1024)		/* the edited header section */
 #define MILTER_HEADER_MAX (100u * 1024)		/* Postfix's header_size_limit */
 #define MILTER_FIELDS_MAX 1000			/* header fields, sent and after edits */
 #define MILTER_MODS_MAX 1000			/* modifications of one message */
@@ -109,7 +116,7 @@ struct session_milters {
 	size_t n, open_handles;
 	bool session_verdict_set;	/* a connect or HELO reject: every MAIL gets it */
 	int session_code;
-	char session_text[MILTER_LINE_MAX];
+	char session_text[MILTER_REPLY_MAX];
 
 	/* The stage being asked. */
 	enum mstage stage;
@@ -117,7 +124,7 @@ struct session_milters {
 	void (*done)(struct session_milters *ms);
 	enum mverdict verdict;
 	int code;
-	char text[MILTER_LINE_MAX];
+	char text[MILTER_REPLY_MAX];	/* the reply's text; lines after the first as "\r\nCCC-..." */
 	const char *verdict_milter;
 	const char *rcpt;	/* MS_RCPT: the address asked about */
 	char *field_name, *field_value;	/* MS_HEADER: the field being sent */
@@ -129,8 +136,7 @@ struct session_milters {
 
 	/* The message. */
 	bool in_message;
-	bool hold;		/* held for changes at EOM (see the file comment) */
-	bool streaming;		/* over MILTER_HOLD_MAX: written to the queue as it comes */
+	bool edit;		/* header held for changes at EOM, the queue gets the body alone */
 	bool eoh;		/* the header section was sent */
 	bool header_too_big;
 	bool failed;		/* out of memory or a queue write error */
@@ -142,16 +148,16 @@ struct session_milters {
 	char *body;		/* body bytes not yet sent to the milters */
 	size_t body_len;
 	bool body_stage;	/* a body chunk is being asked */
-	char *held;		/* the body held for EOM (hold) */
-	size_t held_len, held_cap;
 	uint64_t total;
 	struct mmod mods[MILTER_MODS_MAX];
 	size_t nmods;
 	bool quarantine;
 	char quarantine_reason[256];
-	bool replaced;		/* some milter replaced the body */
-	char *repl;		/* the replacement body */
-	size_t repl_len, repl_cap;
+	size_t repl_link;	/* 1 + the link whose replacement body is in the queue file; 0: none */
+	bool repl_broken;	/* that link failed before its replacement was whole */
+	uint64_t repl_len;
+	struct milter_link *repl_paused;	/* its reads wait for the queue */
+	char *prefix;		/* edit mode at EOM: the header section as it goes out */
 };
 
 static void stage_next(struct session_milters *ms);
@@ -181,12 +187,15 @@ static void milter_log_action(struct smtp_session *s, const char *action, const 
 static void milter_log_action(struct smtp_session *s, const char *action, const char *stage,
 			      const char *rcpt, const char *fmt, ...)
 {
-	char reason[MILTER_LINE_MAX + 64];
+	char reason[MILTER_REPLY_MAX + 64];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	for (char *c = reason; *c; c++)	/* a multi-line reply on one log line */
+		if (*c == '\r' || *c == '\n')
+			*c = ' ';
 	session_log(s, MTAD_LOG_INFO, "%s: %s: %s from %s: %s; from=<%s>%s%s%s proto=%s helo=<%s>",
 		    s->qid[0] ? s->qid : "NOQUEUE", action, stage, s->client_label, reason,
 		    s->sender.addr, rcpt ? " to=<" : "", rcpt ? rcpt : "", rcpt ? ">" : "",
@@ -312,6 +321,10 @@ static void link_fail(struct milter_link *l, const char *why)
 			    l->spec->name, l->spec->path, l->spec->port, why,
 			    milter_action_name(l->spec->default_action));
 	l->waiting = false;
+	if (ms->stage == MS_EOM && ms->repl_link == (size_t)(l - ms->link) + 1)
+		ms->repl_broken = true;
+	if (ms->repl_paused == l)
+		ms->repl_paused = NULL;
 	l->state = L_FAILED;
 	link_close(l, false);
 	l->state = L_FAILED;
@@ -323,10 +336,12 @@ static void link_fail(struct milter_link *l, const char *why)
 /* link_default - the verdict of a failed milter for the stage asked: true when the stage stops. */
 static bool link_default(struct session_milters *ms, struct milter_link *l)
 {
-	if (l->spec->default_action == MILTER_ACCEPT)
+	bool half_body = ms->repl_broken && ms->repl_link == (size_t)(l - ms->link) + 1;
+
+	if (l->spec->default_action == MILTER_ACCEPT && !half_body)
 		return false;
 	ms->verdict_milter = l->spec->name;
-	if (l->spec->default_action == MILTER_REJECT) {
+	if (l->spec->default_action == MILTER_REJECT && !half_body) {
 		ms->verdict = MV_REJECT;
 		ms->code = 550;
 		snprintf(ms->text, sizeof(ms->text), "5.7.1 Command rejected");
@@ -490,6 +505,7 @@ static void put_connect(struct smtp_session *s, struct milter_buf *b)
 	bool local = s->local_uid >= 0;
 	const char *m[] = {
 		"j", s->srv->cfg->hostname, "{daemon_name}", "mtad",
+		"v", "mtad " MTAD_VERSION, "{daemon_addr}", addr,
 		"{if_name}", s->srv->cfg->hostname, "{if_addr}", addr,
 		"_", underscore, "{client_addr}", local ? "127.0.0.1" : s->client_ip,
 		"{client_name}", local ? "localhost" : s->client_name,
@@ -758,29 +774,52 @@ static bool action_allowed(const struct milter_link *l, char cmd)
 	return false;
 }
 
-/* repl_add - a piece of a replacement body (CRLF as sent: libmilter bodies use CRLF). */
-static bool repl_add(struct session_milters *ms, const unsigned char *data, size_t len)
+/*
+ * link_replbody - a piece of the milter's replacement body, straight to
+ * the queue (CRLF as sent: libmilter bodies use CRLF). Its first piece
+ * starts the queue file over: a second milter's replacement replaces
+ * the first. The link stops reading while the queue is busy.
+ */
+static void link_replbody(struct milter_link *l, const unsigned char *data, size_t len)
 {
-	if (!ms->replaced) {
-		ms->replaced = true;
-		ms->repl_len = 0;	/* a second milter's replacement replaces the first */
-	}
-	if (ms->repl_len + len > MILTER_HOLD_MAX)
-		return false;
-	if (ms->repl_len + len > ms->repl_cap) {
-		size_t cap = ms->repl_cap ? ms->repl_cap : 65536;
-		char *p;
+	struct session_milters *ms = l->ms;
+	struct smtp_session *s = ms->s;
+	size_t me = (size_t)(l - ms->link) + 1;
+	uint64_t limit = s->srv->cfg->message_size_limit;
 
-		while (cap < ms->repl_len + len)
-			cap *= 2;
-		if (!(p = realloc(ms->repl, cap)))
-			return false;
-		ms->repl = p;
-		ms->repl_cap = cap;
+	if (ms->repl_link != me) {
+		ms->repl_link = me;
+		ms->repl_len = 0;
+		if (session_queue_restart(s) != 0)
+			return link_fail(l, "cannot start the queue file over");
 	}
-	memcpy(ms->repl + ms->repl_len, data, len);
+	if (limit > 0 && ms->repl_len + len > limit) {
+		session_log(s, MTAD_LOG_WARNING, "%s: milter %s: replacement body over "
+			    "message_size_limit (%llu bytes)", s->qid, l->spec->name,
+			    (unsigned long long)limit);
+		return link_fail(l, "replacement body too big");
+	}
 	ms->repl_len += len;
-	return true;
+	if (session_queue_write(s, (const char *)data, len) < 0)
+		return link_fail(l, "queue file write error");
+	if (s->paused_by_queue && ms->repl_paused == NULL) {
+		ms->repl_paused = l;
+		(void)uv_read_stop(&l->h.stream);
+	}
+}
+
+/* session_milter_queue_resume - see session_int.h. */
+void session_milter_queue_resume(struct smtp_session *s)
+{
+	struct session_milters *ms = s->milters;
+	struct milter_link *l = ms ? ms->repl_paused : NULL;
+
+	if (l == NULL)
+		return;
+	ms->repl_paused = NULL;
+	if (l->state == L_READY && l->handle_open &&
+	    uv_read_start(&l->h.stream, link_alloc, link_read) != 0)
+		link_fail(l, "cannot read");
 }
 
 /* link_modification - SMFIR_ADDHEADER etc.: only at EOM, only when negotiated. */
@@ -806,14 +845,8 @@ static void link_modification(struct milter_link *l, char cmd, const unsigned ch
 				*c = '?';
 		return;
 	}
-	if (cmd == SMFIR_REPLBODY) {
-		if (!repl_add(ms, data, len)) {
-			session_log(ms->s, MTAD_LOG_WARNING, "%s: milter %s: replacement body over %u bytes",
-				    ms->s->qid, l->spec->name, MILTER_HOLD_MAX);
-			link_fail(l, "replacement body too big");
-		}
-		return;
-	}
+	if (cmd == SMFIR_REPLBODY)
+		return link_replbody(l, data, len);
 	if (!keep_mod(ms, l, cmd, data, len))
 		link_fail(l, "bad or too many modifications");
 }
@@ -952,23 +985,61 @@ static void milter_wait(struct smtp_session *s)
 	s->io.pause(s->io.ctx, true);
 }
 
+/* split_enhanced - "5.7.1 text" (n bytes): the enhanced code into enh when it matches code's class; returns where the text starts. */
+static size_t split_enhanced(const char *line, size_t n, int code, char *enh, size_t size)
+{
+	size_t e = strspn(line, "0123456789.");
+
+	enh[0] = '\0';
+	if (e > n)
+		e = n;
+	if (e >= 5 && e < size && (e == n || line[e] == ' ') && line[0] == (char)('0' + code / 100)) {
+		memcpy(enh, line, e);
+		enh[e] = '\0';
+		return e + (e < n);
+	}
+	return 0;
+}
+
+/* reply_lines - a milter's multi-line reply (smfi_setmlreply), each line with its own enhanced code. */
+static void reply_lines(struct session_milters *ms)
+{
+	char buf[MILTER_REPLY_MAX + MILTER_REPLY_LINES * 16], line[SMTP_REPLY_LINE_MAX], enh[16];
+	const char *p = ms->text, *next;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	while (p != NULL) {
+		size_t n = milter_reply_line(p, &next), at;
+
+		if (n >= sizeof(line))
+			n = sizeof(line) - 1;
+		at = split_enhanced(p, n, ms->code, enh, sizeof(enh));
+		snprintf(line, sizeof(line), "%.*s", (int)(n - at), p + at);
+		if (smtp_reply_add(buf, sizeof(buf), &len, ms->code, enh[0] ? enh : NULL, line,
+				   next != NULL) != 0)
+			break;
+		p = next;
+	}
+	session_reply_raw(ms->s, buf, len);
+}
+
 /* reply_verdict - the milters' reject, tempfail or default action as the reply, logged. */
 static void reply_verdict(struct session_milters *ms, const char *rcpt)
 {
 	struct smtp_session *s = ms->s;
-	const char *text = ms->text;
-	char enhanced[16] = "";
-	size_t n = strspn(text, "0123456789.");
+	char enhanced[16];
+	size_t at;
 
-	/* "5.7.1 text": the enhanced code apart, for session_reply. */
-	if (n >= 5 && n < sizeof(enhanced) && (text[n] == ' ' || text[n] == '\0') &&
-	    text[0] == (char)('0' + ms->code / 100)) {
-		snprintf(enhanced, sizeof(enhanced), "%.*s", (int)n, text);
-		text += n + (text[n] == ' ');
+	if (strstr(ms->text, "\r\n")) {
+		reply_lines(ms);
+	} else {
+		/* "5.7.1 text": the enhanced code apart, for session_reply. */
+		at = split_enhanced(ms->text, strlen(ms->text), ms->code, enhanced, sizeof(enhanced));
+		session_reply(s, ms->code, enhanced[0] ? enhanced : NULL, "%s", ms->text + at);
 	}
-	session_reply(s, ms->code, enhanced[0] ? enhanced : NULL, "%s", text);
-	milter_log_action(s, ms->verdict == MV_REJECT ? "milter-reject" : "milter-reject",
-			  stage_name(ms->stage), rcpt, "%d %s", ms->code, ms->text);
+	milter_log_action(s, "milter-reject", stage_name(ms->stage), rcpt, "%d %s", ms->code,
+			  ms->text);
 }
 
 static void mail_done(struct session_milters *ms)
@@ -1048,8 +1119,8 @@ bool session_milter_rcpt(struct smtp_session *s, const char *addr)
 	return false;
 }
 
-/* hold_wanted - a milter of this session may change the header or body. */
-static bool hold_wanted(const struct session_milters *ms)
+/* edit_wanted - a milter of this session may change the header or body. */
+static bool edit_wanted(const struct session_milters *ms)
 {
 	for (size_t i = 0; i < ms->n; i++)
 		if (ms->link[i].state == L_READY &&
@@ -1081,7 +1152,8 @@ static void data_done(struct session_milters *ms)
 		milter_resume(s, STATE_COMMAND);
 		return;
 	}
-	ms->hold = hold_wanted(ms);
+	ms->edit = edit_wanted(ms);
+	s->queue_body_only = ms->edit;
 	ms->in_message = true;
 	session_start_data(s);
 	if (s->state == STATE_DATA) {
@@ -1123,50 +1195,21 @@ static void milter_unpause(struct smtp_session *s)
 		session_continue(s);
 }
 
-/* held_add - message bytes held for EOM; past MILTER_HOLD_MAX everything held so far is written and the rest streams. */
-static int held_add(struct session_milters *ms, const char *p, size_t n)
-{
-	if (ms->streaming)
-		return session_queue_write(ms->s, p, n);
-	if (ms->held_len + n > MILTER_HOLD_MAX) {
-		ms->streaming = true;
-		if (session_queue_write(ms->s, ms->hdr, ms->hdr_end) < 0 ||
-		    (ms->held_len && session_queue_write(ms->s, ms->held, ms->held_len) < 0))
-			return -1;
-		free(ms->held);
-		ms->held = NULL;
-		ms->held_len = ms->held_cap = 0;
-		return session_queue_write(ms->s, p, n);
-	}
-	if (ms->held_len + n > ms->held_cap) {
-		size_t cap = ms->held_cap ? ms->held_cap : 65536;
-		char *q;
-
-		while (cap < ms->held_len + n)
-			cap *= 2;
-		if (!(q = realloc(ms->held, cap)))
-			return -1;
-		ms->held = q;
-		ms->held_cap = cap;
-	}
-	memcpy(ms->held + ms->held_len, p, n);
-	ms->held_len += n;
-	return 0;
-}
-
-/* body_out - body bytes go to the queue (or the hold) and wait for the milters. */
+/* body_out - body bytes go to the queue and wait for the milters. */
 static int body_out(struct session_milters *ms, const char *p, size_t n)
 {
+	size_t sep = ms->separator < n ? ms->separator : n;
+
 	if (n == 0 || (ms->eoh && ms->verdict != MV_CONTINUE))
 		return 0;	/* decided before the end: nothing more is kept */
-	if (ms->hold ? held_add(ms, p, n) < 0 : session_queue_write(ms->s, p, n) < 0)
+	/* The empty line that ends the header is no body byte for the
+	 * milters, and in edit mode it goes with the header at EOM. */
+	if (ms->edit ? n > sep && session_queue_write(ms->s, p + sep, n - sep) < 0
+		     : session_queue_write(ms->s, p, n) < 0)
 		return -1;
-	/* The empty line that ends the header is no body byte for the milters. */
-	while (ms->separator > 0 && n > 0) {
-		ms->separator--;
-		p++;
-		n--;
-	}
+	ms->separator -= (unsigned)sep;
+	p += sep;
+	n -= sep;
 	if (ms->body_len + n > MILTER_BODY_BUF)
 		return -1;
 	memcpy(ms->body + ms->body_len, p, n);
@@ -1323,7 +1366,7 @@ int session_milter_write(struct smtp_session *s, const char *p, size_t n)
 		if (!ms->hdr_end)
 			return 0;
 		/* The header is whole: unless held, it goes to the queue now. */
-		if (!ms->hold && session_queue_write(s, ms->hdr, ms->hdr_end) < 0)
+		if (!ms->edit && session_queue_write(s, ms->hdr, ms->hdr_end) < 0)
 			return -1;
 		if (body_out(ms, p, n) < 0)
 			return -1;
@@ -1444,8 +1487,31 @@ static size_t header_fields(struct session_milters *ms, struct hfield *f)
 	return nf;
 }
 
-/* write_header - the held header with every header modification, to the queue. */
-static int write_header(struct session_milters *ms)
+/* prefix_join - the fields and the empty line as one string (ms->prefix); the signer gets each field. */
+static int prefix_join(struct session_milters *ms, const struct hfield *f, size_t nf)
+{
+	size_t total = 2, n = 0;
+
+	for (size_t i = 0; i < nf; i++)
+		total += f[i].len;
+	if (total > MILTER_PREFIX_MAX) {
+		session_log(ms->s, MTAD_LOG_WARNING, "%s: header over %u bytes after the milters' "
+			    "changes", ms->s->qid, MILTER_PREFIX_MAX);
+		return -1;
+	}
+	if (!(ms->prefix = malloc(total + 1)))
+		return -1;
+	for (size_t i = 0; i < nf; i++) {
+		memcpy(ms->prefix + n, f[i].raw, f[i].len);
+		n += f[i].len;
+		session_dkim_header(ms->s, f[i].raw, f[i].len);
+	}
+	memcpy(ms->prefix + n, "\r\n", 3);
+	return 0;
+}
+
+/* header_build - the held header with every header modification, for header_prefix. */
+static int header_build(struct session_milters *ms)
 {
 	struct hfield *f = calloc(MILTER_FIELDS_MAX, sizeof(*f));
 	size_t nf;
@@ -1460,8 +1526,8 @@ static int write_header(struct session_milters *ms)
 		if (c == SMFIR_ADDHEADER || c == SMFIR_INSHEADER || c == SMFIR_CHGHEADER)
 			rc = header_edit(f, &nf, &ms->mods[i]);
 	}
-	for (size_t i = 0; i < nf && rc == 0; i++)
-		rc = session_queue_write(ms->s, f[i].raw, f[i].len);
+	if (rc == 0)
+		rc = prefix_join(ms, f, nf);
 	for (size_t i = 0; i < nf; i++)
 		free(f[i].own);
 	free(f);
@@ -1505,50 +1571,27 @@ static int envelope_edit(struct session_milters *ms)
 	return 0;
 }
 
-/* streaming_changes - a message over the hold bound: what can still apply. false: default_action given. */
-static bool streaming_changes(struct session_milters *ms)
-{
-	for (size_t i = 0; i < ms->nmods; i++) {
-		char c = ms->mods[i].cmd;
-
-		if (c == SMFIR_ADDHEADER || c == SMFIR_INSHEADER || c == SMFIR_CHGHEADER)
-			session_log(ms->s, MTAD_LOG_WARNING, "%s: milter %s: header change on a message "
-				    "over %u bytes not applied", ms->s->qid, ms->mods[i].milter,
-				    MILTER_HOLD_MAX);
-	}
-	if (!ms->replaced)
-		return true;
-	session_log(ms->s, MTAD_LOG_WARNING, "%s: milter: body replacement on a message over %u "
-		    "bytes: temporary failure", ms->s->qid, MILTER_HOLD_MAX);
-	ms->verdict = MV_TEMPFAIL;
-	ms->code = 451;
-	snprintf(ms->text, sizeof(ms->text), "4.7.1 Service unavailable - try again later");
-	return false;
-}
-
-/* message_write - the message after its changes, to the queue. -1: write error. */
+/* message_write - the milters' changes: the envelope, and in edit mode the header. -1: no memory. */
 static int message_write(struct session_milters *ms)
 {
 	if (envelope_edit(ms) != 0)
 		return -1;
-	if (!ms->hold) {
+	if (!ms->edit) {
 		for (size_t i = 0; i < ms->nmods; i++)
 			if (ms->mods[i].cmd != SMFIR_CHGFROM && ms->mods[i].cmd != SMFIR_ADDRCPT &&
 			    ms->mods[i].cmd != SMFIR_ADDRCPT_PAR && ms->mods[i].cmd != SMFIR_DELRCPT)
 				return -1;	/* not negotiated, so never kept: cannot happen */
 		return 0;
 	}
-	if (ms->streaming)
-		return 0;
 	if (!ms->hdr_end)
 		ms->hdr_end = ms->hdr_len;	/* all header, no body */
-	if (write_header(ms) != 0)
-		return -1;
-	if (!ms->replaced)
-		return ms->held_len ? session_queue_write(ms->s, ms->held, ms->held_len) : 0;
-	if (session_queue_write(ms->s, "\r\n", 2) != 0)
-		return -1;
-	return ms->repl_len ? session_queue_write(ms->s, ms->repl, ms->repl_len) : 0;
+	return header_build(ms);
+}
+
+/* session_milter_header - see session_int.h. */
+const char *session_milter_header(const struct smtp_session *s)
+{
+	return s->milters ? s->milters->prefix : NULL;
 }
 
 /* message_forget - what the message held goes. */
@@ -1561,17 +1604,26 @@ static void message_forget(struct session_milters *ms)
 	ms->nmods = 0;
 	free(ms->hdr);
 	free(ms->body);
-	free(ms->held);
-	free(ms->repl);
+	free(ms->prefix);
 	free(ms->field_name);
 	free(ms->field_value);
-	ms->hdr = ms->body = ms->held = ms->repl = ms->field_name = ms->field_value = NULL;
+	ms->hdr = ms->body = ms->prefix = ms->field_name = ms->field_value = NULL;
 	ms->hdr_len = ms->hdr_end = ms->field_next = ms->body_len = 0;
 	ms->separator = 0;
-	ms->held_len = ms->held_cap = ms->repl_len = ms->repl_cap = 0;
-	ms->eoh = ms->header_too_big = ms->failed = ms->hold = ms->streaming = false;
-	ms->replaced = ms->quarantine = ms->body_stage = ms->discard = false;
+	ms->repl_link = 0;
+	ms->repl_len = 0;
+	ms->eoh = ms->header_too_big = ms->failed = ms->edit = ms->repl_broken = false;
+	ms->quarantine = ms->body_stage = ms->discard = false;
 	ms->in_message = false;
+	if (ms->repl_paused) {
+		/* The transaction ended while the link waited for the queue. */
+		struct milter_link *l = ms->repl_paused;
+
+		ms->repl_paused = NULL;
+		if (l->state == L_READY && l->handle_open &&
+		    uv_read_start(&l->h.stream, link_alloc, link_read) != 0)
+			link_fail(l, "cannot read");
+	}
 }
 
 static void message_forget(struct session_milters *ms);
@@ -1581,8 +1633,7 @@ static void eom_done(struct session_milters *ms)
 	struct smtp_session *s = ms->s;
 
 	s->state = STATE_COMMAND;
-	if (ms->verdict == MV_REJECT || ms->verdict == MV_TEMPFAIL ||
-	    (ms->verdict == MV_CONTINUE && ms->streaming && !streaming_changes(ms))) {
+	if (ms->verdict == MV_REJECT || ms->verdict == MV_TEMPFAIL) {
 		reply_verdict(ms, NULL);
 		session_reset_transaction(s);
 		milter_resume(s, STATE_COMMAND);
@@ -1592,6 +1643,14 @@ static void eom_done(struct session_milters *ms)
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
 		milter_log_action(s, "milter-discard", "END-OF-MESSAGE", NULL,
 				  "milter triggers DISCARD action");
+		session_reset_transaction(s);
+		milter_resume(s, STATE_COMMAND);
+		return;
+	}
+	if (ms->edit && memchr(ms->hdr, '\0', ms->hdr_end ? ms->hdr_end : ms->hdr_len)) {
+		/* RFC 5322 §2.2: no NUL in a header field; the edited header
+		 * is stored as a string (queue.h header_prefix). */
+		session_reply(s, 550, "5.6.0", "Error: NUL byte in the message header");
 		session_reset_transaction(s);
 		milter_resume(s, STATE_COMMAND);
 		return;
@@ -1634,7 +1693,7 @@ void session_milter_eom(struct smtp_session *s)
 	if (!ms->hdr_end && !ms->running) {
 		/* All header, no empty line: the header is whole now. */
 		ms->hdr_end = ms->hdr_len;
-		if (!ms->hold && session_queue_write(s, ms->hdr, ms->hdr_end) < 0) {
+		if (!ms->edit && session_queue_write(s, ms->hdr, ms->hdr_end) < 0) {
 			ms->failed = true;
 			return session_milter_eom(s);
 		}

@@ -30,8 +30,21 @@ static void check_packet(const struct milter_decoder *d)
 	if (milter_parse_header_mod((char)d->data[0], data, len, &h) == 0 &&
 	    (h.name < (const char *)data || h.value >= (const char *)data + len))
 		abort();
-	if (milter_parse_replycode(data, len, &code, &text) == 0 && (code < 400 || code > 599))
-		abort();
+	if (milter_parse_replycode(data, len, &code, &text) == 0) {
+		const char *p = text, *next;
+		size_t lines = 0;
+
+		if (code < 400 || code > 599)
+			abort();
+		/* Every line of a reply it accepted is walked inside the packet. */
+		for (; p != NULL; p = next, lines++) {
+			size_t n = milter_reply_line(p, &next);
+
+			if (p < (const char *)data || p + n > (const char *)data + len ||
+			    lines >= MILTER_REPLY_LINES)
+				abort();
+		}
+	}
 	n = milter_parse_strings(data, len, s, 8);
 	for (int i = 0; i < n; i++)
 		if (s[i] < (const char *)data || s[i] >= (const char *)data + len)

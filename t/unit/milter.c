@@ -150,7 +150,41 @@ static void test_replies(struct tap *t)
 	       code == 451 && text[0] == '\0', "a bare code");
 	TAP_OK(t, milter_parse_replycode((const unsigned char *)"250 ok\0", 7, &code, &text) == -1, "2xx refused");
 	TAP_OK(t, milter_parse_replycode((const unsigned char *)"550 a\r\n550 b\0", 13, &code, &text) == -1,
-	       "multi-line refused");
+	       "multi-line with ' ' on a line that is not the last: refused");
+	{
+		static const char ml[] = "550-5.7.1 one\r\n550-5.7.1 two\r\n550 5.7.1 three";
+		const char *next, *p;
+		size_t n;
+
+		TAP_OK(t, milter_parse_replycode((const unsigned char *)ml, sizeof(ml), &code, &text) == 0 &&
+		       code == 550, "smfi_setmlreply's multi-line form");
+		n = milter_reply_line(text, &next);
+		TAP_OK(t, n == 9 && memcmp(text, "5.7.1 one", 9) == 0 && next, "... line 1");
+		p = next;
+		n = milter_reply_line(p, &next);
+		TAP_OK(t, n == 9 && memcmp(p, "5.7.1 two", 9) == 0 && next, "... line 2");
+		p = next;
+		n = milter_reply_line(p, &next);
+		TAP_OK(t, n == 11 && memcmp(p, "5.7.1 three", 11) == 0 && !next, "... line 3, the last");
+	}
+	TAP_OK(t, milter_parse_replycode((const unsigned char *)"451-a\r\n451\0", 11, &code, &text) == 0,
+	       "a last line that is a bare code");
+	{
+		const char *next, *p;
+
+		p = text;
+		(void)milter_reply_line(p, &next);
+		TAP_OK(t, next && *next == '\0' && milter_reply_line(next, &next) == 0 && !next,
+		       "... walked without reading past it");
+	}
+	TAP_OK(t, milter_parse_replycode((const unsigned char *)"550-a\r\n451 b\0", 13, &code, &text) == -1,
+	       "multi-line with two codes: refused");
+	TAP_OK(t, milter_parse_replycode((const unsigned char *)"550-a\n550 b\0", 12, &code, &text) == -1,
+	       "multi-line split by a bare LF: refused");
+	TAP_OK(t, milter_parse_replycode((const unsigned char *)"550-a\r\n\0", 9, &code, &text) == -1,
+	       "multi-line ending in CRLF: refused");
+	TAP_OK(t, milter_parse_replycode((const unsigned char *)"550-a\0", 6, &code, &text) == -1,
+	       "a single line with '-': refused");
 	TAP_OK(t, milter_parse_replycode((const unsigned char *)"55x no\0", 7, &code, &text) == -1, "not digits");
 	TAP_OK(t, milter_parse_strings((const unsigned char *)"a\0b\0", 4, s, 4) == 2 &&
 	       strcmp(s[1], "b") == 0, "two strings");
