@@ -181,6 +181,20 @@ void dest_unwait(struct deliver *d, struct group *g);
 void deliver_read_timeouts(struct deliver *d);
 /* dest_keys_free - the destinations' keys, when the runner goes. */
 void dest_keys_free(struct deliver *d);
+/*
+ * deliver_dest_key - a destination's key (struct dest): "smtp may 25
+ * mx1.example.org,mx2.example.org": the protocol (lmtp or smtp), the TLS
+ * policy, the port and the n next-hop host names (a name per address:
+ * each kept once), lower case, without a trailing dot, sorted. Postfix
+ * keys concurrency by next-hop domain and connection reuse by address;
+ * here both go by the resolved host set, so domains served by the same
+ * MX hosts share connections and one destination_concurrency, while
+ * another port, protocol or TLS policy is another destination. Pure.
+ * Returns a malloc'd string, or NULL (out of memory, n is 0 or above
+ * MAX_ADDRS).
+ */
+char *deliver_dest_key(bool lmtp, enum smtp_tls_policy tls, int port,
+		       const char *const *hosts, size_t n);
 
 /* ---- mx.c: where the mail goes ---- */
 

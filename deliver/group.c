@@ -336,25 +336,60 @@ static int host_cmp(const void *a, const void *b)
 }
 
 /*
+ * deliver_dest_key - see deliver_int.h. Pure: unit-tested in
+ * t/unit/destkey.c.
+ */
+char *deliver_dest_key(bool lmtp, enum smtp_tls_policy tls, int port,
+		       const char *const *hosts, size_t n)
+{
+	static const char *const tls_name[] = { "none", "may", "verify" };
+	char norm[MAX_ADDRS][256];
+	const char *names[MAX_ADDRS];
+	size_t len = 64, at;
+	char *key;
+
+	if (n == 0 || n > MAX_ADDRS || (unsigned)tls > SMTP_TLS_VERIFY)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		for (const char *p = hosts[i]; *p && k + 1 < sizeof(norm[0]); p++)
+			norm[i][k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+		if (k > 1 && norm[i][k - 1] == '.')
+			k--;	/* "mx.example." is "mx.example" */
+		norm[i][k] = '\0';
+		names[i] = norm[i];
+		len += k + 1;
+	}
+	qsort(names, n, sizeof(names[0]), host_cmp);
+	if ((key = malloc(len)) == NULL)
+		return NULL;
+	at = (size_t)snprintf(key, len, "%s %s %d", lmtp ? "lmtp" : "smtp", tls_name[tls], port);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = strlen(names[i]);
+
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;	/* one host, several addresses */
+		key[at++] = i == 0 ? ' ' : ',';
+		memcpy(key + at, names[i], k);
+		at += k;
+	}
+	key[at] = '\0';
+	return key;
+}
+
+/*
  * group_key - the key of the group's destination, once its addresses
- * are known: "smtp may 25 mx1.example.org,mx2.example.org" (protocol,
- * TLS policy, port, the names its addresses came from: lower case,
- * sorted, each once), or "lmtp unix /run/dovecot/lmtp". Postfix keys
- * concurrency by next-hop domain and reuse by address; here both go by
- * the resolved host set, so two domains served by the same MX hosts
- * share connections and one destination_concurrency. Every name in it
- * is a host this group may be sent to, so a kept connection of the key
- * is one this group could have made itself. NULL when out of memory, or
- * without an address (nothing to connect to).
+ * are known (deliver_dest_key of the names its addresses came from), or
+ * "lmtp unix /run/dovecot/lmtp" for an LMTP socket. NULL when out of
+ * memory, or without an address (nothing to connect to).
  */
 static char *group_key(const struct group *g)
 {
-	static const char *const tls[] = { "none", "may", "verify" };
-	char norm[MAX_ADDRS][256];
-	const char *names[MAX_ADDRS];
-	size_t n = 0, len = 64, at;
+	const char *hosts[MAX_ADDRS];
 	const struct sockaddr_storage *ss = &g->addrs[0];
 	int port;
+	size_t len;
 	char *key;
 
 	if (g->route && g->route->path[0]) {
@@ -367,33 +402,9 @@ static char *group_key(const struct group *g)
 		return NULL;
 	port = ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
 					       : ((const struct sockaddr_in *)ss)->sin_port);
-	for (size_t i = 0; i < g->naddrs; i++) {
-		size_t k = 0;
-
-		for (const char *p = g->hosts[i]; *p && k + 1 < sizeof(norm[0]); p++)
-			norm[n][k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-		if (k > 1 && norm[n][k - 1] == '.')
-			k--;	/* "mx.example." is "mx.example" */
-		norm[n][k] = '\0';
-		names[n] = norm[n];
-		n++;
-	}
-	qsort(names, n, sizeof(names[0]), host_cmp);
-	for (size_t i = 0; i < n; i++)
-		len += strlen(names[i]) + 1;
-	if ((key = malloc(len)) == NULL)
-		return NULL;
-	at = (size_t)snprintf(key, len, "%s %s %d", g->route && g->route->lmtp ? "lmtp" : "smtp",
-			      tls[group_tls(g)], port);
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
-			continue;	/* one host, several addresses */
-		key[at++] = i == 0 ? ' ' : ',';
-		memcpy(key + at, names[i], strlen(names[i]));
-		at += strlen(names[i]);
-	}
-	key[at] = '\0';
-	return key;
+	for (size_t i = 0; i < g->naddrs; i++)
+		hosts[i] = g->hosts[i];
+	return deliver_dest_key(g->route && g->route->lmtp, group_tls(g), port, hosts, g->naddrs);
 }
 
 /* dest_find - the connection count of a group's destination (NULL: no key, or
