@@ -13,7 +13,9 @@
  * server side; the reply parser only ever sees plaintext.
  *
  * Must not: block; wait without a deadline (connect, the greeting, each
- * reply, the TLS handshake and each body write have opt->timeout);
+ * reply, the TLS handshake and each body write have opt->timeout; a body
+ * chunk being read is bounded by the reader: the runner answers it with
+ * an error after smtp_queue_read_timeout, deliver/group.c);
  * buffer without bound (one reply of at most 64 KB, one body chunk at a
  * time: the next is asked for when the last one is written); trust the
  * peer (malformed, oversized or unexpected replies, and plaintext sent
@@ -420,6 +422,11 @@ static void handle_reply(struct smtp_client *c, const struct smtp_client_reply *
 			fail_with(c, r);
 			return;
 		}
+		/* Each reply starts the next step's deadline: a non-pipelined
+		 * envelope of many RCPTs gets smtp_timeout per command, as
+		 * Postfix's smtp_rcpt_timeout. What follows may stop it (the
+		 * body read, the end of the message) or set its own. */
+		client_step_timer(c, c->timeout_ms);
 		client_on_transaction_reply(c, r);
 		return;
 	case C_QUIT:

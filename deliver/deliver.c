@@ -1,10 +1,14 @@
 /*
  * deliver.c - the queue runner: picks up due messages, groups each one's
  * recipients by where their mail goes (route, relayhost, or MX: mx.c),
- * hands each group to the SMTP client (group.c), and has the outcome
- * recorded (outcome.c): sent, deferred with an exponential backoff, or
- * failed with a bounce (RFC 3464) to the sender. This file is the loop:
- * the scan every second, the concurrency limits, start and stop.
+ * resolves every group's next hop, merges the groups whose destination
+ * key is the same (domains served by the same MX hosts: one transaction,
+ * several domains' recipients), hands each group to the SMTP client
+ * (group.c), and has the outcome recorded (outcome.c): sent, deferred
+ * with an exponential backoff, or failed with a bounce (RFC 3464) to the
+ * sender. This file is the loop: the scan every second, the concurrency
+ * limits, the body reads' deadline (smtp_queue_read_timeout), start and
+ * stop.
  *
  * Every state change is a queue transaction (queue_update_async), so a
  * crash at any moment can cause a message to be delivered twice, never
@@ -92,19 +96,113 @@ static int attempt_groups(struct attempt *a)
 	return 0;
 }
 
-/* attempt_next_group - one destination after the other; then the outcome. */
+/*
+ * attempt_merge - groups whose destination has the same key go as one:
+ * the later group's recipients join the earlier one (same hosts, port,
+ * protocol and TLS policy), so one MAIL carries RCPTs of several
+ * domains. The arrays of every group have room for all the message's
+ * recipients.
+ */
+static void attempt_merge(struct attempt *a)
+{
+	for (size_t i = 0; i < a->ngroups; i++) {
+		struct group *g = &a->groups[i];
+
+		if (!g->resolved || g->nrcpt == 0 || g->key == NULL)
+			continue;
+		for (size_t j = i + 1; j < a->ngroups; j++) {
+			struct group *o = &a->groups[j];
+
+			if (!o->resolved || o->nrcpt == 0 || o->key == NULL ||
+			    strcmp(o->key, g->key) != 0)
+				continue;
+			for (size_t k = 0; k < o->nrcpt; k++) {
+				g->rcpt_addrs[g->nrcpt] = o->rcpt_addrs[k];
+				g->rcpt[g->nrcpt++] = o->rcpt[k];
+			}
+			o->nrcpt = 0;
+		}
+	}
+	a->merged = true;
+}
+
+/* group_log_svc - its lines go under mtad/lmtp or mtad/smtp, as Postfix's two clients. */
+static enum mtad_log_service group_log_svc(const struct group *g)
+{
+	return g->route && g->route->lmtp ? MTAD_SVC_LMTP : MTAD_SVC_SMTP;
+}
+
+/*
+ * attempt_resolve - the next hop of every group, one after the other
+ * (mx.c; at most one DNS lookup in flight per message). Returns true
+ * when all are known, false when a lookup answers later
+ * (attempt_resolved then goes on).
+ */
+static bool attempt_resolve(struct attempt *a)
+{
+	while (a->nresolved < a->ngroups) {
+		struct group *g = &a->groups[a->nresolved++];
+
+		g->resolving = true;
+		g->t_resolve = deliver_now();
+		a->t_group_start = g->t_resolve;	/* a decision now: c = its lookup */
+		a->t_group_ready = 0;
+		a->log_svc = group_log_svc(g);
+		a->in_resolve = true;
+		a->resolved_now = false;
+		group_start(g);
+		a->in_resolve = false;
+		if (!a->resolved_now)
+			return false;
+	}
+	return true;
+}
+
+/* attempt_resolved - a group's next hop is known (or it was decided): the attempt goes on. */
+void attempt_resolved(struct group *g)
+{
+	struct attempt *a = g->att;
+
+	g->resolve_secs = deliver_now() - g->t_resolve;
+	if (a->in_resolve) {
+		a->resolved_now = true;	/* attempt_resolve's loop goes on */
+		return;
+	}
+	attempt_next_group(a);
+}
+
+/* attempt_next_group - every next hop first; then one destination after the other; then the outcome. */
 void attempt_next_group(struct attempt *a)
 {
-	if (a->d->stopping || a->current >= a->ngroups) {
+	struct group *g;
+
+	if (a->d->stopping) {
 		attempt_finish(a);
 		return;
 	}
-	a->t_group_start = deliver_now();
-	a->t_group_ready = 0;
-	/* Its lines go under mtad/lmtp or mtad/smtp, as Postfix's two clients. */
-	a->log_svc = a->groups[a->current].route && a->groups[a->current].route->lmtp
-			     ? MTAD_SVC_LMTP : MTAD_SVC_SMTP;
-	group_start(&a->groups[a->current++]);
+	if (!attempt_resolve(a))
+		return;
+	if (!a->merged)
+		attempt_merge(a);
+	for (;;) {
+		while (a->current < a->ngroups &&
+		       (!a->groups[a->current].resolved || a->groups[a->current].nrcpt == 0))
+			a->current++;
+		if (a->current >= a->ngroups) {
+			attempt_finish(a);
+			return;
+		}
+		g = &a->groups[a->current++];
+		/* delays=c is this group's own lookup and connection setup. */
+		a->t_group_start = deliver_now() - g->resolve_secs;
+		a->t_group_ready = 0;
+		a->log_svc = group_log_svc(g);
+		if (!a->damaged)
+			break;
+		/* Found by an earlier group: no more sending. */
+		group_decide(g, 451, "4.3.0", "the queued body is damaged; message held");
+	}
+	group_connect_next(g);
 }
 
 /* attempt_free - everything one message's attempt took. */
@@ -127,6 +225,7 @@ void attempt_free(struct attempt *a)
 			smtp_client_close(g->client);
 		free(g->rcpt);
 		free(g->rcpt_addrs);
+		free(g->key);
 	}
 	free(a->groups);
 	free(a->decided);
@@ -285,10 +384,12 @@ static void deliver_tick(uv_timer_t *t)
 	deliver_scan(d, room);
 }
 
-/* deliver_second - the timer: the in-flight set once a second, then the scan. */
+/* deliver_second - the timer: the in-flight set once a second, body reads
+ * past their deadline, then the scan. */
 static void deliver_second(uv_timer_t *t)
 {
 	deliver_publish(t->data);
+	deliver_read_timeouts(t->data);
 	deliver_tick(t);
 }
 
@@ -379,5 +480,6 @@ void deliver_free(struct deliver *d)
 	}
 	queue_active_free(d->published);
 	d->published = NULL;
+	dest_keys_free(d);
 	uv_close((uv_handle_t *)&d->timer, deliver_closed);
 }

@@ -205,8 +205,10 @@ void smtp_client_lmtp_deferral(struct smtp_client_reply *r, const char *peer, co
  * last true on the final chunk; status != 0 means the message cannot be
  * read (451 4.3.0, the connection is dropped: half a message must not
  * be delivered). done must still be called after smtp_client_close;
- * the client is freed then. No timeout runs while a read is out, and
- * the sent callback never runs during one.
+ * the client is freed then. No timeout of the client runs while a read
+ * is out (the reader bounds it: the runner calls done with an error
+ * after smtp_queue_read_timeout), and the sent callback never runs
+ * during one.
  */
 typedef void (*smtp_client_chunk_done)(struct smtp_client *c, int status,
 				       const void *data, size_t len, bool last);

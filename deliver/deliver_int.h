@@ -18,9 +18,17 @@
 #define MAX_COOLING 64		/* messages whose outcome could not be recorded */
 #define MAX_OWN 64		/* this machine's addresses, for loop checks */
 
-/* A destination (route host or recipient domain) and its connections. */
+/*
+ * A destination and its connections: what destination_concurrency
+ * counts and a kept connection is reused for. Its key (group_key in
+ * group.c) is the next hop as resolved: the protocol, the TLS policy,
+ * the port and the sorted set of hosts (MX hosts, a route's host, or a
+ * domain's own name when it has no MX), so domains whose MX records
+ * name the same hosts share connections and one limit, and a
+ * connection made under one TLS policy is never reused under another.
+ */
 struct dest {
-	char key[300];
+	char *key;			/* malloc'd; NULL: a free slot */
 	unsigned conns;			/* connection slots in use (the idle one too) */
 	struct group *wait_head, *wait_tail;	/* groups waiting for a slot */
 	struct smtp_client *idle;	/* a connection kept for the next message */
@@ -55,6 +63,18 @@ struct group {
 	bool waiting;			/* queued for a slot of its destination */
 	bool tried_idle;		/* a kept connection was offered already */
 	struct group *next_wait;
+	/*
+	 * Every group of an attempt is resolved first (mx.c), then groups
+	 * whose next hop has the same key are merged (one transaction for
+	 * the recipients of several domains), then they are sent one after
+	 * the other. While resolving, mx.c's group_connect_next (addresses
+	 * found) and group_done (decided: no address, Null MX, DNS failure)
+	 * hand the group back to the runner instead (group.c).
+	 */
+	bool resolving;			/* mx.c is finding its next hop */
+	bool resolved;			/* it found one: the group may be sent */
+	char *key;			/* its destination's key, once resolved (malloc'd) */
+	double t_resolve, resolve_secs;	/* when resolving began, how long it took (delays=c) */
 };
 
 /* A message being delivered. */
@@ -75,6 +95,9 @@ struct attempt {
 	bool queue_wait;		/* a queue call answers later: freed there */
 	bool damaged;			/* the body failed its check: hold, never send */
 	char damage[200];		/* ... and how */
+	size_t nresolved;		/* groups whose next hop was looked for */
+	bool merged;			/* groups with the same destination key merged */
+	bool in_resolve, resolved_now;	/* group_start is running / it answered at once */
 	bool *decided;			/* per recipient: this attempt decided it */
 	char (*reply)[600];		/* per recipient: the reply for logs and DSN */
 	char (*dsn)[16];
@@ -118,12 +141,18 @@ struct deliver {
 	bool active_changed;
 };
 
-/* A body chunk on its way from the queue to the client. */
+/*
+ * A body chunk on its way from the queue to the client. The queue's
+ * callback always comes and frees it; the client may have been answered
+ * before (answered: smtp_queue_read_timeout ran out, deliver_read_timeouts).
+ */
 struct chunk_req {
-	struct group *g;		/* NULL: the attempt went away meanwhile */
+	struct group *g;		/* NULL: the attempt went away, or the read timed out */
 	struct smtp_client *client;
 	smtp_client_chunk_done done;
 	uint32_t index;			/* chunk 0 gets the envelope's header_prefix in front */
+	uint64_t since;			/* uv_now when it was asked for */
+	bool answered;			/* done was called already: the late chunk is dropped */
 };
 
 /* ---- deliver.c: the runner ---- */
@@ -136,6 +165,8 @@ void attempt_free(struct attempt *a);
 void attempt_unlink(struct attempt *a);
 /* deliver_more - an attempt ended: look for more due messages now when the last scan was full. */
 void deliver_more(struct deliver *d);
+/* attempt_resolved - a group's next hop is known (or it was decided): the attempt goes on. */
+void attempt_resolved(struct group *g);
 
 /* ---- group.c: connections and the SMTP client ---- */
 
@@ -145,6 +176,25 @@ void group_connect_next(struct group *g);
 void group_done(struct group *g);
 /* dest_unwait - takes a waiting group off its destination's queue. */
 void dest_unwait(struct deliver *d, struct group *g);
+/* deliver_read_timeouts - body reads older than smtp_queue_read_timeout: the client
+ * is answered with a read error (451 4.3.0, the connection dropped). Every second. */
+void deliver_read_timeouts(struct deliver *d);
+/* dest_keys_free - the destinations' keys, when the runner goes. */
+void dest_keys_free(struct deliver *d);
+/*
+ * deliver_dest_key - a destination's key (struct dest): "smtp may 25
+ * mx1.example.org,mx2.example.org": the protocol (lmtp or smtp), the TLS
+ * policy, the port and the n next-hop host names (a name per address:
+ * each kept once), lower case, without a trailing dot, sorted. Postfix
+ * keys concurrency by next-hop domain and connection reuse by address;
+ * here both go by the resolved host set, so domains served by the same
+ * MX hosts share connections and one destination_concurrency, while
+ * another port, protocol or TLS policy is another destination. Pure.
+ * Returns a malloc'd string, or NULL (out of memory, n is 0 or above
+ * MAX_ADDRS).
+ */
+char *deliver_dest_key(bool lmtp, enum smtp_tls_policy tls, int port,
+		       const char *const *hosts, size_t n);
 
 /* ---- mx.c: where the mail goes ---- */
 

@@ -1,16 +1,23 @@
 /*
  * group.c - one group (the recipients of one message that share a next
- * hop, SMTP or LMTP) on its way out: a connection slot of its destination
+ * hop, SMTP or LMTP) on its way out: the key of its destination once
+ * its next hop is resolved (protocol, TLS policy, port and the sorted
+ * set of next-hop hosts: domains with the same MX hosts are one
+ * destination), a connection slot of that destination
  * (destination_concurrency), a kept connection when one is idle, else
  * the next address; the message handed to the SMTP client with its
- * body read chunk by chunk from the queue and checked end to end; the
- * peer's verdicts; the connection passed on to the next group or kept.
+ * body read chunk by chunk from the queue and checked end to end, each
+ * read bounded by smtp_queue_read_timeout; the peer's verdicts; the
+ * connection passed on to the next group or kept.
  *
  * Must not: send a body that fails its check (the chunk becomes a read
  * error before the final dot); connect to one of our own listeners
  * (loops_to_myself), or over LMTP to our own local submission socket;
- * exceed a destination's connection limit; leave a
- * chunk request pointing at a freed group (attempt_free clears it).
+ * exceed a destination's connection limit; reuse a connection for a
+ * group whose key differs (another host set, port, protocol or TLS
+ * policy); leave a chunk request pointing at a freed group
+ * (attempt_free clears it) or answer the client twice for one read (a
+ * read that timed out is answered, and its late chunk dropped).
  *
  * Follows: RFC 5321 §4.5.4 (retry another address), §5 (one transaction
  * per next hop, several per connection), RFC 2033 (LMTP routes).
@@ -81,6 +88,11 @@ static void chunk_arrived(void *arg, int status, const void *data, size_t len, b
 	const char *prefix = req->g && req->index == 0 ? req->g->att->env.header_prefix : NULL;
 	char *joined = NULL;
 
+	/* Too late: the read timed out and the client had its answer. */
+	if (req->answered) {
+		free(req);
+		return;
+	}
 	/*
 	 * Even when the attempt went away meanwhile: a closed client waits
 	 * for this call to free itself.
@@ -116,7 +128,8 @@ static void chunk_read(void *arg, uint32_t index, struct smtp_client *c, smtp_cl
 		queue_body_check_free(g->check);
 		g->check = queue_body_check_new();
 	}
-	*req = (struct chunk_req){ g, c, done, index };
+	*req = (struct chunk_req){ .g = g, .client = c, .done = done, .index = index,
+				   .since = uv_now(g->att->d->loop) };
 	if (g->check == NULL ||
 	    queue_chunk_async(g->att->d->queue, g->att->env.qid, index, chunk_arrived, req) != 0) {
 		free(req);
@@ -124,6 +137,43 @@ static void chunk_read(void *arg, uint32_t index, struct smtp_client *c, smtp_cl
 		return;
 	}
 	g->chunk = req;
+}
+
+/*
+ * deliver_read_timeouts - a body read the queue has not answered within
+ * smtp_queue_read_timeout (the writer thread stuck on a lock, a slow
+ * disk): the client gets a read error now, so it drops the connection
+ * before the final dot and the recipients are deferred (451 4.3.0);
+ * the request stays until the queue's late callback frees it. Called
+ * every second: the bound holds to within a second. Answering may end
+ * the attempt (and free it), so the scan starts over after each one.
+ */
+void deliver_read_timeouts(struct deliver *d)
+{
+	uint64_t now = uv_now(d->loop);
+	uint64_t limit = (uint64_t)d->cfg->smtp_queue_read_timeout * 1000;
+	bool again = true;
+
+	while (again) {
+		again = false;
+		for (struct attempt *a = d->active; a && !again; a = a->next) {
+			for (size_t i = 0; i < a->ngroups && !again; i++) {
+				struct group *g = &a->groups[i];
+				struct chunk_req *req = g->chunk;
+
+				if (req == NULL || now - req->since < limit)
+					continue;
+				g->chunk = NULL;
+				req->g = NULL;
+				req->answered = true;
+				mtad_log_svc(a->log_svc, MTAD_LOG_WARNING, "%s: reading chunk %u of the "
+					     "queued message took over %u s; delivery deferred",
+					     a->env.qid, req->index, d->cfg->smtp_queue_read_timeout);
+				req->done(req->client, -1, NULL, 0, true);
+				again = true;
+			}
+		}
+	}
 }
 
 /* group_sent - the peer's verdicts, per recipient. */
@@ -272,32 +322,123 @@ static enum smtp_tls_policy default_tls(const struct mtad_config *cfg)
 	return strcmp(cfg->smtp_tls, "verify") == 0 ? SMTP_TLS_VERIFY : SMTP_TLS_MAY;
 }
 
-/* dest_find - the connection count of a group's destination (NULL: table full, no limit). */
+/* group_tls - the group's TLS policy: its route's tls=, else smtp_tls. */
+static enum smtp_tls_policy group_tls(const struct group *g)
+{
+	if (g->route && g->route->path[0])
+		return SMTP_TLS_NONE;	/* a Unix socket: never STARTTLS */
+	return g->route && g->route->tls_given ? g->route->tls : default_tls(g->att->d->cfg);
+}
+
+static int host_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * deliver_dest_key - see deliver_int.h. Pure: unit-tested in
+ * t/unit/destkey.c.
+ */
+char *deliver_dest_key(bool lmtp, enum smtp_tls_policy tls, int port,
+		       const char *const *hosts, size_t n)
+{
+	static const char *const tls_name[] = { "none", "may", "verify" };
+	char norm[MAX_ADDRS][256];
+	const char *names[MAX_ADDRS];
+	size_t len = 64, at;
+	char *key;
+
+	if (n == 0 || n > MAX_ADDRS || (unsigned)tls > SMTP_TLS_VERIFY)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		for (const char *p = hosts[i]; *p && k + 1 < sizeof(norm[0]); p++)
+			norm[i][k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+		if (k > 1 && norm[i][k - 1] == '.')
+			k--;	/* "mx.example." is "mx.example" */
+		norm[i][k] = '\0';
+		names[i] = norm[i];
+		len += k + 1;
+	}
+	qsort(names, n, sizeof(names[0]), host_cmp);
+	if ((key = malloc(len)) == NULL)
+		return NULL;
+	at = (size_t)snprintf(key, len, "%s %s %d", lmtp ? "lmtp" : "smtp", tls_name[tls], port);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = strlen(names[i]);
+
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;	/* one host, several addresses */
+		key[at++] = i == 0 ? ' ' : ',';
+		memcpy(key + at, names[i], k);
+		at += k;
+	}
+	key[at] = '\0';
+	return key;
+}
+
+/*
+ * group_key - the key of the group's destination, once its addresses
+ * are known (deliver_dest_key of the names its addresses came from), or
+ * "lmtp unix /run/dovecot/lmtp" for an LMTP socket. NULL when out of
+ * memory, or without an address (nothing to connect to).
+ */
+static char *group_key(const struct group *g)
+{
+	const char *hosts[MAX_ADDRS];
+	const struct sockaddr_storage *ss = &g->addrs[0];
+	int port;
+	size_t len;
+	char *key;
+
+	if (g->route && g->route->path[0]) {
+		len = strlen(g->route->path) + 16;
+		if ((key = malloc(len)) != NULL)
+			snprintf(key, len, "lmtp unix %s", g->route->path);
+		return key;
+	}
+	if (g->naddrs == 0)
+		return NULL;
+	port = ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+					       : ((const struct sockaddr_in *)ss)->sin_port);
+	for (size_t i = 0; i < g->naddrs; i++)
+		hosts[i] = g->hosts[i];
+	return deliver_dest_key(g->route && g->route->lmtp, group_tls(g), port, hosts, g->naddrs);
+}
+
+/* dest_find - the connection count of a group's destination (NULL: no key, or
+ * the table is full or out of memory: no limit, no kept connection). */
 static struct dest *dest_find(struct deliver *d, const struct group *g)
 {
-	char key[300];
+	struct dest *free_slot = NULL;
 
-	/* LMTP and SMTP to one host:port are different destinations: a
-	 * kept connection must never go to a group of the other protocol. */
-	if (g->route && g->route->path[0])
-		snprintf(key, sizeof(key), "lmtp:unix:%.200s", g->route->path);
-	else if (g->route)
-		snprintf(key, sizeof(key), "%s%s:%d", g->route->lmtp ? "lmtp:" : "",
-			 g->route->host, g->route->port);
-	else
-		snprintf(key, sizeof(key), "mx:%s", g->domain);
-	for (size_t i = 0; i < d->ndests; i++)
-		if (strcasecmp(d->dests[i].key, key) == 0)
-			return &d->dests[i];
-	for (size_t i = 0; i < d->ndests; i++)
-		if (d->dests[i].conns == 0 && !d->dests[i].wait_head) {
-			snprintf(d->dests[i].key, sizeof(d->dests[i].key), "%s", key);
-			return &d->dests[i];
-		}
-	if (d->ndests >= MAX_DESTS)
+	if (g->key == NULL)
 		return NULL;
-	snprintf(d->dests[d->ndests].key, sizeof(d->dests[0].key), "%s", key);
-	return &d->dests[d->ndests++];
+	for (size_t i = 0; i < d->ndests; i++) {
+		struct dest *dest = &d->dests[i];
+
+		if (dest->key && strcmp(dest->key, g->key) == 0)
+			return dest;
+		if (!free_slot && (!dest->key || (dest->conns == 0 && !dest->wait_head)))
+			free_slot = dest;
+	}
+	if (!free_slot && d->ndests < MAX_DESTS)
+		free_slot = &d->dests[d->ndests++];
+	if (!free_slot)
+		return NULL;
+	free(free_slot->key);
+	free_slot->key = strdup(g->key);
+	return free_slot->key ? free_slot : NULL;
+}
+
+/* dest_keys_free - the destinations' keys, when the runner goes. */
+void dest_keys_free(struct deliver *d)
+{
+	for (size_t i = 0; i < d->ndests; i++) {
+		free(d->dests[i].key);
+		d->dests[i].key = NULL;
+	}
 }
 
 /*
@@ -371,9 +512,15 @@ static void dest_release(struct group *g)
 	group_connect_next(w);
 }
 
-/* group_done - this destination is decided: free the slot, on to the next group. */
+/* group_done - this destination is decided: free the slot, on to the next group.
+ * While the group is being resolved, mx.c decided it: back to the runner. */
 void group_done(struct group *g)
 {
+	if (g->resolving) {
+		g->resolving = false;
+		attempt_resolved(g);
+		return;
+	}
 	dest_release(g);
 	attempt_next_group(g->att);
 }
@@ -420,6 +567,23 @@ static void group_connect_unix(struct group *g, const struct smtp_client_options
 		group_connect_next(g);
 }
 
+/*
+ * group_resolved - mx.c found the group's addresses (maybe none): its
+ * key, then back to the runner, which merges groups of one key before
+ * any is sent.
+ */
+static void group_resolved(struct group *g)
+{
+	g->resolving = false;
+	if (g->naddrs > 0 && (g->key = group_key(g)) == NULL) {
+		group_decide(g, 451, "4.3.0", "out of memory");
+		attempt_resolved(g);
+		return;
+	}
+	g->resolved = true;
+	attempt_resolved(g);
+}
+
 /* group_connect_next - the next address; when none is left, the recipients wait. */
 void group_connect_next(struct group *g)
 {
@@ -427,11 +591,15 @@ void group_connect_next(struct group *g)
 	struct smtp_client_options opt = {
 		.helo_name = cfg->hostname, .timeout = cfg->smtp_timeout,
 		.tls_client = g->att->d->tls,
-		.tls = g->route && g->route->tls_given ? g->route->tls : default_tls(cfg),
+		.tls = group_tls(g),
 		.lmtp = g->route && g->route->lmtp,
 	};
 	size_t i;
 
+	if (g->resolving) {
+		group_resolved(g);
+		return;
+	}
 	if (!g->tried_idle && group_take_idle(g)) {
 		group_send(g);
 		return;

@@ -84,6 +84,8 @@ const struct param config_params[] = {
 	{ "retry_max", P_UNSIGNED, OFF(retry_max), 0, NULL, 14400, 1, 7 * DAY, NULL },
 	{ "max_queue_lifetime", P_UNSIGNED, OFF(max_queue_lifetime), 0, NULL, 5 * DAY, 1, 365 * DAY, NULL },
 	{ "smtp_timeout", P_UNSIGNED, OFF(smtp_timeout), 0, NULL, 300, 1, 3600, NULL },
+	/* Issue 18: a body chunk the queue has not read in this long defers the delivery. */
+	{ "smtp_queue_read_timeout", P_UNSIGNED, OFF(smtp_queue_read_timeout), 0, NULL, 300, 1, 3600, NULL },
 	{ "smtp_tls", P_CHOICE, STR(smtp_tls), "may", 0, 0, 0, "none|may|verify" },
 	{ "smtp_tls_ca_file", P_PATH, STR(smtp_tls_ca_file), "", 0, 0, 0, NULL },
 	{ "double_bounce", P_CHOICE, STR(double_bounce), "drop", 0, 0, 0, "drop|postmaster" },

@@ -202,6 +202,7 @@ struct mtad_config {
 	unsigned retry_max;		/* cap of the doubling backoff */
 	unsigned max_queue_lifetime;	/* seconds, then bounce */
 	unsigned smtp_timeout;		/* seconds per outbound SMTP step */
+	unsigned smtp_queue_read_timeout;	/* seconds a body chunk read from the queue may take */
 	char smtp_tls[16];		/* none, may, verify (routes may override) */
 	char smtp_tls_ca_file[MTAD_PATH_MAX];	/* "" = the system's CA store */
 	char double_bounce[16];		/* a failed bounce: drop, or tell postmaster */
