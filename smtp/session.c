@@ -661,6 +661,11 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 	env->size = s->dec.size + s->header_size;
 	env->flags = s->queue_flags;
+	/* What delivery must know of the MAIL (RFC 6531 §3.2, RFC 6152). */
+	if (s->params.smtputf8)
+		env->flags |= QUEUE_FLAG_SMTPUTF8;
+	if (s->params.body == SMTP_BODY_8BITMIME)
+		env->flags |= QUEUE_FLAG_8BITMIME;
 }
 
 /* session_commit - hands the complete message to the queue's writer. */

@@ -187,7 +187,8 @@ int mtad_punycode_encode(const uint32_t *cp, size_t n, char *out, size_t size, s
 /*
  * label_to_ascii - one label into out[0..size): ASCII lower-cased, or
  * "xn--" and the Punycode of its code points (ASCII ones lower-cased).
- * Returns the octets written or -1 (bad UTF-8, empty, over 63 octets).
+ * Returns the octets written or -1 (bad UTF-8, a control, empty, over
+ * 63 octets, a U-label with hyphens where RFC 5891 forbids them).
  */
 static int label_to_ascii(const char *s, size_t len, char *out, size_t size)
 {
@@ -203,6 +204,10 @@ static int label_to_ascii(const char *s, size_t len, char *out, size_t size)
 			out[i] = mtad_lower(s[i]);
 		return (int)len;
 	}
+	/* RFC 5891 §4.2.3.1: a U-label neither starts nor ends with a hyphen,
+	 * nor has "--" in its third and fourth places (the "xn--" space). */
+	if (s[0] == '-' || s[len - 1] == '-')
+		return -1;
 	while (i < len) {
 		if (n >= MTAD_PUNYCODE_MAX_IN || (step = mtad_utf8_next(s + i, len - i, &cp[n])) == 0)
 			return -1;
@@ -213,6 +218,8 @@ static int label_to_ascii(const char *s, size_t len, char *out, size_t size)
 		n++;
 		i += step;
 	}
+	if (n >= 4 && cp[2] == '-' && cp[3] == '-')
+		return -1;
 	if (size < 4)
 		return -1;
 	memcpy(out, "xn--", 4);

@@ -114,6 +114,10 @@ static void test_domains(struct tap *t)
 		{ "b\xc3" "cher.test", NULL },
 		{ "b\xc2\x85.test", NULL },
 		{ "\xed\xa0\x80.test", NULL },
+		{ "-b\xc3\xbc.test", NULL },
+		{ "b\xc3\xbc-.test", NULL },
+		{ "b\xc3\xbc--x.test", NULL },
+		{ "-ascii-.test", "-ascii-.test" },	/* ASCII syntax is the parser's business */
 	};
 	char out[MTAD_DOMAIN_ASCII_MAX + 2], in[600];
 	int n;
