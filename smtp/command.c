@@ -267,14 +267,13 @@ static size_t path_end(const char *s, size_t len)
  * check_bytes - control characters are refused before any syntax, and
  * 8-bit octets must be well-formed UTF-8 without C1 controls (RFC 6531
  * §3.3); whether the client may send them at all (it said SMTPUTF8)
- * is decided once the whole command is read: *utf8 says there were some.
+ * is decided once the whole command is read (path->utf8).
  */
-static int check_bytes(const char *s, size_t len, bool *utf8, struct smtp_parse_error *err)
+static int check_bytes(const char *s, size_t len, struct smtp_parse_error *err)
 {
 	if (memchr_ctl(s, len))
 		return fail(err, 553, "5.1.3", T_FORBIDDEN);
-	*utf8 = !mtad_ascii(s, len);
-	if (*utf8 && !mtad_utf8_valid(s, len))
+	if (!mtad_ascii(s, len) && !mtad_utf8_valid(s, len))
 		return fail(err, 500, "5.5.2", "Error: bad UTF-8 syntax");	/* Postfix's words */
 	return 0;
 }
@@ -369,7 +368,7 @@ static int path_content(const char *s, size_t len, const struct path_kind *kind,
 	}
 	if (len + 2 > SMTP_PATH_MAX)
 		return fail(err, 501, "5.1.3", "Path too long");
-	if (check_bytes(s, len, &path->utf8, err) < 0)
+	if (check_bytes(s, len, err) < 0)
 		return -1;
 	if (s[0] == '@' && (skip = source_route(s, len, err)) < 0)
 		return -1;
@@ -383,6 +382,8 @@ static int path_content(const char *s, size_t len, const struct path_kind *kind,
 	path->addr[len] = '\0';
 	path->len = len;
 	path->had_route = skip > 0;
+	/* What needs SMTPUTF8 is what is kept: a dropped route does not. */
+	path->utf8 = !mtad_ascii(s, len);
 	return 0;
 }
 

@@ -200,8 +200,11 @@ static int label_to_ascii(const char *s, size_t len, char *out, size_t size)
 	if (mtad_ascii(s, len)) {
 		if (len > 63 || len > size)
 			return -1;
-		for (i = 0; i < len; i++)
+		for (i = 0; i < len; i++) {
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+				return -1;	/* the rest of ASCII syntax is the parser's */
 			out[i] = mtad_lower(s[i]);
+		}
 		return (int)len;
 	}
 	/* RFC 5891 §4.2.3.1: a U-label neither starts nor ends with a hyphen,
@@ -240,6 +243,9 @@ int mtad_domain_to_ascii(const char *d, size_t len, char *out, size_t size)
 		/* An address literal is no name: as it is (the parser checked it). */
 		if (len >= size || !mtad_ascii(d, len))
 			return -1;
+		for (i = 0; i < len; i++)
+			if ((unsigned char)d[i] < 0x20 || d[i] == 0x7f)
+				return -1;
 		memcpy(out, d, len);
 		out[len] = '\0';
 		return (int)len;
