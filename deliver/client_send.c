@@ -16,7 +16,10 @@
  *
  * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.5.2
  * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463,
- * RFC 2033 §4.2 (LMTP's replies to the end of data).
+ * RFC 2033 §4.2 (LMTP's replies to the end of data), RFC 6531 §3.2
+ * (SMTPUTF8 on MAIL when the message needs it and the peer offers it;
+ * when it does not, the message bounces, 5.6.7, never downgraded),
+ * RFC 6152 (BODY=8BITMIME passed on to a peer that offers 8BITMIME).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,16 +65,18 @@ static size_t next_sent(const struct smtp_client *c, size_t i)
 	return i;
 }
 
-/* mail_line - "MAIL FROM:<s> SIZE=n\r\n" into buf; returns the length. */
+/* mail_line - "MAIL FROM:<s> SIZE=n BODY=8BITMIME SMTPUTF8\r\n" into buf; returns the length. */
 static size_t mail_line(const struct smtp_client *c, char *buf, size_t size)
 {
+	char size_param[32] = "";
+	bool body8 = c->msg.body_8bitmime && (c->ext & SMTP_EXT_8BITMIME);
+	bool utf8 = c->msg.smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8);
 	int n;
 
 	if (c->ext & SMTP_EXT_SIZE)
-		n = snprintf(buf, size, "MAIL FROM:<%s> SIZE=%llu\r\n", c->msg.sender,
-			     (unsigned long long)c->msg.size);
-	else
-		n = snprintf(buf, size, "MAIL FROM:<%s>\r\n", c->msg.sender);
+		snprintf(size_param, sizeof(size_param), " SIZE=%llu", (unsigned long long)c->msg.size);
+	n = snprintf(buf, size, "MAIL FROM:<%s>%s%s%s\r\n", c->msg.sender, size_param,
+		     body8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -372,6 +377,13 @@ static bool local_verdicts(struct smtp_client *c, const struct smtp_client_messa
 		set_reply(&r, 553, "5.1.7", "bad sender address syntax");
 	else if ((c->ext & SMTP_EXT_SIZE) && c->peer_size > 0 && msg->size > c->peer_size)
 		set_reply(&r, 552, "5.3.4", "message size exceeds the peer's limit");
+	else if (msg->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8)) {
+		char text[sizeof(r.text)];
+
+		snprintf(text, sizeof(text), "SMTPUTF8 is required, but was not offered by host %s",
+			 c->peer);
+		set_reply(&r, 554, "5.6.7", text);
+	}
 	else
 		r.code = 0;
 	for (size_t i = 0; i < msg->nrcpt; i++) {

@@ -226,6 +226,14 @@ struct smtp_client_message {
 	 * would take it), read is not used and may be NULL.
 	 */
 	bool envelope_only;
+	/*
+	 * RFC 6531: the client said SMTPUTF8. To a peer that offers it,
+	 * MAIL carries SMTPUTF8; to one that does not, every recipient
+	 * fails here with 554 5.6.7 (§3.2: no downgrade), Postfix's text.
+	 */
+	bool smtputf8;
+	/* RFC 6152: the client said BODY=8BITMIME; sent on when offered. */
+	bool body_8bitmime;
 };
 
 /*
@@ -296,6 +304,7 @@ int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_repl
 #define SMTP_EXT_SIZE 0x04
 #define SMTP_EXT_8BITMIME 0x08
 #define SMTP_EXT_ENHANCED 0x10
+#define SMTP_EXT_SMTPUTF8 0x400
 
 #define SMTP_CLIENT_REPLY_LINES 100
 #define SMTP_CLIENT_REPLY_MAX 65536
