@@ -16,7 +16,11 @@
  *     goes as it is);
  *   - a message without MIME-Version: in its header is not MIME: it
  *     goes as it is (Postfix sends such 8-bit mail unchanged too).
- * Every other byte passes unchanged; Content-Type is never touched.
+ * Every other byte passes unchanged; Content-Type is never touched. An
+ * entity's Content-Transfer-Encoding field is held until its header
+ * ends (Content-Type may follow it) and goes out last in that header,
+ * changed or not (DKIM signs fields by name: the order among different
+ * names does not matter to it).
  * A converted message is a changed message: DKIM signatures over the
  * body break, as with Postfix; that is why 8BITMIME next hops get the
  * message as it came.
