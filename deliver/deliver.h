@@ -323,7 +323,7 @@ int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_repl
 struct smtp_mime_downgrade {
 	int mode, body, ctype, cte;
 	bool top, mime, converted, ctype_seen, digest, cte_held, field_skip;
-	bool line_start, hdr_cr, holding, pending_nested, qp_cr;
+	bool line_start, hdr_cr, holding, pending_nested, qp_cr, qp_binary;
 	char qp_ws;
 	unsigned col;
 	size_t nested, nbnd, boundary_len, cte_len, field_len, hold_len;

@@ -311,6 +311,7 @@ static void header_end(struct smtp_mime_downgrade *md, struct md_out *o)
 		if (eight || md->cte == CTE_NONE) {
 			put_cte(md, o, "quoted-printable");
 			md->body = BODY_QP;
+			md->qp_binary = md->cte == CTE_BINARY;
 			md->converted = true;
 		} else {
 			put_cte(md, o, NULL);
@@ -393,8 +394,13 @@ static void qp_byte(struct smtp_mime_downgrade *md, struct md_out *o, char c)
 {
 	unsigned char u = (unsigned char)c;
 
+	if (c == '\n' && md->qp_binary && !md->qp_cr) {
+		qp_flush(md, o);
+		qp_hex(md, o, '\n');	/* binary: a bare LF is data, kept exactly */
+		return;
+	}
 	if (c == '\n') {
-		qp_eol(md, o);	/* CRLF, or a bare LF: a line end either way */
+		qp_eol(md, o);	/* CRLF, or in text a bare LF: a line end either way */
 		return;
 	}
 	if (md->qp_cr && c != '\n') {
