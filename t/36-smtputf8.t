@@ -192,6 +192,11 @@ my ($q8, $q7) = queued_ids($off);
 ok $m->delivery_log($q8 // 'NONE', "$GREEK_LOCAL\@$BUCHER", 'deferred', $off),
 	'the next hop says 421 at first: deferred';
 ok $m->delivery_log($q7 // 'NONE', 'plain@xn--bcher-kva.test', 'deferred', $off), '... both';
+my ($src, $show8) = $m->mtaq('show', $q8 // 'NONE');
+like $show8, qr/^sender: \Q$JOSE\E$/m, 'mtaq show: the UTF-8 sender as it came';
+like $show8, qr/^smtputf8: yes/m, 'mtaq show: smtputf8: yes (the flag in the envelope)';
+my (undef, $show7) = $m->mtaq('show', $q7 // 'NONE');
+unlike $show7, qr/^smtputf8:/m, '... not for the ASCII message';
 $N->set(greeting => undef);
 my $before = $N->connections;
 $off = length $m->log_text;
