@@ -2,8 +2,9 @@
  * mime_downgrade.c - 8-bit MIME to 7-bit for a next hop without 8BITMIME,
  * as Postfix's smtp client does (mime_state with MIME_OPT_DOWNGRADE):
  * streamed over the body chunks as they go out, header by header, part
- * by part. A message the client sent as BODY=8BITMIME whose next hop
- * does not offer 8BITMIME goes through it (deliver/client_send.c).
+ * by part. An 8-bit message (BODY=8BITMIME, or 8-bit octets without it:
+ * QUEUE_FLAG_8BITMIME) whose next hop does not offer 8BITMIME goes
+ * through it (deliver/client_send.c).
  *
  *   - a leaf part (any type but multipart and message types) whose
  *     Content-Transfer-Encoding is 8bit or binary, or missing (a client

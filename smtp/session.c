@@ -409,6 +409,7 @@ void session_reset_transaction(struct smtp_session *s)
 	session_dkim_stop(s);
 	session_milter_abort(s);
 	s->queue_flags = 0;
+	s->body_8bit = false;
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -438,6 +439,10 @@ int session_queue_write(struct smtp_session *s, const char *data, size_t len)
 
 	if (r < 0)
 		return -1;
+	/* 8-bit content is 8BITMIME content, declared or not (as Postfix's
+	 * cleanup sees it): delivery then says BODY=8BITMIME or converts. */
+	if (!s->body_8bit && !mtad_ascii(data, len))
+		s->body_8bit = true;
 	session_dkim_feed(s, data, len);
 	if (r == 1) {
 		s->paused_by_queue = true;
@@ -664,7 +669,7 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	/* What delivery must know of the MAIL (RFC 6531 §3.2, RFC 6152). */
 	if (s->params.smtputf8)
 		env->flags |= QUEUE_FLAG_SMTPUTF8;
-	if (s->params.body == SMTP_BODY_8BITMIME)
+	if (s->params.body == SMTP_BODY_8BITMIME || s->body_8bit)
 		env->flags |= QUEUE_FLAG_8BITMIME;
 }
 

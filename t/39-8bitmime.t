@@ -7,7 +7,9 @@
 #     the original text), multipart says 7bit, nothing 8-bit is left in
 #     them, no BODY= on MAIL;
 #   - a non-MIME 8-bit message (no MIME-Version) goes as it is, as
-#     Postfix sends it by default; so does mail sent without BODY=8BITMIME.
+#     Postfix sends it by default;
+#   - 8-bit mail sent without BODY=8BITMIME is 8BITMIME content all the
+#     same (Postfix's cleanup sees it so); 7-bit mail is never touched.
 #   campus.test -> sink E (8BITMIME)      seven.test -> sink S (7-bit)
 use strict;
 use warnings;
@@ -127,12 +129,28 @@ is py_send('a@sender.test', 'u@seven.test', $msg), 'ok', 'smtplib BODY=8BITMIME,
 is scalar(@got), 1, 'it arrives at the 7-bit next hop';
 is after_received($got[0]{data} // ''), $msg, '... unchanged, 8-bit octets and all (not MIME: not converted)';
 
-# ---- no BODY=8BITMIME: as it is ----
+# ---- 8-bit without BODY=8BITMIME: 8BITMIME content all the same (as Postfix) ----
 $msg = mime('undeclared');
-is py_send('a@sender.test', 'u@seven.test', $msg, []), 'ok', 'smtplib without BODY= to u@seven.test';
+is py_send('a@sender.test', 'u@seven.test', $msg, []), 'ok', 'smtplib without BODY=, 8-bit MIME, to u@seven.test';
 @got = arrived($S, 'undeclared');
 is scalar(@got), 1, 'it arrives';
-is after_received($got[0]{data} // ''), $msg, '... unchanged: only BODY=8BITMIME mail is converted';
+$data = after_received($got[0]{data} // '');
+unlike $data, qr/[\x80-\xff]/, '... converted too: its content is 8-bit, declared or not';
+like $data, qr/^Content-Transfer-Encoding: quoted-printable\r$/m, '... quoted-printable parts';
+is py_send('a@sender.test', 'u@campus.test', mime('undeclared eight'), []), 'ok',
+	'the same to the 8BITMIME next hop';
+@got = arrived($E, 'undeclared eight');
+like $got[0]{mail_line} // '', qr/ BODY=8BITMIME\z/, '... goes with BODY=8BITMIME';
+
+# ---- 7-bit mail: no BODY=, never converted ----
+$msg = "From: <a\@sender.test>\r\nSubject: ascii\r\nMIME-Version: 1.0\r\n"
+	. "Content-Type: text/plain\r\n\r\nplain = text, a line longer than seventy-six octets "
+	. "is fine as it is when nothing is 8-bit\r\n";
+is py_send('a@sender.test', 'u@seven.test', $msg, []), 'ok', 'smtplib, a 7-bit MIME message, to u@seven.test';
+@got = arrived($S, 'ascii');
+is scalar(@got), 1, 'it arrives';
+is after_received($got[0]{data} // ''), $msg, '... unchanged';
+like $got[0]{mail_line} // '', qr/\AMAIL FROM:<a\@sender\.test> SIZE=\d+\z/, '... MAIL without BODY=';
 
 MtadTest::wait_for(30, sub { $m->queue_count == 0 });
 is $m->queue_count, 0, 'the queue is empty';
