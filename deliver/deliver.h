@@ -335,7 +335,9 @@ struct smtp_mime_downgrade {
 	} bnd[MD_DEPTH];
 	char cte_field[256];
 	char field[MD_FIELD_MAX];
-	char hold[2 + MD_BOUNDARY_MAX + 2 + 16];	/* a line start that may be a delimiter */
+	/* A line start that may be a delimiter: "--", the boundary, "--", up to
+	 * 256 octets of transport padding (more, and it is taken as text). */
+	char hold[2 + MD_BOUNDARY_MAX + 2 + 256 + 2];
 };
 
 void smtp_mime_downgrade_init(struct smtp_mime_downgrade *md);

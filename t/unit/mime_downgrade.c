@@ -115,6 +115,13 @@ static void test_exact(struct tap *t)
 	       "Subject: inner\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
 	       "=C3=BC\r\n--outer--\r\n"),
 	     "nested multipart, a near-boundary line, message/rfc822 with its own 8bit body");
+	same(t, S("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+		  "\xc3\xa9\r\n--b                                                  \t   \r\n\r\nx\r\n--b--\r\n"),
+	     S("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	       "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	       "=C3=A9\r\n--b                                                  \t   \r\n"
+	       "Content-Transfer-Encoding: quoted-printable\r\n\r\nx\r\n--b--\r\n"),
+	     "a delimiter with transport padding, parts without headers");
 	same(t, S("MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n\xc3\xa9\r\n"),
 	     S("MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n\xc3\xa9\r\n"),
 	     "multipart without a boundary: as it is");
