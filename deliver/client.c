@@ -86,6 +86,7 @@ void client_free(struct smtp_client *c)
 	free(c->cipher_in);
 	free(c->results);
 	free(c->rstate);
+	free(c->downgrade);
 	free(c);
 }
 

@@ -90,6 +90,9 @@ struct smtp_client {
 	bool body_last;
 	uint32_t chunk_index;
 	struct smtp_dot_encoder dot;
+	/* RFC 6152: BODY=8BITMIME to a peer without 8BITMIME, converted as it goes
+	 * (deliver/mime_downgrade.c); NULL when the body goes as it is. */
+	struct smtp_mime_downgrade *downgrade;
 
 	bool user_closed;		/* smtp_client_close was called: no more callbacks */
 	bool closing;			/* the handles are being closed */

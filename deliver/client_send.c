@@ -16,7 +16,12 @@
  *
  * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.5.2
  * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463,
- * RFC 2033 §4.2 (LMTP's replies to the end of data).
+ * RFC 2033 §4.2 (LMTP's replies to the end of data), RFC 6531 §3.2
+ * (SMTPUTF8 on MAIL when the message needs it and the peer offers it;
+ * when it does not, the message bounces, 5.6.7, never downgraded),
+ * RFC 6152 (BODY=8BITMIME passed on to a peer that offers 8BITMIME; to
+ * one that does not, 8-bit MIME parts go as quoted-printable, §3 and
+ * deliver/mime_downgrade.c, as Postfix does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,16 +67,18 @@ static size_t next_sent(const struct smtp_client *c, size_t i)
 	return i;
 }
 
-/* mail_line - "MAIL FROM:<s> SIZE=n\r\n" into buf; returns the length. */
+/* mail_line - "MAIL FROM:<s> SIZE=n BODY=8BITMIME SMTPUTF8\r\n" into buf; returns the length. */
 static size_t mail_line(const struct smtp_client *c, char *buf, size_t size)
 {
+	char size_param[32] = "";
+	bool body8 = c->msg.body_8bitmime && (c->ext & SMTP_EXT_8BITMIME);
+	bool utf8 = c->msg.smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8);
 	int n;
 
 	if (c->ext & SMTP_EXT_SIZE)
-		n = snprintf(buf, size, "MAIL FROM:<%s> SIZE=%llu\r\n", c->msg.sender,
-			     (unsigned long long)c->msg.size);
-	else
-		n = snprintf(buf, size, "MAIL FROM:<%s>\r\n", c->msg.sender);
+		snprintf(size_param, sizeof(size_param), " SIZE=%llu", (unsigned long long)c->msg.size);
+	n = snprintf(buf, size, "MAIL FROM:<%s>%s%s%s\r\n", c->msg.sender, size_param,
+		     body8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -247,9 +254,31 @@ static void on_lmtp_dot(struct smtp_client *c, const struct smtp_client_reply *r
 		client_step_timer(c, c->timeout_ms);
 }
 
+/*
+ * downgrade_start - a BODY=8BITMIME message to a peer without 8BITMIME:
+ * its 8-bit MIME parts go as quoted-printable (RFC 6152 §3, as Postfix).
+ * false when out of memory.
+ */
+static bool downgrade_start(struct smtp_client *c)
+{
+	if (!c->msg.body_8bitmime || (c->ext & SMTP_EXT_8BITMIME)) {
+		free(c->downgrade);
+		c->downgrade = NULL;
+		return true;
+	}
+	if (!c->downgrade && !(c->downgrade = malloc(sizeof(*c->downgrade))))
+		return false;
+	smtp_mime_downgrade_init(c->downgrade);
+	return true;
+}
+
 /* start_body - 354: the body, one chunk at a time. */
 static void start_body(struct smtp_client *c)
 {
+	if (!downgrade_start(c)) {
+		client_fail(c, 451, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
 	c->next_dot = 0;
 	c->state = C_BODY;
 	c->chunk_index = 0;
@@ -310,6 +339,40 @@ void client_on_transaction_reply(struct smtp_client *c, const struct smtp_client
 
 /* ---- the body ---- */
 
+/*
+ * chunk_downgraded - a chunk through the 8-bit to 7-bit conversion, then
+ * as chunk_done sends it (the converter's output may be several times
+ * the chunk: quoted-printable is at most about 3.3 times its input).
+ */
+static void chunk_downgraded(struct smtp_client *c, const void *data, size_t len, bool last)
+{
+	char *conv = NULL, *tail = NULL, *out = NULL;
+	size_t clen = 0, tlen = 0, n;
+
+	if (smtp_mime_downgrade_feed(c->downgrade, data, len, &conv, &clen) != 0 ||
+	    (last && smtp_mime_downgrade_finish(c->downgrade, &tail, &tlen) != 0) ||
+	    !(out = malloc(2 * (clen + tlen) + 8))) {
+		free(conv);
+		free(tail);
+		client_fail(c, 451, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
+	n = smtp_dot_encode(&c->dot, conv ? conv : "", clen, out);
+	n += smtp_dot_encode(&c->dot, tail ? tail : "", tlen, out + n);
+	free(conv);
+	free(tail);
+	c->chunk_index++;
+	c->body_last = last;
+	if (last) {
+		n += smtp_dot_finish(&c->dot, out + n);
+		c->state = C_DOT;
+	}
+	client_step_timer(c, c->timeout_ms);
+	if (client_send_plain(c, out, n) == 0 && c->state == C_BODY && c->pump.writes_pending == 0)
+		client_request_chunk(c);
+	free(out);
+}
+
 /* chunk_done - a body chunk from the caller: dot-stuffed and written. */
 static void chunk_done(struct smtp_client *c, int status, const void *data, size_t len,
 		       bool last)
@@ -332,6 +395,10 @@ static void chunk_done(struct smtp_client *c, int status, const void *data, size
 	if (status != 0) {
 		/* Half a message must not be delivered: drop the connection. */
 		client_fail(c, 451, "4.3.0", "error reading the queued message for %s", c->peer);
+		return;
+	}
+	if (c->downgrade) {
+		chunk_downgraded(c, data, len, last);
 		return;
 	}
 	out = malloc(2 * len + 8);
@@ -372,6 +439,13 @@ static bool local_verdicts(struct smtp_client *c, const struct smtp_client_messa
 		set_reply(&r, 553, "5.1.7", "bad sender address syntax");
 	else if ((c->ext & SMTP_EXT_SIZE) && c->peer_size > 0 && msg->size > c->peer_size)
 		set_reply(&r, 552, "5.3.4", "message size exceeds the peer's limit");
+	else if (msg->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8)) {
+		char text[sizeof(r.text)];
+
+		snprintf(text, sizeof(text), "SMTPUTF8 is required, but was not offered by host %s",
+			 c->peer);
+		set_reply(&r, 554, "5.6.7", text);
+	}
 	else
 		r.code = 0;
 	for (size_t i = 0; i < msg->nrcpt; i++) {

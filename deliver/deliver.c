@@ -67,6 +67,7 @@ static int attempt_groups(struct attempt *a)
 	if (!a->groups)
 		return -1;
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		char alabel[MTAD_DOMAIN_ASCII_MAX + 2];
 		const char *dom = rcpt_domain(a->env.rcpt[i].addr);
 		const struct smtp_route *r;
 		struct group *g = NULL;
@@ -75,6 +76,11 @@ static int attempt_groups(struct attempt *a)
 			continue;
 		if (dom[0] == '\0')
 			dom = d->cfg->hostname;	/* "postmaster" */
+		/* Routes, MX lookups and connection sharing see the A-label form
+		 * (RFC 5890): an SMTPUTF8 recipient's U-label domain is a name
+		 * DNS knows only that way. The address itself goes out as it is. */
+		if (mtad_domain_to_ascii(dom, strlen(dom), alabel, sizeof(alabel)) > 0)
+			dom = alabel;
 		r = smtp_route_lookup(d->routes, d->nroutes, d->has_relayhost ? &d->relayhost : NULL,
 				      dom);
 		for (size_t k = 0; k < a->ngroups && !g; k++)

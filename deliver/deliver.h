@@ -228,6 +228,14 @@ struct smtp_client_message {
 	 * would take it), read is not used and may be NULL.
 	 */
 	bool envelope_only;
+	/*
+	 * RFC 6531: the client said SMTPUTF8. To a peer that offers it,
+	 * MAIL carries SMTPUTF8; to one that does not, every recipient
+	 * fails here with 554 5.6.7 (§3.2: no downgrade), Postfix's text.
+	 */
+	bool smtputf8;
+	/* RFC 6152: the client said BODY=8BITMIME; sent on when offered. */
+	bool body_8bitmime;
 };
 
 /*
@@ -298,6 +306,46 @@ int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_repl
 #define SMTP_EXT_SIZE 0x04
 #define SMTP_EXT_8BITMIME 0x08
 #define SMTP_EXT_ENHANCED 0x10
+#define SMTP_EXT_SMTPUTF8 0x400
+
+/*
+ * 8-bit MIME made 7-bit for a next hop without 8BITMIME, as Postfix does
+ * (deliver/mime_downgrade.c, pure, streaming): 8bit/binary (or
+ * unlabelled) leaf parts become quoted-printable, multipart and
+ * message/rfc822 headers say 7bit; a message without MIME-Version goes
+ * as it is. Fed the body in chunks split anywhere; each call returns
+ * what can go out so far in a malloc'd *out (NULL, 0 when nothing) that
+ * the caller frees; -1 when memory ran out. finish flushes the rest.
+ * converted: some part was re-encoded.
+ */
+#define MD_FIELD_MAX 2048	/* a longer header field goes out uninterpreted */
+#define MD_DEPTH 16		/* nested multiparts followed; deeper ones go as they are */
+#define MD_BOUNDARY_MAX 70	/* RFC 2046 §5.1.1 */
+
+struct smtp_mime_downgrade {
+	int mode, body, ctype, cte;
+	bool top, mime, converted, ctype_seen, digest, cte_held, field_skip;
+	bool line_start, hdr_cr, holding, pending_nested, qp_cr, qp_binary;
+	char qp_ws;
+	unsigned col;
+	size_t nested, nbnd, boundary_len, cte_len, field_len, hold_len;
+	char boundary[MD_BOUNDARY_MAX];
+	struct {
+		char b[MD_BOUNDARY_MAX];
+		size_t len;
+		bool digest;
+	} bnd[MD_DEPTH];
+	char cte_field[256];
+	char field[MD_FIELD_MAX];
+	/* A line start that may be a delimiter: "--", the boundary, "--", up to
+	 * 256 octets of transport padding (more, and it is taken as text). */
+	char hold[2 + MD_BOUNDARY_MAX + 2 + 256 + 2];
+};
+
+void smtp_mime_downgrade_init(struct smtp_mime_downgrade *md);
+int smtp_mime_downgrade_feed(struct smtp_mime_downgrade *md, const char *in, size_t n,
+			     char **out, size_t *outlen);
+int smtp_mime_downgrade_finish(struct smtp_mime_downgrade *md, char **out, size_t *outlen);
 
 #define SMTP_CLIENT_REPLY_LINES 100
 #define SMTP_CLIENT_REPLY_MAX 65536

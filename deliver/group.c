@@ -252,6 +252,8 @@ static int group_start_send(struct group *g)
 		.size = g->att->env.size + (g->att->env.header_prefix ?
 					     strlen(g->att->env.header_prefix) : 0),
 		.read = chunk_read, .read_arg = g,
+		.smtputf8 = (g->att->env.flags & QUEUE_FLAG_SMTPUTF8) != 0,
+		.body_8bitmime = (g->att->env.flags & QUEUE_FLAG_8BITMIME) != 0,
 	};
 
 	return smtp_client_send(g->client, &msg, group_sent, g);

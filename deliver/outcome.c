@@ -264,6 +264,9 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 		benv.arrival = tv.tv_sec;
 		benv.arrival_usec = (int32_t)tv.tv_usec;
 		benv.sender = "";
+		/* A UTF-8 sender gets the bounce only over SMTPUTF8 (RFC 6531). */
+		if (!mtad_ascii(notify, strlen(notify)))
+			benv.flags |= QUEUE_FLAG_SMTPUTF8;
 		brcpt = (struct queue_rcpt){ .addr = (char *)notify, .state = QUEUE_RCPT_PENDING };
 		benv.rcpt = &brcpt;
 		benv.nrcpt = 1;

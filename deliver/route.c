@@ -19,7 +19,9 @@
  *
  * Follows: RFC 1123 §2.1 (host names), RFC 5321 §5.1 (MX or the host
  * itself), RFC 3207 / RFC 7672-style policy names (none, may, verify),
- * RFC 2033 (LMTP: §1 not for the wide area, §5 not port 25 by default).
+ * RFC 2033 (LMTP: §1 not for the wide area, §5 not port 25 by default);
+ * RFC 5890 (a domain or host written with U-labels is kept, looked up
+ * and compared in its A-label form, util/idna.c).
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -91,9 +93,21 @@ static size_t split(const char *value, struct field *f, size_t max)
 	}
 }
 
-/* lower_copy - len bytes of s, lower-cased, one trailing dot dropped; false if too long. */
+/*
+ * lower_copy - len bytes of s, lower-cased (U-labels as A-labels), one
+ * trailing dot dropped; false if too long or not a name in UTF-8.
+ */
 static bool lower_copy(char *out, size_t outlen, const char *s, size_t len)
 {
+	char alabel[MTAD_DOMAIN_ASCII_MAX + 2];
+	int n;
+
+	if (!mtad_ascii(s, len)) {
+		if ((n = mtad_domain_to_ascii(s, len, alabel, sizeof(alabel))) <= 0)
+			return false;
+		s = alabel;
+		len = (size_t)n;
+	}
 	if (len > 0 && s[len - 1] == '.')
 		len--;
 	if (len >= outlen)
@@ -109,6 +123,9 @@ static bool name_ok(const char *s, size_t len)
 
 	if (len >= sizeof(buf))
 		return false;
+	if (!mtad_ascii(s, len))	/* U-labels: the name DNS will be asked */
+		return mtad_domain_to_ascii(s, len, buf, sizeof(buf)) > 0 &&
+		       mtad_dns_hostname_ok(buf);
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	return mtad_dns_hostname_ok(buf);
@@ -183,7 +200,8 @@ static int parse_bracketed(const struct ctx *c, struct field f, struct smtp_rout
 	if (!is_address(AF_INET, host, hlen) && !is_address(AF_INET6, host, hlen) &&
 	    !name_ok(host, hlen))
 		return fail(c, "\"%.*s\" is not a host name or address", SHOW(hlen), host);
-	lower_copy(out->host, sizeof(out->host), host, hlen);
+	if (!lower_copy(out->host, sizeof(out->host), host, hlen))
+		return fail(c, "\"%.*s\" is not a host name or address", SHOW(hlen), host);
 	out->mx = false;
 	return 0;
 }
@@ -207,7 +225,8 @@ static int parse_mx_host(const struct ctx *c, struct field f, struct smtp_route 
 	}
 	if (!name_ok(f.p, hlen))
 		return fail(c, "\"%.*s\" is not a host name", SHOW(hlen), f.p);
-	lower_copy(out->host, sizeof(out->host), f.p, hlen);
+	if (!lower_copy(out->host, sizeof(out->host), f.p, hlen))
+		return fail(c, "\"%.*s\" is not a host name", SHOW(hlen), f.p);
 	out->mx = true;
 	return 0;
 }

@@ -20,7 +20,8 @@
  * says LHLO, and a Unix socket is connected as delivery connects it.
  *
  * Follows: RFC 5321 §3.3 (a transaction ended by RSET, §4.1.1.5),
- * RFC 3463 (4.1.1 / 5.1.1); Postfix's verify(8) as the model.
+ * RFC 3463 (4.1.1 / 5.1.1), RFC 6531 (a UTF-8 address probed with
+ * SMTPUTF8, its domain routed as its A-label); Postfix's verify(8) as the model.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,9 @@ static void probe_ready(void *arg, const struct smtp_client_reply *r)
 	struct probe *p = arg;
 	struct smtp_client_message msg = {
 		.sender = "", .rcpt = p->rcpt, .nrcpt = 1, .envelope_only = true,
+		/* a UTF-8 address is probed with SMTPUTF8 (RFC 6531), or refused
+		 * 5.6.7 by a next hop that could never take its mail */
+		.smtputf8 = !mtad_ascii(p->rcpt[0], strlen(p->rcpt[0])),
 	};
 	char text[600];
 
@@ -236,10 +240,15 @@ static bool literal(const char *host, struct sockaddr_storage *ss)
  */
 static int probe_start(struct probe *p)
 {
+	char alabel[MTAD_DOMAIN_ASCII_MAX + 2];
 	const char *domain = strrchr(p->addr, '@') + 1;
-	const struct smtp_route *r = smtp_route_lookup(p->v->routes, p->v->nroutes,
-						       &p->v->relayhost, domain);
+	const struct smtp_route *r;
 	struct sockaddr_storage ss;
+
+	/* Routes and DNS know a U-label domain by its A-label. */
+	if (mtad_domain_to_ascii(domain, strlen(domain), alabel, sizeof(alabel)) > 0)
+		domain = alabel;
+	r = smtp_route_lookup(p->v->routes, p->v->nroutes, &p->v->relayhost, domain);
 
 	snprintf(p->host, sizeof(p->host), "%s", r ? r->host : domain);
 	p->port = r ? r->port : 25;

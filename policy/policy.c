@@ -14,7 +14,9 @@
  * Follows: RFC 5321 §4.1.1.1 (HELO/EHLO), §4.1.3 (address literals),
  * §4.5.1 (postmaster), §3.6.1 and appendix C (source routes and relaying),
  * §2.3.5 (domain names; a trailing dot names the same host); RFC 3463
- * (enhanced codes); RFC 2505 §2 (anti-relay).
+ * (enhanced codes); RFC 2505 §2 (anti-relay); RFC 5890 and RFC 6531 §3.3
+ * (a recipient's U-label domain is compared in its A-label form, so a
+ * Unicode look-alike of a local domain is foreign: util/idna.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -116,6 +118,8 @@ static bool name_is(const char *name, size_t len, const char *d)
 	if (d == NULL)
 		return false;
 	dlen = name_len(d);
+	if (!mtad_ascii(d, dlen))	/* a U-label in mtad.conf: both as A-labels */
+		return mtad_domain_same(name, len, d, dlen);
 	return dlen > 0 && dlen == len && same_text(name, d, len);
 }
 
@@ -434,8 +438,10 @@ struct policy_verdict policy_relay_verdict(const struct policy_settings *set,
 					   const char *rcpt, bool had_route,
 					   bool authenticated, bool trusted)
 {
+	char alabel[MTAD_DOMAIN_ASCII_MAX + 2];
 	const char *at, *domain;
 	size_t len, dlen;
+	int n;
 
 	if (rcpt == NULL)
 		return verdict(POLICY_RELAY);
@@ -450,7 +456,10 @@ struct policy_verdict policy_relay_verdict(const struct policy_settings *set,
 		dlen--;
 	if (dlen == 0 || domain[0] == '[' || relay_trick(rcpt, (size_t)(at - rcpt)))
 		return verdict(POLICY_RELAY);
-	return ours(set, domain, dlen) ? verdict(POLICY_ACCEPT) : verdict(POLICY_RELAY);
+	/* SMTPUTF8: the A-label form is the domain; one that has none is no one's. */
+	if ((n = mtad_domain_to_ascii(domain, dlen, alabel, sizeof(alabel))) <= 0)
+		return verdict(POLICY_RELAY);
+	return ours(set, alabel, (size_t)n) ? verdict(POLICY_ACCEPT) : verdict(POLICY_RELAY);
 }
 
 /* ---- names of rules and modes ---- */

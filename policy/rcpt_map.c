@@ -13,7 +13,9 @@
  * POLICY_RCPT_MAP_MAX keys, or accept a key it could never match.
  *
  * Follows: RFC 5321 §4.1.1.3 (postmaster needs no entry: it is always
- * known, checked by the caller), RFC 3463 (5.1.1).
+ * known, checked by the caller), RFC 3463 (5.1.1), RFC 6531 (a UTF-8
+ * recipient's domain is looked up as its A-label, util/idna.c; keys
+ * name domains that way).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,14 +114,23 @@ static bool has(const struct policy_rcpt_map *m, const char *key)
 /* policy_rcpt_known - see policy.h. */
 bool policy_rcpt_known(const struct policy_rcpt_map *m, const char *addr)
 {
-	char key[SMTP_PATH_MAX];
+	char key[SMTP_PATH_MAX], alabel[MTAD_DOMAIN_ASCII_MAX + 2];
 	size_t len = strlen(addr);
 	const char *at = strrchr(addr, '@');
+	int n;
 
 	if (!m || len >= sizeof(key))
 		return false;
 	mtad_str_lower(key, addr, len);
 	key[len] = '\0';
+	/* An SMTPUTF8 recipient's domain is looked up in A-label form, as
+	 * routes and relay control see it: the map's keys are written so. */
+	if (at && !mtad_ascii(at + 1, strlen(at + 1))) {
+		n = mtad_domain_to_ascii(at + 1, strlen(at + 1), alabel, sizeof(alabel));
+		if (n <= 0 || (size_t)(at - addr) + 1 + (size_t)n >= sizeof(key))
+			return false;
+		memcpy(key + (at - addr) + 1, alabel, (size_t)n + 1);
+	}
 	if (has(m, key))
 		return true;
 	if (!at)

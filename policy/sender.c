@@ -18,7 +18,8 @@
  * Follows: RFC 5322 §3.4 (address lists: display names, angle
  * addresses, groups, comments, quoted strings), §3.2.2 (folding white
  * space and comments), RFC 6409 §6.1 (a submission server may check
- * that the sender is the authenticated user).
+ * that the sender is the authenticated user), RFC 6531 §3.3 (a sender's
+ * U-label domain compared with the local domains in A-label form).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,8 +241,10 @@ bool policy_sender_owned(const struct policy_sender_map *m, const char *login, c
 	at = strrchr(addr, '@');
 	if (at == NULL || (size_t)(at - addr) != local || strncasecmp(addr, login, local) != 0)
 		return false;
+	/* In A-label form: alice owns alice@bücher.example when the local
+	 * domain is xn--bcher-kva.example, never alice@ a look-alike. */
 	for (size_t i = 0; i < nlocal; i++)
-		if (strcasecmp(at + 1, local_domains[i]) == 0)
+		if (mtad_domain_same(at + 1, strlen(at + 1), local_domains[i], strlen(local_domains[i])))
 			return true;
 	return false;
 }

@@ -178,6 +178,10 @@ static void json_envelope(const struct mtaq *m, const struct queue_envelope *env
 	json_str(stdout, env->protocol);
 	json_key("auth_user", false);
 	json_str(stdout, env->auth_user);
+	json_key("smtputf8", false);
+	fputs(env->flags & QUEUE_FLAG_SMTPUTF8 ? "true" : "false", stdout);
+	json_key("body_8bitmime", false);
+	fputs(env->flags & QUEUE_FLAG_8BITMIME ? "true" : "false", stdout);
 	json_key("next_attempt", false);
 	printf("%lld", (long long)env->next_attempt);
 	json_key("recipients", false);
@@ -369,6 +373,10 @@ static void show_envelope(const struct mtaq *m, const struct queue_envelope *env
 	show_field("listener", env->listener);
 	show_field("protocol", env->protocol);
 	show_field("auth_user", env->auth_user);
+	if (env->flags & QUEUE_FLAG_SMTPUTF8)
+		show_field("smtputf8", "yes (the next hop must offer SMTPUTF8)");
+	if (env->flags & QUEUE_FLAG_8BITMIME)
+		show_field("body", "8BITMIME");
 	if (env->next_attempt != 0) {
 		arrival_text(env->next_attempt, when, sizeof(when));
 		printf("next_attempt: %s (%lld)\n", when, (long long)env->next_attempt);

@@ -117,6 +117,13 @@ struct queue_envelope {
 /* `mtaq expire`: the runner's next pass bounces every pending recipient
  * (5.4.7, as after max_queue_lifetime) without trying it (deliver/). */
 #define QUEUE_FLAG_EXPIRE 0x4
+/* The client said SMTPUTF8 (RFC 6531): the next hop must offer it, or
+ * the message bounces (5.6.7; deliver/). Set at arrival, never changed. */
+#define QUEUE_FLAG_SMTPUTF8 0x100
+/* The client said BODY=8BITMIME (RFC 6152), or the body has 8-bit octets
+ * anyway: sent on as BODY=8BITMIME, or its 8-bit MIME parts go as
+ * quoted-printable to a 7-bit next hop (deliver/mime_downgrade.c). */
+#define QUEUE_FLAG_8BITMIME 0x200
 
 /* Releases the strings and recipient array; leaves *env zeroed. */
 void queue_envelope_free(struct queue_envelope *env);

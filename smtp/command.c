@@ -15,7 +15,11 @@
  * address-literal syntax), §4.1.3 (address literals), §4.5.3.1 (length
  * limits), appendix C (source routes: accepted and dropped); RFC 5322
  * §3.2.3 (atext); RFC 1870 (SIZE=), RFC 6152 (BODY=8BITMIME), RFC 3463
- * (enhanced status codes), RFC 6531 §3.7.4.2 (5.6.7 for non-ASCII).
+ * (enhanced status codes), RFC 6531 §3.3 (UTF-8 local parts and U-label
+ * domains, well-formed UTF-8 only, lengths counted in octets; a U-label
+ * domain must have an A-label form within RFC 1035's limits), §3.4 (the
+ * SMTPUTF8 parameter of MAIL), §3.7.4.2 (553 5.6.7 for a non-ASCII
+ * address without it, Postfix's text).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -206,12 +210,19 @@ static bool address_literal(const char *s, size_t len)
 /* envelope_domain - RFC 5321 Domain (ldh labels) or address literal. */
 static bool envelope_domain(const char *s, size_t len)
 {
+	char alabel[MTAD_DOMAIN_ASCII_MAX + 2];
 	size_t i, label = 0;
+	int n;
 
 	if (len > 0 && s[0] == '[')
 		return address_literal(s, len);
 	if (len == 0 || len > SMTP_DOMAIN_MAX)
 		return false;
+	/* RFC 6531 §3.3: U-labels are fine when their A-label form is a
+	 * name: the limits of RFC 1035 apply to that form. */
+	if (!mtad_ascii(s, len))
+		return (n = mtad_domain_to_ascii(s, len, alabel, sizeof(alabel))) > 0 &&
+		       alabel[n - 1] != '.' && envelope_domain(alabel, (size_t)n);
 	for (i = 0; i < len; i++) {
 		if (s[i] == '.') {
 			if (label == 0 || s[i - 1] == '-')
@@ -252,17 +263,18 @@ static size_t path_end(const char *s, size_t len)
 	return 0;
 }
 
-/* check_bytes - control characters and 8-bit bytes are refused before any syntax. */
+/*
+ * check_bytes - control characters are refused before any syntax, and
+ * 8-bit octets must be well-formed UTF-8 without C1 controls (RFC 6531
+ * §3.3); whether the client may send them at all (it said SMTPUTF8)
+ * is decided once the whole command is read (path->utf8).
+ */
 static int check_bytes(const char *s, size_t len, struct smtp_parse_error *err)
 {
-	size_t i;
-
 	if (memchr_ctl(s, len))
 		return fail(err, 553, "5.1.3", T_FORBIDDEN);
-	/* Without SMTPUTF8 (RFC 6531) an address is ASCII. */
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return fail(err, 553, "5.6.7", "Non-ASCII addresses are not supported");
+	if (!mtad_ascii(s, len) && !mtad_utf8_valid(s, len))
+		return fail(err, 500, "5.5.2", "Error: bad UTF-8 syntax");	/* Postfix's words */
 	return 0;
 }
 
@@ -310,7 +322,8 @@ static int dot_string_local(const char *s, size_t len, struct smtp_parse_error *
 	for (i = 0; i < len && s[i] != '@'; i++) {
 		if (is_shell_meta(s[i]))
 			return fail(err, 553, "5.1.3", T_FORBIDDEN);
-		if (s[i] == '.' ? i == 0 || s[i - 1] == '.' : !is_atext(s[i]))
+		if (s[i] == '.' ? i == 0 || s[i - 1] == '.' :
+		    !is_atext(s[i]) && (unsigned char)s[i] < 0x80)	/* RFC 6531 UTF8-non-ascii */
 			return fail(err, 501, "5.1.3", "Bad address syntax");
 	}
 	if (i == 0 || s[i - 1] == '.')
@@ -369,6 +382,8 @@ static int path_content(const char *s, size_t len, const struct path_kind *kind,
 	path->addr[len] = '\0';
 	path->len = len;
 	path->had_route = skip > 0;
+	/* What needs SMTPUTF8 is what is kept: a dropped route does not. */
+	path->utf8 = !mtad_ascii(s, len);
 	return 0;
 }
 
@@ -485,6 +500,15 @@ static int mail_param(const struct param *p, struct smtp_mail_params *mp,
 			return fail(err, 501, "5.5.4", "Unsupported BODY type");
 		return 0;
 	}
+	if (equal_ci(p->key, p->keylen, "SMTPUTF8")) {
+		/* RFC 6531 §3.4: no value. */
+		if (p->value != NULL)
+			return fail(err, 501, "5.5.4", "Bad SMTPUTF8 parameter");
+		if (mp->smtputf8)
+			return fail(err, 501, "5.5.4", "Duplicate SMTPUTF8 parameter");
+		mp->smtputf8 = true;
+		return 0;
+	}
 	return fail(err, 555, "5.5.4", "Unsupported parameter");
 }
 
@@ -516,7 +540,11 @@ int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 	memset(params, 0, sizeof(*params));
 	if (parse_path(arg, len, &kind, path, &rest, err) < 0)
 		return -1;
-	return parse_params(arg + rest, len - rest, params, err);
+	if (parse_params(arg + rest, len - rest, params, err) < 0)
+		return -1;
+	if (path->utf8 && !params->smtputf8)
+		return fail(err, 553, "5.6.7", SMTP_TEXT_NEED_SMTPUTF8);
+	return 0;
 }
 
 /* smtp_parse_rcpt_to - see smtp.h. */

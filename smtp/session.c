@@ -410,6 +410,7 @@ void session_reset_transaction(struct smtp_session *s)
 	session_milter_abort(s);
 	s->queue_flags = 0;
 	s->queue_body_only = false;
+	s->body_8bit = false;
 }
 
 /* session_queue_resume - the queue took our body chunks: read on. */
@@ -460,6 +461,10 @@ int session_queue_write(struct smtp_session *s, const char *data, size_t len)
 
 	if (r < 0)
 		return -1;
+	/* 8-bit content is 8BITMIME content, declared or not (as Postfix's
+	 * cleanup sees it): delivery then says BODY=8BITMIME or converts. */
+	if (!s->body_8bit && !mtad_ascii(data, len))
+		s->body_8bit = true;
 	session_dkim_feed(s, data, len);
 	if (r == 1) {
 		s->paused_by_queue = true;
@@ -683,6 +688,20 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 	env->size = s->dec.size + s->header_size;
 	env->flags = s->queue_flags;
+	/* What delivery must know of the MAIL (RFC 6531 §3.2, RFC 6152). */
+	if (s->params.smtputf8)
+		env->flags |= QUEUE_FLAG_SMTPUTF8;
+	if (s->params.body == SMTP_BODY_8BITMIME || s->body_8bit)
+		env->flags |= QUEUE_FLAG_8BITMIME;
+}
+
+/* session_has_8bit - a byte over 127 in the string. */
+static bool session_has_8bit(const char *p)
+{
+	for (; *p; p++)
+		if ((unsigned char)*p > 127)
+			return true;
+	return false;
 }
 
 /*
@@ -735,6 +754,8 @@ void session_commit(struct smtp_session *s)
 		return;
 	}
 	env.header_prefix = signature;	/* in front of the body when read (queue.h) */
+	if (signature && !(env.flags & QUEUE_FLAG_8BITMIME) && session_has_8bit(signature))
+		env.flags |= QUEUE_FLAG_8BITMIME;	/* a milter's header, stored apart */
 	s->incoming = NULL;	/* consumed by the commit, whatever happens */
 	/*
 	 * Reading goes on while the writer commits: what arrives waits in

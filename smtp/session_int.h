@@ -150,6 +150,7 @@ struct smtp_session {
 	bool paused_by_milter;	/* a header field or body chunk waits for the milters */
 	struct session_milters *milters;	/* session_milter.c; NULL: none for this session */
 	uint32_t queue_flags;	/* QUEUE_FLAG_HELD: a milter quarantined the message */
+	bool body_8bit;		/* an octet over 127 was queued: 8BITMIME content */
 	bool skip_to_eol;	/* discarding the rest of an over-long line */
 	bool transport_gone;	/* smtp_session_free was called */
 	bool eof_pending;	/* the client half-closed during a commit: after its reply */

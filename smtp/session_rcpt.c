@@ -23,7 +23,8 @@
  *
  * Follows: RFC 5321 §3.9.1 (aliases: the envelope recipient is replaced,
  * the header is not touched), RFC 3461 §4.2 (ORCPT), RFC 5321 §4.1.1.3
- * (postmaster), RFC 3463 (5.1.1 and 4.1.1: bad destination mailbox).
+ * (postmaster), RFC 3463 (5.1.1 and 4.1.1: bad destination mailbox);
+ * RFC 6531 §3.3 (local domains compared in A-label form, util/idna.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,13 @@ static bool is_local(void *arg, const char *domain)
 	const struct expansion *x = arg;
 	const struct policy_settings *set = &x->s->srv->policy;
 
-	if (strcasecmp(domain, x->s->srv->cfg->hostname) == 0)
+	size_t len = strlen(domain);
+
+	/* In A-label form (RFC 6531 §3.3): a look-alike is not local. */
+	if (mtad_domain_same(domain, len, x->s->srv->cfg->hostname, strlen(x->s->srv->cfg->hostname)))
 		return true;
 	for (size_t i = 0; i < set->nlocal_domains; i++)
-		if (strcasecmp(domain, set->local_domains[i]) == 0)
+		if (mtad_domain_same(domain, len, set->local_domains[i], strlen(set->local_domains[i])))
 			return true;
 	return false;
 }

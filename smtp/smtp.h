@@ -60,12 +60,14 @@ struct smtp_path {
 	size_t len;
 	bool null_path;			/* MAIL FROM:<> */
 	bool had_route;			/* a source route was given (and dropped) */
+	bool utf8;			/* non-ASCII (well-formed UTF-8): needs SMTPUTF8 */
 };
 
 struct smtp_mail_params {
 	bool has_size;
 	uint64_t size;		/* saturates at UINT64_MAX: the caller's limit check says 552 */
 	enum smtp_body_type body;
+	bool smtputf8;		/* SMTPUTF8 (RFC 6531 §3.4) */
 };
 
 /* Result of parsing a MAIL FROM / RCPT TO argument: a full reply. */
@@ -88,16 +90,24 @@ struct smtp_parse_error {
  *             Bad source route syntax / Bad domain in source route /
  *             Null recipient address not allowed (RCPT TO:<>)
  *   553 5.1.3 Address contains forbidden characters  (controls; ` $ | &)
- *   553 5.6.7 Non-ASCII addresses are not supported
+ *   500 5.5.2 Error: bad UTF-8 syntax   (8-bit octets that are not UTF-8, C1 controls)
+ *   553 5.6.7 Must declare SMTPUTF8 to send unicode address   (MAIL only:
+ *             UTF-8 in the path without the SMTPUTF8 parameter; for RCPT
+ *             the caller decides, from path->utf8 and the MAIL's parameter)
  *   501 5.5.4 Bad parameter syntax / Bad SIZE parameter /
  *             Duplicate SIZE parameter / Duplicate BODY parameter /
  *             Unsupported BODY type
- *   555 5.5.4 Unsupported parameter   (anything but SIZE, BODY; any on RCPT)
+ *             Bad SMTPUTF8 parameter / Duplicate SMTPUTF8 parameter
+ *   555 5.5.4 Unsupported parameter   (anything but SIZE, BODY, SMTPUTF8; any on RCPT)
+ * UTF-8 is accepted in local parts and domains (RFC 6531 §3.3; a domain's
+ * A-label form must be a valid name); path->utf8 says it was there.
  * RCPT TO:<postmaster> (any case) needs no domain (RFC 5321 §4.1.1.3).
  */
 /* The text of the 501 5.1.3 for a path without a domain: the local socket's
  * sessions qualify such a path with the host name instead (verbs.c). */
 #define SMTP_TEXT_NO_DOMAIN "Address must include a domain"
+/* 553 5.6.7: a UTF-8 address in a transaction without SMTPUTF8 (Postfix's text). */
+#define SMTP_TEXT_NEED_SMTPUTF8 "Must declare SMTPUTF8 to send unicode address"
 
 int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 			 struct smtp_mail_params *params,

@@ -8,7 +8,9 @@
  * RFC 5321 §4.1 (commands, reply codes; §4.5.3.1.10 452 for a full
  * spool), RFC 1870 (SIZE, §6.1 the free-space check), RFC 6152
  * (8BITMIME), RFC 2034/3463 (enhanced status codes on every reply but
- * the greeting and the EHLO lines).
+ * the greeting and the EHLO lines), RFC 6531 (SMTPUTF8: advertised; a
+ * UTF-8 recipient in a transaction whose MAIL did not declare it gets
+ * 553 5.6.7, §3.7.4.2).
  *
  * No I/O here: replies go to the session's output buffer; nothing from
  * the envelope is ever interpreted beyond the path syntax checks. This
@@ -157,6 +159,7 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 		     "250-SIZE %llu\r\n"
 		     "250-PIPELINING\r\n"
 		     "250-8BITMIME\r\n"
+		     "250-SMTPUTF8\r\n"
 		     "250-ENHANCEDSTATUSCODES\r\n"
 		     "%s%s"
 		     "250 HELP\r\n",
@@ -284,6 +287,11 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) != 0 &&
 	    (!local_qualified(s, cmd, &err, qualified, sizeof(qualified), &qlen) ||
 	     smtp_parse_rcpt_to(qualified, qlen, &path, &err) != 0)) {
+		reply_parse_error(s, "RCPT", &err);
+		return false;
+	}
+	if (path.utf8 && !s->params.smtputf8) {
+		err = (struct smtp_parse_error){ 553, "5.6.7", SMTP_TEXT_NEED_SMTPUTF8 };
 		reply_parse_error(s, "RCPT", &err);
 		return false;
 	}

@@ -503,9 +503,18 @@ static int set_domains(struct parse_ctx *ctx, struct mtad_config *cfg,
 	while ((w = next_word(&value, &len)) != NULL) {
 		char name[MTAD_HOSTNAME_MAX + 1];
 
+		int alen;
+
 		if (len > MTAD_HOSTNAME_MAX)
 			return perr(ctx, "%s: name too long: \"%.*s\"", p->name, (int)len, w);
 		mtad_str_lower(name, w, len);
+		/* U-labels are kept as A-labels (RFC 5890), the form recipients
+		 * are compared in (util/idna.c). */
+		if (!mtad_ascii(w, len) &&
+		    ((alen = mtad_domain_to_ascii(w, len, name, sizeof(name))) <= 0 ||
+		     name[alen - 1] == '.'))
+			return perr(ctx, "%s: bad domain \"%.*s\"", p->name, (int)len, w);
+		len = strlen(name);
 		if (!valid_hostname(name))
 			return perr(ctx, "%s: bad domain \"%s\"", p->name, name);
 		if (*count >= MTAD_MAX_DOMAINS)

@@ -518,4 +518,37 @@ int mtad_file_slurp(const char *what, const char *path, char **text, size_t *len
 /* mtad_str_lower - n bytes of src into dst, lower-cased (ASCII), NUL-terminated. */
 void mtad_str_lower(char *dst, const char *src, size_t n);
 
+
+/* ---- UTF-8 and IDN (util/idna.c), for SMTPUTF8 ---- */
+
+/*
+ * mtad_utf8_next - the code point at the start of s[0..len) into *cp;
+ * returns its length in octets, 0 when it is not well-formed UTF-8
+ * (RFC 3629: truncated, overlong, a surrogate, above U+10FFFF).
+ */
+size_t mtad_utf8_next(const char *s, size_t len, uint32_t *cp);
+/* mtad_utf8_valid - well-formed UTF-8 without C0, DEL or C1 controls. */
+bool mtad_utf8_valid(const char *s, size_t len);
+/* mtad_ascii - no octet above 0x7f. */
+bool mtad_ascii(const char *s, size_t len);
+
+#define MTAD_PUNYCODE_MAX_IN 256	/* code points one call encodes at most */
+#define MTAD_DOMAIN_ASCII_MAX 253	/* octets of a name in A-label form, no trailing dot */
+/*
+ * mtad_punycode_encode - RFC 3492 Punycode of n code points (at most
+ * MTAD_PUNYCODE_MAX_IN) into out[0..size), no terminator; *outlen its
+ * length. -1 when it does not fit or a code point is above U+10FFFF.
+ */
+int mtad_punycode_encode(const uint32_t *cp, size_t n, char *out, size_t size, size_t *outlen);
+/*
+ * mtad_domain_to_ascii - domain d[0..len) in its A-label form into out,
+ * NUL-terminated: ASCII labels lower-cased, non-ASCII ones as "xn--"
+ * Punycode; an address literal ([...]) unchanged. Returns its length,
+ * or -1: not UTF-8, a control, an empty label, a label over 63 octets,
+ * the name over 253, or out too small. No NFC (see util/idna.c).
+ */
+int mtad_domain_to_ascii(const char *d, size_t len, char *out, size_t size);
+/* mtad_domain_same - the same domain once both are in A-label form (a trailing dot ignored). */
+bool mtad_domain_same(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

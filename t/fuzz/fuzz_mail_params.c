@@ -9,7 +9,9 @@
  * ASCII string without control or shell characters (` $ | &, CVE-2020-7247)
  * that parses again as "<addr>" to itself; MAIL and RCPT agree on paths
  * (but RCPT's bare postmaster and MAIL's null path and parameters); a
- * refusal carries one of the documented codes and a text.
+ * refusal carries one of the documented codes and a text. SMTPUTF8: a
+ * non-ASCII path is well-formed UTF-8 and flagged utf8, and MAIL takes
+ * it only with the SMTPUTF8 parameter (else 553 5.6.7).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,15 +32,19 @@ static void check_path(const struct smtp_path *p)
 	for (size_t i = 0; i < p->len; i++) {
 		unsigned char c = (unsigned char)p->addr[i];
 
-		if (c < 0x20 || c >= 0x7f || strchr("`$|&", c) != NULL)
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && !p->utf8) ||
+		    (c < 0x80 && strchr("`$|&", c) != NULL))
 			abort();
 	}
+	if (p->utf8 != !mtad_ascii(p->addr, p->len) ||
+	    (p->utf8 && !mtad_utf8_valid(p->addr, p->len)))
+		abort();
 }
 
 /* check_error - a refusal names a documented reply. */
 static void check_error(const struct smtp_parse_error *e)
 {
-	if ((e->code != 501 && e->code != 553 && e->code != 555) ||
+	if ((e->code != 500 && e->code != 501 && e->code != 553 && e->code != 555) ||
 	    e->enhanced == NULL || e->text == NULL || e->text[0] == '\0')
 		abort();
 }
@@ -46,11 +52,11 @@ static void check_error(const struct smtp_parse_error *e)
 /* reparse - "<addr>" must give addr back, without a route. */
 static void reparse(const struct smtp_path *p, bool mail)
 {
-	char arg[SMTP_PATH_MAX + 2];
+	char arg[SMTP_PATH_MAX + 16];
 	struct smtp_path again;
 	struct smtp_mail_params params;
 	struct smtp_parse_error err;
-	int n = snprintf(arg, sizeof(arg), "<%s>", p->addr);
+	int n = snprintf(arg, sizeof(arg), "<%s>%s", p->addr, mail && p->utf8 ? " SMTPUTF8" : "");
 	int rc = mail ? smtp_parse_mail_from(arg, (size_t)n, &again, &params, &err)
 		      : smtp_parse_rcpt_to(arg, (size_t)n, &again, &err);
 
@@ -97,10 +103,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* The same path means the same thing to MAIL and RCPT. */
 	if (rrc == 0 && strcasecmp(rpath.addr, "postmaster") != 0 &&
+	    !(rpath.utf8 && mrc != 0 && merr.code == 553 && strcmp(merr.enhanced, "5.6.7") == 0) &&
 	    (mrc != 0 || strcmp(mpath.addr, rpath.addr) != 0 || mpath.had_route != rpath.had_route))
 		abort();
 	if (mrc == 0 && !mpath.null_path && !params.has_size &&
-	    params.body == SMTP_BODY_UNSPECIFIED &&
+	    params.body == SMTP_BODY_UNSPECIFIED && !params.smtputf8 &&
 	    (rrc != 0 || strcmp(mpath.addr, rpath.addr) != 0))
 		abort();
 	return 0;

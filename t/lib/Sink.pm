@@ -30,6 +30,10 @@
 #   data_sleep => SECS       wait before the reply to the end of DATA
 #   starttls => 1            offer STARTTLS (a self-signed certificate for
 #                            the name, made with openssl at new)
+#   smtputf8 => 1            offer SMTPUTF8 (RFC 6531)
+#   no8bitmime => 1          do not offer 8BITMIME (a 7-bit next hop)
+# Each message also keeps the MAIL FROM command line as sent (mail_line,
+# without CRLF), for tests of its parameters.
 #
 # The listener is a forked child; every connection is served by a child
 # of that one, which the listener stops (by PID) when it is stopped
@@ -68,6 +72,8 @@ my %DEFAULTS = (
 	greeting_sleep => 0,
 	data_sleep => 0,
 	starttls => 0,
+	smtputf8 => 0,
+	no8bitmime => 0,
 );
 
 sub new {
@@ -403,6 +409,7 @@ sub _session {
 
 	my $buf = '';
 	my ($helo, $from, @to) = ('', undef);
+	my $mail_line = '';
 	my ($tls, $seq) = (0, 0);
 	while (defined(my $line = _readline($s, \$buf))) {
 		$c = $self->_read_conf;
@@ -414,6 +421,8 @@ sub _session {
 			($from, @to) = (undef);
 			my @ext = ('PIPELINING', 'SIZE 52428800', '8BITMIME', 'ENHANCEDSTATUSCODES');
 			push @ext, 'STARTTLS' if $c->{starttls} && !$tls;
+			push @ext, 'SMTPUTF8' if $c->{smtputf8};
+			@ext = grep { $_ ne '8BITMIME' } @ext if $c->{no8bitmime};
 			my @l = ("$c->{name} Hello $arg", @ext);
 			_send($s, join '', map { ($_ == $#l ? '250 ' : '250-') . "$l[$_]\r\n" } 0 .. $#l);
 		} elsif ($verb eq 'HELO') {
@@ -433,6 +442,7 @@ sub _session {
 			my $addr = $1;
 			my $r = $c->{mail};
 			$from = $addr if $r =~ /^2/;
+			$mail_line = $line;
 			@to = ();
 			_send($s, $r);
 		} elsif ($verb eq 'RCPT' && $arg =~ /\ATO:\s*<([^>]*)>/i) {
@@ -486,7 +496,8 @@ sub _session {
 				my $tmp = "$self->{dir}/msg/.$name.tmp";
 				open my $fh, '>:raw', $tmp or return;
 				print $fh $JSON->encode({ from => $from, to => [@to], data => $data,
-							  helo => $helo, tls => $tls, conn => $conn });
+							  helo => $helo, tls => $tls, conn => $conn,
+							  mail_line => $mail_line });
 				close $fh or return;
 				rename $tmp, "$self->{dir}/msg/$name.json" or return;
 			}

@@ -151,7 +151,8 @@ static void test_verb_names(struct tap *t)
 #define NO_DOMAIN 501, "5.1.3", "Address must include a domain"
 #define LOCAL_LONG 501, "5.1.3", "Local part too long"
 #define PATH_LONG 501, "5.1.3", "Path too long"
-#define NON_ASCII 553, "5.6.7", "Non-ASCII addresses are not supported"
+#define NON_ASCII 553, "5.6.7", "Must declare SMTPUTF8 to send unicode address"
+#define BAD_UTF8 500, "5.5.2", "Error: bad UTF-8 syntax"
 #define BAD_ROUTE 501, "5.1.3", "Bad source route syntax"
 #define BAD_ROUTE_DOMAIN 501, "5.1.3", "Bad domain in source route"
 #define UNSUPPORTED 555, "5.5.4", "Unsupported parameter"
@@ -230,7 +231,7 @@ static struct path_case mail_cases[] = {
 	{ P("<a@b.test> BODY=8BIT"), BAD_BODY, NULL, 0, 0, 0 },
 	{ P("<a@b.test> BODY"), BAD_BODY, NULL, 0, 0, 0 },
 	{ P("<a@b.test> FROB=1"), UNSUPPORTED, NULL, 0, 0, 0 },
-	{ P("<a@b.test> SMTPUTF8"), UNSUPPORTED, NULL, 0, 0, 0 },
+	{ P("<a@b.test> SMTPUTF8"), OK, "a@b.test", 0, 0, 0 },
 	{ P("<a@b.test> AUTH=<>"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<a@b.test> RET=HDRS ENVID=x"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<a@b.test> SIZE=1 FROB"), UNSUPPORTED, NULL, 0, 0, 0 },
@@ -280,6 +281,26 @@ static struct path_case mail_cases[] = {
 	{ P("<a@b.test> SIZE=1\n"), FORBIDDEN, NULL, 0, 0, 0 },
 	{ P("<caf\xc3\xa9@x.test>"), NON_ASCII, NULL, 0, 0, 0 },
 	{ P("<a@b\xc3\xa9.test>"), NON_ASCII, NULL, 0, 0, 0 },
+	/* SMTPUTF8 (RFC 6531): UTF-8 local parts and U-label domains */
+	{ P("<jos\xc3\xa9@campus.test> SMTPUTF8"), OK, "jos\xc3\xa9@campus.test", 0, 0, 0 },
+	{ P("<\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae@\xcf\x80\xce\xb1\xcf\x81\xce\xac"
+	    "\xce\xb4\xce\xb5\xce\xb9\xce\xb3\xce\xbc\xce\xb1.test> smtputf8 BODY=8BITMIME"), OK,
+	  "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae@\xcf\x80\xce\xb1\xcf\x81\xce\xac"
+	  "\xce\xb4\xce\xb5\xce\xb9\xce\xb3\xce\xbc\xce\xb1.test", 0, 0, SMTP_BODY_8BITMIME },
+	{ P("<\"jos\xc3\xa9 x\"@campus.test> SMTPUTF8"), OK, "\"jos\xc3\xa9 x\"@campus.test", 0, 0, 0 },
+	{ P("<jos\xc3\xa9@campus.test>"), NON_ASCII, NULL, 0, 0, 0 },
+	{ P("<jos\xc3\xa9@campus.test> SIZE=1"), NON_ASCII, NULL, 0, 0, 0 },
+	{ P("<jos\xc3@campus.test> SMTPUTF8"), BAD_UTF8, NULL, 0, 0, 0 },
+	{ P("<jos\xc0\xa9@campus.test> SMTPUTF8"), BAD_UTF8, NULL, 0, 0, 0 },
+	{ P("<a@\xed\xa0\x80.test> SMTPUTF8"), BAD_UTF8, NULL, 0, 0, 0 },
+	{ P("<a\xc2\x85@campus.test> SMTPUTF8"), BAD_UTF8, NULL, 0, 0, 0 },
+	{ P("<a@b\xc3\xa9_c.test> SMTPUTF8"), BAD_DOMAIN, NULL, 0, 0, 0 },
+	{ P("<a@b\xc3\xa9..test> SMTPUTF8"), BAD_DOMAIN, NULL, 0, 0, 0 },
+	{ P("<a@b\xc3\xa9.test.> SMTPUTF8"), BAD_DOMAIN, NULL, 0, 0, 0 },
+	{ P("<a@-b\xc3\xa9.test> SMTPUTF8"), BAD_DOMAIN, NULL, 0, 0, 0 },
+	{ P("<a@b.test> SMTPUTF8=yes"), 501, "5.5.4", "Bad SMTPUTF8 parameter", NULL, 0, 0, 0 },
+	{ P("<a@b.test> SMTPUTF8 SMTPUTF8"), 501, "5.5.4", "Duplicate SMTPUTF8 parameter", NULL, 0, 0, 0 },
+	{ P("<> SMTPUTF8"), OK, "", 0, 0, 0 },
 	{ P("<@x.test>"), BAD_ROUTE, NULL, 0, 0, 0 },
 	{ P("<postmaster>"), NO_DOMAIN, NULL, 0, 0, 0 },
 	{ P("<a>"), NO_DOMAIN, NULL, 0, 0, 0 },
@@ -388,6 +409,11 @@ static struct path_case rcpt_cases[] = {
 	{ P("<a\\b@x.test>"), BAD_ADDR, NULL, 0, 0, 0 },
 	{ P("<a\x01" "b@x.test>"), FORBIDDEN, NULL, 0, 0, 0 },
 	{ P("<u@campus_x.test>"), BAD_DOMAIN, NULL, 0, 0, 0 },
+	/* UTF-8 passes the parser; the session asks for SMTPUTF8 (path.utf8) */
+	{ P("<jos\xc3\xa9@campus.test>"), OK, "jos\xc3\xa9@campus.test", 0, 0, 0 },
+	{ P("<u@c\xd0\xb0mpus.test>"), OK, "u@c\xd0\xb0mpus.test", 0, 0, 0 },
+	{ P("<u@campus.test> SMTPUTF8"), UNSUPPORTED, NULL, 0, 0, 0 },
+	{ P("<jos\xc3@campus.test>"), BAD_UTF8, NULL, 0, 0, 0 },
 };
 
 /* check_path_case - one MAIL or RCPT row. */
@@ -431,6 +457,38 @@ static void test_paths(struct tap *t)
 		check_path_case(t, &mail_cases[i], true);
 	for (i = 0; i < sizeof(rcpt_cases) / sizeof(rcpt_cases[0]); i++)
 		check_path_case(t, &rcpt_cases[i], false);
+}
+
+/* test_smtputf8 - the flags the session reads: params.smtputf8 and path.utf8. */
+static void test_smtputf8(struct tap *t)
+{
+	struct smtp_path path;
+	struct smtp_mail_params params;
+	struct smtp_parse_error err;
+	char label[200] = "<a@";
+
+	TAP_OK(t, smtp_parse_mail_from(S("<a@b.test> SMTPUTF8"), &path, &params, &err) == 0 &&
+	       params.smtputf8 && !path.utf8, "MAIL SMTPUTF8, ASCII path: smtputf8, not utf8");
+	TAP_OK(t, smtp_parse_mail_from(S("<a@b.test>"), &path, &params, &err) == 0 &&
+	       !params.smtputf8 && !path.utf8, "MAIL without SMTPUTF8: neither");
+	TAP_OK(t, smtp_parse_mail_from(S("<jos\xc3\xa9@b.test> SMTPUTF8"), &path, &params, &err) == 0 &&
+	       params.smtputf8 && path.utf8, "MAIL SMTPUTF8, UTF-8 path: both");
+	TAP_OK(t, smtp_parse_rcpt_to(S("<\xce\xb4@b.test>"), &path, &err) == 0 && path.utf8,
+	       "RCPT with UTF-8: utf8");
+	TAP_OK(t, smtp_parse_rcpt_to(S("<d@b.test>"), &path, &err) == 0 && !path.utf8,
+	       "RCPT ASCII: not utf8");
+	/* A U-label of 21 CJK characters: 63 octets, but its A-label is longer than 63. */
+	for (int i = 0; i < 21; i++)
+		strcat(label, "\xe6\x97\xa5");
+	strcat(label, ".test>");
+	TAP_OK(t, smtp_parse_rcpt_to(label, strlen(label), &path, &err) == 0,
+	       "RCPT: a U-label of 63 octets whose A-label fits");
+	label[3] = '\0';
+	for (int i = 0; i < 20; i++)
+		strcat(label, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+	strcat(label, ".test>");
+	TAP_OK(t, smtp_parse_rcpt_to(label, strlen(label), &path, &err) == -1 && err.code == 501,
+	       "RCPT: a U-label whose A-label is over 63 octets: 501");
 }
 
 /* test_embedded_nul - a NUL inside the argument is refused, not a string end. */
@@ -523,6 +581,7 @@ int main(void)
 	test_verb_names(&t);
 	test_paths(&t);
 	test_embedded_nul(&t);
+	test_smtputf8(&t);
 	test_helo(&t);
 	for (i = n - 7; i < n; i++)
 		if (mail_cases[i].code == 0)

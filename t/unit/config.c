@@ -250,6 +250,8 @@ static void test_errors(struct tap *t)
 		  "etc/mtad.conf:1: helo_rule.localhost must be on or off, not \"yes\"" },
 		{ "local_domains = campus.test, bad_domain\n",
 		  "etc/mtad.conf:1: local_domains: bad domain \"bad_domain\"" },
+		{ "relay_domains = b\xc3\xbc" "cher.test b\xc3.test\n",
+		  "etc/mtad.conf:1: relay_domains: bad domain \"b\xc3.test\"" },
 		{ "relay_networks = 10.0.0.0/8 10.1.2.3/33\n",
 		  "etc/mtad.conf:1: relay_networks: bad network \"10.1.2.3/33\" "
 		  "(expected ADDRESS or ADDRESS/PREFIX)" },
@@ -410,7 +412,7 @@ static void test_policy_keys(struct tap *t)
 		"helo_rule.non-fqdn = off\n"
 		"helo_rule.no-rdns = on\n"
 		"local_domains = Campus.Test, other.test\n"
-		"relay_domains = dept.campus.test\n"
+		"relay_domains = dept.campus.test M\xc3\xbcnchen.test\n"
 		"relay_networks = 10.0.0.0/8, 2001:db8::/32 192.0.2.7\n"
 		"auth_ip_exempt = 198.51.100.0/24 2001:db8:1::/48\n"
 		"max_policy_rejections = 5\n"
@@ -428,7 +430,8 @@ static void test_policy_keys(struct tap *t)
 		  c.helo_rule[POLICY_OWN_NAME] == -1, "helo_rule overrides, the rest as the mode says");
 	TAP_OK(t, c.nlocal_domains == 2 && strcmp(c.local_domains[0], "campus.test") == 0,
 	       "local_domains, lower-cased");
-	TAP_OK(t, c.nrelay_domains == 1, "relay_domains");
+	TAP_OK(t, c.nrelay_domains == 2 && strcmp(c.relay_domains[1], "xn--mnchen-3ya.test") == 0,
+	       "relay_domains, a U-label kept as its A-label");
 	TAP_OK(t, c.nrelay_networks == 3 && c.relay_networks[1].prefix == 32 &&
 		  c.relay_networks[2].prefix == 32, "relay_networks with and without prefix");
 	TAP_OK(t, c.nauth_ip_exempt == 2 && c.auth_ip_exempt[0].prefix == 24 &&

@@ -50,7 +50,9 @@ static const struct reply unresolvable_later = {
 /* ---- the campus: mail.msu.edu in March 2005 ---- */
 
 static const char *const local_domains[] = { "msu.edu", "mail.msu.edu" };
-static const char *const relay_domains[] = { "physics.msu.edu", "relay.test." };
+/* the last two: an IDN written as A-label and one written as U-label (SMTPUTF8) */
+static const char *const relay_domains[] = { "physics.msu.edu", "relay.test.",
+					     "xn--bcher-kva.test", "m\xc3\xbcnchen.test" };
 static struct mtad_addr own_addrs[2];	/* 35.8.1.28, 2001:db8::28 */
 
 #define SYS28 "sys28.mail.msu.edu"
@@ -69,7 +71,7 @@ static struct policy_settings settings(const char *hostname, enum policy_mode mo
 	s.local_domains = local_domains;
 	s.nlocal_domains = 2;
 	s.relay_domains = relay_domains;
-	s.nrelay_domains = 2;
+	s.nrelay_domains = 4;
 	s.own_addrs = own_addrs;
 	s.nown_addrs = 2;
 	return s;
@@ -478,6 +480,17 @@ static const struct relay_case relay_cases[] = {
 	{ "user@msu.edu.example", false, RELAY },
 	{ "user@xmsu.edu", false, RELAY },
 	{ "user@msu.edu..", false, RELAY },
+	/* IDN (SMTPUTF8): compared as A-labels; a look-alike is foreign */
+	{ "user@b\xc3\xbc" "cher.test", false, ACC },
+	{ "user@B\xc3\xbc" "CHER.TEST", false, ACC },
+	{ "user@xn--bcher-kva.test", false, ACC },
+	{ "user@xn--mnchen-3ya.test", false, ACC },
+	{ "user@m\xc3\xbcnchen.test", false, ACC },
+	{ "jos\xc3\xa9@msu.edu", false, ACC },
+	{ "user@ms\xd1\x83.edu", false, RELAY },		/* Cyrillic u */
+	{ "user@m\xd1\x95u.edu", false, RELAY },		/* Cyrillic dze for s */
+	{ "user@\xef\xbd\x8dsu.edu", false, RELAY },	/* fullwidth m: no NFKC mapping */
+	{ "user@b\xc3\xbc" "cher.test\xc3", false, RELAY },	/* not UTF-8 */
 	/* postmaster needs no domain (RFC 5321 §4.5.1) */
 	{ "postmaster", false, ACC },
 	{ "Postmaster", false, ACC },

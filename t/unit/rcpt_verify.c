@@ -40,6 +40,13 @@ static void test_map(struct tap *t)
 	TAP_OK(t, !policy_rcpt_known(NULL, "alice@campus.test"), "no map knows nobody");
 	policy_rcpt_map_free(m);
 
+	m = map_of("jos\xc3\xa9@xn--bcher-kva.test\n@xn--mnchen-3ya.test\n", err, sizeof(err));
+	TAP_OK(t, m && policy_rcpt_known(m, "jos\xc3\xa9@b\xc3\xbc" "cher.test") &&
+	       policy_rcpt_known(m, "x@M\xc3\xbcnchen.test") &&
+	       !policy_rcpt_known(m, "jos\xc3\xa9@b\xc3\xbc" "cher.test\xc3"),
+	       "SMTPUTF8: a recipient's U-label domain is looked up as its A-label");
+	policy_rcpt_map_free(m);
+
 	m = map_of("", err, sizeof(err));
 	TAP_OK(t, m && policy_rcpt_map_count(m) == 0 && !policy_rcpt_known(m, "a@b"),
 	       "an empty map parses and knows nobody");

@@ -56,6 +56,13 @@ static const struct parse_case parse_cases[] = {
 	GOOD("campus.test [192.0.2.1]:65535", "campus.test", false, "192.0.2.1", 65535, false,
 	     SMTP_TLS_MAY, false),
 	GOOD("localhost [mailhub]", "localhost", false, "mailhub", 25, false, SMTP_TLS_MAY, false),
+	/* U-labels in mtad.conf: kept, compared and looked up as A-labels */
+	GOOD("m\xc3\xbcnchen.test m\xc3\xbcnchen.test:2525", "xn--mnchen-3ya.test", false,
+	     "xn--mnchen-3ya.test", 2525, true, SMTP_TLS_MAY, false),
+	GOOD(".B\xc3\xbc" "cher.test [mx.b\xc3\xbc" "cher.test]", "xn--bcher-kva.test", true,
+	     "mx.xn--bcher-kva.test", 25, false, SMTP_TLS_MAY, false),
+	BAD("b\xc3" "cher.test [mx.test]",
+	    "bad route \"b\xc3" "cher.test [mx.test]\": \"b\xc3" "cher.test\" is not a domain name"),
 	RELAY("[smarthost.example]:587", "smarthost.example", 587, false, SMTP_TLS_MAY, false),
 	RELAY("smarthost.example tls=verify", "smarthost.example", 25, true, SMTP_TLS_VERIFY, true),
 	RELAY("[192.0.2.7]", "192.0.2.7", 25, false, SMTP_TLS_MAY, false),

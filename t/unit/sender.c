@@ -32,6 +32,14 @@ static void test_default(struct tap *t)
 	       "not a prefix or an extension of the name");
 	TAP_OK(t, !policy_sender_owned(NULL, "alice", "campus.test", local, 2), "not a bare domain");
 	TAP_OK(t, policy_sender_owned(NULL, "alice", "", local, 2), "<> always");
+	{
+		static const char *const idn[] = { "xn--bcher-kva.test" };
+
+		TAP_OK(t, policy_sender_owned(NULL, "alice", "alice@b\xc3\xbc" "cher.test", idn, 1),
+		       "SMTPUTF8: alice@bücher.test when the local domain is xn--bcher-kva.test");
+		TAP_OK(t, !policy_sender_owned(NULL, "alice", "alice@c\xd0\xb0mpus.test", local, 2),
+		       "... never alice@ a Cyrillic look-alike of campus.test");
+	}
 }
 
 static void test_map(struct tap *t)
