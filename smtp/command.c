@@ -15,7 +15,8 @@
  * address-literal syntax), §4.1.3 (address literals), §4.5.3.1 (length
  * limits), appendix C (source routes: accepted and dropped); RFC 5322
  * §3.2.3 (atext); RFC 1870 (SIZE=), RFC 6152 (BODY=8BITMIME), RFC 3463
- * (enhanced status codes), RFC 6531 §3.7.4.2 (5.6.7 for non-ASCII).
+ * (enhanced status codes), RFC 6531 §3.7.4.2 (5.6.7 for non-ASCII);
+ * RFC 3461 §4 (DSN: xtext, RET=, ENVID= on MAIL, NOTIFY=, ORCPT= on RCPT).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -462,6 +463,151 @@ static bool size_value(const struct param *p, uint64_t *out)
 	return true;
 }
 
+/* ---- DSN parameters (RFC 3461 §4) ---- */
+
+/* hex_digit - an upper-case hex digit's value (xtext's "+XX"), or -1. */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* smtp_xtext_decode - see smtp.h. */
+int smtp_xtext_decode(const char *s, size_t len, char *out, size_t outsize)
+{
+	size_t i, n = 0;
+
+	if (outsize == 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '+') {
+			int hi, lo;
+
+			if (i + 2 >= len)
+				return -1;
+			hi = hex_digit(s[i + 1]);
+			lo = hex_digit(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (unsigned char)(hi * 16 + lo);
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return -1;
+		}
+		/* Printable US-ASCII only (RFC 3461 §4.2, §4.4): never a control. */
+		if (c < 0x20 || c > 0x7e || n + 1 >= outsize)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* ret_param - RET=FULL|HDRS (RFC 3461 §4.3). */
+static int ret_param(const struct param *p, struct smtp_mail_params *mp,
+		     struct smtp_parse_error *err)
+{
+	if (mp->ret != SMTP_RET_UNSPECIFIED)
+		return fail(err, 501, "5.5.4", "Duplicate RET parameter");
+	if (p->value && equal_ci(p->value, p->valuelen, "FULL"))
+		mp->ret = SMTP_RET_FULL;
+	else if (p->value && equal_ci(p->value, p->valuelen, "HDRS"))
+		mp->ret = SMTP_RET_HDRS;
+	else
+		return fail(err, 501, "5.5.4", "Bad RET parameter");
+	return 0;
+}
+
+/* envid_param - ENVID=xtext, at most 100 characters as sent (RFC 3461 §4.4). */
+static int envid_param(const struct param *p, struct smtp_mail_params *mp,
+		       struct smtp_parse_error *err)
+{
+	if (mp->has_envid)
+		return fail(err, 501, "5.5.4", "Duplicate ENVID parameter");
+	if (p->value == NULL || p->valuelen > SMTP_ENVID_MAX ||
+	    smtp_xtext_decode(p->value, p->valuelen, mp->envid, sizeof(mp->envid)) <= 0)
+		return fail(err, 501, "5.5.4", "Bad ENVID parameter");
+	mp->has_envid = true;
+	return 0;
+}
+
+/* notify_value - NEVER alone, or SUCCESS, FAILURE, DELAY each once (RFC 3461 §4.1). */
+static unsigned notify_value(const char *s, size_t len)
+{
+	static const struct { const char *name; unsigned bit; } words[] = {
+		{ "NEVER", SMTP_NOTIFY_NEVER }, { "SUCCESS", SMTP_NOTIFY_SUCCESS },
+		{ "FAILURE", SMTP_NOTIFY_FAILURE }, { "DELAY", SMTP_NOTIFY_DELAY },
+	};
+	unsigned bits = 0, bit;
+	size_t i = 0, end, k;
+
+	while (i <= len) {
+		for (end = i; end < len && s[end] != ','; end++)
+			;
+		bit = 0;
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+			if (equal_ci(s + i, end - i, words[k].name))
+				bit = words[k].bit;
+		if (bit == 0 || (bits & bit))
+			return 0;
+		bits |= bit;
+		i = end + 1;
+	}
+	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+		return 0;
+	return bits;
+}
+
+/* orcpt_value - "addr-type;xtext": an atom, then an xtext address (RFC 3461 §4.2). */
+static bool orcpt_value(const char *s, size_t len)
+{
+	char decoded[SMTP_ORCPT_MAX + 1];
+	const char *semi = memchr(s, ';', len);
+	size_t i, tlen;
+
+	if (semi == NULL || len > SMTP_ORCPT_MAX)
+		return false;
+	tlen = (size_t)(semi - s);
+	if (tlen == 0)
+		return false;
+	for (i = 0; i < tlen; i++)
+		if (!is_alnum(s[i]) && s[i] != '-')
+			return false;
+	return smtp_xtext_decode(semi + 1, len - tlen - 1, decoded, sizeof(decoded)) > 0;
+}
+
+/* rcpt_param - applies one RCPT TO parameter; rp NULL: checked, not kept. */
+static int rcpt_param(const struct param *p, struct smtp_rcpt_params *rp,
+		      struct smtp_parse_error *err)
+{
+	if (equal_ci(p->key, p->keylen, "NOTIFY")) {
+		unsigned bits = p->value ? notify_value(p->value, p->valuelen) : 0;
+
+		if (rp->notify != 0)
+			return fail(err, 501, "5.5.4", "Duplicate NOTIFY parameter");
+		if (bits == 0)
+			return fail(err, 501, "5.5.4", "Bad NOTIFY parameter");
+		rp->notify = bits;
+		return 0;
+	}
+	if (equal_ci(p->key, p->keylen, "ORCPT")) {
+		if (rp->has_orcpt)
+			return fail(err, 501, "5.5.4", "Duplicate ORCPT parameter");
+		if (p->value == NULL || !orcpt_value(p->value, p->valuelen))
+			return fail(err, 501, "5.5.4", "Bad ORCPT parameter");
+		memcpy(rp->orcpt, p->value, p->valuelen);
+		rp->orcpt[p->valuelen] = '\0';
+		rp->has_orcpt = true;
+		return 0;
+	}
+	return fail(err, 555, "5.5.4", "Unsupported parameter");
+}
+
 /* mail_param - applies one MAIL FROM parameter. */
 static int mail_param(const struct param *p, struct smtp_mail_params *mp,
 		      struct smtp_parse_error *err)
@@ -485,12 +631,16 @@ static int mail_param(const struct param *p, struct smtp_mail_params *mp,
 			return fail(err, 501, "5.5.4", "Unsupported BODY type");
 		return 0;
 	}
+	if (equal_ci(p->key, p->keylen, "RET"))
+		return ret_param(p, mp, err);
+	if (equal_ci(p->key, p->keylen, "ENVID"))
+		return envid_param(p, mp, err);
 	return fail(err, 555, "5.5.4", "Unsupported parameter");
 }
 
-/* parse_params - every parameter after the path; mp NULL: none are supported (RCPT). */
+/* parse_params - every parameter after the path; mp NULL: RCPT's, into rp. */
 static int parse_params(const char *s, size_t len, struct smtp_mail_params *mp,
-			struct smtp_parse_error *err)
+			struct smtp_rcpt_params *rp, struct smtp_parse_error *err)
 {
 	struct param p;
 	size_t pos = 0;
@@ -498,8 +648,11 @@ static int parse_params(const char *s, size_t len, struct smtp_mail_params *mp,
 	while (next_param(s, len, &pos, &p)) {
 		if (!param_syntax(&p))
 			return fail(err, 501, "5.5.4", "Bad parameter syntax");
-		if (mp == NULL)
-			return fail(err, 555, "5.5.4", "Unsupported parameter");
+		if (mp == NULL) {
+			if (rcpt_param(&p, rp, err) < 0)
+				return -1;
+			continue;
+		}
 		if (mail_param(&p, mp, err) < 0)
 			return -1;
 	}
@@ -516,19 +669,23 @@ int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 	memset(params, 0, sizeof(*params));
 	if (parse_path(arg, len, &kind, path, &rest, err) < 0)
 		return -1;
-	return parse_params(arg + rest, len - rest, params, err);
+	return parse_params(arg + rest, len - rest, params, NULL, err);
 }
 
 /* smtp_parse_rcpt_to - see smtp.h. */
 int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
-		       struct smtp_parse_error *err)
+		       struct smtp_rcpt_params *rparams, struct smtp_parse_error *err)
 {
 	static const struct path_kind kind = { false, T_SYNTAX_RCPT };
+	struct smtp_rcpt_params scratch;
 	size_t rest;
 
+	if (rparams == NULL)
+		rparams = &scratch;
+	memset(rparams, 0, sizeof(*rparams));
 	if (parse_path(arg, len, &kind, path, &rest, err) < 0)
 		return -1;
-	return parse_params(arg + rest, len - rest, NULL, err);
+	return parse_params(arg + rest, len - rest, NULL, rparams, err);
 }
 
 /* ---- HELO ---- */

@@ -239,9 +239,14 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->rcpt_cap = srv->cfg->max_recipients;
 	s->rcpt = calloc(s->rcpt_cap, sizeof(*s->rcpt));
 	s->orcpt = calloc(s->rcpt_cap, sizeof(*s->orcpt));
-	if (!s->rcpt || !s->orcpt || uv_timer_init(srv->loop, &s->timer) != 0) {
+	s->notify = calloc(s->rcpt_cap, sizeof(*s->notify));
+	s->dsn_orcpt = calloc(s->rcpt_cap, sizeof(*s->dsn_orcpt));
+	if (!s->rcpt || !s->orcpt || !s->notify || !s->dsn_orcpt ||
+	    uv_timer_init(srv->loop, &s->timer) != 0) {
 		free(s->rcpt);
 		free(s->orcpt);
+		free(s->notify);
+		free(s->dsn_orcpt);
 		free(s);
 		return NULL;
 	}
@@ -391,7 +396,9 @@ void session_reset_transaction(struct smtp_session *s)
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		free(s->rcpt[i]);
 		free(s->orcpt[i]);
-		s->rcpt[i] = s->orcpt[i] = NULL;
+		free(s->dsn_orcpt[i]);
+		s->rcpt[i] = s->orcpt[i] = s->dsn_orcpt[i] = NULL;
+		s->notify[i] = 0;
 	}
 	s->nrcpt = 0;
 	s->in_transaction = false;
@@ -650,7 +657,8 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->sender = s->sender.addr;
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		rcpt[i] = (struct queue_rcpt){ .addr = s->rcpt[i], .orcpt = s->orcpt[i],
-					       .state = QUEUE_RCPT_PENDING };
+					       .state = QUEUE_RCPT_PENDING,
+					       .notify = s->notify[i], .dsn_orcpt = s->dsn_orcpt[i] };
 	env->rcpt = rcpt;
 	env->nrcpt = s->nrcpt;
 	env->client_ip = s->client_ip;
@@ -661,6 +669,14 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 	env->size = s->dec.size + s->header_size;
 	env->flags = s->queue_flags;
+	/* DSN (RFC 3461): the queue's values are smtp.h's. */
+	_Static_assert(QUEUE_RET_FULL == SMTP_RET_FULL && QUEUE_RET_HDRS == SMTP_RET_HDRS &&
+		       QUEUE_NOTIFY_NEVER == SMTP_NOTIFY_NEVER &&
+		       QUEUE_NOTIFY_SUCCESS == SMTP_NOTIFY_SUCCESS &&
+		       QUEUE_NOTIFY_FAILURE == SMTP_NOTIFY_FAILURE &&
+		       QUEUE_NOTIFY_DELAY == SMTP_NOTIFY_DELAY, "DSN values differ");
+	env->dsn_ret = (uint32_t)s->params.ret;
+	env->envid = s->params.has_envid ? s->params.envid : NULL;
 }
 
 /* session_commit - hands the complete message to the queue's writer. */
@@ -1048,6 +1064,8 @@ static void session_timer_closed(uv_handle_t *h)
 	session_input_release(s);
 	free(s->rcpt);
 	free(s->orcpt);
+	free(s->notify);
+	free(s->dsn_orcpt);
 	free(s);
 }
 

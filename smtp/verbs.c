@@ -7,7 +7,7 @@
  *
  * RFC 5321 §4.1 (commands, reply codes; §4.5.3.1.10 452 for a full
  * spool), RFC 1870 (SIZE, §6.1 the free-space check), RFC 6152
- * (8BITMIME), RFC 2034/3463 (enhanced status codes on every reply but
+ * (8BITMIME), RFC 3461 (DSN), RFC 2034/3463 (enhanced status codes on every reply but
  * the greeting and the EHLO lines).
  *
  * No I/O here: replies go to the session's output buffer; nothing from
@@ -157,6 +157,7 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 		     "250-SIZE %llu\r\n"
 		     "250-PIPELINING\r\n"
 		     "250-8BITMIME\r\n"
+		     "250-DSN\r\n"
 		     "250-ENHANCEDSTATUSCODES\r\n"
 		     "%s%s"
 		     "250 HELP\r\n",
@@ -273,7 +274,8 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 
 	if (!s->in_transaction) {
 		/* check_rcpt let it through for this: the refused MAIL's reply again. */
-		bool parsed = cmd->arg && smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) == 0;
+		bool parsed = cmd->arg &&
+			      smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, NULL, &err) == 0;
 
 		return session_policy_blocked(s, parsed ? path.addr : NULL);
 	}
@@ -281,9 +283,10 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		session_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return false;
 	}
-	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) != 0 &&
+	/* DSN's NOTIFY= and ORCPT= wait in s->rcpt_params until the recipient joins. */
+	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &s->rcpt_params, &err) != 0 &&
 	    (!local_qualified(s, cmd, &err, qualified, sizeof(qualified), &qlen) ||
-	     smtp_parse_rcpt_to(qualified, qlen, &path, &err) != 0)) {
+	     smtp_parse_rcpt_to(qualified, qlen, &path, &s->rcpt_params, &err) != 0)) {
 		reply_parse_error(s, "RCPT", &err);
 		return false;
 	}

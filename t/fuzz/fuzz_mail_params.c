@@ -52,7 +52,7 @@ static void reparse(const struct smtp_path *p, bool mail)
 	struct smtp_parse_error err;
 	int n = snprintf(arg, sizeof(arg), "<%s>", p->addr);
 	int rc = mail ? smtp_parse_mail_from(arg, (size_t)n, &again, &params, &err)
-		      : smtp_parse_rcpt_to(arg, (size_t)n, &again, &err);
+		      : smtp_parse_rcpt_to(arg, (size_t)n, &again, NULL, &err);
 
 	if (rc != 0 || again.len != p->len || strcmp(again.addr, p->addr) != 0 ||
 	    again.had_route || again.null_path != p->null_path)
@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int mrc, rrc;
 
 	mrc = smtp_parse_mail_from(arg, size, &mpath, &params, &merr);
-	rrc = smtp_parse_rcpt_to(arg, size, &rpath, &rerr);
+	rrc = smtp_parse_rcpt_to(arg, size, &rpath, NULL, &rerr);
 	(void)smtp_parse_helo(arg, size);
 
 	if (mrc == 0) {
