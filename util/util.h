@@ -201,6 +201,7 @@ struct mtad_config {
 	unsigned retry_min;		/* seconds before the first retry */
 	unsigned retry_max;		/* cap of the doubling backoff */
 	unsigned max_queue_lifetime;	/* seconds, then bounce */
+	unsigned delay_warning_time;	/* seconds, then one "delayed" DSN; 0: none */
 	unsigned smtp_timeout;		/* seconds per outbound SMTP step */
 	char smtp_tls[16];		/* none, may, verify (routes may override) */
 	char smtp_tls_ca_file[MTAD_PATH_MAX];	/* "" = the system's CA store */
