@@ -465,49 +465,6 @@ static bool size_value(const struct param *p, uint64_t *out)
 
 /* ---- DSN parameters (RFC 3461 §4) ---- */
 
-/* hex_digit - an upper-case hex digit's value (xtext's "+XX"), or -1. */
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* smtp_xtext_decode - see smtp.h. */
-int smtp_xtext_decode(const char *s, size_t len, char *out, size_t outsize)
-{
-	size_t i, n = 0;
-
-	if (outsize == 0)
-		return -1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '+') {
-			int hi, lo;
-
-			if (i + 2 >= len)
-				return -1;
-			hi = hex_digit(s[i + 1]);
-			lo = hex_digit(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = (unsigned char)(hi * 16 + lo);
-			i += 2;
-		} else if (c < 33 || c > 126 || c == '=') {
-			return -1;
-		}
-		/* Printable US-ASCII only (RFC 3461 §4.2, §4.4): never a control. */
-		if (c < 0x20 || c > 0x7e || n + 1 >= outsize)
-			return -1;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return (int)n;
-}
-
 /* ret_param - RET=FULL|HDRS (RFC 3461 §4.3). */
 static int ret_param(const struct param *p, struct smtp_mail_params *mp,
 		     struct smtp_parse_error *err)
@@ -530,7 +487,7 @@ static int envid_param(const struct param *p, struct smtp_mail_params *mp,
 	if (mp->has_envid)
 		return fail(err, 501, "5.5.4", "Duplicate ENVID parameter");
 	if (p->value == NULL || p->valuelen > SMTP_ENVID_MAX ||
-	    smtp_xtext_decode(p->value, p->valuelen, mp->envid, sizeof(mp->envid)) <= 0)
+	    mtad_xtext_decode(p->value, p->valuelen, mp->envid, sizeof(mp->envid)) <= 0)
 		return fail(err, 501, "5.5.4", "Bad ENVID parameter");
 	mp->has_envid = true;
 	return 0;
@@ -578,7 +535,7 @@ static bool orcpt_value(const char *s, size_t len)
 	for (i = 0; i < tlen; i++)
 		if (!is_alnum(s[i]) && s[i] != '-')
 			return false;
-	return smtp_xtext_decode(semi + 1, len - tlen - 1, decoded, sizeof(decoded)) > 0;
+	return mtad_xtext_decode(semi + 1, len - tlen - 1, decoded, sizeof(decoded)) > 0;
 }
 
 /* rcpt_param - applies one RCPT TO parameter; rp NULL: checked, not kept. */

@@ -135,14 +135,6 @@ int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
 		       struct smtp_rcpt_params *rparams, struct smtp_parse_error *err);
 
-/*
- * smtp_xtext_decode - RFC 3461 §4 xtext in s[0..len) into out (size
- * outsize, NUL-terminated): "+XX" (two upper-case hex digits) is the
- * byte XX; other characters are "!" to "~" but "+" and "=". The decoded
- * text must be printable ASCII (RFC 3461 §4.2, §4.4). Returns its
- * length, or -1 when malformed or longer than outsize - 1. Pure.
- */
-int smtp_xtext_decode(const char *s, size_t len, char *out, size_t outsize);
 
 /*
  * smtp_parse_helo - validates a HELO/EHLO argument: a domain name or an

@@ -508,6 +508,22 @@ size_t mtad_own_addresses(const struct mtad_config *cfg, struct mtad_addr *out, 
 char mtad_lower(char c);
 
 /*
+ * mtad_xtext_decode - RFC 3461 §4 xtext in s[0..len) into out (size
+ * outsize, NUL-terminated): "+XX" (two upper-case hex digits) is the
+ * byte XX; other characters are "!" to "~" but "+" and "=". The decoded
+ * text must be printable ASCII (RFC 3461 §4.2, §4.4). Returns its
+ * length, or -1 when malformed or longer than outsize - 1 (util/xtext.c).
+ */
+int mtad_xtext_decode(const char *s, size_t len, char *out, size_t outsize);
+
+/*
+ * mtad_xtext_encode - s as xtext into out (size outsize, NUL-terminated):
+ * "+", "=", and bytes outside "!".."~" as "+XX". Returns the length, or
+ * -1 when it does not fit (util/xtext.c).
+ */
+int mtad_xtext_encode(const char *s, char *out, size_t outsize);
+
+/*
  * mtad_file_slurp - a whole (small) file as a NUL-terminated string for a
  * parser; *len without the NUL. -1 with err ("WHAT PATH: why"): missing,
  * unreadable, or over 64 MB. Blocking: at start, SIGHUP, -n and in mtaq.

@@ -615,11 +615,11 @@ static void test_dsn(struct tap *t)
 	{
 		char out[8];
 
-		TAP_OK(t, smtp_xtext_decode("abc", 3, out, sizeof(out)) == 3 && strcmp(out, "abc") == 0,
+		TAP_OK(t, mtad_xtext_decode("abc", 3, out, sizeof(out)) == 3 && strcmp(out, "abc") == 0,
 		       "xtext: plain");
-		TAP_OK(t, smtp_xtext_decode("abcdefgh", 8, out, sizeof(out)) == -1,
+		TAP_OK(t, mtad_xtext_decode("abcdefgh", 8, out, sizeof(out)) == -1,
 		       "xtext: longer than the buffer refused");
-		TAP_OK(t, smtp_xtext_decode("+41", 2, out, sizeof(out)) == -1,
+		TAP_OK(t, mtad_xtext_decode("+41", 2, out, sizeof(out)) == -1,
 		       "xtext: the length is respected inside +XX");
 	}
 }
