@@ -133,9 +133,14 @@ static void group_sent(void *arg, bool ok, const struct smtp_client_reply *resul
 	struct group *g = arg;
 
 	(void)data;
-	for (size_t i = 0; i < g->nrcpt; i++)
+	for (size_t i = 0; i < g->nrcpt; i++) {
+		/* Who decided it, for the DSN: an answer of the peer's (code 0: none came). */
+		if (results[i].code != 0)
+			attempt_note_hop(g->att, g->rcpt[i], g->route && g->route->lmtp ? HOP_LMTP
+					 : smtp_client_offers_dsn(g->client) ? HOP_DSN : HOP_PLAIN);
 		attempt_decide(g->att, g->rcpt[i], results[i].code, results[i].enhanced,
 			       results[i].text, g->relay);
+	}
 	if (ok && g->dest && !g->att->d->stopping && group_pass_on(g))
 		return;
 	smtp_client_close(g->client);
@@ -202,6 +207,9 @@ static int group_start_send(struct group *g)
 		.size = g->att->env.size + (g->att->env.header_prefix ?
 					     strlen(g->att->env.header_prefix) : 0),
 		.read = chunk_read, .read_arg = g,
+		.dsn_ret = g->att->env.dsn_ret, .dsn_envid = g->att->env.envid,
+		.dsn_notify = g->rcpt_notify, .dsn_orcpt = g->rcpt_dsn_orcpt,
+		.orig_rcpt = g->rcpt_orig,
 	};
 
 	return smtp_client_send(g->client, &msg, group_sent, g);
