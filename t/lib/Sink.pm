@@ -30,6 +30,10 @@
 #   data_sleep => SECS       wait before the reply to the end of DATA
 #   starttls => 1            offer STARTTLS (a self-signed certificate for
 #                            the name, made with openssl at new)
+#   ext => ['DSN']           more EHLO keywords offered
+#
+# Each stored message also has mail_line and rcpt_lines: the MAIL command
+# and the accepted RCPT commands exactly as the client sent them (no CRLF).
 #
 # The listener is a forked child; every connection is served by a child
 # of that one, which the listener stops (by PID) when it is stopped
@@ -68,6 +72,7 @@ my %DEFAULTS = (
 	greeting_sleep => 0,
 	data_sleep => 0,
 	starttls => 0,
+	ext => [],
 );
 
 sub new {
@@ -403,6 +408,7 @@ sub _session {
 
 	my $buf = '';
 	my ($helo, $from, @to) = ('', undef);
+	my ($mail_line, @rcpt_lines) = ('');
 	my ($tls, $seq) = (0, 0);
 	while (defined(my $line = _readline($s, \$buf))) {
 		$c = $self->_read_conf;
@@ -414,6 +420,7 @@ sub _session {
 			($from, @to) = (undef);
 			my @ext = ('PIPELINING', 'SIZE 52428800', '8BITMIME', 'ENHANCEDSTATUSCODES');
 			push @ext, 'STARTTLS' if $c->{starttls} && !$tls;
+			push @ext, @{ $c->{ext} // [] };
 			my @l = ("$c->{name} Hello $arg", @ext);
 			_send($s, join '', map { ($_ == $#l ? '250 ' : '250-') . "$l[$_]\r\n" } 0 .. $#l);
 		} elsif ($verb eq 'HELO') {
@@ -434,6 +441,7 @@ sub _session {
 			my $r = $c->{mail};
 			$from = $addr if $r =~ /^2/;
 			@to = ();
+			($mail_line, @rcpt_lines) = ($line);
 			_send($s, $r);
 		} elsif ($verb eq 'RCPT' && $arg =~ /\ATO:\s*<([^>]*)>/i) {
 			my $addr = $1;
@@ -443,6 +451,7 @@ sub _session {
 			}
 			my $r = $c->{rcpt}{lc $addr} // $c->{rcpt_default};
 			push @to, $addr if $r =~ /^2/;
+			push @rcpt_lines, $line if $r =~ /^2/;
 			_send($s, $r);
 		} elsif ($verb eq 'DATA') {
 			if (!defined $from || !@to) {
@@ -486,7 +495,9 @@ sub _session {
 				my $tmp = "$self->{dir}/msg/.$name.tmp";
 				open my $fh, '>:raw', $tmp or return;
 				print $fh $JSON->encode({ from => $from, to => [@to], data => $data,
-							  helo => $helo, tls => $tls, conn => $conn });
+							  helo => $helo, tls => $tls, conn => $conn,
+							  mail_line => $mail_line,
+							  rcpt_lines => [@rcpt_lines] });
 				close $fh or return;
 				rename $tmp, "$self->{dir}/msg/$name.json" or return;
 			}
