@@ -11,11 +11,14 @@
 #   delay_warning_time (4s here): one "delayed" notice, only for the
 #        recipients whose NOTIFY allows it, never a second one; the
 #        message is still delivered once the peer takes it
+#   LMTP (a scripted server) with NOTIFY=SUCCESS: our "delivered" notice
 #   mtaq show prints RET, ENVID, NOTIFY and ORCPT
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use IO::Socket::INET;
+use POSIX qw(_exit);
 use Test::More;
 use MtadTest;
 use Sink;
@@ -27,11 +30,53 @@ my $plain = Sink->new(rcpt => { 'bad@plain.test' => '550 5.1.1 no such user' });
 my $senders = Sink->new;			# sender.test: where notices go
 my ($pd, $pp, $ps) = ($dsnhop->port, $plain->port, $senders->port);
 
+# lmtp_peer - a forked LMTP server (RFC 2033) on a free loopback port:
+# LHLO without DSN, 250 to everything, one 250 per recipient after the
+# data. Stopped (by PID) at the end.
+my @peer_pids;
+sub lmtp_peer {
+	my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+					   Listen => 5, ReuseAddr => 1) or die "listen: $!";
+	my $port = $listen->sockport;
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		alarm 300;
+		while (my $c = $listen->accept) {
+			$c->autoflush(1);
+			my $say = sub { print $c map { "$_\r\n" } @_ };
+			$say->('220 lmtp.test LMTP ready');
+			my $n = 0;
+			while (defined(my $line = <$c>)) {
+				my ($verb) = uc($line) =~ /\A(\w+)/;
+				$verb //= '';
+				if ($verb eq 'QUIT') { $say->('221 2.0.0 bye'); last }
+				elsif ($verb eq 'LHLO') { $say->('250-lmtp.test', '250-ENHANCEDSTATUSCODES', '250 PIPELINING') }
+				elsif ($verb eq 'MAIL') { $n = 0; $say->('250 2.1.0 OK') }
+				elsif ($verb eq 'RCPT') { $n++; $say->('250 2.1.5 OK') }
+				elsif ($verb eq 'DATA') {
+					$say->('354 go ahead');
+					while (defined(my $b = <$c>)) { last if $b eq ".\r\n" }
+					$say->('250 2.0.0 Saved') for 1 .. $n;
+				}
+				else { $say->('250 2.0.0 OK') }
+			}
+			close $c;
+		}
+		_exit(0);
+	}
+	close $listen;
+	push @peer_pids, $pid;
+	return $port;
+}
+END { local $?; for my $p (@peer_pids) { kill 'TERM', $p; waitpid $p, 0 } }
+my $pl = lmtp_peer();
+
 my $m = MtadTest->new(relay_networks => '127.0.0.0/8', retry_min => 1, retry_max => 2,
 		      delay_warning_time => '4s', extra => <<"END");
 route = dsn.test [127.0.0.1]:$pd
 route = plain.test [127.0.0.1]:$pp
 route = sender.test [127.0.0.1]:$ps
+route = lmtp.test lmtp:[127.0.0.1]:$pl
 END
 
 # notices(SUBJECT) - the DSNs at the senders' sink about the message SUBJECT.
@@ -181,6 +226,21 @@ is $g->{'remote-mta'}, 'dns; 127.0.0.1', '... Remote-MTA: dns; 127.0.0.1';
 is $g->{'diagnostic-code'}, 'smtp; 250 2.0.0 Ok: queued', '... Diagnostic-Code: smtp; 250 2.0.0 Ok: queued';
 ok((grep { $_->{type} eq 'text/rfc822-headers' } @{ $d->{parts} }), '... the headers, not the message')
 	or diag join ' ', map { $_->{type} } @{ $d->{parts} };
+
+# ---- LMTP: "delivered" ----
+
+my $qid_lmtp = send_dsn(' ENVID=L1', [['u@lmtp.test', ' NOTIFY=SUCCESS,FAILURE']], 'lmtp delivered', "hi");
+($n, $d) = wait_notice('lmtp delivered');
+is $d->{headers}{subject}, 'Successful Mail Delivery Report', 'LMTP: a success report';
+%r = by_rcpt($d);
+is_deeply [sort keys %r], ['u@lmtp.test'], '... Final-Recipient: rfc822; u@lmtp.test';
+$g = $r{'u@lmtp.test'} // {};
+is $g->{action}, 'delivered', '... Action: delivered';
+is $g->{status}, '2.0.0', '... Status: 2.0.0';
+is $g->{'remote-mta'}, 'dns; 127.0.0.1', '... Remote-MTA: dns; 127.0.0.1';
+is $g->{'diagnostic-code'}, 'smtp; 250 2.0.0 Saved', '... Diagnostic-Code: smtp; 250 2.0.0 Saved';
+ok !exists $g->{'original-recipient'}, '... no Original-Recipient (no ORCPT)';
+is $d->{message}{'original-envelope-id'}, 'L1', '... Original-Envelope-Id: L1';
 
 # ---- failures: RET=HDRS, RET=FULL, NOTIFY=NEVER ----
 
