@@ -790,13 +790,17 @@ static bool session_data_step(struct smtp_session *s)
 
 /*
  * session_line_max - the longest line accepted now: 512 octets for
- * commands, but RFC 4954 §4 asks for 12288 for AUTH and its responses.
+ * commands, but RFC 4954 §4 asks for 12288 for AUTH and its responses,
+ * and RFC 3461 §4 for 515 more in MAIL and RCPT (DSN's parameters).
  */
 static size_t session_line_max(const struct smtp_session *s)
 {
 	if (s->state == STATE_AUTH_INPUT ||
 	    (s->inlen >= 5 && strncasecmp(s->in, "AUTH ", 5) == 0))
 		return AUTH_LINE_MAX;
+	if (s->inlen >= 5 &&
+	    (strncasecmp(s->in, "MAIL ", 5) == 0 || strncasecmp(s->in, "RCPT ", 5) == 0))
+		return SMTP_COMMAND_MAX + SMTP_DSN_LINE_EXTRA;
 	return SMTP_COMMAND_MAX;
 }
 

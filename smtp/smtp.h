@@ -63,6 +63,9 @@ enum smtp_dsn_ret { SMTP_RET_UNSPECIFIED = 0, SMTP_RET_FULL = 1, SMTP_RET_HDRS =
 #define SMTP_NOTIFY_DELAY 0x8
 #define SMTP_ENVID_MAX 100	/* decoded characters, RFC 3461 §4.4 */
 #define SMTP_ORCPT_MAX 500	/* the parameter's value as given, RFC 3461 §4.2 */
+/* RFC 3461 §4: with DSN's parameters a MAIL or RCPT line may be this much
+ * longer than RFC 5321's 512 octets (RCPT's NOTIFY= and ORCPT=). */
+#define SMTP_DSN_LINE_EXTRA 515
 
 struct smtp_path {
 	char addr[SMTP_PATH_MAX];	/* without < >, NUL-terminated; "" for <> */

@@ -221,7 +221,7 @@ static bool local_qualified(const struct smtp_session *s, const struct smtp_comm
 
 static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	char qualified[SMTP_COMMAND_MAX + MTAD_HOSTNAME_MAX + 2];
+	char qualified[SMTP_COMMAND_MAX + SMTP_DSN_LINE_EXTRA + MTAD_HOSTNAME_MAX + 2];
 	size_t qlen;
 	struct smtp_parse_error err;
 
@@ -267,7 +267,7 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	char qualified[SMTP_COMMAND_MAX + MTAD_HOSTNAME_MAX + 2];
+	char qualified[SMTP_COMMAND_MAX + SMTP_DSN_LINE_EXTRA + MTAD_HOSTNAME_MAX + 2];
 	struct smtp_path path;
 	struct smtp_parse_error err;
 	size_t qlen;

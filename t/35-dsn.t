@@ -1,6 +1,7 @@
 # 35-dsn.t - delivery status notifications (RFC 3461-3464) end to end:
 #   EHLO offers DSN; MAIL's RET= and ENVID=, RCPT's NOTIFY= and ORCPT=
-#        are accepted, and bad or repeated ones refused with exact replies
+#        are accepted, and bad or repeated ones refused with exact replies;
+#        MAIL and RCPT lines may be 515 octets over 512 (RFC 3461 §4)
 #   a next hop that offers DSN gets them passed on, byte for byte (ENVID
 #        and ORCPT as xtext), and mtad sends no notice of its own
 #   a next hop without DSN: nothing passed on; NOTIFY=SUCCESS gets mtad's
@@ -181,6 +182,29 @@ END
 	< 501 5.5.4 Bad ENVID parameter
 	> MAIL FROM:<a\@sender.test> ENVID=${\ substr($long, 1)}
 	< 250 2.1.0 Ok
+	> QUIT
+	< 221 2.0.0 Bye
+END
+}
+
+# RFC 3461 §4: MAIL and RCPT may be 515 octets longer than 512 with DSN's
+# parameters; past that, or for other commands, 500 5.5.2.
+{
+	my $addr = 'o' x 240 . '@dsn.test';
+	my $orcpt = 'rfc822;' . ('+2B' x 80) . $addr;	# 496 characters
+	my $rcpt = "RCPT TO:<b\@dsn.test> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=$orcpt";
+	my $s = $m->raw;
+	$m->ehlo($s, 'client.example');
+	ok length($rcpt) + 2 > 512, 'a RCPT line over 512 octets: ' . (length($rcpt) + 2) . ' octets';
+	$m->dialog($s, <<"END");
+	> MAIL FROM:<a\@sender.test> RET=HDRS ENVID=${\ ('e' x 100)}
+	< 250 2.1.0 Ok
+	> $rcpt
+	< 250 2.1.5 Ok
+	> RCPT TO:<c\@dsn.test> ORCPT=rfc822;${\ ('x' x 1100)}
+	< 500 5.5.2 Error: line too long
+	> NOOP ${\ ('n' x 600)}
+	< 500 5.5.2 Error: line too long
 	> QUIT
 	< 221 2.0.0 Bye
 END
