@@ -13,6 +13,8 @@
 #        recipients whose NOTIFY allows it, never a second one; the
 #        message is still delivered once the peer takes it
 #   LMTP (a scripted server) with NOTIFY=SUCCESS: our "delivered" notice
+#   an alias (a second mtad with alias_maps): each address it expands to
+#        keeps the RCPT's NOTIFY, and its ORCPT is the address given
 #   mtaq show prints RET, ENVID, NOTIFY and ORCPT
 use strict;
 use warnings;
@@ -342,6 +344,51 @@ ok at_sink($plain, 'slow one'), '... the message arrives';
 ok MtadTest::wait_for(30, sub { !grep { $_ eq $qid_slow } $m->queue_ids }), "$qid_slow leaves the queue";
 sleep 1;
 is scalar(notices('slow one')), 1, '... no other notice about it';
+
+# ---- an alias: NOTIFY copied, the address given as ORCPT ----
+{
+	my $dir = $m->dir;
+	open my $fh, '>', "$dir/aliases" or die "aliases: $!";
+	print $fh "staff: b2\@dsn.test, c2\@plain.test\n";
+	close $fh;
+	my $m2 = MtadTest->new(start => 0, alias_maps => "$dir/aliases", relay_networks => '127.0.0.0/8',
+			       retry_min => 1, retry_max => 2, extra => <<"END");
+route = dsn.test [127.0.0.1]:$pd
+route = plain.test [127.0.0.1]:$pp
+route = sender.test [127.0.0.1]:$ps
+END
+	my ($arc, undef, $aerr) = MtadTest::run("$ENV{MTAD_BUILD}/newaliases", '-C', $m2->conf_path);
+	is $arc, 0, 'newaliases for the second mtad' or diag $aerr;
+	$m2->start;
+	my $s = $m2->raw;
+	$m2->ehlo($s, 'client.example');
+	$m2->dialog($s, <<'END');
+	> MAIL FROM:<a@sender.test> ENVID=AL1
+	< 250 2.1.0 Ok
+	> RCPT TO:<staff@campus.test> NOTIFY=SUCCESS,FAILURE
+	< 250 2.1.5 Ok
+	> DATA
+	< 354 *
+	> Subject: alias expanded
+	>
+	> hi
+	> .
+	< 250 2.0.0 Ok: queued as *
+	> QUIT
+	< 221 2.0.0 Bye
+END
+	$got = at_sink($dsnhop, 'alias expanded') // {};
+	is_deeply $got->{rcpt_lines}, ['RCPT TO:<b2@dsn.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;staff@campus.test'],
+		'an alias target at a DSN hop: its NOTIFY, and ORCPT=rfc822;staff@campus.test';
+	like $got->{mail_line} // '', qr/ ENVID=AL1\z/, '... and the ENVID';
+	($n, $d) = wait_notice('alias expanded');
+	%r = by_rcpt($d);
+	is_deeply [sort keys %r], ['c2@plain.test'], 'the other target: our relayed notice for it alone';
+	$g = $r{'c2@plain.test'} // {};
+	is $g->{action}, 'relayed', '... Action: relayed';
+	is $g->{'original-recipient'}, 'rfc822; staff@campus.test', '... Original-Recipient: rfc822; staff@campus.test';
+	$m2->stop;
+}
 
 # ---- what never came ----
 is scalar(notices('to a DSN hop')), 0, 'no notice of ours for the DSN hop (it reports itself)';
