@@ -8,7 +8,7 @@
 #        own "relayed" notice (Action, Status, Original-Recipient,
 #        Final-Recipient, Original-Envelope-Id, Remote-MTA)
 #   a 550 with RET=HDRS returns the headers, with RET=FULL the whole
-#        message; NOTIFY=NEVER: no bounce at all
+#        message (headers only over 50000 bytes); NOTIFY=NEVER: no bounce
 #   delay_warning_time (4s here): one "delayed" notice, only for the
 #        recipients whose NOTIFY allows it, never a second one; the
 #        message is still delivered once the peer takes it
@@ -298,6 +298,16 @@ my ($whole) = map { $_->{body} } grep { $_->{type} eq 'message/rfc822' } @{ $d->
 like $whole // '', qr/^Subject: failed full\n(?:.*\n)*\na body line for FULL\n/m,
 	'... the whole message: its headers, the blank line, its body';
 is $d->{message}{'original-envelope-id'}, 'FULL1', '... Original-Envelope-Id: FULL1';
+
+# Over Postfix's bounce_size_limit (50000 bytes): the headers only.
+my $qid_big = send_dsn(' RET=FULL', [['bad@plain.test', '']], 'failed big',
+		       join("\n", map { "line $_ " . ('z' x 990) } 1 .. 60));
+($n, $d) = wait_notice('failed big');
+@types = map { $_->{type} } @{ $d->{parts} };
+is_deeply \@types, ['text/plain', 'message/delivery-status', 'text/rfc822-headers'],
+	'RET=FULL over 50000 bytes: the headers only';
+unlike $n->{data}, qr/line 1 zzz/, '... not the body';
+ok length($n->{data}) < 20000, '... a small bounce (' . length($n->{data}) . ' bytes)';
 
 my $off = length $m->log_text;
 my $qid_never = send_dsn('', [['bad@plain.test', ' NOTIFY=NEVER']], 'never told', "x");
