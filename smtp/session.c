@@ -4,7 +4,8 @@
  *
  * RFC 5321 (session), RFC 2920 (PIPELINING: every complete command in
  * the buffer is processed in order, replies are gathered and flushed
- * before waiting for input or for the queue).
+ * before waiting for input or for the queue), RFC 3461 §4 (longer MAIL
+ * and RCPT lines for DSN's parameters, which the envelope keeps).
  *
  * This file must not block: the only slow step, making a message
  * durable, is handed to the queue's writer thread and the session
