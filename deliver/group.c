@@ -235,6 +235,9 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		smtp_client_close(g->client);
 		g->client = NULL;
 		if (reply->code >= 500) {
+			/* The peer refused the session: its reply, its name in the DSN. */
+			for (size_t i = 0; reply->code > 0 && i < g->nrcpt; i++)
+				attempt_note_hop(g->att, g->rcpt[i], HOP_PLAIN);
 			group_decide(g, reply->code, reply->enhanced, reply->text);
 			group_done(g);
 			return;

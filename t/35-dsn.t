@@ -31,6 +31,7 @@ my $QID = qr/[0-9A-Z]{14}/;
 my $dsnhop = Sink->new(ext => ['DSN']);		# dsn.test: offers DSN
 my $plain = Sink->new(rcpt => { 'bad@plain.test' => '550 5.1.1 no such user' });	# plain.test
 my $senders = Sink->new;			# sender.test: where notices go
+my $refuser = Sink->new(greeting => '554 5.3.2 no mail here');	# refuse.test
 my ($pd, $pp, $ps) = ($dsnhop->port, $plain->port, $senders->port);
 
 # lmtp_peer - a forked LMTP server (RFC 2033) on a free loopback port:
@@ -80,6 +81,7 @@ route = dsn.test [127.0.0.1]:$pd
 route = plain.test [127.0.0.1]:$pp
 route = sender.test [127.0.0.1]:$ps
 route = lmtp.test lmtp:[127.0.0.1]:$pl
+route = refuse.test [127.0.0.1]:${\ $refuser->port}
 END
 
 # notices(SUBJECT) - the DSNs at the senders' sink about the message SUBJECT.
@@ -298,6 +300,16 @@ my ($whole) = map { $_->{body} } grep { $_->{type} eq 'message/rfc822' } @{ $d->
 like $whole // '', qr/^Subject: failed full\n(?:.*\n)*\na body line for FULL\n/m,
 	'... the whole message: its headers, the blank line, its body';
 is $d->{message}{'original-envelope-id'}, 'FULL1', '... Original-Envelope-Id: FULL1';
+
+# A peer that refuses the session: its reply and its name in the bounce.
+send_dsn('', [['u@refuse.test', '']], 'refused greeting', "x");
+($n, $d) = wait_notice('refused greeting');
+%r = by_rcpt($d);
+$g = $r{'u@refuse.test'} // {};
+is $g->{action}, 'failed', 'a 554 greeting: Action: failed';
+is $g->{status}, '5.3.2', '... Status: 5.3.2';
+is $g->{'remote-mta'}, 'dns; 127.0.0.1', '... Remote-MTA: dns; 127.0.0.1';
+is $g->{'diagnostic-code'}, 'smtp; 554 5.3.2 no mail here', '... Diagnostic-Code: smtp; 554 5.3.2 no mail here';
 
 # Over Postfix's bounce_size_limit (50000 bytes): the headers only.
 my $qid_big = send_dsn(' RET=FULL', [['bad@plain.test', '']], 'failed big',
