@@ -90,9 +90,6 @@ static int attempt_groups(struct attempt *a)
 			    !g->rcpt_orig)
 				return -1;
 		}
-		g->rcpt_notify[g->nrcpt] = a->env.rcpt[i].notify;
-		g->rcpt_dsn_orcpt[g->nrcpt] = a->env.rcpt[i].dsn_orcpt;
-		g->rcpt_orig[g->nrcpt] = a->env.rcpt[i].orcpt;
 		g->rcpt_addrs[g->nrcpt] = a->env.rcpt[i].addr;
 		g->rcpt[g->nrcpt++] = i;
 	}

@@ -47,7 +47,8 @@ struct group {
 	char relay[320];		/* "host[ip]:port" of the connection in use */
 	const char **rcpt_addrs;
 	/* DSN per recipient, for the client (RFC 3461): NOTIFY bits, ORCPT as
-	 * given, the address an alias expanded (parallel to rcpt_addrs). */
+	 * given, the address an alias expanded (parallel to rcpt_addrs, filled
+	 * from rcpt[] when the message is sent, room for every recipient). */
 	uint32_t *rcpt_notify;
 	const char **rcpt_dsn_orcpt, **rcpt_orig;
 	struct mx_wait *mx;

@@ -198,10 +198,23 @@ static bool group_take_idle(struct group *g)
 	return true;
 }
 
+/* dsn_fill - the DSN parameters of the group's recipients, from the envelope, in rcpt[] order. */
+static void dsn_fill(struct group *g)
+{
+	for (size_t k = 0; k < g->nrcpt; k++) {
+		const struct queue_rcpt *r = &g->att->env.rcpt[g->rcpt[k]];
+
+		g->rcpt_notify[k] = r->notify;
+		g->rcpt_dsn_orcpt[k] = r->dsn_orcpt;
+		g->rcpt_orig[k] = r->orcpt;
+	}
+}
+
 /* group_start_send - hands the group's message to its connection; 0 or -1. */
 static int group_start_send(struct group *g)
 {
 	g->att->t_group_ready = deliver_now();	/* connection setup is over: delays=c */
+	dsn_fill(g);
 	struct smtp_client_message msg = {
 		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
 		.size = g->att->env.size + (g->att->env.header_prefix ?
