@@ -921,6 +921,12 @@ static void check_relations(struct parse_ctx *ctx, const struct mtad_config *cfg
 		      "message is bounced without a second attempt", cfg->retry_min,
 		      cfg->max_queue_lifetime);
 	}
+	if (cfg->delay_warning_time != 0 && cfg->delay_warning_time >= cfg->max_queue_lifetime) {
+		ctx->line = later_line(ctx, "delay_warning_time", "max_queue_lifetime");
+		pwarn(ctx, "delay_warning_time = %u is not below max_queue_lifetime = %u: no delay "
+		      "warning is ever sent, the message bounces first", cfg->delay_warning_time,
+		      cfg->max_queue_lifetime);
+	}
 	if (minfree != MTAD_MINFREE_AUTO && minfree != 0 && minfree < cfg->message_size_limit) {
 		ctx->line = later_line(ctx, "queue_minfree", "message_size_limit");
 		pwarn(ctx, "queue_minfree = %" PRIu64 " is below message_size_limit = %" PRIu64

@@ -708,6 +708,11 @@ static void test_time_units(struct tap *t)
 	TAP_OK(t, parse_all(&c, "delay_warning_time = 4H\n", &f) == 1 &&
 	       has(&f, "E m.conf:1: bad number \"4H\" for delay_warning_time (seconds, or digits "
 		   "with s, m, h, d or w)"), "delay_warning_time = 4H: an error at its line");
+	TAP_OK(t, parse_all(&c, "max_queue_lifetime = 3600\ndelay_warning_time = 1h\n", &f) == 0 &&
+	       has(&f, "W m.conf:2: delay_warning_time = 3600 is not below max_queue_lifetime = 3600"),
+	       "delay_warning_time >= max_queue_lifetime: a warning at the later line");
+	TAP_OK(t, parse_all(&c, "max_queue_lifetime = 3600\ndelay_warning_time = 0\n", &f) == 0 &&
+	       f.warnings == 0, "delay_warning_time = 0 with a short lifetime: no warning");
 	TAP_OK(t, parse_all(&c, "delay_warning_time = 53w\n", &f) == 1 &&
 	       has(&f, "E m.conf:1: delay_warning_time = 53w is out of range"),
 	       "delay_warning_time over a year: out of range");
