@@ -16,12 +16,13 @@
  *
  * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.5.2
  * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463,
- * RFC 2033 §4.2 (LMTP's replies to the end of data), RFC 6531 §3.2
- * (SMTPUTF8 on MAIL when the message needs it and the peer offers it;
- * when it does not, the message bounces, 5.6.7, never downgraded),
- * RFC 6152 (BODY=8BITMIME passed on to a peer that offers 8BITMIME; to
- * one that does not, 8-bit MIME parts go as quoted-printable, §3 and
- * deliver/mime_downgrade.c, as Postfix does).
+ * RFC 2033 §4.2 (LMTP's replies to the end of data), RFC 3461 §4, §5.2
+ * (DSN's RET, ENVID, NOTIFY, ORCPT passed on to a peer that offers DSN),
+ * RFC 6531 §3.2 (SMTPUTF8 on MAIL when the message needs it and the
+ * peer offers it; when it does not, the message bounces, 5.6.7, never
+ * downgraded), RFC 6152 (BODY=8BITMIME passed on to a peer that offers
+ * 8BITMIME; to one that does not, 8-bit MIME parts go as
+ * quoted-printable, §3 and deliver/mime_downgrade.c, as Postfix does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,30 +68,98 @@ static size_t next_sent(const struct smtp_client *c, size_t i)
 	return i;
 }
 
-/* mail_line - "MAIL FROM:<s> SIZE=n BODY=8BITMIME SMTPUTF8\r\n" into buf; returns the length. */
+/* smtp_client_offers_dsn - see deliver.h. */
+bool smtp_client_offers_dsn(const struct smtp_client *c)
+{
+	return (c->ext & SMTP_EXT_DSN) != 0;
+}
+
+/* ---- DSN parameters (RFC 3461 §4), when the peer offers DSN ---- */
+
+#define DSN_ORCPT_MAX 500	/* RFC 3461 §4.2: longer is not sent */
+
+/* xtext_ok - only what an esmtp-value may hold ("!".."~" but "="; RFC 5321 §4.1.2):
+ * an ORCPT from the queue never injects a parameter or a command. */
+static bool xtext_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 33 || (unsigned char)*s > 126)
+			return false;
+	return true;
+}
+
+/* mail_dsn - " RET=HDRS ENVID=xtext" into buf (size >= 320); "" when none or not offered. */
+static const char *mail_dsn(const struct smtp_client *c, char *buf, size_t size)
+{
+	char envid[3 * 100 + 1];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!(c->ext & SMTP_EXT_DSN))
+		return buf;
+	if (c->msg.dsn_ret == QUEUE_RET_FULL || c->msg.dsn_ret == QUEUE_RET_HDRS)
+		n += (size_t)snprintf(buf, size, " RET=%s",
+				      c->msg.dsn_ret == QUEUE_RET_HDRS ? "HDRS" : "FULL");
+	/* An ENVID that does not fit 100 xtext characters is not ours: left out. */
+	if (c->msg.dsn_envid && c->msg.dsn_envid[0] &&
+	    mtad_xtext_encode(c->msg.dsn_envid, envid, sizeof(envid)) > 0 && strlen(envid) <= 100)
+		snprintf(buf + n, size - n, " ENVID=%s", envid);
+	return buf;
+}
+
+/* rcpt_dsn - " NOTIFY=... ORCPT=..." for recipient i into buf; "" when none or not offered. */
+static const char *rcpt_dsn(const struct smtp_client *c, size_t i, char *buf, size_t size)
+{
+	static const char *const names[4] = { "NEVER", "SUCCESS", "FAILURE", "DELAY" };
+	uint32_t notify = c->msg.dsn_notify ? c->msg.dsn_notify[i] : 0;
+	const char *given = c->msg.dsn_orcpt ? c->msg.dsn_orcpt[i] : NULL;
+	const char *orig = c->msg.orig_rcpt ? c->msg.orig_rcpt[i] : NULL;
+	char xt[3 * SMTP_PATH_MAX + 1];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!(c->ext & SMTP_EXT_DSN))
+		return buf;
+	for (unsigned k = 0; k < 4; k++)
+		if (notify & (1u << k))
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : " NOTIFY=", names[k]);
+	/* As given; else the address an alias expanded (Postfix does the same). */
+	if (given && given[0] && strlen(given) <= DSN_ORCPT_MAX && xtext_ok(given))
+		snprintf(buf + n, size - n, " ORCPT=%s", given);
+	else if (orig && orig[0] && mtad_xtext_encode(orig, xt, sizeof(xt)) > 0 &&
+		 strlen(xt) + 7 <= DSN_ORCPT_MAX)
+		snprintf(buf + n, size - n, " ORCPT=rfc822;%s", xt);
+	return buf;
+}
+
+/* mail_line - "MAIL FROM:<s> SIZE=n BODY=8BITMIME SMTPUTF8 RET= ENVID=\r\n" into buf; returns the length. */
 static size_t mail_line(const struct smtp_client *c, char *buf, size_t size)
 {
-	char size_param[32] = "";
+	char size_param[32] = "", dsn[320];
 	bool body8 = c->msg.body_8bitmime && (c->ext & SMTP_EXT_8BITMIME);
 	bool utf8 = c->msg.smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8);
 	int n;
 
+	mail_dsn(c, dsn, sizeof(dsn));
 	if (c->ext & SMTP_EXT_SIZE)
 		snprintf(size_param, sizeof(size_param), " SIZE=%llu", (unsigned long long)c->msg.size);
-	n = snprintf(buf, size, "MAIL FROM:<%s>%s%s%s\r\n", c->msg.sender, size_param,
-		     body8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
+	n = snprintf(buf, size, "MAIL FROM:<%s>%s%s%s%s\r\n", c->msg.sender, size_param,
+		     body8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "", dsn);
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
 /* rcpt_line - "RCPT TO:<r>\r\n" into buf; returns the length. */
 static size_t rcpt_line(const struct smtp_client *c, size_t i, char *buf, size_t size)
 {
-	int n = snprintf(buf, size, "RCPT TO:<%s>\r\n", c->msg.rcpt[i]);
+	char dsn[DSN_ORCPT_MAX + 64];
+	int n = snprintf(buf, size, "RCPT TO:<%s>%s\r\n", c->msg.rcpt[i],
+			 rcpt_dsn(c, i, dsn, sizeof(dsn)));
 
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-#define CMD_MAX (SMTP_PATH_MAX + 64)
+/* A command line: the path, SIZE, and the DSN parameters at their longest. */
+#define CMD_MAX (SMTP_PATH_MAX + 64 + DSN_ORCPT_MAX + 64)
 
 /* send_pipelined - MAIL, every RCPT and DATA in one write (RFC 2920 §3.1). */
 static void send_pipelined(struct smtp_client *c)

@@ -93,7 +93,11 @@ static int attempt_groups(struct attempt *a)
 			snprintf(g->domain, sizeof(g->domain), "%s", dom);
 			g->rcpt = calloc(a->env.nrcpt, sizeof(*g->rcpt));
 			g->rcpt_addrs = calloc(a->env.nrcpt, sizeof(*g->rcpt_addrs));
-			if (!g->rcpt || !g->rcpt_addrs)
+			g->rcpt_notify = calloc(a->env.nrcpt, sizeof(*g->rcpt_notify));
+			g->rcpt_dsn_orcpt = calloc(a->env.nrcpt, sizeof(*g->rcpt_dsn_orcpt));
+			g->rcpt_orig = calloc(a->env.nrcpt, sizeof(*g->rcpt_orig));
+			if (!g->rcpt || !g->rcpt_addrs || !g->rcpt_notify || !g->rcpt_dsn_orcpt ||
+			    !g->rcpt_orig)
 				return -1;
 		}
 		g->rcpt_addrs[g->nrcpt] = a->env.rcpt[i].addr;
@@ -232,12 +236,16 @@ void attempt_free(struct attempt *a)
 		free(g->rcpt);
 		free(g->rcpt_addrs);
 		free(g->key);
+		free(g->rcpt_notify);
+		free(g->rcpt_dsn_orcpt);
+		free(g->rcpt_orig);
 	}
 	free(a->groups);
 	free(a->decided);
 	free(a->reply);
 	free(a->dsn);
 	free(a->relay);
+	free(a->hop);
 	queue_envelope_free(&a->env);
 	free(a);
 }
@@ -272,6 +280,7 @@ static void attempt_start(struct deliver *d, struct queue_envelope *env)
 	    !(a->reply = calloc(env->nrcpt, sizeof(*a->reply))) ||
 	    !(a->dsn = calloc(env->nrcpt, sizeof(*a->dsn))) ||
 	    !(a->relay = calloc(env->nrcpt, sizeof(*a->relay))) ||
+	    !(a->hop = calloc(env->nrcpt ? env->nrcpt : 1, sizeof(*a->hop))) ||
 	    /* mtaq expire: no group, so no try; attempt_finish bounces it. */
 	    (!(env->flags & QUEUE_FLAG_EXPIRE) && attempt_groups(a) != 0)) {
 		attempt_free(a);

@@ -95,11 +95,12 @@ const struct smtp_route *smtp_route_lookup(const struct smtp_route *routes, size
 /* One recipient in a DSN. */
 struct smtp_dsn_rcpt {
 	const char *addr;
-	const char *action;		/* "failed" or "delayed" */
+	const char *action;		/* "failed", "delayed", "delivered", "relayed" */
 	const char *status;		/* "5.1.1" */
 	const char *remote_mta;		/* "mx.example.org", or NULL */
 	const char *diagnostic;		/* "550 5.1.1 no such user", or NULL */
 	const char *orig_addr;		/* Original-Recipient (ORCPT), or NULL: none written */
+	const char *orig_type;		/* its address type (ORCPT's), NULL: "rfc822" */
 };
 
 struct smtp_dsn_info {
@@ -112,14 +113,23 @@ struct smtp_dsn_info {
 	size_t nrcpt;
 	const char *headers;		/* the original message's header section */
 	size_t headers_len;
+	const char *envid;		/* Original-Envelope-Id (DSN's ENVID), or NULL */
+	/* The whole original message (RET=FULL, within the size cap) as
+	 * message/rfc822 instead of its headers; NULL: the headers only. */
+	const char *message;
+	size_t message_len;
 };
 
 /*
  * smtp_dsn_build - an RFC 3464 delivery status notification
  * (multipart/report; message/delivery-status; the original headers as
  * text/rfc822-headers), from MAILER-DAEMON@hostname, CRLF line ends.
- * Subject "Delayed Mail (still being retried)" when every recipient's
- * action is "delayed", else "Undelivered Mail Returned to Sender".
+ * Subject (Postfix's): "Undelivered Mail Returned to Sender" when a
+ * recipient failed, else "Delayed Mail (still being retried)" when one
+ * is delayed, else "Successful Mail Delivery Report" (delivered,
+ * relayed). Original-Envelope-Id when envid is set (RFC 3464 §2.2.1);
+ * the original message as message/rfc822 when message is set, else its
+ * headers as text/rfc822-headers.
  * A NULL action is "failed"; a NULL status is 5.0.0 (4.0.0 delayed).
  * Control characters in the fields become spaces or '?'; long fields
  * are folded, so no line exceeds 998 octets. At most 64 KB of the
@@ -236,7 +246,28 @@ struct smtp_client_message {
 	bool smtputf8;
 	/* RFC 6152: the client said BODY=8BITMIME; sent on when offered. */
 	bool body_8bitmime;
+	/*
+	 * DSN (RFC 3461), sent only when the peer offers DSN: RET= (a
+	 * QUEUE_RET_* value, 0 none) and ENVID= (decoded; NULL none) on
+	 * MAIL; per recipient, NOTIFY= (QUEUE_NOTIFY_* bits, 0 none) and
+	 * ORCPT=, as given (dsn_orcpt[i]: "type;xtext") or else made from
+	 * an alias's original address (orig_rcpt[i], plain). Each array may
+	 * be NULL, each entry 0 or NULL.
+	 */
+	uint32_t dsn_ret;
+	const char *dsn_envid;
+	const uint32_t *dsn_notify;
+	const char *const *dsn_orcpt;
+	const char *const *orig_rcpt;
 };
+
+/*
+ * smtp_client_offers_dsn - did the peer's last EHLO (LHLO) offer DSN?
+ * After a sent callback: whether it took over the success notices of
+ * the recipients it accepted (RFC 3461 §5.2.2).
+ */
+bool smtp_client_offers_dsn(const struct smtp_client *c);
+
 
 /*
  * Called once per message: results[i] for rcpt[i] (2xx sent, 4xx
@@ -346,6 +377,7 @@ void smtp_mime_downgrade_init(struct smtp_mime_downgrade *md);
 int smtp_mime_downgrade_feed(struct smtp_mime_downgrade *md, const char *in, size_t n,
 			     char **out, size_t *outlen);
 int smtp_mime_downgrade_finish(struct smtp_mime_downgrade *md, char **out, size_t *outlen);
+#define SMTP_EXT_DSN 0x20
 
 #define SMTP_CLIENT_REPLY_LINES 100
 #define SMTP_CLIENT_REPLY_MAX 65536

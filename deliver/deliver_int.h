@@ -54,6 +54,11 @@ struct group {
 	struct smtp_client *client;
 	char relay[320];		/* "host[ip]:port" of the connection in use */
 	const char **rcpt_addrs;
+	/* DSN per recipient, for the client (RFC 3461): NOTIFY bits, ORCPT as
+	 * given, the address an alias expanded (parallel to rcpt_addrs, filled
+	 * from rcpt[] when the message is sent, room for every recipient). */
+	uint32_t *rcpt_notify;
+	const char **rcpt_dsn_orcpt, **rcpt_orig;
 	struct mx_wait *mx;
 	struct chunk_req *chunk;	/* a body chunk being read for the client */
 	struct queue_body_check *check;	/* over the chunks sent so far */
@@ -102,6 +107,14 @@ struct attempt {
 	char (*reply)[600];		/* per recipient: the reply for logs and DSN */
 	char (*dsn)[16];
 	char (*relay)[320];
+	/* per recipient: who decided it in this attempt (HOP_*): a peer
+	 * that offers DSN takes over its success notices, one without it
+	 * gets our "relayed", LMTP's final delivery our "delivered" */
+	unsigned char *hop;
+	/* chunk 0 of the body while the notice is built (headers_arrived):
+	 * the whole message for RET=FULL when it fits */
+	const char *chunk0;
+	size_t chunk0_len;
 	struct attempt *next;
 };
 
@@ -214,5 +227,10 @@ void attempt_decide(struct attempt *a, size_t i, int code, const char *enhanced,
 void group_decide(struct group *g, int code, const char *enhanced, const char *text);
 /* attempt_finish - the outcome of every group is known: retry, done, bounce. */
 void attempt_finish(struct attempt *a);
+
+/* Who decided a recipient in this attempt, for its DSN (outcome.c). */
+enum { HOP_NONE = 0, HOP_PLAIN = 1, HOP_DSN = 2, HOP_LMTP = 3 };
+/* attempt_note_hop - recipient i was decided by a peer of this kind. */
+void attempt_note_hop(struct attempt *a, size_t i, int hop);
 
 #endif

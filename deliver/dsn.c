@@ -12,6 +12,10 @@
  * occurs in the text it encloses; include more than HEADERS_MAX bytes of
  * the original headers; do I/O or keep global state (only malloc).
  *
+ * Also the success notices ("delivered" after an LMTP final delivery,
+ * "relayed" to a next hop without DSN, RFC 3461 §5.2.2) and delay
+ * warnings, and with RET=FULL the whole message (the caller caps it).
+ *
  * Follows: RFC 3461 §6 (DSN contents), RFC 3462/6522 (multipart/report),
  * RFC 3464 (message/delivery-status), RFC 3463 (status codes), RFC 2046
  * §5.1.1 (boundaries), RFC 5322 §2.1.1, §2.2.3, §3.3 (line length,
@@ -203,6 +207,18 @@ static const char *token(const char *s, size_t max, const char *fallback, char *
 	return n ? buf : fallback;
 }
 
+/* token_dash - the letters, digits and '-' of s (at most max), or fallback: an address type. */
+static const char *token_dash(const char *s, size_t max, const char *fallback, char *buf)
+{
+	size_t n = 0;
+
+	for (; s && *s && n < max; s++)
+		if (isalnum((unsigned char)*s) || *s == '-')
+			buf[n++] = *s;
+	buf[n] = '\0';
+	return n ? buf : fallback;
+}
+
 /* host_token - s as letters, digits, '.' and '-' only (at most max): a boundary's tail. */
 static const char *host_token(const char *s, size_t max, char *buf)
 {
@@ -245,11 +261,15 @@ static const char *action_of(const struct smtp_dsn_rcpt *r)
 	return "failed";
 }
 
+static bool is_success(const struct smtp_dsn_rcpt *r);
+
 /* status_of - the recipient's status, or the generic one of its action. */
 static const char *status_of(const struct smtp_dsn_rcpt *r)
 {
 	if (status_ok(r->status))
 		return r->status;
+	if (is_success(r))
+		return "2.0.0";
 	return strcmp(action_of(r), "delayed") == 0 ? "4.0.0" : "5.0.0";
 }
 
@@ -260,13 +280,33 @@ static bool smtp_reply_text(const char *s)
 	       isdigit((unsigned char)s[2]) && (s[3] == ' ' || s[3] == '-' || s[3] == '\0');
 }
 
-/* all_delayed - a warning rather than a bounce? */
-static bool all_delayed(const struct smtp_dsn_info *info)
+/* The kind of a notice, from its worst recipient: a failure, a delay, a success. */
+enum dsn_kind { KIND_FAILURE, KIND_DELAY, KIND_SUCCESS };
+
+/* notice_kind - any failed recipient makes it a bounce; else any delayed a warning. */
+static enum dsn_kind notice_kind(const struct smtp_dsn_info *info)
 {
-	for (size_t i = 0; i < info->nrcpt; i++)
-		if (strcmp(action_of(&info->rcpt[i]), "delayed") != 0)
-			return false;
-	return info->nrcpt > 0;
+	enum dsn_kind kind = KIND_SUCCESS;
+
+	if (info->nrcpt == 0)
+		return KIND_FAILURE;
+	for (size_t i = 0; i < info->nrcpt; i++) {
+		const char *act = action_of(&info->rcpt[i]);
+
+		if (strcmp(act, "failed") == 0)
+			return KIND_FAILURE;
+		if (strcmp(act, "delayed") == 0)
+			kind = KIND_DELAY;
+	}
+	return kind;
+}
+
+/* is_success - "delivered", "relayed" (and "expanded"): class 2 actions. */
+static bool is_success(const struct smtp_dsn_rcpt *r)
+{
+	const char *act = action_of(r);
+
+	return strcmp(act, "failed") != 0 && strcmp(act, "delayed") != 0;
 }
 
 /* ---- the original headers ---- */
@@ -332,7 +372,8 @@ static bool boundary(const struct smtp_dsn_info *info, size_t hlen, char out[80]
 			 info->now, host_token(info->hostname, 30, host));
 		if (i > 0)
 			snprintf(out + strlen(out), 80 - strlen(out), ".%u", i);
-		if (!contains(info->headers, hlen, out) && !in_fields(info, out))
+		if (!contains(info->headers, hlen, out) && !in_fields(info, out) &&
+		    !(info->message && contains(info->message, info->message_len, out)))
 			return true;
 	}
 	return false;
@@ -372,7 +413,7 @@ static bool copy_headers(struct out *o, const char *h, size_t len)
 
 /* top_headers - the DSN's own header section and the MIME preamble. */
 static void top_headers(struct out *o, const struct smtp_dsn_info *info, const char *bound,
-			bool delayed, bool eight)
+			enum dsn_kind kind, bool eight)
 {
 	char host[SHORT_MAX], sender[SHORT_MAX], date[40], qid[24];
 	struct tm tm;
@@ -383,13 +424,15 @@ static void top_headers(struct out *o, const struct smtp_dsn_info *info, const c
 		memset(&tm, 0, sizeof(tm));
 	put_f(o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
 	put_f(o, "To: <%s>\r\n", clean(info->orig_sender, sender));
-	put_f(o, "Subject: %s\r\n", delayed ? "Delayed Mail (still being retried)"
-					    : "Undelivered Mail Returned to Sender");
+	put_f(o, "Subject: %s\r\n", kind == KIND_DELAY ? "Delayed Mail (still being retried)"
+				    : kind == KIND_SUCCESS ? "Successful Mail Delivery Report"
+				    : "Undelivered Mail Returned to Sender");
 	put_f(o, "Date: %s\r\n", rfc5322_date(info->now, date));
 	/* The kind is in the id: a warning and the bounce later are two messages. */
 	put_f(o, "Message-ID: <%04d%02d%02d%02d%02d%02d.%s.%s@%s>\r\n", tm.tm_year + 1900,
 	      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	      token(info->orig_qid, 20, "dsn", qid), delayed ? "delay" : "bounce",
+	      token(info->orig_qid, 20, "dsn", qid), kind == KIND_DELAY ? "delay"
+						      : kind == KIND_SUCCESS ? "success" : "bounce",
 	      host_token(info->hostname, SHORT_MAX - 1, sender));
 	put_s(o, "Auto-Submitted: auto-replied\r\n");
 	put_s(o, "MIME-Version: 1.0\r\n");
@@ -401,7 +444,7 @@ static void top_headers(struct out *o, const struct smtp_dsn_info *info, const c
 
 /* explanation - part 1: what happened, for people, in Postfix's words. */
 static void explanation(struct out *o, struct out *scratch, const struct smtp_dsn_info *info,
-			const char *bound, bool delayed)
+			const char *bound, enum dsn_kind kind)
 {
 	char host[SHORT_MAX];
 
@@ -409,7 +452,12 @@ static void explanation(struct out *o, struct out *scratch, const struct smtp_ds
 	put_s(o, "Content-Description: Notification\r\n"
 		 "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
 	put_f(o, "This is the mail system at host %s.\r\n\r\n", clean(info->hostname, host));
-	if (delayed)
+	if (kind == KIND_SUCCESS)
+		put_s(o, "Your message was successfully delivered to the destination(s)\r\n"
+			 "listed below. If the message was delivered to mailbox you will\r\n"
+			 "receive no further notifications. Otherwise you may still receive\r\n"
+			 "notifications of mail delivery errors from other systems.\r\n\r\n");
+	else if (kind == KIND_DELAY)
 		put_s(o, "####################################################################\r\n"
 			 "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
 			 "####################################################################\r\n\r\n"
@@ -418,9 +466,10 @@ static void explanation(struct out *o, struct out *scratch, const struct smtp_ds
 	else
 		put_s(o, "I'm sorry to have to inform you that your message could not\r\n"
 			 "be delivered to one or more recipients. Its headers are attached below.\r\n\r\n");
-	put_s(o, "For further assistance, please send mail to postmaster.\r\n\r\n"
-		 "If you do so, please include this problem report.\r\n\r\n"
-		 "                   The mail system\r\n");
+	if (kind != KIND_SUCCESS)
+		put_s(o, "For further assistance, please send mail to postmaster.\r\n\r\n"
+			 "If you do so, please include this problem report.\r\n\r\n");
+	put_s(o, "                   The mail system\r\n");
 	for (size_t i = 0; i < info->nrcpt; i++) {
 		const struct smtp_dsn_rcpt *r = &info->rcpt[i];
 
@@ -428,7 +477,12 @@ static void explanation(struct out *o, struct out *scratch, const struct smtp_ds
 		put_s(scratch, "<");
 		put_clean(scratch, r->addr);
 		put_s(scratch, ">: ");
-		if (r->remote_mta && r->diagnostic) {
+		if (is_success(r) && r->remote_mta && r->diagnostic) {
+			/* Postfix's words for a success: "delivery via HOST: 250 ..." */
+			put_s(scratch, "delivery via ");
+			put_clean(scratch, r->remote_mta);
+			put_s(scratch, ": ");
+		} else if (r->remote_mta && r->diagnostic) {
 			put_s(scratch, "host ");
 			put_clean(scratch, r->remote_mta);
 			put_s(scratch, " said: ");
@@ -436,7 +490,8 @@ static void explanation(struct out *o, struct out *scratch, const struct smtp_ds
 		if (r->diagnostic)
 			put_clean(scratch, r->diagnostic);
 		else
-			put_f(scratch, "delivery %s (status %s)", strcmp(action_of(r), "delayed") == 0
+			put_f(scratch, "delivery %s (status %s)", is_success(r) ? action_of(r)
+				       : strcmp(action_of(r), "delayed") == 0
 				       ? "temporarily failed" : "failed", status_of(r));
 		put_s(o, "\r\n");
 		if (!scratch->oom)
@@ -455,14 +510,21 @@ static void report(struct out *o, struct out *scratch, const struct smtp_dsn_inf
 		 "Content-Type: message/delivery-status\r\n\r\n");
 	field(o, scratch, "Reporting-MTA", "dns; ", info->hostname);
 	field(o, scratch, "X-Mtad-Queue-ID", "", info->orig_qid);
+	if (info->envid && info->envid[0])
+		field(o, scratch, "Original-Envelope-Id", "", info->envid);
 	put_f(o, "Arrival-Date: %s\r\n", rfc5322_date(info->orig_arrival, date));
 	for (size_t i = 0; i < info->nrcpt; i++) {
 		const struct smtp_dsn_rcpt *r = &info->rcpt[i];
 
 		put_s(o, "\r\n");
 		field(o, scratch, "Final-Recipient", "rfc822; ", r->addr);
-		if (r->orig_addr)
-			field(o, scratch, "Original-Recipient", "rfc822; ", r->orig_addr);
+		if (r->orig_addr) {
+			char type[SHORT_MAX], prefix[SHORT_MAX + 4];
+
+			snprintf(prefix, sizeof(prefix), "%s; ", r->orig_type && r->orig_type[0]
+				 ? token_dash(r->orig_type, 64, "rfc822", type) : "rfc822");
+			field(o, scratch, "Original-Recipient", prefix, r->orig_addr);
+		}
 		put_f(o, "Action: %s\r\n", action_of(r));
 		put_f(o, "Status: %s\r\n", status_of(r));
 		if (r->remote_mta)
@@ -481,22 +543,28 @@ char *smtp_dsn_build(const struct smtp_dsn_info *info, size_t *len)
 	struct out o = { 0 }, scratch = { 0 }, hdrs = { 0 };
 	size_t hlen;
 	char bound[80];
-	bool delayed, eight;
+	enum dsn_kind kind;
+	bool eight, full;
 
 	if (!info || !info->orig_sender || !info->orig_sender[0] || (info->nrcpt && !info->rcpt))
 		return NULL;
 	hlen = info->headers ? header_span(info->headers, info->headers_len) : 0;
+	full = info->message != NULL && info->message_len > 0;
 	if (!boundary(info, hlen, bound))
 		return NULL;
-	delayed = all_delayed(info);
-	eight = copy_headers(&hdrs, info->headers, hlen);
-	top_headers(&o, info, bound, delayed, eight);
-	explanation(&o, &scratch, info, bound, delayed);
+	kind = notice_kind(info);
+	/* RET=FULL: the message as it was, its lines made CRLF and cut at 998. */
+	eight = full ? copy_headers(&hdrs, info->message, info->message_len)
+		     : copy_headers(&hdrs, info->headers, hlen);
+	top_headers(&o, info, bound, kind, eight);
+	explanation(&o, &scratch, info, bound, kind);
 	report(&o, &scratch, info, bound);
-	if (hlen > 0) {
+	if (full || hlen > 0) {
 		put_f(&o, "\r\n--%s\r\n", bound);
-		put_s(&o, "Content-Description: Undelivered Message Headers\r\n"
-			  "Content-Type: text/rfc822-headers\r\n\r\n");
+		put_f(&o, "Content-Description: %s%s\r\n"
+			  "Content-Type: %s\r\n\r\n", kind == KIND_FAILURE ? "Undelivered " : "",
+		      full ? "Message" : "Message Headers",
+		      full ? "message/rfc822" : "text/rfc822-headers");
 		put(&o, hdrs.p, hdrs.len);
 	}
 	put_f(&o, "\r\n--%s--\r\n", bound);

@@ -183,9 +183,14 @@ static void group_sent(void *arg, bool ok, const struct smtp_client_reply *resul
 	struct group *g = arg;
 
 	(void)data;
-	for (size_t i = 0; i < g->nrcpt; i++)
+	for (size_t i = 0; i < g->nrcpt; i++) {
+		/* Who decided it, for the DSN: an answer of the peer's (code 0: none came). */
+		if (results[i].code != 0)
+			attempt_note_hop(g->att, g->rcpt[i], g->route && g->route->lmtp ? HOP_LMTP
+					 : smtp_client_offers_dsn(g->client) ? HOP_DSN : HOP_PLAIN);
 		attempt_decide(g->att, g->rcpt[i], results[i].code, results[i].enhanced,
 			       results[i].text, g->relay);
+	}
 	if (ok && g->dest && !g->att->d->stopping && group_pass_on(g))
 		return;
 	smtp_client_close(g->client);
@@ -243,10 +248,23 @@ static bool group_take_idle(struct group *g)
 	return true;
 }
 
+/* dsn_fill - the DSN parameters of the group's recipients, from the envelope, in rcpt[] order. */
+static void dsn_fill(struct group *g)
+{
+	for (size_t k = 0; k < g->nrcpt; k++) {
+		const struct queue_rcpt *r = &g->att->env.rcpt[g->rcpt[k]];
+
+		g->rcpt_notify[k] = r->notify;
+		g->rcpt_dsn_orcpt[k] = r->dsn_orcpt;
+		g->rcpt_orig[k] = r->orcpt;
+	}
+}
+
 /* group_start_send - hands the group's message to its connection; 0 or -1. */
 static int group_start_send(struct group *g)
 {
 	g->att->t_group_ready = deliver_now();	/* connection setup is over: delays=c */
+	dsn_fill(g);
 	struct smtp_client_message msg = {
 		.sender = g->att->env.sender, .rcpt = g->rcpt_addrs, .nrcpt = g->nrcpt,
 		.size = g->att->env.size + (g->att->env.header_prefix ?
@@ -254,6 +272,9 @@ static int group_start_send(struct group *g)
 		.read = chunk_read, .read_arg = g,
 		.smtputf8 = (g->att->env.flags & QUEUE_FLAG_SMTPUTF8) != 0,
 		.body_8bitmime = (g->att->env.flags & QUEUE_FLAG_8BITMIME) != 0,
+		.dsn_ret = g->att->env.dsn_ret, .dsn_envid = g->att->env.envid,
+		.dsn_notify = g->rcpt_notify, .dsn_orcpt = g->rcpt_dsn_orcpt,
+		.orig_rcpt = g->rcpt_orig,
 	};
 
 	return smtp_client_send(g->client, &msg, group_sent, g);
@@ -279,6 +300,9 @@ static void group_ready(void *arg, const struct smtp_client_reply *reply)
 		smtp_client_close(g->client);
 		g->client = NULL;
 		if (reply->code >= 500) {
+			/* The peer refused the session: its reply, its name in the DSN. */
+			for (size_t i = 0; reply->code > 0 && i < g->nrcpt; i++)
+				attempt_note_hop(g->att, g->rcpt[i], HOP_PLAIN);
 			group_decide(g, reply->code, reply->enhanced, reply->text);
 			group_done(g);
 			return;

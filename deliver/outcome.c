@@ -10,7 +10,16 @@
  * bounce to anyone; record half an outcome (the envelope and its bounce
  * go in one queue_update_async); delete a message whose body is damaged.
  *
- * Follows: RFC 5321 §4.5.4 (retry), RFC 3464 (DSN), RFC 3463 (codes).
+ * Which notices (RFC 3461 §5, §6; Postfix's bounce, defer and trace):
+ * a failure, unless NOTIFY leaves FAILURE out; with NOTIFY=SUCCESS,
+ * "delivered" after LMTP, "relayed" after a peer without DSN, nothing
+ * after one with DSN (it reports from then on); "delayed" once per
+ * message after delay_warning_time (QUEUE_FLAG_DELAY_WARNED), unless
+ * NOTIFY leaves DELAY out (no NOTIFY: FAILURE and DELAY); NEVER: none.
+ * One DSN per attempt names them all.
+ *
+ * Follows: RFC 5321 §4.5.4 (retry), RFC 3464 (DSN), RFC 3463 (codes),
+ * RFC 3461 §4.3 (RET), §5.2.2 (relayed), §6 (the notices).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,25 +184,99 @@ static void expire(struct attempt *a, int64_t now)
 					 "(last: %s)", a->d->cfg->max_queue_lifetime / 86400,
 					 a->env.rcpt[i].last_reply ? a->env.rcpt[i].last_reply : "none");
 			a->decided[i] = false;
+			a->hop[i] = HOP_NONE;	/* our verdict, not a peer's: no Remote-MTA */
 			a->env.rcpt[i].attempts--;	/* attempt_attempt_decide() counts one more */
 			attempt_decide(a, i, 550, "5.4.7", why, a->relay[i][0] ? a->relay[i] : NULL);
 		}
 }
 
-/* bounce_needed - recipients that failed in this attempt, when the sender can get a DSN. */
-static size_t bounce_count(const struct attempt *a)
+/* attempt_note_hop - see deliver_int.h. */
+void attempt_note_hop(struct attempt *a, size_t i, int hop)
+{
+	a->hop[i] = (unsigned char)hop;
+}
+
+/*
+ * notify_of - recipient i's NOTIFY (RFC 3461 §4.1), or what Postfix
+ * does without one: failures, and delays when delay warnings are on.
+ */
+static uint32_t notify_of(const struct attempt *a, size_t i)
+{
+	if (a->env.rcpt[i].notify != 0)
+		return a->env.rcpt[i].notify;
+	return QUEUE_NOTIFY_FAILURE | (a->d->cfg->delay_warning_time > 0 ? QUEUE_NOTIFY_DELAY : 0);
+}
+
+/*
+ * delay_due - this attempt sends the message's one delay warning: it is
+ * still pending after delay_warning_time and none was sent (Postfix's
+ * delay_warning_time; never for a bounce, whose sender is null).
+ */
+static bool delay_due(const struct attempt *a, int64_t now)
+{
+	unsigned w = a->d->cfg->delay_warning_time;
+
+	if (w == 0 || (a->env.flags & QUEUE_FLAG_DELAY_WARNED) || a->env.sender[0] == '\0' ||
+	    a->damaged || now - a->env.arrival < (int64_t)w)
+		return false;
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		if (a->env.rcpt[i].state == QUEUE_RCPT_PENDING)
+			return true;
+	return false;
+}
+
+/*
+ * notice_action - what recipient i's DSN says after this attempt
+ * (RFC 3464 §2.3.3), or NULL for none: "failed", NOTIFY allowing;
+ * "delivered" (LMTP) or "relayed" (a peer without DSN) with
+ * NOTIFY=SUCCESS, nothing when the peer offers DSN (it takes over,
+ * RFC 3461 §5.2.2); "delayed" in the delay warning. A bounce's failures
+ * only (it has no NOTIFY; who hears of them is bounce_target's choice).
+ */
+static const char *notice_action(const struct attempt *a, size_t i, bool warn)
+{
+	const struct queue_rcpt *r = &a->env.rcpt[i];
+	uint32_t notify = notify_of(a, i);
+
+	if (notify & QUEUE_NOTIFY_NEVER)
+		return NULL;
+	if (a->decided[i] && r->state == QUEUE_RCPT_FAILED)
+		return notify & QUEUE_NOTIFY_FAILURE ? "failed" : NULL;
+	if (a->env.sender[0] == '\0')
+		return NULL;
+	if (a->decided[i] && r->state == QUEUE_RCPT_SENT && (notify & QUEUE_NOTIFY_SUCCESS))
+		return a->hop[i] == HOP_LMTP ? "delivered" : a->hop[i] == HOP_PLAIN ? "relayed" : NULL;
+	if (r->state == QUEUE_RCPT_PENDING && warn && (notify & QUEUE_NOTIFY_DELAY))
+		return "delayed";
+	return NULL;
+}
+
+/* notice_count - recipients this attempt's DSN names; *failed: of them, failures. */
+static size_t notice_count(const struct attempt *a, bool warn, size_t *failed)
+{
+	size_t n = 0;
+
+	*failed = 0;
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		const char *act = notice_action(a, i, warn);
+
+		n += act != NULL;
+		*failed += act != NULL && strcmp(act, "failed") == 0;
+	}
+	return n;
+}
+
+/* dropped_count - failures nobody will hear of because NOTIFY said so (for the log). */
+static size_t dropped_count(const struct attempt *a)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < a->env.nrcpt; i++)
-		if (a->decided[i] && a->env.rcpt[i].state == QUEUE_RCPT_FAILED)
+		if (a->decided[i] && a->env.rcpt[i].state == QUEUE_RCPT_FAILED &&
+		    !(notify_of(a, i) & QUEUE_NOTIFY_FAILURE))
 			n++;
 	return n;
 }
-
-struct bounce_ctx {
-	struct attempt *a;
-};
 
 /*
  * bounce_target - who hears about failed recipients: the sender; for a
@@ -214,7 +297,106 @@ static const char *bounce_target(const struct attempt *a, char *buf, size_t size
 	return buf;
 }
 
-/* attempt_record - the new envelope (and a bounce) to the queue. */
+/* ORCPT as given is at most 500 characters (RFC 3461 §4.2): decoded, no more. */
+#define NOTICE_ORCPT_MAX 500
+/* Postfix's bounce_size_limit: RET=FULL returns a message up to this size whole. */
+#define DSN_FULL_MAX 50000
+
+/* The DSN's per-recipient strings that are not in the attempt already. */
+struct notice_rcpt {
+	char remote[256];		/* Remote-MTA: the host of "host[ip]:port" */
+	char orig_type[64];		/* ORCPT's address type */
+	char orig[NOTICE_ORCPT_MAX + 1];	/* ORCPT's address, decoded */
+};
+
+/* notice_fill - one recipient's report fields. */
+static void notice_fill(const struct attempt *a, size_t i, const char *action,
+			struct smtp_dsn_rcpt *dr, struct notice_rcpt *nr)
+{
+	const struct queue_rcpt *r = &a->env.rcpt[i];
+	const char *semi = r->dsn_orcpt ? strchr(r->dsn_orcpt, ';') : NULL;
+
+	*dr = (struct smtp_dsn_rcpt){ .addr = r->addr, .action = action };
+	if (a->decided[i]) {
+		dr->status = a->dsn[i];
+		dr->diagnostic = a->reply[i];
+	} else {
+		dr->status = "4.0.0";
+		dr->diagnostic = r->last_reply;
+	}
+	/* Remote-MTA only for what a peer answered (RFC 3464 §2.3.5). */
+	if (a->decided[i] && a->hop[i] != HOP_NONE && strcmp(a->relay[i], "none") != 0) {
+		snprintf(nr->remote, sizeof(nr->remote), "%.*s",
+			 (int)strcspn(a->relay[i], "["), a->relay[i]);
+		dr->remote_mta = nr->remote;
+	}
+	/* Original-Recipient: ORCPT as given (its xtext decoded), else the address an alias expanded. */
+	if (semi && (size_t)(semi - r->dsn_orcpt) < sizeof(nr->orig_type) &&
+	    mtad_xtext_decode(semi + 1, strlen(semi + 1), nr->orig, sizeof(nr->orig)) > 0) {
+		snprintf(nr->orig_type, sizeof(nr->orig_type), "%.*s", (int)(semi - r->dsn_orcpt),
+			 r->dsn_orcpt);
+		dr->orig_type = nr->orig_type;
+		dr->orig_addr = nr->orig;
+	} else if (r->orcpt) {
+		dr->orig_addr = r->orcpt;
+	}
+}
+
+/* notice_successes - recipients of this attempt's DSN that were delivered or relayed. */
+static size_t notice_successes(const struct attempt *a)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		const char *act = notice_action(a, i, false);
+
+		n += act != NULL && strcmp(act, "failed") != 0;
+	}
+	return n;
+}
+
+/*
+ * notice_build - the DSN of this attempt (failures, successes and the
+ * delay warning together, RFC 3464 allows one report for them all), or
+ * NULL. With RET=FULL and a failure the whole message goes back when it
+ * is at most DSN_FULL_MAX bytes (Postfix's bounce_size_limit) and chunk
+ * 0 holds it all; else its headers (RET=HDRS, no RET, or too big).
+ */
+static char *notice_build(struct attempt *a, const char *to, bool warn, int64_t now,
+			  const char *headers, size_t hlen, size_t *blen)
+{
+	size_t failed, n = notice_count(a, warn, &failed), k = 0;
+	struct smtp_dsn_rcpt *dr = calloc(n ? n : 1, sizeof(*dr));
+	struct notice_rcpt *nr = calloc(n ? n : 1, sizeof(*nr));
+	struct smtp_dsn_info info = {
+		.hostname = a->d->cfg->hostname, .orig_qid = a->env.qid, .orig_sender = to,
+		.orig_arrival = a->env.arrival, .now = now, .headers = headers,
+		.headers_len = hlen, .envid = a->env.envid,
+	};
+	char *body = NULL;
+
+	if (dr && nr) {
+		for (size_t i = 0; i < a->env.nrcpt; i++) {
+			const char *act = notice_action(a, i, warn);
+
+			if (act)
+				notice_fill(a, i, act, &dr[k], &nr[k]), k++;
+		}
+		if (failed > 0 && a->env.dsn_ret == QUEUE_RET_FULL && a->chunk0 &&
+		    a->chunk0_len == a->env.size && a->env.size <= DSN_FULL_MAX) {
+			info.message = a->chunk0;
+			info.message_len = a->chunk0_len;
+		}
+		info.rcpt = dr;
+		info.nrcpt = k;
+		body = smtp_dsn_build(&info, blen);
+	}
+	free(dr);
+	free(nr);
+	return body;
+}
+
+/* attempt_record - the new envelope (and a DSN) to the queue. */
 static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 {
 	struct queue_new_message bounce_msg;
@@ -225,39 +407,34 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 	const char *notify;
 	bool double_bounce;
 	char *body = NULL;
-	size_t blen = 0, nb = bounce_count(a);
+	size_t blen = 0, failed, nb, dropped = dropped_count(a);
 	uint32_t max_attempts = 0;
 	int64_t now = time(NULL);
+	bool warn = delay_due(a, now);
 
+	nb = notice_count(a, warn, &failed);
 	for (size_t i = 0; i < a->env.nrcpt; i++)
 		if (a->env.rcpt[i].attempts > max_attempts)
 			max_attempts = a->env.rcpt[i].attempts;
 	a->env.next_attempt = now + retry_delay(a->d->cfg, max_attempts);
+	/* Once per message, whether or not a recipient asked for it. */
+	if (warn)
+		a->env.flags |= QUEUE_FLAG_DELAY_WARNED;
 	memset(&benv, 0, sizeof(benv));
 	notify = bounce_target(a, notify_buf, sizeof(notify_buf), &double_bounce);
+	if (dropped > 0)
+		mtad_log_svc(MTAD_SVC_BOUNCE, MTAD_LOG_INFO, "%s: no non-delivery notification: "
+			     "%zu recipient(s) with NOTIFY without FAILURE", a->env.qid, dropped);
 	if (nb > 0 && !notify) {
 		mtad_log_svc(MTAD_SVC_BOUNCE, MTAD_LOG_INFO, "%s: not bouncing a bounce (null sender): %zu recipient(s) "
 			 "dropped", a->env.qid, nb);
 		nb = 0;
 	}
 	if (nb > 0) {
-		struct smtp_dsn_rcpt *dr = calloc(nb, sizeof(*dr));
-		struct smtp_dsn_info info = {
-			.hostname = a->d->cfg->hostname, .orig_qid = a->env.qid,
-			.orig_sender = notify, .orig_arrival = a->env.arrival, .now = now,
-			.rcpt = dr, .headers = headers, .headers_len = hlen,
-		};
 		struct timeval tv;
 
-		for (size_t i = 0, k = 0; dr && i < a->env.nrcpt; i++)
-			if (a->decided[i] && a->env.rcpt[i].state == QUEUE_RCPT_FAILED)
-				dr[k++] = (struct smtp_dsn_rcpt){
-					.addr = a->env.rcpt[i].addr, .action = "failed",
-					.status = a->dsn[i], .remote_mta = NULL,
-					.diagnostic = a->reply[i] };
-		info.nrcpt = dr ? nb : 0;
-		body = dr ? smtp_dsn_build(&info, &blen) : NULL;
-		free(dr);
+		body = notice_build(a, notify, warn, now, headers, hlen, &blen);
+		a->chunk0 = NULL;	/* the queue's bytes, valid only in its callback */
 		gettimeofday(&tv, NULL);
 		benv.version = QUEUE_RECORD_VERSION;
 		queue_id_next(a->d->ids, tv.tv_sec, (int32_t)tv.tv_usec, benv.qid);
@@ -278,9 +455,12 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 		benv.protocol = "local";
 		benv.size = blen;
 		bounce_msg = (struct queue_new_message){ &benv, body, blen };
+		/* Postfix's words: bounce, defer (a delay warning) or trace (success). */
 		if (body)
-			mtad_log_svc(MTAD_SVC_BOUNCE, MTAD_LOG_INFO, "%s: sender non-delivery "
-				     "notification: %s", a->env.qid, benv.qid);
+			mtad_log_svc(MTAD_SVC_BOUNCE, MTAD_LOG_INFO, "%s: %s: %s", a->env.qid,
+				     failed > 0 ? "sender non-delivery notification"
+				     : warn && nb > notice_successes(a) ? "sender delay notification"
+				     : "sender delivery status notification", benv.qid);
 	}
 	a->queue_wait = true;
 	if (queue_update_async(a->d->queue, &a->env, body ? &bounce_msg : NULL,
@@ -316,6 +496,30 @@ static void headers_arrived(void *arg, int status, const void *data, size_t len,
 }
 
 /*
+ * chunk0_arrived - the first body chunk, for the DSN: kept in view
+ * while headers_arrived builds it (RET=FULL returns all of it when it
+ * is the whole message), then forgotten (the queue owns the bytes).
+ */
+static void chunk0_arrived(void *arg, int status, const void *data, size_t len, bool last)
+{
+	struct attempt *a = arg;
+
+	/* Only a chunk that is the whole message can be returned whole. */
+	a->chunk0 = status == 0 && last ? data : NULL;
+	a->chunk0_len = a->chunk0 ? len : 0;
+	headers_arrived(arg, status, data, len, last);
+	/* headers_arrived may have freed a (a stop): nothing more here. */
+}
+
+/* notice_wanted - will this attempt send a DSN (so the headers are read)? */
+static bool notice_wanted(const struct attempt *a)
+{
+	size_t failed;
+
+	return notice_count(a, delay_due(a, time(NULL)), &failed) > 0;
+}
+
+/*
  * attempt_hold_damaged - a body that failed its check is never sent and
  * never deleted by mtad: the message is held for the operator (mtaq
  * verify, show, delete) with one line saying why.
@@ -334,8 +538,8 @@ void attempt_finish(struct attempt *a)
 		attempt_hold_damaged(a);
 	else
 		expire(a, time(NULL));
-	if (bounce_count(a) > 0 &&
-	    queue_chunk_async(a->d->queue, a->env.qid, 0, headers_arrived, a) == 0) {
+	if (notice_wanted(a) &&
+	    queue_chunk_async(a->d->queue, a->env.qid, 0, chunk0_arrived, a) == 0) {
 		a->queue_wait = true;
 		return;
 	}

@@ -344,6 +344,21 @@ static int get_or_complain(struct mtaq *m, const char *qid, struct queue_envelop
 	return rc == QUEUE_OK ? 0 : -1;
 }
 
+
+/* notify_text - NOTIFY= bits as the client wrote them: "NEVER", "SUCCESS,FAILURE". */
+static const char *notify_text(uint32_t bits, char buf[32])
+{
+	static const char *const names[4] = { "NEVER", "SUCCESS", "FAILURE", "DELAY" };
+
+	buf[0] = '\0';
+	for (unsigned k = 0; k < 4; k++)
+		if (bits & (1u << k)) {
+			if (buf[0])
+				strcat(buf, ",");
+			strcat(buf, names[k]);
+		}
+	return buf;
+}
 /* show_field - "name: value" when the value exists. */
 static void show_field(const char *name, const char *value)
 {
@@ -357,7 +372,7 @@ static void show_field(const char *name, const char *value)
 /* show_envelope - the envelope as "name: value" lines. */
 static void show_envelope(const struct mtaq *m, const struct queue_envelope *env)
 {
-	char when[64];
+	char when[64], nbuf[32];
 
 	arrival_text(env->arrival, when, sizeof(when));
 	printf("queue_id: %s\nstatus: %s%s\n", env->qid,
@@ -377,6 +392,12 @@ static void show_envelope(const struct mtaq *m, const struct queue_envelope *env
 		show_field("smtputf8", "yes (the next hop must offer SMTPUTF8)");
 	if (env->flags & QUEUE_FLAG_8BITMIME)
 		show_field("body", "8BITMIME");
+	/* DSN (RFC 3461): RET= and ENVID= of the message, NOTIFY= and ORCPT= of each recipient. */
+	if (env->dsn_ret != 0)
+		printf("ret: %s\n", env->dsn_ret == QUEUE_RET_HDRS ? "HDRS" : "FULL");
+	show_field("envid", env->envid);
+	if (env->flags & QUEUE_FLAG_DELAY_WARNED)
+		printf("delay_warning: sent\n");
 	if (env->next_attempt != 0) {
 		arrival_text(env->next_attempt, when, sizeof(when));
 		printf("next_attempt: %s (%lld)\n", when, (long long)env->next_attempt);
@@ -386,6 +407,9 @@ static void show_envelope(const struct mtaq *m, const struct queue_envelope *env
 		put_text(stdout, env->rcpt[i].addr);
 		printf("  %s, %u attempts\n", state_name(env->rcpt[i].state), env->rcpt[i].attempts);
 		show_field("  orcpt", env->rcpt[i].orcpt);
+		if (env->rcpt[i].notify != 0)
+			printf("  notify: %s\n", notify_text(env->rcpt[i].notify, nbuf));
+		show_field("  dsn_orcpt", env->rcpt[i].dsn_orcpt);
 		show_field("  last_reply", env->rcpt[i].last_reply);
 	}
 }

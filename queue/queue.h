@@ -67,7 +67,23 @@ struct queue_rcpt {
 	char *last_reply;	/* NULL until a delivery attempt */
 	char *orcpt;		/* the address given at RCPT when an alias expanded
 				 * it to this one (RFC 3461's ORCPT); else NULL */
+	/* DSN (RFC 3461), as the client gave them at RCPT: NOTIFY= as
+	 * QUEUE_NOTIFY_* bits (0: not given), and ORCPT= as given,
+	 * "addr-type;xtext" (NULL: not given; then orcpt, when set, is the
+	 * original recipient). Records written before these fields have
+	 * neither: the defaults apply. */
+	uint32_t notify;
+	char *dsn_orcpt;
 };
+
+/* NOTIFY= bits (the values of smtp.h's SMTP_NOTIFY_*). */
+#define QUEUE_NOTIFY_NEVER 0x1
+#define QUEUE_NOTIFY_SUCCESS 0x2
+#define QUEUE_NOTIFY_FAILURE 0x4
+#define QUEUE_NOTIFY_DELAY 0x8
+/* RET= (RFC 3461 §4.3): 0 not given, 1 FULL, 2 HDRS (smtp.h's SMTP_RET_*). */
+#define QUEUE_RET_FULL 1
+#define QUEUE_RET_HDRS 2
 
 /*
  * The envelope of one queued message. Strings are NUL-terminated copies
@@ -107,6 +123,10 @@ struct queue_envelope {
 	 * stay those of the stored bytes.
 	 */
 	char *header_prefix;
+	/* DSN (RFC 3461 §4.3, §4.4): RET= (QUEUE_RET_*, 0 when not given)
+	 * and ENVID= decoded from xtext (NULL when not given). */
+	uint32_t dsn_ret;
+	char *envid;
 };
 
 #define QUEUE_FLAG_HELD 0x1
@@ -117,6 +137,9 @@ struct queue_envelope {
 /* `mtaq expire`: the runner's next pass bounces every pending recipient
  * (5.4.7, as after max_queue_lifetime) without trying it (deliver/). */
 #define QUEUE_FLAG_EXPIRE 0x4
+/* The delay warning (delay_warning_time, RFC 3464 "delayed") was sent:
+ * once per message (deliver/outcome.c). */
+#define QUEUE_FLAG_DELAY_WARNED 0x8
 /* The client said SMTPUTF8 (RFC 6531): the next hop must offer it, or
  * the message bounces (5.6.7; deliver/). Set at arrival, never changed. */
 #define QUEUE_FLAG_SMTPUTF8 0x100

@@ -24,12 +24,15 @@ enum qr_tag {
 	QR_QID = 1, QR_ARRIVAL = 2, QR_SENDER = 3, QR_NRCPT = 4, QR_RCPT = 5,
 	QR_CLIENT_IP = 6, QR_CLIENT_NAME = 7, QR_HELO = 8, QR_LISTENER = 9,
 	QR_PROTOCOL = 10, QR_AUTH_USER = 11, QR_SIZE = 12, QR_NEXT_ATTEMPT = 13,
-	QR_FLAGS = 14, QR_DIGEST = 15, QR_HEADER_PREFIX = 16,
+	QR_FLAGS = 14, QR_DIGEST = 15, QR_HEADER_PREFIX = 16, QR_DSN_RET = 17, QR_ENVID = 18,
 	QR_CRC = 0xffff,
 };
 
 /* Inside a QR_RCPT field. */
-enum qr_rcpt_tag { QRR_ADDR = 1, QRR_STATE = 2, QRR_ATTEMPTS = 3, QRR_LAST_REPLY = 4, QRR_ORCPT = 5 };
+enum qr_rcpt_tag {
+	QRR_ADDR = 1, QRR_STATE = 2, QRR_ATTEMPTS = 3, QRR_LAST_REPLY = 4, QRR_ORCPT = 5,
+	QRR_NOTIFY = 6, QRR_DSN_ORCPT = 7,
+};
 
 #define QR_FIELD_HDR 6			/* u16 tag + u32 length */
 #define QR_MAX_STRING (1u << 20)	/* a reply text or address is never near this */
@@ -147,6 +150,10 @@ static void qr_put_rcpt(struct qr_buf *b, const struct queue_rcpt *r)
 	qr_put_uint(&in, QRR_ATTEMPTS, r->attempts, 4);
 	qr_put_str(&in, QRR_LAST_REPLY, r->last_reply);
 	qr_put_str(&in, QRR_ORCPT, r->orcpt);
+	/* DSN fields only when given: records without them stay as they were. */
+	if (r->notify != 0)
+		qr_put_uint(&in, QRR_NOTIFY, r->notify, 4);
+	qr_put_str(&in, QRR_DSN_ORCPT, r->dsn_orcpt);
 	b->toolong |= in.toolong;
 	if (in.oom)
 		b->oom = true;
@@ -177,6 +184,9 @@ unsigned char *queue_record_encode(const struct queue_envelope *env, size_t *len
 	qr_put_str(&b, QR_PROTOCOL, env->protocol);
 	qr_put_str(&b, QR_AUTH_USER, env->auth_user);
 	qr_put_str(&b, QR_HEADER_PREFIX, env->header_prefix);
+	if (env->dsn_ret != 0)
+		qr_put_uint(&b, QR_DSN_RET, env->dsn_ret, 4);
+	qr_put_str(&b, QR_ENVID, env->envid);
 	qr_put_uint(&b, QR_SIZE, env->size, 8);
 	qr_put_uint(&b, QR_NEXT_ATTEMPT, (uint64_t)env->next_attempt, 8);
 	qr_put_uint(&b, QR_FLAGS, env->flags, 4);
@@ -292,6 +302,16 @@ static int qr_rcpt_field(const struct qr_field *f, struct queue_rcpt *r,
 		return qr_str(f, &r->last_reply, "recipient reply", err, errlen);
 	case QRR_ORCPT:
 		return qr_str(f, &r->orcpt, "original recipient", err, errlen);
+	case QRR_DSN_ORCPT:
+		return qr_str(f, &r->dsn_orcpt, "recipient ORCPT", err, errlen);
+	case QRR_NOTIFY:
+		if (qr_uint(f, 4, &v, "recipient NOTIFY", err, errlen) < 0)
+			return -1;
+		if (v == 0 || v > 0xf || ((v & QUEUE_NOTIFY_NEVER) && v != QUEUE_NOTIFY_NEVER))
+			return qr_fail(err, errlen, "recipient NOTIFY %llu unknown",
+				       (unsigned long long)v);
+		r->notify = (uint32_t)v;
+		return 0;
 	case QRR_STATE:
 		if (qr_uint(f, 4, &v, "recipient state", err, errlen) < 0)
 			return -1;
@@ -373,6 +393,13 @@ static int qr_env_int(const struct qr_field *f, struct queue_envelope *env,
 			return -1;
 		env->flags = (uint32_t)v;
 		return 0;
+	case QR_DSN_RET:
+		if (qr_uint(f, 4, &v, "RET", err, errlen) < 0)
+			return -1;
+		if (v != QUEUE_RET_FULL && v != QUEUE_RET_HDRS)
+			return qr_fail(err, errlen, "RET %llu unknown", (unsigned long long)v);
+		env->dsn_ret = (uint32_t)v;
+		return 0;
 	default:
 		return 0;
 	}
@@ -414,6 +441,7 @@ static int qr_env_field(const struct qr_field *f, struct queue_envelope *env,
 	case QR_PROTOCOL: return qr_str(f, &env->protocol, "protocol", err, errlen);
 	case QR_AUTH_USER: return qr_str(f, &env->auth_user, "auth user", err, errlen);
 	case QR_HEADER_PREFIX: return qr_str(f, &env->header_prefix, "header prefix", err, errlen);
+	case QR_ENVID: return qr_str(f, &env->envid, "ENVID", err, errlen);
 	case QR_DIGEST:
 		if (env->has_digest || f->len != QUEUE_DIGEST_LEN)
 			return qr_fail(err, errlen, "bad body digest field");
@@ -520,6 +548,7 @@ void queue_envelope_free(struct queue_envelope *env)
 		free(env->rcpt[i].addr);
 		free(env->rcpt[i].last_reply);
 		free(env->rcpt[i].orcpt);
+		free(env->rcpt[i].dsn_orcpt);
 	}
 	free(env->rcpt);
 	free(env->sender);
@@ -530,5 +559,6 @@ void queue_envelope_free(struct queue_envelope *env)
 	free(env->protocol);
 	free(env->auth_user);
 	free(env->header_prefix);
+	free(env->envid);
 	memset(env, 0, sizeof(*env));
 }

@@ -19,7 +19,8 @@
  * domains, well-formed UTF-8 only, lengths counted in octets; a U-label
  * domain must have an A-label form within RFC 1035's limits), §3.4 (the
  * SMTPUTF8 parameter of MAIL), §3.7.4.2 (553 5.6.7 for a non-ASCII
- * address without it, Postfix's text).
+ * address without it, Postfix's text); RFC 3461 §4 (DSN: xtext, RET=,
+ * ENVID= on MAIL, NOTIFY=, ORCPT= on RCPT).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -477,6 +478,108 @@ static bool size_value(const struct param *p, uint64_t *out)
 	return true;
 }
 
+/* ---- DSN parameters (RFC 3461 §4) ---- */
+
+/* ret_param - RET=FULL|HDRS (RFC 3461 §4.3). */
+static int ret_param(const struct param *p, struct smtp_mail_params *mp,
+		     struct smtp_parse_error *err)
+{
+	if (mp->ret != SMTP_RET_UNSPECIFIED)
+		return fail(err, 501, "5.5.4", "Duplicate RET parameter");
+	if (p->value && equal_ci(p->value, p->valuelen, "FULL"))
+		mp->ret = SMTP_RET_FULL;
+	else if (p->value && equal_ci(p->value, p->valuelen, "HDRS"))
+		mp->ret = SMTP_RET_HDRS;
+	else
+		return fail(err, 501, "5.5.4", "Bad RET parameter");
+	return 0;
+}
+
+/* envid_param - ENVID=xtext, at most 100 characters as sent (RFC 3461 §4.4). */
+static int envid_param(const struct param *p, struct smtp_mail_params *mp,
+		       struct smtp_parse_error *err)
+{
+	if (mp->has_envid)
+		return fail(err, 501, "5.5.4", "Duplicate ENVID parameter");
+	if (p->value == NULL || p->valuelen > SMTP_ENVID_MAX ||
+	    mtad_xtext_decode(p->value, p->valuelen, mp->envid, sizeof(mp->envid)) <= 0)
+		return fail(err, 501, "5.5.4", "Bad ENVID parameter");
+	mp->has_envid = true;
+	return 0;
+}
+
+/* notify_value - NEVER alone, or SUCCESS, FAILURE, DELAY each once (RFC 3461 §4.1). */
+static unsigned notify_value(const char *s, size_t len)
+{
+	static const struct { const char *name; unsigned bit; } words[] = {
+		{ "NEVER", SMTP_NOTIFY_NEVER }, { "SUCCESS", SMTP_NOTIFY_SUCCESS },
+		{ "FAILURE", SMTP_NOTIFY_FAILURE }, { "DELAY", SMTP_NOTIFY_DELAY },
+	};
+	unsigned bits = 0, bit;
+	size_t i = 0, end, k;
+
+	while (i <= len) {
+		for (end = i; end < len && s[end] != ','; end++)
+			;
+		bit = 0;
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+			if (equal_ci(s + i, end - i, words[k].name))
+				bit = words[k].bit;
+		if (bit == 0 || (bits & bit))
+			return 0;
+		bits |= bit;
+		i = end + 1;
+	}
+	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+		return 0;
+	return bits;
+}
+
+/* orcpt_value - "addr-type;xtext": an atom, then an xtext address (RFC 3461 §4.2). */
+static bool orcpt_value(const char *s, size_t len)
+{
+	char decoded[SMTP_ORCPT_MAX + 1];
+	const char *semi = memchr(s, ';', len);
+	size_t i, tlen;
+
+	if (semi == NULL || len > SMTP_ORCPT_MAX)
+		return false;
+	tlen = (size_t)(semi - s);
+	if (tlen == 0)
+		return false;
+	for (i = 0; i < tlen; i++)
+		if (!is_alnum(s[i]) && s[i] != '-')
+			return false;
+	return mtad_xtext_decode(semi + 1, len - tlen - 1, decoded, sizeof(decoded)) > 0;
+}
+
+/* rcpt_param - applies one RCPT TO parameter; rp NULL: checked, not kept. */
+static int rcpt_param(const struct param *p, struct smtp_rcpt_params *rp,
+		      struct smtp_parse_error *err)
+{
+	if (equal_ci(p->key, p->keylen, "NOTIFY")) {
+		unsigned bits = p->value ? notify_value(p->value, p->valuelen) : 0;
+
+		if (rp->notify != 0)
+			return fail(err, 501, "5.5.4", "Duplicate NOTIFY parameter");
+		if (bits == 0)
+			return fail(err, 501, "5.5.4", "Bad NOTIFY parameter");
+		rp->notify = bits;
+		return 0;
+	}
+	if (equal_ci(p->key, p->keylen, "ORCPT")) {
+		if (rp->has_orcpt)
+			return fail(err, 501, "5.5.4", "Duplicate ORCPT parameter");
+		if (p->value == NULL || !orcpt_value(p->value, p->valuelen))
+			return fail(err, 501, "5.5.4", "Bad ORCPT parameter");
+		memcpy(rp->orcpt, p->value, p->valuelen);
+		rp->orcpt[p->valuelen] = '\0';
+		rp->has_orcpt = true;
+		return 0;
+	}
+	return fail(err, 555, "5.5.4", "Unsupported parameter");
+}
+
 /* mail_param - applies one MAIL FROM parameter. */
 static int mail_param(const struct param *p, struct smtp_mail_params *mp,
 		      struct smtp_parse_error *err)
@@ -509,12 +612,16 @@ static int mail_param(const struct param *p, struct smtp_mail_params *mp,
 		mp->smtputf8 = true;
 		return 0;
 	}
+	if (equal_ci(p->key, p->keylen, "RET"))
+		return ret_param(p, mp, err);
+	if (equal_ci(p->key, p->keylen, "ENVID"))
+		return envid_param(p, mp, err);
 	return fail(err, 555, "5.5.4", "Unsupported parameter");
 }
 
-/* parse_params - every parameter after the path; mp NULL: none are supported (RCPT). */
+/* parse_params - every parameter after the path; mp NULL: RCPT's, into rp. */
 static int parse_params(const char *s, size_t len, struct smtp_mail_params *mp,
-			struct smtp_parse_error *err)
+			struct smtp_rcpt_params *rp, struct smtp_parse_error *err)
 {
 	struct param p;
 	size_t pos = 0;
@@ -522,8 +629,11 @@ static int parse_params(const char *s, size_t len, struct smtp_mail_params *mp,
 	while (next_param(s, len, &pos, &p)) {
 		if (!param_syntax(&p))
 			return fail(err, 501, "5.5.4", "Bad parameter syntax");
-		if (mp == NULL)
-			return fail(err, 555, "5.5.4", "Unsupported parameter");
+		if (mp == NULL) {
+			if (rcpt_param(&p, rp, err) < 0)
+				return -1;
+			continue;
+		}
 		if (mail_param(&p, mp, err) < 0)
 			return -1;
 	}
@@ -540,7 +650,7 @@ int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 	memset(params, 0, sizeof(*params));
 	if (parse_path(arg, len, &kind, path, &rest, err) < 0)
 		return -1;
-	if (parse_params(arg + rest, len - rest, params, err) < 0)
+	if (parse_params(arg + rest, len - rest, params, NULL, err) < 0)
 		return -1;
 	if (path->utf8 && !params->smtputf8)
 		return fail(err, 553, "5.6.7", SMTP_TEXT_NEED_SMTPUTF8);
@@ -549,14 +659,18 @@ int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 
 /* smtp_parse_rcpt_to - see smtp.h. */
 int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
-		       struct smtp_parse_error *err)
+		       struct smtp_rcpt_params *rparams, struct smtp_parse_error *err)
 {
 	static const struct path_kind kind = { false, T_SYNTAX_RCPT };
+	struct smtp_rcpt_params scratch;
 	size_t rest;
 
+	if (rparams == NULL)
+		rparams = &scratch;
+	memset(rparams, 0, sizeof(*rparams));
 	if (parse_path(arg, len, &kind, path, &rest, err) < 0)
 		return -1;
-	return parse_params(arg + rest, len - rest, NULL, err);
+	return parse_params(arg + rest, len - rest, NULL, rparams, err);
 }
 
 /* ---- HELO ---- */

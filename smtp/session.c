@@ -4,7 +4,8 @@
  *
  * RFC 5321 (session), RFC 2920 (PIPELINING: every complete command in
  * the buffer is processed in order, replies are gathered and flushed
- * before waiting for input or for the queue).
+ * before waiting for input or for the queue), RFC 3461 §4 (longer MAIL
+ * and RCPT lines for DSN's parameters, which the envelope keeps).
  *
  * This file must not block: the only slow step, making a message
  * durable, is handed to the queue's writer thread and the session
@@ -239,9 +240,14 @@ struct smtp_session *smtp_session_new(struct smtp_server *srv, const struct smtp
 	s->rcpt_cap = srv->cfg->max_recipients;
 	s->rcpt = calloc(s->rcpt_cap, sizeof(*s->rcpt));
 	s->orcpt = calloc(s->rcpt_cap, sizeof(*s->orcpt));
-	if (!s->rcpt || !s->orcpt || uv_timer_init(srv->loop, &s->timer) != 0) {
+	s->notify = calloc(s->rcpt_cap, sizeof(*s->notify));
+	s->dsn_orcpt = calloc(s->rcpt_cap, sizeof(*s->dsn_orcpt));
+	if (!s->rcpt || !s->orcpt || !s->notify || !s->dsn_orcpt ||
+	    uv_timer_init(srv->loop, &s->timer) != 0) {
 		free(s->rcpt);
 		free(s->orcpt);
+		free(s->notify);
+		free(s->dsn_orcpt);
 		free(s);
 		return NULL;
 	}
@@ -391,7 +397,9 @@ void session_reset_transaction(struct smtp_session *s)
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		free(s->rcpt[i]);
 		free(s->orcpt[i]);
-		s->rcpt[i] = s->orcpt[i] = NULL;
+		free(s->dsn_orcpt[i]);
+		s->rcpt[i] = s->orcpt[i] = s->dsn_orcpt[i] = NULL;
+		s->notify[i] = 0;
 	}
 	s->nrcpt = 0;
 	s->in_transaction = false;
@@ -677,7 +685,8 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->sender = s->sender.addr;
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		rcpt[i] = (struct queue_rcpt){ .addr = s->rcpt[i], .orcpt = s->orcpt[i],
-					       .state = QUEUE_RCPT_PENDING };
+					       .state = QUEUE_RCPT_PENDING,
+					       .notify = s->notify[i], .dsn_orcpt = s->dsn_orcpt[i] };
 	env->rcpt = rcpt;
 	env->nrcpt = s->nrcpt;
 	env->client_ip = s->client_ip;
@@ -693,6 +702,14 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 		env->flags |= QUEUE_FLAG_SMTPUTF8;
 	if (s->params.body == SMTP_BODY_8BITMIME || s->body_8bit)
 		env->flags |= QUEUE_FLAG_8BITMIME;
+	/* DSN (RFC 3461): the queue's values are smtp.h's. */
+	_Static_assert(QUEUE_RET_FULL == SMTP_RET_FULL && QUEUE_RET_HDRS == SMTP_RET_HDRS &&
+		       QUEUE_NOTIFY_NEVER == SMTP_NOTIFY_NEVER &&
+		       QUEUE_NOTIFY_SUCCESS == SMTP_NOTIFY_SUCCESS &&
+		       QUEUE_NOTIFY_FAILURE == SMTP_NOTIFY_FAILURE &&
+		       QUEUE_NOTIFY_DELAY == SMTP_NOTIFY_DELAY, "DSN values differ");
+	env->dsn_ret = (uint32_t)s->params.ret;
+	env->envid = s->params.has_envid ? s->params.envid : NULL;
 }
 
 /* session_has_8bit - a byte over 127 in the string. */
@@ -849,13 +866,17 @@ static bool session_data_step(struct smtp_session *s)
 
 /*
  * session_line_max - the longest line accepted now: 512 octets for
- * commands, but RFC 4954 §4 asks for 12288 for AUTH and its responses.
+ * commands, but RFC 4954 §4 asks for 12288 for AUTH and its responses,
+ * and RFC 3461 §4 for 515 more in MAIL and RCPT (DSN's parameters).
  */
 static size_t session_line_max(const struct smtp_session *s)
 {
 	if (s->state == STATE_AUTH_INPUT ||
 	    (s->inlen >= 5 && strncasecmp(s->in, "AUTH ", 5) == 0))
 		return AUTH_LINE_MAX;
+	if (s->inlen >= 5 &&
+	    (strncasecmp(s->in, "MAIL ", 5) == 0 || strncasecmp(s->in, "RCPT ", 5) == 0))
+		return SMTP_COMMAND_MAX + SMTP_DSN_LINE_EXTRA;
 	return SMTP_COMMAND_MAX;
 }
 
@@ -1123,6 +1144,8 @@ static void session_timer_closed(uv_handle_t *h)
 	session_input_release(s);
 	free(s->rcpt);
 	free(s->orcpt);
+	free(s->notify);
+	free(s->dsn_orcpt);
 	free(s);
 }
 

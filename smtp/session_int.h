@@ -116,6 +116,9 @@ struct smtp_session {
 	struct smtp_mail_params params;
 	char **rcpt;
 	char **orcpt;		/* per recipient: the address given when an alias led to it, or NULL */
+	unsigned *notify;	/* per recipient: DSN NOTIFY= bits (SMTP_NOTIFY_*), 0 when not given */
+	char **dsn_orcpt;	/* per recipient: DSN ORCPT= as given, or NULL */
+	struct smtp_rcpt_params rcpt_params;	/* the DSN parameters of the RCPT being decided */
 	unsigned nrcpt;
 	unsigned rcpt_cap;	/* max_recipients when the session began */
 	void *rcpt_wait;	/* recipient verification under way (session_rcpt.c) */

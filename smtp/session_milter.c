@@ -1554,6 +1554,8 @@ static int envelope_edit(struct session_milters *ms)
 		} else if (m->cmd == SMFIR_ADDRCPT || m->cmd == SMFIR_ADDRCPT_PAR) {
 			if (s->nrcpt >= s->rcpt_cap || !(s->rcpt[s->nrcpt] = strdup(addr)))
 				return -1;
+			s->notify[s->nrcpt] = 0;	/* no DSN parameters: the defaults */
+			s->dsn_orcpt[s->nrcpt] = NULL;
 			s->orcpt[s->nrcpt++] = NULL;
 		} else if (m->cmd == SMFIR_DELRCPT) {
 			for (unsigned r = 0; r < s->nrcpt; r++) {
@@ -1561,8 +1563,13 @@ static int envelope_edit(struct session_milters *ms)
 					continue;
 				free(s->rcpt[r]);
 				free(s->orcpt[r]);
+				free(s->dsn_orcpt[r]);
 				memmove(s->rcpt + r, s->rcpt + r + 1, (s->nrcpt - r - 1) * sizeof(char *));
 				memmove(s->orcpt + r, s->orcpt + r + 1, (s->nrcpt - r - 1) * sizeof(char *));
+				memmove(s->dsn_orcpt + r, s->dsn_orcpt + r + 1,
+					(s->nrcpt - r - 1) * sizeof(char *));
+				memmove(s->notify + r, s->notify + r + 1,
+					(s->nrcpt - r - 1) * sizeof(unsigned));
 				s->nrcpt--;
 				r--;
 			}

@@ -23,7 +23,8 @@
  *
  * Follows: RFC 5321 §3.9.1 (aliases: the envelope recipient is replaced,
  * the header is not touched), RFC 3461 §4.2 (ORCPT), RFC 5321 §4.1.1.3
- * (postmaster), RFC 3463 (5.1.1 and 4.1.1: bad destination mailbox);
+ * (postmaster), RFC 3463 (5.1.1 and 4.1.1: bad destination mailbox),
+ * RFC 3461 §4.1, §4.2 (NOTIFY= and ORCPT= kept with each recipient);
  * RFC 6531 §3.3 (local domains compared in A-label form, util/idna.c).
  */
 #include <stdio.h>
@@ -86,6 +87,20 @@ static void refuse(void *arg, const char *alias, const char *target, const char 
 		    x->s->client_label, alias, x->given, target, why);
 }
 
+/*
+ * dsn_attach - recipient slot i gets the DSN parameters of the RCPT being
+ * decided (RFC 3461 §4.1, §4.2; every address an alias expands to gets
+ * the same, as Postfix copies them). -1 out of memory.
+ */
+static int dsn_attach(struct smtp_session *s, unsigned i)
+{
+	s->notify[i] = s->rcpt_params.notify;
+	s->dsn_orcpt[i] = NULL;
+	if (s->rcpt_params.has_orcpt && !(s->dsn_orcpt[i] = strdup(s->rcpt_params.orcpt)))
+		return -1;
+	return 0;
+}
+
 /* in_transaction - is addr a recipient already (any case)? */
 static bool in_transaction(const struct smtp_session *s, const char *addr)
 {
@@ -105,6 +120,10 @@ static int take(struct smtp_session *s, struct expansion *x)
 			continue;
 		if (strcasecmp(x->addr[i], x->given) != 0 && !(orcpt = strdup(x->given)))
 			return -1;
+		if (dsn_attach(s, s->nrcpt) != 0) {
+			free(orcpt);
+			return -1;
+		}
 		s->rcpt[s->nrcpt] = x->addr[i];
 		s->orcpt[s->nrcpt++] = orcpt;
 		x->addr[i] = NULL;
@@ -163,7 +182,9 @@ bool session_rcpt_take(struct smtp_session *s, const char *addr)
 			return false;
 	} else {
 		/* Without aliases a repeated RCPT is kept, as it always was. */
-		if (!(s->rcpt[s->nrcpt] = strdup(addr))) {
+		if (dsn_attach(s, s->nrcpt) != 0 || !(s->rcpt[s->nrcpt] = strdup(addr))) {
+			free(s->dsn_orcpt[s->nrcpt]);
+			s->dsn_orcpt[s->nrcpt] = NULL;
 			session_reply(s, 451, "4.3.0", "Error: out of memory");
 			return false;
 		}

@@ -55,6 +55,18 @@ const char *smtp_verb_name(enum smtp_verb verb);
 
 enum smtp_body_type { SMTP_BODY_UNSPECIFIED, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
+/* DSN (RFC 3461): RET=, NOTIFY= bits, and the bounds of ENVID and ORCPT. */
+enum smtp_dsn_ret { SMTP_RET_UNSPECIFIED = 0, SMTP_RET_FULL = 1, SMTP_RET_HDRS = 2 };
+#define SMTP_NOTIFY_NEVER 0x1
+#define SMTP_NOTIFY_SUCCESS 0x2
+#define SMTP_NOTIFY_FAILURE 0x4
+#define SMTP_NOTIFY_DELAY 0x8
+#define SMTP_ENVID_MAX 100	/* decoded characters, RFC 3461 §4.4 */
+#define SMTP_ORCPT_MAX 500	/* the parameter's value as given, RFC 3461 §4.2 */
+/* RFC 3461 §4: with DSN's parameters a MAIL or RCPT line may be this much
+ * longer than RFC 5321's 512 octets (RCPT's NOTIFY= and ORCPT=). */
+#define SMTP_DSN_LINE_EXTRA 515
+
 struct smtp_path {
 	char addr[SMTP_PATH_MAX];	/* without < >, NUL-terminated; "" for <> */
 	size_t len;
@@ -68,6 +80,17 @@ struct smtp_mail_params {
 	uint64_t size;		/* saturates at UINT64_MAX: the caller's limit check says 552 */
 	enum smtp_body_type body;
 	bool smtputf8;		/* SMTPUTF8 (RFC 6531 §3.4) */
+	/* DSN (RFC 3461 §4.3, §4.4): RET= and ENVID= (xtext decoded). */
+	enum smtp_dsn_ret ret;
+	bool has_envid;
+	char envid[SMTP_ENVID_MAX + 1];
+};
+
+/* DSN's RCPT parameters (RFC 3461 §4.1, §4.2). */
+struct smtp_rcpt_params {
+	unsigned notify;	/* SMTP_NOTIFY_* bits; 0: no NOTIFY= given */
+	bool has_orcpt;
+	char orcpt[SMTP_ORCPT_MAX + 1];	/* "rfc822;xtext" as given (type, ';', xtext) */
 };
 
 /* Result of parsing a MAIL FROM / RCPT TO argument: a full reply. */
@@ -98,9 +121,19 @@ struct smtp_parse_error {
  *             Duplicate SIZE parameter / Duplicate BODY parameter /
  *             Unsupported BODY type
  *             Bad SMTPUTF8 parameter / Duplicate SMTPUTF8 parameter
- *   555 5.5.4 Unsupported parameter   (anything but SIZE, BODY, SMTPUTF8; any on RCPT)
+ *   501 5.5.4 DSN (RFC 3461): Bad RET parameter / Duplicate RET parameter /
+ *             Bad ENVID parameter / Duplicate ENVID parameter (MAIL);
+ *             Bad NOTIFY parameter / Duplicate NOTIFY parameter /
+ *             Bad ORCPT parameter / Duplicate ORCPT parameter (RCPT)
+ *   555 5.5.4 Unsupported parameter   (anything but SIZE, BODY, SMTPUTF8,
+ *             RET, ENVID on MAIL; NOTIFY, ORCPT on RCPT)
  * UTF-8 is accepted in local parts and domains (RFC 6531 §3.3; a domain's
  * A-label form must be a valid name); path->utf8 says it was there.
+ * ENVID is xtext, decoded into params->envid: printable ASCII, at most
+ * 100 characters. ORCPT is "addr-type;xtext" (the type an atom, the
+ * decoded address printable ASCII), kept as given in rparams->orcpt.
+ * NOTIFY is NEVER alone, or a list of SUCCESS, FAILURE, DELAY.
+ * rparams may be NULL: the RCPT parameters are checked and dropped.
  * RCPT TO:<postmaster> (any case) needs no domain (RFC 5321 §4.1.1.3).
  */
 /* The text of the 501 5.1.3 for a path without a domain: the local socket's
@@ -113,7 +146,8 @@ int smtp_parse_mail_from(const char *arg, size_t len, struct smtp_path *path,
 			 struct smtp_mail_params *params,
 			 struct smtp_parse_error *err);
 int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
-		       struct smtp_parse_error *err);
+		       struct smtp_rcpt_params *rparams, struct smtp_parse_error *err);
+
 
 /*
  * smtp_parse_helo - validates a HELO/EHLO argument: a domain name or an

@@ -7,10 +7,10 @@
  *
  * RFC 5321 §4.1 (commands, reply codes; §4.5.3.1.10 452 for a full
  * spool), RFC 1870 (SIZE, §6.1 the free-space check), RFC 6152
- * (8BITMIME), RFC 2034/3463 (enhanced status codes on every reply but
- * the greeting and the EHLO lines), RFC 6531 (SMTPUTF8: advertised; a
- * UTF-8 recipient in a transaction whose MAIL did not declare it gets
- * 553 5.6.7, §3.7.4.2).
+ * (8BITMIME), RFC 3461 (DSN), RFC 2034/3463 (enhanced status codes on
+ * every reply but the greeting and the EHLO lines), RFC 6531 (SMTPUTF8:
+ * advertised; a UTF-8 recipient in a transaction whose MAIL did not
+ * declare it gets 553 5.6.7, §3.7.4.2).
  *
  * No I/O here: replies go to the session's output buffer; nothing from
  * the envelope is ever interpreted beyond the path syntax checks. This
@@ -159,6 +159,7 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 		     "250-SIZE %llu\r\n"
 		     "250-PIPELINING\r\n"
 		     "250-8BITMIME\r\n"
+		     "250-DSN\r\n"
 		     "250-SMTPUTF8\r\n"
 		     "250-ENHANCEDSTATUSCODES\r\n"
 		     "%s%s"
@@ -223,7 +224,7 @@ static bool local_qualified(const struct smtp_session *s, const struct smtp_comm
 
 static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	char qualified[SMTP_COMMAND_MAX + MTAD_HOSTNAME_MAX + 2];
+	char qualified[SMTP_COMMAND_MAX + SMTP_DSN_LINE_EXTRA + MTAD_HOSTNAME_MAX + 2];
 	size_t qlen;
 	struct smtp_parse_error err;
 
@@ -269,14 +270,15 @@ static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd)
 
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	char qualified[SMTP_COMMAND_MAX + MTAD_HOSTNAME_MAX + 2];
+	char qualified[SMTP_COMMAND_MAX + SMTP_DSN_LINE_EXTRA + MTAD_HOSTNAME_MAX + 2];
 	struct smtp_path path;
 	struct smtp_parse_error err;
 	size_t qlen;
 
 	if (!s->in_transaction) {
 		/* check_rcpt let it through for this: the refused MAIL's reply again. */
-		bool parsed = cmd->arg && smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) == 0;
+		bool parsed = cmd->arg &&
+			      smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, NULL, &err) == 0;
 
 		return session_policy_blocked(s, parsed ? path.addr : NULL);
 	}
@@ -284,9 +286,10 @@ static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		session_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return false;
 	}
-	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &err) != 0 &&
+	/* DSN's NOTIFY= and ORCPT= wait in s->rcpt_params until the recipient joins. */
+	if (smtp_parse_rcpt_to(cmd->arg, cmd->arglen, &path, &s->rcpt_params, &err) != 0 &&
 	    (!local_qualified(s, cmd, &err, qualified, sizeof(qualified), &qlen) ||
-	     smtp_parse_rcpt_to(qualified, qlen, &path, &err) != 0)) {
+	     smtp_parse_rcpt_to(qualified, qlen, &path, &s->rcpt_params, &err) != 0)) {
 		reply_parse_error(s, "RCPT", &err);
 		return false;
 	}

@@ -83,6 +83,9 @@ const struct param config_params[] = {
 	{ "retry_min", P_UNSIGNED, OFF(retry_min), 0, NULL, 300, 1, DAY, NULL },
 	{ "retry_max", P_UNSIGNED, OFF(retry_max), 0, NULL, 14400, 1, 7 * DAY, NULL },
 	{ "max_queue_lifetime", P_UNSIGNED, OFF(max_queue_lifetime), 0, NULL, 5 * DAY, 1, 365 * DAY, NULL },
+	/* Postfix's delay_warning_time (4h since 3.0): one "delayed" DSN per
+	 * message still undelivered after it; 0 sends none. */
+	{ "delay_warning_time", P_TIME, OFF(delay_warning_time), 0, NULL, 4 * 3600, 0, 365 * DAY, NULL },
 	{ "smtp_timeout", P_UNSIGNED, OFF(smtp_timeout), 0, NULL, 300, 1, 3600, NULL },
 	/* Issue 18: a body chunk the queue has not read in this long defers the delivery. */
 	{ "smtp_queue_read_timeout", P_UNSIGNED, OFF(smtp_queue_read_timeout), 0, NULL, 300, 1, 3600, NULL },
@@ -253,7 +256,7 @@ static bool valid_user(const char *s)
 }
 
 /* parse_u64 - decimal digits with an optional K/M/G suffix (powers of 1024). */
-static int parse_u64(const char *s, bool suffix, uint64_t *out)
+static int parse_u64(const char *s, bool suffix, bool time_unit, uint64_t *out)
 {
 	uint64_t v = 0, mult = 1;
 
@@ -271,6 +274,16 @@ static int parse_u64(const char *s, bool suffix, uint64_t *out)
 		case 'g': case 'G': mult = GB; break;
 		default: return -1;
 		}
+	} else if (time_unit && *s) {
+		/* Postfix's time units (s, m, h, d, w), lower case as it writes them. */
+		switch (*s++) {
+		case 's': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = DAY; break;
+		case 'w': mult = 7 * DAY; break;
+		default: return -1;
+		}
 	}
 	if (*s)
 		return -1;
@@ -280,7 +293,7 @@ static int parse_u64(const char *s, bool suffix, uint64_t *out)
 	return 0;
 }
 
-/* set_number - P_SIZE, P_UNSIGNED and P_AUTO: syntax, then the row's range. */
+/* set_number - P_SIZE, P_UNSIGNED, P_AUTO and P_TIME: syntax, then the row's range. */
 static int set_number(struct parse_ctx *ctx, struct mtad_config *cfg,
 		      const struct param *p, const char *value)
 {
@@ -291,11 +304,12 @@ static int set_number(struct parse_ctx *ctx, struct mtad_config *cfg,
 		*(unsigned *)config_field(cfg, p) = 0;
 		return 0;
 	}
-	r = parse_u64(value, p->type == P_SIZE, &v);
+	r = parse_u64(value, p->type == P_SIZE, p->type == P_TIME, &v);
 	if (r == -1)
 		return perr(ctx, "bad number \"%s\" for %s%s", value, p->name,
 			    p->type == P_SIZE ? " (digits with optional K, M or G)"
-			    : p->type == P_AUTO ? " (a number or auto)" : "");
+			    : p->type == P_AUTO ? " (a number or auto)"
+			    : p->type == P_TIME ? " (seconds, or digits with s, m, h, d or w)" : "");
 	if (r == -2 || v < p->min || v > p->max)
 		return perr(ctx, "%s = %s is out of range (%" PRIu64 "..%" PRIu64 ")",
 			    p->name, value, p->min, p->max);
@@ -438,7 +452,7 @@ static int parse_listen(struct parse_ctx *ctx, const char *value, struct mtad_li
 	if (inet_pton(af, addr, bin) != 1)
 		return perr(ctx, "bad listen \"%s\": \"%s\" is not a numeric %s address",
 			    value, addr, af == AF_INET6 ? "IPv6" : "IPv4");
-	if (parse_u64(port, false, &num) < 0 || num < 1 || num > 65535)
+	if (parse_u64(port, false, false, &num) < 0 || num < 1 || num > 65535)
 		return perr(ctx, "bad listen \"%s\": port must be 1..65535", value);
 	/* Normalised text makes "::1" and "0::1" the same duplicate. */
 	if (inet_ntop(af, bin, l->address, sizeof(l->address)) == NULL)
@@ -742,7 +756,7 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
 	ctx->seen[i] = ctx->line;
-	if (p->type == P_SIZE || p->type == P_UNSIGNED || p->type == P_AUTO)
+	if (p->type == P_SIZE || p->type == P_UNSIGNED || p->type == P_AUTO || p->type == P_TIME)
 		return set_number(ctx, cfg, p, value);
 	if (p->type == P_DOMAINS)
 		return set_domains(ctx, cfg, p, value);
@@ -916,6 +930,12 @@ static void check_relations(struct parse_ctx *ctx, const struct mtad_config *cfg
 		ctx->line = later_line(ctx, "retry_min", "max_queue_lifetime");
 		pwarn(ctx, "retry_min = %u is not below max_queue_lifetime = %u: a deferred "
 		      "message is bounced without a second attempt", cfg->retry_min,
+		      cfg->max_queue_lifetime);
+	}
+	if (cfg->delay_warning_time != 0 && cfg->delay_warning_time >= cfg->max_queue_lifetime) {
+		ctx->line = later_line(ctx, "delay_warning_time", "max_queue_lifetime");
+		pwarn(ctx, "delay_warning_time = %u is not below max_queue_lifetime = %u: no delay "
+		      "warning is ever sent, the message bounces first", cfg->delay_warning_time,
 		      cfg->max_queue_lifetime);
 	}
 	if (minfree != MTAD_MINFREE_AUTO && minfree != 0 && minfree < cfg->message_size_limit) {

@@ -22,6 +22,7 @@ enum param_type {
 	P_USER,		/* a login name, or empty: user */
 	P_AUTO,		/* an unsigned, or "auto" (stored as 0): loops */
 	P_OPT_PATH,	/* an absolute path, or empty: none (local_socket, alias_maps) */
+	P_TIME,		/* seconds, or with Postfix's units s, m, h, d, w: delay_warning_time */
 };
 
 /*
@@ -35,7 +36,7 @@ struct param {
 	size_t size;		/* of a string field */
 	const char *def_str;	/* P_PATH default; P_HOSTNAME: NULL = FQDN */
 	uint64_t def_num;
-	uint64_t min, max;	/* P_SIZE, P_UNSIGNED, P_AUTO (other than auto) */
+	uint64_t min, max;	/* P_SIZE, P_UNSIGNED, P_AUTO (other than auto), P_TIME */
 	const char *choices;	/* P_CHOICE: "a|b|c" */
 };
 

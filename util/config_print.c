@@ -52,7 +52,7 @@ void mtad_config_defaults(struct mtad_config *cfg)
 			snprintf(config_field(cfg, p), p->size, "%s", p->def_str);
 		else if (p->type == P_SIZE)
 			*(uint64_t *)config_field(cfg, p) = p->def_num;
-		else if (p->type == P_UNSIGNED || p->type == P_AUTO)
+		else if (p->type == P_UNSIGNED || p->type == P_AUTO || p->type == P_TIME)
 			*(unsigned *)config_field(cfg, p) = (unsigned)p->def_num;
 	}
 	memset(cfg->helo_rule, -1, sizeof(cfg->helo_rule));
@@ -142,7 +142,7 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 		if (*(const uint64_t *)config_cfield(cfg, p) != *(const uint64_t *)config_cfield(def, p))
 			fprintf(out, "%s = %" PRIu64 "\n", p->name, *(const uint64_t *)config_cfield(cfg, p));
 		break;
-	case P_UNSIGNED:
+	case P_UNSIGNED: case P_TIME:
 		if (*(const unsigned *)config_cfield(cfg, p) != *(const unsigned *)config_cfield(def, p))
 			fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
 		break;
@@ -254,7 +254,7 @@ static void print_value(const struct mtad_config *cfg, const struct mtad_config_
 		fprintf(out, "%s = %" PRIu64 "\n", p->name, p->offset == OFF(queue_minfree)
 			? mtad_config_minfree(cfg) : *(const uint64_t *)config_cfield(cfg, p));
 		break;
-	case P_UNSIGNED:
+	case P_UNSIGNED: case P_TIME:
 		fprintf(out, "%s = %u\n", p->name, *(const unsigned *)config_cfield(cfg, p));
 		break;
 	case P_AUTO:

@@ -201,6 +201,7 @@ struct mtad_config {
 	unsigned retry_min;		/* seconds before the first retry */
 	unsigned retry_max;		/* cap of the doubling backoff */
 	unsigned max_queue_lifetime;	/* seconds, then bounce */
+	unsigned delay_warning_time;	/* seconds, then one "delayed" DSN; 0: none */
 	unsigned smtp_timeout;		/* seconds per outbound SMTP step */
 	unsigned smtp_queue_read_timeout;	/* seconds a body chunk read from the queue may take */
 	char smtp_tls[16];		/* none, may, verify (routes may override) */
@@ -506,6 +507,22 @@ size_t mtad_own_addresses(const struct mtad_config *cfg, struct mtad_addr *out, 
 
 /* mtad_lower - ASCII lower case, whatever the locale (util/str.c). */
 char mtad_lower(char c);
+
+/*
+ * mtad_xtext_decode - RFC 3461 §4 xtext in s[0..len) into out (size
+ * outsize, NUL-terminated): "+XX" (two upper-case hex digits) is the
+ * byte XX; other characters are "!" to "~" but "+" and "=". The decoded
+ * text must be printable ASCII (RFC 3461 §4.2, §4.4). Returns its
+ * length, or -1 when malformed or longer than outsize - 1 (util/xtext.c).
+ */
+int mtad_xtext_decode(const char *s, size_t len, char *out, size_t outsize);
+
+/*
+ * mtad_xtext_encode - s as xtext into out (size outsize, NUL-terminated):
+ * "+", "=", and bytes outside "!".."~" as "+XX". Returns the length, or
+ * -1 when it does not fit (util/xtext.c).
+ */
+int mtad_xtext_encode(const char *s, char *out, size_t outsize);
 
 /*
  * mtad_file_slurp - a whole (small) file as a NUL-terminated string for a

@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	case SMTP_RCPT:
-		if (smtp_parse_rcpt_to(cmd.arg, cmd.arglen, &path, &err) == 0 &&
+		if (smtp_parse_rcpt_to(cmd.arg, cmd.arglen, &path, NULL, &err) == 0 &&
 		    (path.len == 0 || path.len >= SMTP_PATH_MAX || strlen(path.addr) != path.len))
 			abort();
 		break;

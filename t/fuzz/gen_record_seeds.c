@@ -46,12 +46,14 @@ static void seed(const char *dir, const char *name, const struct queue_envelope 
 
 int main(int argc, char **argv)
 {
-	struct queue_rcpt one[] = { { "bob@campus.test", QUEUE_RCPT_PENDING, 0, NULL } };
+	struct queue_rcpt one[] = { { .addr = "bob@campus.test", .state = QUEUE_RCPT_PENDING } };
 	struct queue_rcpt three[] = {
-		{ "alice@example.org", QUEUE_RCPT_SENT, 1, "250 2.0.0 Ok: queued as 4FzQ1" },
-		{ "carol@example.net", QUEUE_RCPT_PENDING, 3,
-		  "451 4.7.1 Greylisted, please try again in 300 seconds" },
-		{ "dave@example.com", QUEUE_RCPT_FAILED, 1, "550 5.1.1 <dave@example.com>: no such user" },
+		{ .addr = "alice@example.org", .state = QUEUE_RCPT_SENT, .attempts = 1,
+		  .last_reply = "250 2.0.0 Ok: queued as 4FzQ1" },
+		{ .addr = "carol@example.net", .state = QUEUE_RCPT_PENDING, .attempts = 3,
+		  .last_reply = "451 4.7.1 Greylisted, please try again in 300 seconds" },
+		{ .addr = "dave@example.com", .state = QUEUE_RCPT_FAILED, .attempts = 1,
+		  .last_reply = "550 5.1.1 <dave@example.com>: no such user" },
 	};
 	struct queue_envelope env;
 
@@ -103,5 +105,16 @@ int main(int argc, char **argv)
 	env.flags = QUEUE_FLAG_HELD;
 	env.next_attempt = 0;
 	seed(argv[1], "held", &env);
+
+	/* DSN (RFC 3461): RET, ENVID, NOTIFY and ORCPT, the delay warning sent. */
+	three[0].notify = QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE;
+	three[0].dsn_orcpt = "rfc822;alice+2Bx@example.org";
+	three[1].notify = QUEUE_NOTIFY_NEVER;
+	three[2].orcpt = "staff@example.com";
+	env.dsn_ret = QUEUE_RET_HDRS;
+	env.envid = "QQ314159";
+	env.flags = QUEUE_FLAG_DELAY_WARNED;
+	env.next_attempt = 1700000900;
+	seed(argv[1], "dsn", &env);
 	return 0;
 }

@@ -34,6 +34,10 @@
 #   no8bitmime => 1          do not offer 8BITMIME (a 7-bit next hop)
 # Each message also keeps the MAIL FROM command line as sent (mail_line,
 # without CRLF), for tests of its parameters.
+#   ext => ['DSN']           more EHLO keywords offered
+#
+# Each stored message also has mail_line and rcpt_lines: the MAIL command
+# and the accepted RCPT commands exactly as the client sent them (no CRLF).
 #
 # The listener is a forked child; every connection is served by a child
 # of that one, which the listener stops (by PID) when it is stopped
@@ -74,6 +78,7 @@ my %DEFAULTS = (
 	starttls => 0,
 	smtputf8 => 0,
 	no8bitmime => 0,
+	ext => [],
 );
 
 sub new {
@@ -409,7 +414,7 @@ sub _session {
 
 	my $buf = '';
 	my ($helo, $from, @to) = ('', undef);
-	my $mail_line = '';
+	my ($mail_line, @rcpt_lines) = ('');
 	my ($tls, $seq) = (0, 0);
 	while (defined(my $line = _readline($s, \$buf))) {
 		$c = $self->_read_conf;
@@ -423,6 +428,7 @@ sub _session {
 			push @ext, 'STARTTLS' if $c->{starttls} && !$tls;
 			push @ext, 'SMTPUTF8' if $c->{smtputf8};
 			@ext = grep { $_ ne '8BITMIME' } @ext if $c->{no8bitmime};
+			push @ext, @{ $c->{ext} // [] };
 			my @l = ("$c->{name} Hello $arg", @ext);
 			_send($s, join '', map { ($_ == $#l ? '250 ' : '250-') . "$l[$_]\r\n" } 0 .. $#l);
 		} elsif ($verb eq 'HELO') {
@@ -444,6 +450,7 @@ sub _session {
 			$from = $addr if $r =~ /^2/;
 			$mail_line = $line;
 			@to = ();
+			($mail_line, @rcpt_lines) = ($line);
 			_send($s, $r);
 		} elsif ($verb eq 'RCPT' && $arg =~ /\ATO:\s*<([^>]*)>/i) {
 			my $addr = $1;
@@ -453,6 +460,7 @@ sub _session {
 			}
 			my $r = $c->{rcpt}{lc $addr} // $c->{rcpt_default};
 			push @to, $addr if $r =~ /^2/;
+			push @rcpt_lines, $line if $r =~ /^2/;
 			_send($s, $r);
 		} elsif ($verb eq 'DATA') {
 			if (!defined $from || !@to) {
@@ -497,7 +505,8 @@ sub _session {
 				open my $fh, '>:raw', $tmp or return;
 				print $fh $JSON->encode({ from => $from, to => [@to], data => $data,
 							  helo => $helo, tls => $tls, conn => $conn,
-							  mail_line => $mail_line });
+							  mail_line => $mail_line,
+							  rcpt_lines => [@rcpt_lines] });
 				close $fh or return;
 				rename $tmp, "$self->{dir}/msg/$name.json" or return;
 			}

@@ -233,7 +233,8 @@ static struct path_case mail_cases[] = {
 	{ P("<a@b.test> FROB=1"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<a@b.test> SMTPUTF8"), OK, "a@b.test", 0, 0, 0 },
 	{ P("<a@b.test> AUTH=<>"), UNSUPPORTED, NULL, 0, 0, 0 },
-	{ P("<a@b.test> RET=HDRS ENVID=x"), UNSUPPORTED, NULL, 0, 0, 0 },
+	{ P("<a@b.test> RET=HDRS ENVID=x"), OK, "a@b.test", 0, 0, 0 },
+	{ P("<a@b.test> MT-PRIORITY=3"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<a@b.test> SIZE=1 FROB"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<a@b.test> =1"), BAD_PARAM, NULL, 0, 0, 0 },
 	{ P("<a@b.test> -X=1"), BAD_PARAM, NULL, 0, 0, 0 },
@@ -395,7 +396,8 @@ static struct path_case rcpt_cases[] = {
 	{ P("<u@campus.test"), SYNTAX_RCPT, NULL, 0, 0, 0 },
 	{ P(""), SYNTAX_RCPT, NULL, 0, 0, 0 },
 	{ P("<u@campus.test> FROB=1"), UNSUPPORTED, NULL, 0, 0, 0 },
-	{ P("<u@campus.test> NOTIFY=NEVER"), UNSUPPORTED, NULL, 0, 0, 0 },
+	{ P("<u@campus.test> NOTIFY=NEVER"), OK, "u@campus.test", 0, 0, 0 },
+	{ P("<u@campus.test> RET=HDRS"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<u@campus.test> SIZE=1"), UNSUPPORTED, NULL, 0, 0, 0 },
 	{ P("<u@campus.test> =x"), BAD_PARAM, NULL, 0, 0, 0 },
 	{ P("<u@campus.test>x"), SYNTAX_RCPT, NULL, 0, 0, 0 },
@@ -431,7 +433,7 @@ static void check_path_case(struct tap *t, const struct path_case *c, bool is_ma
 		return;
 	memcpy(copy, c->arg, len);
 	r = is_mail ? smtp_parse_mail_from(copy, len, &path, &params, &err)
-		    : smtp_parse_rcpt_to(copy, len, &path, &err);
+		    : smtp_parse_rcpt_to(copy, len, &path, NULL, &err);
 	if (c->code == 0)
 		TAP_OK(t, r == 0 && strcmp(path.addr, c->addr) == 0 && path.len == strlen(c->addr) &&
 		       path.null_path == (c->addr[0] == '\0') &&
@@ -473,21 +475,21 @@ static void test_smtputf8(struct tap *t)
 	       !params.smtputf8 && !path.utf8, "MAIL without SMTPUTF8: neither");
 	TAP_OK(t, smtp_parse_mail_from(S("<jos\xc3\xa9@b.test> SMTPUTF8"), &path, &params, &err) == 0 &&
 	       params.smtputf8 && path.utf8, "MAIL SMTPUTF8, UTF-8 path: both");
-	TAP_OK(t, smtp_parse_rcpt_to(S("<\xce\xb4@b.test>"), &path, &err) == 0 && path.utf8,
+	TAP_OK(t, smtp_parse_rcpt_to(S("<\xce\xb4@b.test>"), &path, NULL, &err) == 0 && path.utf8,
 	       "RCPT with UTF-8: utf8");
-	TAP_OK(t, smtp_parse_rcpt_to(S("<d@b.test>"), &path, &err) == 0 && !path.utf8,
+	TAP_OK(t, smtp_parse_rcpt_to(S("<d@b.test>"), &path, NULL, &err) == 0 && !path.utf8,
 	       "RCPT ASCII: not utf8");
 	/* A U-label of 21 CJK characters: 63 octets, but its A-label is longer than 63. */
 	for (int i = 0; i < 21; i++)
 		strcat(label, "\xe6\x97\xa5");
 	strcat(label, ".test>");
-	TAP_OK(t, smtp_parse_rcpt_to(label, strlen(label), &path, &err) == 0,
+	TAP_OK(t, smtp_parse_rcpt_to(label, strlen(label), &path, NULL, &err) == 0,
 	       "RCPT: a U-label of 63 octets whose A-label fits");
 	label[3] = '\0';
 	for (int i = 0; i < 20; i++)
 		strcat(label, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
 	strcat(label, ".test>");
-	TAP_OK(t, smtp_parse_rcpt_to(label, strlen(label), &path, &err) == -1 && err.code == 501,
+	TAP_OK(t, smtp_parse_rcpt_to(label, strlen(label), &path, NULL, &err) == -1 && err.code == 501,
 	       "RCPT: a U-label whose A-label is over 63 octets: 501");
 }
 
@@ -500,7 +502,7 @@ static void test_embedded_nul(struct tap *t)
 
 	TAP_OK(t, smtp_parse_mail_from(S("<a\0b@x.test>"), &path, &params, &err) == -1 &&
 	       err.code == 553, "MAIL FROM with NUL in the local part: 553");
-	TAP_OK(t, smtp_parse_rcpt_to(S("<a@x.test>\0 SIZE=1"), &path, &err) == -1 &&
+	TAP_OK(t, smtp_parse_rcpt_to(S("<a@x.test>\0 SIZE=1"), &path, NULL, &err) == -1 &&
 	       err.code == 553, "RCPT TO with NUL after the path: 553");
 }
 
@@ -571,6 +573,115 @@ static void test_helo(struct tap *t)
 	TAP_OK(t, smtp_parse_helo(long256, strlen(long256)) == -1, "256-octet name refused");
 }
 
+/* ---- DSN parameters (RFC 3461 §4) ---- */
+
+struct dsn_case {
+	bool is_mail;
+	const char *arg;
+	int code;		/* 0: accepted */
+	const char *text;	/* the 501/555 text, or for MAIL the decoded ENVID, for RCPT the ORCPT */
+	int ret;		/* MAIL: expected RET */
+	unsigned notify;	/* RCPT: expected NOTIFY bits */
+};
+
+static const struct dsn_case dsn_cases[] = {
+	{ true, "<a@b.test> RET=FULL", 0, NULL, SMTP_RET_FULL, 0 },
+	{ true, "<a@b.test> ret=hdrs", 0, NULL, SMTP_RET_HDRS, 0 },
+	{ true, "<a@b.test> RET=HDRS ENVID=QQ314159", 0, "QQ314159", SMTP_RET_HDRS, 0 },
+	{ true, "<a@b.test> ENVID=a+2Bb+3Dc", 0, "a+b=c", 0, 0 },
+	{ true, "<a@b.test> ENVID=a+20b", 0, "a b", 0, 0 },
+	{ true, "<> RET=HDRS SIZE=10 BODY=8BITMIME", 0, NULL, SMTP_RET_HDRS, 0 },
+	{ true, "<a@b.test> RET=SOME", 501, "Bad RET parameter", 0, 0 },
+	{ true, "<a@b.test> RET", 501, "Bad RET parameter", 0, 0 },
+	{ true, "<a@b.test> RET=FULL RET=HDRS", 501, "Duplicate RET parameter", 0, 0 },
+	{ true, "<a@b.test> ENVID", 501, "Bad ENVID parameter", 0, 0 },
+	{ true, "<a@b.test> ENVID=a+2", 501, "Bad ENVID parameter", 0, 0 },
+	{ true, "<a@b.test> ENVID=a+2b", 501, "Bad ENVID parameter", 0, 0 },	/* lower-case hex */
+	{ true, "<a@b.test> ENVID=a+0D+0Ab", 501, "Bad ENVID parameter", 0, 0 },	/* CR LF */
+	{ true, "<a@b.test> ENVID=a+C3+A9", 501, "Bad ENVID parameter", 0, 0 },	/* 8-bit */
+	{ true, "<a@b.test> ENVID=+ZZ", 501, "Bad ENVID parameter", 0, 0 },
+	{ true, "<a@b.test> ENVID=x ENVID=y", 501, "Duplicate ENVID parameter", 0, 0 },
+	{ true, "<a@b.test> NOTIFY=NEVER", 555, "Unsupported parameter", 0, 0 },
+	{ true, "<a@b.test> ORCPT=rfc822;a@b.test", 555, "Unsupported parameter", 0, 0 },
+	{ false, "<u@c.test> NOTIFY=NEVER", 0, NULL, 0, SMTP_NOTIFY_NEVER },
+	{ false, "<u@c.test> NOTIFY=SUCCESS,FAILURE", 0, NULL, 0,
+	  SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE },
+	{ false, "<u@c.test> notify=delay,Success,FAILURE", 0, NULL, 0,
+	  SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY },
+	{ false, "<u@c.test> NOTIFY=FAILURE ORCPT=rfc822;u@c.test", 0, "rfc822;u@c.test", 0,
+	  SMTP_NOTIFY_FAILURE },
+	{ false, "<u@c.test> ORCPT=rfc822;a+2Bb@c.test", 0, "rfc822;a+2Bb@c.test", 0, 0 },
+	{ false, "<u@c.test> NOTIFY=NEVER,SUCCESS", 501, "Bad NOTIFY parameter", 0, 0 },
+	{ false, "<u@c.test> NOTIFY=SUCCESS,SUCCESS", 501, "Bad NOTIFY parameter", 0, 0 },
+	{ false, "<u@c.test> NOTIFY=SUCCESS,", 501, "Bad NOTIFY parameter", 0, 0 },
+	{ false, "<u@c.test> NOTIFY=ALWAYS", 501, "Bad NOTIFY parameter", 0, 0 },
+	{ false, "<u@c.test> NOTIFY", 501, "Bad NOTIFY parameter", 0, 0 },
+	{ false, "<u@c.test> NOTIFY=NEVER NOTIFY=NEVER", 501, "Duplicate NOTIFY parameter", 0, 0 },
+	{ false, "<u@c.test> ORCPT=u@c.test", 501, "Bad ORCPT parameter", 0, 0 },
+	{ false, "<u@c.test> ORCPT=;u@c.test", 501, "Bad ORCPT parameter", 0, 0 },
+	{ false, "<u@c.test> ORCPT=rfc822;", 501, "Bad ORCPT parameter", 0, 0 },
+	{ false, "<u@c.test> ORCPT=rfc_822;u@c.test", 501, "Bad ORCPT parameter", 0, 0 },
+	{ false, "<u@c.test> ORCPT=rfc822;u+0A@c.test", 501, "Bad ORCPT parameter", 0, 0 },
+	{ false, "<u@c.test> ORCPT=rfc822;a ORCPT=rfc822;b", 501, "Duplicate ORCPT parameter",
+	  0, 0 },
+	{ false, "<u@c.test> RET=FULL", 555, "Unsupported parameter", 0, 0 },
+};
+
+/* test_dsn - RET, ENVID, NOTIFY, ORCPT: accepted values as parsed, refusals with their text. */
+static void test_dsn(struct tap *t)
+{
+	char long_envid[200], arg[300];
+
+	for (size_t i = 0; i < sizeof(dsn_cases) / sizeof(dsn_cases[0]); i++) {
+		const struct dsn_case *c = &dsn_cases[i];
+		struct smtp_path path;
+		struct smtp_mail_params mp;
+		struct smtp_rcpt_params rp;
+		struct smtp_parse_error err = { 0, NULL, NULL };
+		int r = c->is_mail ? smtp_parse_mail_from(c->arg, strlen(c->arg), &path, &mp, &err)
+				   : smtp_parse_rcpt_to(c->arg, strlen(c->arg), &path, &rp, &err);
+
+		if (c->code != 0)
+			TAP_OK(t, r == -1 && err.code == c->code && strcmp(err.enhanced, "5.5.4") == 0 &&
+			       strcmp(err.text, c->text) == 0, "%s %s: %d 5.5.4 %s (got %d %s)",
+			       c->is_mail ? "MAIL" : "RCPT", c->arg, c->code, c->text, err.code,
+			       err.text ? err.text : "-");
+		else if (c->is_mail)
+			TAP_OK(t, r == 0 && (int)mp.ret == c->ret && mp.has_envid == (c->text != NULL) &&
+			       (!c->text || strcmp(mp.envid, c->text) == 0),
+			       "MAIL %s: RET %d, ENVID %s", c->arg, c->ret, c->text ? c->text : "none");
+		else
+			TAP_OK(t, r == 0 && rp.notify == c->notify && rp.has_orcpt == (c->text != NULL) &&
+			       (!c->text || strcmp(rp.orcpt, c->text) == 0),
+			       "RCPT %s: NOTIFY %#x, ORCPT %s", c->arg, c->notify,
+			       c->text ? c->text : "none");
+	}
+	/* ENVID: 100 characters as sent, not one more (RFC 3461 §4.4). */
+	fill(long_envid, 'e', 100);
+	snprintf(arg, sizeof(arg), "<a@b.test> ENVID=%s", long_envid);
+	{
+		struct smtp_path path;
+		struct smtp_mail_params mp;
+		struct smtp_parse_error err;
+
+		TAP_OK(t, smtp_parse_mail_from(arg, strlen(arg), &path, &mp, &err) == 0 &&
+		       strlen(mp.envid) == 100, "ENVID of 100 characters accepted");
+		strcat(arg, "e");
+		TAP_OK(t, smtp_parse_mail_from(arg, strlen(arg), &path, &mp, &err) == -1 &&
+		       err.code == 501, "ENVID of 101 characters refused");
+	}
+	{
+		char out[8];
+
+		TAP_OK(t, mtad_xtext_decode("abc", 3, out, sizeof(out)) == 3 && strcmp(out, "abc") == 0,
+		       "xtext: plain");
+		TAP_OK(t, mtad_xtext_decode("abcdefgh", 8, out, sizeof(out)) == -1,
+		       "xtext: longer than the buffer refused");
+		TAP_OK(t, mtad_xtext_decode("+41", 2, out, sizeof(out)) == -1,
+		       "xtext: the length is respected inside +XX");
+	}
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -583,6 +694,7 @@ int main(void)
 	test_embedded_nul(&t);
 	test_smtputf8(&t);
 	test_helo(&t);
+	test_dsn(&t);
 	for (i = n - 7; i < n; i++)
 		if (mail_cases[i].code == 0)
 			free((char *)mail_cases[i].addr);

@@ -690,6 +690,37 @@ static void test_all_errors(struct tap *t)
 	       mtad_config_line(&c, "max_recipients") == 0, "mtad_config_line: set 1, default 0");
 }
 
+/* test_time_units - delay_warning_time takes Postfix's units; the default is 4h. */
+static void test_time_units(struct tap *t)
+{
+	struct mtad_config c;
+	struct findings f;
+
+	TAP_OK(t, parse_all(&c, "", &f) == 0 && c.delay_warning_time == 4 * 3600,
+	       "delay_warning_time defaults to 4h");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 30s\n", &f) == 0 && c.delay_warning_time == 30,
+	       "delay_warning_time = 30s");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 90\n", &f) == 0 && c.delay_warning_time == 90,
+	       "delay_warning_time = 90 (seconds)");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 2h\n", &f) == 0 &&
+	       c.delay_warning_time == 7200, "delay_warning_time = 2h");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 1w\n", &f) == 0 &&
+	       c.delay_warning_time == 7 * 86400, "delay_warning_time = 1w");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 0\n", &f) == 0 && c.delay_warning_time == 0,
+	       "delay_warning_time = 0: none");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 4H\n", &f) == 1 &&
+	       has(&f, "E m.conf:1: bad number \"4H\" for delay_warning_time (seconds, or digits "
+		   "with s, m, h, d or w)"), "delay_warning_time = 4H: an error at its line");
+	TAP_OK(t, parse_all(&c, "max_queue_lifetime = 3600\ndelay_warning_time = 1h\n", &f) == 0 &&
+	       has(&f, "W m.conf:2: delay_warning_time = 3600 is not below max_queue_lifetime = 3600"),
+	       "delay_warning_time >= max_queue_lifetime: a warning at the later line");
+	TAP_OK(t, parse_all(&c, "max_queue_lifetime = 3600\ndelay_warning_time = 0\n", &f) == 0 &&
+	       f.warnings == 0, "delay_warning_time = 0 with a short lifetime: no warning");
+	TAP_OK(t, parse_all(&c, "delay_warning_time = 53w\n", &f) == 1 &&
+	       has(&f, "E m.conf:1: delay_warning_time = 53w is out of range"),
+	       "delay_warning_time over a year: out of range");
+}
+
 /* test_relations - the rules between settings, each at the later setting's line. */
 static void test_relations(struct tap *t)
 {
@@ -808,6 +839,7 @@ int main(void)
 	test_load(&t);
 	test_all_errors(&t);
 	test_relations(&t);
+	test_time_units(&t);
 	test_print_keys(&t);
 	return tap_done(&t);
 }

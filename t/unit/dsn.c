@@ -5,7 +5,9 @@
  * also with 2000-character diagnostics; hostile CR/LF in diagnostics,
  * addresses, the remote MTA and the sender; the delay warning; original
  * headers holding our boundary, bare LF/CR, NUL, 8-bit, overlong lines,
- * a body, and more than 64 KB; defaults for odd actions and statuses.
+ * a body, and more than 64 KB; defaults for odd actions and statuses; the
+ * success report (relayed, delivered), Original-Envelope-Id and ORCPT types,
+ * and RET=FULL's whole message.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -472,6 +474,91 @@ static void test_big_headers(struct tap *t)
 	free(big);
 }
 
+/* test_success - "relayed" and "delivered": the success report, ENVID, ORCPT's type. */
+static void test_success(struct tap *t)
+{
+	struct smtp_dsn_rcpt rcpt[2];
+	struct smtp_dsn_info info = base(rcpt);
+	struct msg m;
+	char why[64];
+
+	rcpt[0] = (struct smtp_dsn_rcpt){ .addr = "bob@example.org", .action = "relayed",
+		.status = "2.0.0", .remote_mta = "mx.example.org",
+		.diagnostic = "250 2.0.0 Ok: queued as X", .orig_addr = "b+ob@example.org",
+		.orig_type = "rfc822" };
+	rcpt[1] = (struct smtp_dsn_rcpt){ .addr = "carol@example.net", .action = "delivered",
+		.status = NULL, .orig_addr = "carol", .orig_type = "x-local\r\nInjected: 1" };
+	info.envid = "QQ314159\r\nX-Evil: 1";
+	if (!parse(&m, &info, true)) {
+		TAP_OK(t, 0, "success report built");
+		return;
+	}
+	TAP_OK(t, wellformed(m.text, m.len, why, sizeof(why)), "success report: CRLF only (%s)", why);
+	TAP_OK(t, find(&m, 0, "Subject: Successful Mail Delivery Report") == 2, "Subject: Successful Mail Delivery Report");
+	TAP_OK(t, find(&m, 0, "Message-ID: <20240305110000.4B2DF1A1234.success@mx.campus.test>") == 4,
+	       "its Message-ID says success");
+	TAP_OK(t, find(&m, 0, "Your message was successfully delivered to the destination(s)") > 0,
+	       "Postfix's success text");
+	TAP_OK(t, find(&m, 0, "If you do so, please include this problem report.") < 0,
+	       "no problem report text");
+	TAP_OK(t, find(&m, 0, "<bob@example.org>: delivery via mx.example.org: 250 2.0.0 Ok: queued as X") > 0,
+	       "the human text: delivery via HOST: REPLY");
+	TAP_OK(t, find(&m, 0, "Original-Envelope-Id: QQ314159 X-Evil: 1") > 0 &&
+	       count_prefix(&m, "X-Evil") == 0, "Original-Envelope-Id, CR/LF made blanks");
+	TAP_OK(t, find(&m, 0, "Action: relayed") > 0 && find(&m, 0, "Action: delivered") > 0,
+	       "Action: relayed, Action: delivered");
+	TAP_OK(t, count_prefix(&m, "Status: 2.0.0") == 2, "Status: 2.0.0 given and by default");
+	TAP_OK(t, find(&m, 0, "Original-Recipient: rfc822; b+ob@example.org") > 0,
+	       "Original-Recipient: rfc822; ADDR");
+	TAP_OK(t, find(&m, 0, "Original-Recipient: x-localInjected1; carol") > 0 &&
+	       count_prefix(&m, "Injected") == 0, "an address type keeps letters, digits and '-' only");
+	TAP_OK(t, find(&m, 0, "Remote-MTA: dns; mx.example.org") > 0, "Remote-MTA: dns; HOST");
+	TAP_OK(t, find(&m, 0, "Content-Description: Message Headers") > 0 &&
+	       find(&m, 0, "Content-Type: text/rfc822-headers") > 0, "the headers, as Message Headers");
+	done(&m);
+	rcpt[1].action = "delayed";
+	if (parse(&m, &info, true)) {
+		TAP_OK(t, find(&m, 0, "Subject: Delayed Mail (still being retried)") == 2,
+		       "relayed and delayed: a delay warning");
+		done(&m);
+	}
+}
+
+/* test_full - RET=FULL: the whole message as message/rfc822, CRLF, boundary kept out. */
+static void test_full(struct tap *t)
+{
+	static const char whole[] =
+		"Subject: lunch\r\n"
+		"Message-ID: <1@campus.test>\r\n"
+		"\r\n"
+		"the body, which is included this time\n"
+		"--" BOUND "\r\n"
+		"caf\xc3\xa9\r\n";
+	struct smtp_dsn_rcpt rcpt[2];
+	struct smtp_dsn_info info = base(rcpt);
+	struct msg m;
+	char why[64];
+	int at;
+
+	info.message = whole;
+	info.message_len = sizeof(whole) - 1;
+	if (!parse(&m, &info, false)) {
+		TAP_OK(t, 0, "RET=FULL report built");
+		return;
+	}
+	TAP_OK(t, wellformed(m.text, m.len, why, sizeof(why)), "RET=FULL: CRLF only (%s)", why);
+	at = find(&m, 0, "Content-Type: message/rfc822");
+	TAP_OK(t, at > 0 && find(&m, 0, "Content-Description: Undelivered Message") == at - 1,
+	       "an Undelivered Message part, message/rfc822");
+	TAP_OK(t, at > 0 && find(&m, (size_t)at, "the body, which is included this time") > at,
+	       "the body is in it, its bare LF made CRLF");
+	TAP_OK(t, find(&m, 0, "Content-Type: text/rfc822-headers") < 0, "no headers-only part");
+	TAP_OK(t, find(&m, 0, "\tboundary=\"" BOUND "\"") < 0 &&
+	       find(&m, 0, "\tboundary=\"" BOUND ".1\"") > 0, "a boundary the body holds is not used");
+	TAP_OK(t, find(&m, 0, "Content-Transfer-Encoding: 8bit") > 0, "8-bit body: 8bit");
+	done(&m);
+}
+
 /* test_refused - no DSN to the null sender, nor from nothing. */
 static void test_refused(struct tap *t)
 {
@@ -498,5 +585,7 @@ int main(void)
 	test_odd_headers(&t);
 	test_big_headers(&t);
 	test_refused(&t);
+	test_success(&t);
+	test_full(&t);
 	return tap_done(&t);
 }

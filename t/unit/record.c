@@ -70,7 +70,13 @@ static void hostile(struct queue_envelope *env, size_t nrcpt, size_t longlen)
 		env->rcpt[i].state = (enum queue_rcpt_state)(i % 3);
 		env->rcpt[i].attempts = (uint32_t)i * 1000003u;
 		env->rcpt[i].last_reply = i % 2 ? xstrdup("451-4.3.0 a\r\n451 4.3.0 b") : NULL;
+		/* DSN (RFC 3461): NOTIFY bits and ORCPT as given, on some recipients only. */
+		env->rcpt[i].notify = i % 3 == 0 ? 0 : i % 3 == 1 ? QUEUE_NOTIFY_NEVER
+			: QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY;
+		env->rcpt[i].dsn_orcpt = i % 2 ? NULL : xstrdup("rfc822;a+2Bb\r\n@example.org");
 	}
+	env->dsn_ret = nrcpt % 3;	/* none, FULL, HDRS */
+	env->envid = nrcpt == 1 ? xstrdup("QQ314159 \r\n\xff") : NULL;
 }
 
 /* streq - both NULL, or equal bytes. */
@@ -88,13 +94,16 @@ static int same(const struct queue_envelope *a, const struct queue_envelope *b)
 	    !streq(a->helo, b->helo) || !streq(a->listener, b->listener) ||
 	    !streq(a->protocol, b->protocol) || !streq(a->auth_user, b->auth_user) ||
 	    !streq(a->header_prefix, b->header_prefix) ||
+	    a->dsn_ret != b->dsn_ret || !streq(a->envid, b->envid) ||
 	    a->size != b->size || a->next_attempt != b->next_attempt || a->flags != b->flags ||
 	    a->nrcpt != b->nrcpt)
 		return 0;
 	for (size_t i = 0; i < a->nrcpt; i++)
 		if (!streq(a->rcpt[i].addr, b->rcpt[i].addr) || a->rcpt[i].state != b->rcpt[i].state ||
 		    a->rcpt[i].attempts != b->rcpt[i].attempts ||
-		    !streq(a->rcpt[i].last_reply, b->rcpt[i].last_reply))
+		    !streq(a->rcpt[i].last_reply, b->rcpt[i].last_reply) ||
+		    a->rcpt[i].notify != b->rcpt[i].notify ||
+		    !streq(a->rcpt[i].dsn_orcpt, b->rcpt[i].dsn_orcpt))
 			return 0;
 	return 1;
 }
@@ -235,6 +244,29 @@ static void test_unknown_tag(struct tap *t)
 	free(rec);
 }
 
+/* test_dsn_values - DSN fields a writer never makes are damage, not defaults. */
+static void test_dsn_values(struct tap *t)
+{
+	struct queue_envelope in, out;
+	unsigned char *buf;
+	size_t len;
+	char err[200] = "";
+
+	hostile(&in, 2, 10);
+	in.rcpt[1].notify = QUEUE_NOTIFY_NEVER | QUEUE_NOTIFY_SUCCESS;
+	buf = queue_record_encode(&in, &len);
+	TAP_OK(t, buf && queue_record_decode(buf, len, &out, err, sizeof(err)) < 0 &&
+	       strstr(err, "NOTIFY") != NULL, "NOTIFY=NEVER with SUCCESS refused: %s", err);
+	free(buf);
+	in.rcpt[1].notify = 0;
+	in.dsn_ret = 3;
+	buf = queue_record_encode(&in, &len);
+	TAP_OK(t, buf && queue_record_decode(buf, len, &out, err, sizeof(err)) < 0 &&
+	       strstr(err, "RET") != NULL, "RET 3 refused: %s", err);
+	free(buf);
+	queue_envelope_free(&in);
+}
+
 /* test_absurd - a count no buffer could hold is refused before allocating. */
 static void test_absurd(struct tap *t)
 {
@@ -266,9 +298,11 @@ int main(void)
 	roundtrip(&t, 1, 1);
 	roundtrip(&t, 1000, 300);
 	roundtrip(&t, 5, 200000);
+	roundtrip(&t, 2, 10);	/* RET=HDRS */
 	test_truncated(&t);
 	test_flipped(&t);
 	test_unknown_tag(&t);
 	test_absurd(&t);
+	test_dsn_values(&t);
 	return tap_done(&t);
 }
