@@ -137,7 +137,7 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->sender_map = NULL;
 	policy_quota_free(sh->quota);
 	sh->quota = NULL;
-	dkim_keys_free(sh->dkim);
+	dkim_keys_unref(sh->dkim);
 	sh->dkim = NULL;
 	free(sh->auth_block);
 	sh->auth_block = NULL;
