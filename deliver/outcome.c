@@ -7,7 +7,9 @@
  * messages whose outcome the queue could not record.
  *
  * Must not: bounce a bounce to its null sender, or a failed double
- * bounce to anyone; record half an outcome (the envelope and its bounce
+ * bounce to anyone; quote in a bounce another header section than the
+ * one delivery sends (the envelope's header_prefix in front of the
+ * stored bytes: smtp_dsn_headers); record half an outcome (the envelope and its bounce
  * go in one queue_update_async); delete a message whose body is damaged.
  *
  * Follows: RFC 5321 §4.5.4 (retry), RFC 3464 (DSN), RFC 3463 (codes).
@@ -289,11 +291,13 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 	free(body);
 }
 
-/* headers_arrived - the original header section, for the DSN. */
+/* headers_arrived - the original header section, for the DSN: the
+ * envelope's header_prefix (DKIM-Signature fields, a milter's header)
+ * and chunk 0's header part, as delivery sends them. */
 static void headers_arrived(void *arg, int status, const void *data, size_t len, bool last)
 {
 	struct attempt *a = arg;
-	const char *p = data;
+	char *headers = NULL;
 	size_t hlen = 0;
 
 	(void)last;
@@ -304,12 +308,11 @@ static void headers_arrived(void *arg, int status, const void *data, size_t len,
 		attempt_free(a);
 		return;
 	}
-	if (status == 0 && p) {
-		const char *end = memmem(p, len, "\r\n\r\n", 4);
-
-		hlen = end ? (size_t)(end - p) + 2 : len;
-	}
-	attempt_record(a, status == 0 ? p : NULL, hlen);
+	if (status == 0 && data)
+		headers = smtp_dsn_headers(a->env.header_prefix, data, len, &hlen);
+	/* Out of memory: the bounce goes without the headers, as when unreadable. */
+	attempt_record(a, headers, hlen);
+	free(headers);
 }
 
 /*
