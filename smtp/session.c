@@ -9,8 +9,8 @@
  * This file must not block: the slow steps, signing a message (DKIM,
  * on libuv's thread pool, session_dkim.c) and making it durable (the
  * queue's writer thread), are handed off and the session waits in
- * STATE_COMMIT until their callbacks. It never touches a socket; bytes come in
- * through smtp_session_received() and leave through struct smtp_io.
+ * STATE_COMMIT until their callbacks. It never touches a socket; bytes
+ * come in through smtp_session_received() and leave through struct smtp_io.
  * The commands themselves live in verbs.c; this file gives them their
  * primitives (reply, close, resume, timers) and calls up only at the
  * edges of a session's life (see session_int.h).
