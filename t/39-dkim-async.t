@@ -11,7 +11,8 @@
 # before the reload, the new one after it, either for the round the
 # reload met. One more client per round sends its final dot and hangs up
 # at once: its signature may still be running, which must be harmless
-# (and a message it did get queued is signed too). Run it under the ASan
+# (and a message it did get queued is signed too). A stop while messages
+# are being signed waits for them: 250, then 421. Run it under the ASan
 # build as well (MTAD_BUILD=$PWD/build-asan): a job freeing or using a
 # freed key set or session fails there, and so does a leak at the stop.
 use strict;
@@ -198,7 +199,40 @@ is scalar(() = $log =~ /DKIM-Signature field added \(s=slow$SLOW, d=slow\.test\)
 	'... and per key for each message of a client that left';
 unlike $log, qr/DKIM signing failed/, 'no signing failed';
 
-# A clean stop (a leak fails an ASan build here).
+# ---- SIGTERM while messages are being signed ----
+# Each client finishes its message and mtad is told to stop at once: a
+# session whose signature (or commit) is under way gets its 250 first and
+# then 421 (the stop waits for the pool); one that was still in DATA gets
+# 421 only. No message that got its 250 is lost: it is at the sink or
+# still in the queue after the stop. And the stop is clean (a leak fails
+# an ASan build here).
+my @t = map { scalar $m->raw } 1 .. 4;
+$m->ehlo($_, 'stopping.example') for @t;
+for my $c (@t) {
+	$m->send_bytes($c, "MAIL FROM:<alice\@campus.test>\r\nRCPT TO:<bob\@example.org>\r\nDATA\r\n");
+}
+for my $c (@t) {
+	$m->read_reply($c) for 1 .. 3;
+}
+for my $i (0 .. $#t) {
+	$m->send_bytes($t[$i], message("stop$i", $i % 2 ? 'slow.test' : 'campus.test') . ".\r\n");
+}
+ok kill('TERM', $m->pid), 'SIGTERM while the last messages are signed';
+my (%stopped, @odd);
+for my $i (0 .. $#t) {
+	my $first = $m->read_reply($t[$i]) // '';
+	if ($first =~ /^250 2\.0\.0 Ok: queued as (\w+)/) {
+		$stopped{"stop$i"} = $1;
+		$first = $m->read_reply($t[$i]) // '';
+	}
+	push @odd, "stop$i: $first" unless $first =~ /^421 4\.3\.2 /;
+}
+is scalar(@odd), 0, 'each got its 250 (or was still in DATA) and then 421 4.3.2' or diag join "\n", @odd;
 is $m->stop, 0, 'mtad stops cleanly';
+my %left = map { $_ => 1 } $m->queue_ids;
+my %at_sink = map { (($_->{data} =~ /^X-Test: (\S+)\r$/m)[0] // '') => 1 } $sink->messages;
+my @lost = grep { !$at_sink{$_} && !$left{$stopped{$_}} } sort keys %stopped;
+is scalar(@lost), 0, 'no message that got its 250 is lost (' . scalar(keys %stopped) . ' of '
+	. scalar(@t) . ' got one)' or diag "@lost";
 
 done_testing;
