@@ -139,6 +139,19 @@ struct smtp_dsn_info {
  */
 char *smtp_dsn_build(const struct smtp_dsn_info *info, size_t *len);
 
+/*
+ * smtp_dsn_headers - the original header section as every reader sees
+ * the message: the envelope's header_prefix (queue.h: the DKIM-Signature
+ * fields, or a milter's whole header section with its empty line) and
+ * then the stored bytes of chunk 0, joined, cut after the last CRLF
+ * before the empty line wherever it falls (in the prefix, between the
+ * two, or in the stored bytes). Bounded: no more than smtp_dsn_build
+ * can quote (64 KB and a byte) is copied. prefix may be NULL. Pure;
+ * returns a malloc'd copy of *hlen bytes (for smtp_dsn_info.headers),
+ * or NULL when out of memory.
+ */
+char *smtp_dsn_headers(const char *prefix, const void *data, size_t len, size_t *hlen);
+
 /* The SMTP client: one connection to one peer, several messages over it. */
 struct smtp_client;
 struct tls_client;

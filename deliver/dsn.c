@@ -10,7 +10,9 @@
  * the network; one CRLF would let a remote server write our headers);
  * write a line over 998 octets or a bare LF; choose a MIME boundary that
  * occurs in the text it encloses; include more than HEADERS_MAX bytes of
- * the original headers; do I/O or keep global state (only malloc).
+ * the original headers, or leave out the fields every reader puts in
+ * front of the stored bytes (header_prefix: smtp_dsn_headers); do I/O
+ * or keep global state (only malloc).
  *
  * Also the success notices ("delivered" after an LMTP final delivery,
  * "relayed" to a next hop without DSN, RFC 3461 §5.2.2) and delay
@@ -331,6 +333,26 @@ static size_t header_span(const char *h, size_t len)
 		end = i;
 	}
 	return end;
+}
+
+/* smtp_dsn_headers - see deliver.h. */
+char *smtp_dsn_headers(const char *prefix, const void *data, size_t len, size_t *hlen)
+{
+	size_t cap = HEADERS_MAX + 1, plen = prefix ? strnlen(prefix, cap) : 0, n;
+	char *out = malloc(cap), *end;
+
+	*hlen = 0;
+	if (out == NULL)
+		return NULL;
+	memcpy(out, prefix ? prefix : "", plen);
+	n = data ? (len < cap - plen ? len : cap - plen) : 0;
+	if (n > 0)
+		memcpy(out + plen, data, n);
+	n += plen;
+	/* The empty line may be the prefix's own, or start the stored bytes. */
+	end = memmem(out, n, "\r\n\r\n", 4);
+	*hlen = end ? (size_t)(end - out) + 2 : n;
+	return out;
 }
 
 /* contains - does needle occur in h[0..len), ignoring case (boundaries are compared so by some)? */

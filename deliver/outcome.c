@@ -7,7 +7,9 @@
  * messages whose outcome the queue could not record.
  *
  * Must not: bounce a bounce to its null sender, or a failed double
- * bounce to anyone; record half an outcome (the envelope and its bounce
+ * bounce to anyone; quote in a bounce another header section than the
+ * one delivery sends (the envelope's header_prefix in front of the
+ * stored bytes: smtp_dsn_headers); record half an outcome (the envelope and its bounce
  * go in one queue_update_async); delete a message whose body is damaged.
  *
  * Which notices (RFC 3461 §5, §6; Postfix's bounce, defer and trace):
@@ -373,7 +375,7 @@ static char *notice_build(struct attempt *a, const char *to, bool warn, int64_t 
 		.orig_arrival = a->env.arrival, .now = now, .headers = headers,
 		.headers_len = hlen, .envid = a->env.envid,
 	};
-	char *body = NULL;
+	char *body = NULL, *whole = NULL;
 
 	if (dr && nr) {
 		for (size_t i = 0; i < a->env.nrcpt; i++) {
@@ -383,14 +385,24 @@ static char *notice_build(struct attempt *a, const char *to, bool warn, int64_t 
 				notice_fill(a, i, act, &dr[k], &nr[k]), k++;
 		}
 		if (failed > 0 && a->env.dsn_ret == QUEUE_RET_FULL && a->chunk0 &&
-		    a->chunk0_len == a->env.size && a->env.size <= DSN_FULL_MAX) {
-			info.message = a->chunk0;
-			info.message_len = a->chunk0_len;
+		    a->chunk0_len == a->env.size) {
+			/* The message as delivery sends it: header_prefix (DKIM,
+			 * a milter's header) in front of the stored bytes. */
+			size_t plen = a->env.header_prefix ? strlen(a->env.header_prefix) : 0;
+
+			if (plen + a->chunk0_len <= DSN_FULL_MAX &&
+			    (whole = malloc(plen + a->chunk0_len + 1)) != NULL) {
+				memcpy(whole, a->env.header_prefix ? a->env.header_prefix : "", plen);
+				memcpy(whole + plen, a->chunk0, a->chunk0_len);
+				info.message = whole;
+				info.message_len = plen + a->chunk0_len;
+			}
 		}
 		info.rcpt = dr;
 		info.nrcpt = k;
 		body = smtp_dsn_build(&info, blen);
 	}
+	free(whole);
 	free(dr);
 	free(nr);
 	return body;
@@ -472,11 +484,13 @@ static void attempt_record(struct attempt *a, const char *headers, size_t hlen)
 	free(body);
 }
 
-/* headers_arrived - the original header section, for the DSN. */
+/* headers_arrived - the original header section, for the DSN: the
+ * envelope's header_prefix (DKIM-Signature fields, a milter's header)
+ * and chunk 0's header part, as delivery sends them. */
 static void headers_arrived(void *arg, int status, const void *data, size_t len, bool last)
 {
 	struct attempt *a = arg;
-	const char *p = data;
+	char *headers = NULL;
 	size_t hlen = 0;
 
 	(void)last;
@@ -487,12 +501,11 @@ static void headers_arrived(void *arg, int status, const void *data, size_t len,
 		attempt_free(a);
 		return;
 	}
-	if (status == 0 && p) {
-		const char *end = memmem(p, len, "\r\n\r\n", 4);
-
-		hlen = end ? (size_t)(end - p) + 2 : len;
-	}
-	attempt_record(a, status == 0 ? p : NULL, hlen);
+	if (status == 0 && data)
+		headers = smtp_dsn_headers(a->env.header_prefix, data, len, &hlen);
+	/* Out of memory: the bounce goes without the headers, as when unreadable. */
+	attempt_record(a, headers, hlen);
+	free(headers);
 }
 
 /*

@@ -6,7 +6,9 @@
  *              chunks split anywhere; the From: domain. Pure.
  *   sign.c     a signer fed one message (header fields, then body
  *              chunks) that ends in the DKIM-Signature fields to put in
- *              front of it, one per key. No I/O.
+ *              front of it, one per key. No I/O. The end comes in three
+ *              steps so the private-key work can leave the event loop:
+ *              prepare (on the loop), run (any thread), result (loop).
  *   key.c      keys: loaded from PEM files (start, SIGHUP, mtad -n),
  *              generated for `mtaq dkim-keygen`, their DNS TXT record.
  */
@@ -80,17 +82,25 @@ const char *dkim_alg_name(enum dkim_alg alg);
 int dkim_alg_parse(const char *name, enum dkim_alg *alg);
 
 /*
- * dkim_keys_new - an empty set; NULL when out of memory.
+ * dkim_keys_new - an empty set holding one reference (the caller's);
+ * NULL when out of memory.
  * dkim_keys_add - loads one key (PEM private key: RSA of at least 1024
  * bits for rsa-sha256, Ed25519 for ed25519-sha256) for domain and
  * selector. -1 with the reason in err ("cannot read ...", "not an
  * Ed25519 key", ...) when the file cannot be read or does not fit.
- * Blocks on the file: start, SIGHUP and mtad -n only.
+ * Blocks on the file: start, SIGHUP and mtad -n only; never on a set
+ * already shared.
+ * dkim_keys_ref - one more reference (returns ks); the caller must
+ * already hold one. dkim_keys_unref - drops one; the last frees the set
+ * and its keys. Both atomic: any thread, NULL ignored. A set is
+ * read-only once shared, so a signing job on another thread may use the
+ * keys of a set it holds a reference to while SIGHUP replaces it.
  */
 struct dkim_keys *dkim_keys_new(void);
 int dkim_keys_add(struct dkim_keys *ks, const char *domain, const char *selector,
 		  const char *path, enum dkim_alg alg, char *err, size_t errlen);
-void dkim_keys_free(struct dkim_keys *ks);
+struct dkim_keys *dkim_keys_ref(struct dkim_keys *ks);
+void dkim_keys_unref(struct dkim_keys *ks);
 size_t dkim_keys_count(const struct dkim_keys *ks);
 
 /*
@@ -158,11 +168,48 @@ const char *dkim_signer_from_domain(const struct dkim_signer *sg);
  * each ending in CRLF, all in one malloc'd string *out (the caller
  * frees it) of *outlen bytes. t= is now, x= now + expire when expire
  * > 0. Call once, after the last body byte. -1 with err when a key
- * fails to sign (out of memory) or no From: domain was found.
+ * fails to sign (out of memory), no From: domain was found or nkeys is
+ * 0. The three steps below in one call, on the caller's thread (tests,
+ * tools); mtad's sessions use the steps, the signing off the loop.
  */
 int dkim_signer_finish(struct dkim_signer *sg, const struct dkim_key *const *keys, size_t nkeys,
 		       time_t now, uint32_t expire, char **out, size_t *outlen, char *err,
 		       size_t errlen);
+
+/*
+ * The same end in three steps, so the private-key operations (about
+ * 0.4 ms for RSA 2048) run off the event loop:
+ *
+ * dkim_signer_prepare - on the loop, after the last body byte: the body
+ * hash, and for each key of ks for the message's From: domain the
+ * DKIM-Signature field without b='s value and the header data its
+ * signature covers, all copied into a new job; the signer is done with
+ * (free it). The job holds its own reference to ks (taken here) until
+ * dkim_sign_job_free. NULL with err when no From: domain was found, the
+ * domain has no key in ks, or out of memory.
+ *
+ * dkim_sign_job_run - the private-key operations, one per key: pure and
+ * thread-safe, it touches only the job and its keys (read-only,
+ * OpenSSL 3 keys may be shared by threads, each with its own contexts).
+ * Any thread; once.
+ *
+ * dkim_sign_job_result - after run, on the loop: the folded fields, one
+ * per key, as dkim_signer_finish gives them (*out malloc'd). -1 with
+ * err naming the key that failed to sign (or when run never ran).
+ *
+ * dkim_sign_job_keys / dkim_sign_job_key - the job's keys, in order (for
+ * the log). dkim_sign_job_free - frees the job and drops its reference.
+ */
+struct dkim_sign_job;
+
+struct dkim_sign_job *dkim_signer_prepare(struct dkim_signer *sg, struct dkim_keys *ks,
+					  time_t now, uint32_t expire, char *err, size_t errlen);
+void dkim_sign_job_run(struct dkim_sign_job *job);
+int dkim_sign_job_result(struct dkim_sign_job *job, char **out, size_t *outlen, char *err,
+			 size_t errlen);
+size_t dkim_sign_job_keys(const struct dkim_sign_job *job);
+const struct dkim_key *dkim_sign_job_key(const struct dkim_sign_job *job, size_t i);
+void dkim_sign_job_free(struct dkim_sign_job *job);
 
 /*
  * dkim_fold - tag=value pairs into a header field folded at tag

@@ -3,11 +3,16 @@
  * loaded with OpenSSL and kept with its domain and selector; new keys
  * for `mtaq dkim-keygen` and the DNS TXT record that publishes them.
  *
+ * A set is shared read-only by every loop and by signing jobs on the
+ * thread pool, and counted: SIGHUP drops the old set's reference and a
+ * job still signing with it keeps it alive (dkim_keys_ref/unref).
+ *
  * Must not: run on an event loop (it reads files: mtad calls it at
- * start, on SIGHUP and in mtad -n; mtaq in keygen), accept a key that
- * does not fit its algorithm (an RSA key named ed25519-sha256, an RSA
- * key under 1024 bits), overwrite an existing key file, or leave a
- * half-written key behind.
+ * start, on SIGHUP and in mtad -n; mtaq in keygen), change a set once
+ * it is shared (dkim_keys_add only before, on the loading thread),
+ * accept a key that does not fit its algorithm (an RSA key named
+ * ed25519-sha256, an RSA key under 1024 bits), overwrite an existing
+ * key file, or leave a half-written key behind.
  *
  * Follows: RFC 6376 §3.6.1 (the key record: v=DKIM1; k=rsa; p= the
  * SubjectPublicKeyInfo), RFC 8301 (RSA keys of 1024 bits or more;
@@ -49,13 +54,27 @@ int dkim_alg_parse(const char *name, enum dkim_alg *alg)
 /* dkim_keys_new - see dkim.h. */
 struct dkim_keys *dkim_keys_new(void)
 {
-	return calloc(1, sizeof(struct dkim_keys));
+	struct dkim_keys *ks = calloc(1, sizeof(struct dkim_keys));
+
+	if (ks != NULL)
+		atomic_init(&ks->refs, 1);
+	return ks;
 }
 
-/* dkim_keys_free - see dkim.h. */
-void dkim_keys_free(struct dkim_keys *ks)
+/* dkim_keys_ref - see dkim.h. Relaxed: the caller already holds a
+ * reference, so the set cannot go meanwhile. */
+struct dkim_keys *dkim_keys_ref(struct dkim_keys *ks)
 {
-	if (ks == NULL)
+	if (ks != NULL)
+		atomic_fetch_add_explicit(&ks->refs, 1, memory_order_relaxed);
+	return ks;
+}
+
+/* dkim_keys_unref - see dkim.h. Release and acquire: whoever frees the
+ * set sees every other holder's last use of it finished. */
+void dkim_keys_unref(struct dkim_keys *ks)
+{
+	if (ks == NULL || atomic_fetch_sub_explicit(&ks->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	for (size_t i = 0; i < ks->n; i++)
 		EVP_PKEY_free(ks->key[i].pkey);

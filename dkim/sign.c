@@ -11,10 +11,18 @@
  * Content-Transfer-Encoding, Reply-To, In-Reply-To, References. Instances
  * are taken from the bottom up, as a verifier does (RFC 6376 §5.4.2).
  *
+ * The end is split for the event loop's sake: dkim_signer_prepare (on
+ * the loop: body hash, each field up to b=, the header data to sign,
+ * copied into a job), dkim_sign_job_run (the private-key operations
+ * only, on any thread: it reads the job and the keys, nothing shared is
+ * written) and dkim_sign_job_result (on the loop: b= folded into each
+ * field). dkim_signer_finish does the three in one.
+ *
  * Must not: do I/O, keep more than DKIM_HEADER_KEEP_MAX bytes or
  * DKIM_HEADER_FIELDS_MAX fields of header (a message with more is not
- * signed, and the caller says so), keep any of the body, or sign a
- * message whose From: gives no single domain.
+ * signed, and the caller says so), keep any of the body, sign a
+ * message whose From: gives no single domain, or touch in
+ * dkim_sign_job_run anything but its job and the (read-only) keys.
  *
  * Follows: RFC 6376 §3.5 (the tags), §3.7 (the hashes), §5.4 (which
  * fields), RFC 8463 §3 (ed25519-sha256 signs the SHA-256 of the header
@@ -429,7 +437,8 @@ static char *header_data(const struct dkim_signer *sg, const unsigned count[NNAM
 	return d;
 }
 
-/* sign_data - b='s value for key over the header data, base64, into out. */
+/* sign_data - b='s value for key over the header data, base64, into
+ * out. Pure and thread-safe: its own contexts, the key only read. */
 static int sign_data(const struct dkim_key *key, const char *data, size_t len, char *out,
 		     size_t outsize)
 {
@@ -456,84 +465,172 @@ static int sign_data(const struct dkim_key *key, const char *data, size_t len, c
 	return 0;
 }
 
-/* one_signature - the folded DKIM-Signature field of key, CRLF ended, into out. */
-static long one_signature(const struct dkim_signer *sg, const struct dkim_key *key,
-			  const char *bh, time_t now, uint32_t expire, char *out, size_t size)
+/* One signature between prepare and result. */
+struct sig_part {
+	const struct dkim_key *key;
+	char field[SIG_FIELD_MAX + 1];	/* folded, up to and with "b=" */
+	size_t used, col;		/* field's length; the column after "b=" */
+	char *data;			/* the header data the signature covers */
+	size_t len;
+	char b[1400];			/* b='s value (base64), by dkim_sign_job_run */
+	bool ok;			/* b is set */
+};
+
+struct dkim_sign_job {
+	struct dkim_keys *ks;		/* one reference, or NULL (dkim_signer_finish's keys) */
+	bool ran;
+	size_t n;
+	struct sig_part part[];
+};
+
+/* part_prepare - key's field up to "b=" and the data it signs; -1 when out of memory. */
+static int part_prepare(const struct dkim_signer *sg, struct sig_part *p, const char *bh,
+			time_t now, uint32_t expire)
 {
-	char t[24], x[24], h[1024], b[1400];
+	char t[24], x[24], h[1024];
 	unsigned count[NNAMES];
 	const char *tags[9][2];
-	size_t ntags = 0, col, hdlen;
+	size_t ntags = 0, col;
 	long used;
-	char *hd;
 
 	if (h_list(sg, h, sizeof(h), count) != 0)
 		return -1;
 	snprintf(t, sizeof(t), "%lld", (long long)now);
 	snprintf(x, sizeof(x), "%lld", (long long)now + expire);
 	tags[ntags][0] = "v", tags[ntags++][1] = "1";
-	tags[ntags][0] = "a", tags[ntags++][1] = dkim_alg_name(key->alg);
+	tags[ntags][0] = "a", tags[ntags++][1] = dkim_alg_name(p->key->alg);
 	tags[ntags][0] = "c", tags[ntags++][1] = "relaxed/relaxed";
-	tags[ntags][0] = "d", tags[ntags++][1] = key->domain;
-	tags[ntags][0] = "s", tags[ntags++][1] = key->selector;
+	tags[ntags][0] = "d", tags[ntags++][1] = p->key->domain;
+	tags[ntags][0] = "s", tags[ntags++][1] = p->key->selector;
 	tags[ntags][0] = "t", tags[ntags++][1] = t;
 	if (expire > 0)
 		tags[ntags][0] = "x", tags[ntags++][1] = x;
 	tags[ntags][0] = "h", tags[ntags++][1] = h;
 	tags[ntags][0] = "bh", tags[ntags++][1] = bh;
-	used = snprintf(out, size, "DKIM-Signature:");
+	used = snprintf(p->field, sizeof(p->field), "DKIM-Signature:");
 	col = (size_t)used;
 	for (size_t i = 0; i < ntags && used >= 0; i++)
-		used = dkim_fold(out, size, (size_t)used, &col, tags[i][0], tags[i][1], false);
-	if (used < 0 || (used = dkim_fold(out, size, (size_t)used, &col, "b", "", true)) < 0)
+		used = dkim_fold(p->field, sizeof(p->field), (size_t)used, &col, tags[i][0],
+				 tags[i][1], false);
+	if (used < 0 ||
+	    (used = dkim_fold(p->field, sizeof(p->field), (size_t)used, &col, "b", "", true)) < 0)
 		return -1;
-	if ((hd = header_data(sg, count, out, (size_t)used, &hdlen)) == NULL)
+	if ((p->data = header_data(sg, count, p->field, (size_t)used, &p->len)) == NULL)
 		return -1;
-	if (sign_data(key, hd, hdlen, b, sizeof(b)) != 0) {
-		free(hd);
+	p->used = (size_t)used;
+	p->col = col;
+	return 0;
+}
+
+/* part_result - the folded field with b='s value, CRLF ended, into out. */
+static long part_result(const struct sig_part *p, char *out, size_t size)
+{
+	size_t col = p->col - 2;
+	long used;
+
+	if (!p->ok || p->used < 2 || p->used + 1 > size)
 		return -1;
-	}
-	free(hd);
 	/* b='s value after the "b=" already placed: folded the same way. */
-	used -= 2;
-	col -= 2;
-	if ((used = dkim_fold(out, size, (size_t)used, &col, "b", b, true)) < 0 ||
+	memcpy(out, p->field, p->used - 2);
+	if ((used = dkim_fold(out, size, p->used - 2, &col, "b", p->b, true)) < 0 ||
 	    (size_t)used + 3 > size)
 		return -1;
 	memcpy(out + used, "\r\n", 3);
 	return used + 2;
 }
 
-/* dkim_signer_finish - see dkim.h. */
-int dkim_signer_finish(struct dkim_signer *sg, const struct dkim_key *const *keys, size_t nkeys,
-		       time_t now, uint32_t expire, char **out, size_t *outlen, char *err,
-		       size_t errlen)
+/* job_prepare - a job for keys (nkeys of them), or NULL with err. */
+static struct dkim_sign_job *job_prepare(struct dkim_signer *sg, const struct dkim_key *const *keys,
+					 size_t nkeys, time_t now, uint32_t expire, char *err,
+					 size_t errlen)
 {
 	unsigned char hash[32];
-	char bh[48], *text = NULL;
-	size_t used = 0;
+	char bh[48];
+	struct dkim_sign_job *job;
 
-	*out = NULL;
-	*outlen = 0;
 	field_end(sg);	/* a message without a body: its header ends here */
 	dkim_body_canon_finish(&sg->canon);
 	if (dkim_signer_from_domain(sg) == NULL) {
 		snprintf(err, errlen, "%s", sg->failed ? "out of memory" : sg->too_big ?
 			 "header too large to sign" : "no single From: address");
-		return -1;
+		return NULL;
+	}
+	if (nkeys == 0 || nkeys > DKIM_MAX_KEYS) {
+		snprintf(err, errlen, "no key for %s", sg->from_domain);
+		return NULL;
 	}
 	if (EVP_DigestFinal_ex(sg->body_sha, hash, NULL) != 1 ||
-	    (text = malloc(nkeys * SIG_FIELD_MAX + 1)) == NULL) {
+	    (job = calloc(1, sizeof(*job) + nkeys * sizeof(job->part[0]))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return NULL;
 	}
 	EVP_EncodeBlock((unsigned char *)bh, hash, sizeof(hash));
 	for (size_t i = 0; i < nkeys; i++) {
-		long n = one_signature(sg, keys[i], bh, now, expire, text + used, SIG_FIELD_MAX + 1);
+		job->part[i].key = keys[i];
+		job->n = i + 1;
+		if (part_prepare(sg, &job->part[i], bh, now, expire) != 0) {
+			snprintf(err, errlen, "cannot prepare the signature of %s._domainkey.%s",
+				 keys[i]->selector, keys[i]->domain);
+			dkim_sign_job_free(job);
+			return NULL;
+		}
+	}
+	return job;
+}
+
+/* dkim_signer_prepare - see dkim.h. */
+struct dkim_sign_job *dkim_signer_prepare(struct dkim_signer *sg, struct dkim_keys *ks,
+					  time_t now, uint32_t expire, char *err, size_t errlen)
+{
+	const struct dkim_key *k[DKIM_MAX_KEYS];
+	const char *domain = dkim_signer_from_domain(sg);
+	struct dkim_sign_job *job;
+	size_t n = domain ? dkim_keys_find(ks, domain, k, DKIM_MAX_KEYS) : 0;
+
+	if (domain != NULL && n == 0) {
+		snprintf(err, errlen, "no key for %s", domain);
+		return NULL;
+	}
+	if ((job = job_prepare(sg, k, n, now, expire, err, errlen)) != NULL)
+		job->ks = dkim_keys_ref(ks);
+	return job;
+}
+
+/* dkim_sign_job_run - see dkim.h: nothing here but the job and its keys. */
+void dkim_sign_job_run(struct dkim_sign_job *job)
+{
+	for (size_t i = 0; i < job->n; i++) {
+		struct sig_part *p = &job->part[i];
+
+		p->ok = sign_data(p->key, p->data, p->len, p->b, sizeof(p->b)) == 0;
+	}
+	job->ran = true;
+}
+
+/* dkim_sign_job_result - see dkim.h. */
+int dkim_sign_job_result(struct dkim_sign_job *job, char **out, size_t *outlen, char *err,
+			 size_t errlen)
+{
+	char *text;
+	size_t used = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	if (!job->ran) {
+		snprintf(err, errlen, "not signed (the signing job did not run)");
+		return -1;
+	}
+	if ((text = malloc(job->n * SIG_FIELD_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < job->n; i++) {
+		const struct dkim_key *k = job->part[i].key;
+		long n = part_result(&job->part[i], text + used, SIG_FIELD_MAX + 1);
 
 		if (n < 0) {
-			snprintf(err, errlen, "cannot sign with %s._domainkey.%s (%s)",
-				 keys[i]->selector, keys[i]->domain, dkim_alg_name(keys[i]->alg));
+			snprintf(err, errlen, "cannot sign with %s._domainkey.%s (%s)", k->selector,
+				 k->domain, dkim_alg_name(k->alg));
 			free(text);
 			return -1;
 		}
@@ -542,4 +639,43 @@ int dkim_signer_finish(struct dkim_signer *sg, const struct dkim_key *const *key
 	*out = text;
 	*outlen = used;
 	return 0;
+}
+
+size_t dkim_sign_job_keys(const struct dkim_sign_job *job)
+{
+	return job->n;
+}
+
+const struct dkim_key *dkim_sign_job_key(const struct dkim_sign_job *job, size_t i)
+{
+	return i < job->n ? job->part[i].key : NULL;
+}
+
+/* dkim_sign_job_free - see dkim.h. */
+void dkim_sign_job_free(struct dkim_sign_job *job)
+{
+	if (job == NULL)
+		return;
+	for (size_t i = 0; i < job->n; i++)
+		free(job->part[i].data);
+	dkim_keys_unref(job->ks);
+	free(job);
+}
+
+/* dkim_signer_finish - see dkim.h: the three steps in one, on this thread. */
+int dkim_signer_finish(struct dkim_signer *sg, const struct dkim_key *const *keys, size_t nkeys,
+		       time_t now, uint32_t expire, char **out, size_t *outlen, char *err,
+		       size_t errlen)
+{
+	struct dkim_sign_job *job = job_prepare(sg, keys, nkeys, now, expire, err, errlen);
+	int rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if (job == NULL)
+		return -1;
+	dkim_sign_job_run(job);
+	rc = dkim_sign_job_result(job, out, outlen, err, errlen);
+	dkim_sign_job_free(job);
+	return rc;
 }

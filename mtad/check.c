@@ -442,7 +442,7 @@ static void check_dkim(struct check *c)
 		    dkim_keys_add(ks, l->domain, l->selector, l->key_file, alg, why, sizeof(why)) != 0)
 			finding(c, MTAD_CONFIG_ERROR, cfg->dkim_sign_line[i], "dkim_sign %s: %s",
 				l->domain, ks ? why : "out of memory");
-		dkim_keys_free(ks);
+		dkim_keys_unref(ks);
 	}
 }
 

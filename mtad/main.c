@@ -271,7 +271,7 @@ struct conf_files {
 	char *block;				/* auth_block's names, or NULL */
 	struct local_aliases *aliases;		/* alias_maps, or NULL */
 	struct policy_rcpt_map *rcpts;		/* local_recipient_maps, or NULL */
-	struct dkim_keys *dkim;			/* dkim_sign's keys, or NULL */
+	struct dkim_keys *dkim;			/* dkim_sign's keys (one reference), or NULL */
 };
 
 static void conf_files_free(struct conf_files *lf)
@@ -281,7 +281,7 @@ static void conf_files_free(struct conf_files *lf)
 	free(lf->block);
 	local_aliases_free(lf->aliases);
 	policy_rcpt_map_free(lf->rcpts);
-	dkim_keys_free(lf->dkim);
+	dkim_keys_unref(lf->dkim);
 	*lf = (struct conf_files){ 0 };
 }
 
@@ -328,7 +328,7 @@ static int dkim_load(const struct mtad_config *cfg, const char *conf, struct dki
 		    dkim_keys_add(ks, l->domain, l->selector, l->key_file, alg, why, sizeof(why)) != 0) {
 			snprintf(err, errlen, "%s:%d: dkim_sign %s: %s", conf, cfg->dkim_sign_line[i],
 				 l->domain, why);
-			dkim_keys_free(ks);
+			dkim_keys_unref(ks);
 			return -1;
 		}
 	}
@@ -488,7 +488,10 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 				 d->cfg.tls_cert_file);
 	}
 	loops_resume(d);
-	conf_files_free(&lf);	/* the old ones: sessions read them only in callbacks */
+	/* The old ones: sessions read them only in callbacks. The old DKIM
+	 * keys lose the sessions' reference here; a signing job still on
+	 * the thread pool holds its own, and the last one frees them. */
+	conf_files_free(&lf);
 }
 
 /* daemon_signals - the signals the loop listens for. */

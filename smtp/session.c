@@ -7,10 +7,11 @@
  * before waiting for input or for the queue), RFC 3461 §4 (longer MAIL
  * and RCPT lines for DSN's parameters, which the envelope keeps).
  *
- * This file must not block: the only slow step, making a message
- * durable, is handed to the queue's writer thread and the session
- * pauses until its callback. It never touches a socket; bytes come in
- * through smtp_session_received() and leave through struct smtp_io.
+ * This file must not block: the slow steps, signing a message (DKIM,
+ * on libuv's thread pool, session_dkim.c) and making it durable (the
+ * queue's writer thread), are handed off and the session waits in
+ * STATE_COMMIT until their callbacks. It never touches a socket; bytes
+ * come in through smtp_session_received() and leave through struct smtp_io.
  * The commands themselves live in verbs.c; this file gives them their
  * primitives (reply, close, resume, timers) and calls up only at the
  * edges of a session's life (see session_int.h).
@@ -138,7 +139,7 @@ void smtp_shared_fini(struct smtp_shared *sh)
 	sh->sender_map = NULL;
 	policy_quota_free(sh->quota);
 	sh->quota = NULL;
-	dkim_keys_free(sh->dkim);
+	dkim_keys_unref(sh->dkim);
 	sh->dkim = NULL;
 	free(sh->auth_block);
 	sh->auth_block = NULL;
@@ -749,10 +750,18 @@ static int session_header_prefix(struct smtp_session *s, char **prefix)
 void session_commit(struct smtp_session *s)
 {
 	struct queue_envelope env;
-	struct queue_rcpt *rcpt = calloc(s->nrcpt, sizeof(*rcpt));
+	struct queue_rcpt *rcpt;
 	struct queue_incoming *in = s->incoming;
 	char *signature = NULL;
 
+	if (session_dkim_sign(s)) {
+		/* Signed off the loop: session_dkim.c calls here again with
+		 * the signature. Input waits as for the queue, below. */
+		s->state = STATE_COMMIT;
+		uv_timer_stop(&s->timer);
+		return;
+	}
+	rcpt = calloc(s->nrcpt, sizeof(*rcpt));
 	if (!rcpt || session_dkim_finish(s, &signature) != 0) {
 		free(rcpt);
 		session_reply(s, 451, "4.3.0", "Error: %s", rcpt ? "cannot sign the message" :
@@ -1188,6 +1197,8 @@ void smtp_session_free(struct smtp_session *s)
 		s->transport_gone = true;
 		session_log_disconnect(s);
 	}
+	if (s->state == STATE_COMMIT && session_dkim_detach(s))
+		s->state = STATE_CLOSING;	/* only signing ran: nothing to wait for */
 	if (s->state == STATE_COMMIT || s->state == STATE_AUTH_WAIT)
 		return;	/* the step's callback frees it */
 	session_milter_stop(s);	/* no milter's answer may reach it now */

@@ -42,7 +42,8 @@
 enum session_state {
 	STATE_COMMAND,		/* reading command lines */
 	STATE_DATA,		/* reading the message body */
-	STATE_COMMIT,		/* body complete, waiting for the queue */
+	STATE_COMMIT,		/* body complete, waiting for its DKIM signature
+				 * (thread pool) and then for the queue */
 	STATE_TLS_HANDSHAKE,	/* after STARTTLS, waiting for the transport */
 	STATE_AUTH_WAIT,	/* a SASL step runs off the loop */
 	STATE_AUTH_INPUT,	/* 334 sent, the next line is the client's response */
@@ -138,6 +139,9 @@ struct smtp_session {
 	char *hold;		/* the header section so far, while held */
 	size_t hold_len;
 	struct dkim_signer *dkim;	/* signing this message (session_dkim.c), or NULL */
+	struct session_dkim_job *dkim_job;	/* its signature computed off the loop, or NULL */
+	char *dkim_prefix;	/* the signature once computed (malloc'd), or NULL */
+	bool dkim_failed;	/* a key exists and signing failed: 451, never unsigned */
 	/* The queue gets the body alone: a milter may edit the header, which
 	 * session_milter.c holds and hands over at the end, for the
 	 * envelope's header_prefix (queue.h); the signer takes it apart. */
@@ -270,12 +274,26 @@ void session_dkim_feed(struct smtp_session *s, const char *data, size_t len);
 void session_dkim_header(struct smtp_session *s, const char *field, size_t len);
 /* session_dkim_restart - a milter replaces the body: its hash starts over; -1 no memory. */
 int session_dkim_restart(struct smtp_session *s);
-/* session_dkim_finish - the message is complete: *prefix is its
- * DKIM-Signature fields (malloc'd) or NULL when it is not signed. -1
- * when a key exists and signing failed (the message must not go). */
+/* session_dkim_sign - the message is complete: when it is to be signed,
+ * its signature goes to libuv's thread pool and true is returned: the
+ * caller waits (STATE_COMMIT, input held) and session_commit is called
+ * again when the signature is ready (or failed). false: nothing to wait
+ * for (not signed, already signed, or a failure session_dkim_finish
+ * reports). */
+bool session_dkim_sign(struct smtp_session *s);
+/* session_dkim_finish - after session_dkim_sign: *prefix is the
+ * DKIM-Signature fields (malloc'd, the caller's) or NULL when it is not
+ * signed. -1 when a key exists and signing failed (the message must not
+ * go). */
 int session_dkim_finish(struct smtp_session *s, char **prefix);
-/* session_dkim_stop - the transaction is over: the signer goes. */
+/* session_dkim_stop - the transaction is over: the signer goes; a
+ * signing job still running is left to finish for nobody (its callback
+ * frees it) or cancelled if it has not started. */
 void session_dkim_stop(struct smtp_session *s);
+/* session_dkim_detach - the transport went while the signature was being
+ * computed: the job is left (as session_dkim_stop), true when there was
+ * one, so the session need not wait for it. */
+bool session_dkim_detach(struct smtp_session *s);
 
 /* session_rcpt.c */
 /*

@@ -1675,6 +1675,10 @@ static void eom_done(struct session_milters *ms)
 				  "milter triggers HOLD action: %s", ms->quarantine_reason);
 	}
 	session_commit(s);
+	/* Refused at once (no memory, no queue file): the 451 is given,
+	 * and the session must read on, as after any other EOM reply. */
+	if (s->state == STATE_COMMAND)
+		milter_resume(s, STATE_COMMAND);
 }
 
 /* session_milter_eom - see session_int.h. */

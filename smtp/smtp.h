@@ -326,7 +326,9 @@ struct smtp_shared {
 	struct policy_limit_map *limit_map;	/* send_limit_map, or NULL; likewise */
 	struct local_aliases *aliases;	/* alias_maps (local/local.h), or NULL; likewise */
 	struct policy_rcpt_map *rcpt_map;	/* local_recipient_maps, or NULL; likewise */
-	struct dkim_keys *dkim;		/* dkim_sign's keys, or NULL; likewise */
+	struct dkim_keys *dkim;		/* dkim_sign's keys, or NULL; likewise. This
+					 * is one reference: a signing job on the
+					 * thread pool holds its own (dkim_keys_ref) */
 	struct auth_limiter *auth_limit;	/* AUTH failures per client address */
 	struct policy_quota *quota;	/* sending quotas per login (policy.h); under lock */
 	/*

@@ -4,10 +4,14 @@
  * empty body, trailing empty lines, no final CRLF, bare CR), the same
  * output for every split of a body into two or three chunks, the From:
  * domain, tag folding (no line over 78 octets), and a signer's field:
- * tags, h= with From oversigned, one field per key.
+ * tags, h= with From oversigned, one field per key; the signing split
+ * in three steps (prepare, run on other threads with one shared key
+ * set, result) gives exactly dkim_signer_finish's bytes, and a job keeps
+ * its key set alive after the set's last other reference is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -231,7 +235,103 @@ static void test_signer(struct tap *t)
 	dkim_signer_free(sg);
 	unlink(path);
 	free(txt);
-	dkim_keys_free(ks);
+	dkim_keys_unref(ks);
+}
+
+/* signer_of - a signer fed msg in 5-byte pieces. */
+static struct dkim_signer *signer_of(const char *msg)
+{
+	struct dkim_signer *sg = dkim_signer_new();
+	size_t len = strlen(msg);
+
+	for (size_t i = 0; sg && i < len; i += 5)
+		dkim_signer_feed(sg, msg + i, len - i < 5 ? len - i : 5);
+	return sg;
+}
+
+#define JOBS 8
+
+static void *run_job(void *arg)
+{
+	dkim_sign_job_run(arg);
+	return NULL;
+}
+
+/* test_jobs - prepare on this thread, run on JOBS threads at once (one
+ * key set shared), result here: the same bytes as dkim_signer_finish. */
+static void test_jobs(struct tap *t)
+{
+	static const char msg[] =
+		"From: Alice <alice@campus.test>\r\nTo: bob@example.org\r\nSubject: jobs\r\n"
+		"\r\nline one\r\n\r\n  line  two \r\n";
+	char rsa[] = "/tmp/dkim-unit-XXXXXX", ed[] = "/tmp/dkim-unit-XXXXXX", err[256];
+	char *txt = NULL, *want = NULL, *got;
+	const struct dkim_key *k[DKIM_MAX_KEYS];
+	struct dkim_sign_job *job[JOBS];
+	pthread_t th[JOBS];
+	bool created[JOBS];
+	struct dkim_keys *ks = dkim_keys_new();
+	struct dkim_signer *sg;
+	size_t wantlen = 0, gotlen, n;
+	int fa = mkstemp(rsa), fb = mkstemp(ed);
+	bool same = true, started = true;
+
+	TAP_OK(t, ks && fa >= 0 && fb >= 0 && close(fa) == 0 && close(fb) == 0 && unlink(rsa) == 0 &&
+	       unlink(ed) == 0, "temporary names");
+	TAP_OK(t, dkim_keygen(rsa, DKIM_RSA_SHA256, &txt, err, sizeof(err)) == 0 &&
+	       (free(txt), dkim_keygen(ed, DKIM_ED25519_SHA256, &txt, err, sizeof(err))) == 0 &&
+	       dkim_keys_add(ks, "campus.test", "r", rsa, DKIM_RSA_SHA256, err, sizeof(err)) == 0 &&
+	       dkim_keys_add(ks, "campus.test", "e", ed, DKIM_ED25519_SHA256, err, sizeof(err)) == 0,
+	       "an RSA and an Ed25519 key: %s", err);
+	free(txt);
+	n = dkim_keys_find(ks, "campus.test", k, DKIM_MAX_KEYS);
+	sg = signer_of(msg);
+	TAP_OK(t, n == 2 && dkim_signer_finish(sg, k, n, 1700000000, 0, &want, &wantlen, err,
+						sizeof(err)) == 0, "signed in one call: %s", err);
+	dkim_signer_free(sg);
+
+	sg = signer_of("From: x@elsewhere.test\r\n\r\nx\r\n");
+	TAP_OK(t, dkim_signer_prepare(sg, ks, 0, 0, err, sizeof(err)) == NULL &&
+	       strcmp(err, "no key for elsewhere.test") == 0, "no key for the domain: %s", err);
+	dkim_signer_free(sg);
+
+	for (size_t i = 0; i < JOBS; i++) {
+		sg = signer_of(msg);
+		job[i] = dkim_signer_prepare(sg, ks, 1700000000, 0, err, sizeof(err));
+		dkim_signer_free(sg);	/* the job needs nothing of the signer */
+		if (job[i] == NULL)
+			started = false;
+	}
+	TAP_OK(t, started && dkim_sign_job_keys(job[0]) == 2 &&
+	       strcmp(dkim_key_selector(dkim_sign_job_key(job[0], 1)), "e") == 0 &&
+	       dkim_sign_job_key(job[0], 2) == NULL, "%d jobs prepared, two keys each", JOBS);
+	if (!started) {
+		for (size_t i = 0; i < JOBS; i++)
+			dkim_sign_job_free(job[i]);
+		dkim_keys_unref(ks);
+		free(want);
+		return;
+	}
+	TAP_OK(t, dkim_sign_job_result(job[0], &got, &gotlen, err, sizeof(err)) < 0 && got == NULL,
+	       "no result before run: %s", err);
+	/* The set's own reference goes (a SIGHUP): the jobs keep it alive. */
+	dkim_keys_unref(ks);
+	for (size_t i = 0; i < JOBS; i++)
+		created[i] = pthread_create(&th[i], NULL, run_job, job[i]) == 0;
+	for (size_t i = 0; i < JOBS; i++)
+		if (!created[i] || pthread_join(th[i], NULL) != 0)
+			started = false;
+	TAP_OK(t, started, "%d threads signed", JOBS);
+	for (size_t i = 0; i < JOBS; i++) {
+		got = NULL;
+		if (dkim_sign_job_result(job[i], &got, &gotlen, err, sizeof(err)) != 0 ||
+		    gotlen != wantlen || memcmp(got, want, wantlen) != 0)
+			same = false;
+		free(got);
+		dkim_sign_job_free(job[i]);	/* the last one frees the keys */
+	}
+	TAP_OK(t, same, "run on %d threads at once: the same fields as in one call", JOBS);
+	free(want);
 }
 
 int main(void)
@@ -242,5 +342,6 @@ int main(void)
 	test_from(&t);
 	test_fold(&t);
 	test_signer(&t);
+	test_jobs(&t);
 	return tap_done(&t);
 }

@@ -7,7 +7,8 @@
  * headers holding our boundary, bare LF/CR, NUL, 8-bit, overlong lines,
  * a body, and more than 64 KB; defaults for odd actions and statuses; the
  * success report (relayed, delivered), Original-Envelope-Id and ORCPT types,
- * and RET=FULL's whole message.
+ * and RET=FULL's whole message; the header_prefix joined in front of the
+ * stored header, wherever the empty line falls, and bounded.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,55 @@ static void test_refused(struct tap *t)
 	TAP_OK(t, smtp_dsn_build(NULL, &len) == NULL, "no info: NULL");
 }
 
+/* joined - smtp_dsn_headers' answer is exactly want. */
+static bool joined(const char *prefix, const char *data, const char *want)
+{
+	size_t hlen;
+	char *h = smtp_dsn_headers(prefix, data, data ? strlen(data) : 0, &hlen);
+	bool ok = h && hlen == strlen(want) && memcmp(h, want, hlen) == 0;
+
+	if (h && !ok)
+		printf("# got [%.*s]\n", (int)hlen, h);
+	free(h);
+	return ok;
+}
+
+/* test_prefix - the header_prefix in front of the stored header. */
+static void test_prefix(struct tap *t)
+{
+	static const char stored[] = "From: a@campus.test\r\nSubject: x\r\n\r\nbody\r\n";
+	char *big = malloc(70001), *h;
+	size_t hlen = 0;
+
+	TAP_OK(t, joined(NULL, stored, "From: a@campus.test\r\nSubject: x\r\n"),
+	       "no prefix: the stored header, without the empty line");
+	TAP_OK(t, joined("DKIM-Signature: v=1;\r\n\tb=x\r\n", stored,
+			 "DKIM-Signature: v=1;\r\n\tb=x\r\nFrom: a@campus.test\r\nSubject: x\r\n"),
+	       "the DKIM-Signature prefix first, then the stored header");
+	TAP_OK(t, joined("X-A: 1\r\nFrom: b@campus.test\r\n\r\n", "stored: not header\r\n\r\nbody",
+			 "X-A: 1\r\nFrom: b@campus.test\r\n"),
+	       "a prefix holding the whole header and its empty line: the stored bytes are body");
+	TAP_OK(t, joined("X-A: 1\r\n", "\r\nbody\r\n", "X-A: 1\r\n"),
+	       "the stored bytes start with the empty line: the header is all prefix");
+	TAP_OK(t, joined("X-A: 1\r\n\r", "\nbody\r\n", "X-A: 1\r\n"),
+	       "the empty line split between prefix and stored bytes");
+	TAP_OK(t, joined("", "", ""), "nothing at all");
+	if (big) {
+		for (size_t i = 0; i + 10 <= 70000; i += 10)
+			memcpy(big + i, "X-Pad: 1\r\n", 10);
+		big[70000] = '\0';
+		h = smtp_dsn_headers(big, stored, strlen(stored), &hlen);
+		TAP_OK(t, h && hlen == 65537 && memcmp(h, big, hlen) == 0,
+		       "a prefix over 64 KB: cut at 64 KB and a byte (%zu)", hlen);
+		free(h);
+		h = smtp_dsn_headers("From: a@campus.test\r\n", big, 70000, &hlen);
+		TAP_OK(t, h && hlen == 65537 && strncmp(h, "From: a@campus.test\r\nX-Pad: 1\r\n", 31) == 0,
+		       "stored bytes over 64 KB after a prefix: cut the same");
+		free(h);
+	}
+	free(big);
+}
+
 int main(void)
 {
 	struct tap t = { 0 };
@@ -587,5 +637,6 @@ int main(void)
 	test_refused(&t);
 	test_success(&t);
 	test_full(&t);
+	test_prefix(&t);
 	return tap_done(&t);
 }
