@@ -1,7 +1,8 @@
 /*
  * command.c - the SMTP command parser: splits a command line into verb
  * and argument, and checks the arguments of MAIL FROM, RCPT TO and
- * HELO/EHLO, choosing the exact reply for each mistake.
+ * HELO/EHLO and the chunk size of BDAT, choosing the exact reply for each
+ * mistake.
  *
  * Must not: do I/O, allocate, keep state between calls, or let an
  * address through that would mean something to a shell or to a log
@@ -15,7 +16,8 @@
  * address-literal syntax), §4.1.3 (address literals), §4.5.3.1 (length
  * limits), appendix C (source routes: accepted and dropped); RFC 5322
  * §3.2.3 (atext); RFC 1870 (SIZE=), RFC 6152 (BODY=8BITMIME), RFC 3463
- * (enhanced status codes), RFC 6531 §3.7.4.2 (5.6.7 for non-ASCII).
+ * (enhanced status codes), RFC 6531 §3.7.4.2 (5.6.7 for non-ASCII), RFC
+ * 3030 §2 (BDAT chunk-size [LAST]).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -31,7 +33,7 @@ static const struct {
 	{ SMTP_RCPT, "RCPT" }, { SMTP_DATA, "DATA" }, { SMTP_RSET, "RSET" },
 	{ SMTP_NOOP, "NOOP" }, { SMTP_QUIT, "QUIT" }, { SMTP_HELP, "HELP" },
 	{ SMTP_VRFY, "VRFY" }, { SMTP_EXPN, "EXPN" }, { SMTP_STARTTLS, "STARTTLS" },
-	{ SMTP_AUTH, "AUTH" },
+	{ SMTP_AUTH, "AUTH" }, { SMTP_BDAT, "BDAT" },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -564,5 +566,34 @@ int smtp_parse_helo(const char *arg, size_t len)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* smtp_parse_bdat - see smtp.h. */
+int smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
+{
+	uint64_t n = 0;
+	size_t i = 0;
+
+	while (i < len && arg[i] >= '0' && arg[i] <= '9') {
+		if (i == 20)
+			return -1;
+		n = n * 10 + (uint64_t)(arg[i] - '0');
+		if (n > UINT64_MAX / 2)
+			return -1;
+		i++;
+	}
+	if (i == 0)
+		return -1;
+	*size = n;
+	*last = false;
+	if (i == len)
+		return 0;
+	if (arg[i] != ' ')
+		return -1;
+	i = skip_spaces(arg, len, i);
+	if (!equal_ci(arg + i, len - i, "LAST"))
+		return -1;
+	*last = true;
 	return 0;
 }
