@@ -578,9 +578,10 @@ int smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
 	while (i < len && arg[i] >= '0' && arg[i] <= '9') {
 		if (i == 20)
 			return -1;
-		n = n * 10 + (uint64_t)(arg[i] - '0');
-		if (n > UINT64_MAX / 2)
+		/* n * 10 + d <= UINT64_MAX / 2, checked before it could wrap. */
+		if (n > (UINT64_MAX / 2 - (uint64_t)(arg[i] - '0')) / 10)
 			return -1;
+		n = n * 10 + (uint64_t)(arg[i] - '0');
 		i++;
 	}
 	if (i == 0)

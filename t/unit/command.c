@@ -532,6 +532,7 @@ static void test_bdat(struct tap *t)
 		{ "9223372036854775807", 0, 9223372036854775807ull, false },
 		{ "9223372036854775808", -1, 0, false },	/* over UINT64_MAX / 2 */
 		{ "99999999999999999999", -1, 0, false },
+		{ "23036192230364253612", -1, 0, false },	/* wrapped past 2^64 once (fuzz_bdat) */
 		{ "000000000000000000001", -1, 0, false },	/* 21 digits */
 		{ "", -1, 0, false },
 		{ "LAST", -1, 0, false },
