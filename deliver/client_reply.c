@@ -33,6 +33,7 @@ static const struct {
 	{ "SIZE", SMTP_EXT_SIZE },
 	{ "8BITMIME", SMTP_EXT_8BITMIME },
 	{ "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCED },
+	{ "CHUNKING", SMTP_EXT_CHUNKING },
 };
 
 /* is_digit - ASCII only: isdigit() depends on the locale. */

@@ -140,6 +140,7 @@ struct smtp_client_options {
 	struct tls_client *tls_client;	/* NULL: no STARTTLS */
 	unsigned timeout;		/* seconds per step */
 	bool lmtp;			/* speak LMTP (RFC 2033) instead of SMTP */
+	bool chunking;			/* BDAT when the peer offers CHUNKING (smtp_use_chunking) */
 };
 
 /* The outcome of one recipient, or of the whole message. */
@@ -296,6 +297,7 @@ int smtp_client_parse_reply(const char *buf, size_t len, struct smtp_client_repl
 #define SMTP_EXT_SIZE 0x04
 #define SMTP_EXT_8BITMIME 0x08
 #define SMTP_EXT_ENHANCED 0x10
+#define SMTP_EXT_CHUNKING 0x200	/* RFC 3030 (a high bit: others add theirs below) */
 
 #define SMTP_CLIENT_REPLY_LINES 100
 #define SMTP_CLIENT_REPLY_MAX 65536

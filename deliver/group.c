@@ -429,6 +429,7 @@ void group_connect_next(struct group *g)
 		.tls_client = g->att->d->tls,
 		.tls = g->route && g->route->tls_given ? g->route->tls : default_tls(cfg),
 		.lmtp = g->route && g->route->lmtp,
+		.chunking = strcmp(cfg->smtp_use_chunking, "no") != 0,
 	};
 	size_t i;
 

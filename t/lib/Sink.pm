@@ -30,6 +30,9 @@
 #   data_sleep => SECS       wait before the reply to the end of DATA
 #   starttls => 1            offer STARTTLS (a self-signed certificate for
 #                            the name, made with openssl at new)
+#   chunking => 1            offer CHUNKING and take BDAT (RFC 3030): the
+#                            message record then has bdat => [chunk sizes,
+#                            the last as "N LAST"]; DATA still works
 #
 # The listener is a forked child; every connection is served by a child
 # of that one, which the listener stops (by PID) when it is stopped
@@ -68,6 +71,7 @@ my %DEFAULTS = (
 	greeting_sleep => 0,
 	data_sleep => 0,
 	starttls => 0,
+	chunking => 0,
 );
 
 sub new {
@@ -391,6 +395,33 @@ sub _send {
 	return 1;
 }
 
+# _readn(SOCK, \BUF, N) - exactly N bytes, or undef at EOF / idle.
+sub _readn {
+	my ($s, $buf, $n) = @_;
+	my $sel = IO::Select->new($s);
+	while (length $$buf < $n) {
+		my $ssl = $s->isa('IO::Socket::SSL');
+		return undef unless ($ssl && $s->pending) || $sel->can_read($IDLE);
+		my $r = sysread $s, $$buf, 65536, length $$buf;
+		next if !defined $r && $ssl && ($!{EAGAIN} || $!{EWOULDBLOCK});
+		return undef unless $r;
+	}
+	return substr($$buf, 0, $n, '');
+}
+
+# _store(SELF, CONN, \SEQ, RECORD) - an accepted message, one file, by arrival.
+sub _store {
+	my ($self, $conn, $seq, $rec) = @_;
+	$$seq++;
+	my ($sec, $usec) = Time::HiRes::gettimeofday();
+	my $name = sprintf '%011d%06d-%d-%d', $sec, $usec, $conn, $$seq;
+	my $tmp = "$self->{dir}/msg/.$name.tmp";
+	open my $fh, '>:raw', $tmp or return 0;
+	print $fh $JSON->encode($rec);
+	close $fh or return 0;
+	return rename $tmp, "$self->{dir}/msg/$name.json";
+}
+
 # _session(SOCK, N) - one SMTP conversation.
 sub _session {
 	my ($self, $s, $conn) = @_;
@@ -414,6 +445,7 @@ sub _session {
 			($from, @to) = (undef);
 			my @ext = ('PIPELINING', 'SIZE 52428800', '8BITMIME', 'ENHANCEDSTATUSCODES');
 			push @ext, 'STARTTLS' if $c->{starttls} && !$tls;
+			push @ext, 'CHUNKING' if $c->{chunking};
 			my @l = ("$c->{name} Hello $arg", @ext);
 			_send($s, join '', map { ($_ == $#l ? '250 ' : '250-') . "$l[$_]\r\n" } 0 .. $#l);
 		} elsif ($verb eq 'HELO') {
@@ -492,8 +524,32 @@ sub _session {
 			}
 			_send($s, $r);
 			($from, @to) = (undef);
+		} elsif ($verb eq 'BDAT' && $c->{chunking}) {
+			my ($n, $last) = $arg =~ /\A(\d+)( LAST)?\z/i or return;
+			my $chunk = _readn($s, \$buf, $n);
+			return unless defined $chunk;
+			if (!defined $from || !@to) {
+				_send($s, '554 5.5.1 No valid recipients');
+				next;
+			}
+			$self->{bdat_data} .= $chunk;
+			push @{ $self->{bdat_sizes} }, $last ? "$n LAST" : $n;
+			if (!$last) {
+				_send($s, "250 2.0.0 $n octets received");
+				next;
+			}
+			my $r = $c->{data};
+			if ($r =~ /^2/) {
+				_store($self, $conn, \$seq, { from => $from, to => [@to],
+					data => $self->{bdat_data}, helo => $helo, tls => $tls,
+					conn => $conn, bdat => $self->{bdat_sizes} }) or return;
+			}
+			_send($s, $r);
+			($from, @to) = (undef);
+			($self->{bdat_data}, $self->{bdat_sizes}) = ('', []);
 		} elsif ($verb eq 'RSET') {
 			($from, @to) = (undef);
+			($self->{bdat_data}, $self->{bdat_sizes}) = ('', []);
 			_send($s, '250 2.0.0 Ok');
 		} elsif ($verb eq 'NOOP') {
 			_send($s, '250 2.0.0 Ok');
