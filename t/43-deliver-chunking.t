@@ -9,6 +9,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(_exit);
 use MtadTest;
 use Sink;
 
@@ -108,6 +111,94 @@ sub arrived {
 	is(($got[0] // {})->{data}, $stored, 'smtp_use_chunking = no: bytes intact');
 	my ($rc, $out) = MtadTest::run("$ENV{MTAD_BUILD}/mtad", '-n', '-c', $m2->conf_path, 'smtp_use_chunking');
 	like $out, qr/\Asmtp_use_chunking = no\s*\z/, 'mtad -n prints the key';
+}
+
+# ---- LMTP with CHUNKING: a reply per recipient after BDAT LAST (RFC 3030 §3) ----
+my @peer_pids;
+END { local $?; for my $p (@peer_pids) { kill "TERM", $p; waitpid $p, 0 } }
+
+# lmtp_peer(DOT => [REPLY...]) - a forked LMTP server offering CHUNKING,
+# one connection after another; what it reads goes to a transcript
+# (commands as lines, chunks as "<N bytes>"), each message's bytes to
+# msg-N. Returns (port, dir).
+sub lmtp_peer {
+	my (@dot) = @_;
+	my $dir = tempdir('lmtp-chunk-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{MTAD_KEEP});
+	my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+					   Listen => 5, ReuseAddr => 1) or die "listen: $!";
+	my $port = $listen->sockport;
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		alarm 300;
+		my $n = 0;
+		while (my $c = $listen->accept) {
+			$c->autoflush(1);
+			open my $t, '>>', "$dir/transcript" or _exit(1);
+			$t->autoflush(1);
+			print $c "220 peer.test LMTP ready\r\n";
+			my ($rcpts, $data) = (0, '');
+			while (defined(my $line = <$c>)) {
+				$line =~ s/\r?\n\z//;
+				print $t "$line\n";
+				my ($verb) = uc($line) =~ /\A(\w+)/;
+				$verb //= '';
+				if ($verb eq 'QUIT') { print $c "221 2.0.0 bye\r\n"; last }
+				elsif ($verb eq 'LHLO') {
+					print $c "250-peer.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
+						. "250 ENHANCEDSTATUSCODES\r\n";
+				}
+				elsif ($verb eq 'MAIL') { ($rcpts, $data) = (0, ''); print $c "250 2.1.0 OK\r\n" }
+				elsif ($verb eq 'RCPT') { $rcpts++; print $c "250 2.1.5 OK\r\n" }
+				elsif ($verb eq 'RSET') { print $c "250 2.0.0 OK\r\n" }
+				elsif ($verb eq 'BDAT' && $line =~ /\ABDAT (\d+)( LAST)?\z/) {
+					my ($size, $last) = ($1, $2);
+					my $got = '';
+					while (length $got < $size) {
+						my $r = read $c, $got, $size - length $got, length $got;
+						last unless $r;
+					}
+					print $t "<", length($got), " bytes>\n";
+					$data .= $got;
+					if (!$last) { print $c "250 2.0.0 $size octets\r\n"; next }
+					$n++;
+					if (open my $fh, '>:raw', "$dir/msg-$n") { print $fh $data; close $fh }
+					print $c ($dot[$_] // '250 2.0.0 Saved') . "\r\n" for 0 .. $rcpts - 1;
+				}
+				else { print $c "500 5.5.1 unknown command\r\n" }
+			}
+			close $c;
+		}
+		_exit(0);
+	}
+	close $listen;
+	push @peer_pids, $pid;
+	return ($port, $dir);
+}
+
+{
+	my ($port, $dir) = lmtp_peer('250 2.0.0 <ok@lchunk.test> Saved',
+				     '452 4.2.2 <later@lchunk.test> Mailbox full',
+				     '552 5.2.2 <bad@lchunk.test> Quota exceeded');
+	my $m3 = MtadTest->new(relay_networks => '127.0.0.0/8', retry_min => 3600,
+			       extra => "route = lchunk.test lmtp:[127.0.0.1]:$port\n");
+	my $s = $m3->raw;
+	my $bytes = "Subject: lmtp\r\nX-Tag: lmtp-1\r\n\r\n.dot\r\nbare\nlf\r\n";
+	$m3->send_bytes($s, "EHLO client.example\r\nMAIL FROM:<a\@sender.test>\r\n"
+		. "RCPT TO:<ok\@lchunk.test>\r\nRCPT TO:<later\@lchunk.test>\r\nRCPT TO:<bad\@lchunk.test>\r\n"
+		. 'BDAT ' . length($bytes) . " LAST\r\n" . $bytes);
+	my @r = map { $m3->read_reply($s) // '' } 1 .. 6;
+	my ($qid) = $r[5] =~ /queued as ($QID)/;
+	ok $qid, 'lmtp: queued';
+	my (undef, $stored) = $m3->mtaq('show', '--body', $qid // 'NONE');
+	$m3->send_bytes($s, "QUIT\r\n");
+	my %want = (ok => 'sent', later => 'deferred', bad => 'bounced');
+	for my $u (sort keys %want) {
+		ok $m3->delivery_log($qid, "$u\@lchunk.test", $want{$u}), "lmtp: $u is $want{$u}, by its own reply";
+	}
+	my $t = MtadTest::slurp("$dir/transcript");
+	like $t, qr/^BDAT \d+ LAST\n<\d+ bytes>\n/m, 'lmtp: the message went as BDAT LAST';
+	unlike $t, qr/^DATA$/m, 'lmtp: no DATA';
+	is MtadTest::slurp("$dir/msg-1"), $stored, 'lmtp: the peer got the stored bytes exactly';
 }
 
 done_testing;
