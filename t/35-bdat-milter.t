@@ -78,6 +78,8 @@ my $ENV = "MAIL FROM:<a\@sender.test>\r\nRCPT TO:<u\@campus.test>\r\n";
 	ok !exists $h->{'x-remove'}, 'its delete landed';
 	is $b, $body =~ s/\r\n/\n/gr, 'the body is intact';
 	$m->send_bytes($s, "QUIT\r\n");
+	ok $m->wait_log(qr/disconnect from .* ehlo=1 mail=1 rcpt=1 bdat=3 quit=1 commands=7\/7$/),
+		'the first BDAT, which waited for the milters, counts as a bdat';
 }
 
 # ---- a reject at the end: the reply to BDAT LAST; the stream stays in step ----
