@@ -113,6 +113,26 @@ sub arrived {
 	like $out, qr/\Asmtp_use_chunking = no\s*\z/, 'mtad -n prints the key';
 }
 
+# ---- mtad to mtad: our client's BDAT into our server, chunk by chunk ----
+{
+	my $b = MtadTest->new(local_domains => 'far.test', hostname => 'mx.far.test');
+	my $a = MtadTest->new(relay_networks => '127.0.0.0/8',
+			      extra => "route = far.test [127.0.0.1]:${\ $b->port}\n");
+	my $line = ('abcdefghi.' x 9) . "\r\n";
+	my $bytes = "Subject: m2m\r\n\r\n.dot\r\nbare\nlf and bare\rcr\r\n" . ($line x 2000);
+	my ($qid, $stored) = submit($a, 'u@far.test', $bytes);
+	ok $qid, 'mtad to mtad: queued at the first';
+	my @ids;
+	MtadTest::wait_for(30, sub { @ids = $b->queue_ids });
+	is scalar(@ids), 1, 'mtad to mtad: one message at the second';
+	my (undef, $far) = $b->mtaq('show', '--body', $ids[0] // 'NONE');
+	(my $after = $far) =~ s/\AReceived: [^\r\n]*\r\n(?:\t[^\r\n]*\r\n)*//;
+	ok $after eq $stored, 'mtad to mtad: the second stored the first\'s bytes exactly (bare CR/LF too)';
+	ok $b->wait_log(qr/disconnect from .* bdat=(\d+) quit=1/) && $b->log_text =~ /bdat=([2-9]|\d\d+) /,
+		'mtad to mtad: it came in more than one BDAT';
+	unlike $b->log_text, qr/ data=/, 'mtad to mtad: no DATA';
+}
+
 # ---- LMTP with CHUNKING: a reply per recipient after BDAT LAST (RFC 3030 §3) ----
 my @peer_pids;
 END { local $?; for my $p (@peer_pids) { kill "TERM", $p; waitpid $p, 0 } }
