@@ -121,4 +121,19 @@ shift @cases;
 	ok !$m->wait_log(qr/bare <LF> received/, 0, 0), 'reject: no normalize line';
 }
 
+# ---- the keys: mtad -n prints them, and a bad value is an error at its line ----
+{
+	my $t = MtadTest->new(start => 0);
+	my ($rc, $out) = MtadTest::run("$MtadTest::BUILD/mtad", '-n', '-c', $t->conf_path, 'bare_newline');
+	is $out, "bare_newline = normalize\n", 'mtad -n: bare_newline defaults to normalize';
+	for my $k (['bare_newline', 'maybe', 'normalize|reject'], ['smtp_use_chunking', 'sometimes', 'yes|no']) {
+		my $bad = MtadTest->new(start => 0, extra => "$k->[0] = $k->[1]\n");
+		my $line = () = MtadTest::slurp($bad->conf_path) =~ /\n/g;
+		my ($brc, $bout, $berr) = MtadTest::run("$MtadTest::BUILD/mtad", '-n', '-c', $bad->conf_path);
+		isnt $brc, 0, "mtad -n refuses $k->[0] = $k->[1]";
+		like $bout . $berr, qr/\Q${\ $bad->conf_path}\E:$line: .*\Q$k->[0]\E/, "... at its file:line"
+			or diag $bout . $berr;
+	}
+}
+
 done_testing;
