@@ -100,6 +100,19 @@ sub arrived {
 	$CH->set(data => '250 2.0.0 Ok: queued as CH');
 }
 
+# ---- a refused chunk that is not the last: deferred with its reply, RSET, the connection goes on ----
+{
+	$CH->set(bdat_chunk => '452 4.3.1 Insufficient system storage');
+	my $line = ('0123456789' x 9) . "\r\n";
+	my ($qid) = submit($m, 'u@chunk.test', "Subject: mid\r\nX-Tag: mid-1\r\n\r\n" . ($line x 3000));
+	ok $m->wait_log(qr/\Q$qid\E: to=<u\@chunk\.test>.*status=deferred \(452 4\.3\.1 Insufficient system storage\)/),
+		'refused chunk: deferred with the peer\'s reply to that chunk';
+	$CH->set(bdat_chunk => undef);
+	ok $m->wait_log(qr/\Q$qid\E: to=<u\@chunk\.test>.*status=sent/, 0, 60),
+		'refused chunk: sent on a later try';
+	is scalar(arrived($CH, 'mid-1')), 1, 'refused chunk: arrived once, whole';
+}
+
 # ---- smtp_use_chunking = no: DATA even to a peer that offers CHUNKING ----
 {
 	my $m2 = MtadTest->new(relay_networks => '127.0.0.0/8', smtp_use_chunking => 'no',

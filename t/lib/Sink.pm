@@ -33,6 +33,8 @@
 #   chunking => 1            offer CHUNKING and take BDAT (RFC 3030): the
 #                            message record then has bdat => [chunk sizes,
 #                            the last as "N LAST"]; DATA still works
+#   bdat_chunk => REPLY      the reply to a BDAT that is not LAST
+#                            (default "250 2.0.0 N octets received")
 #
 # The listener is a forked child; every connection is served by a child
 # of that one, which the listener stops (by PID) when it is stopped
@@ -72,6 +74,7 @@ my %DEFAULTS = (
 	data_sleep => 0,
 	starttls => 0,
 	chunking => 0,
+	bdat_chunk => undef,
 );
 
 sub new {
@@ -535,7 +538,7 @@ sub _session {
 			$self->{bdat_data} .= $chunk;
 			push @{ $self->{bdat_sizes} }, $last ? "$n LAST" : $n;
 			if (!$last) {
-				_send($s, "250 2.0.0 $n octets received");
+				_send($s, $c->{bdat_chunk} // "250 2.0.0 $n octets received");
 				next;
 			}
 			my $r = $c->{data};
