@@ -322,11 +322,24 @@ static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)
 /*
  * bdat_refused - this chunk is refused: session.c reads and drops it,
  * then gives the reply (RFC 3030 §2: the chunk is read whatever the
- * reply, or the stream would be out of step).
+ * reply, or the stream would be out of step); one too big to be worth
+ * reading gets the reply and the session ends.
  */
 static bool bdat_refused(struct smtp_session *s, int code, const char *enhanced,
 			 const char *text)
 {
+	uint64_t limit = s->srv->cfg->message_size_limit;
+
+	if (s->bdat_size > limit + limit / 2) {
+		/* Postfix's bound: a refused chunk over 1.5 times the size
+		 * limit is not read for nothing; the session ends. */
+		session_log(s, MTAD_LOG_WARNING, "%s: too much BDAT content -- disabling further "
+			    "input from %s", s->qid[0] ? s->qid : "NOQUEUE", s->client_label);
+		s->bdat_open = false;
+		session_reply(s, code, enhanced, "%s", text);
+		session_close(s);
+		return false;
+	}
 	session_bdat_refuse(s, code, enhanced, text);
 	return false;
 }

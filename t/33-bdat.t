@@ -238,6 +238,21 @@ my $count = 0;
 	is $m->queue_count, $count, 'mixed: the RSET message is not queued';
 }
 
+# ---- a refused chunk over 1.5 times the size limit is not read: reply, closed (Postfix) ----
+{
+	my $s = session();
+	$m->send_bytes($s, "BDAT 1501 LAST\r\nNOOP\r\n");
+	is $m->read_reply($s) // '', "503 5.5.1 Error: need MAIL command\r\n", 'huge refused chunk: its reply';
+	ok $m->closed($s), 'huge refused chunk: closed, not read';
+	ok $m->wait_log(qr/NOQUEUE: too much BDAT content -- disabling further input from unknown/),
+		'huge refused chunk: logged as Postfix';
+	$s = session();
+	$m->send_bytes($s, "BDAT 1500 LAST\r\n" . ('q' x 1500) . "NOOP\r\n");
+	is $m->read_reply($s) // '', "503 5.5.1 Error: need MAIL command\r\n", '1.5 times: still read';
+	like $m->read_reply($s) // '', qr/\A250 2\.0\.0 /, '1.5 times: in step (NOOP)';
+	$m->dialog($s, "> QUIT\n< 221 2.0.0 *\n");
+}
+
 # ---- a size that cannot be read: 501, and the session ends ----
 for my $bad ('BDAT', 'BDAT abc', 'BDAT -1', 'BDAT 10 NOTLAST', 'BDAT 99999999999999999999999') {
 	my $s = session();
