@@ -121,6 +121,26 @@ shift @cases;
 	ok !$m->wait_log(qr/bare <LF> received/, 0, 0), 'reject: no normalize line';
 }
 
+# ---- a real client: swaks sending its data as it is (--no-data-fixup) ----
+SKIP: {
+	skip 'swaks is not installed (etc/packages)', 4 unless -x '/usr/bin/swaks';
+	my $m = MtadTest->new;
+	my $file = $m->dir . '/swaks-data';
+	my $data = "Subject: swaks\nX-Tag: swaks-lf\n\nan old script\n..with a dot\nends right\r\n.";	# swaks adds the CRLF
+	open my $fh, '>:raw', $file or die "$file: $!";
+	print $fh $data;
+	close $fh;
+	my ($rc, $out, $err) = MtadTest::run('/usr/bin/swaks', '--server', '127.0.0.1:' . $m->port,
+		'--helo', 'client.example', '--from', 'a@b.test', '--to', 'u@campus.test',
+		'--data', $file, '--no-data-fixup');
+	is $rc, 0, 'swaks: exit 0' or diag $out . $err;
+	my ($qid) = $out =~ /<-  250 2\.0\.0 Ok: queued as ([0-9A-Z]{14})/;
+	ok $qid, 'swaks: queued' or diag $out;
+	is stored($m, $qid), "Subject: swaks\r\nX-Tag: swaks-lf\r\n\r\nan old script\r\n.with a dot\r\nends right\r\n",
+		'swaks: its bare LFs stored as CRLF, the stuffing dot removed';
+	ok $m->wait_log(qr/\Q$qid\E: bare <LF> received from .*: 5 normalized/), 'swaks: logged';
+}
+
 # ---- the keys: mtad -n prints them, and a bad value is an error at its line ----
 {
 	my $t = MtadTest->new(start => 0);
