@@ -833,6 +833,7 @@ static bool session_bdat_end(struct smtp_session *s)
 	s->bdat_open = false;
 	if (s->state != STATE_DATA) {
 		session_bdat_dropped(s);
+		session_arm_timer(s);	/* command_timeout again */
 		return true;
 	}
 	if (s->bdat_last) {
