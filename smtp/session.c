@@ -1,10 +1,14 @@
 /*
  * session.c - the SMTP server session: input buffering, pipelining,
- * the DATA phase, the queue commit, timeouts and the session's lifetime.
+ * the DATA phase and BDAT chunks, the queue commit, timeouts and the
+ * session's lifetime.
  *
  * RFC 5321 (session), RFC 2920 (PIPELINING: every complete command in
  * the buffer is processed in order, replies are gathered and flushed
- * before waiting for input or for the queue).
+ * before waiting for input or for the queue), RFC 3030 (CHUNKING: a
+ * chunk is read by its count and never parsed, also when refused, so no
+ * chunk byte is ever taken for a command; BDAT LAST ends the message
+ * through the same session_end_data as DATA's final dot).
  *
  * This file must not block: the only slow step, making a message
  * durable, is handed to the queue's writer thread and the session
