@@ -80,6 +80,21 @@ sub arrived {
 	ok $msg->{data} eq $stored, 'large: byte for byte';
 }
 
+# ---- CHUNKING without PIPELINING: MAIL, RCPT one by one, then the chunks ----
+{
+	$CH->set(pipelining => 0);
+	my ($before) = arrived($CH, 'mid-1');
+	sleep 3;	# past the 2 s a spare connection is kept: a new EHLO
+	my ($qid, $stored) = submit($m, 'u@chunk.test', "Subject: nopipe\r\nX-Tag: nopipe-1\r\n\r\n.x\r\n");
+	my @got = arrived($CH, 'nopipe-1');
+	is scalar(@got), 1, 'no PIPELINING: arrived once';
+	is_deeply(($got[0] // {})->{bdat}, [length($stored) . ' LAST'], 'no PIPELINING: BDAT N LAST');
+	is(($got[0] // {})->{data}, $stored, 'no PIPELINING: bytes exact');
+	cmp_ok(($got[0] // {})->{conn} // 0, '>', ($before // {})->{conn} // 0,
+	       'no PIPELINING: on a new connection, which saw the EHLO without it');
+	$CH->set(pipelining => 1);
+}
+
 # ---- a peer without CHUNKING: DATA, dot-stuffed ----
 {
 	my $bytes = "Subject: plain\r\nX-Tag: plain-1\r\n\r\n.leading dot\r\n.\r\nend\r\n";

@@ -33,6 +33,7 @@
 #   chunking => 1            offer CHUNKING and take BDAT (RFC 3030): the
 #                            message record then has bdat => [chunk sizes,
 #                            the last as "N LAST"]; DATA still works
+#   pipelining => 0          do not offer PIPELINING (offered by default)
 #   bdat_chunk => REPLY      the reply to a BDAT that is not LAST
 #                            (default "250 2.0.0 N octets received")
 #
@@ -75,6 +76,7 @@ my %DEFAULTS = (
 	starttls => 0,
 	chunking => 0,
 	bdat_chunk => undef,
+	pipelining => 1,
 );
 
 sub new {
@@ -447,6 +449,7 @@ sub _session {
 			$helo = $arg;
 			($from, @to) = (undef);
 			my @ext = ('PIPELINING', 'SIZE 52428800', '8BITMIME', 'ENHANCEDSTATUSCODES');
+			shift @ext unless $c->{pipelining};
 			push @ext, 'STARTTLS' if $c->{starttls} && !$tls;
 			push @ext, 'CHUNKING' if $c->{chunking};
 			my @l = ("$c->{name} Hello $arg", @ext);
