@@ -369,7 +369,7 @@ struct smtp_server {
 	const char *policy_relay[POLICY_MAX_DOMAINS];
 	struct mtad_addr own_addrs[POLICY_MAX_ADDRS];
 	struct queue_id_gen ids;
-	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
+	char *scratch;		/* DATA decoder output, SMTP_DATA_OUT_MAX(SMTP_READ_SIZE) bytes */
 	struct smtp_spare spare_in;	/* input buffers, SMTP_READ_SIZE bytes */
 	struct smtp_spare spare_out;	/* reply buffers, SESSION_OUT_SIZE bytes */
 	bool stopping;		/* shutting down: no new transactions */
