@@ -403,6 +403,7 @@ void session_reset_transaction(struct smtp_session *s)
 	s->nrcpt = 0;
 	s->in_transaction = false;
 	s->chunking = false;	/* not bdat_open: a chunk being dropped is still read */
+	s->rcpt_tried = false;
 	memset(&s->sender, 0, sizeof(s->sender));
 	memset(&s->params, 0, sizeof(s->params));
 	if (s->incoming) {

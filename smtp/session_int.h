@@ -133,6 +133,7 @@ struct smtp_session {
 	 * as a command.
 	 */
 	bool chunking;		/* this message comes in BDAT chunks (DATA now 503) */
+	bool rcpt_tried;	/* a RCPT came in this transaction: BDAT without one is 503, after refused ones 554 */
 	bool bdat_open;		/* a chunk is being read (or dropped) */
 	bool bdat_last;		/* ... and it is the last */
 	bool bdat_failed;	/* a chunk was refused: the rest are dropped, 551, until LAST or RSET */

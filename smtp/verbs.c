@@ -410,6 +410,8 @@ static bool verb_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (!s->in_transaction)
 		return bdat_refused(s, 503, "5.5.1", "Error: need MAIL command");
+	if (s->nrcpt == 0 && !s->rcpt_tried)
+		return bdat_refused(s, 503, "5.5.1", "Error: need RCPT command");
 	if (s->nrcpt == 0)
 		return bdat_refused(s, 554, "5.5.1", "Error: no valid recipients");
 	if (!s->chunking)
@@ -552,6 +554,8 @@ static bool check_rcpt(struct smtp_session *s)
 	/* After a MAIL the HELO rules refused: verb_rcpt repeats the rule's reply. */
 	if (!s->in_transaction && s->blocked.rule != POLICY_ACCEPT)
 		return true;
+	if (s->in_transaction)
+		s->rcpt_tried = true;
 	if (s->chunking) {
 		session_reply(s, 503, "5.5.1", "Error: RCPT after BDAT");
 		return false;

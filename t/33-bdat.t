@@ -176,6 +176,10 @@ my $count = 0;
 	my @r = replies($s, 2);
 	is $r[0] // '', "503 5.5.1 Error: need MAIL command\r\n", 'BDAT without MAIL: 503 5.5.1';
 	like $r[1] // '', qr/\A250 2\.0\.0 /, 'BDAT without MAIL: the chunk was read, not run (NOOP)';
+	$m->send_bytes($s, "MAIL FROM:<a\@b.test>\r\n" . 'BDAT ' . length($c) . " LAST\r\n$c" . "NOOP\r\n");
+	@r = replies($s, 3);
+	is $r[1] // '', "503 5.5.1 Error: need RCPT command\r\n", 'BDAT without RCPT: 503 5.5.1';
+	like $r[2] // '', qr/\A250 2\.0\.0 /, 'BDAT without RCPT: the chunk was read (NOOP)';
 	$m->send_bytes($s, "MAIL FROM:<a\@b.test>\r\nRCPT TO:<u\@elsewhere.example>\r\n"
 		. 'BDAT ' . length($c) . "\r\n$c" . 'BDAT ' . length($c) . " LAST\r\n$c" . "NOOP\r\n");
 	@r = replies($s, 5);
