@@ -60,6 +60,7 @@ static const char *phase(const struct smtp_client *c)
 	case C_RCPT: return "sending RCPT TO";
 	case C_DATA: return "sending DATA command";
 	case C_BODY: return "sending message body";
+	case C_BDAT: return "sending message body";
 	case C_DOT: return "sending end of data -- message may be sent more than once";
 	case C_RSET: return "sending RSET";
 	case C_QUIT: return "sending QUIT";
@@ -416,7 +417,7 @@ static void handle_reply(struct smtp_client *c, const struct smtp_client_reply *
 	case C_GREETING: case C_EHLO: case C_HELO: case C_STARTTLS:
 		on_setup_reply(c, r, ext);
 		return;
-	case C_MAIL: case C_RCPT: case C_DATA: case C_DOT: case C_RSET:
+	case C_MAIL: case C_RCPT: case C_DATA: case C_BDAT: case C_DOT: case C_RSET:
 		/* 421: the peer is going away (RFC 5321 §3.8); what is open
 		 * gets its reply, and the connection is done. */
 		if (r->code == 421) {
@@ -675,6 +676,7 @@ static struct smtp_client *client_new(uv_loop_t *loop, const struct smtp_client_
 		return NULL;
 	c->loop = loop;
 	c->lmtp = opt->lmtp;
+	c->chunking = opt->chunking;
 	c->tls_policy = opt->tls;
 	c->tls_client = opt->tls_client;
 	c->timeout_ms = (uint64_t)(opt->timeout ? opt->timeout : DEFAULT_TIMEOUT) * 1000;

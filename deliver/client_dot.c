@@ -7,8 +7,11 @@
  * like any other line start), let a bare LF through (a peer that takes
  * it for a line end would then see an unstuffed "." line: SMTP
  * smuggling the other way round), write more than 2 * inlen bytes, or
- * do I/O. Stored bodies are CRLF text already (the server refuses bare
- * LF), so the LF repair is only a safety net.
+ * do I/O. DATA's bodies are CRLF text when stored (bare_newline
+ * normalizes or refuses them), but a BDAT chunk is stored as sent, bare
+ * LF included (RFC 3030): sent on with DATA to a peer without CHUNKING,
+ * that LF becomes CRLF here. With BDAT the bytes go unchanged
+ * (client_send.c).
  *
  * Follows: RFC 5321 §4.5.2 (transparency), §4.1.1.4 (end of mail data).
  */

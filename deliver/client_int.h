@@ -26,6 +26,7 @@ enum client_state {
 	C_RCPT,		/* waiting for RCPT replies */
 	C_DATA,		/* waiting for the DATA reply */
 	C_BODY,		/* sending the body */
+	C_BDAT,		/* waiting for the reply to a BDAT chunk that is not the last */
 	C_DOT,		/* waiting for the reply (LMTP: one per accepted recipient) to the end of data */
 	C_RSET,		/* waiting for the RSET reply after a failed transaction */
 	C_LOCAL,	/* a message decided without the peer; reported from the timer */
@@ -49,6 +50,7 @@ struct smtp_client {
 	} sock;
 	uv_stream_t *stream;		/* &sock.tcp or &sock.pipe */
 	bool lmtp;			/* RFC 2033: LHLO, a reply per recipient after the data */
+	bool chunking;			/* opt->chunking: BDAT when the peer offers CHUNKING */
 	uv_timer_t timer;
 	uv_connect_t connect_req;
 	int handles_open;
@@ -84,6 +86,7 @@ struct smtp_client {
 	size_t next_dot;		/* LMTP: whose reply to the end of data comes next */
 	size_t accepted;
 	bool pipelining;		/* this transaction was pipelined */
+	bool bdat;			/* this message goes in BDAT chunks (RFC 3030), not DATA */
 	bool mail_ok, mail_failed;
 	bool reading_chunk;		/* msg.read has not called back yet */
 	bool fail_pending;		/* failed while reading_chunk: report when it returns */

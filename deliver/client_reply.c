@@ -35,6 +35,7 @@ static const struct {
 	{ "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCED },
 	{ "DSN", SMTP_EXT_DSN },
 	{ "SMTPUTF8", SMTP_EXT_SMTPUTF8 },
+	{ "CHUNKING", SMTP_EXT_CHUNKING },
 };
 
 /* is_digit - ASCII only: isdigit() depends on the locale. */

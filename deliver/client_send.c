@@ -2,7 +2,10 @@
  * client_send.c - the SMTP client's mail transactions (deliver/client.c
  * makes and keeps the connection): MAIL, RCPT and DATA (pipelined when
  * the peer offers PIPELINING), the body one chunk at a time,
- * dot-stuffed, the end of data (LMTP: a reply per accepted recipient),
+ * dot-stuffed, the end of data (LMTP: a reply per accepted recipient);
+ * or, when the peer offers CHUNKING (and smtp_use_chunking allows), the
+ * body as BDAT chunks, one per queue chunk, not dot-stuffed, the last
+ * with LAST, each waiting for its reply before the next goes;
  * RSET after a transaction that cannot be finished, and each
  * recipient's verdict.
  *
@@ -16,13 +19,15 @@
  *
  * Follows: RFC 5321 (§3.3 mail transactions, §4.1.1.4 DATA, §4.5.2
  * transparency), RFC 2920 (PIPELINING), RFC 1870 (SIZE), RFC 3463,
- * RFC 2033 §4.2 (LMTP's replies to the end of data), RFC 3461 §4, §5.2
- * (DSN's RET, ENVID, NOTIFY, ORCPT passed on to a peer that offers DSN),
- * RFC 6531 §3.2 (SMTPUTF8 on MAIL when the message needs it and the
- * peer offers it; when it does not, the message bounces, 5.6.7, never
- * downgraded), RFC 6152 (BODY=8BITMIME passed on to a peer that offers
- * 8BITMIME; to one that does not, 8-bit MIME parts go as
- * quoted-printable, §3 and deliver/mime_downgrade.c, as Postfix does).
+ * RFC 2033 §4.2 (LMTP's replies to the end of data), RFC 3030 (BDAT,
+ * §2 its replies, §3 with LMTP: a reply per recipient after BDAT LAST),
+ * RFC 3461 §4, §5.2 (DSN's RET, ENVID, NOTIFY, ORCPT passed on to a
+ * peer that offers DSN), RFC 6531 §3.2 (SMTPUTF8 on MAIL when the
+ * message needs it and the peer offers it; when it does not, the
+ * message bounces, 5.6.7, never downgraded), RFC 6152 (BODY=8BITMIME
+ * passed on to a peer that offers 8BITMIME; to one that does not, 8-bit
+ * MIME parts go as quoted-printable, §3 and deliver/mime_downgrade.c, as
+ * Postfix does, always with DATA).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,9 +179,12 @@ static void send_pipelined(struct smtp_client *c)
 	len = mail_line(c, buf, CMD_MAX);
 	for (size_t i = next_sent(c, 0); i < c->msg.nrcpt; i = next_sent(c, i + 1))
 		len += rcpt_line(c, i, buf + len, CMD_MAX);
-	/* A probe ends where DATA would go (both 6 bytes). */
-	memcpy(buf + len, c->msg.envelope_only ? "RSET\r\n" : "DATA\r\n", 6);
-	len += 6;
+	/* A probe ends where DATA would go (both 6 bytes); with BDAT the
+	 * chunks wait for the RCPT replies (no body for nobody). */
+	if (c->msg.envelope_only || !c->bdat) {
+		memcpy(buf + len, c->msg.envelope_only ? "RSET\r\n" : "DATA\r\n", 6);
+		len += 6;
+	}
 	(void)client_send_plain(c, buf, len);
 	free(buf);
 }
@@ -190,6 +198,10 @@ void client_start_transaction(struct smtp_client *c)
 	c->next_rcpt = next_sent(c, 0);
 	client_step_timer(c, c->timeout_ms);
 	c->pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	/* BDAT when offered, but not for a body that must be made 7-bit:
+	 * the MIME downgrade goes out with DATA, dot-stuffed as it streams. */
+	c->bdat = c->chunking && (c->ext & SMTP_EXT_CHUNKING) && !c->msg.envelope_only &&
+		  !(c->msg.body_8bitmime && !(c->ext & SMTP_EXT_8BITMIME));
 	if (c->pipelining)
 		send_pipelined(c);
 	else
@@ -204,9 +216,21 @@ static void send_rset(struct smtp_client *c)
 	(void)client_send_line(c, "RSET\r\n");
 }
 
+static void start_body(struct smtp_client *c);
+
 /* envelope_done - every RCPT answered: DATA, or RSET when nobody was accepted. */
 static void envelope_done(struct smtp_client *c)
 {
+	if (c->bdat) {
+		/* No DATA: the chunks go now, when somebody takes them. */
+		if (c->mail_failed)
+			client_finish_message(c, true);
+		else if (c->accepted == 0)
+			send_rset(c);
+		else
+			start_body(c);
+		return;
+	}
 	if (c->pipelining) {
 		/* DATA (RSET for a probe) went with the envelope. */
 		c->state = c->msg.envelope_only ? C_RSET : C_DATA;
@@ -377,6 +401,24 @@ static void on_data(struct smtp_client *c, const struct smtp_client_reply *r)
 		client_finish_message(c, true);
 }
 
+/*
+ * on_bdat - the reply to a chunk that is not the last: the next chunk,
+ * or, refused, the message is over for every accepted recipient and
+ * RSET ends what the peer still holds of it (a server drops the chunks
+ * after a refused one until LAST or RSET: RFC 3030 §2, Postfix).
+ */
+static void on_bdat(struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	if (r->code / 100 == 2) {
+		c->state = C_BODY;
+		if (c->pump.writes_pending == 0 && !c->reading_chunk)
+			client_request_chunk(c);
+		return;
+	}
+	decide_accepted(c, r);
+	send_rset(c);
+}
+
 /* client_on_transaction_reply - a reply while a message is under way. */
 void client_on_transaction_reply(struct smtp_client *c, const struct smtp_client_reply *r)
 {
@@ -389,6 +431,9 @@ void client_on_transaction_reply(struct smtp_client *c, const struct smtp_client
 		break;
 	case C_DATA:
 		on_data(c, r);
+		break;
+	case C_BDAT:
+		on_bdat(c, r);
 		break;
 	case C_DOT:
 		if (c->lmtp) {
@@ -442,6 +487,40 @@ static void chunk_downgraded(struct smtp_client *c, const void *data, size_t len
 	free(out);
 }
 
+/*
+ * bdat_chunk - one queue chunk as one BDAT chunk, bytes as stored (no
+ * dot-stuffing, no end marker: RFC 3030 §2), "BDAT n LAST" for the last
+ * (an empty last chunk is "BDAT 0 LAST"); an empty chunk that is not
+ * the last is not sent (Postfix refuses "BDAT 0" without LAST).
+ */
+static void bdat_chunk(struct smtp_client *c, const void *data, size_t len, bool last)
+{
+	char head[48];
+	char *out;
+	int h;
+
+	c->chunk_index++;
+	c->body_last = last;
+	if (len == 0 && !last) {
+		client_request_chunk(c);
+		return;
+	}
+	h = snprintf(head, sizeof(head), "BDAT %zu%s\r\n", len, last ? " LAST" : "");
+	out = malloc((size_t)h + len);
+	if (h < 0 || out == NULL) {
+		free(out);
+		client_fail(c, 451, "4.3.0", "out of memory sending to %s", c->peer);
+		return;
+	}
+	memcpy(out, head, (size_t)h);
+	memcpy(out + h, data, len);
+	/* The reply may come before the write callback: the state first. */
+	c->state = last ? C_DOT : C_BDAT;
+	client_step_timer(c, c->timeout_ms);
+	(void)client_send_plain(c, out, (size_t)h + len);
+	free(out);
+}
+
 /* chunk_done - a body chunk from the caller: dot-stuffed and written. */
 static void chunk_done(struct smtp_client *c, int status, const void *data, size_t len,
 		       bool last)
@@ -464,6 +543,10 @@ static void chunk_done(struct smtp_client *c, int status, const void *data, size
 	if (status != 0) {
 		/* Half a message must not be delivered: drop the connection. */
 		client_fail(c, 451, "4.3.0", "error reading the queued message for %s", c->peer);
+		return;
+	}
+	if (c->bdat) {
+		bdat_chunk(c, data, len, last);
 		return;
 	}
 	if (c->downgrade) {

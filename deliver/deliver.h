@@ -163,6 +163,7 @@ struct smtp_client_options {
 	struct tls_client *tls_client;	/* NULL: no STARTTLS */
 	unsigned timeout;		/* seconds per step */
 	bool lmtp;			/* speak LMTP (RFC 2033) instead of SMTP */
+	bool chunking;			/* BDAT when the peer offers CHUNKING (smtp_use_chunking) */
 };
 
 /* The outcome of one recipient, or of the whole message. */
@@ -391,6 +392,7 @@ int smtp_mime_downgrade_feed(struct smtp_mime_downgrade *md, const char *in, siz
 			     char **out, size_t *outlen);
 int smtp_mime_downgrade_finish(struct smtp_mime_downgrade *md, char **out, size_t *outlen);
 #define SMTP_EXT_DSN 0x20
+#define SMTP_EXT_CHUNKING 0x200	/* RFC 3030 (a high bit: others add theirs below) */
 
 #define SMTP_CLIENT_REPLY_LINES 100
 #define SMTP_CLIENT_REPLY_MAX 65536

@@ -619,6 +619,7 @@ void group_connect_next(struct group *g)
 		.tls_client = g->att->d->tls,
 		.tls = group_tls(g),
 		.lmtp = g->route && g->route->lmtp,
+		.chunking = strcmp(cfg->smtp_use_chunking, "no") != 0,
 	};
 	size_t i;
 

@@ -1,7 +1,8 @@
 /*
  * command.c - the SMTP command parser: splits a command line into verb
  * and argument, and checks the arguments of MAIL FROM, RCPT TO and
- * HELO/EHLO, choosing the exact reply for each mistake.
+ * HELO/EHLO and the chunk size of BDAT, choosing the exact reply for each
+ * mistake.
  *
  * Must not: do I/O, allocate, keep state between calls, or let an
  * address through that would mean something to a shell or to a log
@@ -20,7 +21,8 @@
  * domain must have an A-label form within RFC 1035's limits), §3.4 (the
  * SMTPUTF8 parameter of MAIL), §3.7.4.2 (553 5.6.7 for a non-ASCII
  * address without it, Postfix's text); RFC 3461 §4 (DSN: xtext, RET=,
- * ENVID= on MAIL, NOTIFY=, ORCPT= on RCPT).
+ * ENVID= on MAIL, NOTIFY=, ORCPT= on RCPT); RFC 3030 §2 (BDAT
+ * chunk-size [LAST]).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -36,7 +38,7 @@ static const struct {
 	{ SMTP_RCPT, "RCPT" }, { SMTP_DATA, "DATA" }, { SMTP_RSET, "RSET" },
 	{ SMTP_NOOP, "NOOP" }, { SMTP_QUIT, "QUIT" }, { SMTP_HELP, "HELP" },
 	{ SMTP_VRFY, "VRFY" }, { SMTP_EXPN, "EXPN" }, { SMTP_STARTTLS, "STARTTLS" },
-	{ SMTP_AUTH, "AUTH" },
+	{ SMTP_AUTH, "AUTH" }, { SMTP_BDAT, "BDAT" },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -706,5 +708,35 @@ int smtp_parse_helo(const char *arg, size_t len)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* smtp_parse_bdat - see smtp.h. */
+int smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
+{
+	uint64_t n = 0;
+	size_t i = 0;
+
+	while (i < len && arg[i] >= '0' && arg[i] <= '9') {
+		if (i == 20)
+			return -1;
+		/* n * 10 + d <= UINT64_MAX / 2, checked before it could wrap. */
+		if (n > (UINT64_MAX / 2 - (uint64_t)(arg[i] - '0')) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(arg[i] - '0');
+		i++;
+	}
+	if (i == 0)
+		return -1;
+	*size = n;
+	*last = false;
+	if (i == len)
+		return 0;
+	if (arg[i] != ' ')
+		return -1;
+	i = skip_spaces(arg, len, i);
+	if (!equal_ci(arg + i, len - i, "LAST"))
+		return -1;
+	*last = true;
 	return 0;
 }

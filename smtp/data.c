@@ -3,12 +3,23 @@
  * finds the end of the message, and measures it. Line starts, CR and LF
  * go through it a byte at a time; the text between them in one memcpy.
  *
- * Must not: end a message on anything but <CRLF>.<CRLF> (a bare LF or CR
- * is never a line start, so "\n.\n", "\r.\r", "\n.\r\n" and "\r\n.\n"
- * stay inside the message: SMTP smuggling, 2023), drop or rewrite bytes
- * other than the stuffing dot, write more than inlen bytes of output, or
- * do I/O. State lives only in struct smtp_data_decoder, so the end
- * marker may be split across reads at any byte.
+ * Two modes (bare_newline in mtad.conf). reject: a bare LF or CR is
+ * data, never a line start, and flagged (the session refuses the
+ * message). normalize (Postfix 3.9's smtpd_forbid_bare_newline =
+ * normalize): a bare LF ends a line as CRLF would and is stored as CRLF,
+ * a bare CR stays data; a line start after a bare LF unstuffs a dot as
+ * any line start does, but a "." line ends the message only when both
+ * its own ending and the one before it are CRLF: otherwise it is dropped,
+ * as Postfix drops it, and the message goes on.
+ *
+ * Must not: end a message on anything but <CRLF>.<CRLF> ("\n.\n",
+ * "\r.\r", "\n.\r\n" and "\r\n.\n" stay inside the message in both
+ * modes: SMTP smuggling, 2023), drop or rewrite bytes other than the
+ * stuffing dot (and, normalizing, add the CR of a bare LF or drop a
+ * "." line next to one), write more than inlen bytes of output (2 *
+ * inlen normalizing), or do I/O. State lives only in struct
+ * smtp_data_decoder, so the end marker may be split across reads at any
+ * byte.
  *
  * Follows: RFC 5321 §4.1.1.4 (DATA, end of mail data), §4.5.2
  * (transparency), §4.5.3.1.6 (text line length); RFC 1870 (size).
@@ -40,6 +51,12 @@ void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit)
 	dec->limit = limit;
 }
 
+/* smtp_data_normalize - see smtp.h. */
+void smtp_data_normalize(struct smtp_data_decoder *dec)
+{
+	dec->normalize = true;
+}
+
 /* emit - one decoded byte: counted always, output only while within the limit. */
 static void emit(struct smtp_data_decoder *dec, struct sink *o, char c)
 {
@@ -63,17 +80,37 @@ static void line_octet(struct smtp_data_decoder *dec)
 		dec->longest_line = dec->line_len;
 }
 
-/* text_byte - a byte inside a line; a bare LF is data, never a line end. */
+/* line_end - a line ended: with a bare LF (normalizing), or a CRLF. */
+static void line_end(struct smtp_data_decoder *dec, bool bare)
+{
+	dec->line_len = 0;
+	dec->prev_bare = bare;
+	dec->state = D_LINE_START;
+}
+
+/*
+ * text_byte - a byte inside a line; a bare LF is data (reject), or a
+ * line end stored as CRLF (normalize).
+ */
 static void text_byte(struct smtp_data_decoder *dec, struct sink *o, char c)
 {
+	if (c == '\n') {
+		dec->bare_lf = true;
+		dec->bare_lf_count++;
+		if (dec->normalize) {
+			/* Ends the line as CRLF would: stored as CRLF. */
+			emit(dec, o, '\r');
+			emit(dec, o, '\n');
+			line_end(dec, true);
+			return;
+		}
+	}
 	emit(dec, o, c);
 	if (c == '\r') {
 		/* Counted as a line octet only once we know it is a bare CR. */
 		dec->state = D_CR;
 		return;
 	}
-	if (c == '\n')
-		dec->bare_lf = true;
 	line_octet(dec);
 	dec->state = D_TEXT;
 }
@@ -90,8 +127,7 @@ static void after_cr(struct smtp_data_decoder *dec, struct sink *o, char c)
 {
 	if (c == '\n') {
 		emit(dec, o, c);
-		dec->line_len = 0;
-		dec->state = D_LINE_START;
+		line_end(dec, false);
 		return;
 	}
 	bare_cr(dec);
@@ -102,6 +138,12 @@ static void after_cr(struct smtp_data_decoder *dec, struct sink *o, char c)
 static void after_dot_cr(struct smtp_data_decoder *dec, struct sink *o, char c)
 {
 	if (c == '\n') {
+		if (dec->normalize && dec->prev_bare) {
+			/* "<LF>.<CR><LF>": Postfix drops the line, never ends. */
+			dec->dropped_dots++;
+			line_end(dec, false);
+			return;
+		}
 		dec->done = true;
 		return;
 	}
@@ -130,7 +172,13 @@ static void step(struct smtp_data_decoder *dec, struct sink *o, char c)
 	case D_DOT:
 		if (c == '\r')
 			dec->state = D_DOT_CR;
-		else
+		else if (c == '\n' && dec->normalize) {
+			/* "." ended by a bare LF: dropped, never the end. */
+			dec->bare_lf = true;
+			dec->bare_lf_count++;
+			dec->dropped_dots++;
+			line_end(dec, true);
+		} else
 			text_byte(dec, o, c);
 		break;
 	case D_DOT_CR:
@@ -183,7 +231,7 @@ static void text_bulk(struct smtp_data_decoder *dec, struct sink *o, const char 
 size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
 			size_t inlen, char *out, size_t *outlen)
 {
-	struct sink o = { out, inlen, 0 };
+	struct sink o = { out, dec->normalize ? 2 * inlen : inlen, 0 };
 	size_t i = 0;
 
 	if (dec->has_carry && inlen > 0) {

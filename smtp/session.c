@@ -1,11 +1,16 @@
 /*
  * session.c - the SMTP server session: input buffering, pipelining,
- * the DATA phase, the queue commit, timeouts and the session's lifetime.
+ * the DATA phase and BDAT chunks, the queue commit, timeouts and the
+ * session's lifetime.
  *
  * RFC 5321 (session), RFC 2920 (PIPELINING: every complete command in
  * the buffer is processed in order, replies are gathered and flushed
  * before waiting for input or for the queue), RFC 3461 §4 (longer MAIL
- * and RCPT lines for DSN's parameters, which the envelope keeps).
+ * and RCPT lines for DSN's parameters, which the envelope keeps), RFC
+ * 3030 (CHUNKING: a chunk is read by its count and never parsed, also
+ * when refused, so no chunk byte is ever taken for a command; BDAT LAST
+ * ends the message through the same session_end_data as DATA's final
+ * dot).
  *
  * This file must not block: the slow steps, signing a message (DKIM,
  * on libuv's thread pool, session_dkim.c) and making it durable (the
@@ -166,7 +171,8 @@ int smtp_server_init(struct smtp_server *srv, uv_loop_t *loop,
 	srv->dns = deps->dns;
 	queue_id_lane(&srv->ids, deps->lane, deps->lanes);
 	smtp_server_policy_update(srv);
-	srv->scratch = malloc(SMTP_READ_SIZE);
+	/* Normalizing, a bare LF decodes to two bytes (smtp.h). */
+	srv->scratch = malloc(SMTP_DATA_OUT_MAX(SMTP_READ_SIZE));
 	if (!srv->scratch)
 		return -1;
 	return 0;
@@ -189,7 +195,8 @@ static void session_timeout(uv_timer_t *timer)
 	if (s->state != STATE_COMMAND && s->state != STATE_DATA && s->state != STATE_AUTH_INPUT)
 		return;
 	session_log(s, MTAD_LOG_INFO, "timeout after %s from %s",
-		    s->state == STATE_DATA ? "DATA" : "command", s->client_label);
+		    s->bdat_open || s->chunking ? "BDAT" : s->state == STATE_DATA ? "DATA" : "command",
+		    s->client_label);
 	session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		      s->srv->cfg->hostname);
 	session_close(s);
@@ -198,8 +205,9 @@ static void session_timeout(uv_timer_t *timer)
 /* session_arm_timer - (re)starts the idle timer for the current state. */
 static void session_arm_timer(struct smtp_session *s)
 {
-	unsigned secs = s->state == STATE_DATA ? s->srv->cfg->data_timeout
-					       : s->srv->cfg->command_timeout;
+	/* A chunk being read, even one being dropped, is data. */
+	unsigned secs = s->state == STATE_DATA || s->bdat_open ? s->srv->cfg->data_timeout
+							       : s->srv->cfg->command_timeout;
 
 	if (uv_timer_start(&s->timer, session_timeout, (uint64_t)secs * 1000, 0) != 0)
 		session_log(s, MTAD_LOG_WARNING, "cannot start timer for [%s]", s->client_ip);
@@ -404,6 +412,8 @@ void session_reset_transaction(struct smtp_session *s)
 	}
 	s->nrcpt = 0;
 	s->in_transaction = false;
+	s->chunking = false;	/* not bdat_open: a chunk being dropped is still read */
+	s->rcpt_tried = false;
 	memset(&s->sender, 0, sizeof(s->sender));
 	memset(&s->params, 0, sizeof(s->params));
 	if (s->incoming) {
@@ -559,8 +569,13 @@ void session_start_data(struct smtp_session *s)
 		return;
 	}
 	smtp_data_init(&s->dec, s->srv->cfg->message_size_limit);
+	if (strcmp(s->srv->cfg->bare_newline, "normalize") == 0)
+		smtp_data_normalize(&s->dec);
 	s->state = STATE_DATA;
-	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	if (s->bdat_open)
+		s->chunking = true;	/* the first chunk is read now: no 354 */
+	else
+		session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	if (s->local_uid >= 0)
 		session_log(s, MTAD_LOG_INFO, "%s: uid=%ld from=<%s>", s->qid, s->local_uid,
 			    s->sender.addr);
@@ -813,10 +828,18 @@ static void session_end_data(struct smtp_session *s)
 	if (s->dec.too_big) {
 		session_reply(s, 552, "5.3.4", "Error: message file too big");
 		reason = "552 5.3.4 Error: message file too big";
-	} else if (s->dec.bare_lf || s->dec.bare_cr) {
+	} else if (!s->chunking && !s->dec.normalize && (s->dec.bare_lf || s->dec.bare_cr)) {
 		session_reply(s, 550, "5.6.0",
 			      "Error: bare <CR> or <LF> in message; lines must end with <CR><LF>");
 		reason = "550 5.6.0 bare <CR> or <LF> in message";
+	}
+	if (!reason && s->dec.bare_lf_count > 0 && !s->chunking) {
+		/* Postfix's words for it, with the count of this message. */
+		s->note_bare_lf = true;
+		session_log(s, MTAD_LOG_INFO, "%s: bare <LF> received from %s: %llu normalized, "
+			    "%llu \".\" line(s) dropped", s->qid, s->client_label,
+			    (unsigned long long)s->dec.bare_lf_count,
+			    (unsigned long long)s->dec.dropped_dots);
 	}
 	if (reason) {
 		session_log_reject(s, "END-OF-MESSAGE", NULL, NULL, "%s", reason);
@@ -855,7 +878,7 @@ static bool session_data_step(struct smtp_session *s)
 	if (s->inlen == 0)
 		return false;	/* and s->in may be NULL */
 	used = smtp_data_decode(&s->dec, s->in, s->inlen, s->srv->scratch, &outlen);
-	keep = !s->dec.too_big && !s->dec.bare_lf && !s->dec.bare_cr;
+	keep = !s->dec.too_big && (s->dec.normalize || (!s->dec.bare_lf && !s->dec.bare_cr));
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
 	if (keep && outlen > 0)
@@ -871,6 +894,93 @@ static bool session_data_step(struct smtp_session *s)
 	if (s->paused_by_milter)
 		return false;
 	return false;
+}
+
+/* session_bdat_refuse - see session_int.h. */
+void session_bdat_refuse(struct smtp_session *s, int code, const char *enhanced,
+			 const char *text)
+{
+	s->bdat_code = code;
+	snprintf(s->bdat_enhanced, sizeof(s->bdat_enhanced), "%s", enhanced);
+	snprintf(s->bdat_text, sizeof(s->bdat_text), "%s", text);
+}
+
+/* session_bdat_begin - see session_int.h. */
+void session_bdat_begin(struct smtp_session *s)
+{
+	s->state = STATE_DATA;
+}
+
+/*
+ * session_bdat_dropped - a refused chunk is read: its reply. A refused
+ * non-LAST chunk fails the message, and the chunks the client has
+ * pipelined after it are dropped too (551) until its BDAT LAST.
+ */
+static void session_bdat_dropped(struct smtp_session *s)
+{
+	bool failed = s->in_transaction || s->bdat_failed;
+
+	if (s->bdat_code) {
+		session_reply(s, s->bdat_code, s->bdat_enhanced, "%s", s->bdat_text);
+		s->bdat_code = 0;
+	}
+	s->bdat_failed = failed && !s->bdat_last;
+	if (s->in_transaction)
+		session_reset_transaction(s);
+}
+
+/*
+ * session_bdat_end - the chunk is read. Into the message: 250 with its
+ * size, or for LAST the very end of DATA (session_end_data: the From:
+ * check, the milters' EOM, DKIM, the commit, the 250 after it).
+ * Returns false when processing must wait.
+ */
+static bool session_bdat_end(struct smtp_session *s)
+{
+	s->bdat_open = false;
+	if (s->state != STATE_DATA) {
+		session_bdat_dropped(s);
+		session_arm_timer(s);	/* command_timeout again */
+		return true;
+	}
+	if (s->bdat_last) {
+		s->dec.done = true;
+		session_end_data(s);
+		return s->state == STATE_COMMAND;
+	}
+	s->state = STATE_COMMAND;
+	session_reply(s, 250, "2.0.0", "%llu octets received", (unsigned long long)s->bdat_size);
+	session_arm_timer(s);
+	return true;
+}
+
+/*
+ * session_bdat_step - the buffered bytes of the chunk being read: into
+ * the message in STATE_DATA, dropped otherwise. Never parsed: CR, LF
+ * and dots are data (RFC 3030 §2), and only the count says where the
+ * chunk ends. Returns false when processing must wait.
+ */
+static bool session_bdat_step(struct smtp_session *s)
+{
+	size_t n = s->inlen < s->bdat_left ? s->inlen : (size_t)s->bdat_left;
+
+	if (n > 0 && s->state == STATE_DATA) {
+		/* verb_bdat checked the size: too_big is only a failed write. */
+		s->dec.size += n;
+		if (!s->dec.too_big) {
+			session_sender_feed(s, s->in, n);
+			if (session_submit_write(s, s->in, n) < 0)
+				s->dec.too_big = true;	/* out of memory: read the rest, refuse */
+		}
+	}
+	if (n > 0) {
+		memmove(s->in, s->in + n, s->inlen - n);
+		s->inlen -= n;
+		s->bdat_left -= n;
+	}
+	if (s->bdat_left > 0)
+		return false;
+	return session_bdat_end(s);
 }
 
 /*
@@ -956,7 +1066,9 @@ static bool session_run_buffered(struct smtp_session *s)
 		if ((s->state != STATE_COMMAND && s->state != STATE_DATA &&
 		     s->state != STATE_AUTH_INPUT) || s->paused_by_queue || s->paused_by_milter)
 			return true;
-		if (s->state == STATE_DATA)
+		if (s->bdat_open)
+			more = session_bdat_step(s);
+		else if (s->state == STATE_DATA)
 			more = session_data_step(s);
 		else
 			more = session_command_step(s);
@@ -1055,7 +1167,7 @@ void smtp_session_received(struct smtp_session *s, size_t n)
 	 * held its connection forever when every byte restarted it
 	 * (t/83-slow-clients.t).
 	 */
-	if (s->state == STATE_DATA)
+	if (s->state == STATE_DATA || s->bdat_open)
 		session_arm_timer(s);
 	session_process(s);
 	if (s->inlen == SMTP_READ_SIZE && s->state != STATE_CLOSING)
@@ -1067,7 +1179,7 @@ static void session_log_disconnect(struct smtp_session *s)
 {
 	static const enum smtp_verb shown[] = {
 		SMTP_HELO, SMTP_EHLO, SMTP_STARTTLS, SMTP_AUTH, SMTP_MAIL, SMTP_RCPT,
-		SMTP_DATA, SMTP_RSET, SMTP_NOOP, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
+		SMTP_DATA, SMTP_BDAT, SMTP_RSET, SMTP_NOOP, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
 		SMTP_QUIT, SMTP_UNKNOWN,
 	};
 	char line[512];
@@ -1089,15 +1201,21 @@ static void session_log_disconnect(struct smtp_session *s)
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;
 	mtad_str_lower(line, line, n);	/* Postfix writes ehlo=1, not EHLO=1 */
-	session_log(s, MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u",
-		    s->client_label, line, s->commands_ok, s->commands_total);
+	/* Postfix's aggregated note (smtpd_forbid_bare_newline = note). */
+	session_log(s, MTAD_LOG_INFO, "disconnect from %s%s commands=%u/%u%s",
+		    s->client_label, line, s->commands_ok, s->commands_total,
+		    s->note_bare_lf ? " notes=bare_lf" : "");
 }
 
 /* smtp_session_eof - the client went away (or the connection broke). */
 void smtp_session_eof(struct smtp_session *s, const char *why)
 {
-	if (s->state != STATE_CLOSING && s->state != STATE_COMMAND && why)
+	/* Between two chunks a transaction is open too: Postfix says "after BDAT". */
+	bool in_bdat = s->bdat_open || (s->chunking && s->state == STATE_COMMAND);
+
+	if (s->state != STATE_CLOSING && (s->state != STATE_COMMAND || in_bdat) && why)
 		session_log(s, MTAD_LOG_INFO, "lost connection after %s from %s: %s",
+			    in_bdat || (s->chunking && s->state == STATE_DATA) ? "BDAT" :
 			    s->state == STATE_DATA ? "DATA" : "END-OF-MESSAGE", s->client_label, why);
 	if ((s->state == STATE_COMMIT || s->state == STATE_MILTER_WAIT ||
 	     s->state == STATE_MILTER_EOM) && why == NULL) {

@@ -128,7 +128,25 @@ struct smtp_session {
 	/* The message being received. */
 	char qid[QUEUE_ID_LEN + 1];
 	struct queue_incoming *incoming;
-	struct smtp_data_decoder dec;
+	struct smtp_data_decoder dec;	/* DATA; BDAT counts its size and limit here */
+	/*
+	 * BDAT (RFC 3030). A chunk is read by its count, never parsed: in
+	 * STATE_DATA its bytes go to the message, in STATE_COMMAND (a chunk
+	 * refused) they are read and dropped, so the client's next command
+	 * is found where it is (RFC 3030 §2) and no chunk byte is ever read
+	 * as a command.
+	 */
+	bool chunking;		/* this message comes in BDAT chunks (DATA now 503) */
+	bool rcpt_tried;	/* a RCPT came in this transaction: BDAT without one is 503, after refused ones 554 */
+	bool bdat_open;		/* a chunk is being read (or dropped) */
+	bool bdat_last;		/* ... and it is the last */
+	bool bdat_failed;	/* a chunk was refused: the rest are dropped, 551, until LAST or RSET */
+	uint64_t bdat_size;	/* the chunk's size, for its reply */
+	uint64_t bdat_left;	/* its bytes still to come */
+	int bdat_code;		/* a refused chunk: its reply, given once it is read */
+	char bdat_enhanced[8];
+	char bdat_text[96];
+	bool note_bare_lf;	/* a bare LF was normalized: "notes=bare_lf" at disconnect */
 	uint64_t header_size;	/* the Received: header we prepended, and fields we added */
 	/* A submission (local or authenticated): its header section is held
 	 * back (up to SESSION_HOLD_MAX) for its bare names to get the host
@@ -150,7 +168,7 @@ struct smtp_session {
 	int32_t arrival_usec;
 
 	unsigned errors;
-	struct session_verb_count verbs[SMTP_AUTH + 1];
+	struct session_verb_count verbs[SMTP_VERB_COUNT];
 	unsigned commands_ok, commands_total;
 
 	bool paused_by_queue;	/* body chunks in flight: wait */
@@ -190,6 +208,15 @@ bool session_free_if_gone(struct smtp_session *s);
 const char *session_protocol(const struct smtp_session *s);
 void session_reset_transaction(struct smtp_session *s);
 void session_start_data(struct smtp_session *s);
+/*
+ * session_bdat_refuse - the chunk being read is refused: it is read and
+ * dropped, then this reply is given (a non-LAST chunk of a transaction
+ * also fails the chunks that follow, as Postfix does).
+ */
+void session_bdat_refuse(struct smtp_session *s, int code, const char *enhanced,
+			 const char *text);
+/* session_bdat_begin - a BDAT command was accepted: its chunk is read into the message. */
+void session_bdat_begin(struct smtp_session *s);
 /* session_log - one line under the session's program name (mtad/smtpd, ...). */
 #define session_log(s, level, ...) mtad_log_svc((s)->log_svc, (level), __VA_ARGS__)
 /*

@@ -1157,7 +1157,7 @@ static void data_done(struct session_milters *ms)
 	ms->in_message = true;
 	session_start_data(s);
 	if (s->state == STATE_DATA) {
-		s->verbs[SMTP_DATA].ok++;
+		s->verbs[s->chunking ? SMTP_BDAT : SMTP_DATA].ok++;	/* a first BDAT waited too */
 		s->commands_ok++;
 	}
 	milter_resume(s, s->state == STATE_DATA ? STATE_DATA : STATE_COMMAND);

@@ -28,7 +28,8 @@ enum smtp_verb {
 	SMTP_UNKNOWN = 0,
 	SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
 	SMTP_NOOP, SMTP_QUIT, SMTP_HELP, SMTP_VRFY, SMTP_EXPN,
-	SMTP_STARTTLS, SMTP_AUTH,
+	SMTP_STARTTLS, SMTP_AUTH, SMTP_BDAT,
+	SMTP_VERB_COUNT		/* not a verb: how many there are */
 };
 
 struct smtp_command {
@@ -158,6 +159,15 @@ int smtp_parse_rcpt_to(const char *arg, size_t len, struct smtp_path *path,
  */
 int smtp_parse_helo(const char *arg, size_t len);
 
+/*
+ * smtp_parse_bdat - RFC 3030 §2: "BDAT" SP chunk-size [SP "LAST"], the
+ * argument after the verb: 1 to 20 digits (a value up to UINT64_MAX /
+ * 2, so sizes add up without overflow) and, after one or more spaces,
+ * LAST in any case. Returns 0 with *size and *last, or -1 (the caller
+ * cannot know where the chunk ends: 501 and the connection closes).
+ */
+int smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last);
+
 /* ---- From: header scanner (smtp/from_scan.c) ---- */
 
 #define SMTP_FROM_MAX 4096	/* bytes of From: values kept */
@@ -221,9 +231,13 @@ size_t smtp_header_message_id(const struct smtp_header_scan *h, const char **id)
 /*
  * Decodes a DATA stream: removes dot-stuffing and finds the end marker.
  * Only <CRLF>.<CRLF> ends the message (the CRLF of the DATA command
- * counts as the first one). A bare LF or bare CR is passed through and
- * flagged, and is never a line start for dot handling, so no byte
- * sequence makes two messages out of one (SMTP smuggling). Bytes past
+ * counts as the first one). By default a bare LF or bare CR is passed
+ * through and flagged, and is never a line start for dot handling, so
+ * no byte sequence makes two messages out of one (SMTP smuggling).
+ * After smtp_data_normalize, a bare LF ends a line and is output as
+ * CRLF (counted in bare_lf_count), a bare CR stays data, and a "."
+ * line next to a bare LF (before or after it) is dropped, never the
+ * end: Postfix 3.9's smtpd_forbid_bare_newline = normalize. Bytes past
  * the size limit are consumed and counted but not output.
  */
 struct smtp_data_decoder {
@@ -233,6 +247,10 @@ struct smtp_data_decoder {
 	size_t line_len;	/* current line, for long-line accounting */
 	size_t longest_line;
 	bool bare_lf, bare_cr, too_big, done;
+	bool normalize;		/* smtp_data_normalize: bare LF is a line end */
+	bool prev_bare;		/* normalizing: the last line ended with a bare LF */
+	uint64_t bare_lf_count;	/* bare LFs seen (normalized, or refused) */
+	uint64_t dropped_dots;	/* normalizing: "." lines next to a bare LF, dropped */
 	/*
 	 * ".\r" at a line start outputs nothing until the next byte shows
 	 * whether it was the end marker; if it was not, that byte yields two
@@ -245,10 +263,13 @@ struct smtp_data_decoder {
 };
 
 void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit);
+/* smtp_data_normalize - after smtp_data_init: bare LF is a line end (bare_newline = normalize). */
+void smtp_data_normalize(struct smtp_data_decoder *dec);
 
 /*
  * smtp_data_decode - consumes up to inlen bytes. Decoded bytes are
- * written to out (room for inlen bytes is enough) and counted in
+ * written to out (room for inlen bytes is enough; SMTP_DATA_OUT_MAX(inlen)
+ * when normalizing, as a bare LF becomes two bytes) and counted in
  * *outlen. Returns the number of input bytes consumed: all of them,
  * unless the end marker was consumed; then dec->done is set and the
  * rest of the input (pipelined commands) is left for the caller. Once
@@ -257,6 +278,7 @@ void smtp_data_init(struct smtp_data_decoder *dec, uint64_t limit);
  */
 size_t smtp_data_decode(struct smtp_data_decoder *dec, const char *in,
 			size_t inlen, char *out, size_t *outlen);
+#define SMTP_DATA_OUT_MAX(inlen) (2 * (inlen))
 
 /* ---- replies (smtp/reply.c) ---- */
 
@@ -393,7 +415,7 @@ struct smtp_server {
 	const char *policy_relay[POLICY_MAX_DOMAINS];
 	struct mtad_addr own_addrs[POLICY_MAX_ADDRS];
 	struct queue_id_gen ids;
-	char *scratch;		/* DATA decoder output, SMTP_READ_SIZE bytes */
+	char *scratch;		/* DATA decoder output, SMTP_DATA_OUT_MAX(SMTP_READ_SIZE) bytes */
 	struct smtp_spare spare_in;	/* input buffers, SMTP_READ_SIZE bytes */
 	struct smtp_spare spare_out;	/* reply buffers, SESSION_OUT_SIZE bytes */
 	bool stopping;		/* shutting down: no new transactions */

@@ -7,8 +7,9 @@
  *
  * RFC 5321 §4.1 (commands, reply codes; §4.5.3.1.10 452 for a full
  * spool), RFC 1870 (SIZE, §6.1 the free-space check), RFC 6152
- * (8BITMIME), RFC 3461 (DSN), RFC 2034/3463 (enhanced status codes on
- * every reply but the greeting and the EHLO lines), RFC 6531 (SMTPUTF8:
+ * (8BITMIME), RFC 3461 (DSN), RFC 3030 (CHUNKING: BDAT, its chunk read
+ * by count in session.c), RFC 2034/3463 (enhanced status codes on every
+ * reply but the greeting and the EHLO lines), RFC 6531 (SMTPUTF8:
  * advertised; a UTF-8 recipient in a transaction whose MAIL did not
  * declare it gets 553 5.6.7, §3.7.4.2).
  *
@@ -51,6 +52,7 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_mail(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd);
+static bool verb_bdat(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_rset(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_noop(struct smtp_session *s, const struct smtp_command *cmd);
 static bool verb_quit(struct smtp_session *s, const struct smtp_command *cmd);
@@ -66,6 +68,8 @@ static const struct verb_row verb_table[] = {
 	{ SMTP_MAIL, check_mail, verb_mail },
 	{ SMTP_RCPT, check_rcpt, verb_rcpt },
 	{ SMTP_DATA, check_data, verb_data },
+	/* Its checks are in verb_bdat: a refused chunk must still be read. */
+	{ SMTP_BDAT, check_nothing, verb_bdat },
 	{ SMTP_RSET, check_nothing, verb_rset },
 	{ SMTP_NOOP, check_nothing, verb_noop },
 	{ SMTP_QUIT, check_nothing, verb_quit },
@@ -117,6 +121,7 @@ static bool remember_helo(struct smtp_session *s, const struct smtp_command *cmd
 		return false;
 	}
 	session_reset_transaction(s);
+	s->bdat_failed = false;
 	memcpy(s->helo, cmd->arg, cmd->arglen);
 	s->helo[cmd->arglen] = '\0';
 	s->esmtp = esmtp;
@@ -162,6 +167,7 @@ static bool verb_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 		     "250-DSN\r\n"
 		     "250-SMTPUTF8\r\n"
 		     "250-ENHANCEDSTATUSCODES\r\n"
+		     "250-CHUNKING\r\n"
 		     "%s%s"
 		     "250 HELP\r\n",
 		     s->srv->cfg->hostname, s->helo, s->client_ip,
@@ -324,10 +330,117 @@ static bool verb_data(struct smtp_session *s, const struct smtp_command *cmd)
 	return s->state == STATE_DATA;
 }
 
+/*
+ * bdat_refused - this chunk is refused: session.c reads and drops it,
+ * then gives the reply (RFC 3030 §2: the chunk is read whatever the
+ * reply, or the stream would be out of step); one too big to be worth
+ * reading gets the reply and the session ends.
+ */
+static bool bdat_refused(struct smtp_session *s, int code, const char *enhanced,
+			 const char *text)
+{
+	uint64_t limit = s->srv->cfg->message_size_limit;
+
+	if (s->bdat_size > limit + limit / 2) {
+		/* Postfix's bound: a refused chunk over 1.5 times the size
+		 * limit is not read for nothing; the session ends. */
+		session_log(s, MTAD_LOG_WARNING, "%s: too much BDAT content -- disabling further "
+			    "input from %s", s->qid[0] ? s->qid : "NOQUEUE", s->client_label);
+		s->bdat_open = false;
+		session_reply(s, code, enhanced, "%s", text);
+		session_close(s);
+		return false;
+	}
+	session_bdat_refuse(s, code, enhanced, text);
+	return false;
+}
+
+/*
+ * bdat_first - the first chunk of a message: DATA's checks and start
+ * (the queue id, the Received: header, the milters' DATA stage), then
+ * the chunk is read. Postfix's smtpd_chunking model.
+ */
+static bool bdat_first(struct smtp_session *s)
+{
+	uint64_t spool_free = atomic_load(&s->srv->shared->spool_free);
+	uint64_t size = s->params.has_size ? s->params.size : 0;
+	char extra[32];
+
+	if (!policy_space_verdict(spool_free, mtad_config_minfree(s->srv->cfg), size)) {
+		snprintf(extra, sizeof(extra), "free=%llu", (unsigned long long)spool_free);
+		session_log_reject(s, "BDAT", NULL, extra, "452 4.3.1 Insufficient system storage");
+		return bdat_refused(s, 452, "4.3.1", "Insufficient system storage");
+	}
+	if (s->bdat_size > s->srv->cfg->message_size_limit) {
+		session_log(s, MTAD_LOG_WARNING, "NOQUEUE: BDAT request from %s exceeds message "
+			    "size limit", s->client_label);
+		return bdat_refused(s, 552, "5.3.4", "Chunk exceeds message size limit");
+	}
+	if (s->milters)
+		return session_milter_data(s);	/* it starts the message when they agree */
+	session_start_data(s);
+	return s->state == STATE_DATA;	/* else 451 given: the chunk is dropped */
+}
+
+/*
+ * verb_bdat - RFC 3030: "BDAT size [LAST]". Whatever the answer, the
+ * chunk's bytes are read (session.c) before the next command, except
+ * when the size cannot be read: then nobody knows where the chunk ends,
+ * and the session closes after its 501 (Postfix hangs up with 521).
+ */
+static bool verb_bdat(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	char text[96];
+	uint64_t size;
+	bool last;
+
+	if (smtp_parse_bdat(cmd->arg, cmd->arglen, &size, &last) != 0) {
+		session_log(s, MTAD_LOG_WARNING, "%s: malformed BDAT command syntax from %s: %.*s",
+			    s->qid[0] ? s->qid : "NOQUEUE", s->client_label,
+			    (int)(cmd->arglen < 100 ? cmd->arglen : 100), cmd->arg);
+		session_reply(s, 501, "5.5.4", "Syntax: BDAT count [LAST]");
+		session_close(s);
+		return false;
+	}
+	s->bdat_open = true;
+	s->bdat_size = s->bdat_left = size;
+	s->bdat_last = last;
+	s->bdat_code = 0;
+	if (s->bdat_failed) {
+		snprintf(text, sizeof(text), "Discarded %llu bytes after earlier error",
+			 (unsigned long long)size);
+		return bdat_refused(s, 551, "5.0.0", text);
+	}
+	if (!s->helo_seen)
+		return bdat_refused(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+	if (size == 0 && !last) {
+		/* Postfix's guard against a stream of empty chunks. */
+		session_log(s, MTAD_LOG_WARNING, "%s: null BDAT request from %s",
+			    s->qid[0] ? s->qid : "NOQUEUE", s->client_label);
+		return bdat_refused(s, 551, "5.7.1", "Null BDAT request");
+	}
+	if (!s->in_transaction)
+		return bdat_refused(s, 503, "5.5.1", "Error: need MAIL command");
+	if (s->nrcpt == 0 && !s->rcpt_tried)
+		return bdat_refused(s, 503, "5.5.1", "Error: need RCPT command");
+	if (s->nrcpt == 0)
+		return bdat_refused(s, 554, "5.5.1", "Error: no valid recipients");
+	if (!s->chunking)
+		return bdat_first(s);
+	if (s->dec.size > s->dec.limit || size > s->dec.limit - s->dec.size) {
+		session_log(s, MTAD_LOG_WARNING, "%s: BDAT request from %s exceeds message size limit",
+			    s->qid, s->client_label);
+		return bdat_refused(s, 552, "5.3.4", "Chunk exceeds message size limit");
+	}
+	session_bdat_begin(s);
+	return true;
+}
+
 static bool verb_rset(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	(void)cmd;
 	session_reset_transaction(s);
+	s->bdat_failed = false;
 	session_reply(s, 250, "2.0.0", "Ok");
 	return true;
 }
@@ -351,7 +464,7 @@ static bool verb_help(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	static const char help[] =
 		"214-2.0.0 Commands supported:\r\n"
-		"214-2.0.0 HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\r\n"
+		"214-2.0.0 HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY\r\n"
 		"214 2.0.0 See RFC 5321 for details\r\n";
 
 	(void)cmd;
@@ -434,6 +547,11 @@ static bool check_nothing(struct smtp_session *s)
 /* check_mail - after HELO/EHLO, outside a transaction; MAIL without HELO is a policy count. */
 static bool check_mail(struct smtp_session *s)
 {
+	if (s->bdat_failed) {
+		/* Chunks of a failed message may still be on their way. */
+		session_reply(s, 503, "5.5.1", "Error: MAIL after BDAT");
+		return false;
+	}
 	if (session_has(s, NEEDS_HELO | NEEDS_NO_MAIL))
 		return true;
 	if (!s->helo_seen)
@@ -447,11 +565,22 @@ static bool check_rcpt(struct smtp_session *s)
 	/* After a MAIL the HELO rules refused: verb_rcpt repeats the rule's reply. */
 	if (!s->in_transaction && s->blocked.rule != POLICY_ACCEPT)
 		return true;
+	if (s->in_transaction)
+		s->rcpt_tried = true;
+	if (s->chunking) {
+		session_reply(s, 503, "5.5.1", "Error: RCPT after BDAT");
+		return false;
+	}
 	return session_has(s, NEEDS_MAIL);
 }
 
 static bool check_data(struct smtp_session *s)
 {
+	if (s->chunking) {
+		/* RFC 3030 §2: one message, DATA or BDAT, never both. */
+		session_reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+		return false;
+	}
 	return session_has(s, NEEDS_MAIL | NEEDS_RCPT);
 }
 

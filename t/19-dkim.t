@@ -145,6 +145,24 @@ $qid{outside} = send_raw($o, 'someone@outside.example', 'u@campus.test',
 	"From: alice\@campus.test\r\nTo: u\@campus.test\r\nSubject: outside\r\nX-Test: outside\r\n\r\nx\r\n");
 $m->dialog($o, "> QUIT\n< 221 *\n< [closed]\n");
 
+# In BDAT chunks (RFC 3030): signed at BDAT LAST as at DATA's dot.
+{
+	my $bs = session(1);
+	my $msg = "From: alice\@campus.test\r\nTo: bob\@example.org\r\nSubject: chunks\r\n"
+		. "X-Test: bdat\r\n\r\nline one\r\n.dot\r\n" . (('y' x 100) . "\r\n") x 50;
+	my @c = (substr($msg, 0, 50), substr($msg, 50, 2000), substr($msg, 2050));
+	$bs->print("MAIL FROM:<alice\@campus.test>\r\nRCPT TO:<bob\@example.org>\r\n"
+		. "BDAT " . length($c[0]) . "\r\n$c[0]BDAT " . length($c[1]) . "\r\n$c[1]"
+		. "BDAT " . length($c[2]) . " LAST\r\n$c[2]");
+	my @r = map { $m->read_reply($bs) // '' } 1 .. 5;
+	like $r[4], qr/\A250 2\.0\.0 Ok: queued as /, 'bdat: queued after BDAT LAST';
+	my $data = arrived('bdat');
+	my ($out, $vrc) = verify($data // '');
+	is $vrc, 0, 'bdat: a message in BDAT chunks is signed, and dkimpy verifies it' or diag $out;
+	like $out, qr/^pass d=campus\.test s=ed1 a=ed25519-sha256$/m, 'bdat: ed25519-sha256 passes';
+	$m->dialog($bs, "> QUIT\n< 221 *\n< [closed]\n");
+}
+
 for my $c (@cases) {
 	my $tag = $c->[0];
 	my $data = arrived($tag);

@@ -22,6 +22,7 @@ $m->dialog($s, <<'END');
 	< 250-DSN
 	< 250-SMTPUTF8
 	< 250-ENHANCEDSTATUSCODES
+	< 250-CHUNKING
 	< 250 HELP
 	> NOOP
 	< 250 2.0.0 *
@@ -44,6 +45,7 @@ $m->dialog($s, <<'END');
 	< 250-DSN
 	< 250-SMTPUTF8
 	< 250-ENHANCEDSTATUSCODES
+	< 250-CHUNKING
 	< 250 HELP
 	> QUIT
 	< 221 2.0.0 *
@@ -84,6 +86,7 @@ $m->dialog($s, <<'END');
 	< 250-DSN
 	< 250-SMTPUTF8
 	< 250-ENHANCEDSTATUSCODES
+	< 250-CHUNKING
 	< 250 HELP
 	> RCPT TO:<u@campus.test>
 	< 503 5.5.1 *
@@ -122,6 +125,7 @@ $m->dialog($s, <<'END');
 	< 250-DSN
 	< 250-SMTPUTF8
 	< 250-ENHANCEDSTATUSCODES
+	< 250-CHUNKING
 	< 250 HELP
 	> QUIT
 	< 221 2.0.0 *
@@ -139,6 +143,7 @@ $m2->dialog($s, <<'END');
 	< 250-DSN
 	< 250-SMTPUTF8
 	< 250-ENHANCEDSTATUSCODES
+	< 250-CHUNKING
 	< 250 HELP
 END
 

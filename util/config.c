@@ -138,6 +138,9 @@ const struct param config_params[] = {
 	{ "send_limit_notify", P_CHOICE, STR(send_limit_notify), "postmaster", 0, 0, 0, "postmaster|none" },
 	/* Empty: every client is counted by the AUTH address limit. */
 	{ "auth_ip_exempt", P_NETWORKS, OFF(auth_ip_exempt), 0, NULL, 0, 0, 0, NULL },
+	/* Issue 18: Postfix's smtp_use_chunking and smtpd_forbid_bare_newline (3.9 default). */
+	{ "smtp_use_chunking", P_CHOICE, STR(smtp_use_chunking), "yes", 0, 0, 0, "yes|no" },
+	{ "bare_newline", P_CHOICE, STR(bare_newline), "normalize", 0, 0, 0, "normalize|reject" },
 };
 
 #define NPARAMS (sizeof(config_params) / sizeof(config_params[0]))

@@ -205,6 +205,8 @@ struct mtad_config {
 	unsigned smtp_timeout;		/* seconds per outbound SMTP step */
 	unsigned smtp_queue_read_timeout;	/* seconds a body chunk read from the queue may take */
 	char smtp_tls[16];		/* none, may, verify (routes may override) */
+	char smtp_use_chunking[8];	/* yes, no: BDAT to a next hop that offers CHUNKING */
+	char bare_newline[16];		/* normalize, reject: a bare LF in DATA (smtp/data.c) */
 	char smtp_tls_ca_file[MTAD_PATH_MAX];	/* "" = the system's CA store */
 	char double_bounce[16];		/* a failed bounce: drop, or tell postmaster */
 

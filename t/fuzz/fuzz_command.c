@@ -3,7 +3,7 @@
  * (smtp_command_parse in smtp/command.c): the input is one command line
  * without its CRLF, exactly as smtp/session.c hands it over. Lines it
  * accepts then go through the argument parser their verb uses (MAIL FROM,
- * RCPT TO, HELO/EHLO), as in the session.
+ * RCPT TO, HELO/EHLO, BDAT), as in the session.
  *
  * Checks besides the sanitizers: -1 only for a line with a control
  * character; the argument lies inside the line, has no trailing space,
@@ -69,6 +69,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case SMTP_EHLO:
 		(void)smtp_parse_helo(cmd.arg, cmd.arglen);
 		break;
+	case SMTP_BDAT: {
+		/* As the session calls it; fuzz_bdat checks its answers. */
+		uint64_t n;
+		bool last;
+
+		if (smtp_parse_bdat(cmd.arg, cmd.arglen, &n, &last) == 0 && n > UINT64_MAX / 2)
+			abort();
+		break;
+	}
 	default:
 		break;
 	}

@@ -535,7 +535,8 @@ sub ehlo_script {
 	my ($name, %o) = @_;
 	my @l = ("250-mx.campus.test Hello $name [127.0.0.1]",
 		 '250-SIZE ' . ($o{size} // 52428800),
-		 '250-PIPELINING', '250-8BITMIME', '250-DSN', '250-SMTPUTF8', '250-ENHANCEDSTATUSCODES');
+		 '250-PIPELINING', '250-8BITMIME', '250-DSN', '250-SMTPUTF8', '250-ENHANCEDSTATUSCODES',
+		 '250-CHUNKING');
 	push @l, '250-STARTTLS' if $o{starttls};
 	push @l, "250-AUTH $o{auth}" if $o{auth};
 	push @l, '250 HELP';

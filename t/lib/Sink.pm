@@ -38,6 +38,12 @@
 #
 # Each stored message also has mail_line and rcpt_lines: the MAIL command
 # and the accepted RCPT commands exactly as the client sent them (no CRLF).
+#   chunking => 1            offer CHUNKING and take BDAT (RFC 3030): the
+#                            message record then has bdat => [chunk sizes,
+#                            the last as "N LAST"]; DATA still works
+#   pipelining => 0          do not offer PIPELINING (offered by default)
+#   bdat_chunk => REPLY      the reply to a BDAT that is not LAST
+#                            (default "250 2.0.0 N octets received")
 #
 # The listener is a forked child; every connection is served by a child
 # of that one, which the listener stops (by PID) when it is stopped
@@ -79,6 +85,9 @@ my %DEFAULTS = (
 	smtputf8 => 0,
 	no8bitmime => 0,
 	ext => [],
+	chunking => 0,
+	bdat_chunk => undef,
+	pipelining => 1,
 );
 
 sub new {
@@ -402,6 +411,33 @@ sub _send {
 	return 1;
 }
 
+# _readn(SOCK, \BUF, N) - exactly N bytes, or undef at EOF / idle.
+sub _readn {
+	my ($s, $buf, $n) = @_;
+	my $sel = IO::Select->new($s);
+	while (length $$buf < $n) {
+		my $ssl = $s->isa('IO::Socket::SSL');
+		return undef unless ($ssl && $s->pending) || $sel->can_read($IDLE);
+		my $r = sysread $s, $$buf, 65536, length $$buf;
+		next if !defined $r && $ssl && ($!{EAGAIN} || $!{EWOULDBLOCK});
+		return undef unless $r;
+	}
+	return substr($$buf, 0, $n, '');
+}
+
+# _store(SELF, CONN, \SEQ, RECORD) - an accepted message, one file, by arrival.
+sub _store {
+	my ($self, $conn, $seq, $rec) = @_;
+	$$seq++;
+	my ($sec, $usec) = Time::HiRes::gettimeofday();
+	my $name = sprintf '%011d%06d-%d-%d', $sec, $usec, $conn, $$seq;
+	my $tmp = "$self->{dir}/msg/.$name.tmp";
+	open my $fh, '>:raw', $tmp or return 0;
+	print $fh $JSON->encode($rec);
+	close $fh or return 0;
+	return rename $tmp, "$self->{dir}/msg/$name.json";
+}
+
 # _session(SOCK, N) - one SMTP conversation.
 sub _session {
 	my ($self, $s, $conn) = @_;
@@ -425,10 +461,12 @@ sub _session {
 			$helo = $arg;
 			($from, @to) = (undef);
 			my @ext = ('PIPELINING', 'SIZE 52428800', '8BITMIME', 'ENHANCEDSTATUSCODES');
+			shift @ext unless $c->{pipelining};
 			push @ext, 'STARTTLS' if $c->{starttls} && !$tls;
 			push @ext, 'SMTPUTF8' if $c->{smtputf8};
 			@ext = grep { $_ ne '8BITMIME' } @ext if $c->{no8bitmime};
 			push @ext, @{ $c->{ext} // [] };
+			push @ext, 'CHUNKING' if $c->{chunking};
 			my @l = ("$c->{name} Hello $arg", @ext);
 			_send($s, join '', map { ($_ == $#l ? '250 ' : '250-') . "$l[$_]\r\n" } 0 .. $#l);
 		} elsif ($verb eq 'HELO') {
@@ -512,8 +550,32 @@ sub _session {
 			}
 			_send($s, $r);
 			($from, @to) = (undef);
+		} elsif ($verb eq 'BDAT' && $c->{chunking}) {
+			my ($n, $last) = $arg =~ /\A(\d+)( LAST)?\z/i or return;
+			my $chunk = _readn($s, \$buf, $n);
+			return unless defined $chunk;
+			if (!defined $from || !@to) {
+				_send($s, '554 5.5.1 No valid recipients');
+				next;
+			}
+			$self->{bdat_data} .= $chunk;
+			push @{ $self->{bdat_sizes} }, $last ? "$n LAST" : $n;
+			if (!$last) {
+				_send($s, $c->{bdat_chunk} // "250 2.0.0 $n octets received");
+				next;
+			}
+			my $r = $c->{data};
+			if ($r =~ /^2/) {
+				_store($self, $conn, \$seq, { from => $from, to => [@to],
+					data => $self->{bdat_data}, helo => $helo, tls => $tls,
+					conn => $conn, bdat => $self->{bdat_sizes} }) or return;
+			}
+			_send($s, $r);
+			($from, @to) = (undef);
+			($self->{bdat_data}, $self->{bdat_sizes}) = ('', []);
 		} elsif ($verb eq 'RSET') {
 			($from, @to) = (undef);
+			($self->{bdat_data}, $self->{bdat_sizes}) = ('', []);
 			_send($s, '250 2.0.0 Ok');
 		} elsif ($verb eq 'NOOP') {
 			_send($s, '250 2.0.0 Ok');

@@ -132,7 +132,7 @@ static void test_verb_names(struct tap *t)
 {
 	static const char *names[] = {
 		"unknown", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT",
-		"HELP", "VRFY", "EXPN", "STARTTLS", "AUTH",
+		"HELP", "VRFY", "EXPN", "STARTTLS", "AUTH", "BDAT",
 	};
 	size_t i;
 
@@ -682,6 +682,62 @@ static void test_dsn(struct tap *t)
 	}
 }
 
+/* test_bdat - RFC 3030's "BDAT chunk-size [LAST]": what a size may be, and never more. */
+static void test_bdat(struct tap *t)
+{
+	static const struct {
+		const char *arg;
+		int r;
+		uint64_t size;
+		bool last;
+	} cases[] = {
+		{ "0", 0, 0, false },
+		{ "0 LAST", 0, 0, true },
+		{ "1234", 0, 1234, false },
+		{ "1234 LAST", 0, 1234, true },
+		{ "17 last", 0, 17, true },
+		{ "17   LaSt", 0, 17, true },
+		{ "007", 0, 7, false },
+		{ "9223372036854775807", 0, 9223372036854775807ull, false },
+		{ "9223372036854775808", -1, 0, false },	/* over UINT64_MAX / 2 */
+		{ "99999999999999999999", -1, 0, false },
+		{ "23036192230364253612", -1, 0, false },	/* wrapped past 2^64 once (fuzz_bdat) */
+		{ "000000000000000000001", -1, 0, false },	/* 21 digits */
+		{ "", -1, 0, false },
+		{ "LAST", -1, 0, false },
+		{ "-1", -1, 0, false },
+		{ "+1", -1, 0, false },
+		{ "1x", -1, 0, false },
+		{ "1 LASTX", -1, 0, false },
+		{ "1 LAS", -1, 0, false },
+		{ "1 LAST x", -1, 0, false },
+		{ "1\tLAST", -1, 0, false },
+		{ "0x10", -1, 0, false },
+		{ " 1", -1, 0, false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t size = 42;
+		bool last = false;
+		size_t len = strlen(cases[i].arg);
+		char *copy = malloc(len ? len : 1);	/* exact size: ASan sees a read past it */
+		int r;
+
+		if (!copy)
+			abort();
+		memcpy(copy, cases[i].arg, len);
+		r = smtp_parse_bdat(copy, len, &size, &last);
+		if (cases[i].r == 0)
+			TAP_OK(t, r == 0 && size == cases[i].size && last == cases[i].last,
+			       "BDAT \"%s\": %llu%s", cases[i].arg,
+			       (unsigned long long)cases[i].size, cases[i].last ? " LAST" : "");
+		else
+			TAP_OK(t, r == -1, "BDAT \"%s\": refused", cases[i].arg);
+		free(copy);
+	}
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -695,6 +751,7 @@ int main(void)
 	test_smtputf8(&t);
 	test_helo(&t);
 	test_dsn(&t);
+	test_bdat(&t);
 	for (i = n - 7; i < n; i++)
 		if (mail_cases[i].code == 0)
 			free((char *)mail_cases[i].addr);

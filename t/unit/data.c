@@ -5,7 +5,11 @@
  * long lines, pipelined input after the end. Every call gets an output
  * buffer of exactly inlen bytes from malloc, so ASAN catches an overrun.
  * Finally every string of up to 8 bytes over {'.', CR, LF, 'a'} is
- * checked against a reference decoder written the obvious way.
+ * checked against a reference decoder written the obvious way. The same
+ * again with smtp_data_normalize (bare_newline = normalize: a bare LF is
+ * a line end stored as CRLF, a "." line next to one is dropped, never
+ * the end), against a line-by-line reference of Postfix 3.9's rules;
+ * its output buffers are 2 * inlen bytes (SMTP_DATA_OUT_MAX).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,8 @@
 #include "t/unit/tap.h"
 
 #define UNLIMITED UINT64_MAX
+
+static bool normalize;	/* feed() decodes with smtp_data_normalize */
 
 /* What decoding one input produced. */
 struct result {
@@ -31,18 +37,21 @@ static int feed(const char *in, size_t len, uint64_t limit, size_t split, size_t
 	char *in_copy, *out;
 
 	smtp_data_init(&r->dec, limit);
+	if (normalize)
+		smtp_data_normalize(&r->dec);
 	r->outlen = r->consumed = 0;
 	while (pos < len && !r->dec.done) {
 		n = pos < split && split < len ? split - pos : len - pos;
 		n = n > chunk ? chunk : n;
 		/* Exact-size heap copies: any read or write past them trips ASAN. */
 		in_copy = malloc(n);
-		out = malloc(n);
+		out = malloc(normalize ? SMTP_DATA_OUT_MAX(n) : n);
 		if (in_copy == NULL || out == NULL)
 			return -1;
 		memcpy(in_copy, in + pos, n);
 		used = smtp_data_decode(&r->dec, in_copy, n, out, &got);
-		if (got > n || used > n || (used < n && !r->dec.done) ||
+		if (got > (normalize ? SMTP_DATA_OUT_MAX(n) : n) || used > n ||
+		    (used < n && !r->dec.done) ||
 		    r->outlen + got > sizeof(r->out))
 			return -1;
 		memcpy(r->out + r->outlen, out, got);
@@ -361,6 +370,168 @@ static void test_exhaustive(struct tap *t)
 	TAP_OK(t, bad == 0, "%zu inputs agree with the reference decoder, also under size limits 0, 2, 4 (%zu differ)", total, bad);
 }
 
+/* Cases under bare_newline = normalize. */
+struct norm_case {
+	const char *name;
+	const char *in;
+	size_t inlen;
+	const char *out;
+	size_t outlen;
+	long consumed;		/* -1: the message has not ended */
+	unsigned bare_lfs;
+	unsigned dropped;
+};
+
+static const struct norm_case norm_cases[] = {
+	{ "CRLF only: as before", S("a\r\n..\r\n.\r\nQUIT\r\n"), S("a\r\n.\r\n"), 10, 0, 0 },
+	{ "bare LF line end stored as CRLF", S("a\nb\n\r\n.\r\n"), S("a\r\nb\r\n\r\n"), 9, 2, 0 },
+	{ "bare CR stays data", S("a\rb\r\n.\r\n"), S("a\rb\r\n"), 8, 0, 0 },
+	{ "dot unstuffed after a bare LF", S("a\n..x\n.\r\n"), S("a\r\n.x\r\n"), -1, 2, 1 },
+	/* Smuggling: none of these end the message. */
+	{ "LF.CRLF dropped, not the end", S("a\n.\r\nMAIL FROM:<x@y>\r\n"),
+	  S("a\r\nMAIL FROM:<x@y>\r\n"), -1, 1, 1 },
+	{ "CRLF.LF dropped, not the end", S("a\r\n.\nMAIL FROM:<x@y>\r\n"),
+	  S("a\r\nMAIL FROM:<x@y>\r\n"), -1, 1, 1 },
+	{ "LF.LF dropped, not the end", S("a\n.\nRCPT TO:<x@y>\n"),
+	  S("a\r\nRCPT TO:<x@y>\r\n"), -1, 3, 1 },
+	{ "CR.CR is data", S("a\r.\rDATA\r"), S("a\r.\rDATA\r"), -1, 0, 0 },
+	{ "CR.CRLF is data", S("a\r.\r\nX\r\n"), S("a\r.\r\nX\r\n"), -1, 0, 0 },
+	{ "after a bare-LF line, CRLF.CRLF is dropped", S("a\n\r\n.\r\n"),
+	  S("a\r\n\r\n"), 7, 1, 0 },
+	{ "dot line after bare LF, then the real end", S("a\n.\r\nb\r\n.\r\nQUIT\r\n"),
+	  S("a\r\nb\r\n"), 11, 1, 1 },
+	{ "at the start, LF.LF", S("\n.\n"), S("\r\n"), -1, 2, 1 },
+	{ "all bare LFs", S("\n\n\n\n"), S("\r\n\r\n\r\n\r\n"), -1, 4, 0 },
+};
+
+/* test_normalize - the normalize cases, through every split; and its size limit. */
+static void test_normalize(struct tap *t)
+{
+	const struct norm_case *c;
+	struct result r = { .outlen = 0 };
+
+	normalize = true;
+	for (c = norm_cases; c < norm_cases + sizeof(norm_cases) / sizeof(norm_cases[0]); c++) {
+		TAP_OK(t, every_split(c->in, c->inlen, UNLIMITED, &r) == 0,
+		       "normalize %s: same result for every split", c->name);
+		TAP_OK(t, r.outlen == c->outlen && memcmp(r.out, c->out, c->outlen) == 0 &&
+		       r.dec.size == c->outlen, "normalize %s: decoded text", c->name);
+		TAP_OK(t, c->consumed < 0 ? !r.dec.done && r.consumed == c->inlen
+			  : r.dec.done && r.consumed == (size_t)c->consumed,
+		       "normalize %s: %s after %zu bytes", c->name,
+		       r.dec.done ? "ends" : "does not end", r.consumed);
+		TAP_OK(t, r.dec.bare_lf_count == c->bare_lfs && r.dec.dropped_dots == c->dropped,
+		       "normalize %s: %llu bare LF, %llu dot lines dropped", c->name,
+		       (unsigned long long)r.dec.bare_lf_count,
+		       (unsigned long long)r.dec.dropped_dots);
+	}
+	/* A bare LF's CR counts against the limit: 5 bytes in, 6 out. */
+	TAP_OK(t, every_split(S("ab\n\r\n.\r\n"), 6, &r) == 0 && !r.dec.too_big && r.dec.done &&
+	       r.outlen == 6, "normalize: the added CR counts, at the limit");
+	TAP_OK(t, every_split(S("ab\n\r\n.\r\n"), 5, &r) == 0 && r.dec.too_big && r.dec.done &&
+	       r.outlen == 5 && memcmp(r.out, "ab\r\n\r", 5) == 0, "normalize: one over: too big");
+	normalize = false;
+}
+
+/*
+ * norm_reference - Postfix 3.9's rules line by line: lines end at each
+ * LF (CRLF or bare); a line-start dot goes; a "." line ends the message
+ * when it and the line before end in CRLF, else it is dropped; what is
+ * left of an unfinished line is output as the decoder can know it.
+ */
+static void norm_reference(const char *in, size_t len, struct result *r)
+{
+	size_t pos = 0, o = 0;
+	bool prev_bare = false;
+
+	memset(&r->dec, 0, sizeof(r->dec));
+	while (pos < len) {
+		const char *lf = memchr(in + pos, '\n', len - pos);
+		size_t end, clen;
+		const char *c = in + pos;
+		bool bare;
+
+		if (!lf) {
+			/* Unfinished: a leading dot is held (dropped), and ".\r" too. */
+			clen = len - pos;
+			if (clen > 0 && c[0] == '.') {
+				c++;
+				clen--;
+				if (clen == 1 && c[0] == '\r')
+					clen = 0;
+			}
+			memcpy(r->out + o, c, clen);
+			o += clen;
+			pos = len;
+			break;
+		}
+		end = (size_t)(lf - in);
+		bare = end == pos || in[end - 1] != '\r';
+		clen = end - pos - (bare ? 0 : 1);
+		if (bare)
+			r->dec.bare_lf_count++;
+		if (clen > 0 && c[0] == '.') {
+			if (clen == 1) {
+				pos = end + 1;
+				if (bare || prev_bare) {
+					r->dec.dropped_dots++;
+					prev_bare = bare;
+					continue;
+				}
+				r->dec.done = true;
+				break;
+			}
+			c++;
+			clen--;
+		}
+		memcpy(r->out + o, c, clen);
+		o += clen;
+		memcpy(r->out + o, "\r\n", 2);
+		o += 2;
+		prev_bare = bare;
+		pos = end + 1;
+	}
+	r->consumed = pos;
+	r->outlen = o;
+	r->dec.size = o;
+}
+
+/* test_norm_exhaustive - all inputs of up to 8 bytes over . CR LF a, normalizing. */
+static void test_norm_exhaustive(struct tap *t)
+{
+	static const char alphabet[4] = { '.', '\r', '\n', 'a' };
+	char in[8];
+	struct result want, got;
+	size_t len, i, bad = 0, total = 0;
+	unsigned long k, max;
+
+	normalize = true;
+	for (len = 0; len <= 8; len++) {
+		for (max = 1, i = 0; i < len; i++)
+			max *= 4;
+		for (k = 0; k < max; k++) {
+			unsigned long v = k;
+
+			for (i = 0; i < len; i++, v /= 4)
+				in[i] = alphabet[v % 4];
+			norm_reference(in, len, &want);
+			total++;
+			if (every_split(in, len, UNLIMITED, &got) < 0 || got.outlen != want.outlen ||
+			    memcmp(got.out, want.out, got.outlen) != 0 ||
+			    got.consumed != want.consumed || got.dec.done != want.dec.done ||
+			    got.dec.size != want.dec.size ||
+			    got.dec.bare_lf_count != want.dec.bare_lf_count ||
+			    got.dec.dropped_dots != want.dec.dropped_dots) {
+				if (bad++ < 5)
+					show_mismatch(in, len, &want, &got);
+			}
+		}
+	}
+	normalize = false;
+	TAP_OK(t, bad == 0, "normalize: %zu inputs agree with the line-by-line reference (%zu differ)",
+	       total, bad);
+}
+
 int main(void)
 {
 	struct tap t = { 0, 0 };
@@ -370,5 +541,7 @@ int main(void)
 	test_limit(&t);
 	test_long_lines(&t);
 	test_exhaustive(&t);
+	test_normalize(&t);
+	test_norm_exhaustive(&t);
 	return tap_done(&t);
 }
