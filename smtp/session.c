@@ -728,15 +728,6 @@ static void session_fill_envelope(struct smtp_session *s, struct queue_envelope 
 	env->envid = s->params.has_envid ? s->params.envid : NULL;
 }
 
-/* session_has_8bit - a byte over 127 in the string. */
-static bool session_has_8bit(const char *p)
-{
-	for (; *p; p++)
-		if ((unsigned char)*p > 127)
-			return true;
-	return false;
-}
-
 /*
  * session_header_prefix - what goes in front of the stored bytes: the
  * DKIM-Signature fields (*prefix, from the signer) and, when the queue
@@ -795,7 +786,7 @@ void session_commit(struct smtp_session *s)
 		return;
 	}
 	env.header_prefix = signature;	/* in front of the body when read (queue.h) */
-	if (signature && !(env.flags & QUEUE_FLAG_8BITMIME) && session_has_8bit(signature))
+	if (signature && !(env.flags & QUEUE_FLAG_8BITMIME) && !mtad_ascii(signature, strlen(signature)))
 		env.flags |= QUEUE_FLAG_8BITMIME;	/* a milter's header, stored apart */
 	s->incoming = NULL;	/* consumed by the commit, whatever happens */
 	/*

@@ -1622,15 +1622,8 @@ static void message_forget(struct session_milters *ms)
 	ms->eoh = ms->header_too_big = ms->failed = ms->edit = ms->repl_broken = false;
 	ms->quarantine = ms->body_stage = ms->discard = false;
 	ms->in_message = false;
-	if (ms->repl_paused) {
-		/* The transaction ended while the link waited for the queue. */
-		struct milter_link *l = ms->repl_paused;
-
-		ms->repl_paused = NULL;
-		if (l->state == L_READY && l->handle_open &&
-		    uv_read_start(&l->h.stream, link_alloc, link_read) != 0)
-			link_fail(l, "cannot read");
-	}
+	/* The transaction ended while a link waited for the queue: it reads on. */
+	session_milter_queue_resume(ms->s);
 }
 
 static void message_forget(struct session_milters *ms);
