@@ -158,6 +158,14 @@ struct daemon {
 	uv_timer_t panic_timer;
 	bool panic_async_open, panic_timer_open;
 	bool queue_failed;
+	/* A replication group (queue/replication.c): what the queue was
+	 * opened with; role_async is woken by each role change; serving:
+	 * this node runs as master (writer, loops, delivery, listeners). */
+	struct queue_replication replication;
+	bool replicated;
+	uv_async_t role_async;
+	bool role_async_open;
+	bool serving;
 	int exit_status;
 	/* Set by main.c: listen.c calls it when the last connection of a stop
 	 * has closed, so the listeners never call back up into main.c. */
@@ -217,6 +225,9 @@ void spool_space_stop(struct daemon *d);
 
 /* listen.c */
 int listen_start(struct daemon *d, char *err, size_t errlen);
+/* listen_accept - the bound listeners start listening and accepting:
+ * at once on a single node, once elected master in a replication group. */
+int listen_accept(struct daemon *d, char *err, size_t errlen);
 /* Stops accepting, says 421 to every session; the loop ends when all are closed. */
 void listen_stop(struct daemon *d);
 /* listen_adopt - on lp's thread: a handed-over connection becomes a session. */

@@ -825,7 +825,8 @@ static void listener_closed(uv_handle_t *h)
 	l->fd = -1;
 }
 
-/* listener_socket - a non-blocking listening socket on ss; the fd, or -errno. */
+/* listener_socket - a non-blocking socket bound to ss (listen_accept
+ * makes it listen); the fd, or -errno. */
 static int listener_socket(const struct sockaddr_storage *ss, bool v6)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), e, on = 1;
@@ -837,8 +838,7 @@ static int listener_socket(const struct sockaddr_storage *ss, bool v6)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
 	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
 	    bind(fd, (const struct sockaddr *)ss,
-		 v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
-	    listen(fd, 511) != 0) {
+		 v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0) {
 		e = errno;
 		(void)close(fd);	/* the error that matters is e */
 		return -e;
@@ -847,9 +847,10 @@ static int listener_socket(const struct sockaddr_storage *ss, bool v6)
 }
 
 /*
- * listener_watch - the next listener (its name set) starts accepting on
- * fd, a listening socket, or -errno when making it failed; errors read
- * "PREFIX LABEL: why". The role cfg says what its connections are.
+ * listener_watch - the next listener (its name set) is fd, a bound
+ * socket, or -errno when making it failed; errors read "PREFIX LABEL:
+ * why". The role cfg says what its connections are. It accepts from
+ * listen_accept on.
  */
 static int listener_watch(struct daemon *d, const struct mtad_listen *cfg, int fd,
 			  const char *prefix, const char *label, char *err, size_t errlen)
@@ -869,12 +870,33 @@ static int listener_watch(struct daemon *d, const struct mtad_listen *cfg, int f
 	l->cfg = cfg;
 	l->poll.data = l;
 	d->nlisteners++;	/* from here on the handle must be closed */
-	r = uv_poll_start(&l->poll, UV_READABLE, listener_readable);
-	if (r != 0) {
-		snprintf(err, errlen, "%s %s: %s", prefix, label, uv_strerror(r));
-		return -1;
+	return 0;
+}
+
+/*
+ * listen_accept - see daemon.h. Until now the sockets were only bound:
+ * a connection to a bound socket that does not listen is refused at
+ * once (RST, ECONNREFUSED on the local socket), so a replica's clients
+ * go to the next MX host without waiting.
+ */
+int listen_accept(struct daemon *d, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		struct listener *l = &d->listeners[i];
+		int r = 0;
+
+		if (l->fd < 0 || uv_is_active((uv_handle_t *)&l->poll))
+			continue;
+		if (listen(l->fd, 511) != 0)
+			r = uv_translate_sys_error(errno);
+		else
+			r = uv_poll_start(&l->poll, UV_READABLE, listener_readable);
+		if (r != 0) {
+			snprintf(err, errlen, "listen %s: %s", l->name, uv_strerror(r));
+			return -1;
+		}
+		mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
 	}
-	mtad_log(MTAD_LOG_INFO, "listening on %s", l->name);
 	return 0;
 }
 
@@ -933,7 +955,7 @@ static int local_socket(const char *path)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(path, 0666) != 0 || listen(fd, 128) != 0) {
+	    chmod(path, 0666) != 0) {
 		e = errno;
 		(void)close(fd);	/* the error that matters is e */
 		return -e;

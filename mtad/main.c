@@ -201,6 +201,10 @@ static void connections_gone(struct daemon *d)
 		uv_close((uv_handle_t *)&d->panic_timer, NULL);
 		d->panic_timer_open = false;
 	}
+	if (d->role_async_open) {
+		uv_close((uv_handle_t *)&d->role_async, NULL);
+		d->role_async_open = false;
+	}
 	if (d->signals_started) {
 		uv_close((uv_handle_t *)&d->sig_term, NULL);
 		uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -612,7 +616,40 @@ static void daemon_queue_panic(uv_async_t *async)
 	listen_stop(d);
 }
 
-/* daemon_open_queue - lock, environment and writer thread (as the user). */
+static void daemon_role(uv_async_t *async);
+
+/* daemon_role_cb - any thread, inside Berkeley DB: the role changed. */
+static void daemon_role_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)uv_async_send(&d->role_async);
+}
+
+/* daemon_replication - the group of the configuration, for queue_open. */
+static void daemon_replication(struct daemon *d)
+{
+	const struct mtad_config *c = &d->cfg;
+	struct queue_replication *r = &d->replication;
+
+	d->replicated = c->replication_local[0] != '\0';
+	if (!d->replicated)
+		return;
+	r->local = c->replication_local;
+	for (size_t i = 0; i < c->nreplication_peers && i < QUEUE_REPLICATION_PEERS_MAX; i++)
+		r->peers[r->npeers++] = c->replication_peers[i];
+	r->priority = c->replication_priority;
+	r->ack = strcmp(c->replication_ack, "quorum") == 0 ? QUEUE_ACK_QUORUM
+	       : strcmp(c->replication_ack, "all_peers") == 0 ? QUEUE_ACK_ALL_PEERS
+	       : strcmp(c->replication_ack, "none") == 0 ? QUEUE_ACK_NONE : QUEUE_ACK_ONE;
+	r->ack_timeout = c->replication_ack_timeout;
+	r->two_site_strict = strcmp(c->replication_two_site_strict, "yes") == 0;
+	r->on_role = daemon_role_cb;
+	r->on_role_arg = d;
+}
+
+/* daemon_open_queue - lock and environment (as the user); in a
+ * replication group the role is still to come (daemon_role). */
 static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 {
 	struct queue_options qo = {
@@ -624,6 +661,7 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 		.on_panic = daemon_queue_panic_cb,
 		.on_panic_arg = d,
 	};
+	int r;
 
 	if (uv_async_init(d->loop, &d->panic_async, daemon_queue_panic) != 0) {
 		snprintf(err, errlen, "cannot create the queue panic handle");
@@ -632,6 +670,18 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 	d->panic_async.data = d;
 	d->panic_async_open = true;
 	uv_unref((uv_handle_t *)&d->panic_async);	/* never keeps the loop alive */
+	daemon_replication(d);
+	if (d->replicated) {
+		/* Referenced: a replica's loop has nothing else to wait for. */
+		if ((r = uv_async_init(d->loop, &d->role_async, daemon_role)) != 0) {
+			snprintf(err, errlen, "cannot create the replication role handle: %s",
+				 uv_strerror(r));
+			return -1;
+		}
+		d->role_async.data = d;
+		d->role_async_open = true;
+		qo.replication = &d->replication;
+	}
 	/* The lock first: holding it, mtad is the one process that may
 	 * recover the queue (queue/env.c). */
 	if (daemon_lock(d, err, errlen) != 0)
@@ -639,9 +689,6 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 	d->queue = queue_open(&qo, err, errlen);
 	if (!d->queue)
 		return -1;
-	if (queue_writer_start(d->queue, d->loop, err, errlen) != 0)
-		return -1;
-	d->writer_started = true;
 	return 0;
 }
 
@@ -695,6 +742,85 @@ static int daemon_open_shared(struct daemon *d, char *err, size_t errlen)
 }
 
 /*
+ * daemon_serve - what a node that may write runs: the writer thread,
+ * the shared session state, the loops, the free-space watch, delivery,
+ * and the listeners' accepting. At start on a single node; in a
+ * replication group when this node becomes master.
+ */
+static int daemon_serve(struct daemon *d, char *err, size_t errlen)
+{
+	if (d->replicated && queue_open_databases(d->queue, err, errlen) != 0)
+		return -1;
+	if (queue_writer_start(d->queue, d->loop, err, errlen) != 0)
+		return -1;
+	d->writer_started = true;
+	if (daemon_open_shared(d, err, errlen) != 0 ||
+	    loops_start(d, err, errlen) != 0 ||
+	    spool_space_start(d, err, errlen) != 0)
+		return -1;
+	d->deliver = deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
+				 &d->loops[0].smtp.ids);
+	if (d->deliver == NULL) {
+		snprintf(err, errlen, "cannot start delivery");
+		return -1;
+	}
+	if (listen_accept(d, err, errlen) != 0)
+		return -1;
+	d->serving = true;
+	return 0;
+}
+
+/* daemon_fail - a start (or a role change) that cannot go on: stop with status 1. */
+static void daemon_fail(struct daemon *d, const char *why)
+{
+	mtad_log(MTAD_LOG_ERROR, "%s", why);
+	if (mtad_log_syslog_active())
+		fprintf(stderr, "mtad: error: %s\n", why);
+	d->exit_status = 1;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	loops_stop(d, false);
+	listen_stop(d);
+}
+
+/*
+ * daemon_role - on the loop, after a replication event changed the
+ * role. Elected master: serve (the queue is delivered from here now;
+ * a message the old master was delivering when it died may go out
+ * twice, which RFC 5321 §6.1's at-least-once allows). No longer master
+ * (another node won while this one was cut off): stop with status 1, as
+ * after a panic; the restart joins as a replica and takes the master's
+ * copy. A replica just waits: its listeners stay closed.
+ */
+static void daemon_role(uv_async_t *async)
+{
+	struct daemon *d = async->data;
+	enum queue_role role = queue_role(d->queue);
+	char err[4 * MTAD_PATH_MAX] = "";
+
+	if (d->stopping)
+		return;
+	if (role == QUEUE_FAILED) {
+		daemon_fail(d, "replication: the Replication Manager could not start: stopping");
+		return;
+	}
+	if (role == QUEUE_MASTER && !d->serving) {
+		if (daemon_serve(d, err, sizeof(err)) != 0) {
+			daemon_fail(d, err[0] ? err : "cannot start as master");
+			return;
+		}
+		mtad_log(MTAD_LOG_INFO, "replication: serving as master: accepting mail and "
+			 "delivering the queue (a message the previous master was delivering when "
+			 "it stopped may be delivered twice)");
+	} else if (role != QUEUE_MASTER && d->serving) {
+		d->exit_status = 1;
+		daemon_fail(d, "replication: this node is no longer the master: stopping "
+			    "(status 1), so that its restart joins the group as a replica");
+	}
+}
+
+/*
  * daemon_run - everything between a valid configuration and exit. As
  * root: the descriptor limit, the user's lookup, the key, SASL, the
  * signal handlers, the listeners (bound, but nothing is accepted before
@@ -717,11 +843,7 @@ static int daemon_run(struct daemon *d)
 	    privilege_drop(&d->cfg, &d->user, d->tls != NULL, d->auth != NULL,
 			   err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
-	    daemon_open_shared(d, err, sizeof(err)) != 0 ||
-	    loops_start(d, err, sizeof(err)) != 0 ||
-	    spool_space_start(d, err, sizeof(err)) != 0 ||
-	    !(d->deliver = deliver_new(d->loop, &d->cfg, d->queue, d->dns, d->tls_client,
-					    &d->loops[0].smtp.ids))) {
+	    (!d->replicated && daemon_serve(d, err, sizeof(err)) != 0)) {
 		mtad_log(MTAD_LOG_ERROR, "%s", err[0] ? err : "start-up failed");
 		if (mtad_log_syslog_active())
 			fprintf(stderr, "mtad: error: %s\n", err[0] ? err : "start-up failed");
@@ -731,7 +853,12 @@ static int daemon_run(struct daemon *d)
 	} else {
 		mtad_log(MTAD_LOG_INFO, "daemon started -- version %s, configuration %s",
 			 MTAD_VERSION, d->config_path);
+		if (d->replicated && queue_role(d->queue) != QUEUE_MASTER)
+			mtad_log(MTAD_LOG_INFO, "replication: the listeners stay closed until this "
+				 "node is master");
 		status = 0;
+		if (d->replicated)
+			(void)uv_async_send(&d->role_async);	/* a role that came already */
 		/* From here on the loop writes its info lines once per
 		 * iteration, not one write(2) each (util/log.c). */
 		if (mtad_log_hold_start(d->loop) != 0)

@@ -91,11 +91,37 @@ static void env_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * env_not_ours - a replica's first copy of the master (internal init)
+ * looks at every file in the spool and says so of each that is no
+ * database: mtad's own small files are expected there, not news.
+ */
+static bool env_not_ours(const char *msg)
+{
+	static const char *const own[] = { "/active", "/replication", "/replication.tmp",
+					   "/mtad.lock", "/FORMAT", "/queue.clean" };
+	const char *colon;
+
+	if (strstr(msg, "fop_read_meta: ") == NULL ||
+	    strstr(msg, ": unexpected file type or format") == NULL)
+		return false;
+	colon = strstr(msg, ": unexpected file type or format");
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		size_t n = strlen(own[i]);
+
+		if ((size_t)(colon - msg) >= n && memcmp(colon - n, own[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* env_dberr - Berkeley DB's own diagnostics go to the daemon's log. */
 static void env_dberr(const DB_ENV *env, const char *pfx, const char *msg)
 {
 	(void)env;
 	(void)pfx;
+	if (env_not_ours(msg))
+		return;
 	mtad_log(MTAD_LOG_WARNING, "queue: %s", msg);
 }
 
@@ -131,8 +157,11 @@ static void env_event(DB_ENV *env, uint32_t event, void *info)
 {
 	struct queue *q = env->app_private;
 
-	(void)info;
-	if ((event != DB_EVENT_PANIC && event != DB_EVENT_REG_PANIC) || q == NULL ||
+	if (q != NULL && event != DB_EVENT_PANIC && event != DB_EVENT_REG_PANIC) {
+		queue_repl_event(q, event, info);
+		return;
+	}
+	if (q == NULL ||
 	    atomic_exchange(&q->panicked, true))
 		return;
 	mtad_log(MTAD_LOG_ERROR, "queue: the Berkeley DB environment in %s needs recovery "
@@ -469,6 +498,8 @@ static int env_open_flags(struct queue *q, uint32_t *flags, char *err, size_t er
 			return -1;
 		}
 		*flags |= DB_RECOVER;
+		if (q->repl != NULL)
+			*flags |= DB_INIT_REP;
 		q->marks_clean = true;
 		return 0;
 	}
@@ -573,7 +604,25 @@ static int env_start(struct queue *q, const char **what, char *err, size_t errle
 	if (env_failchk_stopped(q, err, errlen) != 0)
 		return -1;
 	env_prealloc(q);
-	return env_open_dbs(q, what);
+	/* A replica's copy is written by replication alone: the databases
+	 * wait until this node is master (queue_open_databases). */
+	if (q->repl != NULL)
+		return queue_repl_start(q, what, err, errlen);
+	return q->opt.env_only ? 0 : env_open_dbs(q, what);
+}
+
+/* queue_open_databases - see queue.h. */
+int queue_open_databases(struct queue *q, char *err, size_t errlen)
+{
+	const char *what = "";
+	int rc;
+
+	if (q->envelope != NULL)
+		return 0;
+	if ((rc = env_open_dbs(q, &what)) == 0)
+		return 0;
+	env_err(err, errlen, "queue %s: cannot %s: %s", q->spool, what, db_strerror(rc));
+	return -1;
 }
 
 /* The failchk thread of an owner: it sleeps on cond until the next
@@ -606,6 +655,7 @@ static void env_failchk_main(void *arg)
 			continue;
 		uv_mutex_unlock(&fc->lock);
 		rc = fc->q->env->failchk(fc->q->env, 0);
+		queue_repl_tick(fc->q);
 		uv_mutex_lock(&fc->lock);
 		if (rc == DB_RUNRECOVERY || atomic_load(&fc->q->panicked))
 			break;
@@ -704,6 +754,10 @@ struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bo
 	}
 	q->opt.spool_directory = q->spool;
 	env_defaults(&q->opt);
+	if (queue_repl_new(q, err, errlen) != 0) {
+		queue_close(q);
+		return NULL;
+	}
 	if ((rc = env_start(q, &what, err, errlen)) != 0) {
 		if (rc != -1)
 			env_err(err, errlen, "queue %s: cannot %s: %s", opt->spool_directory,
@@ -762,6 +816,7 @@ void queue_close(struct queue *q)
 		return;
 	if (q->writer != NULL)
 		queue_writer_stop(q);
+	queue_repl_stop(q);
 	env_failchk_stop(q);
 	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
 	/* The secondary goes before its primary. */
@@ -788,6 +843,7 @@ void queue_close(struct queue *q)
 			 "leaving the environment to recovery at the next start");
 	else if (q->env != NULL)
 		env_close_env(q, failed);
+	queue_repl_free(q);
 	uv_mutex_destroy(&q->stats_lock);
 	free(q->spool);
 	free(q);

@@ -12,6 +12,7 @@
  *   mtaq [-c CONFIG] stats [--json] [--days N]   HELO policy statistics
  *   mtaq [-c CONFIG] senders [--json]             what each login sent today
  *   mtaq [-c CONFIG] dkim-keygen DOMAIN SELECTOR [--ed25519] [--dir DIR]
+ *   mtaq [-c CONFIG] replication [--json]         the replication group
  *
  * Runs beside a busy mtad: it reads through queue_foreach (which holds
  * no lock while we print) and never runs recovery while mtad runs (it
@@ -35,7 +36,7 @@
  * The commands live by family: mtaq_list.c (list, show, count, summary),
  * mtaq_admin.c (delete, hold, release, requeue, expire, flush, verify,
  * migrate, recover), mtaq_stats.c (stats), mtaq_senders.c (senders) and
- * mtaq_policy.c (policy-test); this file has the options, the command
+ * mtaq_policy.c (policy-test), mtaq_replication.c (replication); this file has the options, the command
  * table, how a command opens the spool, and the safe output they all
  * use (mtaq_int.h). None of them is part of libmtad.a.
  *
@@ -110,6 +111,10 @@ void usage(FILE *out)
 		"  dkim-keygen DOMAIN SELECTOR [--ed25519] [--dir DIR]\n"
 		"                            a DKIM key in DIR (/etc/mtad/dkim), the DNS\n"
 		"                            record to publish and the dkim_sign line\n"
+		"  replication [--json]      this node's role in its replication group,\n"
+		"                            the master, each peer: connected, how far\n"
+		"                            behind (bytes, seconds), the last acknowledged\n"
+		"                            commit\n"
 		"Every change is logged where mtad logs (log =). Usage errors exit 64.\n"
 		"CONFIG defaults to " MTAQ_DEFAULT_CONFIG ".\n");
 }
@@ -374,7 +379,7 @@ int take_spool(struct mtaq *m, const char *spool)
  * recoverer (spool lock held, mtad stopped), or not at all (migrate opens
  * it itself: it may be of the old format).
  */
-enum mtaq_open { OPEN_READ, OPEN_WRITE, OPEN_RECOVER, OPEN_SELF };
+enum mtaq_open { OPEN_READ, OPEN_WRITE, OPEN_RECOVER, OPEN_SELF, OPEN_ENV };
 
 /*
  * log_setup - a command that changes the queue logs each change where
@@ -413,7 +418,8 @@ static int open_queue(struct mtaq *m, enum mtaq_open how)
 	if (how == OPEN_WRITE)
 		log_setup(cfg);
 	snprintf(m->spool, sizeof(m->spool), "%s", cfg->spool_directory);
-	opt.read_only = how == OPEN_READ;
+	opt.read_only = how == OPEN_READ || how == OPEN_ENV;
+	opt.env_only = how == OPEN_ENV;
 	opt.mode = how == OPEN_RECOVER ? QUEUE_RECOVER : QUEUE_JOIN;
 	if (how == OPEN_RECOVER && take_spool(m, cfg->spool_directory) < 0) {
 		free(cfg);
@@ -423,6 +429,13 @@ static int open_queue(struct mtaq *m, enum mtaq_open how)
 	free(cfg);
 	if (m->q == NULL) {
 		fprintf(stderr, "mtaq: %s\n", err);
+		return -1;
+	}
+	/* A replica's copy changes only through replication. */
+	if (how == OPEN_WRITE && queue_role(m->q) == QUEUE_REPLICA) {
+		fprintf(stderr, "mtaq: this node is a replica: its queue changes only through "
+			"replication; run `mtaq %s` on the master (`mtaq replication` names it)\n",
+			m->command);
 		return -1;
 	}
 	return 0;
@@ -470,6 +483,7 @@ static int run_command(struct mtaq *m)
 		{ "migrate", cmd_migrate, false, OPEN_SELF, JSON_NO },
 		{ "policy-test", cmd_policy_test, false, OPEN_SELF, JSON_YES },
 		{ "dkim-keygen", cmd_dkim_keygen, true, OPEN_SELF, JSON_NO },
+		{ "replication", cmd_replication, false, OPEN_ENV, JSON_YES },
 	};
 	int rc;
 

@@ -102,4 +102,7 @@ int cmd_dkim_keygen(struct mtaq *m);
 /* mtaq_policy.c: `policy-test`, what mtad's policy says to a session */
 int cmd_policy_test(struct mtaq *m);
 
+/* mtaq_replication.c: `replication`, the group as this node sees it */
+int cmd_replication(struct mtaq *m);
+
 #endif

@@ -231,6 +231,38 @@ struct queue;
  */
 enum queue_mode { QUEUE_JOIN = 0, QUEUE_OWNER, QUEUE_RECOVER };
 
+/* ---- replication (queue/replication.c) ---- */
+
+/*
+ * A replication group: Berkeley DB's Replication Manager keeps a copy of
+ * the whole environment on every node; one is master (elected), the
+ * others apply its log. Only mtad (QUEUE_OWNER) runs it; an mtaq joins
+ * the environment as it is.
+ */
+#define QUEUE_REPLICATION_PEERS_MAX 8
+
+/* replication_ack: how many copies a commit waits for (DB_REPMGR_ACKS_*). */
+enum queue_ack { QUEUE_ACK_ONE, QUEUE_ACK_QUORUM, QUEUE_ACK_ALL_PEERS, QUEUE_ACK_NONE };
+
+struct queue_replication {
+	const char *local;		/* this node's HOST:PORT */
+	const char *peers[QUEUE_REPLICATION_PEERS_MAX];	/* the others' */
+	size_t npeers;
+	unsigned priority;		/* election priority; 0: never master */
+	enum queue_ack ack;
+	unsigned ack_timeout;		/* seconds a commit waits for acknowledgements */
+	bool two_site_strict;		/* two nodes elect a master only together */
+	/* Any thread, possibly inside Berkeley DB: the role changed
+	 * (queue_role). It may only wake someone (uv_async_send). */
+	void (*on_role)(void *arg);
+	void *on_role_arg;
+};
+
+/* What this node is. SINGLE: not replicated; ELECTING: in a group, no
+ * master known yet; REPLICA: a copy that must not write; FAILED: the
+ * Replication Manager could not start (logged): mtad stops. */
+enum queue_role { QUEUE_SINGLE, QUEUE_ELECTING, QUEUE_MASTER, QUEUE_REPLICA, QUEUE_FAILED };
+
 struct queue_options {
 	const char *spool_directory;
 	uint64_t cache_size;
@@ -238,6 +270,7 @@ struct queue_options {
 	unsigned checkpoint_interval;	/* seconds */
 	unsigned stats_keep_days;	/* statistics older than this are dropped; 0 = 8 */
 	bool read_only;		/* databases opened DB_RDONLY: reading only (mtaq) */
+	bool env_only;		/* the environment alone, no database (mtaq replication) */
 	enum queue_mode mode;
 	/*
 	 * Called once when Berkeley DB panics (DB_RUNRECOVERY: every later
@@ -247,6 +280,10 @@ struct queue_options {
 	 */
 	void (*on_panic)(void *arg);
 	void *on_panic_arg;
+	/* QUEUE_OWNER in a replication group; NULL: a single node. The
+	 * databases are then opened by queue_open_databases once this node
+	 * is master (a replica's copy is written only by replication). */
+	const struct queue_replication *replication;
 };
 
 /*
@@ -256,6 +293,56 @@ struct queue_options {
  */
 struct queue *queue_open(const struct queue_options *opt, char *err, size_t errlen);
 void queue_close(struct queue *q);
+
+/*
+ * queue_role - what this node is now. In mtad: as the last replication
+ * event said; in any other process: read from the environment.
+ */
+enum queue_role queue_role(const struct queue *q);
+
+/* queue_role_name - "single", "electing", "master", "replica", "failed". */
+const char *queue_role_name(enum queue_role role);
+
+/*
+ * queue_open_databases - a replicated mtad become master opens the
+ * databases (creating them in a new group). 0, or -1 with err.
+ */
+int queue_open_databases(struct queue *q, char *err, size_t errlen);
+
+/* The group as one node sees it (queue_replication_read). */
+struct queue_replication_peer {
+	char addr[272];			/* HOST:PORT as configured */
+	bool connected;
+	bool heard;			/* master: the replica told its position */
+	uint32_t file, offset;		/* its log position */
+	uint64_t lag_bytes;
+	long lag_seconds;		/* -1: more than a minute */
+	int64_t heard_at;		/* time() */
+};
+
+struct queue_replication_status {
+	bool from_mtad;			/* mtad runs: its status of the last second */
+	bool replicated;		/* the environment is in a group at all */
+	int64_t updated;		/* time() mtad wrote it */
+	char role[16];			/* queue_role_name */
+	int64_t since;			/* time() of the last role change */
+	char local[272], master[272];	/* master: "" when none is known */
+	char ack[16];
+	unsigned ack_timeout;
+	uint32_t file, offset;		/* this node's log position */
+	int64_t last_ack;		/* time() of the last acknowledged commit; 0: none */
+	uint64_t unacked;		/* commits that went unacknowledged */
+	size_t npeers;
+	struct queue_replication_peer peers[QUEUE_REPLICATION_PEERS_MAX];
+};
+
+/*
+ * queue_replication_read - what `mtaq replication` shows: mtad's status
+ * file (SPOOL/replication, rewritten every second) while mtad runs,
+ * else what the environment alone says (role, position). QUEUE_OK, or
+ * QUEUE_ERROR with queue_strerror.
+ */
+int queue_replication_read(struct queue *q, struct queue_replication_status *st);
 
 /* ---- who owns the spool (queue/owner.c) ---- */
 
@@ -536,6 +623,9 @@ int queue_stats_key_parse(const char *key, struct queue_stats_key *out);
 /* ---- reading and changing the queue (queue/store.c) ---- */
 
 enum { QUEUE_OK = 0, QUEUE_ERROR = -1, QUEUE_NOTFOUND = -2, QUEUE_DAMAGED = -3 };
+/* A commit's status (queue_commit_cb) when the replicas did not
+ * acknowledge it in time: the message was removed again, say 451. */
+#define QUEUE_UNREPLICATED (-4)
 
 /*
  * queue_foreach - calls fn for every message in id (= arrival) order.

@@ -79,6 +79,8 @@ struct queue_failchk;
 
 struct queue_writer;
 
+struct queue_repl;
+
 struct queue {
 	DB_ENV *env;
 	pid_t pid;		/* this process (env_isalive) */
@@ -114,6 +116,8 @@ struct queue {
 	_Atomic bool panicked;
 	/* The failchk thread (QUEUE_OWNER only; env.c), NULL when not running. */
 	struct queue_failchk *failchk;
+	/* Replication (replication.c): NULL on a single node and in mtaq. */
+	struct queue_repl *repl;
 	/* Closing the environment cleanly leaves the clean marker (owner.c). */
 	bool marks_clean;
 	/* Last error of a store.c call; only the thread using those calls
@@ -131,6 +135,32 @@ struct queue *queue_open_format(const struct queue_options *opt, bool old_ok, bo
 /* queue_open_db - opens (creating) a database of the current format in
  * q's environment. Returns 0 or a Berkeley DB error. */
 int queue_open_db(struct queue *q, DB **dbp, const char *file);
+
+/* ---- replication.c: the Replication Manager under mtad ---- */
+
+/* queue_repl_new - q->repl from opt->replication (before the environment
+ * opens: it says DB_INIT_REP). 0, or -1 with err. */
+int queue_repl_new(struct queue *q, char *err, size_t errlen);
+/* queue_repl_start - sites and policies, then a thread that runs
+ * repmgr_start until the node is in the group (elections run from then
+ * on, in Berkeley DB's threads). 0, or a Berkeley DB error with *what
+ * set, or -1 with err. */
+int queue_repl_start(struct queue *q, const char **what, char *err, size_t errlen);
+/* queue_repl_stop - stops the start thread (before the environment closes). */
+void queue_repl_stop(struct queue *q);
+/* queue_repl_event - env.c's event callback hands every replication event here. */
+void queue_repl_event(struct queue *q, uint32_t event, void *info);
+/* queue_repl_tick - once a second from the failchk thread: the status
+ * file, the replica's log flush, the log position sent to the master. */
+void queue_repl_tick(struct queue *q);
+/* queue_repl_free - after the environment closed. */
+void queue_repl_free(struct queue *q);
+/* The writer thread: queue_repl_writer_is_me once at its start; then,
+ * around each commit, queue_repl_unacked clears and returns whether the
+ * commit since the last call went unacknowledged (DB_EVENT_REP_PERM_FAILED
+ * comes in the committing thread). */
+void queue_repl_writer_is_me(struct queue *q);
+bool queue_repl_unacked(struct queue *q);
 
 /* queue_format_write - writes the spool's FORMAT file (durably). 0 or -1. */
 int queue_format_write(const char *spool, char *err, size_t errlen);

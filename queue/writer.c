@@ -127,6 +127,45 @@ static void writer_fail(struct wjob *job, int rc, const char *what)
 		snprintf(job->errmsg, sizeof(job->errmsg), "%s: %s", what, db_strerror(rc));
 }
 
+/* writer_unreplicated_txn - takes a message that went unacknowledged
+ * out again: envelope (the schedule entry goes with it) and body. */
+static int writer_unreplicated_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	struct queue_incoming *in = arg;
+	DBT key = { .data = in->qid, .size = QUEUE_ID_LEN };
+	int rc = q->envelope->del(q->envelope, txn, &key, 0);
+
+	if (rc != 0 && rc != DB_NOTFOUND)
+		return rc;
+	return queue_body_del(q, txn, in->qid);
+}
+
+/*
+ * writer_unreplicated - a commit of in that the replicas did not
+ * acknowledge in time (replication_ack): the copy here is not the
+ * promise a 250 makes, so the message comes out again and the client
+ * is told 451. Should the delete fail, the message stays and is
+ * delivered: a duplicate when the client sends again, never a loss.
+ */
+static void writer_unreplicated(struct queue *q, struct wjob *job)
+{
+	struct queue_incoming *in = job->in;
+	int rc;
+
+	job->status = QUEUE_UNREPLICATED;
+	snprintf(job->errmsg, sizeof(job->errmsg), "not acknowledged by a replica in time "
+		 "(replication_ack)");
+	in->w_status = QUEUE_UNREPLICATED;
+	memcpy(in->w_err, job->errmsg, sizeof(in->w_err));
+	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_unreplicated_txn, in);
+	if (rc != 0)
+		mtad_log(MTAD_LOG_ERROR, "queue: %s: unacknowledged, and cannot be removed (%s): "
+			 "it stays queued", in->qid, db_strerror(rc));
+	in->w_written = 0;
+	mtad_log(MTAD_LOG_WARNING, "queue: %s: %s; removed, the client is told 451", in->qid,
+		 job->errmsg);
+}
+
 /* writer_do_chunk - writes one full chunk in its own transaction. */
 static void writer_do_chunk(struct queue *q, struct wjob *job)
 {
@@ -137,9 +176,16 @@ static void writer_do_chunk(struct queue *q, struct wjob *job)
 		job->status = in->w_status;
 		return;
 	}
+	(void)queue_repl_unacked(q);	/* an earlier task's, not this chunk's */
 	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_chunk_txn, job);
 	if (rc == 0) {
 		in->w_written++;
+		if (queue_repl_unacked(q)) {
+			/* The whole message will be 451: the commit sees w_status. */
+			in->w_status = QUEUE_UNREPLICATED;
+			snprintf(in->w_err, sizeof(in->w_err), "not acknowledged by a replica in "
+				 "time (replication_ack)");
+		}
 		return;
 	}
 	writer_fail(job, rc, "writing body");
@@ -160,10 +206,14 @@ static int writer_do_commit(struct queue *q, struct wjob *job)
 		memcpy(job->errmsg, in->w_err, sizeof(job->errmsg));
 	} else if (job->data == NULL) {
 		job->status = ENOMEM;	/* errmsg was written by queue_incoming_commit */
-	} else if ((rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_commit_txn, job)) != 0) {
+	} else if ((void)queue_repl_unacked(q),
+		   (rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_commit_txn, job)) != 0) {
 		writer_fail(job, rc, "committing message");
 		in->w_collision |= rc == DB_KEYEXIST;
 		mtad_log(MTAD_LOG_WARNING, "queue: %s: %s", in->qid, job->errmsg);
+	} else if (queue_repl_unacked(q)) {
+		writer_unreplicated(q, job);
+		return 0;
 	} else {
 		return 1;
 	}
@@ -352,6 +402,7 @@ static void writer_main(void *arg)
 
 	w->last_checkpoint = uv_hrtime();
 	w->expiring = true;	/* at start, then hourly */
+	queue_repl_writer_is_me(q);
 	for (;;) {
 		struct wjob *batch, *stats, *reads;
 

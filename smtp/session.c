@@ -651,6 +651,10 @@ static void session_commit_done(void *arg, int status, const char *errmsg)
 		 * (t/80-disk-full.t). Any other failure is a local error. */
 		if (status == ENOSPC)
 			session_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+		else if (status == QUEUE_UNREPLICATED)
+			/* replication_ack: no second copy, so no promise. */
+			session_reply(s, 451, "4.3.0", "Error: the message could not be replicated, "
+				      "try again later");
 		else
 			session_reply(s, 451, "4.3.0", "Error: queue file write error");
 	}

@@ -92,6 +92,13 @@ const struct param config_params[] = {
 	{ "smtp_tls", P_CHOICE, STR(smtp_tls), "may", 0, 0, 0, "none|may|verify" },
 	{ "smtp_tls_ca_file", P_PATH, STR(smtp_tls_ca_file), "", 0, 0, 0, NULL },
 	{ "double_bounce", P_CHOICE, STR(double_bounce), "drop", 0, 0, 0, "drop|postmaster" },
+	/* Issue 19: a Berkeley DB replication group (queue/replication.c). */
+	{ "replication_local", P_HOSTPORT, STR(replication_local), "", 0, 0, 0, NULL },
+	{ "replication_peer", P_PEER, OFF(replication_peers), 0, NULL, 0, 0, 0, NULL },
+	{ "replication_priority", P_UNSIGNED, OFF(replication_priority), 0, NULL, 100, 0, 1000000, NULL },
+	{ "replication_ack", P_CHOICE, STR(replication_ack), "one", 0, 0, 0, "one|quorum|all_peers|none" },
+	{ "replication_ack_timeout", P_TIME, OFF(replication_ack_timeout), 0, NULL, 5, 1, 300, NULL },
+	{ "replication_two_site_strict", P_CHOICE, STR(replication_two_site_strict), "no", 0, 0, 0, "yes|no" },
 	{ "checkpoint_interval", P_UNSIGNED, OFF(checkpoint_interval), 0, NULL, 60, 1, DAY , NULL },
 	/* The default is "auto" (mtad_config_minfree); 0 turns the reserve off. */
 	{ "queue_minfree", P_SIZE, OFF(queue_minfree), 0, NULL, MTAD_MINFREE_AUTO, 0, TB, NULL },
@@ -354,6 +361,14 @@ static int set_string(struct parse_ctx *ctx, struct mtad_config *cfg,
 	if (p->offset == OFF(log_tag) && !mtad_log_tag_valid(value))
 		return perr(ctx, "bad log_tag \"%s\" (letters, digits, '.', '_' and '-' only)",
 			    value);
+	if (p->type == P_HOSTPORT) {
+		char host[MTAD_HOSTPORT_MAX];
+		unsigned port;
+
+		if (mtad_hostport_parse(value, host, sizeof(host), &port) != 0)
+			return perr(ctx, "%s wants HOST:PORT (or [IPV6]:PORT), not \"%s\"", p->name,
+				    value);
+	}
 	if (p->type == P_CHOICE && !is_choice(p->choices, value))
 		return perr(ctx, "bad %s \"%s\" (one of %s)", p->name, value, p->choices);
 	/* A relative spool would depend on the directory mtad starts in. */
@@ -704,6 +719,27 @@ static int add_milter(struct parse_ctx *ctx, struct mtad_config *cfg, const char
 	return 0;
 }
 
+/* add_peer - one more `replication_peer = HOST:PORT` line. */
+static int add_peer(struct parse_ctx *ctx, struct mtad_config *cfg, const char *value)
+{
+	char host[MTAD_HOSTPORT_MAX];
+	unsigned port;
+
+	if (strlen(value) >= MTAD_HOSTPORT_MAX ||
+	    mtad_hostport_parse(value, host, sizeof(host), &port) != 0)
+		return perr(ctx, "replication_peer wants HOST:PORT (or [IPV6]:PORT), not \"%s\"", value);
+	if (cfg->nreplication_peers >= MTAD_MAX_REPLICATION_PEERS)
+		return perr(ctx, "too many replication_peer lines (at most %d)",
+			    MTAD_MAX_REPLICATION_PEERS);
+	for (size_t i = 0; i < cfg->nreplication_peers; i++)
+		if (strcasecmp(cfg->replication_peers[i], value) == 0)
+			return perr(ctx, "replication_peer %s is already listed at line %d", value,
+				    cfg->replication_peer_line[i]);
+	snprintf(cfg->replication_peers[cfg->nreplication_peers], MTAD_HOSTPORT_MAX, "%s", value);
+	cfg->replication_peer_line[cfg->nreplication_peers++] = ctx->line;
+	return 0;
+}
+
 /* find_param - the table row for a key, or NULL. */
 static const struct param *find_param(const char *key, size_t keylen)
 {
@@ -738,11 +774,11 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 	i = (size_t)(p - config_params);
 	/* `user =` (nothing) is a choice: stay the user mtad was started as;
 	 * `local_socket =`: none. */
-	if (*value == '\0' && p->type != P_USER && p->type != P_OPT_PATH)
+	if (*value == '\0' && p->type != P_USER && p->type != P_OPT_PATH && p->type != P_HOSTPORT)
 		return perr(ctx, "empty value for %s", p->name);
 	/* Repeatable keys: where the first one is, for messages about them all. */
 	if (ctx->seen[i] == 0 && (p->type == P_LISTEN || p->type == P_RULE || p->type == P_DKIM ||
-				  p->type == P_MILTER ||
+				  p->type == P_MILTER || p->type == P_PEER ||
 				  (p->type == P_ROUTE && p->offset == OFF(routes))))
 		ctx->seen[i] = ctx->line;
 	if (p->type == P_LISTEN)
@@ -755,6 +791,8 @@ static int set_param(struct parse_ctx *ctx, struct mtad_config *cfg,
 		return add_dkim(ctx, cfg, value);
 	if (p->type == P_MILTER)
 		return add_milter(ctx, cfg, value);
+	if (p->type == P_PEER)
+		return add_peer(ctx, cfg, value);
 	/* Two settings of one key usually mean an edit went wrong: say so. */
 	if (ctx->seen[i])
 		return perr(ctx, "%s is already set at line %d", p->name, ctx->seen[i]);
@@ -963,6 +1001,33 @@ static void check_relations(struct parse_ctx *ctx, const struct mtad_config *cfg
 	}
 }
 
+/* check_replication - a group needs this node's address and at least one peer. */
+static void check_replication(struct parse_ctx *ctx, const struct mtad_config *cfg)
+{
+	int peers_line = cfg->nreplication_peers ? cfg->replication_peer_line[0] : 0;
+
+	if (cfg->nreplication_peers > 0 && !cfg->replication_local[0]) {
+		ctx->line = peers_line;
+		perr(ctx, "replication_peer without replication_local: this node's own "
+		     "HOST:PORT is needed to join the group");
+	}
+	if (cfg->replication_local[0] && cfg->nreplication_peers == 0) {
+		ctx->line = param_line(ctx, "replication_local");
+		perr(ctx, "replication_local without a replication_peer: a group of one "
+		     "replicates nothing");
+	}
+	for (size_t i = 0; i < cfg->nreplication_peers; i++)
+		if (strcasecmp(cfg->replication_peers[i], cfg->replication_local) == 0) {
+			ctx->line = cfg->replication_peer_line[i];
+			perr(ctx, "replication_peer %s is this node's own replication_local",
+			     cfg->replication_peers[i]);
+		}
+	if (cfg->nreplication_peers > 0 && strcmp(cfg->replication_ack, "none") == 0) {
+		ctx->line = param_line(ctx, "replication_ack");
+		pwarn(ctx, "replication_ack = none: a 250 means one copy, on this node only");
+	}
+}
+
 /*
  * check_config - rules that span settings, checked once the whole file
  * is read; every one that fails is reported.
@@ -973,6 +1038,7 @@ static void check_config(struct parse_ctx *ctx, const struct mtad_config *cfg)
 	check_milter_listeners(ctx, cfg);
 	check_relations(ctx, cfg);
 	check_mechanisms(ctx, cfg);
+	check_replication(ctx, cfg);
 }
 
 /* parse_text - every line of text, then the rules between settings. */

@@ -23,6 +23,8 @@ enum param_type {
 	P_AUTO,		/* an unsigned, or "auto" (stored as 0): loops */
 	P_OPT_PATH,	/* an absolute path, or empty: none (local_socket, alias_maps) */
 	P_TIME,		/* seconds, or with Postfix's units s, m, h, d, w: delay_warning_time */
+	P_HOSTPORT,	/* HOST:PORT, or empty: replication_local */
+	P_PEER,		/* replication_peer = HOST:PORT, repeatable */
 };
 
 /*

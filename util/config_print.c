@@ -48,7 +48,7 @@ void mtad_config_defaults(struct mtad_config *cfg)
 		if (p->type == P_HOSTNAME)
 			default_hostname(config_field(cfg, p), p->size);
 		else if (p->type == P_PATH || p->type == P_OPT_PATH || p->type == P_STRING ||
-			 p->type == P_CHOICE || p->type == P_USER)
+			 p->type == P_CHOICE || p->type == P_USER || p->type == P_HOSTPORT)
 			snprintf(config_field(cfg, p), p->size, "%s", p->def_str);
 		else if (p->type == P_SIZE)
 			*(uint64_t *)config_field(cfg, p) = p->def_num;
@@ -133,6 +133,7 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 	case P_STRING:
 	case P_CHOICE:
 	case P_USER:
+	case P_HOSTPORT:
 		/* An empty user prints as "user =", which reads back the same. */
 		if (strcmp(config_cfield(cfg, p), config_cfield(def, p)) != 0)
 			fprintf(out, "%s =%s%s\n", p->name, *(const char *)config_cfield(cfg, p) ? " " : "",
@@ -164,6 +165,10 @@ static void print_param(const struct mtad_config *cfg, const struct mtad_config 
 		break;
 	case P_MILTER:
 		if (cfg->nmilters > 0)
+			print_value(cfg, checks, p, out);
+		break;
+	case P_PEER:
+		if (cfg->nreplication_peers > 0)
 			print_value(cfg, checks, p, out);
 		break;
 	case P_ROUTE:
@@ -247,7 +252,14 @@ static void print_value(const struct mtad_config *cfg, const struct mtad_config_
 
 	switch (p->type) {
 	case P_HOSTNAME: case P_PATH: case P_OPT_PATH: case P_STRING: case P_CHOICE: case P_USER:
+	case P_HOSTPORT:
 		print_string(p->name, config_cfield(cfg, p), out);
+		break;
+	case P_PEER:
+		if (cfg->nreplication_peers == 0)
+			print_string(p->name, "", out);
+		for (size_t i = 0; i < cfg->nreplication_peers; i++)
+			print_string(p->name, cfg->replication_peers[i], out);
 		break;
 	case P_SIZE:
 		/* queue_minfree unset: the reserve it stands for (mtad_config_minfree). */

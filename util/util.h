@@ -67,9 +67,11 @@ struct mtad_listen {
 #define MTAD_NETWORKS_TEXT (MTAD_MAX_NETWORKS * 64)	/* a network list as written */
 #define MTAD_MAX_RULES 16
 #define MTAD_MAX_ROUTES 64
+#define MTAD_MAX_REPLICATION_PEERS 8	/* replication_peer lines */
+#define MTAD_HOSTPORT_MAX 272	/* HOST:PORT, [IPV6]:PORT */
 #define MTAD_ROUTE_MAX 320
 #define MTAD_MAX_DKIM 32	/* dkim_sign lines (dkim/dkim.h DKIM_MAX_KEYS) */
-#define MTAD_CONFIG_KEYS_MAX 96	/* rows of the parameter table, with room */
+#define MTAD_CONFIG_KEYS_MAX 104	/* rows of the parameter table, with room */
 
 /*
  * An IPv4 or IPv6 address, or a network (CIDR): the one address type of
@@ -209,6 +211,17 @@ struct mtad_config {
 	char bare_newline[16];		/* normalize, reject: a bare LF in DATA (smtp/data.c) */
 	char smtp_tls_ca_file[MTAD_PATH_MAX];	/* "" = the system's CA store */
 	char double_bounce[16];		/* a failed bounce: drop, or tell postmaster */
+
+	/* Replication (queue/replication.c): a Berkeley DB replication group
+	 * of this node and its peers. replication_local "" = a single node. */
+	char replication_local[MTAD_HOSTPORT_MAX];
+	char replication_peers[MTAD_MAX_REPLICATION_PEERS][MTAD_HOSTPORT_MAX];
+	int replication_peer_line[MTAD_MAX_REPLICATION_PEERS];
+	size_t nreplication_peers;
+	unsigned replication_priority;	/* election priority; 0: never master */
+	char replication_ack[16];	/* one, quorum, all_peers, none */
+	unsigned replication_ack_timeout;	/* seconds the master waits for acknowledgements */
+	char replication_two_site_strict[8];	/* yes, no: 2 nodes elect only together */
 
 	uint64_t db_cache_size;		/* Berkeley DB cache, bytes */
 	uint64_t db_log_buffer_size;	/* Berkeley DB in-memory log buffer */
@@ -536,6 +549,13 @@ int mtad_file_slurp(const char *what, const char *path, char **text, size_t *len
 
 /* mtad_str_lower - n bytes of src into dst, lower-cased (ASCII), NUL-terminated. */
 void mtad_str_lower(char *dst, const char *src, size_t n);
+
+/*
+ * mtad_hostport_parse - "HOST:PORT" or "[IPV6]:PORT" (a host name or
+ * address of letters, digits, '.', '-'; a port 1-65535) into host
+ * (hostlen bytes with the NUL) and port: 0, or -1 when s is not one.
+ */
+int mtad_hostport_parse(const char *s, char *host, size_t hostlen, unsigned *port);
 
 
 /* ---- UTF-8 and IDN (util/idna.c), for SMTPUTF8 ---- */

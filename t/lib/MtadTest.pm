@@ -239,6 +239,18 @@ sub start {
 	$self->_die_with_log("mtad exited during start-up (wait status $self->{exit_status})");
 }
 
+# start_closed - runs mtad without waiting for a greeting: a replica of
+# a replication group keeps its listeners closed (t/96-replication.t).
+# It is stopped by stop, DESTROY or END as any other.
+sub start_closed {
+	my ($self) = @_;
+	croak "mtad already running" if $self->{pid};
+	$self->{pid} = $self->spawn;
+	$live{"$self"} = $self;
+	delete $self->{exit_status};
+	return $self;
+}
+
 # try_start(prefix => [ARGV...], timeout => SECS, greeting_timeout => SECS)
 # - runs mtad (under PREFIX, e.g. valgrind, when given) and waits up to
 # TIMEOUT (default $START_TIMEOUT) for its greeting, each attempt reading
