@@ -166,6 +166,9 @@ struct daemon {
 	uv_async_t role_async;
 	bool role_async_open;
 	bool serving;
+	/* A serving master demoted: the grace before it stops (main.c). */
+	uv_timer_t demote_timer;
+	bool demote_timer_open;
 	int exit_status;
 	/* Set by main.c: listen.c calls it when the last connection of a stop
 	 * has closed, so the listeners never call back up into main.c. */

@@ -51,6 +51,8 @@ static const struct mtad_config_checks config_checks = {
 #define FD_RESERVE 64
 /* After a Berkeley DB panic: the longest the orderly stop may take. */
 #define DAEMON_PANIC_EXIT_MS 10000
+/* A demoted master waits this long for the election to make it master again. */
+#define DAEMON_DEMOTE_MS 10000
 
 /* usage - the --help text. */
 static void usage(FILE *out)
@@ -204,6 +206,10 @@ static void connections_gone(struct daemon *d)
 	if (d->role_async_open) {
 		uv_close((uv_handle_t *)&d->role_async, NULL);
 		d->role_async_open = false;
+	}
+	if (d->demote_timer_open) {
+		uv_close((uv_handle_t *)&d->demote_timer, NULL);
+		d->demote_timer_open = false;
 	}
 	if (d->signals_started) {
 		uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -784,14 +790,52 @@ static void daemon_fail(struct daemon *d, const char *why)
 	listen_stop(d);
 }
 
+/* daemon_demote_timeout - the grace after a demotion is over: still
+ * not master, so another node is; stop, the restart joins as replica. */
+static void daemon_demote_timeout(uv_timer_t *timer)
+{
+	struct daemon *d = timer->data;
+
+	if (d->stopping || queue_role(d->queue) == QUEUE_MASTER)
+		return;
+	daemon_fail(d, "replication: this node is no longer the master: stopping (status 1), "
+		    "so that its restart joins the group as a replica");
+}
+
+/* daemon_demoted - a serving master lost its role: wait DAEMON_DEMOTE_MS
+ * (two masters that meet are both demoted, and the winner of the
+ * election that follows is master again within seconds). Meanwhile
+ * commits fail (451) and deliveries wait. */
+static void daemon_demoted(struct daemon *d)
+{
+	int r;
+
+	if (!d->demote_timer_open) {
+		if ((r = uv_timer_init(d->loop, &d->demote_timer)) != 0) {
+			daemon_fail(d, "replication: no longer the master, and no timer to wait for "
+				    "the election: stopping (status 1)");
+			return;
+		}
+		d->demote_timer.data = d;
+		d->demote_timer_open = true;
+	}
+	if (uv_is_active((uv_handle_t *)&d->demote_timer))
+		return;
+	mtad_log(MTAD_LOG_WARNING, "replication: not the master any more: mail gets 451 until "
+		 "the election is over (at most %d s, else mtad stops)", DAEMON_DEMOTE_MS / 1000);
+	if (uv_timer_start(&d->demote_timer, daemon_demote_timeout, DAEMON_DEMOTE_MS, 0) != 0)
+		daemon_demote_timeout(&d->demote_timer);
+}
+
 /*
  * daemon_role - on the loop, after a replication event changed the
  * role. Elected master: serve (the queue is delivered from here now;
  * a message the old master was delivering when it died may go out
  * twice, which RFC 5321 §6.1's at-least-once allows). No longer master
- * (another node won while this one was cut off): stop with status 1, as
- * after a panic; the restart joins as a replica and takes the master's
- * copy. A replica just waits: its listeners stay closed.
+ * (another node won while this one was cut off): after a grace for the
+ * election, stop with status 1, as after a panic; the restart joins as
+ * a replica and takes the master's copy. A replica just waits: its
+ * listeners stay closed.
  */
 static void daemon_role(uv_async_t *async)
 {
@@ -801,6 +845,12 @@ static void daemon_role(uv_async_t *async)
 
 	if (d->stopping)
 		return;
+	if (role == QUEUE_MASTER && d->serving && d->demote_timer_open &&
+	    uv_is_active((uv_handle_t *)&d->demote_timer)) {
+		uv_timer_stop(&d->demote_timer);
+		mtad_log(MTAD_LOG_INFO, "replication: master again after the election");
+		return;
+	}
 	if (role == QUEUE_FAILED) {
 		daemon_fail(d, "replication: the Replication Manager could not start: stopping");
 		return;
@@ -813,10 +863,8 @@ static void daemon_role(uv_async_t *async)
 		mtad_log(MTAD_LOG_INFO, "replication: serving as master: accepting mail and "
 			 "delivering the queue (a message the previous master was delivering when "
 			 "it stopped may be delivered twice)");
-	} else if (role != QUEUE_MASTER && d->serving) {
-		d->exit_status = 1;
-		daemon_fail(d, "replication: this node is no longer the master: stopping "
-			    "(status 1), so that its restart joins the group as a replica");
+	} else if (role != QUEUE_MASTER && role != QUEUE_ELECTING && d->serving) {
+		daemon_demoted(d);
 	}
 }
 

@@ -816,8 +816,8 @@ void queue_close(struct queue *q)
 		return;
 	if (q->writer != NULL)
 		queue_writer_stop(q);
+	env_failchk_stop(q);	/* its tick uses replication's channel */
 	queue_repl_stop(q);
-	env_failchk_stop(q);
 	queue_stats_table_free(q->stats_pending);	/* only when the writer never ran */
 	/* The secondary goes before its primary. */
 	failed |= env_close_db(q->schedule_plain, "schedule.db");

@@ -146,7 +146,8 @@ int queue_repl_new(struct queue *q, char *err, size_t errlen);
  * on, in Berkeley DB's threads). 0, or a Berkeley DB error with *what
  * set, or -1 with err. */
 int queue_repl_start(struct queue *q, const char **what, char *err, size_t errlen);
-/* queue_repl_stop - stops the start thread (before the environment closes). */
+/* queue_repl_stop - closes the channel and stops the start thread
+ * (after the failchk thread, before the environment closes). */
 void queue_repl_stop(struct queue *q);
 /* queue_repl_event - env.c's event callback hands every replication event here. */
 void queue_repl_event(struct queue *q, uint32_t event, void *info);

@@ -416,7 +416,13 @@ void queue_repl_stop(struct queue *q)
 {
 	struct queue_repl *r = q->repl;
 
-	if (r == NULL || !r->starter_running)
+	if (r == NULL)
+		return;
+	if (r->channel != NULL) {
+		(void)r->channel->close(r->channel, 0);
+		r->channel = NULL;
+	}
+	if (!r->starter_running)
 		return;
 	uv_mutex_lock(&r->lock);
 	r->stop = true;

@@ -112,6 +112,13 @@ my @bad = (
 	['negative number',            "command_timeout = -5\n",                     1],
 	['number overflow',            "max_connections = 99999999999999999999999\n", 1],
 	['empty number',               "max_errors =\n",                             1],
+	['replication_local no port',  "replication_local = 10.0.0.1\nreplication_peer = 10.0.0.2:7001\n", 1],
+	['replication_peer bad port',  "replication_local = 10.0.0.1:7001\nreplication_peer = 10.0.0.2:0\n", 2],
+	['replication_peer twice',     "replication_local = 10.0.0.1:7001\nreplication_peer = 10.0.0.2:7001\nreplication_peer = 10.0.0.2:7001\n", 3],
+	['replication_peer is local',  "replication_local = 10.0.0.1:7001\n\nreplication_peer = 10.0.0.1:7001\n", 3],
+	['replication_peer alone',     "\nreplication_peer = 10.0.0.2:7001\n",     2],
+	['replication_local alone',    "replication_local = [::1]:7001\n",          1],
+	['replication_ack unknown',    "replication_ack = two\n",                   1],
 );
 for my $case (@bad) {
 	my ($what, $text, $line) = @$case;

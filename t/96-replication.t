@@ -7,6 +7,9 @@
 #   - replication_ack = one with the only replica stopped: 451 4.3.0 at
 #     once, nothing queued; the replica back: 250 again;
 #   - replication_ack = none: the master goes on alone and warns;
+#   - a master frozen with SIGSTOP: the replica takes over; woken, the
+#     old one meets it, one of the two stops with status 1 after the
+#     election, and its restart rejoins as a replica; nothing is lost;
 #   - three nodes, 2,000 messages loaded into the master (the next hop
 #     refusing, so they stay queued), the master killed with SIGKILL in
 #     the middle: the others elect a master within seconds, it delivers,
@@ -140,6 +143,55 @@ sub send_one {
 		0, 10 * $SLOW), 'the master warns that it goes on alone';
 	like send_one($a, 1), qr/\A250 2\.0\.0 Ok: queued as/, '... and accepts mail on one copy';
 	$a->stop;
+}
+
+# ---- two nodes: a master frozen (SIGSTOP) loses its role ----
+{
+	my $sink = Sink->new(greeting => '421 4.3.2 not now');
+	my ($a, $b) = group(2, $sink);
+	$a->start;
+	$b->start_closed;
+	ok $b->wait_log(qr/has caught up with the master/, 0, 20 * $SLOW)
+		&& wait_status($a, 10, sub { $_[0]{peers}[0]{connected} }), 'a group of two';
+	my ($qid) = send_one($a, 'frozen') =~ /queued as ($MtadTest::QID)/;
+	ok $qid, 'a message accepted before the master freezes';
+	kill 'STOP', $a->pid;
+	my $t0 = time;
+	ok $b->wait_log(qr/replication: serving as master/, 0, 30 * $SLOW),
+		'the replica takes over from a master that stopped answering (no heartbeat)';
+	note sprintf 'after %.1f s', time - $t0;
+	# Woken, the old master meets the new one: Berkeley DB demotes both
+	# and elects one of them (the log decides which); the other stops
+	# with status 1 once the election is over, and its restart joins.
+	my %from = map { $_->{repl} => length $_->log_text } $a, $b;
+	kill 'CONT', $a->pid;
+	my ($loser, $st);
+	MtadTest::wait_for(60 * $SLOW, sub {
+		for my $m ($a, $b) {
+			next unless defined($st = $m->wait_exit(0.2));
+			$loser = $m;
+			return 1;
+		}
+		return 0;
+	});
+	ok $loser, 'two masters meet: one of them stops';
+	$loser //= $a;
+	my ($winner) = grep { $_ != $loser } $a, $b;
+	is $st, 256, '... with status 1';
+	like substr($loser->log_text, $from{$loser->{repl}}),
+		qr/replication: this node is no longer the master: stopping \(status 1\), so that its restart joins the group as a replica/,
+		'... saying why';
+	note "the election after the meeting chose $winner->{repl}";
+	is status($winner) && status($winner)->{role}, 'master', 'the other one is master';
+	$loser->start_closed;
+	ok wait_status($loser, 30, sub { $_[0]{role} eq 'replica' && ($_[0]{master} // '') eq $winner->{repl} }),
+		'the one that stopped, restarted, is its replica';
+	ok MtadTest::wait_for(10 * $SLOW, sub { grep { $_ eq $qid } $winner->queue_ids }),
+		'the message accepted before the freeze is in the master\'s queue';
+	$sink->set(greeting => '220 sink.test ESMTP');
+	ok MtadTest::wait_for(30 * $SLOW, sub { grep { $_->{data} =~ /^Subject: repl frozen\r?$/m } $sink->messages }),
+		'... and is delivered';
+	$_->stop for $b, $a;
 }
 
 # ---- three nodes: the master killed in the middle of a load ----

@@ -341,6 +341,19 @@ sub stop {
 	return $st;
 }
 
+# wait_exit(SECS) - waits up to SECS for mtad to exit by itself; its
+# wait status, or undef when it still runs.
+sub wait_exit {
+	my ($self, $secs) = @_;
+	my $pid = $self->{pid} or return undef;
+	my $deadline = time + $secs;
+	while (time < $deadline) {
+		return $self->_reaped if waitpid($pid, WNOHANG) == $pid;
+		sleep 0.1;
+	}
+	return undef;
+}
+
 # kill9 - SIGKILL now, as a crash would.
 sub kill9 {
 	my ($self) = @_;
