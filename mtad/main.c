@@ -427,11 +427,34 @@ static void reload_restart_needed(const struct mtad_config *old, const struct mt
 			 "after a restart");
 	if (old->loops != new->loops)
 		mtad_log(MTAD_LOG_WARNING, "reload: a loops change takes effect after a restart");
+	if (strcmp(old->replication_local, new->replication_local) != 0 ||
+	    old->nreplication_peers != new->nreplication_peers ||
+	    memcmp(old->replication_peers, new->replication_peers, sizeof(old->replication_peers)) != 0 ||
+	    old->replication_priority != new->replication_priority ||
+	    strcmp(old->replication_ack, new->replication_ack) != 0 ||
+	    old->replication_ack_timeout != new->replication_ack_timeout ||
+	    strcmp(old->replication_two_site_strict, new->replication_two_site_strict) != 0)
+		mtad_log(MTAD_LOG_WARNING, "reload: replication changes take effect after a restart");
 	if (strcmp(old->user, new->user) != 0 || strcmp(old->log, new->log) != 0 ||
 	    strcmp(old->syslog_socket, new->syslog_socket) != 0 ||
 	    strcmp(old->log_tag, new->log_tag) != 0 ||
 	    strcmp(old->log_services, new->log_services) != 0)
 		mtad_log(MTAD_LOG_WARNING, "reload: user and log changes take effect after a restart");
+}
+
+/* daemon_keep_replication - the group this process is in, whatever the file now says. */
+static void daemon_keep_replication(struct mtad_config *fresh, const struct mtad_config *old)
+{
+	memcpy(fresh->replication_local, old->replication_local, sizeof(fresh->replication_local));
+	memcpy(fresh->replication_peers, old->replication_peers, sizeof(fresh->replication_peers));
+	memcpy(fresh->replication_peer_line, old->replication_peer_line,
+	       sizeof(fresh->replication_peer_line));
+	fresh->nreplication_peers = old->nreplication_peers;
+	fresh->replication_priority = old->replication_priority;
+	memcpy(fresh->replication_ack, old->replication_ack, sizeof(fresh->replication_ack));
+	fresh->replication_ack_timeout = old->replication_ack_timeout;
+	memcpy(fresh->replication_two_site_strict, old->replication_two_site_strict,
+	       sizeof(fresh->replication_two_site_strict));
 }
 
 /*
@@ -471,6 +494,17 @@ static void daemon_reload(uv_signal_t *sig, int signum)
 	memcpy(fresh->log_tag, d->cfg.log_tag, sizeof(fresh->log_tag));
 	memcpy(fresh->log_services, d->cfg.log_services, sizeof(fresh->log_services));
 	fresh->loops = d->cfg.loops;	/* the loops run as they started */
+	daemon_keep_replication(fresh, &d->cfg);
+	if (!d->serving) {
+		/* A replica has no sessions yet: the settings wait for the day
+		 * it serves, which reads the files then. */
+		d->cfg = *fresh;
+		free(fresh);
+		conf_files_free(&lf);
+		mtad_log(MTAD_LOG_INFO, "reload: configuration %s loaded; it applies when this "
+			 "node becomes master", d->config_path);
+		return;
+	}
 	/* Every worker loop waits between two callbacks while the settings,
 	 * the policy and the TLS context are replaced under it. */
 	loops_pause(d);

@@ -16,9 +16,11 @@
  *
  * Group creation: the node whose replication_local sorts first among
  * the group's addresses (every node lists the same set) starts the group
- * on its first start (DB_GROUP_CREATOR); the others join through it. A
- * node joining for the first time gets the master's copy, which replaces
- * its own: one whose queue still holds messages refuses to join.
+ * (DB_GROUP_CREATOR) when it has none and no peer answers as a member
+ * within REPL_CREATE_AFTER seconds (rebuilt on an empty spool, it joins
+ * the group that exists); the others join through their peers. A node
+ * joining for the first time gets the master's copy, which replaces its
+ * own: one whose queue still holds messages refuses to join.
  *
  * Status: once a second (queue_repl_tick, on the failchk thread) a
  * replica flushes its log (an acknowledged record is on its disk within
@@ -52,6 +54,7 @@
 #define REPL_SAMPLES 64			/* seconds of the master's log positions */
 #define REPL_STATUS_FILE "replication"
 #define REPL_MSG_MAX 512		/* a channel message from a replica */
+#define REPL_CREATE_AFTER 5		/* seconds the first node looks for a group first */
 #define REPL_GMDB "__db.rep.system"	/* holds Berkeley DB's group membership database */
 /* Failure detection: a lost connection is seen at once (TCP); a master
  * that hangs with its connections open, within the heartbeat monitor. */
@@ -80,7 +83,8 @@ struct queue_repl {
 	enum queue_ack ack;
 	unsigned ack_timeout;
 	bool two_site_strict;
-	bool creator;
+	bool creator;			/* the group's first address */
+	bool fresh_creator;		/* ... and no group yet: look for one before creating it */
 	void (*on_role)(void *arg);
 	void *on_role_arg;
 	/* set by events, read anywhere */
@@ -260,12 +264,21 @@ static int repl_timeouts(DB_ENV *env, const struct queue_repl *r)
 	return env->rep_set_timeout(env, DB_REP_ELECTION_TIMEOUT, REPL_ELECTION_TIMEOUT_US);
 }
 
+/* repl_has_group - this node was in a group before: its membership database exists. */
+static bool repl_has_group(const struct queue *q)
+{
+	char path[MTAD_PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s", q->spool, REPL_GMDB);
+	return access(path, F_OK) == 0;
+}
+
 /*
- * repl_first_join_ok - a node joining the group for the first time (no
- * group membership database yet) gets the master's copy in place of its
- * own: refuse when its queue holds messages, which that would delete.
+ * repl_holds_mail - whether the queue holds a message (envelope.db has a
+ * record). Asked before the first join: joining replaces this node's
+ * copy with the master's. 0, or -1 with err.
  */
-static int repl_first_join_ok(struct queue *q, char *err, size_t errlen)
+static int repl_holds_mail(struct queue *q, bool *holds, char *err, size_t errlen)
 {
 	char path[MTAD_PATH_MAX + 32];
 	DBT key = { .flags = DB_DBT_MALLOC }, data = { .flags = DB_DBT_MALLOC };
@@ -273,11 +286,7 @@ static int repl_first_join_ok(struct queue *q, char *err, size_t errlen)
 	DB *db = NULL;
 	int rc;
 
-	if (q->repl->creator)
-		return 0;
-	snprintf(path, sizeof(path), "%s/%s", q->spool, REPL_GMDB);
-	if (access(path, F_OK) == 0)
-		return 0;
+	*holds = false;
 	snprintf(path, sizeof(path), "%s/envelope.db", q->spool);
 	if (access(path, F_OK) != 0)
 		return 0;
@@ -291,15 +300,41 @@ static int repl_first_join_ok(struct queue *q, char *err, size_t errlen)
 		(void)cur->close(cur);
 	if (db != NULL)
 		(void)db->close(db, 0);
-	if (rc == DB_NOTFOUND)
+	if (rc == 0 || rc == DB_NOTFOUND) {
+		*holds = rc == 0;
 		return 0;
-	snprintf(err, errlen, rc == 0
-		 ? "replication: this node joins the group %s for the first time, and joining "
-		   "replaces its queue with the master's, but its queue in %s holds messages: "
-		   "deliver them first (or make this node the first address of the group)"
-		 : "replication: cannot tell whether the queue of %s is empty (%s)",
-		 q->repl->local, rc == 0 ? q->spool : db_strerror(rc));
+	}
+	snprintf(err, errlen, "replication: cannot tell whether the queue in %s is empty (%s)",
+		 q->spool, db_strerror(rc));
 	return -1;
+}
+
+/*
+ * repl_first_start - a node that was never in the group. Its joining
+ * replaces its queue with the master's: one that is not the group's
+ * first node and holds messages refuses to start. The first node looks
+ * for an existing group before it creates one, unless it holds mail
+ * (an existing relay becoming the group's first node: it creates the
+ * group at once, its queue the group's).
+ */
+static int repl_first_start(struct queue *q, char *err, size_t errlen)
+{
+	struct queue_repl *r = q->repl;
+	bool holds;
+
+	if (repl_has_group(q))
+		return 0;
+	if (repl_holds_mail(q, &holds, err, errlen) != 0)
+		return -1;
+	if (holds && !r->creator) {
+		snprintf(err, errlen, "replication: this node joins the group %s for the first "
+			 "time, and joining replaces its queue with the master's, but its queue in "
+			 "%s holds messages: deliver them first (or make this node the first address "
+			 "of the group)", r->local, q->spool);
+		return -1;
+	}
+	r->fresh_creator = r->creator && !holds;
+	return 0;
 }
 
 /* repl_dispatch - master: a replica's channel message "mtad-lsn ADDR FILE OFFSET". */
@@ -346,14 +381,24 @@ static void repl_start_main(void *arg)
 	bool said = false;
 	int rc;
 
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
+		if (r->fresh_creator && tries == REPL_CREATE_AFTER) {
+			if ((rc = repl_site(q->env, r->local, true, true)) != 0)
+				break;
+			mtad_log(MTAD_LOG_INFO, "replication: no group answered through the peers "
+				 "in %d s: %s creates it", REPL_CREATE_AFTER, r->local);
+		}
 		rc = q->env->repmgr_start(q->env, 3, DB_REP_ELECTION);
 		if (rc != DB_REP_UNAVAIL)
 			break;
-		if (!said)
+		if (!said && r->fresh_creator && tries < REPL_CREATE_AFTER)
+			mtad_log(MTAD_LOG_INFO, "replication: %s is the group's first node and has no "
+				 "group yet: looking for one through the peers for %d s before "
+				 "creating it", r->local, REPL_CREATE_AFTER);
+		else if (!said)
 			mtad_log(MTAD_LOG_WARNING, "replication: %s cannot join the group yet (%s); "
 				 "trying again every second", r->local, db_strerror(rc));
-		said = true;
+		said = !r->fresh_creator || tries + 1 < REPL_CREATE_AFTER;
 		uv_mutex_lock(&r->lock);
 		if (!r->stop)
 			(void)uv_cond_timedwait(&r->wake, &r->lock, 1000000000ull);
@@ -386,10 +431,13 @@ int queue_repl_start(struct queue *q, const char **what, char *err, size_t errle
 	DB_ENV *env = q->env;
 	int rc;
 
-	if (repl_first_join_ok(q, err, errlen) != 0)
+	/* The first node creates the group only when no peer answers as a
+	 * member: one rebuilt on an empty spool must join the group that
+	 * exists, not start a second one (repl_start_main). */
+	if (repl_first_start(q, err, errlen) != 0)
 		return -1;
 	*what = "configure replication sites";
-	if ((rc = repl_site(env, r->local, true, r->creator)) != 0)
+	if ((rc = repl_site(env, r->local, true, r->creator && !r->fresh_creator)) != 0)
 		return rc;
 	for (size_t i = 0; i < r->npeers; i++)
 		if ((rc = repl_site(env, r->peers[i], false, false)) != 0)

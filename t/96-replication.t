@@ -10,6 +10,8 @@
 #   - a master frozen with SIGSTOP: the replica takes over; woken, the
 #     old one meets it, one of the two stops with status 1 after the
 #     election, and its restart rejoins as a replica; nothing is lost;
+#   - the first node rebuilt on an empty spool joins the group (it does
+#     not start a second one) and gets the queue back;
 #   - three nodes, 2,000 messages loaded into the master (the next hop
 #     refusing, so they stay queued), the master killed with SIGKILL in
 #     the middle: the others elect a master within seconds, it delivers,
@@ -23,6 +25,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use JSON::PP;
+use File::Path ();
 use Time::HiRes qw(sleep time);
 use MtadTest;
 use MtadLoad;
@@ -191,6 +194,29 @@ sub send_one {
 	$sink->set(greeting => '220 sink.test ESMTP');
 	ok MtadTest::wait_for(30 * $SLOW, sub { grep { $_->{data} =~ /^Subject: repl frozen\r?$/m } $sink->messages }),
 		'... and is delivered';
+	$_->stop for $b, $a;
+}
+
+# ---- the first node rebuilt on an empty spool joins, it does not start a second group ----
+{
+	my $sink = Sink->new(greeting => '421 4.3.2 not now');
+	my ($a, $b) = group(2, $sink);
+	$a->start;
+	$b->start_closed;
+	ok $b->wait_log(qr/has caught up with the master/, 0, 20 * $SLOW)
+		&& wait_status($a, 10, sub { $_[0]{peers}[0]{connected} }), 'a group of two';
+	my ($qid) = send_one($a, 'rebuilt') =~ /queued as ($MtadTest::QID)/;
+	ok $qid, 'a message queued';
+	$a->stop;
+	ok $b->wait_log(qr/replication: serving as master/, 0, 30 * $SLOW), 'the second node takes over';
+	File::Path::remove_tree($a->spool, { keep_root => 1 });
+	my $from = length $a->log_text;
+	$a->start_closed;
+	ok wait_status($a, 30, sub { $_[0]{role} eq 'replica' && ($_[0]{master} // '') eq $b->{repl} }),
+		'the first node, on an empty spool, joins the group as a replica';
+	unlike substr($a->log_text, $from), qr/creates it/, '... and creates no second group';
+	ok MtadTest::wait_for(10 * $SLOW, sub { grep { $_ eq $qid } $a->queue_ids }),
+		'... its copy has the queued message again';
 	$_->stop for $b, $a;
 }
 
