@@ -162,6 +162,10 @@ void queue_repl_free(struct queue *q);
  * comes in the committing thread). */
 void queue_repl_writer_is_me(struct queue *q);
 bool queue_repl_unacked(struct queue *q);
+/* queue_repl_waits - commits wait for acknowledgements (a group with
+ * replication_ack other than none): the writer then commits a batch's
+ * messages as one parent transaction, one wait per batch. */
+bool queue_repl_waits(const struct queue *q);
 
 /* queue_format_write - writes the spool's FORMAT file (durably). 0 or -1. */
 int queue_format_write(const char *spool, char *err, size_t errlen);
@@ -192,6 +196,10 @@ int queue_body_del(struct queue *q, DB_TXN *txn, const char *qid);
 typedef int (*queue_txn_fn)(struct queue *q, DB_TXN *txn, void *arg);
 int queue_txn_run(struct queue *q, uint32_t begin_flags, uint32_t commit_flags,
 		  queue_txn_fn fn, void *arg);
+/* queue_txn_run_in - the same as a child of parent (NULL: top level): a
+ * child's commit becomes durable (and replicated) with its parent's. */
+int queue_txn_run_in(struct queue *q, DB_TXN *parent, uint32_t begin_flags,
+		     uint32_t commit_flags, queue_txn_fn fn, void *arg);
 
 /*
  * queue_orphans_remove - deletes body chunks whose id has no envelope

@@ -580,6 +580,12 @@ bool queue_repl_unacked(struct queue *q)
 	return unacked;
 }
 
+/* queue_repl_waits - see queue_impl.h. */
+bool queue_repl_waits(const struct queue *q)
+{
+	return q->repl != NULL && q->repl->ack != QUEUE_ACK_NONE;
+}
+
 /* queue_role - see queue.h. */
 enum queue_role queue_role(const struct queue *q)
 {

@@ -50,11 +50,18 @@ void queue_body_key(unsigned char key[QUEUE_BODY_KEYLEN], const char *qid, uint3
 int queue_txn_run(struct queue *q, uint32_t begin_flags, uint32_t commit_flags,
 		  queue_txn_fn fn, void *arg)
 {
+	return queue_txn_run_in(q, NULL, begin_flags, commit_flags, fn, arg);
+}
+
+/* queue_txn_run_in - see queue_impl.h. */
+int queue_txn_run_in(struct queue *q, DB_TXN *parent, uint32_t begin_flags,
+		     uint32_t commit_flags, queue_txn_fn fn, void *arg)
+{
 	DB_TXN *txn;
 	int rc = DB_LOCK_DEADLOCK;
 
 	for (int try = 0; try < QUEUE_DEADLOCK_RETRIES && rc == DB_LOCK_DEADLOCK; try++) {
-		if ((rc = q->env->txn_begin(q->env, NULL, &txn, begin_flags)) != 0)
+		if ((rc = q->env->txn_begin(q->env, parent, &txn, begin_flags)) != 0)
 			return rc;
 		rc = fn(q, txn, arg);
 		if (rc != 0) {

@@ -48,6 +48,15 @@
 
 /* ---- writer thread ---- */
 
+/* writer_txn - one job's transaction: top level, or a child of the
+ * batch's parent when replication groups the batch (writer_run_group). */
+static int writer_txn(struct queue *q, queue_txn_fn fn, void *arg)
+{
+	DB_TXN *parent = q->writer != NULL ? q->writer->parent : NULL;
+
+	return queue_txn_run_in(q, parent, 0, DB_TXN_NOSYNC, fn, arg);
+}
+
 /* writer_put_chunk - stores one chunk of in; a collision never overwrites. */
 static int writer_put_chunk(struct queue *q, DB_TXN *txn, const char *qid, uint32_t n,
 			    const void *bytes, size_t len)
@@ -109,7 +118,7 @@ static void writer_forget(struct queue *q, struct queue_incoming *in)
 
 	if (in->w_collision || in->w_written == 0)
 		return;
-	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_body_del_txn, in);
+	rc = writer_txn(q, writer_body_del_txn, in);
 	if (rc != 0)	/* not fatal: the next start removes orphans */
 		mtad_log(MTAD_LOG_WARNING, "queue: %s: cannot delete body: %s", in->qid,
 			 db_strerror(rc));
@@ -157,7 +166,7 @@ static void writer_unreplicated(struct queue *q, struct wjob *job)
 		 "(replication_ack)");
 	in->w_status = QUEUE_UNREPLICATED;
 	memcpy(in->w_err, job->errmsg, sizeof(in->w_err));
-	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_unreplicated_txn, in);
+	rc = writer_txn(q, writer_unreplicated_txn, in);
 	if (rc != 0)
 		mtad_log(MTAD_LOG_ERROR, "queue: %s: unacknowledged, and cannot be removed (%s): "
 			 "it stays queued", in->qid, db_strerror(rc));
@@ -177,7 +186,7 @@ static void writer_do_chunk(struct queue *q, struct wjob *job)
 		return;
 	}
 	(void)queue_repl_unacked(q);	/* an earlier task's, not this chunk's */
-	rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_chunk_txn, job);
+	rc = writer_txn(q, writer_chunk_txn, job);
 	if (rc == 0) {
 		in->w_written++;
 		if (queue_repl_unacked(q)) {
@@ -207,7 +216,7 @@ static int writer_do_commit(struct queue *q, struct wjob *job)
 	} else if (job->data == NULL) {
 		job->status = ENOMEM;	/* errmsg was written by queue_incoming_commit */
 	} else if ((void)queue_repl_unacked(q),
-		   (rc = queue_txn_run(q, 0, DB_TXN_NOSYNC, writer_commit_txn, job)) != 0) {
+		   (rc = writer_txn(q, writer_commit_txn, job)) != 0) {
 		writer_fail(job, rc, "committing message");
 		in->w_collision |= rc == DB_KEYEXIST;
 		mtad_log(MTAD_LOG_WARNING, "queue: %s: %s", in->qid, job->errmsg);
@@ -247,6 +256,105 @@ static unsigned writer_run(struct queue *q, struct wjob *batch, unsigned *messag
 		}
 	}
 	return committed + *messages;
+}
+
+/* writer_unreplicated_all_txn - takes every message the batch committed
+ * out again, in one transaction (one wait, not one per message, when
+ * the replicas do not answer). */
+static int writer_unreplicated_all_txn(struct queue *q, DB_TXN *txn, void *arg)
+{
+	int rc = 0;
+
+	for (struct wjob *job = arg; job != NULL && rc == 0; job = job->next)
+		if (job->type == WJOB_COMMIT && job->status == 0)
+			rc = writer_unreplicated_txn(q, txn, job->in);
+	return rc;
+}
+
+/* writer_group_unacked - the batch's parent commit went unacknowledged:
+ * its messages come out again (451); a message still arriving will
+ * fail at its commit. */
+static void writer_group_unacked(struct queue *q, struct wjob *batch)
+{
+	int rc = writer_txn(q, writer_unreplicated_all_txn, batch);
+
+	for (struct wjob *job = batch; job != NULL; job = job->next) {
+		struct queue_incoming *in = job->in;
+
+		if ((job->type != WJOB_COMMIT && job->type != WJOB_CHUNK) || job->status != 0)
+			continue;
+		in->w_status = QUEUE_UNREPLICATED;
+		snprintf(in->w_err, sizeof(in->w_err), "not acknowledged by a replica in time "
+			 "(replication_ack)");
+		if (job->type != WJOB_COMMIT)
+			continue;
+		job->status = QUEUE_UNREPLICATED;
+		memcpy(job->errmsg, in->w_err, sizeof(job->errmsg));
+		in->w_written = 0;
+		if (rc != 0)
+			mtad_log(MTAD_LOG_ERROR, "queue: %s: unacknowledged, and cannot be removed "
+				 "(%s): it stays queued", in->qid, db_strerror(rc));
+		mtad_log(MTAD_LOG_WARNING, "queue: %s: %s; removed, the client is told 451",
+			 in->qid, job->errmsg);
+	}
+}
+
+/* writer_group_failed - the batch's parent commit failed: nothing of it
+ * is in the queue; each message of it fails (its earlier chunks go). */
+static void writer_group_failed(struct queue *q, struct wjob *batch, int rc)
+{
+	for (struct wjob *job = batch; job != NULL; job = job->next) {
+		if ((job->type != WJOB_COMMIT && job->type != WJOB_CHUNK) || job->status != 0)
+			continue;
+		writer_fail(job, rc, "committing the batch");
+		job->in->w_status = rc;
+		memcpy(job->in->w_err, job->errmsg, sizeof(job->in->w_err));
+		if (job->type == WJOB_COMMIT) {
+			mtad_log(MTAD_LOG_WARNING, "queue: %s: %s", job->in->qid, job->errmsg);
+			writer_forget(q, job->in);
+		}
+	}
+}
+
+/*
+ * writer_run_group - the batch as one parent transaction whose children
+ * are its jobs: in a replication group each top-level commit waits for
+ * the replicas' acknowledgement, one network round trip per message
+ * (3,286 msg/s against 13,911 alone, BENCHMARKS.md); one parent waits
+ * once for the whole batch, as the log flush is shared (group commit).
+ * A child that fails (a queue id in use) aborts alone. The batch holds
+ * its locks until the parent commits: TASK jobs, which take their own
+ * transactions, run after it (writer_main), never inside.
+ */
+static unsigned writer_run_group(struct queue *q, struct wjob *batch, unsigned *messages)
+{
+	struct queue_writer *w = q->writer;
+	DB_TXN *parent;
+	unsigned committed;
+	int rc;
+
+	if (q->env->txn_begin(q->env, NULL, &parent, 0) != 0)
+		return writer_run(q, batch, messages);	/* one wait per message */
+	w->parent = parent;
+	committed = writer_run(q, batch, messages);
+	w->parent = NULL;
+	(void)queue_repl_unacked(q);
+	if ((rc = parent->commit(parent, DB_TXN_NOSYNC)) != 0) {
+		writer_group_failed(q, batch, rc);
+		*messages = 0;
+		return 0;
+	}
+	if (queue_repl_unacked(q)) {
+		writer_group_unacked(q, batch);
+		*messages = 0;
+	}
+	return committed;
+}
+
+/* writer_is_task - a TASK job (the write tasks left after the reads). */
+static bool writer_is_task(const struct wjob *job)
+{
+	return job->type == WJOB_TASK;
 }
 
 /* writer_is_stats, writer_is_read - what writer_split takes out of a batch. */
@@ -413,7 +521,22 @@ static void writer_main(void *arg)
 		reads = writer_split(&batch, writer_is_read);
 
 		if (batch != NULL) {
-			unsigned messages, committed = writer_run(q, batch, &messages);
+			unsigned messages, committed;
+
+			if (queue_repl_waits(q)) {
+				struct wjob *tasks = writer_split(&batch, writer_is_task), **end;
+				unsigned none;
+
+				committed = batch != NULL ? writer_run_group(q, batch, &messages) : 0;
+				if (batch == NULL)
+					messages = 0;
+				committed += writer_run(q, tasks, &none);
+				for (end = &batch; *end != NULL; end = &(*end)->next)
+					;
+				*end = tasks;	/* flushed and reported with the rest */
+			} else {
+				committed = writer_run(q, batch, &messages);
+			}
 
 			if (committed > 0)
 				writer_flush(q, batch);

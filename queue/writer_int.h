@@ -96,6 +96,7 @@ struct queue_writer {
 	size_t stats_inflight;	/* STATS jobs submitted and not completed */
 	uint64_t commits_counted;	/* q->commits already in the statistics */
 	/* writer thread */
+	DB_TXN *parent;		/* the batch's parent transaction (replication), or NULL */
 	bool active;		/* work since the last checkpoint */
 	uint64_t last_checkpoint;	/* uv_hrtime() */
 	uint64_t last_expire;	/* uv_hrtime() when the last statistics expiry ended */
