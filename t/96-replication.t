@@ -104,6 +104,11 @@ sub send_one {
 	($rc, $out, my $err) = $b->mtaq('delete', $qid);
 	isnt $rc, 0, 'mtaq delete on the replica fails';
 	like $err, qr/this node is a replica/, '... saying why';
+	($rc, $out, $err) = $a->mtaq('delete', $qid);
+	is $rc, 0, 'mtaq delete on the master works' or diag $err;
+	ok MtadTest::wait_for(15 * $SLOW, sub { !grep { $_ eq $qid } $b->queue_ids }),
+		'... and the replica\'s copy follows (mtaq is no replication process: the replica '
+		. 'fetches the change at the master\'s next record or heartbeat)';
 	$sa = wait_status($a, 10, sub { ($_[0]{peers}[0]{lag_bytes} // -1) == 0 });
 	ok $sa, 'the master sees its replica 0 bytes behind';
 	ok $sa && $sa->{last_ack} > 0, '... and a last acknowledged commit';
