@@ -339,6 +339,57 @@ static void test_milter(struct tap *t)
 	       "no milter by default; milter_listeners = all");
 }
 
+/* test_hostport - mtad_hostport_parse, the replication addresses' parser. */
+static void test_hostport(struct tap *t)
+{
+	static const struct { const char *in; const char *host; unsigned port; } good[] = {
+		{ "10.0.0.1:7001", "10.0.0.1", 7001 }, { "[::1]:1", "::1", 1 },
+		{ "mx-2.campus.test:65535", "mx-2.campus.test", 65535 },
+		{ "[2001:db8::5]:5025", "2001:db8::5", 5025 },
+	};
+	static const char *const bad[] = {
+		"", ":25", "10.0.0.1", "10.0.0.1:", "10.0.0.1:0", "10.0.0.1:65536", "::1:25",
+		"[::1]25", "[::1", "a b:25", "host:25x", "host:-1", "x:99999999999999999999",
+		"h_st:25", "[]:25",
+	};
+	char host[64];
+	unsigned port;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int r = mtad_hostport_parse(good[i].in, host, sizeof(host), &port);
+
+		TAP_OK(t, r == 0 && strcmp(host, good[i].host) == 0 && port == good[i].port,
+		       "hostport \"%s\" -> %s %u", good[i].in, good[i].host, good[i].port);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_OK(t, mtad_hostport_parse(bad[i], host, sizeof(host), &port) != 0,
+		       "hostport \"%s\" refused", bad[i]);
+	TAP_OK(t, mtad_hostport_parse("abcdefghij:25", host, 10, &port) != 0,
+	       "a host longer than the buffer is refused");
+}
+
+/* test_replication - the group's keys, their defaults and relations. */
+static void test_replication(struct tap *t)
+{
+	struct mtad_config c;
+	char err[256];
+	int r = parse(&c, "hostname = mx.test\n", err, sizeof(err));
+
+	TAP_OK(t, r == 0 && c.replication_local[0] == '\0' && c.nreplication_peers == 0 &&
+	       c.replication_priority == 100 && strcmp(c.replication_ack, "one") == 0 &&
+	       c.replication_ack_timeout == 5 && strcmp(c.replication_two_site_strict, "no") == 0,
+	       "replication defaults: none, priority 100, ack one, 5 s, not strict");
+	r = parse(&c, "replication_local = 10.0.0.1:7001\nreplication_peer = 10.0.0.2:7001\n"
+		  "replication_peer = [fd00::3]:7001\nreplication_ack = quorum\n"
+		  "replication_ack_timeout = 2m\nreplication_priority = 0\n", err, sizeof(err));
+	TAP_OK(t, r == 0 && c.nreplication_peers == 2 &&
+	       strcmp(c.replication_peers[1], "[fd00::3]:7001") == 0 &&
+	       strcmp(c.replication_ack, "quorum") == 0 && c.replication_ack_timeout == 120 &&
+	       c.replication_priority == 0, "a group of three: %s", r ? err : "ok");
+	r = parse(&c, "replication_local = 10.0.0.1:7001\n", err, sizeof(err));
+	TAP_OK(t, r != 0 && strstr(err, "a group of one"), "a group of one is an error");
+}
+
 /* test_listen_roles - the words after ADDRESS:PORT, and how -n prints them. */
 static void test_listen_roles(struct tap *t)
 {
@@ -832,6 +883,8 @@ int main(void)
 	test_policy_keys(&t);
 	test_errors(&t);
 	test_milter(&t);
+	test_hostport(&t);
+	test_replication(&t);
 	test_limits(&t);
 	test_print(&t);
 	test_minfree(&t);
