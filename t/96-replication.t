@@ -64,6 +64,18 @@ sub wait_status {
 	return MtadTest::wait_for($secs * $SLOW, sub { my $s = status($m); $s && $code->($s) ? $s : undef });
 }
 
+# pair(SINK) - a group of two started: the master, its replica caught
+# up and seen connected (one test).
+sub pair {
+	my ($sink, %cfg) = @_;
+	my ($a, $b) = group(2, $sink, %cfg);
+	$a->start;
+	$b->start_closed;
+	ok $b->wait_log(qr/has caught up with the master/, 0, 20 * $SLOW)
+		&& wait_status($a, 10, sub { $_[0]{peers}[0]{connected} }), 'a group of two';
+	return ($a, $b);
+}
+
 sub refused {
 	my ($m) = @_;
 	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $m->port, Timeout => 3);
@@ -156,11 +168,7 @@ sub send_one {
 # ---- two nodes: a master frozen (SIGSTOP) loses its role ----
 {
 	my $sink = Sink->new(greeting => '421 4.3.2 not now');
-	my ($a, $b) = group(2, $sink);
-	$a->start;
-	$b->start_closed;
-	ok $b->wait_log(qr/has caught up with the master/, 0, 20 * $SLOW)
-		&& wait_status($a, 10, sub { $_[0]{peers}[0]{connected} }), 'a group of two';
+	my ($a, $b) = pair($sink);
 	my ($qid) = send_one($a, 'frozen') =~ /queued as ($MtadTest::QID)/;
 	ok $qid, 'a message accepted before the master freezes';
 	kill 'STOP', $a->pid;
@@ -205,11 +213,7 @@ sub send_one {
 # ---- the first node rebuilt on an empty spool joins, it does not start a second group ----
 {
 	my $sink = Sink->new(greeting => '421 4.3.2 not now');
-	my ($a, $b) = group(2, $sink);
-	$a->start;
-	$b->start_closed;
-	ok $b->wait_log(qr/has caught up with the master/, 0, 20 * $SLOW)
-		&& wait_status($a, 10, sub { $_[0]{peers}[0]{connected} }), 'a group of two';
+	my ($a, $b) = pair($sink);
 	my ($qid) = send_one($a, 'rebuilt') =~ /queued as ($MtadTest::QID)/;
 	ok $qid, 'a message queued';
 	$a->stop;
