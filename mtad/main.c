@@ -922,6 +922,9 @@ static int daemon_run(struct daemon *d)
 	    daemon_open_security(d, err, sizeof(err)) != 0 ||
 	    daemon_signals(d) != 0 ||
 	    listen_start(d, err, sizeof(err)) != 0 ||
+	    /* A single node listens at once, as root, as it always did; a
+	     * replication group's node once it is master (daemon_serve). */
+	    (!d->cfg.replication_local[0] && listen_accept(d, err, sizeof(err)) != 0) ||
 	    privilege_drop(&d->cfg, &d->user, d->tls != NULL, d->auth != NULL,
 			   err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
