@@ -101,10 +101,10 @@ sub send_one {
 	ok $b->wait_log(qr/replication: \Q$b->{repl}\E has caught up with the master/, 0, 20 * $SLOW),
 		'the second node joins and catches up';
 	ok refused($b), "the replica's SMTP port refuses connections (its listeners stay closed)";
-	my $sa = wait_status($a, 10, sub { $_[0]{role} eq 'master' && $_[0]{peers}[0]{connected} });
+	my $sa = wait_status($a, 10, sub { ($_[0]{role} // '') eq 'master' && $_[0]{peers}[0]{connected} });
 	ok $sa, 'mtaq replication on the master: master, its peer connected';
 	is $sa && $sa->{peers}[0]{address}, $b->{repl}, '... the peer named as configured';
-	my $sb = wait_status($b, 10, sub { $_[0]{role} eq 'replica' && ($_[0]{master} // '') ne '' });
+	my $sb = wait_status($b, 10, sub { ($_[0]{role} // '') eq 'replica' && ($_[0]{master} // '') ne '' });
 	is $sb && $sb->{master}, $a->{repl}, 'mtaq replication on the replica names the master';
 	my ($rc, $out) = $b->mtaq('replication');
 	like $out, qr/^role\s+replica since .*\n.*^master\s+\Q$a->{repl}\E$/ms, '... also as text';
@@ -200,7 +200,7 @@ sub send_one {
 	note "the election after the meeting chose $winner->{repl}";
 	is status($winner) && status($winner)->{role}, 'master', 'the other one is master';
 	$loser->start_closed;
-	ok wait_status($loser, 30, sub { $_[0]{role} eq 'replica' && ($_[0]{master} // '') eq $winner->{repl} }),
+	ok wait_status($loser, 30, sub { ($_[0]{role} // '') eq 'replica' && ($_[0]{master} // '') eq $winner->{repl} }),
 		'the one that stopped, restarted, is its replica';
 	ok MtadTest::wait_for(10 * $SLOW, sub { grep { $_ eq $qid } $winner->queue_ids }),
 		'the message accepted before the freeze is in the master\'s queue';
@@ -221,7 +221,7 @@ sub send_one {
 	File::Path::remove_tree($a->spool, { keep_root => 1 });
 	my $from = length $a->log_text;
 	$a->start_closed;
-	ok wait_status($a, 30, sub { $_[0]{role} eq 'replica' && ($_[0]{master} // '') eq $b->{repl} }),
+	ok wait_status($a, 30, sub { ($_[0]{role} // '') eq 'replica' && ($_[0]{master} // '') eq $b->{repl} }),
 		'the first node, on an empty spool, joins the group as a replica';
 	unlike substr($a->log_text, $from), qr/creates it/, '... and creates no second group';
 	ok MtadTest::wait_for(10 * $SLOW, sub { grep { $_ eq $qid } $a->queue_ids }),
@@ -298,7 +298,7 @@ sub send_one {
 	$n[0]->start_closed;
 	ok $n[0]->wait_log(qr/replication: \Q$n[0]{repl}\E is a replica/, $from, 30 * $SLOW),
 		'the old master restarts as a replica';
-	my $s0 = wait_status($n[0], 30, sub { $_[0]{role} eq 'replica' && ($_[0]{master} // '') eq $new->{repl} });
+	my $s0 = wait_status($n[0], 30, sub { ($_[0]{role} // '') eq 'replica' && ($_[0]{master} // '') eq $new->{repl} });
 	ok $s0, '... following the new master (mtaq replication)';
 	ok refused($n[0]), '... with its listeners closed';
 	my $sn = wait_status($new, 30, sub { my $s = shift; !grep { !$_->{connected} } @{ $s->{peers} } });
