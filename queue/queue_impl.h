@@ -162,6 +162,10 @@ void queue_repl_free(struct queue *q);
  * comes in the committing thread). */
 void queue_repl_writer_is_me(struct queue *q);
 bool queue_repl_unacked(struct queue *q);
+/* queue_repl_acked - the writer: a log flush made messages durable and
+ * (when the group waits for acknowledgements) acknowledged; the time is
+ * mtaq replication's "last ack". */
+void queue_repl_acked(struct queue *q);
 /* queue_repl_waits - commits wait for acknowledgements (a group with
  * replication_ack other than none): the writer then commits a batch's
  * messages as one parent transaction, one wait per batch. */

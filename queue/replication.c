@@ -570,14 +570,14 @@ void queue_repl_writer_is_me(struct queue *q)
 /* queue_repl_unacked - see queue_impl.h. */
 bool queue_repl_unacked(struct queue *q)
 {
-	bool unacked;
+	return q->repl != NULL && atomic_exchange(&q->repl->writer_unacked, false);
+}
 
-	if (q->repl == NULL)
-		return false;
-	unacked = atomic_exchange(&q->repl->writer_unacked, false);
-	if (!unacked && q->repl->ack != QUEUE_ACK_NONE)
+/* queue_repl_acked - see queue_impl.h. */
+void queue_repl_acked(struct queue *q)
+{
+	if (queue_repl_waits(q))
 		atomic_store(&q->repl->last_ack, (int64_t)time(NULL));
-	return unacked;
 }
 
 /* queue_repl_waits - see queue_impl.h. */

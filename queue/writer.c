@@ -149,30 +149,37 @@ static int writer_unreplicated_txn(struct queue *q, DB_TXN *txn, void *arg)
 	return queue_body_del(q, txn, in->qid);
 }
 
+/* The text a message's failure carries when the replicas did not answer. */
+#define WRITER_UNACKED_TEXT "not acknowledged by a replica in time (replication_ack)"
+
 /*
- * writer_unreplicated - a commit of in that the replicas did not
- * acknowledge in time (replication_ack): the copy here is not the
- * promise a 250 makes, so the message comes out again and the client
- * is told 451. Should the delete fail, the message stays and is
- * delivered: a duplicate when the client sends again, never a loss.
+ * writer_mark_unreplicated - job's message was committed but not
+ * acknowledged, and its removal returned del_rc: a copy here alone is
+ * not the promise a 250 makes, so the client is told 451. Should the
+ * removal have failed, the message stays and is delivered: a duplicate
+ * when the client sends again, never a loss.
  */
-static void writer_unreplicated(struct queue *q, struct wjob *job)
+static void writer_mark_unreplicated(struct wjob *job, int del_rc)
 {
 	struct queue_incoming *in = job->in;
-	int rc;
 
 	job->status = QUEUE_UNREPLICATED;
-	snprintf(job->errmsg, sizeof(job->errmsg), "not acknowledged by a replica in time "
-		 "(replication_ack)");
+	snprintf(job->errmsg, sizeof(job->errmsg), "%s", WRITER_UNACKED_TEXT);
 	in->w_status = QUEUE_UNREPLICATED;
 	memcpy(in->w_err, job->errmsg, sizeof(in->w_err));
-	rc = writer_txn(q, writer_unreplicated_txn, in);
-	if (rc != 0)
-		mtad_log(MTAD_LOG_ERROR, "queue: %s: unacknowledged, and cannot be removed (%s): "
-			 "it stays queued", in->qid, db_strerror(rc));
 	in->w_written = 0;
+	if (del_rc != 0)
+		mtad_log(MTAD_LOG_ERROR, "queue: %s: unacknowledged, and cannot be removed (%s): "
+			 "it stays queued", in->qid, db_strerror(del_rc));
 	mtad_log(MTAD_LOG_WARNING, "queue: %s: %s; removed, the client is told 451", in->qid,
 		 job->errmsg);
+}
+
+/* writer_unreplicated - one message's own commit went unacknowledged
+ * (a batch that could not get a parent transaction): out it comes. */
+static void writer_unreplicated(struct queue *q, struct wjob *job)
+{
+	writer_mark_unreplicated(job, writer_txn(q, writer_unreplicated_txn, job->in));
 }
 
 /* writer_do_chunk - writes one full chunk in its own transaction. */
@@ -192,8 +199,7 @@ static void writer_do_chunk(struct queue *q, struct wjob *job)
 		if (queue_repl_unacked(q)) {
 			/* The whole message will be 451: the commit sees w_status. */
 			in->w_status = QUEUE_UNREPLICATED;
-			snprintf(in->w_err, sizeof(in->w_err), "not acknowledged by a replica in "
-				 "time (replication_ack)");
+			snprintf(in->w_err, sizeof(in->w_err), "%s", WRITER_UNACKED_TEXT);
 		}
 		return;
 	}
@@ -279,23 +285,14 @@ static void writer_group_unacked(struct queue *q, struct wjob *batch)
 	int rc = writer_txn(q, writer_unreplicated_all_txn, batch);
 
 	for (struct wjob *job = batch; job != NULL; job = job->next) {
-		struct queue_incoming *in = job->in;
-
-		if ((job->type != WJOB_COMMIT && job->type != WJOB_CHUNK) || job->status != 0)
+		if (job->status != 0)
 			continue;
-		in->w_status = QUEUE_UNREPLICATED;
-		snprintf(in->w_err, sizeof(in->w_err), "not acknowledged by a replica in time "
-			 "(replication_ack)");
-		if (job->type != WJOB_COMMIT)
-			continue;
-		job->status = QUEUE_UNREPLICATED;
-		memcpy(job->errmsg, in->w_err, sizeof(job->errmsg));
-		in->w_written = 0;
-		if (rc != 0)
-			mtad_log(MTAD_LOG_ERROR, "queue: %s: unacknowledged, and cannot be removed "
-				 "(%s): it stays queued", in->qid, db_strerror(rc));
-		mtad_log(MTAD_LOG_WARNING, "queue: %s: %s; removed, the client is told 451",
-			 in->qid, job->errmsg);
+		if (job->type == WJOB_COMMIT) {
+			writer_mark_unreplicated(job, rc);
+		} else if (job->type == WJOB_CHUNK) {
+			job->in->w_status = QUEUE_UNREPLICATED;
+			snprintf(job->in->w_err, sizeof(job->in->w_err), "%s", WRITER_UNACKED_TEXT);
+		}
 	}
 }
 
@@ -540,8 +537,10 @@ static void writer_main(void *arg)
 
 			if (committed > 0)
 				writer_flush(q, batch);
-			if (messages > 0)
+			if (messages > 0) {
 				writer_count_sync(q, messages);
+				queue_repl_acked(q);
+			}
 			atomic_fetch_add(&q->commits, messages);
 			w->active = true;
 			writer_deliver(batch);
