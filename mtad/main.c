@@ -710,7 +710,6 @@ static int daemon_open_queue(struct daemon *d, char *err, size_t errlen)
 	d->panic_async.data = d;
 	d->panic_async_open = true;
 	uv_unref((uv_handle_t *)&d->panic_async);	/* never keeps the loop alive */
-	daemon_replication(d);
 	if (d->replicated) {
 		/* Referenced: a replica's loop has nothing else to wait for. */
 		if ((r = uv_async_init(d->loop, &d->role_async, daemon_role)) != 0) {
@@ -916,6 +915,7 @@ static int daemon_run(struct daemon *d)
 	int status = 1;
 
 	daemon_fd_limit(d, true);
+	daemon_replication(d);	/* d->replicated says when the listeners listen */
 	/* Signals before the listeners: a SIGTERM once the port answers
 	 * stops mtad cleanly at the loop's first turn, not by default action. */
 	if (privilege_plan(&d->cfg, &d->user, err, sizeof(err)) != 0 ||
@@ -924,7 +924,7 @@ static int daemon_run(struct daemon *d)
 	    listen_start(d, err, sizeof(err)) != 0 ||
 	    /* A single node listens at once, as root, as it always did; a
 	     * replication group's node once it is master (daemon_serve). */
-	    (!d->cfg.replication_local[0] && listen_accept(d, err, sizeof(err)) != 0) ||
+	    (!d->replicated && listen_accept(d, err, sizeof(err)) != 0) ||
 	    privilege_drop(&d->cfg, &d->user, d->tls != NULL, d->auth != NULL,
 			   err, sizeof(err)) != 0 ||
 	    daemon_open_queue(d, err, sizeof(err)) != 0 ||
